@@ -1,0 +1,24 @@
+#!/bin/sh
+# Install everything pyrunc needs on a Debian 12 machine (as root): the apt packages in
+# scripts/apt-packages.txt, a virtual environment in .venv made from Debian's python3, and
+# pyrunc itself with its native core and test dependencies.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+pkgs=$(grep -v -e '^#' -e '^$' scripts/apt-packages.txt)
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "install.sh: apt packages:$missing"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# Debian's interpreter starts in about 10 ms; the pyrunc command is on engines' hot path.
+[ -x .venv/bin/python ] || /usr/bin/python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check ".[test]"
+echo "install.sh: pyrunc installed in $top/.venv"

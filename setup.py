@@ -1,0 +1,78 @@
+"""Build and install pyrunc.
+
+The importable package is ``pyrunc``; its subpackages live in the design card's folders:
+
+    pyrunc               <- src/
+    pyrunc.libcontainer  <- src/libcontainer/
+    pyrunc.containerd    <- src/containerd/
+    pyrunc.engine        <- src/engine/
+    pyrunc.cli           <- src/cli/
+
+Native code lives in native/:
+
+* every ``native/build_<name>.py`` defines a cffi ``ffibuilder`` (API mode) and becomes the
+  extension module ``pyrunc._<name>``;
+* every ``native/programs/<name>.c`` is compiled into a small static executable installed as
+  ``pyrunc/_libexec/<name>`` (helpers such as the per-container shim, which must not carry a
+  Python interpreter).
+"""
+import glob
+import os
+import subprocess
+
+from setuptools import find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def cffi_modules():
+    return sorted("%s:ffibuilder" % os.path.relpath(p, HERE)
+                  for p in glob.glob(os.path.join(HERE, "native", "build_*.py")))
+
+
+class BuildExtWithPrograms(build_ext):
+    """build_ext that also compiles native/programs/*.c into pyrunc/_libexec/."""
+
+    def run(self):
+        super().run()
+        if self.inplace:
+            out_dir = os.path.join(HERE, "src", "_libexec")
+        else:
+            out_dir = os.path.join(self.build_lib, "pyrunc", "_libexec")
+        os.makedirs(out_dir, exist_ok=True)
+        cc = os.environ.get("CC", "gcc")
+        for source in sorted(glob.glob(os.path.join(HERE, "native", "programs", "*.c"))):
+            name = os.path.splitext(os.path.basename(source))[0]
+            target = os.path.join(out_dir, name)
+            cmd = [cc, "-O2", "-Wall", "-Werror", "-static", "-s",
+                   "-I", os.path.join(HERE, "native"), "-o", target, source]
+            self.announce("compiling program %s" % name, level=2)
+            subprocess.check_call(cmd)
+
+
+packages = ["pyrunc"] + ["pyrunc." + p for p in find_packages("src")]
+
+setup(
+    name="pyrunc",
+    version="0.1.0",
+    description="A layered container system: libcontainer, a runc-compatible runtime, "
+                "an image engine and a docker-style CLI",
+    python_requires=">=3.11",
+    package_dir={"pyrunc": "src"},
+    packages=packages,
+    package_data={"pyrunc": ["_libexec/*"], "pyrunc.libcontainer": ["schema/*.json"]},
+    setup_requires=["cffi>=1.15"],
+    cffi_modules=cffi_modules(),
+    install_requires=["cffi>=1.15", "pyroute2", "jsonschema", "requests"],
+    extras_require={"test": ["pytest", "hypothesis", "docker"]},
+    cmdclass={"build_ext": BuildExtWithPrograms},
+    entry_points={
+        "console_scripts": [
+            "pyrunc = pyrunc.containerd.runtime.cli:main",
+            "pydockerd = pyrunc.engine.daemon:main",
+            "pydocker = pyrunc.cli.main:main",
+        ],
+    },
+    zip_safe=False,
+)

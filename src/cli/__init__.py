@@ -1,0 +1,1 @@
+"""pydocker: a docker-style client of the Engine API served by pydockerd."""

@@ -1,0 +1,1 @@
+"""The engine: images, containers made from images, networks, volumes, logs and pydockerd."""

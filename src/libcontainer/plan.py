@@ -1,0 +1,121 @@
+"""The execution plan: everything the native core needs, decided in Python before clone.
+
+specconv turns a validated runtime config into a ``Plan``; the native core (``native/``) executes
+it in the child without running any Python. Every path, flag, number and mask is resolved here, so
+the C side only performs system calls in order and reports the step that failed.
+
+Conventions
+* Paths inside the container are absolute container paths; the native core resolves them under
+  ``rootfs`` without following symlinks out of it.
+* Flag words are the kernel's own values (MS_*, CLONE_*, MOUNT_ATTR_*), computed in Python.
+"""
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+@dataclass
+class Namespace:
+    flag: int                      # CLONE_NEW* value
+    path: Optional[str] = None     # join this one (setns) instead of creating a new one
+
+
+@dataclass
+class MountStep:
+    """One step of the rootfs setup, performed in order before pivot_root."""
+
+    kind: str                      # "mount" | "mkdir" | "symlink"
+    destination: str               # container path (for "symlink": the link's path)
+    source: Optional[str] = None   # mount source, or the symlink's target
+    fstype: Optional[str] = None
+    flags: int = 0                 # MS_* for mount(2) (MS_BIND, MS_REC, MS_RDONLY, ...)
+    data: str = ""                 # filesystem-specific options
+    propagation: int = 0           # MS_SHARED/MS_SLAVE/MS_PRIVATE/MS_UNBINDABLE [| MS_REC]
+    attr_set: int = 0              # MOUNT_ATTR_* to set recursively with mount_setattr
+    attr_clr: int = 0              # MOUNT_ATTR_* to clear recursively with mount_setattr
+    source_is_dir: bool = True     # bind of a file creates a file, of a directory a directory
+    mode: int = 0o755              # for "mkdir"
+
+
+@dataclass
+class Device:
+    path: str                      # container path, e.g. /dev/null
+    kind: str                      # "c" | "b" | "p"
+    major: int = 0
+    minor: int = 0
+    mode: int = 0o666              # permission bits
+    uid: int = 0
+    gid: int = 0
+    bind: bool = False             # bind-mount the host node instead of mknod (user namespaces)
+
+
+@dataclass
+class Rlimit:
+    resource: int                  # RLIMIT_* number
+    soft: int
+    hard: int
+
+
+@dataclass
+class Capabilities:
+    """Masks of capability numbers (bit n = capability n)."""
+
+    bounding: int = 0
+    effective: int = 0
+    permitted: int = 0
+    inheritable: int = 0
+    ambient: int = 0
+
+
+@dataclass
+class Hook:
+    path: str
+    args: list = field(default_factory=list)
+    env: list = field(default_factory=list)
+    timeout: Optional[int] = None  # seconds
+
+
+@dataclass
+class Seccomp:
+    bpf: bytes                     # struct sock_filter[] as produced by libseccomp's export
+    flags: int = 0                 # SECCOMP_FILTER_FLAG_*
+    notify: bool = False           # the program uses SECCOMP_RET_USER_NOTIF: send the listener fd
+    listener_path: Optional[str] = None
+    listener_metadata: str = ""
+
+
+@dataclass
+class Plan:
+    container_id: str
+    bundle: str
+    rootfs: str                    # absolute host path of the root filesystem
+    readonly_root: bool = False
+    namespaces: list = field(default_factory=list)     # [Namespace]
+    uid_map: str = ""              # contents for /proc/PID/uid_map (empty: no user namespace)
+    gid_map: str = ""
+    setgroups_deny: bool = False
+    time_offsets: str = ""         # contents for /proc/self/timens_offsets
+    rootfs_propagation: int = 0    # MS_* applied to / (default MS_SLAVE|MS_REC)
+    mounts: list = field(default_factory=list)         # [MountStep], in order
+    devices: list = field(default_factory=list)        # [Device], defaults included
+    masked_paths: list = field(default_factory=list)
+    readonly_paths: list = field(default_factory=list)
+    no_pivot: bool = False
+    hostname: Optional[str] = None
+    domainname: Optional[str] = None
+    sysctl: list = field(default_factory=list)         # [(name "net.ipv4.ip_forward", value)]
+    rlimits: list = field(default_factory=list)        # [Rlimit]
+    oom_score_adj: Optional[int] = None
+    capabilities: Optional[Capabilities] = None
+    no_new_privileges: bool = False
+    uid: int = 0
+    gid: int = 0
+    additional_gids: list = field(default_factory=list)
+    umask: Optional[int] = None
+    cwd: str = "/"
+    env: list = field(default_factory=list)
+    args: list = field(default_factory=list)
+    terminal: bool = False
+    seccomp: Optional[Seccomp] = None
+    create_container_hooks: list = field(default_factory=list)  # [Hook], run by the child
+    start_container_hooks: list = field(default_factory=list)   # [Hook], run by the child
+    state_json: bytes = b""        # the state given to hooks run by the child on stdin

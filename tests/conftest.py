@@ -1,0 +1,80 @@
+"""Fixtures shared by every layer's tests.
+
+The suite runs as root inside a private mount namespace (scripts/test.sh); container tests
+refuse to run outside one.
+"""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from pyrunc.libcontainer import bundle as bundles
+
+VENV_BIN = os.path.dirname(sys.executable)
+
+
+def _root_mount_is_private():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == "/":
+                return not any(x.startswith("shared:") for x in fields[6:fields.index("-")])
+    return False
+
+
+@pytest.fixture(scope="session")
+def private_mount_ns():
+    """Skip container tests unless we are root in a private mount namespace."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    if not _root_mount_is_private():
+        pytest.fail("container tests must run in a private mount namespace: use scripts/test.sh")
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory):
+    """A busybox-static rootfs built once per session (treat as read-only; copy to change)."""
+    root = tmp_path_factory.mktemp("busybox") / "rootfs"
+    bundles.make_busybox_rootfs(str(root))
+    return str(root)
+
+
+@pytest.fixture
+def make_bundle(tmp_path, busybox_rootfs):
+    """make_bundle(args, **spec_changes) -> bundle dir with config.json and a rootfs copy.
+
+    The rootfs is a hard-linked copy of the session rootfs (cheap); ``mutate(spec)`` may edit
+    the example spec before it is written.
+    """
+    counter = [0]
+
+    def make(args=("true",), terminal=False, mutate=None):
+        counter[0] += 1
+        bundle = tmp_path / ("bundle%d" % counter[0])
+        bundle.mkdir()
+        subprocess.run(["cp", "-al", busybox_rootfs, str(bundle / "rootfs")], check=True)
+        spec = bundles.example_spec(args=list(args), terminal=terminal)
+        if mutate:
+            mutate(spec)
+        bundles.write_spec(str(bundle), spec)
+        return str(bundle)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def pyrunc_bin():
+    path = os.path.join(VENV_BIN, "pyrunc")
+    if not os.path.exists(path):
+        pytest.skip("pyrunc is not installed in this environment")
+    return path
+
+
+def need(binary):
+    """Skip unless an external peer tool is installed."""
+    path = shutil.which(binary)
+    if not path:
+        pytest.skip("%s is not installed" % binary)
+    return path
