@@ -1,0 +1,70 @@
+"""Garbage collection of content: mark from roots through manifests and indexes, sweep the rest.
+
+Roots are what the image store points at (manifest and index digests, image configs) plus
+every leased digest. A manifest references its config and layers; an index references its
+manifests; anything reachable is kept, everything else is deleted.
+"""
+import json
+
+from pyrunc.engine.content.store import leased_digests
+
+INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
+               "application/vnd.docker.distribution.manifest.list.v2+json")
+MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json",
+                  "application/vnd.docker.distribution.manifest.v2+json")
+
+
+def children(store, digest):
+    """Digests a blob references, if it is a manifest or an index; else nothing."""
+    try:
+        info = store.info(digest)
+    except Exception:
+        return []
+    if info.size > 4 << 20:
+        return []
+    data = store.read(digest)
+    if not data[:1] == b"{":
+        return []
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return []
+    if not isinstance(doc, dict):
+        return []
+    media = doc.get("mediaType")
+    out = []
+    if media in INDEX_TYPES or (media is None and "manifests" in doc):
+        out += [m.get("digest") for m in doc.get("manifests", []) if isinstance(m, dict)]
+    if media in MANIFEST_TYPES or (media is None and "layers" in doc and "config" in doc):
+        config = doc.get("config")
+        if isinstance(config, dict):
+            out.append(config.get("digest"))
+        out += [m.get("digest") for m in doc.get("layers", []) if isinstance(m, dict)]
+    return [d for d in out if isinstance(d, str)]
+
+
+def reachable(store, roots):
+    seen = set()
+    stack = list(roots) + list(leased_digests(store))
+    while stack:
+        d = stack.pop()
+        if d in seen:
+            continue
+        seen.add(d)
+        stack.extend(children(store, d))
+    return seen
+
+
+def collect(store, roots):
+    """Delete every blob not reachable from ``roots``; returns (deleted digests, bytes freed)."""
+    keep = reachable(store, roots)
+    deleted, freed = [], 0
+    for info in list(store.walk()):
+        if info.digest not in keep:
+            try:
+                store.delete(info.digest)
+            except Exception:
+                continue
+            deleted.append(info.digest)
+            freed += info.size
+    return deleted, freed

@@ -1,0 +1,328 @@
+"""The content store: blobs addressed by their digest, written through ingests.
+
+Layout under the store's root (containerd's local content store is the model)::
+
+    blobs/<algorithm>/<hex>        committed, verified content (never partial)
+    ingest/<hash of ref>/data      bytes written so far for an in-flight write
+    ingest/<hash of ref>/ref       the writer's ref, for listing and resuming
+    leases/<id>                    digests a client holds until it records them elsewhere
+
+A writer appends to its ingest file; ``commit`` checks the size and the digest, fsyncs and
+renames the file into ``blobs/`` in one step, so a crash never leaves a corrupt blob visible.
+After a crash ``writer(ref)`` reopens the ingest and ``offset`` says where to resume.
+"""
+import collections
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import uuid
+
+from pyrunc.errors import InvalidArgument, NotFound, Unavailable
+
+Info = collections.namedtuple("Info", "digest size")
+
+_ALGORITHMS = {"sha256": 64, "sha512": 128}
+_DIGEST = re.compile(r"^([a-z0-9]+):([a-f0-9]+)$")
+_CHUNK = 1 << 20
+
+
+def parse_digest(digest):
+    """Split ``algorithm:hex``; raise InvalidArgument naming the digest when malformed."""
+    m = _DIGEST.match(digest) if isinstance(digest, str) else None
+    if not m:
+        raise InvalidArgument("invalid digest %r: must be algorithm:hex" % (digest,))
+    algorithm, hexpart = m.groups()
+    if algorithm not in _ALGORITHMS:
+        raise InvalidArgument("invalid digest %r: unsupported algorithm %s" % (digest, algorithm))
+    if len(hexpart) != _ALGORITHMS[algorithm]:
+        raise InvalidArgument("invalid digest %r: %s needs %d hex digits"
+                              % (digest, algorithm, _ALGORITHMS[algorithm]))
+    return algorithm, hexpart
+
+
+def digest_bytes(data, algorithm="sha256"):
+    return "%s:%s" % (algorithm, hashlib.new(algorithm, data).hexdigest())
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ContentStore:
+    def __init__(self, root):
+        self.root = os.path.abspath(root)
+        for d in ("blobs/sha256", "ingest", "leases"):
+            os.makedirs(os.path.join(self.root, d), exist_ok=True)
+
+    # reading -------------------------------------------------------------------------------
+    def path(self, digest):
+        algorithm, hexpart = parse_digest(digest)
+        return os.path.join(self.root, "blobs", algorithm, hexpart)
+
+    def exists(self, digest):
+        return os.path.exists(self.path(digest))
+
+    def info(self, digest):
+        try:
+            return Info(digest, os.stat(self.path(digest)).st_size)
+        except FileNotFoundError:
+            raise NotFound("content %s: not found" % digest) from None
+
+    def open(self, digest):
+        try:
+            return open(self.path(digest), "rb")
+        except FileNotFoundError:
+            raise NotFound("content %s: not found" % digest) from None
+
+    def read(self, digest):
+        with self.open(digest) as f:
+            return f.read()
+
+    def delete(self, digest):
+        try:
+            os.unlink(self.path(digest))
+        except FileNotFoundError:
+            raise NotFound("content %s: not found" % digest) from None
+
+    def walk(self):
+        """Yield Info(digest, size) for every committed blob."""
+        blobs = os.path.join(self.root, "blobs")
+        for algorithm in sorted(os.listdir(blobs)):
+            if algorithm not in _ALGORITHMS:
+                continue
+            with os.scandir(os.path.join(blobs, algorithm)) as it:
+                for entry in it:
+                    if len(entry.name) == _ALGORITHMS[algorithm] and entry.is_file():
+                        yield Info("%s:%s" % (algorithm, entry.name), entry.stat().st_size)
+
+    # writing -------------------------------------------------------------------------------
+    def writer(self, ref, expected_digest=None, expected_size=None):
+        """Open (or resume) the ingest named ``ref``; see ``Writer``."""
+        return Writer(self, ref, expected_digest, expected_size)
+
+    def ingests(self):
+        """Yield (ref, offset) for every in-flight ingest."""
+        base = os.path.join(self.root, "ingest")
+        for name in sorted(os.listdir(base)):
+            d = os.path.join(base, name)
+            try:
+                with open(os.path.join(d, "ref")) as f:
+                    ref = f.read()
+                offset = os.stat(os.path.join(d, "data")).st_size
+            except FileNotFoundError:
+                continue
+            yield ref, offset
+
+    def put(self, data, expected_digest=None, media_ref=None):
+        """Store ``data`` (bytes) and return its digest."""
+        digest = expected_digest or digest_bytes(data)
+        if self.exists(digest):
+            return digest
+        w = self.writer(media_ref or "put-" + digest, digest, len(data))
+        try:
+            w.truncate(0)
+            w.write(data)
+            return w.commit(digest, len(data))
+        except BaseException:
+            w.abort()
+            raise
+
+    def ingest_file(self, fileobj, ref=None, expected_digest=None, expected_size=None):
+        """Copy a whole stream into the store; returns Info(digest, size)."""
+        w = self.writer(ref or "stream-" + uuid.uuid4().hex, expected_digest, expected_size)
+        try:
+            w.truncate(0)
+            while True:
+                chunk = fileobj.read(_CHUNK)
+                if not chunk:
+                    break
+                w.write(chunk)
+            digest = w.commit(expected_digest, expected_size)
+            return Info(digest, w.offset)
+        except BaseException:
+            w.abort()
+            raise
+
+    def lease(self):
+        """A lease: digests added to it survive garbage collection until it is released."""
+        return Lease(self)
+
+
+class Writer:
+    """One in-flight write. ``offset`` is how many bytes the ingest holds (the resume point)."""
+
+    def __init__(self, store, ref, expected_digest=None, expected_size=None):
+        if not ref or not isinstance(ref, str):
+            raise InvalidArgument("content writer: ref must be a non-empty string")
+        self.store = store
+        self.ref = ref
+        self.expected_digest = expected_digest
+        self.expected_size = expected_size
+        if expected_digest is not None:
+            parse_digest(expected_digest)
+        self.algorithm = parse_digest(expected_digest)[0] if expected_digest else "sha256"
+        name = hashlib.sha256(ref.encode()).hexdigest()
+        self.dir = os.path.join(store.root, "ingest", name)
+        os.makedirs(self.dir, exist_ok=True)
+        self._lock = os.open(os.path.join(self.dir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock)
+            raise Unavailable("content ingest %r: locked by another writer" % ref) from None
+        ref_path = os.path.join(self.dir, "ref")
+        if not os.path.exists(ref_path):
+            with open(ref_path + ".tmp", "w") as f:
+                f.write(ref)
+            os.rename(ref_path + ".tmp", ref_path)
+        self.data_path = os.path.join(self.dir, "data")
+        self._fd = os.open(self.data_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._hash = hashlib.new(self.algorithm)
+        self.offset = 0
+        self._rehash()
+
+    def _rehash(self):
+        """Feed the bytes already in the ingest (after a crash) to the running digest."""
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        self._hash = hashlib.new(self.algorithm)
+        self.offset = 0
+        while True:
+            chunk = os.read(self._fd, _CHUNK)
+            if not chunk:
+                break
+            self._hash.update(chunk)
+            self.offset += len(chunk)
+
+    def truncate(self, size):
+        """Drop everything after ``size`` bytes (e.g. when a resumed download restarts)."""
+        self._check_open()
+        os.ftruncate(self._fd, size)
+        self._rehash()
+
+    def write(self, data):
+        self._check_open()
+        if self.expected_size is not None and self.offset + len(data) > self.expected_size:
+            raise InvalidArgument("content %s: more than the expected %d bytes"
+                                  % (self.expected_digest or self.ref, self.expected_size))
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+        self._hash.update(data)
+        self.offset += len(data)
+        return len(data)
+
+    def digest(self):
+        return "%s:%s" % (self.algorithm, self._hash.hexdigest())
+
+    def commit(self, expected_digest=None, expected_size=None):
+        """Verify, fsync and rename into place; returns the digest. A mismatch raises
+        InvalidArgument and discards the ingest."""
+        self._check_open()
+        expected_digest = expected_digest or self.expected_digest
+        expected_size = self.expected_size if expected_size is None else expected_size
+        if expected_digest and parse_digest(expected_digest)[0] != self.algorithm:
+            self.algorithm = parse_digest(expected_digest)[0]
+            self._rehash()
+        actual = self.digest()
+        try:
+            if expected_size is not None and self.offset != expected_size:
+                raise InvalidArgument("content %s: size mismatch: got %d bytes, expected %d"
+                                      % (expected_digest or actual, self.offset, expected_size))
+            if expected_digest and actual != expected_digest:
+                raise InvalidArgument("content %s: digest mismatch: got %s"
+                                      % (expected_digest, actual))
+        except InvalidArgument:
+            self.abort()
+            raise
+        os.fsync(self._fd)
+        target = self.store.path(actual)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if os.path.exists(target):
+            self.abort()
+            return actual
+        os.rename(self.data_path, target)
+        _fsync_dir(os.path.dirname(target))
+        self._finish()
+        return actual
+
+    def abort(self):
+        if self._fd is None:
+            return
+        self._finish()
+
+    def _finish(self):
+        os.close(self._fd)
+        self._fd = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.close(self._lock)
+
+    def close(self):
+        """Stop writing but keep the ingest for a later resume."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            os.close(self._lock)
+
+    def _check_open(self):
+        if self._fd is None:
+            raise InvalidArgument("content ingest %r: writer is closed" % self.ref)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+
+class Lease:
+    """Digests written to ``leases/<id>``; garbage collection treats them as roots."""
+
+    def __init__(self, store):
+        self.store = store
+        self.id = uuid.uuid4().hex
+        self.path = os.path.join(store.root, "leases", self.id)
+        self.digests = []
+        open(self.path, "w").close()
+
+    def add(self, digest):
+        parse_digest(digest)
+        self.digests.append(digest)
+        with open(self.path, "a") as f:
+            f.write(digest + "\n")
+
+    def release(self):
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def leased_digests(store):
+    out = set()
+    base = os.path.join(store.root, "leases")
+    for name in os.listdir(base):
+        try:
+            with open(os.path.join(base, name)) as f:
+                out.update(line.strip() for line in f if line.strip())
+        except FileNotFoundError:
+            pass
+    return out
+
+
+__all__ = ["ContentStore", "Writer", "Lease", "Info", "parse_digest", "digest_bytes"]

@@ -1,0 +1,137 @@
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from hypothesis import given, strategies as st
+
+from pyrunc.engine.content import ContentStore, collect, digest_bytes, parse_digest
+from pyrunc.errors import InvalidArgument, NotFound, Unavailable
+
+
+@pytest.fixture
+def cs(tmp_path):
+    return ContentStore(str(tmp_path / "content"))
+
+
+def test_write_commit_read(cs):
+    data = b"hello content" * 1000
+    digest = digest_bytes(data)
+    w = cs.writer("ref-1", expected_size=len(data))
+    w.write(data[:100])
+    w.write(data[100:])
+    assert w.offset == len(data)
+    assert w.commit(digest, len(data)) == digest
+    assert cs.exists(digest)
+    assert cs.info(digest) == (digest, len(data))
+    assert cs.read(digest) == data
+    with cs.open(digest) as f:
+        assert f.read(5) == b"hello"
+    assert [i.digest for i in cs.walk()] == [digest]
+    assert list(cs.ingests()) == []
+    cs.delete(digest)
+    assert not cs.exists(digest)
+    with pytest.raises(NotFound, match="content sha256:.*not found"):
+        cs.info(digest)
+
+
+@pytest.mark.parametrize("size_delta,digest_ok,match", [
+    (1, True, "size mismatch"), (0, False, "digest mismatch")])
+def test_mismatch_removes_ingest(cs, size_delta, digest_ok, match):
+    data = b"abc"
+    digest = digest_bytes(data) if digest_ok else digest_bytes(b"other")
+    w = cs.writer("bad")
+    w.write(data)
+    with pytest.raises(InvalidArgument, match=match):
+        w.commit(digest, len(data) + size_delta)
+    assert list(cs.walk()) == []
+    assert os.listdir(os.path.join(cs.root, "ingest")) == []
+
+
+def test_write_past_expected_size_refused(cs):
+    w = cs.writer("r", expected_size=2)
+    with pytest.raises(InvalidArgument, match="more than the expected 2 bytes"):
+        w.write(b"abc")
+    w.abort()
+
+
+def test_killed_writer_leaves_no_blob_and_resumes(cs):
+    data = os.urandom(3 << 20)
+    digest = digest_bytes(data)
+    script = (
+        "import sys, time\n"
+        "from pyrunc.engine.content import ContentStore\n"
+        "w = ContentStore(sys.argv[1]).writer('layer-x')\n"
+        "w.write(sys.stdin.buffer.read(1 << 20))\n"
+        "print('written', flush=True)\n"
+        "time.sleep(60)\n")
+    p = subprocess.Popen([sys.executable, "-c", script, cs.root], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE)
+    p.stdin.write(data[:1 << 20])
+    p.stdin.close()
+    assert p.stdout.readline().strip() == b"written"
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert not cs.exists(digest)
+    assert list(cs.walk()) == []
+    assert list(cs.ingests()) == [("layer-x", 1 << 20)]
+    w = cs.writer("layer-x")
+    assert w.offset == 1 << 20
+    w.write(data[w.offset:])
+    assert w.commit(digest, len(data)) == digest
+    assert cs.read(digest) == data
+    assert list(cs.ingests()) == []
+
+
+def test_second_writer_for_same_ref_is_refused(cs):
+    w = cs.writer("same")
+    with pytest.raises(Unavailable, match="locked"):
+        cs.writer("same")
+    w.abort()
+    cs.writer("same").abort()
+
+
+def test_commit_of_existing_blob_is_idempotent(cs):
+    d = cs.put(b"x")
+    w = cs.writer("again")
+    w.write(b"x")
+    assert w.commit(d, 1) == d
+    assert [i.digest for i in cs.walk()] == [d]
+
+
+def test_gc_keeps_reachable_and_leased(cs):
+    layer = cs.put(b"layer")
+    config = cs.put(b'{"rootfs":{}}')
+    orphan = cs.put(b"orphan")
+    leased = cs.put(b"leased")
+    manifest = cs.put(json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"digest": config, "size": 1}, "layers": [{"digest": layer, "size": 5}]}).encode())
+    index = cs.put(json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"digest": manifest, "size": 1}]}).encode())
+    with cs.lease() as lease:
+        lease.add(leased)
+        deleted, freed = collect(cs, [index])
+        assert deleted == [orphan] and freed == len(b"orphan")
+        assert cs.exists(leased)
+    deleted, _ = collect(cs, [index])
+    assert deleted == [leased]
+    assert {i.digest for i in cs.walk()} == {index, manifest, config, layer}
+
+
+@pytest.mark.parametrize("bad", ["sha256:xyz", "md5:" + "0" * 32, "sha256:" + "a" * 63, "", None,
+                                 "SHA256:" + "a" * 64])
+def test_bad_digest(cs, bad):
+    with pytest.raises(InvalidArgument, match="invalid digest"):
+        cs.exists(bad)
+
+
+@given(st.binary(max_size=256))
+def test_digest_round_trip(data):
+    d = digest_bytes(data)
+    assert parse_digest(d) == ("sha256", hashlib.sha256(data).hexdigest())
