@@ -1,0 +1,93 @@
+"""Layer compression: detect gzip, zstd or plain tar from the first bytes, and (de)compress.
+
+zstd uses the ``zstandard`` package from PyPI (imported only when a zstd layer shows up).
+"""
+import gzip
+import io
+
+from pyrunc.errors import InvalidArgument
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+MEDIA_TYPES = {
+    "application/vnd.oci.image.layer.v1.tar": "none",
+    "application/vnd.oci.image.layer.v1.tar+gzip": "gzip",
+    "application/vnd.oci.image.layer.v1.tar+zstd": "zstd",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip": "gzip",
+    "application/vnd.docker.image.rootfs.diff.tar": "none",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar": "none",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip": "gzip",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip": "gzip",
+}
+
+
+def detect(head):
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    return "none"
+
+
+def decompressed(stream):
+    """A readable of the uncompressed tar behind ``stream`` (any readable binary file)."""
+    if not hasattr(stream, "peek"):
+        stream = io.BufferedReader(stream, 1 << 20) if isinstance(stream, io.RawIOBase) \
+            else _Peekable(stream)
+    kind = detect(stream.peek(4)[:4])
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=stream, mode="rb")
+    if kind == "zstd":
+        import zstandard
+        return zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True,
+                                                          read_size=1 << 20)
+    return stream
+
+
+class _Peekable:
+    def __init__(self, f):
+        self._f = f
+        self._head = b""
+
+    def peek(self, n):
+        if len(self._head) < n:
+            self._head += self._f.read(n - len(self._head))
+        return self._head
+
+    def read(self, n=-1):
+        if self._head:
+            head, self._head = self._head, b""
+            if n is None or n < 0:
+                return head + self._f.read()
+            if n <= len(head):
+                self._head = head[n:]
+                return head[:n]
+            return head + self._f.read(n - len(head))
+        return self._f.read(n)
+
+    def readable(self):
+        return True
+
+
+def compressor(kind, out):
+    """A writable that compresses into ``out``; close it to flush (``out`` stays open)."""
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0)
+    if kind == "zstd":
+        import zstandard
+        return zstandard.ZstdCompressor().stream_writer(out, closefd=False)
+    if kind == "none":
+        return _Unclosing(out)
+    raise InvalidArgument("layer: unknown compression %r" % kind)
+
+
+class _Unclosing(io.RawIOBase):
+    def __init__(self, out):
+        self._out = out
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        return self._out.write(b)
