@@ -1,0 +1,285 @@
+"""Field kinds and the ``Model`` base: how one JSON value is checked and decoded.
+
+A model class lists its JSON keys and their kinds; the attribute of each key is its snake_case
+form (``additionalGids`` -> ``additional_gids``, ``containerID`` -> ``container_id``). Decoding a
+document walks the classes, so every check names the JSON path of the value it rejects. The same
+declarations also describe the JSON Schema (``configs.schema`` renders them), which keeps the
+loader and ``validate_schema`` in step.
+
+Absent values: objects -> None, arrays -> [], maps -> {}, booleans -> False, other scalars -> None.
+"""
+import keyword
+import re
+
+from pyrunc.errors import InvalidArgument
+
+
+
+def snake_case(key):
+    """``additionalGids`` -> ``additional_gids``; ``execCPUAffinity`` -> ``exec_cpu_affinity``.
+
+    An underscore goes before an upper-case letter that follows a lower-case letter or a digit,
+    and before the last capital of a run that a lower-case letter follows (``CPUAffinity``).
+    A Python keyword gets a trailing underscore (``ioPriority.class`` -> ``class_``).
+    """
+    out = []
+    n = len(key)
+    for i, c in enumerate(key):
+        if c.isupper() and i > 0:
+            prev = key[i - 1]
+            if not prev.isupper() or (i + 1 < n and key[i + 1].islower()):
+                out.append("_")
+        out.append(c.lower())
+    name = "".join(out)
+    return name + "_" if keyword.iskeyword(name) else name
+
+
+def join(path, key):
+    """The JSON path of ``key`` inside ``path``: ``a.b``, ``a[3]``, ``a["x.y"]``."""
+    if isinstance(key, int):
+        return "%s[%d]" % (path, key)
+    if key.isascii() and key.isidentifier():
+        return "%s.%s" % (path, key) if path else key
+    return '%s["%s"]' % (path, key.replace("\\", "\\\\").replace('"', '\\"'))
+
+
+class ConfigError(InvalidArgument):
+    """A config value is wrong: carries the JSON path and the reason separately."""
+
+    def __init__(self, source, path, reason):
+        where = ": ".join(p for p in (source, path) if p)
+        super().__init__("%s: %s" % (where, reason) if where else reason)
+        self.source = source
+        self.path = path
+        self.reason = reason
+
+
+class Invalid(Exception):
+    """Raised while decoding; the loader turns it into a ``ConfigError`` with the file name."""
+
+    def __init__(self, path, reason):
+        super().__init__(path, reason)
+        self.path = path
+        self.reason = reason
+
+
+class Kind:
+    """How one JSON value is checked and decoded."""
+
+    absent = None
+
+    def decode(self, value, path):
+        raise NotImplementedError
+
+    def schema(self, defs):
+        raise NotImplementedError
+
+
+class Bool(Kind):
+    absent = False
+
+    def decode(self, value, path):
+        if value is True or value is False:
+            return value
+        raise Invalid(path, "must be a boolean")
+
+    def schema(self, defs):
+        return {"type": "boolean"}
+
+
+class Int(Kind):
+    """An integer within [low, high]; an integral float such as ``2.0`` counts, as in JSON Schema."""
+
+    def __init__(self, low, high):
+        self.low = low
+        self.high = high
+
+    def decode(self, value, path):
+        if type(value) is float and value.is_integer():
+            value = int(value)
+        elif type(value) is not int:
+            raise Invalid(path, "must be an integer")
+        if not self.low <= value <= self.high:
+            raise Invalid(path, "must be an integer from %d to %d" % (self.low, self.high))
+        return value
+
+    def schema(self, defs):
+        return {"type": "integer", "minimum": self.low, "maximum": self.high}
+
+
+INT32 = Int(-2 ** 31, 2 ** 31 - 1)
+INT64 = Int(-2 ** 63, 2 ** 63 - 1)
+UINT16 = Int(0, 2 ** 16 - 1)
+UINT32 = Int(0, 2 ** 32 - 1)
+UINT64 = Int(0, 2 ** 64 - 1)
+
+
+class Str(Kind):
+    """A string, optionally one of ``choices`` or matching ``pattern`` (searched, as in JSON Schema)."""
+
+    def __init__(self, choices=None, pattern=None):
+        self.choices = tuple(choices) if choices else None
+        self.pattern = pattern
+        self._regex = None
+
+    def decode(self, value, path):
+        if type(value) is not str:
+            raise Invalid(path, "must be a string")
+        if self.choices is not None and value not in self.choices:
+            raise Invalid(path, "%s is not one of %s" % (_show(value), ", ".join(self.choices)))
+        if self.pattern is not None:
+            if self._regex is None:
+                self._regex = re.compile(self.pattern)
+            if not self._regex.search(value):
+                raise Invalid(path, "%s does not match %s" % (_show(value), self.pattern))
+        return value
+
+    def schema(self, defs):
+        out = {"type": "string"}
+        if self.choices is not None:
+            out["enum"] = list(self.choices)
+        if self.pattern is not None:
+            out["pattern"] = self.pattern
+        return out
+
+
+STRING = Str()
+BOOL = Bool()
+
+
+def _show(value):
+    return '"%s"' % value if len(value) <= 60 else '"%s..."' % value[:57]
+
+
+class Array(Kind):
+    def __init__(self, item, non_empty=False):
+        self.item = item
+        self.non_empty = non_empty
+
+    @property
+    def absent(self):
+        return []
+
+    def decode(self, value, path):
+        if type(value) is not list or (self.non_empty and not value):
+            raise Invalid(path, "must be a non-empty array" if self.non_empty else "must be an array")
+        item = self.item
+        return [item.decode(v, "%s[%d]" % (path, i)) for i, v in enumerate(value)]
+
+    def schema(self, defs):
+        out = {"type": "array", "items": self.item.schema(defs)}
+        if self.non_empty:
+            out["minItems"] = 1
+        return out
+
+
+class Map(Kind):
+    """A JSON object with free keys and values of one kind."""
+
+    def __init__(self, value):
+        self.value = value
+
+    @property
+    def absent(self):
+        return {}
+
+    def decode(self, value, path):
+        if type(value) is not dict:
+            raise Invalid(path, "must be an object")
+        kind = self.value
+        return {k: kind.decode(v, join(path, k)) for k, v in value.items()}
+
+    def schema(self, defs):
+        return {"type": "object", "additionalProperties": self.value.schema(defs)}
+
+
+class Object(Kind):
+    """A JSON object described by a ``Model`` class; decodes to an instance of it."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def decode(self, value, path):
+        return self.model.decode(value, path)
+
+    def schema(self, defs):
+        return self.model.schema_ref(defs)
+
+
+class Raw(Object):
+    """Checked against a ``Model`` like ``Object``, but kept as the JSON dict it was."""
+
+    def decode(self, value, path):
+        self.model.decode(value, path)
+        return value
+
+
+def _empty(value):
+    return value is None or value is False or value == [] or value == {}
+
+
+class ModelType(type):
+    """Gives each model ``__slots__`` for its attributes and the key -> (attribute, kind) table."""
+
+    def __new__(mcs, name, bases, ns):
+        fields = ns.get("fields", {})
+        ns["__slots__"] = tuple(snake_case(k) for k in fields) + tuple(ns.get("extra_slots", ()))
+        cls = super().__new__(mcs, name, bases, ns)
+        cls._table = tuple((key, snake_case(key), kind) for key, kind in fields.items())
+        cls._extra = tuple(ns.get("extra_slots", ()))
+        return cls
+
+
+class Model(metaclass=ModelType):
+    """A JSON object of the runtime spec. Subclasses set ``fields`` and ``required``."""
+
+    fields = {}
+    required = ()
+
+    def __init__(self, **attrs):
+        for _key, attr, kind in self._table:
+            absent = kind.absent
+            setattr(self, attr, attrs.pop(attr, absent))
+        for attr in self._extra:
+            setattr(self, attr, attrs.pop(attr, None))
+        if attrs:
+            raise TypeError("%s has no attribute %s" % (type(self).__name__, ", ".join(attrs)))
+
+    @classmethod
+    def decode(cls, value, path):
+        if type(value) is not dict:
+            raise Invalid(path, "must be an object")
+        for key in cls.required:
+            if key not in value:
+                raise Invalid(join(path, key), "is required")
+        self = cls.__new__(cls)
+        for attr in cls._extra:
+            setattr(self, attr, None)
+        for key, attr, kind in cls._table:
+            if key in value:
+                setattr(self, attr, kind.decode(value[key], join(path, key)))
+            else:
+                setattr(self, attr, kind.absent)
+        return self
+
+    @classmethod
+    def schema_ref(cls, defs):
+        if cls.__name__ not in defs:
+            defs[cls.__name__] = None  # reserve the name before recursing
+            out = {"type": "object",
+                   "properties": {k: kind.schema(defs) for k, _a, kind in cls._table}}
+            if cls.required:
+                out["required"] = list(cls.required)
+            if cls.__doc__:
+                out["description"] = " ".join(cls.__doc__.split())
+            defs[cls.__name__] = out
+        return {"$ref": "#/$defs/%s" % cls.__name__}
+
+    def __eq__(self, other):
+        return type(self) is type(other) and all(
+            getattr(self, a) == getattr(other, a) for a in self.__slots__)
+
+    def __repr__(self):
+        shown = ("%s=%r" % (a, getattr(self, a)) for a in self.__slots__
+                 if not _empty(getattr(self, a)))
+        return "%s(%s)" % (type(self).__name__, ", ".join(shown))

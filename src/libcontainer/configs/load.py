@@ -1,0 +1,56 @@
+"""Reading ``config.json``: JSON decoding and the model's own checks, with one-line errors.
+
+This is the hot path of ``pyrunc create``: it imports neither jsonschema nor anything heavy.
+The checks are the JSON Schema's (``configs.schema`` renders both from one set of declarations).
+"""
+import json
+import os
+
+from pyrunc.errors import NotFound, SystemFailure
+from pyrunc.libcontainer.configs.fields import ConfigError, Invalid
+from pyrunc.libcontainer.configs.spec import Spec
+
+CONFIG_FILE = "config.json"
+
+
+def load(bundle):
+    """The ``Spec`` of ``bundle/config.json``."""
+    path = os.path.join(bundle, CONFIG_FILE)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise NotFound("%s: not found in bundle %s" % (CONFIG_FILE, bundle)) from None
+    except OSError as e:
+        raise SystemFailure("read %s" % path, e.errno) from None
+    return from_json(data, source=CONFIG_FILE)
+
+
+def _reject_constant(name):
+    raise ValueError("%s is not a JSON number" % name)
+
+
+def from_json(data, source=CONFIG_FILE):
+    """The ``Spec`` of a JSON text (str or bytes)."""
+    try:
+        doc = json.loads(data, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise ConfigError(source, "", "invalid JSON at line %d column %d: %s"
+                          % (e.lineno, e.colno, e.msg)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(source, "", "invalid JSON: not UTF-8 text") from None
+    except ValueError as e:
+        raise ConfigError(source, "", "invalid JSON: %s" % e) from None
+    except RecursionError:
+        raise ConfigError(source, "", "invalid JSON: nested too deeply") from None
+    return from_dict(doc, source=source)
+
+
+def from_dict(doc, source=CONFIG_FILE):
+    """The ``Spec`` of a decoded JSON document; ``spec.raw`` is ``doc`` itself."""
+    try:
+        spec = Spec.decode(doc, "")
+    except Invalid as e:
+        raise ConfigError(source, e.path, e.reason) from None
+    spec.raw = doc
+    return spec

@@ -1,0 +1,223 @@
+"""The config model: attribute mapping, absent values, and one-line errors naming the path."""
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pyrunc import errors
+from pyrunc.libcontainer import bundle as bundles
+from pyrunc.libcontainer import configs
+
+
+def full_doc():
+    """The example spec with one value in most sections the model knows."""
+    doc = bundles.example_spec(args=["sh", "-c", "true"])
+    doc["ociVersion"] = "1.2.0"
+    doc["process"]["user"].update({"umask": 18, "additionalGids": [5, 6], "username": "root"})
+    doc["process"]["consoleSize"] = {"height": 24, "width": 80}
+    doc["process"]["oomScoreAdj"] = -500
+    doc["process"]["scheduler"] = {"policy": "SCHED_OTHER", "nice": 5}
+    doc["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_BE", "priority": 4}
+    doc["process"]["execCPUAffinity"] = {"initial": "0", "final": "0-1"}
+    doc["hooks"] = {"createRuntime": [{"path": "/bin/true", "args": ["true"], "timeout": 5}],
+                    "poststop": [{"path": "/bin/false"}]}
+    doc["annotations"] = {"org.example": "x"}
+    doc["domainname"] = "example.org"
+    linux = doc["linux"]
+    linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    linux["timeOffsets"] = {"monotonic": {"secs": 10, "nanosecs": 5}}
+    linux["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    linux["rootfsPropagation"] = "slave"
+    linux["cgroupsPath"] = "/pyrunc/test"
+    linux["devices"] = [{"type": "c", "path": "/dev/fuse", "major": 10, "minor": 229,
+                         "fileMode": 0o666, "uid": 0, "gid": 0}]
+    linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO",
+                                      "errnoRet": 1}]}
+    linux["personality"] = {"domain": "LINUX"}
+    linux["intelRdt"] = {"closID": "x"}
+    linux["netDevices"] = {"eth1": {"name": "ctr1"}}
+    linux["resources"]["memory"] = {"limit": 1 << 30, "swappiness": 10}
+    linux["resources"]["pids"] = {"limit": 100}
+    return doc
+
+
+def test_every_key_is_a_snake_case_attribute():
+    spec = configs.from_dict(full_doc())
+    assert spec.oci_version == "1.2.0"
+    assert spec.root.path == "rootfs" and spec.root.readonly is True
+    assert spec.mounts[0].destination == "/proc" and spec.mounts[0].type == "proc"
+    assert spec.mounts[1].options[0] == "nosuid"
+    p = spec.process
+    assert p.args == ["sh", "-c", "true"] and p.cwd == "/" and p.terminal is True
+    assert p.user.uid == 0 and p.user.umask == 18 and p.user.additional_gids == [5, 6]
+    assert p.console_size.height == 24
+    assert p.capabilities.bounding == bundles.DEFAULT_CAPS
+    assert p.capabilities.inheritable == []
+    assert p.rlimits[0].type == "RLIMIT_NOFILE" and p.rlimits[0].soft == 1024
+    assert p.no_new_privileges is True and p.oom_score_adj == -500
+    assert p.scheduler.policy == "SCHED_OTHER" and p.scheduler.nice == 5
+    assert p.io_priority.class_ == "IOPRIO_CLASS_BE" and p.io_priority.priority == 4
+    assert p.exec_cpu_affinity.final == "0-1"
+    assert spec.hooks.create_runtime[0].path == "/bin/true"
+    assert spec.hooks.create_runtime[0].timeout == 5
+    assert spec.hooks.poststop[0].args == [] and spec.hooks.prestart == []
+    assert spec.annotations == {"org.example": "x"}
+    linux = spec.linux
+    assert linux.uid_mappings[0].container_id == 0 and linux.uid_mappings[0].host_id == 100000
+    assert linux.gid_mappings[0].size == 65536
+    assert linux.time_offsets["monotonic"].secs == 10
+    assert linux.sysctl == {"net.ipv4.ip_forward": "1"}
+    assert linux.rootfs_propagation == "slave"
+    assert linux.cgroups_path == "/pyrunc/test"
+    assert [n.type for n in linux.namespaces] == ["pid", "network", "ipc", "uts", "mount"]
+    assert linux.namespaces[0].path is None
+    assert linux.devices[0].file_mode == 0o666 and linux.devices[0].major == 10
+    assert linux.masked_paths[0] == "/proc/acpi" and "/proc/sys" in linux.readonly_paths
+    assert linux.net_devices["eth1"].name == "ctr1"
+
+
+def test_raw_sections_stay_dicts_and_raw_is_the_document():
+    doc = full_doc()
+    spec = configs.from_dict(doc)
+    assert spec.raw is doc
+    assert spec.linux.resources is doc["linux"]["resources"]
+    assert spec.linux.seccomp["syscalls"][0]["names"] == ["mkdir"]
+    assert spec.linux.personality == {"domain": "LINUX"}
+    assert spec.linux.intel_rdt == {"closID": "x"}
+
+
+def test_absent_values():
+    spec = configs.from_dict({"ociVersion": "1.0.0"})
+    assert spec.root is None and spec.process is None and spec.linux is None
+    assert spec.hooks is None and spec.hostname is None
+    assert spec.mounts == [] and spec.annotations == {}
+    spec = configs.from_dict({"ociVersion": "1.0.0", "process": {"cwd": "/", "args": ["x"],
+                                                                 "user": {"uid": 1, "gid": 2}},
+                              "linux": {}})
+    assert spec.process.terminal is False and spec.process.env == []
+    assert spec.process.user.additional_gids == [] and spec.process.user.umask is None
+    assert spec.process.capabilities is None and spec.process.oom_score_adj is None
+    assert spec.linux.resources is None and spec.linux.seccomp is None
+    assert spec.linux.sysctl == {} and spec.linux.namespaces == []
+
+
+@pytest.mark.parametrize("version", ["1.0.0", "1.0.2-dev", "1.1.0", "1.2.0", "1.0.0-rc5",
+                                     "0.5.0", "anything"])
+def test_oci_versions_runc_accepts(version):
+    # runc 1.1 reads ociVersion as an opaque string and never compares it.
+    assert configs.from_dict(dict(full_doc(), ociVersion=version)).oci_version == version
+
+
+def _error(doc):
+    with pytest.raises(errors.InvalidArgument) as e:
+        configs.from_dict(doc)
+    assert "\n" not in str(e.value)
+    assert not configs.validate_schema(doc) == []
+    return str(e.value)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["process"].update(args=[]), "config.json: process.args: must be a non-empty array"),
+    (lambda d: d["process"].pop("args"), "config.json: process.args: is required"),
+    (lambda d: d["process"].update(cwd="tmp"), 'config.json: process.cwd: "tmp" does not match ^/'),
+    (lambda d: d["process"]["user"].update(uid=-1),
+     "config.json: process.user.uid: must be an integer from 0 to 4294967295"),
+    (lambda d: d["process"]["user"].update(uid=True), "config.json: process.user.uid: must be an integer"),
+    (lambda d: d["process"]["user"].update(additionalGids=[1, "2"]),
+     "config.json: process.user.additionalGids[1]: must be an integer"),
+    (lambda d: d.pop("ociVersion"), "config.json: ociVersion: is required"),
+    (lambda d: d.update(mounts={}), "config.json: mounts: must be an array"),
+    (lambda d: d["mounts"][2].pop("destination"), "config.json: mounts[2].destination: is required"),
+    (lambda d: d["linux"]["namespaces"].append({"type": "pidx"}),
+     'config.json: linux.namespaces[5].type: "pidx" is not one of pid, network, mount, ipc, uts, '
+     'user, cgroup, time'),
+    (lambda d: d["linux"]["sysctl"].update({"net.core.somaxconn": 5}),
+     'config.json: linux.sysctl["net.core.somaxconn"]: must be a string'),
+    (lambda d: d["linux"]["resources"]["memory"].update(limit="1G"),
+     "config.json: linux.resources.memory.limit: must be an integer"),
+    (lambda d: d["linux"]["seccomp"]["syscalls"][0].update(action="SCMP_ACT_NOPE"),
+     'config.json: linux.seccomp.syscalls[0].action: "SCMP_ACT_NOPE" is not one of'),
+    (lambda d: d["hooks"]["createRuntime"][0].update(timeout=0),
+     "config.json: hooks.createRuntime[0].timeout: must be an integer from 1 to"),
+    (lambda d: d["root"].update(readonly="yes"), "config.json: root.readonly: must be a boolean"),
+    (lambda d: d.update(linux=None), "config.json: linux: must be an object"),
+])
+def test_errors_name_file_path_and_reason(change, message):
+    doc = full_doc()
+    change(doc)
+    assert _error(doc).startswith(message)
+
+
+def test_top_level_must_be_an_object():
+    assert _error([]) == "config.json: must be an object"
+
+
+def test_integral_floats_count_as_integers():
+    doc = full_doc()
+    doc["process"]["user"]["uid"] = 7.0
+    spec = configs.from_dict(doc)
+    assert spec.process.user.uid == 7 and type(spec.process.user.uid) is int
+    assert configs.validate_schema(doc) == []
+    doc["process"]["user"]["uid"] = 7.5
+    assert _error(doc) == "config.json: process.user.uid: must be an integer"
+
+
+def test_unknown_keys_are_ignored():
+    doc = full_doc()
+    doc["windows"] = {"layerFolders": []}
+    doc["process"]["x-extension"] = 1
+    assert configs.from_dict(doc).process.args == ["sh", "-c", "true"]
+    assert configs.validate_schema(doc) == []
+
+
+def test_load_reads_the_bundle(tmp_path):
+    bundles.write_spec(str(tmp_path), full_doc())
+    spec = configs.load(str(tmp_path))
+    assert spec.process.args == ["sh", "-c", "true"] and spec.raw == full_doc()
+
+
+def test_load_without_config_is_not_found(tmp_path):
+    with pytest.raises(errors.NotFound) as e:
+        configs.load(str(tmp_path))
+    assert str(e.value) == "config.json: not found in bundle %s" % tmp_path
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{\n  "ociVersion": "1.0.0",\n    x\n}', "config.json: invalid JSON at line 3 column 5: "),
+    ('', "config.json: invalid JSON at line 1 column 1: Expecting value"),
+    ('{"ociVersion": "1", "process": {"oomScoreAdj": NaN}}',
+     "config.json: invalid JSON: NaN is not a JSON number"),
+    (b'{"ociVersion": "\xff"}', "config.json: invalid JSON: not UTF-8 text"),
+    ("[" * 100000 + "]" * 100000, "config.json: invalid JSON: nested too deeply"),
+])
+def test_invalid_json(tmp_path, text, message):
+    path = tmp_path / "config.json"
+    (path.write_bytes if isinstance(text, bytes) else path.write_text)(text)
+    with pytest.raises(errors.InvalidArgument) as e:
+        configs.load(str(tmp_path))
+    assert str(e.value).startswith(message)
+
+
+def test_spec_equality_and_repr():
+    a = configs.from_dict(full_doc())
+    b = configs.from_dict(copy.deepcopy(full_doc()))
+    assert a == b
+    b.process.user.uid = 5
+    assert a != b
+    assert "uid=5" in repr(b.process.user)
+    assert configs.User(uid=1, gid=2).additional_gids == []
+
+
+def test_import_is_cheap_and_skips_jsonschema():
+    code = ("import sys; from pyrunc.libcontainer import configs, bundle;"
+            "configs.from_dict(bundle.example_spec());"
+            "bad = [m for m in ('jsonschema', 'requests', 'pyroute2', 'dataclasses',"
+            " 'pyrunc._seccomp', 'pyrunc.libcontainer.seccomp') if m in sys.modules];"
+            "print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,177 @@
+"""The loader and the JSON Schema agree: hypothesis documents, valid and mutated.
+
+Valid documents are drawn from the model's declarations; mutations replace or delete one value
+anywhere in them. For every document the loader accepts exactly when jsonschema finds no error,
+and when both reject, the schema's error lies on the path the loader names. Random input never
+raises anything but a ``pyrunc.errors`` error.
+"""
+import json
+import os
+import subprocess
+import sys
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pyrunc import errors
+from pyrunc.libcontainer import configs
+from pyrunc.libcontainer.configs import fields, schema
+from pyrunc.libcontainer.configs.spec import Spec
+
+SETTINGS = settings(max_examples=int(os.environ.get("PYRUNC_HYPOTHESIS_EXAMPLES", 300)), deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def valid(kind):
+    """A strategy for values the declaration ``kind`` accepts."""
+    if isinstance(kind, fields.Bool):
+        return st.booleans()
+    if isinstance(kind, fields.Int):
+        return st.one_of(st.integers(kind.low, kind.high), st.sampled_from([kind.low, kind.high]))
+    if isinstance(kind, fields.Str):
+        if kind.choices:
+            return st.sampled_from(kind.choices)
+        if kind.pattern:
+            return st.from_regex(kind.pattern, fullmatch=True)
+        return st.text(max_size=6)
+    if isinstance(kind, fields.Array):
+        return st.lists(valid(kind.item), min_size=1 if kind.non_empty else 0, max_size=2)
+    if isinstance(kind, fields.Map):
+        return st.dictionaries(st.text(max_size=4), valid(kind.value), max_size=2)
+    if isinstance(kind, fields.Object):
+        return model(kind.model)
+    raise AssertionError(kind)
+
+
+def model(cls):
+    required = {k: valid(kind) for k, _a, kind in cls._table if k in cls.required}
+    optional = {k: valid(kind) for k, _a, kind in cls._table if k not in cls.required}
+    return st.fixed_dictionaries(required, optional=optional)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2 ** 65, 2 ** 65) | st.text(max_size=5)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([-1, 0, 1001, 2 ** 16, 2 ** 32, 2 ** 63, 2 ** 64, 1.0, 1.5, "", "pidx",
+                       "tmp", "SCMP_ACT_NOPE", "RLIMIT_nofile", "2MiB", "x"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6)
+
+
+def locations(doc, path=()):
+    """Every (path) inside a JSON document, as tuples of keys and indexes."""
+    yield path
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from locations(v, path + (k,))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from locations(v, path + (i,))
+
+
+def mutate(doc, path, action, value):
+    if not path:
+        return value
+    parent = doc
+    for p in path[:-1]:
+        parent = parent[p]
+    if action == "delete" and isinstance(parent, dict):
+        del parent[path[-1]]
+    elif action == "nudge":
+        # Step a scalar just past a bound or out of its enum or pattern.
+        old = parent[path[-1]]
+        if type(old) is int:
+            parent[path[-1]] = old + (1 if value is True else -1)
+        elif type(old) is str:
+            parent[path[-1]] = old + "x" if value is True else "x" + old
+        else:
+            parent[path[-1]] = value
+    else:
+        parent[path[-1]] = value
+    return doc
+
+
+@st.composite
+def documents(draw):
+    doc = draw(model(Spec))
+    for _ in range(draw(st.integers(0, 2))):
+        where = draw(st.sampled_from(list(locations(doc))))
+        action = draw(st.sampled_from(["delete", "replace", "nudge"]))
+        value = draw(st.booleans() if action == "nudge" else json_values)
+        doc = mutate(doc, where, action, value)
+    return doc
+
+
+def loader_error(doc):
+    try:
+        configs.from_dict(doc)
+    except errors.InvalidArgument as e:
+        assert e.source == "config.json"
+        return e
+    return None
+
+
+def schema_path(error_line):
+    path = error_line.split(": ", 1)[0]
+    return "" if path == "(root)" else path
+
+
+def within(inner, outer):
+    return outer == "" or inner == outer or inner.startswith((outer + ".", outer + "["))
+
+
+@SETTINGS
+@given(documents())
+def test_loader_accepts_exactly_what_the_schema_accepts(doc):
+    error = loader_error(doc)
+    problems = configs.validate_schema(doc)
+    if error is None:
+        assert problems == [], problems
+    else:
+        assert problems, "loader: %s; schema accepts" % error
+        # The loader reports the first problem it meets; the schema lists them all.
+        assert any(within(error.path.replace('["', ".").replace('"]', ""), schema_path(p))
+                   for p in problems), (str(error), problems)
+
+
+@SETTINGS
+@given(model(Spec))
+def test_valid_documents_load_and_round_trip(doc):
+    spec = configs.from_dict(doc)
+    assert spec.raw is doc
+    assert configs.validate_schema(doc) == []
+    assert configs.from_dict(json.loads(json.dumps(doc))) == spec
+
+
+@SETTINGS
+@given(json_values)
+def test_random_documents_fail_cleanly(doc):
+    try:
+        configs.from_dict(doc)
+    except errors.PyruncError:
+        pass
+
+
+@SETTINGS
+@given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_random_bytes_fail_cleanly(data):
+    try:
+        configs.from_json(data)
+    except errors.InvalidArgument as e:
+        assert "\n" not in str(e)
+
+
+def test_schema_file_is_rendered_from_the_model():
+    with open(schema.SCHEMA_FILE) as f:
+        assert f.read() == schema.dumps(schema.render())
+
+
+def test_schema_is_a_valid_draft_2020_12_schema():
+    import jsonschema
+    with open(schema.SCHEMA_FILE) as f:
+        jsonschema.Draft202012Validator.check_schema(json.load(f))
+
+
+def test_schema_check_command():
+    subprocess.run([sys.executable, "-m", "pyrunc.libcontainer.configs.schema", "--check"],
+                   check=True)
