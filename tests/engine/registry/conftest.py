@@ -1,0 +1,346 @@
+"""Real registries for the registry tests: Debian's docker-registry (distribution 2.8).
+
+Each server runs on a free loopback port with its own config and storage in a temp dir and is
+stopped by PID when the fixture ends. Variants: plain HTTP, TLS with a CA the tests make,
+htpasswd Basic auth, and Bearer token auth through the small token server in tokenserver.py.
+"""
+import base64
+import gzip
+import http.server
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import tarfile
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+from pyrunc.engine.content import ContentStore, digest_bytes
+from pyrunc.engine.registry import mediatypes
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, proc, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("registry exited with %s" % proc.returncode)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("registry did not listen on %d" % port)
+
+
+class RegistryServer:
+    """One docker-registry process; ``stop()`` ends it by PID (idempotent)."""
+
+    def __init__(self, workdir, tls=None, htpasswd=None, token=None, port=None):
+        self.workdir = str(workdir)
+        self.port = port or free_port()
+        self.tls = tls
+        self.storage = os.path.join(self.workdir, "storage")
+        os.makedirs(self.storage, exist_ok=True)
+        self.config = os.path.join(self.workdir, "config.yml")
+        lines = [
+            "version: 0.1",
+            "log:",
+            "  level: error",
+            "  accesslog:",
+            "    disabled: true",
+            "storage:",
+            "  filesystem:",
+            "    rootdirectory: %s" % self.storage,
+            "  delete:",
+            "    enabled: true",
+            "  maintenance:",
+            "    uploadpurging:",
+            "      enabled: false",
+            "http:",
+            "  addr: 127.0.0.1:%d" % self.port,
+            "  secret: test-secret",
+        ]
+        if tls:
+            lines += ["  tls:", "    certificate: %s" % tls["cert"], "    key: %s" % tls["key"]]
+            if tls.get("client_ca"):
+                lines += ["    clientcas:", "      - %s" % tls["client_ca"]]
+        if htpasswd:
+            lines += ["auth:", "  htpasswd:", "    realm: basic-realm", "    path: %s" % htpasswd]
+        if token:
+            lines += ["auth:", "  token:", "    realm: %s" % token.realm,
+                      "    service: %s" % token.service, "    issuer: %s" % token.issuer,
+                      "    rootcertbundle: %s" % token.cert]
+        with open(self.config, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.proc = None
+
+    @property
+    def domain(self):
+        return "127.0.0.1:%d" % self.port
+
+    @property
+    def url(self):
+        return "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
+
+    def start(self):
+        self.log = open(os.path.join(self.workdir, "registry.log"), "ab")
+        self.proc = subprocess.Popen([REGISTRY_BIN, "serve", self.config], stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for_port(self.port, self.proc)
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc is not None:
+            self.log.close()
+        self.proc = None
+
+
+@pytest.fixture(scope="session")
+def registry_bin():
+    if not os.path.exists(REGISTRY_BIN):
+        pytest.skip("docker-registry is not installed")
+    return REGISTRY_BIN
+
+
+@pytest.fixture
+def start_registry(registry_bin, tmp_path):
+    """start_registry(**options) -> a running RegistryServer, stopped at teardown."""
+    servers = []
+
+    def start(**options):
+        server = RegistryServer(tmp_path / ("registry%d" % len(servers)), **options)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def plain_registry(registry_bin, tmp_path_factory):
+    server = RegistryServer(tmp_path_factory.mktemp("registry")).start()
+    yield server
+    server.stop()
+
+
+def openssl(*args, cwd=None):
+    subprocess.run(["openssl", *args], check=True, cwd=cwd, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    """A CA, a server certificate for 127.0.0.1/localhost and a client certificate."""
+    d = tmp_path_factory.mktemp("pki")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
+            "-keyout", "ca.key", "-out", "ca.crt", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                                 "extendedKeyUsage=serverAuth\n"),
+                      ("client", "extendedKeyUsage=clientAuth\n")):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=%s" % name,
+                "-keyout", name + ".key", "-out", name + ".csr", cwd=d)
+        (d / (name + ".ext")).write_text(ext)
+        openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "2", "-extfile", name + ".ext", "-out", name + ".crt",
+                cwd=d)
+    return {name: str(d / name) for name in ("ca.crt", "server.crt", "server.key",
+                                              "client.crt", "client.key")}
+
+
+@pytest.fixture(scope="session")
+def htpasswd_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("htpasswd") / "htpasswd"
+    subprocess.run(["htpasswd", "-Bbc", str(path), "alice", "wonderland"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return str(path)
+
+
+def _b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class TokenServer:
+    """A token server for the registry's ``token`` auth: JWTs signed (RS256, by the openssl
+    CLI) with a key whose self-signed certificate is the registry's ``rootcertbundle``.
+
+    Anonymous clients get ``pull`` when ``anonymous_pull``; users in ``users`` get every
+    action they ask for. ``requests`` records (user, scopes) of each token handed out.
+    """
+
+    service = "test-registry"
+    issuer = "test-issuer"
+
+    def __init__(self, workdir, users, anonymous_pull=True, lifetime=300):
+        os.makedirs(workdir, exist_ok=True)
+        self.key = os.path.join(workdir, "token.key")
+        self.cert = os.path.join(workdir, "token.crt")
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                "-subj", "/CN=token signer", "-keyout", self.key, "-out", self.cert)
+        der = subprocess.run(["openssl", "x509", "-in", self.cert, "-outform", "DER"],
+                             check=True, capture_output=True).stdout
+        self.x5c = base64.b64encode(der).decode()
+        self.users = users
+        self.anonymous_pull = anonymous_pull
+        self.lifetime = lifetime
+        self.requests = []
+        self.port = free_port()
+        self.realm = "http://127.0.0.1:%d/token" % self.port
+        self.httpd = None
+
+    def sign(self, claims):
+        header = _b64url(json.dumps({"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}).encode())
+        payload = _b64url(json.dumps(claims).encode())
+        signing_input = ("%s.%s" % (header, payload)).encode()
+        signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.key],
+                                   input=signing_input, check=True, capture_output=True).stdout
+        return "%s.%s.%s" % (header, payload, _b64url(signature))
+
+    def issue(self, user, scopes):
+        access = []
+        for scope in scopes:
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            wanted = [a for a in actions.split(",") if a]
+            granted = wanted if user else (["pull"] if self.anonymous_pull and "pull" in wanted
+                                           else [])
+            granted = [a for a in granted if a in wanted]
+            if granted:
+                access.append({"type": kind, "name": name, "actions": granted})
+        now = int(time.time())
+        return self.sign({"iss": self.issuer, "sub": user or "", "aud": self.service,
+                          "exp": now + self.lifetime, "nbf": now - 10, "iat": now,
+                          "jti": os.urandom(8).hex(), "access": access})
+
+    def start(self):
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                url = urllib.parse.urlsplit(self.path)
+                query = urllib.parse.parse_qs(url.query)
+                user = None
+                header = self.headers.get("Authorization", "")
+                if header.startswith("Basic "):
+                    name, _, password = base64.b64decode(header[6:]).decode().partition(":")
+                    if server.users.get(name) != password:
+                        self.send_response(401)
+                        self.send_header("Content-Type", "application/json")
+                        self.end_headers()
+                        self.wfile.write(b'{"details":"incorrect username or password"}')
+                        return
+                    user = name
+                if url.path != "/token" or query.get("service") != [server.service]:
+                    self.send_response(400)
+                    self.end_headers()
+                    return
+                scopes = query.get("scope", [])
+                server.requests.append((user, tuple(scopes)))
+                body = json.dumps({"token": server.issue(user, scopes),
+                                   "expires_in": server.lifetime}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        if self.httpd:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.httpd = None
+
+
+@pytest.fixture
+def token_server(tmp_path):
+    server = TokenServer(str(tmp_path / "token"), users={"alice": "wonderland"})
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def store(tmp_path):
+    return ContentStore(str(tmp_path / "content"))
+
+
+# -- a tiny image built by the tests -----------------------------------------------------------
+
+def make_layer(files, compress=True):
+    """A layer tarball holding ``files`` ({path: bytes}); gzip'd unless told otherwise."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path, data in sorted(files.items()):
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            info.mode = 0o644
+            info.mtime = 1700000000
+            tar.addfile(info, io.BytesIO(data))
+    diff = raw.getvalue()
+    blob = gzip.compress(diff, mtime=0) if compress else diff
+    return blob, digest_bytes(diff)
+
+
+def build_image(store, layers_files, oci=True, arch="amd64", cmd=("sh",)):
+    """Write a small image into ``store``; returns (manifest digest, manifest bytes, layer
+    descriptors). ``layers_files`` is a list of {path: bytes}."""
+    layers, diff_ids = [], []
+    for files in layers_files:
+        blob, diff_id = make_layer(files)
+        digest = store.put(blob)
+        layers.append({"mediaType": mediatypes.OCI_LAYER_GZIP if oci else
+                       mediatypes.DOCKER_LAYER_GZIP, "digest": digest, "size": len(blob)})
+        diff_ids.append(diff_id)
+    config = json.dumps({
+        "architecture": arch, "os": "linux",
+        "config": {"Cmd": list(cmd), "Env": ["PATH=/usr/bin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": [{"created_by": "test layer %d" % i} for i in range(len(layers))],
+    }, sort_keys=True).encode()
+    config_digest = store.put(config)
+    manifest = {"schemaVersion": 2,
+                "mediaType": mediatypes.OCI_MANIFEST if oci else mediatypes.DOCKER_MANIFEST,
+                "config": {"mediaType": mediatypes.OCI_CONFIG if oci else mediatypes.DOCKER_CONFIG,
+                           "digest": config_digest, "size": len(config)},
+                "layers": layers}
+    data = json.dumps(manifest, sort_keys=True).encode()
+    return store.put(data), data, layers
+
+
+@pytest.fixture
+def images():
+    """Builders for test images: ``images.layer(files)``, ``images.build(store, [files...])``."""
+    import types
+    return types.SimpleNamespace(layer=make_layer, build=build_image)
