@@ -1,0 +1,134 @@
+"""OOM notifications for ``pyrunc events``.
+
+A notifier has a file descriptor to wait on (``fileno()``, for a select/poll loop that also
+prints stats every interval) and ``poll(timeout)``, which returns how many OOM kills happened
+since the last call (0 when the timeout passed first) or ``None`` once the cgroup is gone.
+Iterating yields those counts until the cgroup is gone.
+
+* cgroup v1: an eventfd registered on ``memory.oom_control`` through ``cgroup.event_control``;
+  the kernel also signals it when the cgroup is removed.
+* cgroup v2: ``memory.events`` polled for POLLPRI (kernfs notifies on change); the count is the
+  increase of its ``oom_kill`` line.
+"""
+import os
+import select
+
+from pyrunc.errors import SystemFailure
+
+
+class OOMNotifier:
+    def __init__(self):
+        self.closed = False
+
+    def fileno(self):
+        raise NotImplementedError
+
+    def poll(self, timeout=None):
+        """New OOM kills since the last call; 0 on timeout; None once the cgroup is gone."""
+        if self.closed:
+            return None
+        p = select.poll()
+        p.register(self.fileno(), select.POLLIN | select.POLLPRI)
+        if not p.poll(None if timeout is None else int(timeout * 1000)):
+            return 0
+        count = self._consume()
+        if count is None:
+            self.close()
+        return count
+
+    def __iter__(self):
+        while True:
+            count = self.poll()
+            if count is None:
+                return
+            if count:
+                yield count
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _consume(self):
+        raise NotImplementedError
+
+    def close(self):
+        self.closed = True
+
+
+class V1OOMNotifier(OOMNotifier):
+    def __init__(self, memory_dir):
+        super().__init__()
+        self.dir = memory_dir
+        self._efd = os.eventfd(0, os.EFD_CLOEXEC)
+        try:
+            self._ofd = os.open(os.path.join(memory_dir, "memory.oom_control"),
+                                os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            os.close(self._efd)
+            raise SystemFailure("open %s/memory.oom_control" % memory_dir, e.errno) from None
+        try:
+            with open(os.path.join(memory_dir, "cgroup.event_control"), "w") as f:
+                f.write("%d %d" % (self._efd, self._ofd))
+        except OSError as e:
+            self._close_fds()
+            raise SystemFailure("register an OOM eventfd in %s" % memory_dir, e.errno) from None
+
+    def fileno(self):
+        return self._efd
+
+    def _consume(self):
+        count = os.eventfd_read(self._efd)
+        if not os.path.isdir(self.dir):
+            return None
+        return count
+
+    def _close_fds(self):
+        os.close(self._efd)
+        os.close(self._ofd)
+
+    def close(self):
+        if not self.closed:
+            self._close_fds()
+        super().close()
+
+
+class V2OOMNotifier(OOMNotifier):
+    def __init__(self, cgroup_dir):
+        super().__init__()
+        self.dir = cgroup_dir
+        try:
+            self._fd = os.open(os.path.join(cgroup_dir, "memory.events"), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise SystemFailure("open %s/memory.events" % cgroup_dir, e.errno) from None
+        self._seen = self._oom_kills()
+
+    def fileno(self):
+        return self._fd
+
+    def _oom_kills(self):
+        """The oom_kill count, or None when the cgroup is gone."""
+        try:
+            data = os.pread(self._fd, 4096, 0).decode()
+        except OSError:
+            return None
+        if not os.path.isdir(self.dir):
+            return None
+        for line in data.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+        return 0
+
+    def _consume(self):
+        now = self._oom_kills()
+        if now is None:
+            return None
+        count, self._seen = now - self._seen, now
+        return count
+
+    def close(self):
+        if not self.closed:
+            os.close(self._fd)
+        super().close()

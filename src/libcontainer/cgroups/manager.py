@@ -1,0 +1,175 @@
+"""What every cgroup backend shares: file access with clear errors, and the Manager interface."""
+import errno
+import os
+import time
+
+from pyrunc.errors import FailedPrecondition, InvalidArgument, SystemFailure, Unavailable
+from pyrunc.libcontainer.cgroups.resources import field
+
+FREEZE_TIMEOUT = 10.0
+REMOVE_TIMEOUT = 2.0
+
+
+def unavailable(controller):
+    return Unavailable('cgroup controller "%s" is not available on this host' % controller)
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def read_int(path, default=0):
+    """An integer file; "max" (v2) reads as ``default``; a missing file too."""
+    try:
+        text = read(path).strip()
+    except FileNotFoundError:
+        return default
+    if text == "max" or not text:
+        return default
+    return int(text)
+
+
+def read_keyed(path):
+    """A flat keyed file ("key value" lines) as {key: int}; {} when missing."""
+    out = {}
+    try:
+        text = read(path)
+    except FileNotFoundError:
+        return out
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            try:
+                out[parts[0]] = int(parts[1])
+            except ValueError:
+                continue
+    return out
+
+
+def write(directory, name, value, what=None):
+    """Write ``value`` into the cgroup file ``directory/name``.
+
+    ``what`` is the config field being applied (e.g. "memory.limit"); a kernel refusal becomes
+    an InvalidArgument naming it, a missing file an Unavailable naming the file.
+    """
+    path = os.path.join(directory, name)
+    data = str(value).encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        if not os.path.isdir(directory):
+            raise SystemFailure("write %s" % path, errno.ENOENT, "the cgroup is gone") from None
+        raise Unavailable('cgroup file "%s" is not available on this host%s'
+                          % (name, " (for %s)" % field(what) if what else "")) from None
+    except OSError as e:
+        raise SystemFailure("open %s" % path, e.errno) from None
+    try:
+        os.write(fd, data)
+    except OSError as e:
+        if what and e.errno in (errno.EINVAL, errno.ERANGE, errno.EOVERFLOW):
+            raise InvalidArgument("%s: the kernel refused %s for %s: %s"
+                                  % (field(what), value, name, os.strerror(e.errno).lower())) from None
+        raise SystemFailure("write %r to %s" % (value, path), e.errno) from None
+    finally:
+        os.close(fd)
+
+
+def mkdir_p(path, on_create=None):
+    """mkdir -p; returns the directories created, outermost first. ``on_create(dir)`` runs on
+    each new directory before the next level is made (cpuset needs that)."""
+    missing = []
+    p = path
+    while not os.path.isdir(p):
+        missing.append(p)
+        p = os.path.dirname(p)
+    created = []
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, 0o755)
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise SystemFailure("create cgroup %s" % d, e.errno) from None
+        created.append(d)
+        if on_create:
+            on_create(d)
+    return created
+
+
+def rmdir_tree(path):
+    """Remove a cgroup directory and any child cgroups (deepest first); retry while busy."""
+    if not os.path.isdir(path):
+        return
+    for root, dirs, _ in os.walk(path, topdown=False):
+        for d in dirs:
+            _rmdir(os.path.join(root, d))
+    _rmdir(path)
+
+
+def _rmdir(path):
+    deadline = time.monotonic() + REMOVE_TIMEOUT
+    delay = 0.001
+    while True:
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise FailedPrecondition("remove cgroup %s: %s (processes still in it?)"
+                                         % (path, os.strerror(e.errno).lower())) from None
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def procs_in_tree(path):
+    """Every pid in the cgroup at ``path`` and its descendants."""
+    pids = []
+    for root, _, files in os.walk(path):
+        if "cgroup.procs" in files:
+            try:
+                text = read(os.path.join(root, "cgroup.procs"))
+            except FileNotFoundError:
+                continue
+            pids.extend(int(x) for x in text.split())
+    return sorted(set(pids))
+
+
+class Manager:
+    """One container's cgroup. Subclasses: V1Manager, V2Manager (and the systemd driver).
+
+    apply(pid) creates the cgroup and moves pid in; set(resources) applies linux.resources;
+    destroy() removes it. State round-trips through to_state()/load_manager().
+    """
+
+    version = 0
+    driver = "cgroupfs"
+
+    def __init__(self, cgroups_path, container_id, dirs):
+        self.cgroups_path = cgroups_path
+        self.container_id = container_id
+        self._dirs = dict(dirs)
+
+    def paths(self):
+        return dict(self._dirs)
+
+    def to_state(self):
+        return {"version": self.version, "driver": self.driver, "path": self.cgroups_path,
+                "id": self.container_id, "paths": self.paths()}
+
+    def exists(self):
+        return any(os.path.isdir(d) for d in set(self._dirs.values()))
+
+    def _wait_frozen(self, check, what):
+        deadline = time.monotonic() + FREEZE_TIMEOUT
+        delay = 0.001
+        while not check():
+            if time.monotonic() > deadline:
+                raise SystemFailure("%s: timed out after %gs" % (what, FREEZE_TIMEOUT), errno.ETIMEDOUT)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def __repr__(self):
+        return "<%s %s>" % (type(self).__name__, self._dirs)

@@ -1,0 +1,239 @@
+"""The shared suite every cgroup backend passes: each resource checked for its effect on plain
+forked processes in the cgroup. It runs against the backend this host has (cgroup v1 here;
+cgroup v2 through tests/vm)."""
+import errno
+import json
+import os
+import time
+
+import pytest
+
+from pyrunc.errors import InvalidArgument, Unavailable
+from pyrunc.libcontainer import cgroups
+
+MB = 1 << 20
+
+
+def _sleep_forever(child):
+    time.sleep(60)
+
+
+def _cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])     # utime + stime
+
+
+def _burn(seconds):
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        n += 1
+    return n
+
+
+def test_apply_places_the_process_and_destroy_removes_the_cgroup(cgroup, spawn):
+    child = spawn(cgroup, _sleep_forever)
+    assert cgroup.pids() == [child.pid]
+    with open("/proc/%d/cgroup" % child.pid) as f:
+        own = f.read()
+    for controller, directory in cgroup.paths().items():
+        assert os.path.isdir(directory)
+        assert directory.endswith("/pyrunc-cgroup-tests/" + os.path.basename(directory))
+        if controller in ("", "memory"):
+            key = "0::" if controller == "" else ":memory:"
+            assert key + "/pyrunc-cgroup-tests/" in own
+    child.kill()
+    cgroup.destroy()
+    assert not any(os.path.exists(d) for d in cgroup.paths().values())
+
+
+def test_state_round_trips_through_json(cgroup, spawn):
+    child = spawn(cgroup, _sleep_forever)
+    loaded = cgroups.load_manager(json.loads(json.dumps(cgroup.to_state())))
+    assert loaded.version == cgroup.version
+    assert loaded.paths() == cgroup.paths()
+    assert loaded.pids() == [child.pid]
+
+
+def test_memory_limit_oom_kills_and_is_reported(cgroup, spawn):
+    def hog(child):
+        data = b"x" * (256 * MB)         # written, so really allocated
+        child.send(b"survived %d" % len(data))
+
+    child = spawn(cgroup, hog, start=False)
+    cgroup.set({"memory": {"limit": 32 * MB}})
+    with cgroup.oom_events() as events:
+        child.start()
+        status, _ = child.wait()
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == 9, status
+        assert child.output() == b""
+        assert events.poll(5) >= 1
+    assert cgroup.stats()["memory"]["usage"]["limit"] == 32 * MB
+
+
+def test_pids_limit_makes_fork_fail(cgroup, spawn):
+    def forker(child):
+        kids = []
+        for _ in range(10):
+            try:
+                pid = os.fork()
+            except BlockingIOError:
+                break
+            if pid == 0:
+                time.sleep(60)
+                os._exit(0)
+            kids.append(pid)
+        child.send(b"%d" % len(kids))
+        for pid in kids:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+
+    child = spawn(cgroup, forker, start=False)
+    cgroup.set({"pids": {"limit": 4}})
+    child.start()
+    child.wait()
+    assert child.output() == b"3"              # the limit counts the forker itself
+
+
+def test_cpu_quota_caps_cpu_time(cgroup, spawn):
+    child = spawn(cgroup, lambda c: _burn(1.5) and 0, start=False)
+    cgroup.set({"cpu": {"quota": 20000, "period": 100000}})
+    child.start()
+    status, rusage = child.wait()
+    used = rusage.ru_utime + rusage.ru_stime
+    assert os.WIFEXITED(status)
+    assert used < 0.6, "%.2fs of CPU in 1.5s under a 20%% quota" % used
+    assert cgroup.stats()["cpu"]["throttling"]["throttledPeriods"] > 0
+
+
+def test_denied_device_cannot_be_opened(cgroup, spawn):
+    def opener(child):
+        for path in ("/dev/null", "/dev/zero"):
+            try:
+                os.close(os.open(path, os.O_RDONLY))
+                child.send(b"%s ok\n" % path.encode())
+            except OSError as e:
+                child.send(b"%s %d\n" % (path.encode(), e.errno))
+
+    child = spawn(cgroup, opener, start=False)
+    cgroup.set({"devices": [{"allow": True, "access": "rwm"},
+                            {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]})
+    child.start()
+    child.wait()
+    assert child.output().decode().split("\n")[:2] == ["/dev/null %d" % errno.EPERM, "/dev/zero ok"]
+
+
+def test_freeze_stops_the_processes_and_thaw_resumes_them(cgroup, spawn):
+    child = spawn(cgroup, lambda c: _burn(60) and 0)
+    time.sleep(0.1)
+    cgroup.freeze()
+    assert cgroup.freezer_state() == "FROZEN"
+    before = _cpu_ticks(child.pid)
+    time.sleep(0.3)
+    assert _cpu_ticks(child.pid) == before
+    cgroup.thaw()
+    assert cgroup.freezer_state() == "THAWED"
+    time.sleep(0.3)
+    assert _cpu_ticks(child.pid) > before
+
+
+def test_stats_report_usage_in_runcs_shape(cgroup, spawn):
+    def worker(child):
+        data = b"y" * (8 * MB)
+        _burn(0.3)
+        child.send(b"ready")
+        time.sleep(60)
+        return len(data) and 0
+
+    child = spawn(cgroup, worker, start=False)
+    cgroup.set({"pids": {"limit": 50}, "memory": {"limit": 256 * MB}})
+    child.start()
+    assert os.read(child._out_r, 5) == b"ready"
+    stats = json.loads(json.dumps(cgroup.stats()))
+    assert stats["cpu"]["usage"]["total"] > 100_000_000          # ns
+    assert stats["cpu"]["usage"]["user"] + stats["cpu"]["usage"]["kernel"] > 0
+    assert stats["memory"]["usage"]["usage"] >= 8 * MB
+    assert stats["memory"]["usage"]["limit"] == 256 * MB
+    assert "cache" in stats["memory"] or stats["memory"]["raw"]
+    assert stats["pids"] == {"current": 1, "limit": 50}
+
+
+def test_update_changes_limits_in_place(cgroup, spawn):
+    def forker(child):
+        kids = []
+        while len(kids) < 20:
+            try:
+                pid = os.fork()
+            except BlockingIOError:
+                break
+            if pid == 0:
+                time.sleep(60)
+                os._exit(0)
+            kids.append(pid)
+        child.send(b"%d" % len(kids))
+        for pid in kids:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+
+    child = spawn(cgroup, forker, start=False)
+    cgroup.set({"pids": {"limit": 2}, "memory": {"limit": 64 * MB}})
+    cgroup.set({"pids": {"limit": 6}, "memory": {"limit": 128 * MB}})
+    assert cgroup.stats()["memory"]["usage"]["limit"] == 128 * MB
+    child.start()
+    child.wait()
+    assert child.output() == b"5"
+
+
+def test_memory_limit_below_usage_is_refused_clearly(cgroup, spawn):
+    def holder(child):
+        data = b"z" * (64 * MB)
+        child.send(b"held")
+        time.sleep(60)
+        return len(data) and 0
+
+    child = spawn(cgroup, holder)
+    assert os.read(child._out_r, 4) == b"held"
+    with pytest.raises(InvalidArgument) as err:
+        cgroup.set({"memory": {"limit": 8 * MB}})
+    assert str(err.value).startswith("linux.resources.memory.limit: 8388608 bytes is below the ")
+    assert "the container already uses" in str(err.value)
+    assert os.waitpid(child.pid, os.WNOHANG) == (0, 0)     # still alive
+
+
+def test_absent_controller_is_unavailable(cgroup, spawn):
+    spawn(cgroup, _sleep_forever)
+    with pytest.raises(Unavailable, match='^cgroup controller "net_cls" is not available'):
+        cgroup.set({"network": {"classID": 0x100001}})
+
+
+def test_malformed_value_names_the_field_and_writes_nothing(cgroup, spawn):
+    spawn(cgroup, _sleep_forever)
+    with pytest.raises(InvalidArgument) as err:
+        cgroup.set({"pids": {"limit": 7}, "memory": {"limit": "1g"}})
+    assert str(err.value) == "linux.resources.memory.limit: must be an integer, not a string"
+    assert cgroup.stats()["pids"].get("limit", 0) == 0
+
+
+def test_systemd_driver_is_a_clear_error_without_systemd():
+    if os.path.isdir("/run/systemd/system"):
+        pytest.skip("systemd runs here")
+    with pytest.raises(Unavailable, match="^systemd cgroup driver: systemd is not running"):
+        cgroups.new_manager("/x", "x", systemd=True)
+
+
+def test_mount_steps_show_the_containers_cgroup(cgroup, spawn):
+    spawn(cgroup, _sleep_forever)
+    steps = cgroup.mount_steps("/sys/fs/cgroup", 0x1, cgroupns=False)
+    sources = {s.source for s in steps if s.kind == "mount"}
+    if cgroup.version == 2:
+        assert [s.source for s in steps] == [cgroup.paths()[""]]
+        ns_steps = cgroup.mount_steps("/sys/fs/cgroup", 0, cgroupns=True)
+        assert [(s.kind, s.fstype) for s in ns_steps] == [("mount", "cgroup2")]
+        return
+    assert steps[0].fstype == "tmpfs" and steps[0].destination == "/sys/fs/cgroup"
+    for controller in ("memory", "pids", "devices", "freezer"):
+        assert cgroup.paths()[controller] in sources
+    assert steps[-1].flags & 0x20 and steps[-1].flags & 0x1        # remounted read-only
+    ns_steps = cgroup.mount_steps("/sys/fs/cgroup", 0, cgroupns=True)
+    assert {s.data for s in ns_steps if s.fstype == "cgroup"} >= {"memory", "pids", "cpu"}
