@@ -1,0 +1,27 @@
+"""Snapshotters: one interface (containerd's), two backends chosen at run time.
+
+``open_snapshotter(root)`` picks overlayfs where the kernel and the filesystem allow it, else
+the copying backend; ``open_snapshotter(root, "native")`` forces one.
+"""
+import os
+
+from pyrunc.engine.snapshots.base import ACTIVE, COMMITTED, VIEW, Info, Mount, Snapshotter, Usage
+from pyrunc.engine.snapshots.copy import CopySnapshotter
+from pyrunc.engine.snapshots.overlay import OverlaySnapshotter, supported as overlay_supported
+from pyrunc.errors import InvalidArgument
+
+BACKENDS = {"overlayfs": OverlaySnapshotter, "native": CopySnapshotter}
+
+
+def open_snapshotter(root, backend=None):
+    """The snapshotter stored under ``root/<backend>``; the default prefers overlayfs."""
+    os.makedirs(root, exist_ok=True)
+    if backend is None:
+        backend = "overlayfs" if overlay_supported(root) else "native"
+    if backend not in BACKENDS:
+        raise InvalidArgument("snapshotter %r: unknown (use %s)" % (backend, " or ".join(BACKENDS)))
+    return BACKENDS[backend](os.path.join(root, backend))
+
+
+__all__ = ["ACTIVE", "COMMITTED", "VIEW", "BACKENDS", "CopySnapshotter", "Info", "Mount",
+           "OverlaySnapshotter", "Snapshotter", "Usage", "open_snapshotter"]
