@@ -97,6 +97,7 @@ class Plan:
     rootfs_propagation: int = 0    # MS_* applied to / (default MS_SLAVE|MS_REC)
     mounts: list = field(default_factory=list)         # [MountStep], in order
     devices: list = field(default_factory=list)        # [Device], defaults included
+    dev_symlinks: bool = True      # /dev/fd, stdin, stdout, stderr, ptmx (-> pts/ptmx), core
     masked_paths: list = field(default_factory=list)
     readonly_paths: list = field(default_factory=list)
     no_pivot: bool = False
@@ -119,3 +120,4 @@ class Plan:
     create_container_hooks: list = field(default_factory=list)  # [Hook], run by the child
     start_container_hooks: list = field(default_factory=list)   # [Hook], run by the child
     state_json: bytes = b""        # the state given to hooks run by the child on stdin
+                                   # (spawn_init's on_hooks() may return a fresher one)

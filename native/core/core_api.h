@@ -1,0 +1,159 @@
+/* The native core's interface: the configuration Python hands over and the handshake messages.
+ *
+ * This file is the one definition shared by C and Python: native/build_core.py feeds it to
+ * cffi's cdef, so it holds only what cdef understands (integer #defines, structs, prototypes;
+ * no other preprocessor directives). core.h includes it for the C side.
+ */
+
+/* Message types of the parent/child handshake (struct core_msg.type). */
+#define CORE_MSG_CONTINUE      1   /* parent -> child: go on (payload: optional hook state) */
+#define CORE_MSG_USERNS_READY  2   /* child -> parent: write uid_map/gid_map of value (pid) */
+#define CORE_MSG_INIT_PID      3   /* child -> parent: value is the init's pid */
+#define CORE_MSG_HOOKS         4   /* child -> parent: run prestart/createRuntime hooks */
+#define CORE_MSG_SECCOMP_FD    5   /* child -> parent: the listener fd rides as SCM_RIGHTS */
+#define CORE_MSG_READY         6   /* child -> parent: init waits on the exec fifo */
+#define CORE_MSG_ERROR         7   /* child -> parent: err, payload "step\0detail\0" */
+
+#define CORE_MSG_MAX_PAYLOAD   65536
+
+/* Mount step kinds (struct core_mount.kind). */
+#define CORE_MOUNT_MOUNT    1
+#define CORE_MOUNT_MKDIR    2
+#define CORE_MOUNT_SYMLINK  3
+
+#define CORE_MAX_JOIN 8
+
+/* Every message starts with this header; len bytes of payload follow in the same datagram. */
+struct core_msg {
+    uint32_t type;
+    int32_t err;       /* errno for CORE_MSG_ERROR */
+    int32_t value;     /* a pid for USERNS_READY and INIT_PID */
+    uint32_t len;      /* payload length */
+};
+
+struct core_mount {
+    int kind;
+    const char *destination;
+    const char *source;
+    const char *fstype;
+    unsigned long flags;
+    const char *data;
+    unsigned long propagation;
+    uint64_t attr_set;
+    uint64_t attr_clr;
+    int source_is_dir;
+    unsigned int mode;
+};
+
+struct core_device {
+    const char *path;
+    unsigned int type;     /* S_IFCHR, S_IFBLK or S_IFIFO */
+    unsigned int major;
+    unsigned int minor;
+    unsigned int mode;
+    unsigned int uid;
+    unsigned int gid;
+    int bind;
+};
+
+struct core_rlimit {
+    int resource;
+    uint64_t soft;
+    uint64_t hard;
+};
+
+struct core_hook {
+    const char *path;
+    char **argv;
+    char **envp;
+    int timeout;           /* seconds, 0: none */
+};
+
+struct core_config {
+    int sync_fd;               /* the child's end of the socketpair */
+    int parent_fd;             /* the parent's end, closed in the child */
+
+    int join_fds[8];           /* namespaces to setns into, user first */
+    int join_types[8];         /* their CLONE_NEW* flags */
+    int n_join;
+    int new_userns;
+    int unshare_flags;         /* the other CLONE_NEW* to create */
+    const char *time_offsets;  /* for /proc/self/timens_offsets, or NULL */
+
+    const char *rootfs;
+    unsigned long rootfs_propagation;
+    int readonly_root;
+    int no_pivot;
+    const struct core_mount *mounts;
+    int n_mounts;
+    const struct core_device *devices;
+    int n_devices;
+    int dev_symlinks;
+    int kcore;                 /* the host has /proc/kcore: add /dev/core */
+    char **masked_paths;
+    int n_masked;
+    char **readonly_paths;
+    int n_readonly;
+
+    const char *hostname;
+    const char *domainname;
+    char **sysctl_paths;       /* /proc/sys/... */
+    char **sysctl_values;
+    int n_sysctl;
+    const struct core_rlimit *rlimits;
+    int n_rlimits;
+    int has_oom_score_adj;
+    int oom_score_adj;
+
+    int has_caps;
+    uint64_t cap_bounding;
+    uint64_t cap_effective;
+    uint64_t cap_permitted;
+    uint64_t cap_inheritable;
+    uint64_t cap_ambient;
+    int cap_last;
+    int no_new_privileges;
+    unsigned int uid;
+    unsigned int gid;
+    const unsigned int *gids;
+    int n_gids;
+    int set_groups;            /* call setgroups (not when the user namespace denies it) */
+    int umask;                 /* -1: keep */
+    const char *cwd;
+    char **env;
+    char **args;
+
+    int terminal;
+    int console_fd;
+    int exec_fifo_fd;          /* -1: exec at once after READY */
+    int preserve_fds;
+    int stdio[3];
+
+    const unsigned char *seccomp_bpf;
+    int seccomp_len;           /* number of struct sock_filter */
+    unsigned int seccomp_flags;
+    int seccomp_notify;
+
+    const struct core_hook *create_hooks;
+    int n_create_hooks;
+    const struct core_hook *start_hooks;
+    int n_start_hooks;
+    const char *state;
+    int state_len;
+};
+
+/* Clone the first child, which runs the configuration; returns its pid or -errno. */
+int core_spawn(const struct core_config *config);
+
+/* A SOCK_SEQPACKET socketpair with close-on-exec; returns 0 or -errno. */
+int core_socketpair(int fds[2]);
+
+/* Send one message (and optionally a file descriptor); returns 0 or -errno. */
+int core_send(int fd, uint32_t type, int32_t value, const char *payload, uint32_t len);
+
+/* Shut down the writing side of a socket (the children then read EOF); returns 0 or -errno. */
+int core_shutdown(int fd);
+
+/* Receive one message into buf (size >= sizeof(struct core_msg) + CORE_MSG_MAX_PAYLOAD);
+ * *fd_out gets a passed descriptor or -1. Returns the bytes received, 0 at EOF, or -errno. */
+int core_recv(int fd, char *buf, int size, int *fd_out);

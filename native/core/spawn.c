@@ -1,0 +1,307 @@
+/* The stages of container creation (runc's nsexec, in C).
+ *
+ * core_spawn (called from Python) clones stage 1 and returns. Stage 1 waits for the parent to
+ * place it in its cgroup, joins and creates namespaces, then clones the init with CLONE_PARENT,
+ * so the init is a child of the Python caller, reports its pid and exits. The init sets up the
+ * root filesystem, the process attributes, waits on the exec fifo and executes the program.
+ */
+#include "core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+static const char *ns_name(int flag)
+{
+    switch (flag) {
+    case CLONE_NEWUSER: return "user";
+    case CLONE_NEWPID: return "pid";
+    case CLONE_NEWNS: return "mount";
+    case CLONE_NEWUTS: return "uts";
+    case CLONE_NEWIPC: return "ipc";
+    case CLONE_NEWNET: return "network";
+    case CLONE_NEWCGROUP: return "cgroup";
+    case CLONE_NEWTIME: return "time";
+    }
+    return "unknown";
+}
+
+static void become_root_in_userns(void)
+{
+    if (setresgid(0, 0, 0) < 0)
+        core_fail(errno, "become root in the user namespace: setresgid");
+    if (setresuid(0, 0, 0) < 0)
+        core_fail(errno, "become root in the user namespace: setresuid");
+}
+
+static void load_seccomp(void)
+{
+    const struct core_config *c = core_cfg;
+    struct sock_fprog prog = {.len = (unsigned short)c->seccomp_len,
+                              .filter = (struct sock_filter *)c->seccomp_bpf};
+    unsigned int flags = c->seccomp_flags;
+
+    if (c->seccomp_notify)
+        flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
+    int fd = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+    if (fd < 0)
+        core_fail(errno, "load seccomp filter");
+    if (c->seccomp_notify) {
+        core_child_send(CORE_MSG_SECCOMP_FD, 0, NULL, 0, fd);
+        core_child_wait_continue();
+        close(fd);
+    }
+}
+
+static const char *env_path(void)
+{
+    for (char **e = core_cfg->env; e && *e; e++)
+        if (strncmp(*e, "PATH=", 5) == 0)
+            return *e + 5;
+    return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+}
+
+static int is_executable(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode))
+        return -EACCES;
+    if (faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) < 0)
+        return -errno;
+    return 0;
+}
+
+/* Find args[0] the way execvp does, with the container's PATH; fills buf. */
+static const char *look_path(char *buf, size_t size)
+{
+    const char *name = core_cfg->args[0];
+    int r;
+
+    if (strchr(name, '/')) {
+        r = is_executable(name);
+        if (r < 0)
+            core_fail(-r, "exec %s", name);
+        return name;
+    }
+    const char *p = env_path();
+    int denied = 0;
+    while (1) {
+        const char *end = strchr(p, ':');
+        size_t dl = end ? (size_t)(end - p) : strlen(p);
+        if (dl == 0)
+            snprintf(buf, size, "%s", name);
+        else
+            snprintf(buf, size, "%.*s/%s", (int)dl, p, name);
+        r = is_executable(buf);
+        if (r == 0)
+            return buf;
+        if (r == -EACCES)
+            denied = 1;
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    if (denied)
+        core_fail(EACCES, "exec %s", name);
+    core_fail_detail("executable file not found in $PATH", "exec %s", name);
+}
+
+static void wait_exec_fifo(void)
+{
+    const struct core_config *c = core_cfg;
+    char path[64];
+
+    if (c->exec_fifo_fd < 0)
+        return;
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", c->exec_fifo_fd);
+    int fd;
+    do
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        core_fail(errno, "open exec fifo");
+    if (write(fd, "0", 1) != 1)
+        core_fail(errno, "write exec fifo");
+    close(fd);
+    close(c->exec_fifo_fd);
+}
+
+static void close_fds(void)
+{
+    const struct core_config *c = core_cfg;
+    int first = 3 + c->preserve_fds;
+
+    for (int fd = 3; fd < first; fd++) {
+        int fl = fcntl(fd, F_GETFD);
+        if (fl >= 0 && (fl & FD_CLOEXEC))
+            fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+    }
+    if (syscall(SYS_close_range, first, ~0U, 0) < 0) {
+        for (int fd = first; fd < 4096; fd++)
+            close(fd);
+    }
+}
+
+static void set_stdio(void)
+{
+    const struct core_config *c = core_cfg;
+    for (int i = 0; i < 3; i++) {
+        if (c->stdio[i] != i && c->stdio[i] >= 0 && dup2(c->stdio[i], i) < 0)
+            core_fail(errno, "set up stdio %d", i);
+    }
+}
+
+static void sysctls(void)
+{
+    const struct core_config *c = core_cfg;
+    for (int i = 0; i < c->n_sysctl; i++) {
+        const char *v = c->sysctl_values[i];
+        if (core_write_file(c->sysctl_paths[i], v, strlen(v)) < 0)
+            core_fail(errno, "write sysctl %s", c->sysctl_paths[i]);
+    }
+}
+
+static void uts(void)
+{
+    const struct core_config *c = core_cfg;
+    if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0)
+        core_fail(errno, "set hostname %s", c->hostname);
+    if (c->domainname && setdomainname(c->domainname, strlen(c->domainname)) < 0)
+        core_fail(errno, "set domainname %s", c->domainname);
+}
+
+static void oom_score_adj(void)
+{
+    const struct core_config *c = core_cfg;
+    char buf[32];
+    if (!c->has_oom_score_adj)
+        return;
+    int n = snprintf(buf, sizeof(buf), "%d", c->oom_score_adj);
+    if (core_write_file("/proc/self/oom_score_adj", buf, n) < 0)
+        core_fail(errno, "write oom_score_adj %d", c->oom_score_adj);
+}
+
+static void __attribute__((noreturn)) init_main(void)
+{
+    const struct core_config *c = core_cfg;
+    char pathbuf[PATH_MAX];
+
+    core_child_wait_continue();  /* the parent knows our pid */
+    if (setsid() < 0)
+        core_fail(errno, "setsid");
+    set_stdio();
+    umask(0);
+    if (c->rootfs) {
+        core_prepare_rootfs();
+        if (c->terminal)
+            core_setup_terminal();
+    }
+    core_child_send(CORE_MSG_HOOKS, 0, NULL, 0, -1);
+    core_child_wait_continue();
+    if (!core_state) {
+        core_state = c->state;
+        core_state_len = c->state_len;
+    }
+    core_run_hooks("createContainer", c->create_hooks, c->n_create_hooks);
+    if (c->rootfs)
+        core_enter_rootfs();
+    uts();
+    sysctls();
+    if (c->rootfs)
+        core_finish_rootfs();
+    core_set_rlimits();
+    oom_score_adj();
+    umask((mode_t)c->umask);
+    if (c->seccomp_len && !c->no_new_privileges)
+        load_seccomp();  /* needs CAP_SYS_ADMIN, so before the user changes */
+    core_set_user_and_caps();
+    if (c->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        core_fail(errno, "set no_new_privileges");
+    if (c->cwd && chdir(c->cwd) < 0)
+        core_fail(errno, "chdir to cwd %s", c->cwd);
+    const char *exe = look_path(pathbuf, sizeof(pathbuf));
+    if (c->seccomp_len && c->no_new_privileges)
+        load_seccomp();  /* as late as the handshake allows */
+    core_child_send(CORE_MSG_READY, 0, NULL, 0, -1);
+    core_ready_sent = 1;
+    wait_exec_fifo();
+    core_run_hooks("startContainer", c->start_hooks, c->n_start_hooks);
+    close_fds();
+    execve(exe, c->args, c->env);
+    core_fail(errno, "exec %s", exe);
+}
+
+static void __attribute__((noreturn)) stage1_main(void)
+{
+    const struct core_config *c = core_cfg;
+
+    close(c->parent_fd);
+    core_child_wait_continue();  /* the parent has placed us in the cgroup */
+    for (int i = 0; i < c->n_join; i++) {
+        if (setns(c->join_fds[i], c->join_types[i]) < 0)
+            core_fail(errno, "join %s namespace", ns_name(c->join_types[i]));
+        close(c->join_fds[i]);
+        if (c->join_types[i] == CLONE_NEWUSER)
+            become_root_in_userns();
+    }
+    if (c->new_userns) {
+        if (unshare(CLONE_NEWUSER) < 0)
+            core_fail(errno, "create user namespace");
+        /* The maps are written by the parent; PR_SET_DUMPABLE lets it open our /proc files. */
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+        core_child_send(CORE_MSG_USERNS_READY, getpid(), NULL, 0, -1);
+        core_child_wait_continue();
+        become_root_in_userns();
+    }
+    if (c->unshare_flags) {
+        if (unshare(c->unshare_flags) < 0) {
+            int err = errno;
+            /* Name the namespace that failed: retry one by one to find it. */
+            for (int bit = 0; bit < 32; bit++) {
+                int flag = c->unshare_flags & (1 << bit);
+                if (flag && unshare(flag) < 0)
+                    core_fail(errno, "create %s namespace", ns_name(flag));
+            }
+            core_fail(err, "create namespaces");
+        }
+    }
+    if (c->time_offsets) {
+        if (core_write_file("/proc/self/timens_offsets", c->time_offsets,
+                            strlen(c->time_offsets)) < 0)
+            core_fail(errno, "write time namespace offsets");
+    }
+    pid_t pid = core_clone(CLONE_PARENT);
+    if (pid < 0)
+        core_fail(errno, "clone the container init");
+    if (pid == 0)
+        init_main();
+    core_child_send(CORE_MSG_INIT_PID, pid, NULL, 0, -1);
+    _exit(0);
+}
+
+int core_spawn(const struct core_config *config)
+{
+    pid_t pid = core_clone(0);
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        core_cfg = config;
+        stage1_main();
+    }
+    return pid;
+}

@@ -1,0 +1,203 @@
+/* The parent/child handshake over a SOCK_SEQPACKET socketpair, and failure reporting.
+ *
+ * One datagram is one message: struct core_msg, then msg.len bytes of payload. A descriptor
+ * (the seccomp listener) rides along as SCM_RIGHTS.
+ */
+#include "core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <linux/openat2.h>
+#include <unistd.h>
+
+const struct core_config *core_cfg;
+const char *core_state;
+int core_state_len;
+int core_ready_sent;
+
+/* The payload of the last CONTINUE; static so that no heap is needed in the child. */
+static char continue_buf[sizeof(struct core_msg) + CORE_MSG_MAX_PAYLOAD];
+
+static int send_msg(int fd, uint32_t type, int32_t err, int32_t value, const char *payload,
+                    uint32_t len, int pass_fd)
+{
+    struct core_msg hdr = {.type = type, .err = err, .value = value, .len = len};
+    struct iovec iov[2] = {{&hdr, sizeof(hdr)}, {(void *)payload, len}};
+    char control[CMSG_SPACE(sizeof(int))];
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
+
+    if (len > CORE_MSG_MAX_PAYLOAD)
+        return -EMSGSIZE;
+    if (pass_fd >= 0) {
+        memset(control, 0, sizeof(control));
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof(control);
+        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cmsg), &pass_fd, sizeof(int));
+    }
+    while (sendmsg(fd, &msg, MSG_NOSIGNAL) < 0) {
+        if (errno != EINTR)
+            return -errno;
+    }
+    return 0;
+}
+
+int core_socketpair(int fds[2])
+{
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0)
+        return -errno;
+    return 0;
+}
+
+int core_send(int fd, uint32_t type, int32_t value, const char *payload, uint32_t len)
+{
+    return send_msg(fd, type, 0, value, payload, len, -1);
+}
+
+int core_shutdown(int fd)
+{
+    return shutdown(fd, SHUT_WR) < 0 ? -errno : 0;
+}
+
+int core_recv(int fd, char *buf, int size, int *fd_out)
+{
+    struct iovec iov = {buf, (size_t)size};
+    char control[CMSG_SPACE(sizeof(int))];
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+                         .msg_control = control, .msg_controllen = sizeof(control)};
+    ssize_t n;
+
+    *fd_out = -1;
+    do
+        n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+            memcpy(fd_out, CMSG_DATA(c), sizeof(int));
+    }
+    if (n > 0 && (size_t)n < sizeof(struct core_msg))
+        return -EPROTO;
+    return (int)n;
+}
+
+void core_child_send(uint32_t type, int32_t value, const char *payload, uint32_t len, int fd)
+{
+    int r = send_msg(core_cfg->sync_fd, type, 0, value, payload, len, fd);
+    if (r < 0)
+        core_fail(-r, "send message %u to the parent", type);
+}
+
+void core_child_wait_continue(void)
+{
+    int fd;
+    int n = core_recv(core_cfg->sync_fd, continue_buf, sizeof(continue_buf), &fd);
+    struct core_msg *hdr = (struct core_msg *)continue_buf;
+
+    if (n == 0)
+        _exit(1);  /* the parent went away: nobody to report to */
+    if (n < 0)
+        core_fail(-n, "receive from the parent");
+    if (fd >= 0)
+        close(fd);
+    if (hdr->type != CORE_MSG_CONTINUE)
+        core_fail(EPROTO, "expected CONTINUE from the parent, got message %u", hdr->type);
+    if (hdr->len) {
+        core_state = continue_buf + sizeof(struct core_msg);
+        core_state_len = (int)hdr->len;
+    }
+}
+
+static void __attribute__((noreturn)) report(int err, const char *detail, const char *fmt, va_list ap)
+{
+    char payload[4096];
+    int n = vsnprintf(payload, 2048, fmt, ap);
+    if (n < 0)
+        n = 0;
+    if (n > 2047)
+        n = 2047;
+    payload[n++] = '\0';
+    size_t dl = detail ? strlen(detail) : 0;
+    if (dl > sizeof(payload) - n - 1)
+        dl = sizeof(payload) - n - 1;
+    memcpy(payload + n, detail ? detail : "", dl);
+    payload[n + dl] = '\0';
+    int total = n + (int)dl + 1;
+
+    send_msg(core_cfg->sync_fd, CORE_MSG_ERROR, err, 0, payload, total, -1);
+    if (core_ready_sent) {
+        /* The creating parent may be gone: say it on the container's stderr too. */
+        char line[4200];
+        int m;
+        if (err)
+            m = snprintf(line, sizeof(line), "pyrunc: %s: %s%s%s\n", payload, strerror(err),
+                         dl ? ": " : "", payload + n);
+        else
+            m = snprintf(line, sizeof(line), "pyrunc: %s: %s\n", payload, payload + n);
+        if (m > 0 && write(2, line, m < (int)sizeof(line) ? m : (int)sizeof(line) - 1) < 0)
+            m = 0;
+    }
+    _exit(1);
+}
+
+void core_fail(int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    report(err, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void core_fail_detail(const char *detail, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    report(0, detail, fmt, ap);
+    va_end(ap);
+}
+
+int core_openat2(int dirfd, const char *path, int flags, int mode, uint64_t resolve)
+{
+    struct open_how how = {.flags = (uint64_t)flags, .mode = (uint64_t)mode,
+                           .resolve = resolve};
+    int fd;
+    do
+        fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+    while (fd < 0 && errno == EINTR);
+    return fd;
+}
+
+int core_write_file(const char *path, const char *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = write(fd, data, len);
+    int saved = errno;
+    close(fd);
+    if (n < 0) {
+        errno = saved;
+        return -1;
+    }
+    if ((size_t)n != len) {
+        errno = EIO;
+        return -1;
+    }
+    return 0;
+}
+
+pid_t core_clone(unsigned long flags)
+{
+    /* fork-like clone (no new stack): the child continues here with a copy of memory. */
+    return (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
+}

@@ -1,0 +1,403 @@
+"""The parent side of container creation: hand a Plan to the native core and drive it.
+
+Like CPython's ``_posixsubprocess``, Python prepares everything (C structures, namespace
+descriptors, the socketpair) and C runs the children without any Python (``native/core``).
+The handshake is described in ``pyrunc.libcontainer.protocol``.
+
+The container init is created with ``CLONE_PARENT``: it is a child of the process that called
+``spawn_init``, which therefore reaps it (``os.waitpid(pid, 0)``) and gets its exit status.
+"""
+import errno
+import os
+
+from pyrunc._core import ffi, lib
+from pyrunc.errors import InvalidArgument, SystemFailure
+from pyrunc.libcontainer import protocol
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+MS_REC = 0x4000
+MS_SLAVE = 1 << 19
+
+_DEVICE_TYPES = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}
+
+_cap_last = []
+
+
+def cap_last():
+    """The highest capability number this kernel knows."""
+    if not _cap_last:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            _cap_last.append(int(f.read()))
+    return _cap_last[0]
+
+
+class _Config:
+    """A ``struct core_config`` and every buffer it points to (kept alive with it)."""
+
+    def __init__(self):
+        self.keep = []
+        self.c = ffi.new("struct core_config *")
+
+    def str(self, s):
+        if s is None:
+            return ffi.NULL
+        b = ffi.new("char[]", s.encode() if isinstance(s, str) else s)
+        self.keep.append(b)
+        return b
+
+    def strv(self, items):
+        arr = ffi.new("char *[]", len(items) + 1)
+        for i, item in enumerate(items):
+            arr[i] = self.str(item)
+        self.keep.append(arr)
+        return arr
+
+    def array(self, ctype, n):
+        arr = ffi.new("%s[]" % ctype, max(n, 1))
+        self.keep.append(arr)
+        return arr
+
+
+def _hooks(cfg, hooks):
+    arr = cfg.array("struct core_hook", len(hooks))
+    for i, h in enumerate(hooks):
+        arr[i].path = cfg.str(h.path)
+        arr[i].argv = cfg.strv(list(h.args) or [h.path])
+        arr[i].envp = cfg.strv(list(h.env))
+        arr[i].timeout = h.timeout or 0
+    return arr
+
+
+def _build(plan, cfg, ns_fds):
+    c = cfg.c
+    new_flags = 0
+    joins = []
+    for ns in plan.namespaces:
+        if ns.path:
+            joins.append(ns)
+        else:
+            new_flags |= ns.flag
+    # The user namespace is joined first: it owns the others.
+    joins.sort(key=lambda ns: ns.flag != CLONE_NEWUSER)
+    if len(joins) > len(c.join_fds):
+        raise InvalidArgument("plan: namespaces: at most %d to join" % len(c.join_fds))
+    for i, ns in enumerate(joins):
+        try:
+            fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise SystemFailure("open namespace %s" % ns.path, e.errno) from None
+        ns_fds.append(fd)
+        c.join_fds[i] = fd
+        c.join_types[i] = ns.flag
+    c.n_join = len(joins)
+    if plan.rootfs and not any(ns.flag == CLONE_NEWNS for ns in plan.namespaces):
+        raise InvalidArgument("plan: namespaces: a mount namespace is required to set up "
+                              "the rootfs")
+    c.new_userns = 1 if new_flags & CLONE_NEWUSER else 0
+    c.unshare_flags = new_flags & ~CLONE_NEWUSER
+    c.time_offsets = cfg.str(plan.time_offsets or None)
+
+    c.rootfs = cfg.str(plan.rootfs or None)
+    c.rootfs_propagation = plan.rootfs_propagation or (MS_SLAVE | MS_REC)
+    c.readonly_root = plan.readonly_root
+    c.no_pivot = plan.no_pivot
+    mounts = cfg.array("struct core_mount", len(plan.mounts))
+    kinds = {"mount": lib.CORE_MOUNT_MOUNT, "mkdir": lib.CORE_MOUNT_MKDIR,
+             "symlink": lib.CORE_MOUNT_SYMLINK}
+    for i, m in enumerate(plan.mounts):
+        if m.kind not in kinds:
+            raise InvalidArgument("plan: mounts[%d]: unknown kind %r" % (i, m.kind))
+        mounts[i].kind = kinds[m.kind]
+        mounts[i].destination = cfg.str(m.destination)
+        mounts[i].source = cfg.str(m.source)
+        mounts[i].fstype = cfg.str(m.fstype)
+        mounts[i].flags = m.flags
+        mounts[i].data = cfg.str(m.data or None)
+        mounts[i].propagation = m.propagation
+        mounts[i].attr_set = m.attr_set
+        mounts[i].attr_clr = m.attr_clr
+        mounts[i].source_is_dir = m.source_is_dir
+        mounts[i].mode = m.mode
+    c.mounts = mounts
+    c.n_mounts = len(plan.mounts)
+    devices = cfg.array("struct core_device", len(plan.devices))
+    for i, d in enumerate(plan.devices):
+        if d.kind not in _DEVICE_TYPES:
+            raise InvalidArgument("plan: devices[%d]: unknown type %r" % (i, d.kind))
+        devices[i].path = cfg.str(d.path)
+        devices[i].type = _DEVICE_TYPES[d.kind]
+        devices[i].major = d.major
+        devices[i].minor = d.minor
+        devices[i].mode = d.mode
+        devices[i].uid = d.uid
+        devices[i].gid = d.gid
+        devices[i].bind = d.bind
+    c.devices = devices
+    c.n_devices = len(plan.devices)
+    c.dev_symlinks = plan.dev_symlinks
+    c.kcore = os.path.exists("/proc/kcore")
+    c.masked_paths = cfg.strv(plan.masked_paths)
+    c.n_masked = len(plan.masked_paths)
+    c.readonly_paths = cfg.strv(plan.readonly_paths)
+    c.n_readonly = len(plan.readonly_paths)
+
+    c.hostname = cfg.str(plan.hostname)
+    c.domainname = cfg.str(plan.domainname)
+    paths = [name if "/" in name and name.startswith("/proc/sys/")
+             else "/proc/sys/" + name.replace(".", "/") for name, _ in plan.sysctl]
+    c.sysctl_paths = cfg.strv(paths)
+    c.sysctl_values = cfg.strv([str(v) for _, v in plan.sysctl])
+    c.n_sysctl = len(plan.sysctl)
+    rlimits = cfg.array("struct core_rlimit", len(plan.rlimits))
+    for i, r in enumerate(plan.rlimits):
+        rlimits[i].resource = r.resource
+        rlimits[i].soft = r.soft
+        rlimits[i].hard = r.hard
+    c.rlimits = rlimits
+    c.n_rlimits = len(plan.rlimits)
+    if plan.oom_score_adj is not None:
+        c.has_oom_score_adj = 1
+        c.oom_score_adj = plan.oom_score_adj
+
+    caps = plan.capabilities
+    if caps is not None:
+        c.has_caps = 1
+        c.cap_bounding = caps.bounding
+        c.cap_effective = caps.effective
+        c.cap_permitted = caps.permitted
+        c.cap_inheritable = caps.inheritable
+        c.cap_ambient = caps.ambient
+        c.cap_last = cap_last()
+    c.no_new_privileges = plan.no_new_privileges
+    c.uid = plan.uid
+    c.gid = plan.gid
+    gids = cfg.array("unsigned int", len(plan.additional_gids))
+    for i, g in enumerate(plan.additional_gids):
+        gids[i] = g
+    c.gids = gids
+    c.n_gids = len(plan.additional_gids)
+    c.set_groups = not plan.setgroups_deny
+    c.umask = 0o022 if plan.umask is None else plan.umask
+    c.cwd = cfg.str(plan.cwd or None)
+    if not plan.args:
+        raise InvalidArgument("plan: args: must be a non-empty list")
+    c.env = cfg.strv(plan.env)
+    c.args = cfg.strv(plan.args)
+    c.terminal = plan.terminal
+
+    if plan.seccomp is not None and plan.seccomp.bpf:
+        if len(plan.seccomp.bpf) % 8:
+            raise InvalidArgument("plan: seccomp: bpf length %d is not a multiple of 8"
+                                  % len(plan.seccomp.bpf))
+        bpf = ffi.new("unsigned char[]", plan.seccomp.bpf)
+        cfg.keep.append(bpf)
+        c.seccomp_bpf = bpf
+        c.seccomp_len = len(plan.seccomp.bpf) // 8
+        c.seccomp_flags = plan.seccomp.flags
+        c.seccomp_notify = plan.seccomp.notify
+
+    c.create_hooks = _hooks(cfg, plan.create_container_hooks)
+    c.n_create_hooks = len(plan.create_container_hooks)
+    c.start_hooks = _hooks(cfg, plan.start_container_hooks)
+    c.n_start_hooks = len(plan.start_container_hooks)
+    state = cfg.str(plan.state_json or b"")
+    c.state = state
+    c.state_len = len(plan.state_json or b"")
+
+
+def _write_id_maps(plan, pid):
+    files = []
+    if plan.setgroups_deny:
+        files.append(("setgroups", "deny"))
+    files += [("uid_map", plan.uid_map), ("gid_map", plan.gid_map)]
+    for name, text in files:
+        if not text:
+            continue
+        try:
+            fd = os.open("/proc/%d/%s" % (pid, name), os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, text.encode())
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise SystemFailure("write %s of the user namespace" % name, e.errno) from None
+
+
+def _describe(status):
+    if os.WIFEXITED(status):
+        return "exited with status %d" % os.WEXITSTATUS(status)
+    if os.WIFSIGNALED(status):
+        return "killed by signal %d" % os.WTERMSIG(status)
+    return "status %d" % status
+
+
+def _reap(pid):
+    """Wait for our child pid; its status, or None when someone else reaped it."""
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return None
+
+
+def _kill_and_reap(pid):
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        pass
+    _reap(pid)
+
+
+def spawn_init(plan, *, exec_fifo_fd, console_socket_fd=None, preserve_fds=0, stdio=(0, 1, 2),
+               on_pid=None, on_hooks=None, on_seccomp_fd=None):
+    """Create the container's namespaces and init from ``plan``; return the init's pid.
+
+    The init is a child of the caller (reap it with ``os.waitpid``) and waits, set up, until
+    something opens ``exec_fifo_fd``'s fifo for reading (``-1``: no fifo, exec at once).
+
+    * ``on_pid(pid)``: called with the first child's pid before it does anything; put it in
+      the container's cgroup here (the init and its namespaces are created inside it).
+    * ``on_hooks(init_pid)``: called once the mounts are done, before pivot_root; run the
+      prestart and createRuntime hooks here. It may return the state (bytes) that the init
+      gives on stdin to its createContainer and startContainer hooks, instead of
+      ``plan.state_json`` (which cannot know the pid).
+    * ``on_seccomp_fd(fd)``: the seccomp notification listener; the callee owns ``fd``.
+
+    Any failure raises ``SystemFailure`` naming the failed step, with every child killed and
+    reaped and every descriptor closed.
+    """
+    if plan.terminal and console_socket_fd is None:
+        raise InvalidArgument("plan: process.terminal needs a console socket")
+    cfg = _Config()
+    c = cfg.c
+    ns_fds = []
+    try:
+        _build(plan, cfg, ns_fds)
+        c.console_fd = -1 if console_socket_fd is None else console_socket_fd
+        c.exec_fifo_fd = exec_fifo_fd
+        c.preserve_fds = preserve_fds
+        for i in range(3):
+            c.stdio[i] = stdio[i]
+        return _Spawn(plan, cfg, ns_fds).run(on_pid, on_hooks, on_seccomp_fd)
+    finally:
+        for fd in ns_fds:
+            os.close(fd)
+
+
+class _Spawn:
+    """One run of the handshake: the socket, the children it learnt of, their cleanup."""
+
+    def __init__(self, plan, cfg, ns_fds):
+        self.plan = plan
+        self.cfg = cfg
+        self.ns_fds = ns_fds
+        self.sock = -1
+        self.stage1 = None
+        self.init = None
+
+    def run(self, on_pid, on_hooks, on_seccomp_fd):
+        pair = ffi.new("int[2]")
+        r = lib.core_socketpair(pair)
+        if r < 0:
+            raise SystemFailure("create the sync socketpair", -r)
+        self.sock, child = pair[0], pair[1]
+        self.cfg.c.sync_fd = child
+        self.cfg.c.parent_fd = self.sock
+        try:
+            pid = lib.core_spawn(self.cfg.c)
+            os.close(child)
+            if pid < 0:
+                raise SystemFailure("clone the container's first child", -pid)
+            self.stage1 = pid
+            while self.ns_fds:
+                os.close(self.ns_fds.pop())
+            if on_pid is not None:
+                on_pid(pid)
+            return self._handshake(on_hooks, on_seccomp_fd)
+        except protocol.ProtocolError as e:
+            self._cleanup()
+            raise SystemFailure(e.args[1], e.args[0]) from None
+        except BaseException:
+            self._cleanup()
+            raise
+        finally:
+            os.close(self.sock)
+
+    def _send(self, payload=b""):
+        try:
+            protocol.send(self.sock, protocol.CONTINUE, payload=payload)
+        except protocol.ProtocolError as e:
+            if e.args[0] in (errno.EPIPE, errno.ECONNRESET):
+                self._died()
+            raise
+
+    def _handshake(self, on_hooks, on_seccomp_fd):
+        receiver = protocol.Receiver(self.sock)
+        self._send()
+        while True:
+            msg = receiver.recv()
+            if msg is None:
+                self._died()
+            t = msg.type
+            if t == protocol.ERROR:
+                step, detail = msg.error_parts()
+                raise SystemFailure(step, msg.err, detail or None)
+            if t == protocol.USERNS_READY:
+                _write_id_maps(self.plan, msg.value)
+                self._send()
+            elif t == protocol.INIT_PID:
+                self.init = msg.value
+                status, self.stage1 = _reap(self.stage1), None
+                if status:
+                    raise SystemFailure("container setup", 0, _describe(status))
+                self._send()
+            elif t == protocol.HOOKS:
+                state = on_hooks(self.init) if on_hooks is not None else None
+                self._send(state or b"")
+            elif t == protocol.SECCOMP_FD:
+                if msg.fd < 0:
+                    raise SystemFailure("receive the seccomp listener", 0, "no descriptor")
+                if on_seccomp_fd is not None:
+                    on_seccomp_fd(msg.fd)
+                else:
+                    os.close(msg.fd)
+                self._send()
+            elif t == protocol.READY:
+                return self.init
+            else:
+                if msg.fd >= 0:
+                    os.close(msg.fd)
+                raise SystemFailure("container init", 0, "unexpected %s" % msg.name)
+
+    def _died(self):
+        if self.init is not None:
+            who, pid, self.init = "container init", self.init, None
+        else:
+            who, pid, self.stage1 = "container setup", self.stage1, None
+        status = _reap(pid)
+        raise SystemFailure(who, 0, "exited without a message (%s)"
+                            % (_describe(status) if status is not None else "reaped elsewhere"))
+
+    def _cleanup(self):
+        """Kill and reap every child; an init not yet reported is found by draining."""
+        if self.stage1 is not None:
+            _kill_and_reap(self.stage1)
+            self.stage1 = None
+            # The stage-1 child may have cloned the init before it died: the init reads EOF
+            # once we stop writing, exits, and its pid may still be in the socket.
+            lib.core_shutdown(self.sock)
+            receiver = protocol.Receiver(self.sock)
+            while True:
+                try:
+                    msg = receiver.recv()
+                except protocol.ProtocolError:
+                    break
+                if msg is None:
+                    break
+                if msg.fd >= 0:
+                    os.close(msg.fd)
+                if msg.type == protocol.INIT_PID:
+                    self.init = msg.value
+        if self.init is not None:
+            _kill_and_reap(self.init)
+            self.init = None

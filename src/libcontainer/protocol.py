@@ -1,0 +1,115 @@
+"""The typed parent/child handshake of container creation.
+
+Parent (Python, ``process.spawn_init``) and children (C, ``native/core``) exchange datagrams over
+a ``SOCK_SEQPACKET`` socketpair. Each datagram is one message: a ``struct core_msg`` header
+(type, errno, value, payload length) followed by the payload; a descriptor may ride along as
+``SCM_RIGHTS``. The message types and the header layout have one definition,
+``native/core/core_api.h``, which the cffi module exposes; this module names them for Python.
+
+    child                              parent
+    (stage 1 waits)            <-      CONTINUE          (after on_pid: cgroup placement)
+    USERNS_READY value=pid     ->                        (writes setgroups, uid_map, gid_map)
+                               <-      CONTINUE
+    INIT_PID value=pid         ->                        (stage 1 exits; parent reaps it)
+                               <-      CONTINUE
+    HOOKS                      ->                        (on_hooks(): prestart, createRuntime)
+                               <-      CONTINUE [state]  (payload: state for the init's hooks)
+    SECCOMP_FD + fd            ->                        (on_seccomp_fd(fd))
+                               <-      CONTINUE
+    READY                      ->                        (init blocks on the exec fifo)
+
+    ERROR err payload="step\\0detail\\0"   -> at any point; the child exits after sending it.
+"""
+from pyrunc._core import ffi, lib
+
+CONTINUE = lib.CORE_MSG_CONTINUE
+USERNS_READY = lib.CORE_MSG_USERNS_READY
+INIT_PID = lib.CORE_MSG_INIT_PID
+HOOKS = lib.CORE_MSG_HOOKS
+SECCOMP_FD = lib.CORE_MSG_SECCOMP_FD
+READY = lib.CORE_MSG_READY
+ERROR = lib.CORE_MSG_ERROR
+
+NAMES = {CONTINUE: "CONTINUE", USERNS_READY: "USERNS_READY", INIT_PID: "INIT_PID",
+         HOOKS: "HOOKS", SECCOMP_FD: "SECCOMP_FD", READY: "READY", ERROR: "ERROR"}
+
+HEADER_SIZE = ffi.sizeof("struct core_msg")
+MAX_PAYLOAD = lib.CORE_MSG_MAX_PAYLOAD
+BUFFER_SIZE = HEADER_SIZE + MAX_PAYLOAD
+
+
+class ProtocolError(Exception):
+    """A datagram that is not a well-formed message, or a socket failure (args: errno, what)."""
+
+
+class Message:
+    """One received message; ``fd`` is a passed descriptor (owned by the receiver) or -1."""
+
+    __slots__ = ("type", "err", "value", "payload", "fd")
+
+    def __init__(self, type, err=0, value=0, payload=b"", fd=-1):
+        self.type = type
+        self.err = err
+        self.value = value
+        self.payload = payload
+        self.fd = fd
+
+    @property
+    def name(self):
+        return NAMES.get(self.type, "message %d" % self.type)
+
+    def error_parts(self):
+        """(step, detail) of an ERROR message."""
+        return decode_error(self.payload)
+
+    def __repr__(self):
+        return "Message(%s, err=%d, value=%d, payload=%r, fd=%d)" % (
+            self.name, self.err, self.value, self.payload, self.fd)
+
+
+def encode_error(step, detail=""):
+    """The ERROR payload: the step and the detail, each NUL-terminated."""
+    return step.encode("utf-8", "replace") + b"\0" + detail.encode("utf-8", "replace") + b"\0"
+
+
+def decode_error(payload):
+    parts = bytes(payload).split(b"\0")
+    step = parts[0].decode("utf-8", "replace") if parts else ""
+    detail = parts[1].decode("utf-8", "replace") if len(parts) > 1 else ""
+    return step or "container init", detail
+
+
+def send(fd, type, value=0, payload=b""):
+    """Send one message; raises ProtocolError(errno, ...) when the peer is gone."""
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError("payload of %d bytes exceeds %d" % (len(payload), MAX_PAYLOAD))
+    r = lib.core_send(fd, type, value, payload or ffi.NULL, len(payload))
+    if r < 0:
+        raise ProtocolError(-r, "send %s" % NAMES.get(type, type))
+
+
+class Receiver:
+    """Reads messages from one socket into a buffer allocated once."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        self._buf = ffi.new("char[]", BUFFER_SIZE)
+        self._fdp = ffi.new("int *")
+
+    def recv(self):
+        """The next message, or None at EOF (every child end is closed)."""
+        n = lib.core_recv(self.fd, self._buf, BUFFER_SIZE, self._fdp)
+        if n < 0:
+            raise ProtocolError(-n, "receive from the container init")
+        if n == 0:
+            return None
+        hdr = ffi.cast("struct core_msg *", self._buf)
+        length = hdr.len
+        if HEADER_SIZE + length != n:
+            if self._fdp[0] >= 0:
+                import os
+                os.close(self._fdp[0])
+            raise ProtocolError(0, "malformed message: %d bytes with a %d-byte payload"
+                                % (n, length))
+        payload = ffi.buffer(self._buf + HEADER_SIZE, length)[:] if length else b""
+        return Message(hdr.type, hdr.err, hdr.value, payload, self._fdp[0])
