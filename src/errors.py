@@ -90,3 +90,21 @@ class SystemFailure(PyruncError):
 
 CATEGORIES = (InvalidArgument, NotFound, AlreadyExists, Conflict, FailedPrecondition,
               Unavailable, SystemFailure)
+
+
+def _stderr_warning(message):
+    import sys
+    sys.stderr.write("pyrunc: warning: %s\n" % message)
+
+
+_warning_sink = [_stderr_warning]
+
+
+def warn(message):
+    """Report something skipped or adjusted (an unknown syscall name, a capability this kernel
+    lacks) without failing. Commands route these to their log with ``set_warning_sink``."""
+    _warning_sink[0](message)
+
+
+def set_warning_sink(sink):
+    _warning_sink[0] = sink

@@ -4,7 +4,6 @@ The suite runs as root inside a private mount namespace (scripts/test.sh); conta
 refuse to run outside one.
 """
 import os
-import shutil
 import subprocess
 import sys
 
@@ -69,12 +68,4 @@ def pyrunc_bin():
     path = os.path.join(VENV_BIN, "pyrunc")
     if not os.path.exists(path):
         pytest.skip("pyrunc is not installed in this environment")
-    return path
-
-
-def need(binary):
-    """Skip unless an external peer tool is installed."""
-    path = shutil.which(binary)
-    if not path:
-        pytest.skip("%s is not installed" % binary)
     return path

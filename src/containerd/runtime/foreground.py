@@ -1,0 +1,235 @@
+"""``pyrunc run`` in the foreground: create, start, forward signals, proxy the terminal, reap.
+
+The run process makes itself a child subreaper before creating the container, so the container's
+init (forked by an intermediate child) is reparented to it and its exit status can be collected.
+Signals the run process receives are forwarded to the init, as runc does; with
+``process.terminal`` the pty master arrives over a private console socket and is proxied to the
+run process's own terminal, with window size changes passed on.
+"""
+import errno
+import os
+import select
+import signal
+import socket
+import sys
+
+PR_SET_CHILD_SUBREAPER = 36
+FORWARDED = [s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP,
+                                                   signal.SIGCHLD, signal.SIGWINCH)]
+
+
+def set_child_subreaper():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        from pyrunc.errors import SystemFailure
+        raise SystemFailure("prctl PR_SET_CHILD_SUBREAPER", err)
+
+
+def run(ctx, flags, container_id, create):
+    """create + start (+ wait and delete unless detached); returns the exit code."""
+    detach = flags["detach"]
+    if not detach:
+        set_child_subreaper()
+    console = None
+    if flags["console_socket"] is None and not detach and _spec_wants_terminal(flags["bundle"]):
+        console = _ConsoleReceiver()
+    try:
+        container = create(ctx, flags, container_id,
+                           console_socket=console.path if console else None)
+    except BaseException:
+        if console:
+            console.close()
+        raise
+    try:
+        master = console.receive() if console else None
+    finally:
+        if console:
+            console.close()
+    try:
+        pid = container.state()["pid"]
+        container.start()
+    except BaseException:
+        container.destroy(force=True)
+        raise
+    if detach:
+        return 0
+    try:
+        status = _supervise(pid, master)
+    finally:
+        if not flags["keep"]:
+            container.destroy(force=True)
+    return status
+
+
+def _spec_wants_terminal(bundle):
+    """A peek at process.terminal; create validates the whole config and reports its errors."""
+    import json
+    try:
+        with open(os.path.join(bundle, "config.json")) as f:
+            return json.load(f)["process"]["terminal"] is True
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+class _ConsoleReceiver:
+    """A private console socket: the container's init sends its pty master here."""
+
+    def __init__(self):
+        import tempfile
+        self.dir = tempfile.mkdtemp(prefix="pyrunc-console-")
+        self.path = os.path.join(self.dir, "console.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        self.sock.bind(self.path)
+        self.sock.listen(1)
+
+    def receive(self):
+        conn, _ = self.sock.accept()
+        with conn:
+            _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+        if not fds:
+            from pyrunc.errors import SystemFailure
+            raise SystemFailure("receive the console from the container", errno.EPROTO)
+        return fds[0]
+
+    def close(self):
+        self.sock.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        os.rmdir(self.dir)
+
+
+def _supervise(pid, master):
+    """Forward signals to ``pid``, proxy ``master`` if given, and return the exit code."""
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w)
+    for sig in FORWARDED + [signal.SIGCHLD, signal.SIGWINCH]:
+        try:
+            signal.signal(sig, _noop)
+        except (OSError, ValueError):
+            pass
+    tty = _Terminal(master) if master is not None else None
+    try:
+        if tty:
+            tty.resize()
+        status = _reap(pid)
+        while status is None:
+            fds = [wake_r] + (tty.fds() if tty else [])
+            try:
+                ready, _, _ = select.select(fds, [], [])
+            except InterruptedError:
+                continue
+            if wake_r in ready:
+                for sig in os.read(wake_r, 256):
+                    if sig == signal.SIGCHLD:
+                        status = _reap(pid)
+                    elif sig == signal.SIGWINCH:
+                        if tty:
+                            tty.resize()
+                    else:
+                        try:
+                            os.kill(pid, sig)
+                        except ProcessLookupError:
+                            pass
+            if tty:
+                tty.pump(ready)
+        if tty:
+            tty.drain()
+        return status
+    finally:
+        if tty:
+            tty.close()
+        signal.set_wakeup_fd(-1)
+        os.close(wake_r)
+        os.close(wake_w)
+
+
+def _noop(signum, frame):
+    pass
+
+
+def _reap(pid):
+    """Reap every exited child (we are a subreaper); the init's exit code once it has exited."""
+    status = None
+    while True:
+        try:
+            child, raw = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return status if status is not None else 255
+        if child == 0:
+            return status
+        if child == pid:
+            status = os.waitstatus_to_exitcode(raw)
+            status = 128 - status if status < 0 else status
+
+
+class _Terminal:
+    """Copies stdin to the pty master and the master to stdout, stdin in raw mode."""
+
+    def __init__(self, master):
+        self.master = master
+        self.stdin = sys.stdin.fileno()
+        self.stdout = sys.stdout.fileno()
+        self.saved = None
+        self.stdin_open = True
+        if os.isatty(self.stdin):
+            import termios
+            import tty
+            self.saved = termios.tcgetattr(self.stdin)
+            tty.setraw(self.stdin)
+
+    def fds(self):
+        return [self.master] + ([self.stdin] if self.stdin_open else [])
+
+    def resize(self):
+        if not os.isatty(self.stdin):
+            return
+        import fcntl
+        import termios
+        size = fcntl.ioctl(self.stdin, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, size)
+
+    def pump(self, ready):
+        if self.master in ready:
+            self._copy_out()
+        if self.stdin_open and self.stdin in ready:
+            data = os.read(self.stdin, 65536)
+            if data:
+                _write_all(self.master, data)
+            else:
+                self.stdin_open = False
+                _write_all(self.master, b"\x04")
+
+    def _copy_out(self):
+        try:
+            data = os.read(self.master, 65536)
+        except OSError as e:
+            if e.errno == errno.EIO:  # the slave side is closed: the container exited
+                return False
+            raise
+        if data:
+            _write_all(self.stdout, data)
+        return bool(data)
+
+    def drain(self):
+        os.set_blocking(self.master, False)
+        try:
+            while self._copy_out():
+                pass
+        except BlockingIOError:
+            pass
+
+    def close(self):
+        if self.saved is not None:
+            import termios
+            termios.tcsetattr(self.stdin, termios.TCSADRAIN, self.saved)
+        os.close(self.master)
+
+
+def _write_all(fd, data):
+    while data:
+        n = os.write(fd, data)
+        data = data[n:]

@@ -1,0 +1,52 @@
+"""Where the ``pyrunc`` command reports: stderr, and the ``--log`` file in text or json.
+
+containerd's runc shim passes ``--log FILE --log-format json`` and reads the last error from that
+file, so the json lines follow runc's shape: ``{"level": "error", "msg": ..., "time": ...}``.
+"""
+import os
+import sys
+import time
+
+
+class Log:
+    def __init__(self, path=None, fmt="text", debug=False):
+        self.path = path
+        self.fmt = fmt
+        self.debug_enabled = debug
+
+    def _write(self, level, msg):
+        if not self.path:
+            return
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if self.fmt == "json":
+            import json
+            line = json.dumps({"level": level, "msg": msg, "time": now})
+        else:
+            line = 'time="%s" level=%s msg=%s' % (now, level, _quote(msg))
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            return
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
+
+    def error(self, msg):
+        self._write("error", msg)
+        sys.stderr.write("pyrunc: %s\n" % msg)
+        sys.stderr.flush()
+
+    def warning(self, msg):
+        self._write("warning", msg)
+        sys.stderr.write("pyrunc: warning: %s\n" % msg)
+
+    def debug(self, msg):
+        if self.debug_enabled:
+            self._write("debug", msg)
+            if not self.path:
+                sys.stderr.write("pyrunc: debug: %s\n" % msg)
+
+
+def _quote(msg):
+    return '"%s"' % msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

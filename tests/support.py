@@ -1,0 +1,33 @@
+"""Helpers importable by every test module (``from support import need``)."""
+import shutil
+
+import pytest
+
+
+def need(binary):
+    """Skip unless an external peer tool is installed."""
+    path = shutil.which(binary)
+    if not path:
+        pytest.skip("%s is not installed" % binary)
+    return path
+
+
+def unique_id(prefix="t"):
+    """A container id no other test (or a parallel run) uses."""
+    import uuid
+    return "%s-%s" % (prefix, uuid.uuid4().hex[:10])
+
+
+def wait_for_status(runtime, cid, status, timeout=10):
+    """Poll ``runtime state`` until the container reaches ``status``."""
+    import json
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        r = runtime("state", cid, check=False)
+        got = json.loads(r.stdout)["status"] if r.returncode == 0 else r.stderr.strip()
+        if got == status:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("%s: status %r, wanted %r" % (cid, got, status))
+        time.sleep(0.02)
