@@ -299,6 +299,58 @@ class Registry:
         return Repository(self, path, for_push=for_push, extra_pull_scopes=extra_pull_scopes)
 
 
+class RegistryService:
+    """The daemon's registries: one :class:`Registry` per domain, sharing the options and the
+    stored credentials, so connections and tokens are reused across pulls and pushes."""
+
+    def __init__(self, options=None, auth_file=None):
+        self.options = options or RegistryOptions()
+        self.auth_file = auth_file or AuthFile()
+        self._registries = {}
+        self._lock = threading.Lock()
+
+    def get(self, domain):
+        with self._lock:
+            if domain not in self._registries:
+                self._registries[domain] = Registry(domain, self.options, self.auth_file)
+            return self._registries[domain]
+
+    def login(self, domain, credentials):
+        """Check and store credentials for ``domain``: ``Login Succeeded``."""
+        with self._lock:
+            old = self._registries.pop(domain, None)
+        if old is not None:
+            old.close()
+        registry = Registry(domain, self.options, self.auth_file)
+        try:
+            message = registry.login(credentials)
+        except BaseException:
+            registry.close()
+            raise
+        with self._lock:
+            self._registries[domain] = registry
+        return message
+
+    def logout(self, domain):
+        with self._lock:
+            old = self._registries.pop(domain, None)
+        if old is not None:
+            old.close()
+        return Registry(domain, self.options, self.auth_file).logout()
+
+    def close(self):
+        with self._lock:
+            registries, self._registries = list(self._registries.values()), {}
+        for registry in registries:
+            registry.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 class Repository:
     """One repository of a registry; manifests and blobs in it."""
 
@@ -439,7 +491,8 @@ class Repository:
             raise InvalidArgument("blob %s: digest mismatch: got %s" % (digest, sha256_digest(data)))
         return data
 
-    def fetch_blob(self, digest, size, writer, progress=None, retries=DOWNLOAD_RETRIES):
+    def fetch_blob(self, digest, size, writer, progress=None, retries=DOWNLOAD_RETRIES,
+                   verifying=None):
         """Stream a blob into a content-store ``writer`` and commit it.
 
         The size is checked while streaming, the digest by ``writer.commit``. A broken
@@ -448,6 +501,9 @@ class Repository:
         writer.
         """
         import requests
+        import urllib3
+        broken = (requests.RequestException, urllib3.exceptions.HTTPError, OSError, Unavailable,
+                  _Truncated)
         validate_digest(digest)
         failures = 0
         while True:
@@ -458,7 +514,7 @@ class Repository:
                     raise _Truncated("blob %s: connection closed after %d of %d bytes"
                                      % (digest, writer.offset, size))
                 break
-            except (requests.RequestException, Unavailable, _Truncated) as err:
+            except broken as err:
                 if writer.offset > offset:
                     failures = 0
                 failures += 1
@@ -468,6 +524,8 @@ class Repository:
                     raise Unavailable("blob %s in %s: download failed after %d attempts: %s"
                                       % (digest, self.name, failures, _reason(err)))
                 time.sleep(min(RETRY_BACKOFF * (2 ** (failures - 1)), RETRY_BACKOFF_MAX))
+        if verifying:
+            verifying()
         writer.commit(digest, size)
 
     def _download(self, digest, size, writer, offset, progress):

@@ -344,3 +344,101 @@ def images():
     """Builders for test images: ``images.layer(files)``, ``images.build(store, [files...])``."""
     import types
     return types.SimpleNamespace(layer=make_layer, build=build_image)
+
+
+class FaultProxy:
+    """An HTTP proxy in front of a registry that breaks blob downloads on request.
+
+    ``faults[digest]`` is a list of actions used one per GET of that blob: ``("drop", n)``
+    sends the headers and ``n`` bytes then closes the connection; ``("corrupt",)`` flips a
+    byte. ``requests`` records (method, path, Range header) of every request.
+    """
+
+    def __init__(self, upstream_port):
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self.faults = {}
+        self.requests = []
+        self.httpd = None
+
+    @property
+    def domain(self):
+        return "127.0.0.1:%d" % self.port
+
+    def start(self):
+        import http.client
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def forward(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                proxy.requests.append((self.command, self.path, self.headers.get("Range")))
+                upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port,
+                                                      timeout=30)
+                try:
+                    headers = {k: v for k, v in self.headers.items()
+                               if k.lower() not in ("connection", "keep-alive")}
+                    upstream.request(self.command, self.path, body, headers)
+                    response = upstream.getresponse()
+                    data = response.read()
+                except OSError:
+                    self.send_error(502)
+                    return
+                finally:
+                    upstream.close()
+                action = None
+                if self.command == "GET" and "/blobs/sha256:" in self.path:
+                    queue = proxy.faults.get(self.path.rsplit("/", 1)[1].split("?")[0])
+                    if queue:
+                        action = queue.pop(0)
+                if action and action[0] == "corrupt" and data:
+                    data = bytes([data[0] ^ 0xff]) + data[1:]
+                self.send_response(response.status, response.reason)
+                for key, value in response.getheaders():
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command == "HEAD":
+                    return
+                if action and action[0] == "drop":
+                    self.wfile.write(data[:action[1]])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.wfile.write(data)
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = forward
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self):
+        if self.httpd:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.httpd = None
+
+
+@pytest.fixture
+def fault_proxy():
+    """fault_proxy(registry) -> a running FaultProxy in front of it, stopped at teardown."""
+    proxies = []
+
+    def start(server):
+        proxy = FaultProxy(server.port).start()
+        proxies.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in proxies:
+        proxy.stop()

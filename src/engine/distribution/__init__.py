@@ -1,0 +1,9 @@
+"""Pull and push: moving images between a registry and the local stores, with docker's
+progress events."""
+from pyrunc.engine.distribution.platform import Platform, host_platform, parse_platform
+from pyrunc.engine.distribution.progress import render_plain
+from pyrunc.engine.distribution.pull import PullResult, pull
+from pyrunc.engine.distribution.push import PushResult, push
+
+__all__ = ["Platform", "PullResult", "PushResult", "host_platform", "parse_platform", "pull",
+           "push", "render_plain"]

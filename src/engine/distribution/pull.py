@@ -1,0 +1,280 @@
+"""``docker pull``: resolve a reference, download what is missing, hand layers to the unpacker.
+
+Steps, with docker's progress events:
+
+1. Resolve the tag or digest to a manifest; an index is narrowed to the wanted platform.
+2. Fetch the config; check its platform (docker's warning when it is not the one asked for).
+3. Layers already in the content store are ``Already exists``; the others are ``Pulling fs
+   layer``, downloaded ``max_concurrent_downloads`` at a time (the rest ``Waiting``), with
+   ``Downloading`` bytes, ``Verifying Checksum`` and ``Download complete``.
+4. In layer order, each layer goes to the unpacker (``Extracting``, ``Pull complete``).
+5. The manifest (and index) join the content store, the name is recorded in the image store,
+   then ``Digest:`` and ``Status: Downloaded newer image for`` / ``Image is up to date for``.
+
+Blobs are written through content-store ingests, so a failed pull leaves no partial blob:
+ingests are aborted and the lease taken for the pull is released.
+"""
+import concurrent.futures
+import json
+import threading
+
+from pyrunc.errors import InvalidArgument, PyruncError, Unavailable
+
+from pyrunc.engine import reference as references
+from pyrunc.engine.distribution import progress as events
+from pyrunc.engine.distribution.platform import host_platform, select_manifest
+from pyrunc.engine.registry import mediatypes
+from pyrunc.engine.registry.client import DOWNLOAD_RETRIES
+
+MAX_CONCURRENT_DOWNLOADS = 3
+
+
+class PullResult:
+    """What a pull resolved and stored."""
+
+    def __init__(self, ref, digest, manifest, index, config_digest, config, layers, downloaded,
+                 up_to_date, warning=None):
+        self.ref = ref                      # the Reference pulled (with a tag or a digest)
+        self.digest = digest                # what the name points at: the index or manifest
+        self.manifest = manifest            # Manifest for the chosen platform
+        self.index = index                  # Manifest of the index, or None
+        self.config_digest = config_digest  # the image ID
+        self.config = config                # parsed config
+        self.layers = layers                # layer descriptors, in order
+        self.downloaded = downloaded        # digests fetched by this pull
+        self.up_to_date = up_to_date
+        self.warning = warning
+
+    @property
+    def image_id(self):
+        return self.config_digest
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def _check_descriptor(desc, what, display):
+    if not isinstance(desc, dict) or not isinstance(desc.get("digest"), str) \
+            or not isinstance(desc.get("size"), int) or desc["size"] < 0:
+        raise InvalidArgument("manifest for %s: %s: descriptor needs a digest and a size"
+                              % (display, what))
+    references.validate_digest(desc["digest"])
+
+
+def validate_manifest(manifest, display):
+    """The config and layer descriptors of an image manifest, checked."""
+    body = manifest.json
+    config = body.get("config")
+    _check_descriptor(config, "config", display)
+    layers = body.get("layers")
+    if not isinstance(layers, list):
+        raise InvalidArgument("manifest for %s: layers: must be an array" % display)
+    for i, layer in enumerate(layers):
+        _check_descriptor(layer, "layers[%d]" % i, display)
+        media_type = layer.get("mediaType", mediatypes.OCI_LAYER_GZIP)
+        if media_type in mediatypes.FOREIGN_LAYERS:
+            raise InvalidArgument("manifest for %s: layers[%d]: foreign layers (%s) are not "
+                                  "supported" % (display, i, media_type))
+        if media_type not in mediatypes.LAYERS:
+            raise InvalidArgument("manifest for %s: layers[%d]: unsupported media type %s"
+                                  % (display, i, media_type))
+    return config, layers
+
+
+def pull(ref, content, registries, platform=None, progress=None, images=None, unpacker=None,
+         max_concurrent_downloads=MAX_CONCURRENT_DOWNLOADS, retries=DOWNLOAD_RETRIES):
+    """Pull ``ref`` (a string or Reference) into ``content``; returns a :class:`PullResult`.
+
+    ``registries`` gives a Registry per domain (:class:`RegistryService`). ``platform`` is a
+    Platform (default: the host's). ``progress`` receives docker's JSON progress events.
+    ``images`` (optional) records names: ``images.get(name) -> digest or None`` and
+    ``images.set(name, digest)``. ``unpacker`` (optional) has ``has_layer(layers, diff_ids)``
+    and ``unpack(layers, diff_ids, report)`` for the layer stack up to the last given layer;
+    ``report(current, total)`` drives ``Extracting``.
+    """
+    if isinstance(ref, str):
+        ref = references.parse_docker_ref(ref)
+    else:
+        ref = ref.with_default_tag()
+    out = events.Progress(progress)
+    explicit_platform = platform is not None
+    wanted = platform or host_platform()
+    display = ref.familiar
+    repo = registries.get(ref.domain).repository(ref.path)
+
+    top = repo.get_manifest(ref.object, display=str(ref) if ref.digest else None)
+    index, manifest = None, top
+    if top.is_index:
+        index = top
+        chosen = select_manifest(index.json, wanted)
+        manifest = repo.get_manifest(chosen["digest"], display=display)
+        if manifest.is_index:
+            raise InvalidArgument("manifest for %s: an index inside an index is not supported"
+                                  % display)
+    config_desc, layers = validate_manifest(manifest, display)
+    out.emit("Pulling from " + ref.path, id=ref.digest and display or ref.tag)
+
+    lease = content.lease()
+    downloaded = []
+    try:
+        for blob in (top, manifest):
+            lease.add(blob.digest)
+        config_digest = config_desc["digest"]
+        lease.add(config_digest)
+        have_image = content.exists(config_digest)
+        if not have_image:
+            data = repo.get_blob(config_digest, config_desc["size"])
+            content.put(data, config_digest)
+            downloaded.append(config_digest)
+        try:
+            config = json.loads(content.read(config_digest))
+        except ValueError:
+            raise InvalidArgument("image config %s: invalid JSON" % config_digest)
+        diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+        if len(diff_ids) != len(layers):
+            raise InvalidArgument("image config %s: %d diff_ids for %d layers"
+                                  % (config_digest, len(diff_ids), len(layers)))
+        warning = _platform_warning(ref, config, wanted, explicit_platform)
+
+        for layer in layers:
+            lease.add(layer["digest"])
+        present = _present_layers(content, layers, diff_ids, unpacker)
+        if not (have_image and all(present)):
+            # docker says nothing about the layers of an image it has whole
+            downloaded += _fetch_layers(repo, content, layers, diff_ids, present, unpacker, out,
+                                        max_concurrent_downloads, retries)
+
+        for blob in (top, manifest):
+            if not content.exists(blob.digest):
+                content.put(blob.data, blob.digest)
+                downloaded.append(blob.digest)
+
+        name = str(ref)
+        previous = images.get(name) if images is not None else None
+        if images is not None:
+            images.set(name, top.digest)
+        up_to_date = previous == top.digest and not downloaded
+    finally:
+        lease.release()
+
+    out.emit("Digest: " + top.digest)
+    if up_to_date:
+        out.emit("Status: Image is up to date for " + display)
+    else:
+        out.emit("Status: Downloaded newer image for " + display)
+    if warning:
+        out.emit(warning)
+    return PullResult(ref, top.digest, manifest, index, config_digest, config, layers,
+                      downloaded, up_to_date, warning)
+
+
+def _platform_warning(ref, config, wanted, explicit):
+    from pyrunc.engine.distribution.platform import Platform
+    actual = Platform.from_json(config)
+    if not actual.os:
+        return None
+    if wanted.matches(actual):
+        return None
+    if explicit:
+        return ("WARNING: image with reference %s was found but does not match the specified "
+                "platform: wanted %s, actual: %s" % (ref.familiar_name, wanted, actual))
+    if actual.os != wanted.os:
+        raise InvalidArgument('image operating system "%s" cannot be used on this platform'
+                              % actual.os)
+    return None
+
+
+def _present_layers(content, layers, diff_ids, unpacker):
+    """For each layer, whether it is here already (blob stored and, with an unpacker,
+    unpacked on top of the layers below it)."""
+    present = []
+    for i, layer in enumerate(layers):
+        have = content.exists(layer["digest"])
+        if have and unpacker is not None:
+            have = unpacker.has_layer(layers[:i + 1], diff_ids[:i + 1])
+        present.append(have)
+    return present
+
+
+def _fetch_layers(repo, content, layers, diff_ids, present, unpacker, out, max_concurrent,
+                  retries):
+    """Download the missing layers concurrently and unpack them in order; the digests fetched."""
+    missing = [i for i, have in enumerate(present) if not have]
+    seen = set()
+    for i, layer in enumerate(layers):
+        if present[i] and layer["digest"] not in seen:
+            out.layer(events.short_id(layer["digest"]), events.ALREADY_EXISTS)
+        seen.add(layer["digest"])
+    announced = []
+    for i in missing:
+        sid = events.short_id(layers[i]["digest"])
+        if sid not in announced:
+            out.layer(sid, events.PULLING_FS_LAYER)
+            announced.append(sid)
+    cancel = threading.Event()
+    jobs = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(max_concurrent, 1),
+                                               thread_name_prefix="pull") as pool:
+        started = 0
+        for i in missing:
+            digest = layers[i]["digest"]
+            if digest in jobs or content.exists(digest):
+                continue
+            if started >= max_concurrent:
+                out.layer(events.short_id(digest), events.WAITING)
+            jobs[digest] = pool.submit(_download, repo, content, layers[i], out, cancel, retries)
+            started += 1
+        try:
+            for i, layer in enumerate(layers):
+                job = jobs.get(layer["digest"])
+                if job is not None:
+                    job.result()
+                if present[i]:
+                    continue
+                sid = events.short_id(layer["digest"])
+                if unpacker is not None:
+                    size = layer["size"]
+                    unpacker.unpack(layers[:i + 1], diff_ids[:i + 1],
+                                    lambda current, total=size, sid=sid: out.bytes(
+                                        sid, events.EXTRACTING, current, total))
+                out.layer(sid, events.PULL_COMPLETE)
+        except BaseException:
+            cancel.set()
+            for job in jobs.values():
+                job.cancel()
+            raise
+    return list(jobs)
+
+
+def _download(repo, content, layer, out, cancel, retries):
+    digest, size = layer["digest"], layer["size"]
+    sid = events.short_id(digest)
+    if cancel.is_set():
+        raise _Cancelled()
+
+    def report(current):
+        if cancel.is_set():
+            raise _Cancelled()
+        out.bytes(sid, events.DOWNLOADING, current, size)
+
+    writer = content.writer("pull-" + digest, digest, size)
+    try:
+        if writer.offset > size:
+            writer.truncate(0)
+        repo.fetch_blob(digest, size, writer, progress=report, retries=retries,
+                        verifying=lambda: out.layer(sid, events.VERIFYING))
+    except InvalidArgument as err:
+        writer.abort()
+        if "digest mismatch" in str(err):
+            raise InvalidArgument("filesystem layer verification failed for digest %s" % digest)
+        raise
+    except _Cancelled:
+        writer.abort()
+        raise Unavailable("pull cancelled")
+    except BaseException as err:
+        writer.abort()
+        if isinstance(err, PyruncError):
+            raise
+        raise Unavailable("blob %s: %s" % (digest, err))
+    out.layer(sid, events.DOWNLOAD_COMPLETE)

@@ -1,0 +1,321 @@
+"""pull and push against a real docker-registry, with docker's progress events."""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from pyrunc.engine.content import ContentStore
+from pyrunc.engine.distribution import parse_platform, pull, push, render_plain
+from pyrunc.engine.distribution.progress import human_size, progress_bar
+from pyrunc.engine.registry import AuthFile, RegistryOptions, RegistryService
+from pyrunc.engine.registry import mediatypes
+from pyrunc.errors import InvalidArgument, NotFound, Unavailable
+
+
+class Names(dict):
+    """Names to digests, the part of the image store pull and push use."""
+
+    def set(self, name, digest):
+        self[name] = digest
+
+
+@pytest.fixture
+def registries(tmp_path):
+    service = RegistryService(RegistryOptions(certs_dir=str(tmp_path / "certs.d")),
+                              AuthFile(str(tmp_path / "config.json")))
+    yield service
+    service.close()
+
+
+def collect():
+    seen = []
+    return seen, seen.append
+
+
+def layer_lines(lines, sid):
+    return [line.split(": ", 1)[1] for line in lines if line.startswith(sid + ": ")]
+
+
+def sid(desc):
+    return desc["digest"].split(":")[1][:12]
+
+
+def test_progress_formatting():
+    assert human_size(36410) == "36.41kB"
+    assert human_size(1088526) == "1.089MB"
+    assert human_size(212) == "212B"
+    assert progress_bar(212, 212) == "[" + "=" * 50 + ">] " + "    212B/212B"
+    assert progress_bar(0, 1000).startswith("[>" + " " * 50 + "]")
+
+
+def test_push_then_pull_with_docker_events(plain_registry, registries, store, images, tmp_path):
+    digest, data, layers = images.build(store, [{"bin/a": b"a" * 5000},
+                                                {"etc/b": os.urandom(200_000)}])
+    name = "%s/test/app:v1" % plain_registry.domain
+    pushed, callback = collect()
+    result = push(name, store, registries, digest, progress=callback)
+    lines = render_plain(pushed)
+    assert lines[0] == "The push refers to repository [%s/test/app]" % plain_registry.domain
+    assert lines[-1] == "v1: digest: %s size: %d" % (digest, len(data))
+    for layer in layers:
+        assert layer_lines(lines, sid(layer)) == ["Preparing", "Pushed"]
+    config_digest = json.loads(data)["config"]["digest"]
+    assert sorted(result.pushed) == sorted([layer["digest"] for layer in layers] + [config_digest])
+    assert any(e.get("status") == "Pushing" and e["progressDetail"]["total"] for e in pushed)
+
+    other = ContentStore(str(tmp_path / "other"))
+    names = Names()
+    got, callback = collect()
+    result = pull(name, other, registries, progress=callback, images=names)
+    lines = render_plain(got)
+    assert lines[0] == "v1: Pulling from test/app"
+    for layer in layers:
+        assert layer_lines(lines, sid(layer)) == ["Pulling fs layer", "Verifying Checksum",
+                                                  "Download complete", "Pull complete"]
+    assert lines[-2:] == ["Digest: " + digest,
+                          "Status: Downloaded newer image for " + name]
+    assert any(e["status"] == "Downloading" and e["progressDetail"]["current"] > 0 for e in got)
+    assert result.digest == digest and names[name] == digest
+    assert other.read(digest) == data
+    for layer in layers:
+        assert other.read(layer["digest"]) == store.read(layer["digest"])
+    assert list(other.ingests()) == []
+
+    again, callback = collect()
+    result = pull(name, other, registries, progress=callback, images=names)
+    assert render_plain(again) == ["v1: Pulling from test/app", "Digest: " + digest,
+                                   "Status: Image is up to date for " + name]
+    assert result.up_to_date and result.downloaded == []
+
+    # a second image sharing the first layer
+    digest2, _, layers2 = images.build(store, [{"bin/a": b"a" * 5000}, {"c": b"new"}])
+    name2 = "%s/test/app:v2" % plain_registry.domain
+    pushed, callback = collect()
+    push(name2, store, registries, digest2, progress=callback)
+    assert layer_lines(render_plain(pushed), sid(layers2[0])) == ["Preparing",
+                                                                  "Layer already exists"]
+    got, callback = collect()
+    pull(name2, other, registries, progress=callback, images=names)
+    lines = render_plain(got)
+    assert layer_lines(lines, sid(layers2[0])) == ["Already exists"]
+    assert layer_lines(lines, sid(layers2[1]))[-1] == "Pull complete"
+    assert lines.index(sid(layers2[0]) + ": Already exists") < lines.index(
+        sid(layers2[1]) + ": Pulling fs layer")
+
+
+def test_pull_by_digest_and_docker_schema2(plain_registry, registries, store, images, tmp_path):
+    digest, data, _ = images.build(store, [{"f": b"v2s2"}], oci=False)
+    push("%s/test/v2s2:latest" % plain_registry.domain, store, registries, digest)
+    other = ContentStore(str(tmp_path / "other"))
+    ref = "%s/test/v2s2@%s" % (plain_registry.domain, digest)
+    got, callback = collect()
+    result = pull(ref, other, registries, progress=callback)
+    assert render_plain(got)[0] == "%s: Pulling from test/v2s2" % ref
+    assert render_plain(got)[-1] == "Status: Downloaded newer image for " + ref
+    assert result.manifest.media_type == mediatypes.DOCKER_MANIFEST
+    assert other.read(digest) == data
+
+
+def test_manifest_not_found(plain_registry, registries, store):
+    name = "%s/library/busybox:nosuchtag" % plain_registry.domain
+    with pytest.raises(NotFound) as err:
+        pull(name, store, registries)
+    assert str(err.value) == ("manifest for %s not found: manifest unknown: manifest unknown"
+                              % name)
+    with pytest.raises(InvalidArgument, match="must be lowercase"):
+        pull("%s/library/BusyBox" % plain_registry.domain, store, registries)
+
+
+def push_index(registries, store, domain, repo, tag, entries, docker=False):
+    """Push each (image digest, platform dict) then an index of them under ``tag``."""
+    manifests = []
+    for digest, plat in entries:
+        push("%s/%s@%s" % (domain, repo, digest), store, registries, digest)
+        manifests.append({"mediaType": mediatypes.DOCKER_MANIFEST if docker else
+                          mediatypes.OCI_MANIFEST, "digest": digest,
+                          "size": store.info(digest).size, "platform": plat})
+    index = json.dumps({"schemaVersion": 2, "mediaType": mediatypes.DOCKER_MANIFEST_LIST
+                        if docker else mediatypes.OCI_INDEX, "manifests": manifests}).encode()
+    index_digest = store.put(index)
+    push("%s/%s:%s" % (domain, repo, tag), store, registries, index_digest)
+    return index_digest
+
+
+@pytest.mark.parametrize("docker", [False, True], ids=["oci-index", "manifest-list"])
+def test_platform_selection(plain_registry, registries, store, images, tmp_path, docker):
+    domain = plain_registry.domain
+    amd64, _, _ = images.build(store, [{"arch": b"amd64"}], oci=not docker)
+    arm64, _, _ = images.build(store, [{"arch": b"arm64"}], arch="arm64", oci=not docker)
+    fake, _, _ = images.build(store, [{"arch": b"fake"}], oci=not docker)  # config says amd64
+    repo = "test/multi-%s" % ("docker" if docker else "oci")
+    index = push_index(registries, store, domain, repo, "multi", [
+        (amd64, {"os": "linux", "architecture": "amd64"}),
+        (arm64, {"os": "linux", "architecture": "arm64", "variant": "v8"})], docker=docker)
+    push_index(registries, store, domain, repo, "fake", [
+        (amd64, {"os": "linux", "architecture": "amd64"}),
+        (fake, {"os": "linux", "architecture": "arm64", "variant": "v8"})], docker=docker)
+
+    other = ContentStore(str(tmp_path / "other"))
+    name = "%s/%s:multi" % (domain, repo)
+    result = pull(name, other, registries, platform=parse_platform("linux/amd64"))
+    assert (result.digest, result.manifest.digest) == (index, amd64)
+    assert other.exists(index)
+    result = pull(name, other, registries, platform=parse_platform("linux/arm64"))
+    assert result.manifest.digest == arm64 and result.warning is None
+    with pytest.raises(NotFound) as err:
+        pull(name, other, registries, platform=parse_platform("linux/s390x"))
+    assert str(err.value) == "no matching manifest for linux/s390x in the manifest list entries"
+
+    got, callback = collect()
+    result = pull("%s/%s:fake" % (domain, repo), other, registries,
+                  platform=parse_platform("linux/arm64"), progress=callback)
+    assert result.manifest.digest == fake
+    warning = ("WARNING: image with reference %s/%s was found but does not match the specified "
+               "platform: wanted linux/arm64/v8, actual: linux/amd64" % (domain, repo))
+    assert result.warning == warning and render_plain(got)[-1] == warning
+
+
+def test_platform_parsing():
+    assert str(parse_platform("linux/arm64")) == "linux/arm64/v8"
+    assert str(parse_platform("arm")) == "linux/arm/v7"
+    assert str(parse_platform("linux/amd64")) == "linux/amd64"
+    for bad in ("", "linux//x", "plan10/amd64", "a/b/c/d"):
+        with pytest.raises(InvalidArgument, match="invalid platform"):
+            parse_platform(bad)
+
+
+def test_cross_repository_mount_and_chunked_push(plain_registry, registries, store, images):
+    digest, _, layers = images.build(store, [{"m": os.urandom(150_000)}])
+    domain = plain_registry.domain
+    push("%s/test/mount-src:v1" % domain, store, registries, digest, chunk_size=64 * 1024)
+    pushed, callback = collect()
+    result = push("%s/test/mount-dst:v1" % domain, store, registries, digest,
+                  mount_from=["test/mount-src"], progress=callback)
+    assert layer_lines(render_plain(pushed), sid(layers[0])) == [
+        "Preparing", "Mounted from test/mount-src"]
+    assert result.mounted == [layers[0]["digest"]]
+
+
+def test_push_errors(plain_registry, registries, store):
+    with pytest.raises(NotFound, match="An image does not exist locally with the tag: "):
+        push("%s/test/none:v1" % plain_registry.domain, store, registries, images=Names())
+    missing = store.put(json.dumps({"schemaVersion": 2, "mediaType": mediatypes.OCI_MANIFEST,
+                                    "config": {"digest": "sha256:" + "1" * 64, "size": 1},
+                                    "layers": [{"digest": "sha256:" + "2" * 64, "size": 1}]
+                                    }).encode())
+    with pytest.raises(NotFound, match="layer sha256:2222.* is not in the local store"):
+        push("%s/test/none:v1" % plain_registry.domain, store, registries, missing)
+
+
+# -- faults ------------------------------------------------------------------------------------
+
+def pushed_big_image(server, registries, store, images, size=3_000_000):
+    digest, _, layers = images.build(store, [{"big": os.urandom(size)}])
+    push("%s/test/fault:v1" % server.domain, store, registries, digest)
+    return digest, layers[0]
+
+
+def test_dropped_connection_resumes_with_range(start_registry, fault_proxy, registries, store,
+                                               images, tmp_path):
+    server = start_registry()
+    digest, layer = pushed_big_image(server, registries, store, images)
+    proxy = fault_proxy(server)
+    proxy.faults[layer["digest"]] = [("drop", 1_000_000), ("drop", 500_000)]
+    other = ContentStore(str(tmp_path / "other"))
+    result = pull("%s/test/fault:v1" % proxy.domain, other, registries)
+    assert other.read(layer["digest"]) == store.read(layer["digest"])
+    assert result.digest == digest
+    ranges = [r for (m, p, r) in proxy.requests if layer["digest"] in p and m == "GET"]
+    assert ranges == [None, "bytes=1000000-", "bytes=1500000-"]
+    assert list(other.ingests()) == []
+
+
+def test_wrong_digest_fails_cleanly(start_registry, fault_proxy, registries, store, images,
+                                    tmp_path):
+    server = start_registry()
+    _, layer = pushed_big_image(server, registries, store, images, size=100_000)
+    proxy = fault_proxy(server)
+    proxy.faults[layer["digest"]] = [("corrupt",)]
+    other = ContentStore(str(tmp_path / "other"))
+    with pytest.raises(InvalidArgument) as err:
+        pull("%s/test/fault:v1" % proxy.domain, other, registries)
+    assert str(err.value) == "filesystem layer verification failed for digest " + layer["digest"]
+    assert not other.exists(layer["digest"])
+    assert list(other.ingests()) == []
+    assert os.listdir(os.path.join(other.root, "leases")) == []
+
+
+def test_registry_stopped_mid_pull(start_registry, fault_proxy, registries, store, images,
+                                   tmp_path):
+    server = start_registry()
+    _, layer = pushed_big_image(server, registries, store, images)
+    proxy = fault_proxy(server)
+    proxy.faults[layer["digest"]] = [("drop", 700_000)]
+    other = ContentStore(str(tmp_path / "other"))
+    seen = []
+
+    def progress(event):
+        seen.append(event)
+        # the first byte progress on the layer: the registry goes away for good
+        if event.get("status") == "Downloading" and server.proc is not None:
+            server.stop()
+
+    with pytest.raises(Unavailable) as err:
+        pull("%s/test/fault:v1" % proxy.domain, other, registries, progress=progress,
+             retries=2)
+    assert layer["digest"] in str(err.value)
+    assert not other.exists(layer["digest"])
+    assert list(other.ingests()) == []
+
+
+# -- skopeo as the independent client ---------------------------------------------------------
+
+def need_skopeo():
+    if not shutil.which("skopeo"):
+        pytest.skip("skopeo is not installed")
+
+
+def skopeo(*args):
+    return subprocess.run(["skopeo", *args], check=True, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.peer
+def test_skopeo_pushed_oci_image_pulls(plain_registry, registries, store, images, tmp_path):
+    need_skopeo()
+    digest, data, layers = images.build(store, [{"s": b"from skopeo"}])
+    layout = tmp_path / "layout"
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    for info in store.walk():
+        os.link(store.path(info.digest), layout / "blobs" / "sha256" / info.digest[7:])
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": mediatypes.OCI_MANIFEST, "digest": digest, "size": len(data),
+        "annotations": {"org.opencontainers.image.ref.name": "v1"}}]}))
+    name = "%s/test/skopeo-in:v1" % plain_registry.domain
+    skopeo("copy", "--dest-tls-verify=false", "oci:%s:v1" % layout, "docker://" + name)
+    other = ContentStore(str(tmp_path / "other"))
+    result = pull(name, other, registries)
+    assert result.manifest.media_type == mediatypes.OCI_MANIFEST
+    assert other.read(layers[0]["digest"]) == store.read(layers[0]["digest"])
+
+
+@pytest.mark.peer
+def test_image_we_push_skopeo_inspects_and_copies(plain_registry, registries, store, images,
+                                                  tmp_path):
+    need_skopeo()
+    digest, _, layers = images.build(store, [{"a": b"1"}, {"b": b"2"}], oci=False)
+    name = "%s/test/skopeo-out:v1" % plain_registry.domain
+    push(name, store, registries, digest, chunk_size=1024)
+    inspected = json.loads(skopeo("inspect", "--tls-verify=false", "docker://" + name).stdout)
+    assert inspected["Digest"] == digest
+    assert inspected["Layers"] == [layer["digest"] for layer in layers]
+    assert inspected["Architecture"] == "amd64"
+    skopeo("copy", "--src-tls-verify=false", "docker://" + name, "oci:%s:v1" % (tmp_path / "o"))
+    index = json.loads((tmp_path / "o" / "index.json").read_text())
+    copied = json.loads((tmp_path / "o" / "blobs" / "sha256" /
+                         index["manifests"][0]["digest"][7:]).read_text())
+    assert [layer["digest"] for layer in copied["layers"]] == [
+        layer["digest"] for layer in layers]
