@@ -1,0 +1,380 @@
+"""Containers and their lifecycle, modelled on runc's libcontainer (Factory, Container).
+
+    f = Factory(root="/run/pyrunc")
+    c = f.create("web", "/path/to/bundle")     # the init waits on the exec fifo: "created"
+    c.start()                                  # "running"
+    c.signal(signal.SIGTERM); c.wait()         # "stopped"
+    c.destroy()                                # poststop hooks, cgroup and state removed
+
+Status as runc computes it: "created" while the init (same pid and start time as recorded)
+waits on the exec fifo, "running" once the fifo is gone, "paused" while the cgroup is frozen,
+"stopped" when the init is gone or a zombie.
+"""
+import errno
+import json
+import os
+import signal as signals
+import socket
+import time
+
+from pyrunc.errors import FailedPrecondition, InvalidArgument, SystemFailure
+from pyrunc.libcontainer import hooks as hookrun
+from pyrunc.libcontainer.namespaces import PROC_NAMES
+from pyrunc.libcontainer.state import StateDir, alive, proc_stat, validate_id, write_pid_file
+
+DEFAULT_ROOT = "/run/pyrunc"
+RUNTIME_HOOKS = ("prestart", "create_runtime", "poststart", "poststop")
+
+CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
+
+
+def _now_rfc3339():
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + \
+        (".%09dZ" % (ns % 10**9))
+
+
+class Factory:
+    """Creates and loads the containers kept under ``root``."""
+
+    def __init__(self, root=DEFAULT_ROOT, systemd_cgroup=False):
+        self.root = os.path.abspath(root)
+        self.systemd_cgroup = systemd_cgroup
+
+    def create(self, container_id, bundle, console_socket=None, pid_file=None, no_pivot=False,
+               no_new_keyring=False, preserve_fds=0, stdio=(0, 1, 2)):
+        """Create the container from ``bundle``: its init waits on the exec fifo until start.
+
+        Everything is checked before anything is made; a failure leaves no process, cgroup or
+        state directory behind.
+        """
+        validate_id(container_id)
+        if preserve_fds < 0:
+            raise InvalidArgument("--preserve-fds: must not be negative")
+        from pyrunc.libcontainer import cgroups, configs, process, specconv
+
+        bundle = os.path.abspath(bundle)
+        spec = configs.load(bundle)
+        manager = cgroups.new_manager(spec.linux.cgroups_path if spec.linux else None,
+                                      container_id, systemd=self.systemd_cgroup)
+        base = {"ociVersion": spec.oci_version, "id": container_id, "bundle": bundle,
+                "annotations": dict(spec.annotations)}
+        plan = specconv.to_plan(spec, bundle, container_id, cgroup_manager=manager,
+                                no_pivot=no_pivot,
+                                state_json=_hook_state(base, CREATING, 0))
+        runtime_hooks = {k: specconv.hooks_of(spec.hooks, k) for k in RUNTIME_HOOKS}
+        resources = specconv.cgroup_resources(spec)
+        if plan.terminal and not console_socket:
+            raise InvalidArgument("process.terminal needs a console socket (--console-socket)")
+        if console_socket and not plan.terminal:
+            raise InvalidArgument("--console-socket: the container has no terminal "
+                                  "(process.terminal is false)")
+        console_fd = _connect_console(console_socket) if console_socket else None
+
+        sd = StateDir.create(self.root, container_id)
+        pid = None
+        applied = False
+        fifo_fd = None
+        try:
+            # No lock is held here: the init would inherit it until it execs. The directory
+            # was made exclusively and has no state.json yet, so no one else can act on it.
+            fifo_fd = sd.make_fifo()
+
+            def on_pid(first_child):
+                # the first child creates the namespaces and the init inside the cgroup
+                nonlocal applied
+                applied = True
+                manager.apply(first_child)
+                if resources:
+                    manager.set(resources)
+
+            def on_hooks(init_pid=None):
+                state = _hook_state(base, CREATING, init_pid)
+                hookrun.run_all("prestart", runtime_hooks["prestart"], state)
+                hookrun.run_all("createRuntime", runtime_hooks["create_runtime"], state)
+                return state
+
+            pid = process.spawn_init(plan, exec_fifo_fd=fifo_fd, console_socket_fd=console_fd,
+                                     preserve_fds=preserve_fds, stdio=stdio, on_pid=on_pid,
+                                     on_hooks=on_hooks)
+            st = proc_stat(pid)
+            if st is None:
+                raise SystemFailure("start container init", errno.ESRCH,
+                                    "the init exited during create")
+            private_pid = any(ns.type == "pid" and not ns.path
+                              for ns in spec.linux.namespaces)
+            state = dict(base, rootfs=plan.rootfs, pid=pid, pid_start=st[1],
+                         created=_now_rfc3339(), owner="", cgroup=manager.to_state(),
+                         private_pid_ns=private_pid,
+                         namespace_paths={ns.type: ns.path or "/proc/%d/ns/%s" % (
+                             pid, PROC_NAMES[ns.type]) for ns in spec.linux.namespaces},
+                         hooks={k: [hookrun.to_dict(h) for h in runtime_hooks[k]]
+                                for k in ("poststart", "poststop")},
+                         config=spec.raw)
+            sd.write(state)
+            if pid_file:
+                write_pid_file(pid_file, pid)
+        except BaseException:
+            _undo_create(pid, manager if applied else None, sd)
+            raise
+        finally:
+            if fifo_fd is not None:
+                os.close(fifo_fd)
+            if console_fd is not None:
+                os.close(console_fd)
+        return Container(self, sd, state, manager)
+
+    def load(self, container_id):
+        """The container ``container_id``; NotFound when there is none."""
+        validate_id(container_id)
+        sd = StateDir(self.root, container_id)
+        state = sd.read()
+        return Container(self, sd, state)
+
+    def list(self):
+        """Every container under root, sorted by id (unreadable entries are skipped)."""
+        try:
+            names = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return []
+        out = []
+        for name in names:
+            try:
+                out.append(self.load(name))
+            except Exception:   # a container being created or deleted meanwhile
+                continue
+        return out
+
+
+def _connect_console(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        s.connect(path)
+    except OSError as e:
+        s.close()
+        raise SystemFailure("connect console socket %s" % path, e.errno) from None
+    return s.detach()
+
+
+def _undo_create(pid, manager, sd):
+    if pid:
+        _kill_and_reap(pid)
+    if manager is not None:
+        try:
+            manager.destroy()
+        except Exception:
+            pass
+    sd.remove()
+
+
+def _kill_and_reap(pid, start_time=None, timeout=10.0):
+    """SIGKILL ``pid`` and wait until it is gone (reaped if it is our child)."""
+    if start_time is not None and not alive(pid, start_time):
+        _reap(pid)
+        return
+    try:
+        os.kill(pid, signals.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _reap(pid):
+            return
+        st = proc_stat(pid)
+        if st is None or (start_time is not None and st[1] != start_time) or st[0] in "ZXx":
+            if st is not None and st[0] == "Z":
+                _reap(pid)
+            return
+        time.sleep(0.005)
+
+
+def _reap(pid):
+    """Reap ``pid`` if it is our child and has exited; True when it was reaped or is gone."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == pid
+    except ChildProcessError:
+        return False
+
+
+def _hook_state(base, status, pid):
+    doc = {"ociVersion": base["ociVersion"], "id": base["id"], "status": status}
+    if pid:
+        doc["pid"] = pid
+    doc["bundle"] = base["bundle"]
+    if base.get("annotations"):
+        doc["annotations"] = base["annotations"]
+    return json.dumps(doc).encode()
+
+
+class Container:
+    """One container: its state directory, init process and cgroup."""
+
+    def __init__(self, factory, state_dir, state, manager=None):
+        self.factory = factory
+        self._sd = state_dir
+        self._state = state
+        self._manager = manager
+
+    @property
+    def id(self):
+        return self._sd.id
+
+    @property
+    def pid(self):
+        return self._state["pid"]
+
+    @property
+    def bundle(self):
+        return self._state["bundle"]
+
+    @property
+    def manager(self):
+        if self._manager is None:
+            from pyrunc.libcontainer import cgroups
+            self._manager = cgroups.load_manager(self._state["cgroup"])
+        return self._manager
+
+    @property
+    def status(self):
+        st = self._state
+        if not alive(st["pid"], st["pid_start"]):
+            return STOPPED
+        if self._sd.fifo_exists():
+            return CREATED
+        if self.manager.freezer_state() == "FROZEN":
+            return PAUSED
+        return RUNNING
+
+    def state(self):
+        """runc's ``state`` JSON as a dict (pid 0 once the container has stopped)."""
+        st = self._state
+        status = self.status
+        doc = {"ociVersion": st["ociVersion"], "id": self.id,
+               "pid": 0 if status == STOPPED else st["pid"], "status": status,
+               "bundle": st["bundle"], "rootfs": st["rootfs"], "created": st["created"],
+               "owner": st.get("owner", "")}
+        if st.get("annotations"):
+            doc["annotations"] = st["annotations"]
+        return doc
+
+    def _hook_state(self, status):
+        return _hook_state(self._state, status, self._state["pid"])
+
+    def _hooks(self, kind):
+        return [hookrun.from_dict(h) for h in self._state["hooks"][kind]]
+
+    def _reload(self):
+        self._state = self._sd.read()
+
+    def start(self):
+        """Let the init exec the container's process; then run the poststart hooks."""
+        with self._sd.lock():
+            self._reload()
+            status = self.status
+            if status != CREATED:
+                raise FailedPrecondition("cannot start a container that is %s" % status)
+            self._release_init()
+            hookrun.run_all_warn("poststart", self._hooks("poststart"),
+                                 self._hook_state(RUNNING))
+
+    def _release_init(self):
+        """Open the exec fifo for reading, which lets the waiting init go on, and remove it."""
+        try:
+            fd = os.open(self._sd.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise FailedPrecondition("cannot start a container that is %s" % self.status)
+        try:
+            import select
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            st = self._state
+            while True:
+                if poller.poll(50):
+                    try:
+                        if os.read(fd, 4096) is not None:
+                            break
+                    except BlockingIOError:
+                        continue
+                if not alive(st["pid"], st["pid_start"]):
+                    raise FailedPrecondition("cannot start container %s: its init has exited"
+                                             % self.id)
+        finally:
+            os.close(fd)
+            try:
+                os.unlink(self._sd.fifo)
+            except FileNotFoundError:
+                pass
+
+    def signal(self, sig, all=False):
+        """Send ``sig`` to the init (or, with ``all``, to every process of the cgroup)."""
+        self._reload()
+        st = self._state
+        if all:
+            self._signal_all(sig)
+            return
+        if not alive(st["pid"], st["pid_start"]):
+            raise FailedPrecondition("container %s is not running" % self.id)
+        try:
+            os.kill(st["pid"], sig)
+        except ProcessLookupError:
+            raise FailedPrecondition("container %s is not running" % self.id) from None
+
+    def _signal_all(self, sig):
+        """runc's way: freeze the cgroup so that nothing forks meanwhile, signal, thaw."""
+        freeze = sig == signals.SIGKILL and self.manager.exists()
+        if freeze:
+            self.manager.freeze()
+        try:
+            for pid in self.manager.pids():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        finally:
+            if freeze:
+                self.manager.thaw()
+
+    def pause(self):
+        with self._sd.lock():
+            self._reload()
+            status = self.status
+            if status not in (RUNNING, CREATED):
+                raise FailedPrecondition("container %s is %s, not running" % (self.id, status))
+            self.manager.freeze()
+
+    def resume(self):
+        with self._sd.lock():
+            self._reload()
+            if self.status != PAUSED:
+                raise FailedPrecondition("container %s is not paused" % self.id)
+            self.manager.thaw()
+
+    def wait(self):
+        """Wait for the init to exit; its exit status (128+signal) when it is our child."""
+        st = self._state
+        try:
+            _, status = os.waitpid(st["pid"], 0)
+            code = os.waitstatus_to_exitcode(status)
+            return code if code >= 0 else 128 - code
+        except ChildProcessError:
+            while alive(st["pid"], st["pid_start"]):
+                time.sleep(0.01)
+            return None
+
+    def destroy(self, force=False):
+        """Delete the container: kill a created one (or any with ``force``), remove its
+        processes, cgroup and state, then run the poststop hooks."""
+        with self._sd.lock():
+            self._reload()
+            st = self._state
+            status = self.status
+            if status in (RUNNING, PAUSED) and not force:
+                raise FailedPrecondition("cannot delete container %s that is not stopped: %s"
+                                         % (self.id, status))
+            if status == PAUSED or not st["private_pid_ns"]:
+                self._signal_all(signals.SIGKILL)
+            _kill_and_reap(st["pid"], st["pid_start"])
+            self.manager.destroy()
+            self._sd.remove()
+            hookrun.run_all_warn("poststop", self._hooks("poststop"), self._hook_state(STOPPED))

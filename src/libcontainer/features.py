@@ -1,0 +1,46 @@
+"""What this runtime supports, in the JSON shape of ``runc features`` (runtime-spec features.md).
+
+Every list is what pyrunc really does here: the mount options specconv knows, the namespaces the
+running kernel has, the capabilities it knows; no AppArmor, SELinux or systemd cgroup driver.
+"""
+import importlib.util
+
+from pyrunc.libcontainer import capabilities
+from pyrunc.libcontainer.namespaces import supported as supported_namespaces
+from pyrunc.libcontainer.specconv.mounts import known_options
+
+OCI_VERSION_MIN = "1.0.0"
+OCI_VERSION_MAX = "1.2.0"
+HOOKS = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+         "poststop"]
+
+
+def features():
+    """The features document as a dict (``json.dumps(features(), indent=4)`` is the output)."""
+    from pyrunc import __version__ as version
+    last = capabilities.last_cap()
+    return {
+        "ociVersionMin": OCI_VERSION_MIN,
+        "ociVersionMax": OCI_VERSION_MAX,
+        "hooks": list(HOOKS),
+        "mountOptions": known_options(),
+        "linux": {
+            "namespaces": supported_namespaces(),
+            "capabilities": list(capabilities.CAPABILITIES[:last + 1]),
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
+            "seccomp": _seccomp(),
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+        },
+        "annotations": {"org.pyrunc.version": version},
+    }
+
+
+def _seccomp():
+    if importlib.util.find_spec("pyrunc.libcontainer.seccomp") is None:
+        return {"enabled": False}
+    from pyrunc.libcontainer.configs import spec
+    return {"enabled": True,
+            "actions": sorted(spec.SECCOMP_ACTIONS),
+            "operators": sorted(spec.SECCOMP_OPERATORS),
+            "archs": sorted(spec.SECCOMP_ARCHES)}

@@ -1,0 +1,70 @@
+"""Running lifecycle hooks in the runtime's namespaces: the state JSON on stdin, a timeout.
+
+prestart and createRuntime hooks that fail stop the creation; poststart and poststop failures
+are logged as warnings and the lifecycle goes on, as the runtime spec says. createContainer and
+startContainer hooks run inside the container, from the native core.
+"""
+import logging
+import os
+import signal
+import subprocess
+
+from pyrunc.errors import PyruncError
+from pyrunc.libcontainer.plan import Hook
+
+log = logging.getLogger("pyrunc")
+
+
+class HookFailed(PyruncError):
+    """A hook exited non-zero, was killed, timed out or could not be run."""
+
+
+def to_dict(hook):
+    return {"path": hook.path, "args": hook.args, "env": hook.env, "timeout": hook.timeout}
+
+
+def from_dict(d):
+    return Hook(path=d["path"], args=d.get("args") or [], env=d.get("env") or [],
+                timeout=d.get("timeout"))
+
+
+def run(kind, hook, state_json):
+    """Run one hook; raises HookFailed naming the hook kind and path."""
+    name = "%s hook %s" % (kind, hook.path)
+    env = {}
+    for entry in hook.env:
+        key, sep, value = entry.partition("=")
+        if sep:
+            env[key] = value
+    try:
+        proc = subprocess.Popen(hook.args or [hook.path], executable=hook.path, env=env,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, close_fds=True, start_new_session=True)
+    except OSError as e:
+        raise HookFailed("%s: %s" % (name, os.strerror(e.errno).lower())) from None
+    try:
+        out, err = proc.communicate(state_json, timeout=hook.timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise HookFailed("%s: timed out after %ds" % (name, hook.timeout)) from None
+    if proc.returncode != 0:
+        how = ("killed by signal %d" % -proc.returncode if proc.returncode < 0
+               else "exit status %d" % proc.returncode)
+        detail = (err or out).decode(errors="replace").strip().replace("\n", " ")
+        raise HookFailed("%s: %s%s" % (name, how, ": " + detail if detail else ""))
+
+
+def run_all(kind, hooks, state_json):
+    """Run ``hooks`` in order; the first failure stops them and is raised."""
+    for hook in hooks:
+        run(kind, hook, state_json)
+
+
+def run_all_warn(kind, hooks, state_json):
+    """Run every hook; a failure is logged as a warning and the next hook runs."""
+    for hook in hooks:
+        try:
+            run(kind, hook, state_json)
+        except HookFailed as e:
+            log.warning("%s", e)

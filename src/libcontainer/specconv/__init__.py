@@ -1,0 +1,471 @@
+"""specconv: a runtime config (``configs.Spec``) -> the execution ``Plan`` the native core runs.
+
+Everything is decided and checked here, before anything is created: a bad config fails with one
+line naming the JSON path and the reason (``config.json: process.rlimits[1].type: unknown rlimit
+"RLIMIT_FOO"``), raised as ``InvalidArgument`` (or ``NotFound``/``Unavailable`` when something
+named is missing on this host). The rules are runc's (libcontainer/specconv and its validator),
+except that a mount namespace is required: mounts are never made in the caller's namespace.
+"""
+import logging
+import os
+
+from pyrunc.errors import InvalidArgument, NotFound, Unavailable
+from pyrunc.libcontainer import capabilities as caps
+from pyrunc.libcontainer import devices as devs
+from pyrunc.libcontainer.namespaces import CLONE_NEWNS, NAMESPACES
+from pyrunc.libcontainer.plan import (Capabilities, Device, Hook, MountStep, Namespace, Plan,
+                                      Rlimit)
+from pyrunc.libcontainer.rlimits import RLIMITS
+from pyrunc.libcontainer.specconv import mounts as mnt
+
+log = logging.getLogger("pyrunc")
+
+HOOK_KINDS = ("prestart", "create_runtime", "create_container", "start_container", "poststart",
+              "poststop")
+"""Hook lists of ``spec.hooks`` in the order of the lifecycle."""
+
+IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+               "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+
+
+def invalid(where, reason):
+    return InvalidArgument("config.json: %s: %s" % (where, reason))
+
+
+def camel(snake):
+    """``create_runtime`` -> ``createRuntime``: JSON paths in messages use the spec's keys."""
+    head, *rest = snake.split("_")
+    return head + "".join(w.capitalize() for w in rest)
+
+
+def to_plan(spec, bundle, container_id, *, cgroup_manager=None, no_pivot=False, state_json=b""):
+    """Convert ``spec`` (loaded from ``bundle``) into a ``Plan`` for container ``container_id``.
+
+    ``cgroup_manager`` expands ``cgroup``-type mounts (its ``mount_steps``); ``state_json`` is
+    the state the child gives to createContainer and startContainer hooks.
+    """
+    bundle = os.path.abspath(bundle)
+    process = spec.process
+    if process is None:
+        raise invalid("process", "must be present to create a container")
+    plan = Plan(container_id=container_id, bundle=bundle, rootfs=_rootfs(spec, bundle),
+                no_pivot=no_pivot, state_json=state_json)
+    plan.readonly_root = bool(spec.root.readonly)
+    linux = spec.linux
+    if linux is None:
+        raise invalid("linux", "must be present on Linux")
+
+    namespaces = _namespaces(linux.namespaces)
+    plan.namespaces = list(namespaces.values())
+    new_user = "user" in namespaces and namespaces["user"].path is None
+    _id_maps(plan, linux, namespaces)
+    if "time" in namespaces and namespaces["time"].path is None:
+        plan.time_offsets = _time_offsets(linux.time_offsets)
+    elif linux.time_offsets:
+        raise invalid("linux.timeOffsets", "needs a new time namespace")
+
+    plan.rootfs_propagation = mnt.MS_SLAVE | mnt.MS_REC
+    if linux.rootfs_propagation:
+        if linux.rootfs_propagation not in mnt.PROPAGATION:
+            raise invalid("linux.rootfsPropagation",
+                          "unknown propagation %r" % linux.rootfs_propagation)
+        plan.rootfs_propagation = mnt.PROPAGATION[linux.rootfs_propagation]
+        if no_pivot and plan.rootfs_propagation & mnt.MS_PRIVATE:
+            raise invalid("linux.rootfsPropagation",
+                          "[r]private is not safe without pivot_root (--no-pivot)")
+
+    cgroupns = "cgroup" in namespaces and namespaces["cgroup"].path is None
+    plan.mounts, dev_is_bind = _mounts(spec.mounts, bundle, cgroup_manager, cgroupns)
+    plan.dev_symlinks = not dev_is_bind
+    if not dev_is_bind:
+        plan.devices = _devices(linux, new_user)
+    plan.masked_paths = [mnt.container_path("linux.maskedPaths[%d]" % i, p)
+                         for i, p in enumerate(linux.masked_paths)]
+    plan.readonly_paths = [mnt.container_path("linux.readonlyPaths[%d]" % i, p)
+                           for i, p in enumerate(linux.readonly_paths)]
+
+    for key in ("hostname", "domainname"):
+        value = getattr(spec, key)
+        if value:
+            if "uts" not in namespaces:
+                raise invalid(key, "cannot be set without a private UTS namespace")
+            setattr(plan, key, value)
+    plan.sysctl = _sysctl(linux.sysctl, namespaces)
+    _process(plan, process)
+    _security(plan, spec, process, linux)
+    hooks = spec.hooks
+    if hooks is not None:
+        plan.create_container_hooks = hooks_of(hooks, "create_container")
+        plan.start_container_hooks = hooks_of(hooks, "start_container")
+        for kind in HOOK_KINDS:
+            hooks_of(hooks, kind)
+    return plan
+
+
+def cgroup_resources(spec):
+    """``linux.resources`` for the cgroup manager, with runc's default device rules appended
+    to the spec's device rules (nothing is appended when the spec restricts no devices)."""
+    linux = spec.linux
+    resources = dict(linux.resources or {}) if linux is not None else {}
+    rules = resources.get("devices")
+    if rules:
+        replaced = {d.path for d in linux.devices}
+        resources["devices"] = list(rules) + [dict(rule) for rule, path in devs.DEFAULT_RULES
+                                              if path not in replaced]
+    return resources or None
+
+
+def hooks_of(hooks, kind):
+    """``spec.hooks.<kind>`` as [plan.Hook], checked (absolute path, positive timeout)."""
+    out = []
+    for i, h in enumerate(getattr(hooks, kind) if hooks is not None else []):
+        where = "hooks.%s[%d]" % (camel(kind), i)
+        if not h.path or not os.path.isabs(h.path):
+            raise invalid(where + ".path", "must be an absolute path")
+        if h.timeout is not None and h.timeout <= 0:
+            raise invalid(where + ".timeout", "must be greater than zero")
+        out.append(Hook(path=h.path, args=list(h.args), env=list(h.env), timeout=h.timeout))
+    return out
+
+
+def _rootfs(spec, bundle):
+    root = spec.root
+    if root is None or not root.path:
+        raise invalid("root.path", "must be set")
+    path = root.path if os.path.isabs(root.path) else os.path.join(bundle, root.path)
+    real = os.path.realpath(path)
+    if not os.path.isdir(real):
+        raise NotFound("config.json: root.path: %s: no such directory" % root.path)
+    return real
+
+
+def _namespaces(entries):
+    found = {}
+    for i, ns in enumerate(entries):
+        where = "linux.namespaces[%d]" % i
+        if ns.type not in NAMESPACES:
+            raise invalid(where + ".type", "unknown namespace type %r" % ns.type)
+        if ns.type in found:
+            raise invalid(where + ".type", "duplicate namespace %r" % ns.type)
+        path = ns.path or None
+        if path is not None:
+            if not os.path.isabs(path):
+                raise invalid(where + ".path", "must be an absolute path")
+            if not os.path.exists(path):
+                raise NotFound("config.json: %s.path: %s: no such file" % (where, path))
+        found[ns.type] = Namespace(NAMESPACES[ns.type], path)
+    if "mount" not in found or found["mount"].flag != CLONE_NEWNS:
+        raise invalid("linux.namespaces", "a mount namespace is required")
+    if found["mount"].path is not None:
+        raise invalid("linux.namespaces", "the mount namespace must be new, not joined by path")
+    if "cgroup" in found and not os.path.exists("/proc/self/ns/cgroup"):
+        raise Unavailable("config.json: linux.namespaces: cgroup namespaces are not enabled")
+    return found
+
+
+def _map_text(where, mappings):
+    lines = []
+    for i, m in enumerate(mappings):
+        for key in ("container_id", "host_id", "size"):
+            value = getattr(m, key)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 32:
+                raise invalid("%s[%d].%s" % (where, i, camel(key).replace("Id", "ID")),
+                              "must be an integer from 0 to 4294967295")
+        if m.size == 0:
+            raise invalid("%s[%d].size" % (where, i), "must be greater than zero")
+        lines.append("%d %d %d\n" % (m.container_id, m.host_id, m.size))
+    return "".join(lines)
+
+
+def _host_id(mappings, container_id):
+    for m in mappings:
+        if m.container_id <= container_id < m.container_id + m.size:
+            return m.host_id + container_id - m.container_id
+    return None
+
+
+def _id_maps(plan, linux, namespaces):
+    user = namespaces.get("user")
+    if user is None or user.path is not None:
+        for key in ("uid_mappings", "gid_mappings"):
+            if getattr(linux, key):
+                reason = ("needs a new user namespace" if user is None
+                          else "must be empty when joining a user namespace by path")
+                raise invalid("linux." + camel(key), reason)
+        return
+    for key in ("uid_mappings", "gid_mappings"):
+        if not getattr(linux, key):
+            raise invalid("linux." + camel(key), "a new user namespace needs mappings")
+    plan.uid_map = _map_text("linux.uidMappings", linux.uid_mappings)
+    plan.gid_map = _map_text("linux.gidMappings", linux.gid_mappings)
+
+
+def _time_offsets(offsets):
+    lines = []
+    for clock in sorted(offsets or {}):
+        if clock not in ("monotonic", "boottime"):
+            raise invalid("linux.timeOffsets", "unknown clock %r" % clock)
+        value = offsets[clock]
+        get = value.get if isinstance(value, dict) else lambda k: getattr(value, k, None)
+        secs, nanosecs = get("secs") or 0, get("nanosecs") or 0
+        if not 0 <= nanosecs < 1000000000:
+            raise invalid("linux.timeOffsets.%s.nanosecs" % clock, "must be below 1000000000")
+        lines.append("%s %d %d\n" % (clock, secs, nanosecs))
+    return "".join(lines)
+
+
+def _mounts(entries, bundle, cgroup_manager, cgroupns):
+    steps = []
+    dev_is_bind = False
+    for i, m in enumerate(entries):
+        where = "mounts[%d]" % i
+        destination = mnt.container_path(where + ".destination", m.destination or "")
+        options = mnt.Options(m.options)
+        if getattr(m, "uid_mappings", None) or getattr(m, "gid_mappings", None):
+            raise Unavailable("config.json: %s: id-mapped mounts are not supported" % where)
+        kind = m.type or ""
+        if "\0" in kind:
+            raise invalid(where + ".type", "contains a NUL byte")
+        is_bind = bool(options.flags & mnt.MS_BIND) or kind == "bind"
+        if kind == "cgroup" and not is_bind:
+            if cgroup_manager is None:
+                raise Unavailable("config.json: %s: a cgroup mount needs the cgroup manager"
+                                  % where)
+            steps.extend(cgroup_manager.mount_steps(destination, options.flags, cgroupns))
+            continue
+        step = MountStep("mount", destination, fstype=kind or None, flags=options.flags,
+                         data=options.data, propagation=options.propagation,
+                         attr_set=options.attr_set, attr_clr=options.attr_clr)
+        if is_bind:
+            step.flags |= mnt.MS_BIND
+            step.fstype = "bind"
+            step.source = mnt.bind_source(where + ".source", m.source, bundle)
+            step.source_is_dir = os.path.isdir(step.source)
+            if destination == "/dev":
+                dev_is_bind = True
+        else:
+            if not kind and not options.flags & mnt.MS_REMOUNT:
+                raise invalid(where + ".type", "must be set for a mount that is not a bind mount")
+            step.source = m.source or kind
+            if "\0" in step.source:
+                raise invalid(where + ".source", "contains a NUL byte")
+        steps.append(step)
+    return steps, dev_is_bind
+
+
+def _devices(linux, new_user):
+    entries = linux.devices
+    root_uid = root_gid = 0
+    if new_user:
+        root_uid = _host_id(linux.uid_mappings, 0)
+        root_gid = _host_id(linux.gid_mappings, 0)
+        if root_uid is None or root_gid is None:
+            raise invalid("linux.uidMappings", "a user namespace with devices needs a mapping "
+                          "for the container's root (id 0)")
+    paths = {d.path for d in entries}
+    out = []
+    for d in devs.DEFAULT_DEVICES:
+        if d.path not in paths:
+            out.append(Device(d.path, d.kind, d.major, d.minor, d.mode, root_uid, root_gid,
+                              bind=new_user))
+    for i, d in enumerate(entries):
+        where = "linux.devices[%d]" % i
+        path = mnt.container_path(where + ".path", d.path or "")
+        if d.type not in devs.KINDS:
+            raise invalid(where + ".type", "unknown device type %r (want c, b, u or p)" % d.type)
+        kind = devs.KINDS[d.type]
+        if kind != "p" and (d.major is None or d.minor is None):
+            raise invalid(where, "a %s device needs major and minor numbers" % kind)
+        mode = 0o666 if d.file_mode is None else d.file_mode & 0o7777
+        uid = root_uid if d.uid is None else d.uid
+        gid = root_gid if d.gid is None else d.gid
+        out.append(Device(path, kind, d.major or 0, d.minor or 0, mode, uid, gid,
+                          bind=new_user))
+    return out
+
+
+def _sysctl_name(name):
+    """runc's rule: a name whose first separator is '/' uses '/' between fields."""
+    for ch in name:
+        if ch == ".":
+            return name
+        if ch == "/":
+            return name.translate(str.maketrans("./", "/."))
+    return name
+
+
+def _sysctl(sysctl, namespaces):
+    out = []
+    for key in sorted(sysctl or {}):
+        name = _sysctl_name(key)
+        where = "linux.sysctl.%s" % key
+        if not name or name.startswith(".") or ".." in name or "\0" in name:
+            raise invalid(where, "invalid sysctl name")
+        if name in IPC_SYSCTLS or name.startswith("fs.mqueue."):
+            if "ipc" not in namespaces:
+                raise invalid(where, "not allowed in the host's IPC namespace")
+        elif name.startswith("net."):
+            net = namespaces.get("network")
+            if net is None or (net.path and _same_file(net.path, "/proc/self/ns/net")):
+                raise invalid(where, "not allowed in the host's network namespace")
+        elif name == "kernel.domainname" and "uts" in namespaces:
+            pass
+        elif name == "kernel.hostname" and "uts" in namespaces:
+            raise invalid(where, "conflicts with the hostname field")
+        else:
+            raise invalid(where, "not in a separate kernel namespace")
+        value = sysctl[key]
+        if not isinstance(value, str) or "\0" in value:
+            raise invalid(where, "must be a string")
+        out.append((name, value))
+    return out
+
+
+def _same_file(a, b):
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def _process(plan, process):
+    if not process.args:
+        raise invalid("process.args", "must be a non-empty array")
+    for i, a in enumerate(process.args):
+        if "\0" in a:
+            raise invalid("process.args[%d]" % i, "contains a NUL byte")
+    plan.args = list(process.args)
+    cwd = process.cwd or ""
+    if not os.path.isabs(cwd):
+        raise invalid("process.cwd", "must be an absolute path")
+    plan.cwd = mnt.container_path("process.cwd", cwd)
+    plan.terminal = bool(process.terminal)
+    env, names = [], set()
+    for i, entry in enumerate(process.env):
+        name, sep, _ = entry.partition("=")
+        if not sep:
+            raise invalid("process.env[%d]" % i, "invalid environment variable: missing '='")
+        if not name:
+            raise invalid("process.env[%d]" % i, "invalid environment variable: empty name")
+        if "\0" in entry:
+            raise invalid("process.env[%d]" % i, "contains a NUL byte")
+        names.add(name)
+        env.append(entry)
+    user = process.user
+    plan.uid, plan.gid = (user.uid or 0, user.gid or 0) if user is not None else (0, 0)
+    if user is not None:
+        plan.additional_gids = list(user.additional_gids)
+        if user.umask is not None:
+            if not 0 <= user.umask <= 0o777:
+                raise invalid("process.user.umask", "must be between 0 and 0777")
+            plan.umask = user.umask
+    if "HOME" not in names:
+        env.append("HOME=" + home_of(plan.rootfs, plan.uid))
+    plan.env = env
+    plan.rlimits = _rlimits(process.rlimits)
+    if process.oom_score_adj is not None:
+        if not -1000 <= process.oom_score_adj <= 1000:
+            raise invalid("process.oomScoreAdj", "must be between -1000 and 1000")
+        plan.oom_score_adj = process.oom_score_adj
+    plan.no_new_privileges = bool(process.no_new_privileges)
+    if process.capabilities is not None:
+        ignored = set()
+        last = caps.last_cap()
+        plan.capabilities = Capabilities(**{
+            s: caps.to_mask(getattr(process.capabilities, s), ignored, last) for s in caps.SETS})
+        if ignored:
+            log.warning("ignoring unknown or unavailable capabilities: %s",
+                        " ".join(sorted(ignored)))
+
+
+def _rlimits(entries):
+    out, seen = [], set()
+    for i, r in enumerate(entries):
+        where = "process.rlimits[%d]" % i
+        if r.type not in RLIMITS:
+            raise invalid(where + ".type", "unknown rlimit %r" % r.type)
+        if r.type in seen:
+            raise invalid(where + ".type", "duplicate rlimit %r" % r.type)
+        seen.add(r.type)
+        for key in ("soft", "hard"):
+            value = getattr(r, key)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 64:
+                raise invalid("%s.%s" % (where, key), "must be an integer from 0 to 2^64-1")
+        if r.soft > r.hard:
+            raise invalid(where, "soft limit %d is above the hard limit %d" % (r.soft, r.hard))
+        out.append(Rlimit(RLIMITS[r.type], r.soft, r.hard))
+    return out
+
+
+def _security(plan, spec, process, linux):
+    if process.apparmor_profile and not _apparmor_enabled():
+        raise Unavailable("config.json: process.apparmorProfile: AppArmor is not enabled "
+                          "on this host")
+    if (process.selinux_label or linux.mount_label) and not os.path.exists("/sys/fs/selinux"):
+        raise Unavailable("config.json: process.selinuxLabel: SELinux is not enabled on this host")
+    if linux.intel_rdt:
+        raise Unavailable("config.json: linux.intelRdt: Intel RDT is not supported")
+    unsupported = [("linux.personality", linux.personality),
+                   ("linux.netDevices", getattr(linux, "net_devices", None)),
+                   ("process.scheduler", getattr(process, "scheduler", None)),
+                   ("process.ioPriority", getattr(process, "io_priority", None)),
+                   ("process.execCPUAffinity", getattr(process, "exec_cpu_affinity", None))]
+    for where, value in unsupported:
+        if value:
+            raise Unavailable("config.json: %s: not supported by pyrunc" % where)
+    if linux.seccomp:
+        try:
+            from pyrunc.libcontainer import seccomp
+        except ImportError:
+            raise Unavailable("config.json: linux.seccomp: seccomp support is not installed")
+        plan.seccomp = seccomp.compile(linux.seccomp)
+
+
+def _apparmor_enabled():
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            return f.read().strip() == "Y"
+    except OSError:
+        return False
+
+
+def home_of(rootfs, uid):
+    """The home directory of ``uid`` in the container's /etc/passwd ("/" when there is none)."""
+    path = resolve_in_root(rootfs, "/etc/passwd")
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid) and fields[5]:
+                    return fields[5]
+    except OSError:
+        pass
+    return "/"
+
+
+def resolve_in_root(root, path):
+    """Host path of container ``path`` with symlinks resolved as if ``root`` were /."""
+    parts = [p for p in path.split("/") if p]
+    done = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        candidate = os.path.join(root, *done, part)
+        if os.path.islink(candidate):
+            hops += 1
+            if hops > 40:
+                break
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                done = []
+            parts = [p for p in target.split("/") if p] + parts
+            continue
+        done.append(part)
+    return os.path.join(root, *done)

@@ -1,0 +1,177 @@
+"""Mount options: the runtime spec's option words -> mount(2) flags, propagation, mount_setattr.
+
+The tables are runc's (libcontainer/specconv): a word either sets or clears an MS_* flag, names a
+propagation type, sets or clears a recursive MOUNT_ATTR_* attribute (``rro``, ``rnosuid``...),
+or, when it is none of those, is passed to the filesystem as data (``mode=755``, ``size=64k``).
+Later words win over earlier ones, as with mount(8).
+"""
+import os
+
+from pyrunc.errors import InvalidArgument, NotFound
+
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_SYNCHRONOUS = 0x10
+MS_REMOUNT = 0x20
+MS_MANDLOCK = 0x40
+MS_DIRSYNC = 0x80
+MS_NOSYMFOLLOW = 0x100
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_SILENT = 0x8000
+MS_POSIXACL = 0x10000
+MS_UNBINDABLE = 0x20000
+MS_PRIVATE = 0x40000
+MS_SLAVE = 0x80000
+MS_SHARED = 0x100000
+MS_RELATIME = 0x200000
+MS_I_VERSION = 0x800000
+MS_STRICTATIME = 0x1000000
+MS_LAZYTIME = 0x2000000
+
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+
+# word -> (clear, MS_* flag)
+FLAGS = {
+    "acl": (False, MS_POSIXACL),
+    "async": (True, MS_SYNCHRONOUS),
+    "atime": (True, MS_NOATIME),
+    "bind": (False, MS_BIND),
+    "defaults": (False, 0),
+    "dev": (True, MS_NODEV),
+    "diratime": (True, MS_NODIRATIME),
+    "dirsync": (False, MS_DIRSYNC),
+    "exec": (True, MS_NOEXEC),
+    "iversion": (False, MS_I_VERSION),
+    "lazytime": (False, MS_LAZYTIME),
+    "loud": (True, MS_SILENT),
+    "mand": (False, MS_MANDLOCK),
+    "noacl": (True, MS_POSIXACL),
+    "noatime": (False, MS_NOATIME),
+    "nodev": (False, MS_NODEV),
+    "nodiratime": (False, MS_NODIRATIME),
+    "noexec": (False, MS_NOEXEC),
+    "noiversion": (True, MS_I_VERSION),
+    "nolazytime": (True, MS_LAZYTIME),
+    "nomand": (True, MS_MANDLOCK),
+    "norelatime": (True, MS_RELATIME),
+    "nostrictatime": (True, MS_STRICTATIME),
+    "nosuid": (False, MS_NOSUID),
+    "nosymfollow": (False, MS_NOSYMFOLLOW),
+    "rbind": (False, MS_BIND | MS_REC),
+    "relatime": (False, MS_RELATIME),
+    "remount": (False, MS_REMOUNT),
+    "ro": (False, MS_RDONLY),
+    "rw": (True, MS_RDONLY),
+    "silent": (False, MS_SILENT),
+    "strictatime": (False, MS_STRICTATIME),
+    "suid": (True, MS_NOSUID),
+    "sync": (False, MS_SYNCHRONOUS),
+    "symfollow": (True, MS_NOSYMFOLLOW),
+}
+
+PROPAGATION = {
+    "private": MS_PRIVATE,
+    "shared": MS_SHARED,
+    "slave": MS_SLAVE,
+    "unbindable": MS_UNBINDABLE,
+    "rprivate": MS_PRIVATE | MS_REC,
+    "rshared": MS_SHARED | MS_REC,
+    "rslave": MS_SLAVE | MS_REC,
+    "runbindable": MS_UNBINDABLE | MS_REC,
+}
+
+# word -> (clear, MOUNT_ATTR_* attribute), applied recursively with mount_setattr(2)
+RECURSIVE_ATTRS = {
+    "rro": (False, MOUNT_ATTR_RDONLY),
+    "rrw": (True, MOUNT_ATTR_RDONLY),
+    "rnosuid": (False, MOUNT_ATTR_NOSUID),
+    "rsuid": (True, MOUNT_ATTR_NOSUID),
+    "rnodev": (False, MOUNT_ATTR_NODEV),
+    "rdev": (True, MOUNT_ATTR_NODEV),
+    "rnoexec": (False, MOUNT_ATTR_NOEXEC),
+    "rexec": (True, MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (False, MOUNT_ATTR_NODIRATIME),
+    "rdiratime": (True, MOUNT_ATTR_NODIRATIME),
+    "rrelatime": (False, MOUNT_ATTR_RELATIME),
+    "rnorelatime": (True, MOUNT_ATTR_RELATIME),
+    "rnoatime": (False, MOUNT_ATTR_NOATIME),
+    "ratime": (True, MOUNT_ATTR_NOATIME),
+    "rstrictatime": (False, MOUNT_ATTR_STRICTATIME),
+    "rnostrictatime": (True, MOUNT_ATTR_STRICTATIME),
+    "rnosymfollow": (False, MOUNT_ATTR_NOSYMFOLLOW),
+    "rsymfollow": (True, MOUNT_ATTR_NOSYMFOLLOW),
+}
+
+
+def known_options():
+    """Every option word with a meaning of its own (for ``pyrunc features``)."""
+    return sorted(set(FLAGS) | set(PROPAGATION) | set(RECURSIVE_ATTRS))
+
+
+class Options:
+    """The parsed ``options`` of one mount."""
+
+    def __init__(self, words):
+        self.flags = 0
+        self.propagation = 0
+        self.attr_set = 0
+        self.attr_clr = 0
+        data = []
+        for word in words:
+            if word in FLAGS:
+                clear, flag = FLAGS[word]
+                self.flags = self.flags & ~flag if clear else self.flags | flag
+            elif word in PROPAGATION:
+                self.propagation = PROPAGATION[word]
+            elif word in RECURSIVE_ATTRS:
+                clear, attr = RECURSIVE_ATTRS[word]
+                if clear:
+                    self.attr_clr |= attr
+                    self.attr_set &= ~attr
+                else:
+                    self.attr_set |= attr
+                    if attr & MOUNT_ATTR__ATIME == attr:
+                        # an access-time mode is set by clearing the whole atime field first
+                        self.attr_clr |= MOUNT_ATTR__ATIME
+                    else:
+                        self.attr_clr &= ~attr
+            else:
+                data.append(word)
+        self.data = ",".join(data)
+
+
+def container_path(where, path):
+    """A clean absolute container path; runc accepts a relative one as relative to /."""
+    if "\0" in path:
+        raise InvalidArgument("config.json: %s: contains a NUL byte" % where)
+    if not path:
+        raise InvalidArgument("config.json: %s: must not be empty" % where)
+    return os.path.normpath("/" + path.lstrip("/"))
+
+
+def bind_source(where, source, bundle):
+    """The absolute host path of a bind mount's source (relative ones are in the bundle)."""
+    if not source:
+        raise InvalidArgument("config.json: %s: a bind mount needs a source" % where)
+    if "\0" in source:
+        raise InvalidArgument("config.json: %s: contains a NUL byte" % where)
+    path = source if os.path.isabs(source) else os.path.join(bundle, source)
+    try:
+        os.stat(path)
+    except OSError as e:
+        raise NotFound("config.json: %s: %s: %s" % (where, source, os.strerror(e.errno).lower()))
+    return path

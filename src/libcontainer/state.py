@@ -1,0 +1,136 @@
+"""A container's state directory: ``<root>/<id>/`` with ``state.json``, the exec fifo and a lock.
+
+``state.json`` is written atomically (a temporary file renamed over it). Operations on one
+container hold an exclusive ``flock`` on the directory, so they run one at a time while
+different containers proceed in parallel; the lock dies with its holder, never goes stale.
+"""
+import errno
+import fcntl
+import json
+import os
+import re
+import shutil
+from contextlib import contextmanager
+
+from pyrunc.errors import AlreadyExists, InvalidArgument, NotFound, SystemFailure
+
+STATE_FILE = "state.json"
+EXEC_FIFO = "exec.fifo"
+
+_ID = re.compile(r"^[\w+.-]+$", re.ASCII)
+MAX_ID = 1024
+
+
+def validate_id(container_id):
+    """runc's rule: letters, digits, ``_+-.``, not ``.`` or ``..``."""
+    if not isinstance(container_id, str) or not container_id:
+        raise InvalidArgument("container id cannot be empty")
+    if not _ID.match(container_id) or container_id in (".", ".."):
+        raise InvalidArgument("invalid container id %r: use letters, digits and _+-." %
+                              container_id)
+    if len(container_id) > MAX_ID or len(container_id.encode()) > 255:
+        raise InvalidArgument("invalid container id %r: longer than 255 bytes" % container_id)
+
+
+def not_found(container_id):
+    return NotFound('container "%s" does not exist' % container_id)
+
+
+class StateDir:
+    """The directory holding one container's state."""
+
+    def __init__(self, root, container_id):
+        self.root = root
+        self.id = container_id
+        self.path = os.path.join(root, container_id)
+        self.state_file = os.path.join(self.path, STATE_FILE)
+        self.fifo = os.path.join(self.path, EXEC_FIFO)
+
+    @classmethod
+    def create(cls, root, container_id):
+        """Make the directory; AlreadyExists when the id is taken."""
+        sd = cls(root, container_id)
+        try:
+            os.makedirs(root, mode=0o711, exist_ok=True)
+            os.mkdir(sd.path, 0o711)
+        except FileExistsError:
+            raise AlreadyExists('container "%s" already exists' % container_id) from None
+        except OSError as e:
+            raise SystemFailure("create state directory %s" % sd.path, e.errno) from None
+        return sd
+
+    @contextmanager
+    def lock(self):
+        """Hold the container's exclusive lock; NotFound if it was deleted meanwhile."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise not_found(self.id) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink == 0:
+                raise not_found(self.id)
+            yield
+        finally:
+            os.close(fd)
+
+    def read(self):
+        try:
+            with open(self.state_file, "rb") as f:
+                return json.loads(f.read())
+        except FileNotFoundError:
+            raise not_found(self.id) from None
+        except ValueError as e:
+            raise SystemFailure("read %s" % self.state_file, 0, "corrupt state: %s" % e) from None
+
+    def write(self, state):
+        tmp = os.path.join(self.path, ".%s.tmp" % STATE_FILE)
+        with open(tmp, "w") as f:
+            json.dump(state, f)
+        os.rename(tmp, self.state_file)
+
+    def make_fifo(self, uid=0, gid=0):
+        """The exec fifo the init blocks on until ``start``; returns an O_PATH descriptor."""
+        old = os.umask(0)
+        try:
+            os.mkfifo(self.fifo, 0o622)
+        finally:
+            os.umask(old)
+        os.chown(self.fifo, uid, gid)
+        return os.open(self.fifo, os.O_PATH | os.O_CLOEXEC)
+
+    def fifo_exists(self):
+        return os.path.exists(self.fifo)
+
+    def remove(self):
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def write_pid_file(path, pid):
+    """runc's pid file: the pid, no newline, written atomically."""
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), ".%s.tmp" % os.path.basename(path))
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def proc_stat(pid):
+    """(state letter, start time in clock ticks) of ``pid``, or None when there is no such pid."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    except OSError as e:
+        if e.errno == errno.ESRCH:
+            return None
+        raise
+    fields = data[data.rindex(b")") + 2:].split()
+    return fields[0].decode(), int(fields[19])
+
+
+def alive(pid, start_time):
+    """Whether ``pid`` is still the process that started at ``start_time`` and not a zombie."""
+    st = proc_stat(pid)
+    return st is not None and st[1] == start_time and st[0] not in ("Z", "X", "x")
