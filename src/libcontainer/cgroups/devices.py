@@ -141,6 +141,10 @@ def program(rules):
         for i, (op, dst, src, imm, jumps) in enumerate(block):
             off = len(block) - i - 1 if jumps else 0
             code.append(_insn(op, dst, src, off, _imm32(imm)))
+        if len(block) == 2:
+            # matches every access: what follows could never run, and the verifier
+            # rejects unreachable instructions
+            return b"".join(code)
     code.append(_insn(_MOV64_K, _R0, imm=0))
     code.append(_insn(_EXIT))
     return b"".join(code)

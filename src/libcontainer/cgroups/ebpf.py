@@ -41,9 +41,10 @@ def set_device_rules(cgroup_dir, rules):
     log = ffi.new("char[]", LOG_SIZE)
     prog_fd = lib.pyrunc_bpf_load_device_program(code, len(code) // INSN_SIZE, log, LOG_SIZE)
     if prog_fd < 0:
-        detail = ffi.string(log).decode(errors="replace").strip().splitlines()
+        lines = ffi.string(log).decode(errors="replace").strip().splitlines()
+        reasons = [x for x in lines if x and not x[0].isdigit() and not x.startswith("processed")]
         raise SystemFailure("load the cgroup device program", -prog_fd,
-                            detail[-1] if detail else None)
+                            reasons[-1] if reasons else None)
     cgroup_fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         old = attached(cgroup_fd)

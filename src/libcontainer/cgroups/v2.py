@@ -10,13 +10,15 @@ from pyrunc.libcontainer.cgroups.manager import (
 from pyrunc.libcontainer.cgroups.v1 import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_REC, THROTTLES
 from pyrunc.libcontainer.plan import MountStep
 
+DEVICE_PROGRAM = "<eBPF device program>"    # not a file: the rules go to ebpf.set_device_rules
 IO_MAX_KEYS = {"throttleReadBpsDevice": "rbps", "throttleWriteBpsDevice": "wbps",
                "throttleReadIOPSDevice": "riops", "throttleWriteIOPSDevice": "wiops"}
 
 
 def planned_writes(res):
     """[(controller, file or (alternatives...), value or (per alternative...), field)] in write
-    order; InvalidArgument for any malformed field before anything is written."""
+    order; InvalidArgument for any malformed field before anything is written. The device rules
+    come last as (None, DEVICE_PROGRAM, [Rule], "devices")."""
     if not isinstance(res, dict):
         raise InvalidArgument("linux.resources: must be an object")
     w = []
@@ -112,6 +114,8 @@ def planned_writes(res):
 
     for key, value in R.unified_entries(res):
         w.append((key.split(".", 1)[0], key, value, "unified." + key))
+    if "devices" in res:
+        w.append((None, DEVICE_PROGRAM, devices.parse_rules(res), "devices"))
     return w
 
 
@@ -167,14 +171,16 @@ class V2Manager(Manager):
         return set(read(os.path.join(self.dir, "cgroup.controllers")).split())
 
     def set(self, resources):
-        resources = resources or {}
-        writes = planned_writes(resources)
-        rules = devices.parse_rules(resources) if "devices" in resources else None
+        writes = planned_writes(resources or {})
         have = self.controllers()
         for controller in {c for c, _, _, _ in writes}:
-            if controller not in have:
+            if controller is not None and controller not in have:
                 raise unavailable(controller)
         for controller, file, value, what in writes:
+            if file == DEVICE_PROGRAM:
+                from pyrunc.libcontainer.cgroups import ebpf
+                ebpf.set_device_rules(self.dir, value)
+                continue
             if isinstance(file, tuple):
                 index = next((i for i, f in enumerate(file)
                               if os.path.exists(os.path.join(self.dir, f))), len(file) - 1)
@@ -182,9 +188,6 @@ class V2Manager(Manager):
             if file == "memory.max" and value != "max":
                 self._check_memory_limit(int(value))
             write(self.dir, file, value, what)
-        if rules is not None:
-            from pyrunc.libcontainer.cgroups import ebpf
-            ebpf.set_device_rules(self.dir, rules)
 
     def _check_memory_limit(self, limit):
         """v2 does not refuse a limit below usage (it reclaims, then OOM-kills): refuse it here,
