@@ -285,7 +285,18 @@ class TokenServer:
 
 @pytest.fixture
 def token_server(tmp_path):
+    """A token server granting anonymous pulls; alice (password wonderland) may push."""
     server = TokenServer(str(tmp_path / "token"), users={"alice": "wonderland"})
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def private_token_server(tmp_path):
+    """A token server granting nothing to anonymous clients."""
+    server = TokenServer(str(tmp_path / "private-token"), users={"alice": "wonderland"},
+                         anonymous_pull=False)
     server.start()
     yield server
     server.stop()

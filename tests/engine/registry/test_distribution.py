@@ -9,7 +9,8 @@ import pytest
 from pyrunc.engine.content import ContentStore
 from pyrunc.engine.distribution import parse_platform, pull, push, render_plain
 from pyrunc.engine.distribution.progress import human_size, progress_bar
-from pyrunc.engine.registry import AuthFile, RegistryOptions, RegistryService
+from pyrunc.engine.registry import (AuthFile, Credentials, RegistryOptions, RegistryService,
+                                    Unauthorized)
 from pyrunc.engine.registry import mediatypes
 from pyrunc.errors import InvalidArgument, NotFound, Unavailable
 
@@ -319,3 +320,49 @@ def test_image_we_push_skopeo_inspects_and_copies(plain_registry, registries, st
                          index["manifests"][0]["digest"][7:]).read_text())
     assert [layer["digest"] for layer in copied["layers"]] == [
         layer["digest"] for layer in layers]
+
+
+# -- mirrors and auth through pull ------------------------------------------------------------
+
+def test_docker_hub_pulls_go_to_the_mirror(start_registry, store, images, tmp_path):
+    mirror = start_registry()
+    down = start_registry()
+    down.stop()
+    options = RegistryOptions(certs_dir=str(tmp_path / "certs.d"),
+                              mirrors=["http://" + down.domain, "http://" + mirror.domain])
+    with RegistryService(options, AuthFile(str(tmp_path / "c.json"))) as registries:
+        digest, _, _ = images.build(store, [{"m": b"mirrored"}])
+        with RegistryService() as direct:
+            push("%s/library/mirrored:v1" % mirror.domain, store, direct, digest)
+        other = ContentStore(str(tmp_path / "other"))
+        got, callback = collect()
+        result = pull("mirrored:v1", other, registries, progress=callback)
+    assert result.digest == digest
+    assert str(result.ref) == "docker.io/library/mirrored:v1"
+    assert render_plain(got)[0] == "v1: Pulling from library/mirrored"
+    assert render_plain(got)[-1] == "Status: Downloaded newer image for mirrored:v1"
+
+
+def test_pull_needs_login_on_a_private_token_registry(start_registry, private_token_server,
+                                                      tmp_path, store, images):
+    server = start_registry(token=private_token_server)
+    name = "%s/private/app:v1" % server.domain
+    auth_file = AuthFile(str(tmp_path / "docker" / "config.json"))
+    options = RegistryOptions(certs_dir=str(tmp_path / "certs.d"))
+    digest, _, _ = images.build(store, [{"p": b"private"}])
+    with RegistryService(options, auth_file) as registries:
+        with pytest.raises(Unauthorized) as err:
+            pull(name, ContentStore(str(tmp_path / "a")), registries)
+        assert str(err.value).startswith(
+            "pull access denied for %s/private/app, repository does not exist or may require "
+            "'docker login': " % server.domain)
+        assert registries.login(server.domain, Credentials("alice", "wonderland")) == \
+            "Login Succeeded"
+        push(name, store, registries, digest)
+    # a fresh service (a new daemon) uses the stored credentials
+    with RegistryService(options, auth_file) as registries:
+        assert pull(name, ContentStore(str(tmp_path / "b")), registries).digest == digest
+        assert registries.logout(server.domain) is True
+    with RegistryService(options, auth_file) as registries:
+        with pytest.raises(Unauthorized):
+            pull(name, ContentStore(str(tmp_path / "c")), registries)
