@@ -443,8 +443,8 @@ def apply_layer(stream, root, *, whiteouts="delete", lowers=(), expected_diff_id
                 raise LayerError("layer: corrupt compressed stream: %s" % e) from None
             raise SystemFailure("layer: apply into %s" % root, e.errno, str(e)) from None
         except Exception as e:
-            if type(e).__name__ == "ZstdError":
-                raise LayerError("layer: corrupt zstd stream: %s" % e) from None
+            if type(e).__name__ in ("ZstdError", "LZMAError"):
+                raise LayerError("layer: corrupt compressed stream: %s" % e) from None
             raise
         applier.finish()
     finally:

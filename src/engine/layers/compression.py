@@ -1,5 +1,7 @@
 """Layer compression: detect gzip, zstd or plain tar from the first bytes, and (de)compress.
 
+bzip2 and xz are read too (``docker import`` accepts them); layers are written gzip or zstd.
+
 zstd uses the ``zstandard`` package from PyPI (imported only when a zstd layer shows up).
 """
 import gzip
@@ -9,6 +11,8 @@ from pyrunc.errors import InvalidArgument
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+BZIP2_MAGIC = b"BZh"
+XZ_MAGIC = b"\xfd7zXZ\x00"
 
 MEDIA_TYPES = {
     "application/vnd.oci.image.layer.v1.tar": "none",
@@ -27,6 +31,10 @@ def detect(head):
         return "gzip"
     if head.startswith(ZSTD_MAGIC):
         return "zstd"
+    if head.startswith(BZIP2_MAGIC):
+        return "bzip2"
+    if head.startswith(XZ_MAGIC):
+        return "xz"
     return "none"
 
 
@@ -35,13 +43,19 @@ def decompressed(stream):
     if not hasattr(stream, "peek"):
         stream = io.BufferedReader(stream, 1 << 20) if isinstance(stream, io.RawIOBase) \
             else _Peekable(stream)
-    kind = detect(stream.peek(4)[:4])
+    kind = detect(stream.peek(6)[:6])
     if kind == "gzip":
         return gzip.GzipFile(fileobj=stream, mode="rb")
     if kind == "zstd":
         import zstandard
         return zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True,
                                                           read_size=1 << 20)
+    if kind == "bzip2":
+        import bz2
+        return bz2.BZ2File(stream, "rb")
+    if kind == "xz":
+        import lzma
+        return lzma.LZMAFile(stream, "rb")
     return stream
 
 

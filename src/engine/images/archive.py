@@ -1,0 +1,330 @@
+"""``docker save`` and ``docker load``.
+
+``save`` writes one tar that is both a docker-archive and an OCI image layout (the format
+docker 25+ writes): ``oci-layout``, ``index.json`` and ``blobs/sha256/*`` with uncompressed
+layers, plus ``manifest.json`` and ``repositories`` for docker's loader.
+
+``load`` reads docker-archive tars (old ``<id>/layer.tar`` style and new), OCI layout archives
+and OCI layout directories (what ``umoci`` and ``skopeo`` make). Every blob goes through the
+content store, whose digest check rejects a tampered archive.
+"""
+import io
+import json
+import os
+import posixpath
+import tarfile
+import time
+import uuid
+
+from pyrunc.engine import reference
+from pyrunc.engine.content import digest_bytes
+from pyrunc.engine.images.service import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, host_platform
+from pyrunc.engine.images.store import parse_name
+from pyrunc.engine.layers import decompressed, detect
+from pyrunc.errors import InvalidArgument, NotFound
+
+LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+LAYER_TYPES = {"gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+               "zstd": "application/vnd.oci.image.layer.v1.tar+zstd", "none": LAYER_TAR}
+NAME_ANNOTATION = "io.containerd.image.name"
+REF_ANNOTATION = "org.opencontainers.image.ref.name"
+_JSON_LIMIT = 16 << 20
+
+
+class _Out:
+    """Adds regular files to a streamed tar."""
+
+    def __init__(self, out):
+        self.tar = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
+                                bufsize=1 << 20)
+        self.dirs = set()
+        self.now = int(time.time())
+
+    def _dir(self, path):
+        parent = posixpath.dirname(path)
+        if parent and parent not in self.dirs:
+            self._dir(parent)
+            ti = tarfile.TarInfo(parent)
+            ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, 0o755, self.now
+            self.tar.addfile(ti)
+            self.dirs.add(parent)
+
+    def add(self, name, data=None, fileobj=None, size=None):
+        self._dir(name)
+        ti = tarfile.TarInfo(name)
+        ti.mode, ti.mtime = 0o644, self.now
+        ti.size = len(data) if data is not None else size
+        self.tar.addfile(ti, io.BytesIO(data) if data is not None else fileobj)
+
+    def close(self):
+        self.tar.close()
+
+
+def save(service, names, out):
+    """Write the images ``names`` (names or IDs) as one archive into the binary file ``out``."""
+    if not names:
+        raise InvalidArgument("save: no images given")
+    state = service.store.snapshot()
+    images = [(service._image(service.store.resolve(n, state), state), n) for n in names]
+    images = [(img, _save_tags(service, img, n, state)) for img, n in images]
+    w = _Out(out)
+    written = set()
+    manifest_json, repositories, index = [], {}, []
+    for img, tags in images:
+        layer_paths, layer_descs = [], []
+        for desc, diff_id in zip(img.manifest.get("layers", []), img.diff_ids):
+            path = "blobs/sha256/" + diff_id.split(":", 1)[1]
+            if diff_id not in written:
+                _write_uncompressed_layer(service, w, desc, path)
+                written.add(diff_id)
+            layer_paths.append(path)
+            layer_descs.append({"mediaType": LAYER_TAR, "digest": diff_id,
+                                "size": _uncompressed_size(service, desc, diff_id)})
+        config = service.content.read(img.id)
+        config_path = "blobs/sha256/" + img.id.split(":", 1)[1]
+        if img.id not in written:
+            w.add(config_path, config)
+            written.add(img.id)
+        manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                               "config": {"mediaType": OCI_CONFIG, "digest": img.id,
+                                          "size": len(config)},
+                               "layers": layer_descs}, separators=(",", ":")).encode()
+        mdigest = digest_bytes(manifest)
+        if mdigest not in written:
+            w.add("blobs/sha256/" + mdigest.split(":", 1)[1], manifest)
+            written.add(mdigest)
+        desc = {"mediaType": OCI_MANIFEST, "digest": mdigest, "size": len(manifest)}
+        if tags:
+            for t in tags:
+                index.append(dict(desc, annotations={NAME_ANNOTATION: str(t),
+                                                     REF_ANNOTATION: t.tag}))
+                repositories.setdefault(t.familiar_name, {})[t.tag] = \
+                    (img.diff_ids[-1] if img.diff_ids else img.id).split(":", 1)[1]
+        else:
+            index.append(desc)
+        manifest_json.append({"Config": config_path,
+                              "RepoTags": [t.familiar for t in tags] or None,
+                              "Layers": layer_paths})
+    w.add("oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode())
+    w.add("index.json", json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                                    "manifests": index}).encode())
+    w.add("manifest.json", json.dumps(manifest_json).encode())
+    if repositories:
+        w.add("repositories", json.dumps(repositories).encode())
+    w.close()
+
+
+def _save_tags(service, img, name, state):
+    """The tags saved with ``img`` for the argument ``name``: the tag given, every tag of the
+    repository given without one, none for an ID."""
+    t = name[7:] if name.startswith("sha256:") else name
+    if t and img.id[7:].startswith(t) and all(c in "0123456789abcdef" for c in t):
+        return []
+    ref = reference.parse_normalized(name)
+    if ref.tag or ref.digest:
+        return [r for r in img.tags if r == ref.with_default_tag()] or \
+            ([ref] if ref.tag else [])
+    return [r for r in img.tags if r.name == ref.name]
+
+
+def _uncompressed_size(service, desc, diff_id):
+    if detect(_head(service, desc["digest"])) == "none":
+        return desc["size"]
+    n = 0
+    with service.content.open(desc["digest"]) as f:
+        plain = decompressed(f)
+        while True:
+            chunk = plain.read(1 << 20)
+            if not chunk:
+                return n
+            n += len(chunk)
+
+
+def _head(service, digest):
+    with service.content.open(digest) as f:
+        return f.read(6)
+
+
+def _write_uncompressed_layer(service, w, desc, path):
+    size = _uncompressed_size(service, desc, None)
+    with service.content.open(desc["digest"]) as f:
+        w.add(path, fileobj=decompressed(f), size=size)
+
+
+# load ----------------------------------------------------------------------------------------
+
+class _Archive:
+    """The members of an archive: small JSON documents in memory, blobs in the content store."""
+
+    def __init__(self, service):
+        self.service = service
+        self.docs = {}          # path -> bytes (json, oci-layout, repositories)
+        self.blobs = {}         # path -> (digest, size)
+        self.links = {}         # path -> target path (old docker-archive layer symlinks)
+        self.lease = service.content.lease()
+
+    def add_member(self, name, fileobj, size):
+        name = posixpath.normpath(name)
+        if name in ("manifest.json", "index.json", "oci-layout", "repositories"):
+            if size > _JSON_LIMIT:
+                raise InvalidArgument("load: %s: too large (%d bytes)" % (name, size))
+            self.docs[name] = fileobj.read()
+            return
+        expected = None
+        parts = name.split("/")
+        if len(parts) == 3 and parts[0] == "blobs":
+            expected = parts[1] + ":" + parts[2]
+            if self.service.content.exists(expected):
+                self.blobs[name] = (expected, size)
+                self.lease.add(expected)
+                return
+        info = self.service.content.ingest_file(fileobj, ref="load-" + uuid.uuid4().hex,
+                                                expected_digest=expected, expected_size=size)
+        self.lease.add(info.digest)
+        self.blobs[name] = (info.digest, info.size)
+
+    def blob(self, path):
+        path = posixpath.normpath(path)
+        seen = 0
+        while path in self.links and seen < 10:
+            path, seen = self.links[path], seen + 1
+        if path not in self.blobs:
+            raise InvalidArgument("load: archive is missing %s" % path)
+        return self.blobs[path]
+
+
+def load(service, source, progress=None):
+    """Load a docker-archive or OCI archive from the binary file ``source`` (or an OCI layout
+    directory path); returns the loaded image references and IDs like docker prints them:
+    ["Loaded image: busybox:latest", "Loaded image ID: sha256:..."]."""
+    arch = _Archive(service)
+    try:
+        if isinstance(source, str) and os.path.isdir(source):
+            _read_dir(arch, source)
+        else:
+            _read_tar(arch, source)
+        if "manifest.json" in arch.docs:
+            return _load_docker(service, arch, progress)
+        if "index.json" in arch.docs:
+            return _load_oci(service, arch, progress)
+        raise InvalidArgument("load: not a docker or OCI image archive "
+                              "(no manifest.json or index.json)")
+    finally:
+        arch.lease.release()
+        service.gc()
+
+
+def _read_tar(arch, source):
+    try:
+        tf = tarfile.open(fileobj=decompressed(source), mode="r|", bufsize=1 << 20)
+        for m in tf:
+            if m.isreg():
+                arch.add_member(m.name, tf.extractfile(m), m.size)
+            elif m.issym():
+                arch.links[posixpath.normpath(m.name)] = posixpath.normpath(
+                    posixpath.join(posixpath.dirname(m.name), m.linkname))
+    except (tarfile.ReadError, EOFError) as e:
+        raise InvalidArgument("load: not a valid archive: %s" % e) from None
+
+
+def _read_dir(arch, root):
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            path = os.path.join(dirpath, f)
+            with open(path, "rb") as fh:
+                arch.add_member(os.path.relpath(path, root), fh, os.fstat(fh.fileno()).st_size)
+
+
+def _layer_descriptor(service, digest, size):
+    with service.content.open(digest) as f:
+        kind = detect(f.read(6))
+    return {"mediaType": LAYER_TYPES[kind], "digest": digest, "size": size}
+
+
+def _load_docker(service, arch, progress):
+    try:
+        entries = json.loads(arch.docs["manifest.json"])
+    except ValueError:
+        raise InvalidArgument("load: manifest.json: not valid JSON") from None
+    out = []
+    for e in entries:
+        config_digest, _ = arch.blob(e["Config"])
+        try:
+            config = json.loads(service.content.read(config_digest))
+        except ValueError:
+            raise InvalidArgument("load: %s: not valid JSON" % e["Config"]) from None
+        layers = [_layer_descriptor(service, *arch.blob(p)) for p in e.get("Layers", [])]
+        tags = [parse_name(t) for t in e.get("RepoTags") or []]
+        for t in tags:
+            _untag_elsewhere(service, t)
+        if len(layers) != len(config.get("rootfs", {}).get("diff_ids", [])):
+            raise InvalidArgument("load: %s: %d layers for %d diff_ids in the config"
+                                  % (e["Config"], len(layers),
+                                     len(config.get("rootfs", {}).get("diff_ids", []))))
+        image_id = _put_with_config(service, config_digest, layers, tags, progress)
+        out += ["Loaded image: %s" % t.familiar for t in tags] or ["Loaded image ID: %s" % image_id]
+    return out
+
+
+def _put_with_config(service, config_digest, layers, tags, progress):
+    """Keep the archive's config bytes (so the image ID is unchanged) under a new manifest."""
+    size = service.content.info(config_digest).size
+    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": size},
+                "layers": layers}
+    mdigest = service.content.put(json.dumps(manifest, separators=(",", ":")).encode())
+    return service.add(mdigest, tags, progress=progress)
+
+
+def _untag_elsewhere(service, ref):
+    """docker load moves a tag from the image that had it (which may become dangling)."""
+    try:
+        service.store.remove_ref(ref)
+    except NotFound:
+        pass
+
+
+def _load_oci(service, arch, progress):
+    index = json.loads(arch.docs["index.json"])
+    out = []
+    for desc in index.get("manifests", []):
+        out += _load_oci_descriptor(service, arch, desc, desc.get("annotations") or {}, progress)
+    return out
+
+
+def _load_oci_descriptor(service, arch, desc, annotations, progress):
+    media = desc.get("mediaType")
+    digest = desc["digest"]
+    if not service.content.exists(digest):
+        raise InvalidArgument("load: archive is missing blob %s" % digest)
+    if media in (OCI_INDEX, "application/vnd.docker.distribution.manifest.list.v2+json"):
+        sub = json.loads(service.content.read(digest))
+        out = []
+        want = host_platform()
+        for m in sub.get("manifests", []):
+            p = m.get("platform") or {}
+            if p and (p.get("architecture"), p.get("os")) != (want["architecture"], want["os"]):
+                continue
+            out += _load_oci_descriptor(service, arch, m, annotations, progress)
+            break
+        return out
+    name = annotations.get(NAME_ANNOTATION) or ""
+    ref_name = annotations.get(REF_ANNOTATION) or ""
+    refs = []
+    if name:
+        refs = [parse_name(name)]
+    elif ref_name:
+        try:
+            r = reference.parse_normalized(ref_name)
+            if r.tag or r.digest:
+                refs = [r]
+        except InvalidArgument:
+            refs = []
+    manifest = json.loads(service.content.read(digest))
+    for layer in manifest.get("layers", []):
+        if not service.content.exists(layer["digest"]):
+            raise InvalidArgument("load: archive is missing layer %s" % layer["digest"])
+    for r in refs:
+        _untag_elsewhere(service, r)
+    image_id = service.add(digest, refs, progress=progress)
+    return ["Loaded image: %s" % r.familiar for r in refs] or ["Loaded image ID: %s" % image_id]

@@ -1,0 +1,161 @@
+"""``docker import``: a rootfs tarball (file or stdin, plain or compressed) becomes an image,
+with ``--change`` lines (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER,
+VOLUME, WORKDIR) applied to its config. Also ``ingest_layer``: any tar stream into the content
+store as a gzip layer, with its diffID computed on the way."""
+import gzip
+import hashlib
+import json
+import posixpath
+import shlex
+import uuid
+
+from pyrunc.engine.images.service import host_platform, rfc3339_now
+from pyrunc.engine.layers import decompressed
+from pyrunc.errors import InvalidArgument
+
+LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+CHANGE_COMMANDS = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "STOPSIGNAL",
+                   "USER", "VOLUME", "WORKDIR")
+
+
+class _ToWriter:
+    def __init__(self, w):
+        self._w = w
+
+    def write(self, b):
+        return self._w.write(bytes(b))
+
+    def flush(self):
+        pass
+
+
+def ingest_layer(content, stream):
+    """Store the tar read from ``stream`` (plain or compressed) as a gzip layer; returns
+    (descriptor, diff_id, uncompressed size)."""
+    plain = decompressed(stream)
+    diff = hashlib.sha256()
+    size = 0
+    w = content.writer("layer-" + uuid.uuid4().hex)
+    try:
+        gz = gzip.GzipFile(fileobj=_ToWriter(w), mode="wb", compresslevel=6, mtime=0)
+        while True:
+            chunk = plain.read(1 << 20)
+            if not chunk:
+                break
+            diff.update(chunk)
+            size += len(chunk)
+            gz.write(chunk)
+        gz.close()
+        if size == 0:
+            raise InvalidArgument("import: the archive is empty")
+        compressed = w.offset
+        digest = w.commit()
+    except EOFError as e:
+        w.abort()
+        raise InvalidArgument("import: truncated or corrupt archive: %s" % e) from None
+    except BaseException:
+        w.abort()
+        raise
+    return ({"mediaType": LAYER_GZIP, "digest": digest, "size": compressed},
+            "sha256:" + diff.hexdigest(), size)
+
+
+def _json_or_shell(args, shell_form):
+    args = args.strip()
+    if args.startswith("["):
+        try:
+            value = json.loads(args)
+        except ValueError:
+            value = None
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+    return shell_form(args)
+
+
+def _pairs(cmd, args):
+    """KEY=VALUE pairs (several per line, quoted values) or the legacy ``KEY value``."""
+    words = shlex.split(args)
+    if not words:
+        raise InvalidArgument("%s requires at least one argument" % cmd)
+    if "=" not in words[0]:
+        parts = args.strip().split(None, 1)
+        if len(parts) != 2:
+            raise InvalidArgument("%s must have two arguments" % cmd)
+        return [(parts[0], parts[1])]
+    out = []
+    for w in words:
+        if "=" not in w:
+            raise InvalidArgument("%s names can not be blank" % cmd if w.startswith("=")
+                                  else "Syntax error - can't find = in %r. Must be of the "
+                                       "form: name=value" % w)
+        k, v = w.split("=", 1)
+        if not k:
+            raise InvalidArgument("%s names can not be blank" % cmd)
+        out.append((k, v))
+    return out
+
+
+def apply_changes(config, changes):
+    """Apply Dockerfile-style ``changes`` to an image's ``config`` section (a dict)."""
+    for line in changes:
+        line = line.strip()
+        if not line:
+            continue
+        cmd, _, args = line.partition(" ")
+        cmd = cmd.upper()
+        if cmd not in CHANGE_COMMANDS:
+            raise InvalidArgument("%s is not a valid change command" % line.split()[0])
+        if not args.strip():
+            raise InvalidArgument("%s requires at least one argument" % cmd)
+        if cmd in ("CMD", "ENTRYPOINT"):
+            config["Cmd" if cmd == "CMD" else "Entrypoint"] = _json_or_shell(
+                args, lambda a: ["/bin/sh", "-c", a])
+        elif cmd == "ENV":
+            env = [e for e in config.get("Env") or []]
+            for k, v in _pairs(cmd, args):
+                env = [e for e in env if e.split("=", 1)[0] != k] + ["%s=%s" % (k, v)]
+            config["Env"] = env
+        elif cmd == "LABEL":
+            labels = dict(config.get("Labels") or {})
+            labels.update(_pairs(cmd, args))
+            config["Labels"] = labels
+        elif cmd == "EXPOSE":
+            ports = dict(config.get("ExposedPorts") or {})
+            for p in args.split():
+                port, _, proto = p.partition("/")
+                if not port.split("-")[0].isdigit():
+                    raise InvalidArgument("invalid containerPort: %s" % port)
+                ports["%s/%s" % (port, proto or "tcp")] = {}
+            config["ExposedPorts"] = ports
+        elif cmd == "VOLUME":
+            vols = dict(config.get("Volumes") or {})
+            for v in _json_or_shell(args, str.split):
+                vols[v] = {}
+            config["Volumes"] = vols
+        elif cmd == "WORKDIR":
+            config["WorkingDir"] = posixpath.normpath(
+                posixpath.join(config.get("WorkingDir") or "/", args.strip()))
+        elif cmd == "USER":
+            config["User"] = args.strip()
+        elif cmd == "STOPSIGNAL":
+            config["StopSignal"] = args.strip()
+        elif cmd == "ONBUILD":
+            config["OnBuild"] = (config.get("OnBuild") or []) + [args.strip()]
+    return config
+
+
+def import_image(service, stream, ref=None, changes=(), message="", source="-",
+                 platform=None):
+    """Import the rootfs tarball read from ``stream``; returns the image ID."""
+    config_section = apply_changes({}, changes)
+    descriptor, diff_id, _ = ingest_layer(service.content, stream)
+    created = rfc3339_now()
+    msg = message or "Imported from %s" % source
+    plat = dict(platform or host_platform())
+    config = {"architecture": plat["architecture"], "os": plat["os"], "created": created,
+              "comment": msg, "config": config_section,
+              "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+              "history": [{"created": created, "comment": msg}]}
+    if plat.get("variant"):
+        config["variant"] = plat["variant"]
+    return service.put_image(config, [descriptor], [ref] if ref else [])

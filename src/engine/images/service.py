@@ -1,0 +1,496 @@
+"""Image operations over the content store, the image store and a snapshotter.
+
+The library API behind ``docker image ls/rm/tag/inspect/history/prune`` (save, load, import
+and the built-in images are in their own modules and use the same service). Results have the
+Docker Engine API's shapes (``ImageSummary``, ``ImageInspect``, delete records) so the API and
+CLI layers only serialise them.
+"""
+import datetime
+import json
+import os
+import platform
+import re
+
+from pyrunc.engine import reference
+from pyrunc.engine.content import ContentStore, collect
+from pyrunc.engine.images.store import ImageStore, parse_name, short_id
+from pyrunc.engine.images.unpack import chain_ids, unpack, unpacked_size
+from pyrunc.engine.snapshots import COMMITTED, open_snapshotter
+from pyrunc.errors import Conflict, InvalidArgument, NotFound
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+LIST_FILTERS = ("dangling", "reference", "before", "since", "label")
+
+
+def host_platform():
+    machine = platform.machine()
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
+            "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}.get(machine, machine)
+    return {"architecture": arch, "os": "linux"}
+
+
+def rfc3339_now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text):
+    """Seconds since the epoch of an RFC 3339 timestamp (nanoseconds allowed); 0 if absent."""
+    if not text:
+        return 0.0
+    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", text)
+    if not m:
+        return 0.0
+    base = datetime.datetime.fromisoformat(m.group(1) + (
+        "+00:00" if m.group(3) == "Z" else m.group(3)))
+    return base.timestamp() + float("0." + (m.group(2) or "0"))
+
+
+def _path_match(pattern, name):
+    """Go's path.Match: ``*`` and ``?`` do not cross ``/``."""
+    out, i = "", 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "*":
+            out += "[^/]*"
+        elif c == "?":
+            out += "[^/]"
+        elif c == "[":
+            j = pattern.find("]", i + 1)
+            if j < 0:
+                raise InvalidArgument("invalid reference filter %r: syntax error in pattern"
+                                      % pattern)
+            cls = pattern[i + 1:j]
+            out += "[" + ("^" + cls[1:] if cls.startswith("^") else re.escape(cls).replace(
+                "\\-", "-")) + "]"
+            i = j
+        elif c == "\\" and i + 1 < len(pattern):
+            i += 1
+            out += re.escape(pattern[i])
+        else:
+            out += re.escape(c)
+        i += 1
+    return re.fullmatch(out, name) is not None
+
+
+class Image:
+    """One image as the operations see it."""
+
+    def __init__(self, image_id, record, refs, config, manifest):
+        self.id = image_id
+        self.record = record
+        self.refs = [reference.parse(r) for r in refs]
+        self.config = config
+        self.manifest = manifest
+
+    @property
+    def tags(self):
+        return [r for r in self.refs if r.tag and not r.digest]
+
+    @property
+    def digest_refs(self):
+        return [r for r in self.refs if r.digest]
+
+    @property
+    def repo_tags(self):
+        return [r.familiar for r in self.tags]
+
+    @property
+    def repo_digests(self):
+        return sorted({r.familiar for r in self.digest_refs})
+
+    @property
+    def created(self):
+        return parse_time(self.config.get("created"))
+
+    @property
+    def labels(self):
+        return (self.config.get("config") or {}).get("Labels") or {}
+
+    @property
+    def diff_ids(self):
+        return self.config.get("rootfs", {}).get("diff_ids", [])
+
+    @property
+    def size(self):
+        if self.record.get("size") is not None:
+            return self.record["size"]
+        return sum(layer.get("size", 0) for layer in self.manifest.get("layers", []))
+
+    @property
+    def top_chain(self):
+        chain = chain_ids(self.diff_ids)
+        return chain[-1] if chain else None
+
+    def summary(self):
+        """Engine API ImageSummary."""
+        return {"Id": self.id, "ParentId": "", "RepoTags": self.repo_tags,
+                "RepoDigests": self.repo_digests, "Created": int(self.created),
+                "Size": self.size, "SharedSize": -1, "Labels": self.labels, "Containers": -1}
+
+
+class ImageService:
+    """Images under ``root`` (content/, images/, snapshots/).
+
+    ``containers(image_id) -> [(container_id, running)]`` tells which containers use an image
+    (the container side of the engine provides it; without it no image is in use).
+    """
+
+    def __init__(self, root, snapshotter=None, containers=None):
+        self.root = os.path.abspath(root)
+        self.content = ContentStore(os.path.join(self.root, "content"))
+        self.store = ImageStore(os.path.join(self.root, "images"))
+        self.snapshotter = open_snapshotter(os.path.join(self.root, "snapshots"), snapshotter)
+        self.containers = containers or (lambda image_id: [])
+
+    # loading images -------------------------------------------------------------------------
+    def _image(self, image_id, state):
+        rec = state["images"][image_id]
+        config = json.loads(self.content.read(image_id))
+        manifest = json.loads(self.content.read(rec["manifest"]["digest"]))
+        return Image(image_id, rec, self.store.refs_of(image_id, state), config, manifest)
+
+    def get(self, name):
+        state = self.store.snapshot()
+        return self._image(self.store.resolve(name, state), state)
+
+    def images(self):
+        state = self.store.snapshot()
+        return [self._image(i, state) for i in state["images"]]
+
+    # adding images --------------------------------------------------------------------------
+    def add(self, manifest_digest, refs=(), index_digest=None, unpack_layers=True,
+            progress=None):
+        """Record the image whose manifest is ``manifest_digest`` (in the content store), name
+        it ``refs`` (References or strings) and unpack it; returns the image ID."""
+        manifest_bytes = self.content.read(manifest_digest)
+        manifest = json.loads(manifest_bytes)
+        config_desc = manifest.get("config") or {}
+        image_id = config_desc.get("digest")
+        if not image_id:
+            raise InvalidArgument("manifest %s: has no config" % manifest_digest)
+        config = json.loads(self.content.read(image_id))
+        refs = [parse_name(r) if isinstance(r, str) else r for r in refs]
+        size = None
+        if unpack_layers:
+            top = unpack(self.content, self.snapshotter, manifest, config, progress)
+            size = unpacked_size(self.snapshotter, top) if top else 0
+        descriptor = {"mediaType": manifest.get("mediaType", OCI_MANIFEST),
+                      "digest": manifest_digest, "size": len(manifest_bytes)}
+        self.store.put(image_id, descriptor, index_digest, refs, size)
+        return image_id
+
+    def put_image(self, config, layers, refs=(), progress=None):
+        """Store ``config`` (a dict) and an OCI manifest over ``layers`` (descriptors of blobs
+        already in the content store); record and unpack the image; returns its ID."""
+        config_bytes = json.dumps(config, separators=(",", ":")).encode()
+        config_digest = self.content.put(config_bytes)
+        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                    "config": {"mediaType": OCI_CONFIG, "digest": config_digest,
+                               "size": len(config_bytes)},
+                    "layers": list(layers)}
+        manifest_digest = self.content.put(json.dumps(manifest, separators=(",", ":")).encode())
+        try:
+            return self.add(manifest_digest, refs, progress=progress)
+        except BaseException:
+            self.gc()
+            raise
+
+    # tag ------------------------------------------------------------------------------------
+    def tag(self, source, target):
+        image_id = self.store.resolve(source)
+        ref = parse_name(target)
+        if ref.digest:
+            raise InvalidArgument("refusing to create a tag with a digest reference")
+        self.store.add_ref(ref, image_id)
+        return ref
+
+    # inspect / history ----------------------------------------------------------------------
+    def inspect(self, name):
+        img = self.get(name)
+        c = img.config
+        return {
+            "Id": img.id,
+            "RepoTags": img.repo_tags,
+            "RepoDigests": img.repo_digests,
+            "Parent": "",
+            "Comment": c.get("comment", "") or _history_comment(c),
+            "Created": c.get("created", ""),
+            "DockerVersion": c.get("docker_version", ""),
+            "Author": c.get("author", ""),
+            "Config": _docker_config(c.get("config") or {}),
+            "Architecture": c.get("architecture", ""),
+            **({"Variant": c["variant"]} if c.get("variant") else {}),
+            "Os": c.get("os", ""),
+            "Size": img.size,
+            "GraphDriver": {"Name": self.snapshotter.name, "Data": None},
+            "RootFS": {"Type": c.get("rootfs", {}).get("type", "layers"),
+                       "Layers": list(img.diff_ids)},
+            "Metadata": {"LastTagTime": _rfc3339(img.record.get("last_tag"))},
+        }
+
+    def history(self, name):
+        img = self.get(name)
+        sizes = []
+        top = img.top_chain
+        if top:
+            for chain in chain_ids(img.diff_ids):
+                try:
+                    sizes.append(int(self.snapshotter.stat(chain).labels.get(
+                        "pyrunc.io/unpacked-size", 0)))
+                except NotFound:
+                    sizes.append(0)
+        history = img.config.get("history") or [{"created": img.config.get("created", "")}
+                                                 for _ in img.diff_ids]
+        out = []
+        layer = 0
+        for h in history:
+            size = 0
+            if not h.get("empty_layer"):
+                size = sizes[layer] if layer < len(sizes) else 0
+                layer += 1
+            out.append({"Id": "<missing>", "Created": int(parse_time(h.get("created"))),
+                        "CreatedBy": h.get("created_by", ""), "Tags": None, "Size": size,
+                        "Comment": h.get("comment", "")})
+        out.reverse()
+        if out:
+            out[0]["Id"] = img.id
+            out[0]["Tags"] = img.repo_tags or None
+        return out
+
+    # list -----------------------------------------------------------------------------------
+    def list(self, filters=None):
+        """ImageSummary dicts, newest first, filtered like ``docker image ls --filter``."""
+        filters = _normalise_filters(filters)
+        images = self.images()
+        by_time = []
+        for key in ("before", "since"):
+            for value in filters.get(key, []):
+                by_time.append((key, self.get(value).created))
+        out = []
+        for img in images:
+            if "dangling" in filters:
+                want = filters["dangling"]
+                if (not img.tags) != want:
+                    continue
+            if "label" in filters and not all(_label_match(img.labels, f)
+                                              for f in filters["label"]):
+                continue
+            if any((k == "before" and img.created >= t) or (k == "since" and img.created <= t)
+                   for k, t in by_time):
+                continue
+            if "reference" in filters:
+                if not any(_ref_matches(p, r) for p in filters["reference"] for r in img.refs):
+                    continue
+            out.append(img)
+        out.sort(key=lambda i: (-i.created, i.id))
+        return [i.summary() for i in out]
+
+    # remove ---------------------------------------------------------------------------------
+    def remove(self, name, force=False, prune=True):
+        """docker rmi: untag a name, or delete an image by ID; returns delete records
+        ([{"Untagged": ...}, {"Deleted": ...}]) or raises Conflict/NotFound like docker."""
+        state = self.store.snapshot()
+        image_id = self.store.resolve(name, state)
+        refs = [reference.parse(r) for r in self.store.refs_of(image_id, state)]
+        records = []
+        users = self.containers(image_id)
+        by_id = _is_id_prefix(image_id, name)
+        removed_ref = False
+        if not by_id:
+            given = parse_name(name)
+            if not force and _single_reference(refs) and users:
+                raise Conflict("conflict: unable to remove repository reference \"%s\" (must "
+                               "force) - container %s is using its referenced image %s"
+                               % (name, short_id(users[0][0]), short_id(image_id)))
+            match = [r for r in refs if r == given]
+            if not match and given.digest:
+                match = [r for r in refs if r.digest == given.digest and r.name == given.name]
+            for r in match:
+                self.store.remove_ref(r)
+                records.append({"Untagged": r.familiar})
+            refs = [r for r in refs if r not in match]
+            if not given.digest and not any(not r.digest and r.name == given.name for r in refs):
+                for r in [r for r in refs if r.digest and r.name == given.name]:
+                    self.store.remove_ref(r)
+                    records.append({"Untagged": r.familiar})
+                    refs.remove(r)
+            if refs:
+                return records
+            removed_ref = True
+        elif _single_reference(refs):
+            self._check_conflict(image_id, refs, users, force, removed_ref=True)
+            for r in refs:
+                self.store.remove_ref(r)
+                records.append({"Untagged": r.familiar})
+            refs = []
+            removed_ref = True
+        self._check_conflict(image_id, refs, users, force, removed_ref)
+        for r in refs:
+            self.store.remove_ref(r)
+            records.append({"Untagged": r.familiar})
+        self.store.remove_image(image_id)
+        records.append({"Deleted": image_id})
+        if prune:
+            self.gc()
+        return records
+
+    def _check_conflict(self, image_id, refs, users, force, removed_ref):
+        sid = short_id(image_id)
+        running = [c for c, up in users if up]
+        stopped = [c for c, up in users if not up]
+        if running:
+            raise Conflict("conflict: unable to delete %s (cannot be forced) - image is being "
+                           "used by running container %s" % (sid, short_id(running[0])))
+        if force:
+            return
+        if refs and not removed_ref:
+            raise Conflict("conflict: unable to delete %s (must be forced) - image is "
+                           "referenced in multiple repositories" % sid)
+        if stopped:
+            raise Conflict("conflict: unable to delete %s (must be forced) - image is being "
+                           "used by stopped container %s" % (sid, short_id(stopped[0])))
+
+    # prune / gc -----------------------------------------------------------------------------
+    def prune(self, all_images=False, filters=None):
+        """docker image prune: delete dangling (or, with ``all_images``, unused) images."""
+        filters = _normalise_filters(filters, allowed=("label", "until"))
+        deleted = []
+        before = self._disk_usage()
+        for img in self.images():
+            if img.tags and not all_images:
+                continue
+            if self.containers(img.id):
+                continue
+            if "label" in filters and not all(_label_match(img.labels, f)
+                                               for f in filters["label"]):
+                continue
+            if "until" in filters and not all(img.created < _until(v) for v in filters["until"]):
+                continue
+            for r in img.refs:
+                self.store.remove_ref(r)
+                deleted.append({"Untagged": r.familiar})
+            self.store.remove_image(img.id)
+            deleted.append({"Deleted": img.id})
+        self.gc()
+        return {"ImagesDeleted": deleted or None,
+                "SpaceReclaimed": max(0, before - self._disk_usage())}
+
+    def gc(self):
+        """Remove content and layer snapshots no image holds; returns bytes of content freed."""
+        _, freed = collect(self.content, self.store.roots())
+        wanted = set()
+        for img in self.images():
+            wanted.update(chain_ids(img.diff_ids))
+        removed = True
+        while removed:
+            removed = False
+            infos = list(self.snapshotter.walk())
+            parents = {i.parent for i in infos}
+            for info in infos:
+                if (info.kind == COMMITTED and info.name not in wanted
+                        and info.name not in parents):
+                    self.snapshotter.remove(info.name)
+                    removed = True
+        return freed
+
+    def _disk_usage(self):
+        total = sum(i.size for i in self.content.walk())
+        for info in self.snapshotter.walk():
+            total += int(info.labels.get("pyrunc.io/unpacked-size", 0))
+        return total
+
+
+def _until(value):
+    try:
+        return float(value)
+    except ValueError:
+        t = parse_time(value)
+        if not t:
+            raise InvalidArgument("invalid filter 'until=%s'" % value) from None
+        return t
+
+
+def _rfc3339(ts):
+    if not ts:
+        return "0001-01-01T00:00:00Z"
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _history_comment(config):
+    history = config.get("history") or []
+    return history[-1].get("comment", "") if len(history) == 1 else ""
+
+
+def _docker_config(c):
+    keys = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr",
+            "ExposedPorts", "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Image", "Volumes",
+            "WorkingDir", "Entrypoint", "OnBuild", "Labels", "StopSignal")
+    defaults = {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False,
+                "AttachStdout": False, "AttachStderr": False, "Tty": False, "OpenStdin": False,
+                "StdinOnce": False, "Env": None, "Cmd": None, "Image": "", "Volumes": None,
+                "WorkingDir": "", "Entrypoint": None, "OnBuild": None, "Labels": None}
+    out = {k: c.get(k, defaults.get(k)) for k in keys if k in c or k in defaults}
+    for k, v in c.items():
+        out.setdefault(k, v)
+    return out
+
+
+def _normalise_filters(filters, allowed=LIST_FILTERS):
+    """Accept {"key": [values]} (the Engine API's form), {"key": value} or ["key=value"]."""
+    out = {}
+    if not filters:
+        return out
+    if isinstance(filters, (list, tuple)):
+        pairs = []
+        for f in filters:
+            if "=" not in f:
+                raise InvalidArgument("bad format of filter (expected name=value)")
+            pairs.append(f.split("=", 1))
+    else:
+        pairs = [(k, v) for k, vs in filters.items()
+                 for v in (vs if isinstance(vs, (list, tuple)) else [vs])]
+    for key, value in pairs:
+        if key not in allowed:
+            raise InvalidArgument("invalid filter '%s'" % key)
+        if key == "dangling":
+            if str(value).lower() not in ("true", "false", "1", "0"):
+                raise InvalidArgument("invalid filter 'dangling=%s'" % value)
+            out["dangling"] = str(value).lower() in ("true", "1")
+        else:
+            out.setdefault(key, []).append(str(value))
+    return out
+
+
+def _label_match(labels, f):
+    if "=" in f:
+        k, v = f.split("=", 1)
+        return labels.get(k) == v
+    return f in labels
+
+
+def _ref_matches(pattern, ref):
+    if ref.digest:
+        return False
+    names = [ref.familiar_name, ref.familiar]
+    return any(_path_match(pattern, n) for n in names)
+
+
+def _is_id_prefix(image_id, text):
+    hexpart = image_id.split(":", 1)[1]
+    t = text[len("sha256:"):] if text.startswith("sha256:") else text
+    return bool(t) and hexpart.startswith(t) and re.fullmatch(r"[a-f0-9]+", t) is not None
+
+
+def _single_reference(refs):
+    """docker's isSingleReference: exactly one tag, digest references only of its repository."""
+    if len(refs) <= 1:
+        return len(refs) == 1
+    tags = [r for r in refs if not r.digest]
+    if len(tags) > 1:
+        return False
+    canonical = {r.name for r in refs if r.digest}
+    single = tags[0] if tags else refs[0]
+    return len(canonical) == 1 and single.name in canonical

@@ -1,0 +1,164 @@
+"""The image store: images by ID (the config digest) and the references that name them.
+
+One JSON document, rewritten by atomic rename under an flock::
+
+    {"images": {"sha256:<config>": {"manifest": {descriptor}, "index": "sha256:..." | null,
+                                    "added": 1700000000.0, "last_tag": 1700000000.0,
+                                    "size": <unpacked bytes> | null}},
+     "refs":   {"docker.io/library/busybox:latest": "sha256:<config>",
+                "docker.io/library/busybox@sha256:<manifest>": "sha256:<config>"}}
+
+Configs, manifests and indexes themselves live in the content store; these records are the
+roots its garbage collector keeps.
+"""
+import contextlib
+import fcntl
+import json
+import os
+import re
+import time
+
+from pyrunc.engine import reference
+from pyrunc.engine.content import parse_digest
+from pyrunc.errors import InvalidArgument, NotFound
+
+_HEX_PREFIX = re.compile(r"^(?:sha256:)?([a-f0-9]{1,64})$")
+
+
+def short_id(image_id):
+    return image_id.split(":", 1)[-1][:12]
+
+
+def parse_name(text):
+    """A user's image name as a canonical reference (docker's normalisation, ``latest``)."""
+    return reference.parse_docker_ref(text)
+
+
+class ImageStore:
+    def __init__(self, root):
+        self.root = os.path.abspath(root)
+        os.makedirs(self.root, exist_ok=True)
+        self._path = os.path.join(self.root, "images.json")
+
+    @contextlib.contextmanager
+    def transaction(self, write=True):
+        fd = os.open(os.path.join(self.root, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
+            try:
+                with open(self._path) as f:
+                    state = json.load(f)
+            except FileNotFoundError:
+                state = {"images": {}, "refs": {}}
+            yield state
+            if write:
+                tmp = self._path + ".tmp"
+                with open(tmp, "w") as f:
+                    json.dump(state, f, indent=1, sort_keys=True)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.rename(tmp, self._path)
+        finally:
+            os.close(fd)
+
+    def snapshot(self):
+        with self.transaction(write=False) as state:
+            return state
+
+    # records --------------------------------------------------------------------------------
+    def put(self, image_id, manifest, index=None, refs=(), size=None):
+        """Record an image (``manifest`` is its descriptor) and point ``refs`` at it."""
+        parse_digest(image_id)
+        now = time.time()
+        with self.transaction() as state:
+            rec = state["images"].get(image_id)
+            if rec is None:
+                rec = state["images"][image_id] = {"added": now, "last_tag": None, "size": size}
+            rec["manifest"] = manifest
+            rec["index"] = index
+            if size is not None:
+                rec["size"] = size
+            for ref in refs:
+                state["refs"][str(ref)] = image_id
+                if getattr(ref, "tag", None):
+                    rec["last_tag"] = now
+
+    def set_size(self, image_id, size):
+        with self.transaction() as state:
+            if image_id in state["images"]:
+                state["images"][image_id]["size"] = size
+
+    def record(self, image_id):
+        with self.transaction(write=False) as state:
+            rec = state["images"].get(image_id)
+            if rec is None:
+                raise NotFound("No such image: %s" % image_id)
+            return rec
+
+    def refs_of(self, image_id, state=None):
+        if state is None:
+            state = self.snapshot()
+        return sorted(r for r, i in state["refs"].items() if i == image_id)
+
+    def resolve(self, text, state=None):
+        """The image ID ``text`` names: a reference, a full ID or an unambiguous ID prefix."""
+        if state is None:
+            state = self.snapshot()
+        if not text:
+            raise InvalidArgument("image name must not be empty")
+        m = _HEX_PREFIX.match(text)
+        if m and (text.startswith("sha256:") or len(m.group(1)) == 64):
+            full = "sha256:" + m.group(1)
+            if full in state["images"]:
+                return full
+        try:
+            ref = parse_name(text)
+        except InvalidArgument:
+            ref = None
+        if ref is not None:
+            image_id = state["refs"].get(str(ref))
+            if image_id is None and ref.digest and ref.tag:
+                image_id = state["refs"].get(str(reference.Reference(ref.domain, ref.path,
+                                                                     None, ref.digest)))
+            if image_id is not None:
+                return image_id
+        if m:
+            hits = [i for i in state["images"] if i.split(":", 1)[1].startswith(m.group(1))]
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1 and not text.startswith("sha256:") and len(m.group(1)) < 64:
+                raise InvalidArgument("image %s: ambiguous ID prefix (matches %d images)"
+                                      % (text, len(hits)))
+        if ref is None and not m:
+            raise InvalidArgument("invalid reference format: %s" % text)
+        raise NotFound("No such image: %s" % text)
+
+    def add_ref(self, ref, image_id):
+        with self.transaction() as state:
+            if image_id not in state["images"]:
+                raise NotFound("No such image: %s" % image_id)
+            state["refs"][str(ref)] = image_id
+            if ref.tag:
+                state["images"][image_id]["last_tag"] = time.time()
+
+    def remove_ref(self, ref):
+        with self.transaction() as state:
+            if state["refs"].pop(str(ref), None) is None:
+                raise NotFound("No such image: %s" % ref.familiar)
+
+    def remove_image(self, image_id):
+        with self.transaction() as state:
+            state["images"].pop(image_id, None)
+            for r in [r for r, i in state["refs"].items() if i == image_id]:
+                del state["refs"][r]
+
+    def roots(self):
+        """Content digests the images hold (for the content garbage collector)."""
+        state = self.snapshot()
+        out = set()
+        for image_id, rec in state["images"].items():
+            out.add(image_id)
+            out.add(rec["manifest"]["digest"])
+            if rec.get("index"):
+                out.add(rec["index"])
+        return out

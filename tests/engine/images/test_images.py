@@ -1,0 +1,329 @@
+"""Image operations over a real content store and snapshotter."""
+import io
+import json
+import os
+import subprocess
+import tarfile
+import time
+
+import pytest
+
+from engine.layers.tarbuild import entry, make_tar
+from pyrunc.engine.images import ImageService, build_builtin, import_image, load, save
+from pyrunc.engine.images.builtin import HELLO
+from pyrunc.engine.snapshots.mount import mount_all, unmount
+from pyrunc.errors import Conflict, InvalidArgument, NotFound
+
+
+def rootfs_tar(files, compression=None):
+    return make_tar([entry(name, data=data) for name, data in files.items()], compression)
+
+
+def test_builtin_images_are_deterministic_and_unpacked(svc, busybox, tmp_path):
+    assert build_builtin(svc, "busybox") == busybox
+    img = svc.get("busybox")
+    assert img.repo_tags == ["busybox:latest"]
+    assert img.config["config"]["Cmd"] == ["sh"]
+    target = tmp_path / "mnt"
+    target.mkdir()
+    mount_all(svc.snapshotter.view("v", img.top_chain), str(target))
+    try:
+        out = subprocess.run(["chroot", str(target), "/bin/sh", "-c", "echo $((6*7))"],
+                             capture_output=True, text=True, check=True).stdout
+        assert out == "42\n"
+    finally:
+        unmount(str(target))
+    with pytest.raises(InvalidArgument, match="no built-in image 'nosuch'"):
+        build_builtin(svc, "nosuch")
+
+
+@pytest.mark.skipif(not os.path.exists(HELLO), reason="native programs not built")
+def test_hello_world(svc, tmp_path):
+    image_id = build_builtin(svc, "hello-world")
+    assert svc.get("hello-world:latest").id == image_id
+    assert svc.inspect("hello-world")["Config"]["Cmd"] == ["/hello"]
+    target = tmp_path / "mnt"
+    target.mkdir()
+    mount_all(svc.snapshotter.view("v", svc.get("hello-world").top_chain), str(target))
+    try:
+        out = subprocess.run(["chroot", str(target), "/hello"], capture_output=True, text=True,
+                             check=True).stdout
+    finally:
+        unmount(str(target))
+    assert "Hello from Docker!" in out
+
+
+def test_import_with_changes(svc):
+    data = rootfs_tar({"app/run": b"#!/bin/sh\n"}, "gzip")
+    image_id = import_image(svc, io.BytesIO(data), "example.com/me/app:1.0", changes=[
+        'CMD ["run", "--fast"]', "ENTRYPOINT /app/run", "ENV A=1 B=\"two words\"",
+        "ENV C 3 4", "WORKDIR /app", "WORKDIR sub", "EXPOSE 80 53/udp", "LABEL team=core",
+        "USER nobody", 'VOLUME ["/data"]', "STOPSIGNAL SIGTERM"])
+    info = svc.inspect(image_id[7:19])
+    c = info["Config"]
+    assert c["Cmd"] == ["run", "--fast"]
+    assert c["Entrypoint"] == ["/bin/sh", "-c", "/app/run"]
+    assert c["Env"] == ["A=1", "B=two words", "C=3 4"]
+    assert c["WorkingDir"] == "/app/sub"
+    assert c["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}}
+    assert c["Labels"] == {"team": "core"} and c["User"] == "nobody"
+    assert c["Volumes"] == {"/data": {}} and c["StopSignal"] == "SIGTERM"
+    assert info["RepoTags"] == ["example.com/me/app:1.0"]
+    assert info["Comment"] == "Imported from -"
+    assert svc.history(image_id)[0]["Comment"] == "Imported from -"
+    with pytest.raises(InvalidArgument, match="FROM is not a valid change command"):
+        import_image(svc, io.BytesIO(data), changes=["FROM scratch"])
+    with pytest.raises(InvalidArgument, match="import: the archive is empty"):
+        import_image(svc, io.BytesIO(b""))
+
+
+def test_import_from_stdin_of_a_process(svc, tmp_path):
+    src = tmp_path / "src"
+    (src / "etc").mkdir(parents=True)
+    (src / "etc/motd").write_text("hi")
+    p = subprocess.Popen(["tar", "-C", str(src), "-c", "."], stdout=subprocess.PIPE)
+    image_id = import_image(svc, p.stdout, "piped")
+    p.wait()
+    assert svc.get("piped:latest").id == image_id
+
+
+def test_save_load_round_trip(svc, busybox, tmp_path):
+    import_image(svc, io.BytesIO(rootfs_tar({"x": b"1"})), "other:v1", changes=["LABEL a=b"])
+    buf = io.BytesIO()
+    save(svc, ["busybox", "other:v1"], buf)
+    names = tarfile.open(fileobj=io.BytesIO(buf.getvalue())).getnames()
+    assert {"manifest.json", "index.json", "oci-layout", "repositories"} <= set(names)
+    manifest = json.loads(tarfile.open(fileobj=io.BytesIO(buf.getvalue()))
+                          .extractfile("manifest.json").read())
+    assert [m["RepoTags"] for m in manifest] == [["busybox:latest"], ["other:v1"]]
+    other = ImageService(str(tmp_path / "other-engine"))
+    buf.seek(0)
+    assert load(other, buf) == ["Loaded image: busybox:latest", "Loaded image: other:v1"]
+    assert other.get("busybox").id == busybox
+    assert other.get("other:v1").labels == {"a": "b"}
+    assert other.inspect("busybox")["RootFS"] == svc.inspect("busybox")["RootFS"]
+
+
+def test_save_by_id_has_no_tags(svc, busybox):
+    buf = io.BytesIO()
+    save(svc, [busybox[7:19]], buf)
+    manifest = json.loads(tarfile.open(fileobj=io.BytesIO(buf.getvalue()))
+                          .extractfile("manifest.json").read())
+    assert manifest[0]["RepoTags"] is None
+
+
+def test_load_rejects_tampered_blob(svc, busybox, tmp_path):
+    buf = io.BytesIO()
+    save(svc, ["busybox"], buf)
+    src = tarfile.open(fileobj=io.BytesIO(buf.getvalue()))
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as dst:
+        for m in src:
+            data = src.extractfile(m).read() if m.isreg() else None
+            if m.name.startswith("blobs/sha256/") and m.size > 100000:
+                data = data[:-1] + b"X"
+            dst.addfile(m, io.BytesIO(data) if data is not None else None)
+    other = ImageService(str(tmp_path / "other-engine"))
+    out.seek(0)
+    with pytest.raises(InvalidArgument, match="digest mismatch"):
+        load(other, out)
+    assert list(other.content.walk()) == [] and other.list() == []
+
+
+def test_load_umoci_layout(svc, tmp_path):
+    umoci = pytest.importorskip("shutil").which("umoci")
+    if not umoci:
+        pytest.skip("umoci is not installed")
+    layout = str(tmp_path / "layout")
+    bundle = str(tmp_path / "bundle")
+    run = lambda *a: subprocess.run(["umoci", *a], check=True, capture_output=True)  # noqa
+    run("init", "--layout", layout)
+    run("new", "--image", layout + ":v1")
+    run("unpack", "--image", layout + ":v1", bundle)
+    os.makedirs(bundle + "/rootfs/etc")
+    with open(bundle + "/rootfs/etc/hello", "w") as f:
+        f.write("from umoci\n")
+    run("repack", "--image", layout + ":v1", bundle)
+    run("config", "--image", layout + ":v1", "--config.cmd", "cat",
+        "--config.cmd", "/etc/hello")
+    # as a directory: umoci names the tag only, so the image is loaded untagged
+    out = load(svc, layout)
+    assert out[0].startswith("Loaded image ID: sha256:")
+    img = svc.get(out[0].split(": ")[1])
+    assert img.config["config"]["Cmd"] == ["cat", "/etc/hello"]
+    target = tmp_path / "mnt"
+    target.mkdir()
+    mount_all(svc.snapshotter.view("v", img.top_chain), str(target))
+    try:
+        assert (target / "etc/hello").read_text() == "from umoci\n"
+    finally:
+        unmount(str(target))
+    # as a tar archive with a full name annotation
+    index = json.load(open(layout + "/index.json"))
+    index["manifests"][0]["annotations"]["io.containerd.image.name"] = "umoci/test:v1"
+    json.dump(index, open(layout + "/index.json", "w"))
+    tar = tmp_path / "layout.tar"
+    subprocess.run(["tar", "-C", layout, "-cf", str(tar), "."], check=True)
+    with open(tar, "rb") as f:
+        assert load(svc, f) == ["Loaded image: umoci/test:v1"]
+    assert svc.get("umoci/test:v1").id == img.id
+
+
+def test_list_filters(svc, busybox):
+    a = import_image(svc, io.BytesIO(rootfs_tar({"a": b"a"})), "repo/a:1", changes=["LABEL x=1"])
+    time.sleep(0.01)
+    b = import_image(svc, io.BytesIO(rootfs_tar({"b": b"b"})), "repo/b:2", changes=["LABEL y="])
+    time.sleep(0.01)
+    c = import_image(svc, io.BytesIO(rootfs_tar({"c": b"c"})))
+    ids = lambda f: [s["Id"] for s in svc.list(f)]  # noqa
+    assert ids(None) == [c, b, a, busybox]
+    assert ids({"dangling": ["true"]}) == [c]
+    assert ids({"dangling": "false"}) == [b, a, busybox]
+    assert ids({"reference": ["repo/*"]}) == [b, a]
+    assert ids({"reference": ["repo/a:1"]}) == [a]
+    assert ids({"reference": ["*"]}) == [busybox]          # * does not cross /
+    assert ids({"label": ["x=1"]}) == [a]
+    assert ids({"label": ["y"]}) == [b]
+    assert ids({"before": ["repo/b:2"]}) == [a, busybox]
+    assert ids({"since": ["repo/a:1"]}) == [c, b]
+    assert ids(["dangling=false", "label=x"]) == [a]
+    with pytest.raises(InvalidArgument, match="invalid filter 'color'"):
+        svc.list({"color": ["red"]})
+    with pytest.raises(InvalidArgument, match="invalid filter 'dangling=maybe'"):
+        svc.list({"dangling": ["maybe"]})
+
+
+def test_tag_and_resolve(svc, busybox):
+    assert str(svc.tag("busybox", "127.0.0.1:5000/library/busybox:multiarch")) == \
+        "127.0.0.1:5000/library/busybox:multiarch"
+    assert svc.get("127.0.0.1:5000/library/busybox:multiarch").id == busybox
+    assert svc.get(busybox).id == busybox
+    assert svc.get(busybox[7:]).id == busybox
+    assert svc.get(busybox[7:11]).id == busybox
+    with pytest.raises(NotFound, match="No such image: nosuch:latest"):
+        svc.get("nosuch:latest")
+    with pytest.raises(InvalidArgument, match="refusing to create a tag with a digest"):
+        svc.tag("busybox", "x@sha256:" + "a" * 64)
+    with pytest.raises(InvalidArgument, match="invalid reference format"):
+        svc.tag("busybox", "UPPER")
+
+
+def users_of(table):
+    return lambda image_id: table.get(image_id, [])
+
+
+def test_remove_untag_then_delete(svc, busybox):
+    svc.tag("busybox", "mine:1")
+    assert svc.remove("busybox") == [{"Untagged": "busybox:latest"}]
+    assert svc.get("mine:1").id == busybox
+    chain = svc.get("mine:1").top_chain
+    assert svc.remove("mine:1") == [{"Untagged": "mine:1"}, {"Deleted": busybox}]
+    assert svc.list() == []
+    assert list(svc.content.walk()) == []
+    with pytest.raises(NotFound):
+        svc.snapshotter.stat(chain)
+
+
+def test_remove_conflicts_are_worded_like_docker(svc, busybox):
+    svc.tag("busybox", "127.0.0.1:5000/library/busybox:multiarch")
+    svc.containers = users_of({busybox: [("d44797230934" + "a" * 52, True)]})
+    # more than one tag: the untag goes through even with a running container
+    assert svc.remove("127.0.0.1:5000/library/busybox:multiarch") == \
+        [{"Untagged": "127.0.0.1:5000/library/busybox:multiarch"}]
+    with pytest.raises(Conflict) as e:
+        svc.remove("busybox:latest")
+    assert str(e.value) == ('conflict: unable to remove repository reference "busybox:latest" '
+                            '(must force) - container d44797230934 is using its referenced '
+                            'image %s' % busybox[7:19])
+    with pytest.raises(Conflict, match=r"unable to delete %s \(cannot be forced\) - image is "
+                       "being used by running container d44797230934" % busybox[7:19]):
+        svc.remove(busybox[7:19], force=True)
+    svc.containers = users_of({busybox: [("cf1f709ac4c6" + "b" * 52, False)]})
+    with pytest.raises(Conflict) as e:
+        svc.remove(busybox[7:19])
+    assert str(e.value) == ("conflict: unable to delete %s (must be forced) - image is being "
+                            "used by stopped container cf1f709ac4c6" % busybox[7:19])
+    svc.containers = users_of({})
+    svc.tag("busybox", "other/repo:x")
+    with pytest.raises(Conflict) as e:
+        svc.remove(busybox[7:19])
+    assert str(e.value) == ("conflict: unable to delete %s (must be forced) - image is "
+                            "referenced in multiple repositories" % busybox[7:19])
+    assert svc.remove(busybox[7:19], force=True) == [
+        {"Untagged": "busybox:latest"}, {"Untagged": "other/repo:x"}, {"Deleted": busybox}]
+    with pytest.raises(NotFound, match="No such image: 127.0.0.1:5000/library/nosuch:latest"):
+        svc.remove("127.0.0.1:5000/library/nosuch:latest")
+
+
+def test_remove_by_id(svc, busybox):
+    digest = svc.get("busybox").record["manifest"]["digest"]
+    svc.store.add_ref(svc.get("busybox").tags[0].repository().with_digest(digest), busybox)
+    svc.tag("busybox", "busybox:other")
+    with pytest.raises(Conflict, match="referenced in multiple repositories"):
+        svc.remove(busybox[7:19])       # two tags, as docker says even for one repository
+    svc.remove("busybox:other")
+    assert svc.get("busybox").repo_digests == ["busybox@" + digest]
+    assert svc.remove(busybox[7:19]) == [
+        {"Untagged": "busybox:latest"}, {"Untagged": "busybox@" + digest}, {"Deleted": busybox}]
+
+
+def test_prune(svc, busybox):
+    import_image(svc, io.BytesIO(rootfs_tar({"a": b"a"})), "keep:1")
+    dangling = import_image(svc, io.BytesIO(rootfs_tar({"d": b"d" * 1000})))
+    used = import_image(svc, io.BytesIO(rootfs_tar({"u": b"u"})))
+    svc.containers = users_of({used: [("c" * 64, False)]})
+    report = svc.prune()
+    assert report["ImagesDeleted"] == [{"Deleted": dangling}]
+    assert report["SpaceReclaimed"] > 1000
+    keep = svc.get("keep:1").id
+    report = svc.prune(all_images=True)
+    assert {d.get("Deleted") for d in report["ImagesDeleted"]} - {None} == {busybox, keep}
+    assert [s["Id"] for s in svc.list()] == [used]
+
+
+def test_history_of_multi_layer_image(svc):
+    l1 = make_tar([entry("a", data=b"a" * 10)])
+    l2 = make_tar([entry("b", data=b"b" * 20)])
+    descs, diffs = [], []
+    for layer in (l1, l2):
+        d = svc.content.put(layer)
+        descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d,
+                      "size": len(layer)})
+        diffs.append(d)
+    config = {"architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+              "rootfs": {"type": "layers", "diff_ids": diffs},
+              "history": [{"created": "2024-01-01T00:00:00Z", "created_by": "ADD a"},
+                          {"created": "2024-01-01T00:00:00Z", "created_by": "ENV x=1",
+                           "empty_layer": True},
+                          {"created": "2024-01-01T00:00:00Z", "created_by": "ADD b"}]}
+    image_id = svc.put_image(config, descs, ["multi:1"])
+    h = svc.history("multi:1")
+    assert [(x["Id"], x["CreatedBy"], x["Size"]) for x in h] == [
+        (image_id, "ADD b", 20), ("<missing>", "ENV x=1", 0), ("<missing>", "ADD a", 10)]
+    assert h[0]["Tags"] == ["multi:1"] and h[0]["Created"] == 1704067200
+
+
+def test_bad_layer_leaves_nothing_behind(svc, busybox, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    bad = make_tar([entry("evil", "symlink", linkname=str(outside)),
+                    entry("evil/pwned", data=b"x")])
+    d = svc.content.put(bad)
+    before = {i.name for i in svc.snapshotter.walk()}
+    config = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers",
+                                                                 "diff_ids": [d]}}
+    with pytest.raises(InvalidArgument, match="refusing to write through symlink evil"):
+        svc.put_image(config, [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                                "digest": d, "size": len(bad)}], ["bad:1"])
+    assert os.listdir(outside) == []
+    assert {i.name for i in svc.snapshotter.walk()} == before
+    with pytest.raises(NotFound):
+        svc.get("bad:1")
+    assert {i.digest for i in svc.content.walk()} == svc.store.roots() | {
+        l["digest"] for l in svc.get("busybox").manifest["layers"]}
+
+
+def test_store_survives_reopen(svc, busybox):
+    again = ImageService(svc.root)
+    assert again.get("busybox").id == busybox
+    assert again.list() == svc.list()
