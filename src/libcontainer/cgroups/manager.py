@@ -162,6 +162,19 @@ class Manager:
     def exists(self):
         return any(os.path.isdir(d) for d in set(self._dirs.values()))
 
+    def start_failure(self):
+        """Why the container's processes died or could not fork, when a limit of this cgroup
+        is the cause (for the runtime to report when the init dies during create), else None."""
+        if self._oom_kills():
+            limit = self._memory_limit()
+            return ("the memory limit (linux.resources.memory.limit = %s) is too low for the "
+                    "container to start: its init was OOM-killed" %
+                    ("%d bytes" % limit if limit else "unset"))
+        if self._pids_limit_hits():
+            return ("the pids limit (linux.resources.pids.limit = %d) is too low for the "
+                    "container to start: fork failed" % self._pids_limit())
+        return None
+
     def _wait_frozen(self, check, what):
         deadline = time.monotonic() + FREEZE_TIMEOUT
         delay = 0.001

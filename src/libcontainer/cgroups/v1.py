@@ -7,7 +7,7 @@ from pyrunc.errors import InvalidArgument, SystemFailure, warn
 from pyrunc.libcontainer.cgroups import devices, resources as R
 from pyrunc.libcontainer.cgroups import stats as S
 from pyrunc.libcontainer.cgroups.manager import (
-    Manager, mkdir_p, procs_in_tree, read, read_int, rmdir_tree, unavailable, write)
+    Manager, mkdir_p, procs_in_tree, read, read_int, read_keyed, rmdir_tree, unavailable, write)
 from pyrunc.libcontainer.plan import MountStep
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
@@ -275,6 +275,22 @@ class V1Manager(Manager):
 
     def stats(self):
         return S.v1_stats(self._dirs)
+
+    def _oom_kills(self):
+        return read_keyed(os.path.join(self._dirs.get("memory", "/nonexistent"),
+                                       "memory.oom_control")).get("oom_kill", 0)
+
+    def _memory_limit(self):
+        limit = read_int(os.path.join(self._dirs.get("memory", "/nonexistent"),
+                                      "memory.limit_in_bytes"))
+        return 0 if limit >= R.INT64_MAX - 4096 else limit     # unlimited reads as ~2^63
+
+    def _pids_limit_hits(self):
+        return read_keyed(os.path.join(self._dirs.get("pids", "/nonexistent"),
+                                       "pids.events")).get("max", 0)
+
+    def _pids_limit(self):
+        return read_int(os.path.join(self._dirs.get("pids", "/nonexistent"), "pids.max"))
 
     def oom_events(self):
         from pyrunc.libcontainer.cgroups.events import V1OOMNotifier

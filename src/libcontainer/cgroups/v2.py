@@ -220,6 +220,18 @@ class V2Manager(Manager):
     def stats(self):
         return S.v2_stats(self.dir)
 
+    def _oom_kills(self):
+        return read_keyed(os.path.join(self.dir, "memory.events")).get("oom_kill", 0)
+
+    def _memory_limit(self):
+        return read_int(os.path.join(self.dir, "memory.max"))
+
+    def _pids_limit_hits(self):
+        return read_keyed(os.path.join(self.dir, "pids.events")).get("max", 0)
+
+    def _pids_limit(self):
+        return read_int(os.path.join(self.dir, "pids.max"))
+
     def oom_events(self):
         from pyrunc.libcontainer.cgroups.events import V2OOMNotifier
         if not os.path.exists(os.path.join(self.dir, "memory.events")):

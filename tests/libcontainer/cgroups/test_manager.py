@@ -237,3 +237,34 @@ def test_mount_steps_show_the_containers_cgroup(cgroup, spawn):
     assert steps[-1].flags & 0x20 and steps[-1].flags & 0x1        # remounted read-only
     ns_steps = cgroup.mount_steps("/sys/fs/cgroup", 0, cgroupns=True)
     assert {s.data for s in ns_steps if s.fstype == "cgroup"} >= {"memory", "pids", "cpu"}
+
+
+def test_start_failure_names_the_memory_limit_after_an_oom_kill(cgroup, spawn):
+    child = spawn(cgroup, lambda c: len(b"x" * (64 * MB)) and 0, start=False)
+    cgroup.set({"memory": {"limit": 16 * MB}})
+    assert cgroup.start_failure() is None
+    child.start()
+    child.wait()
+    assert cgroup.start_failure() == (
+        "the memory limit (linux.resources.memory.limit = 16777216 bytes) is too low for the "
+        "container to start: its init was OOM-killed")
+
+
+def test_start_failure_names_the_pids_limit_after_a_failed_fork(cgroup, spawn):
+    def fork_once(child):
+        try:
+            pid = os.fork()
+        except BlockingIOError:
+            return 3
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+
+    child = spawn(cgroup, fork_once, start=False)
+    cgroup.set({"pids": {"limit": 1}})
+    child.start()
+    status, _ = child.wait()
+    assert os.WEXITSTATUS(status) == 3
+    assert cgroup.start_failure() == (
+        "the pids limit (linux.resources.pids.limit = 1) is too low for the container to start: "
+        "fork failed")
