@@ -279,24 +279,34 @@ class Container:
                                  self._hook_state(RUNNING))
 
     def _release_init(self):
-        """Open the exec fifo for reading, which lets the waiting init go on, and remove it."""
+        """Open the exec fifo for reading, which lets the waiting init go on, and remove it.
+
+        The init writes one byte and closes its end; reading until that end is closed means
+        that, when the init keeps it open until exec (close-on-exec), the process has been
+        executed by the time start returns and the poststart hooks run."""
+        import select
         try:
             fd = os.open(self._sd.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise FailedPrecondition("cannot start a container that is %s" % self.status)
         try:
-            import select
             poller = select.poll()
             poller.register(fd, select.POLLIN)
             st = self._state
+            released = False
             while True:
                 if poller.poll(50):
                     try:
-                        if os.read(fd, 4096) is not None:
-                            break
+                        data = os.read(fd, 4096)
                     except BlockingIOError:
-                        continue
+                        data = None
+                    if data:
+                        released = True
+                    elif data == b"" and released:
+                        return
                 if not alive(st["pid"], st["pid_start"]):
+                    if released:
+                        return
                     raise FailedPrecondition("cannot start container %s: its init has exited"
                                              % self.id)
         finally:

@@ -17,18 +17,17 @@ from pyrunc.errors import AlreadyExists, InvalidArgument, NotFound, SystemFailur
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
 
-_ID = re.compile(r"^[\w+.-]+$", re.ASCII)
-MAX_ID = 1024
+_ID = re.compile(r"[\w+.-]+", re.ASCII)
 
 
 def validate_id(container_id):
     """runc's rule: letters, digits, ``_+-.``, not ``.`` or ``..``."""
     if not isinstance(container_id, str) or not container_id:
         raise InvalidArgument("container id cannot be empty")
-    if not _ID.match(container_id) or container_id in (".", ".."):
+    if not _ID.fullmatch(container_id) or container_id in (".", ".."):
         raise InvalidArgument("invalid container id %r: use letters, digits and _+-." %
                               container_id)
-    if len(container_id) > MAX_ID or len(container_id.encode()) > 255:
+    if len(container_id) > 255:
         raise InvalidArgument("invalid container id %r: longer than 255 bytes" % container_id)
 
 
