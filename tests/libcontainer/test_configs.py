@@ -1,7 +1,5 @@
 """The config model: attribute mapping, absent values, and one-line errors naming the path."""
 import copy
-import json
-import os
 import subprocess
 import sys
 
@@ -122,17 +120,20 @@ def _error(doc):
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda d: d["process"].update(args=[]), "config.json: process.args: must be a non-empty array"),
+    (lambda d: d["process"].update(args=[]),
+     "config.json: process.args: must be a non-empty array"),
     (lambda d: d["process"].pop("args"), "config.json: process.args: is required"),
     (lambda d: d["process"].update(cwd="tmp"), 'config.json: process.cwd: "tmp" does not match ^/'),
     (lambda d: d["process"]["user"].update(uid=-1),
      "config.json: process.user.uid: must be an integer from 0 to 4294967295"),
-    (lambda d: d["process"]["user"].update(uid=True), "config.json: process.user.uid: must be an integer"),
+    (lambda d: d["process"]["user"].update(uid=True),
+     "config.json: process.user.uid: must be an integer"),
     (lambda d: d["process"]["user"].update(additionalGids=[1, "2"]),
      "config.json: process.user.additionalGids[1]: must be an integer"),
     (lambda d: d.pop("ociVersion"), "config.json: ociVersion: is required"),
     (lambda d: d.update(mounts={}), "config.json: mounts: must be an array"),
-    (lambda d: d["mounts"][2].pop("destination"), "config.json: mounts[2].destination: is required"),
+    (lambda d: d["mounts"][2].pop("destination"),
+     "config.json: mounts[2].destination: is required"),
     (lambda d: d["linux"]["namespaces"].append({"type": "pidx"}),
      'config.json: linux.namespaces[5].type: "pidx" is not one of pid, network, mount, ipc, uts, '
      'user, cgroup, time'),

@@ -8,6 +8,7 @@ loader and ``validate_schema`` in step.
 
 Absent values: objects -> None, arrays -> [], maps -> {}, booleans -> False, other scalars -> None.
 """
+import json
 import keyword
 import re
 
@@ -40,7 +41,7 @@ def join(path, key):
         return "%s[%d]" % (path, key)
     if key.isascii() and key.isidentifier():
         return "%s.%s" % (path, key) if path else key
-    return '%s["%s"]' % (path, key.replace("\\", "\\\\").replace('"', '\\"'))
+    return "%s[%s]" % (path, json.dumps(key))
 
 
 class ConfigError(InvalidArgument):
@@ -88,7 +89,7 @@ class Bool(Kind):
 
 
 class Int(Kind):
-    """An integer within [low, high]; an integral float such as ``2.0`` counts, as in JSON Schema."""
+    """An integer within [low, high]; an integral float (``2.0``) counts, as in JSON Schema."""
 
     def __init__(self, low, high):
         self.low = low
@@ -115,7 +116,7 @@ UINT64 = Int(0, 2 ** 64 - 1)
 
 
 class Str(Kind):
-    """A string, optionally one of ``choices`` or matching ``pattern`` (searched, as in JSON Schema)."""
+    """A string, maybe one of ``choices`` or matching ``pattern`` (searched, as JSON Schema does)."""
 
     def __init__(self, choices=None, pattern=None):
         self.choices = tuple(choices) if choices else None
@@ -148,7 +149,8 @@ BOOL = Bool()
 
 
 def _show(value):
-    return '"%s"' % value if len(value) <= 60 else '"%s..."' % value[:57]
+    """A string value as JSON, shortened: one line whatever it holds."""
+    return json.dumps(value if len(value) <= 60 else value[:57] + "...")
 
 
 class Array(Kind):
@@ -162,7 +164,8 @@ class Array(Kind):
 
     def decode(self, value, path):
         if type(value) is not list or (self.non_empty and not value):
-            raise Invalid(path, "must be a non-empty array" if self.non_empty else "must be an array")
+            raise Invalid(path, "must be a non-empty array" if self.non_empty
+                          else "must be an array")
         item = self.item
         return [item.decode(v, "%s[%d]" % (path, i)) for i, v in enumerate(value)]
 
