@@ -2,8 +2,8 @@
 progress events."""
 from pyrunc.engine.distribution.platform import Platform, host_platform, parse_platform
 from pyrunc.engine.distribution.progress import render_plain
-from pyrunc.engine.distribution.pull import PullResult, pull
+from pyrunc.engine.distribution.pull import PullResult, fetch, pull
 from pyrunc.engine.distribution.push import PushResult, push
 
-__all__ = ["Platform", "PullResult", "PushResult", "host_platform", "parse_platform", "pull",
-           "push", "render_plain"]
+__all__ = ["Platform", "PullResult", "PushResult", "fetch", "host_platform", "parse_platform",
+           "pull", "push", "render_plain"]

@@ -1,4 +1,4 @@
-"""``docker pull``: resolve a reference, download what is missing, hand layers to the unpacker.
+"""``docker pull``: resolve a reference, download what is missing, unpack, name the image.
 
 Steps, with docker's progress events:
 
@@ -7,9 +7,9 @@ Steps, with docker's progress events:
 3. Layers already in the content store are ``Already exists``; the others are ``Pulling fs
    layer``, downloaded ``max_concurrent_downloads`` at a time (the rest ``Waiting``), with
    ``Downloading`` bytes, ``Verifying Checksum`` and ``Download complete``.
-4. In layer order, each layer goes to the unpacker (``Extracting``, ``Pull complete``).
-5. The manifest (and index) join the content store, the name is recorded in the image store,
-   then ``Digest:`` and ``Status: Downloaded newer image for`` / ``Image is up to date for``.
+4. The manifest (and index) join the content store; the image service unpacks the layers in
+   order (``Extracting``, ``Pull complete``) and records the name and the repo digest.
+5. ``Digest:`` and ``Status: Downloaded newer image for`` / ``Image is up to date for``.
 
 Blobs are written through content-store ingests, so a failed pull leaves no partial blob:
 ingests are aborted and the lease taken for the pull is released.
@@ -18,7 +18,7 @@ import concurrent.futures
 import json
 import threading
 
-from pyrunc.errors import InvalidArgument, PyruncError, Unavailable
+from pyrunc.errors import InvalidArgument, NotFound, PyruncError, Unavailable
 
 from pyrunc.engine import reference as references
 from pyrunc.engine.distribution import progress as events
@@ -82,17 +82,28 @@ def validate_manifest(manifest, display):
     return config, layers
 
 
-def pull(ref, content, registries, platform=None, progress=None, images=None, unpacker=None,
+def pull(ref, images, registries, platform=None, progress=None,
          max_concurrent_downloads=MAX_CONCURRENT_DOWNLOADS, retries=DOWNLOAD_RETRIES):
-    """Pull ``ref`` (a string or Reference) into ``content``; returns a :class:`PullResult`.
+    """``docker pull``: fetch ``ref`` into ``images`` (an ImageService), unpack it, name it.
 
-    ``registries`` gives a Registry per domain (:class:`RegistryService`). ``platform`` is a
-    Platform (default: the host's). ``progress`` receives docker's JSON progress events.
-    ``images`` (optional) records names: ``images.get(name) -> digest or None`` and
-    ``images.set(name, digest)``. ``unpacker`` (optional) has ``has_layer(layers, diff_ids)``
-    and ``unpack(layers, diff_ids, report)`` for the layer stack up to the last given layer;
-    ``report(current, total)`` drives ``Extracting``.
+    ``ref`` is a string or a Reference (``latest`` is added when it has neither tag nor
+    digest); ``registries`` a RegistryService; ``platform`` a Platform (default: the host's).
+    ``progress`` receives docker's JSON progress events. Returns a :class:`PullResult`.
     """
+    return _pull(ref, images.content, registries, images, platform, progress,
+                 max_concurrent_downloads, retries)
+
+
+def fetch(ref, content, registries, platform=None, progress=None,
+          max_concurrent_downloads=MAX_CONCURRENT_DOWNLOADS, retries=DOWNLOAD_RETRIES):
+    """Download ``ref``'s index, manifest, config and layers into a content store only
+    (no unpacking, no name recorded); the events are pull's. Returns a :class:`PullResult`."""
+    return _pull(ref, content, registries, None, platform, progress,
+                 max_concurrent_downloads, retries)
+
+
+def _pull(ref, content, registries, images, platform, progress, max_concurrent_downloads,
+          retries):
     if isinstance(ref, str):
         ref = references.parse_docker_ref(ref)
     else:
@@ -139,22 +150,26 @@ def pull(ref, content, registries, platform=None, progress=None, images=None, un
 
         for layer in layers:
             lease.add(layer["digest"])
-        present = _present_layers(content, layers, diff_ids, unpacker)
+        present = _present_layers(content, layers, diff_ids, images)
         if not (have_image and all(present)):
             # docker says nothing about the layers of an image it has whole
-            downloaded += _fetch_layers(repo, content, layers, diff_ids, present, unpacker, out,
+            downloaded += _fetch_layers(repo, content, layers, present, out,
                                         max_concurrent_downloads, retries)
+
+            if images is None:
+                for layer, have in zip(layers, present):
+                    if not have:
+                        out.layer(events.short_id(layer["digest"]), events.PULL_COMPLETE)
 
         for blob in (top, manifest):
             if not content.exists(blob.digest):
                 content.put(blob.data, blob.digest)
                 downloaded.append(blob.digest)
 
-        name = str(ref)
-        previous = images.get(name) if images is not None else None
+        up_to_date = not downloaded
         if images is not None:
-            images.set(name, top.digest)
-        up_to_date = previous == top.digest and not downloaded
+            up_to_date = _record(images, ref, top, manifest, index, config_digest, layers,
+                                 present, out) and up_to_date
     finally:
         lease.release()
 
@@ -167,6 +182,33 @@ def pull(ref, content, registries, platform=None, progress=None, images=None, un
         out.emit(warning)
     return PullResult(ref, top.digest, manifest, index, config_digest, config, layers,
                       downloaded, up_to_date, warning)
+
+
+def _record(images, ref, top, manifest, index, config_digest, layers, present, out):
+    """Unpack and name the image (``Extracting``, ``Pull complete`` for the layers this pull
+    brought); True when ``ref`` named this image already."""
+    try:
+        previous = images.store.resolve(str(ref))
+    except NotFound:
+        previous = None
+    fresh = {layer["digest"]: layer["size"] for layer, have in zip(layers, present) if not have}
+
+    def unpacked(digest, status):
+        if digest not in fresh:
+            return
+        sid = events.short_id(digest)
+        if status == events.EXTRACTING:
+            out.bytes(sid, events.EXTRACTING, 0, fresh[digest], force=True)
+        elif status == events.PULL_COMPLETE:
+            out.bytes(sid, events.EXTRACTING, fresh[digest], fresh[digest], force=True)
+            out.layer(sid, events.PULL_COMPLETE)
+
+    refs = [ref.repository().with_digest(top.digest)]
+    if ref.tag:
+        refs.insert(0, ref.repository().with_tag(ref.tag))
+    image_id = images.add(manifest.digest, refs=refs,
+                          index_digest=index.digest if index else None, progress=unpacked)
+    return previous == image_id == config_digest
 
 
 def _platform_warning(ref, config, wanted, explicit):
@@ -185,21 +227,27 @@ def _platform_warning(ref, config, wanted, explicit):
     return None
 
 
-def _present_layers(content, layers, diff_ids, unpacker):
-    """For each layer, whether it is here already (blob stored and, with an unpacker,
-    unpacked on top of the layers below it)."""
+def _present_layers(content, layers, diff_ids, images):
+    """For each layer, whether it is here already: its blob is stored and, with an image
+    service, it is unpacked (its chain's snapshot exists)."""
+    from pyrunc.engine.images.unpack import chain_ids
+    chains = chain_ids(diff_ids)
     present = []
-    for i, layer in enumerate(layers):
+    for layer, chain in zip(layers, chains):
         have = content.exists(layer["digest"])
-        if have and unpacker is not None:
-            have = unpacker.has_layer(layers[:i + 1], diff_ids[:i + 1])
+        if have and images is not None:
+            try:
+                images.snapshotter.stat(chain)
+            except NotFound:
+                have = False
         present.append(have)
     return present
 
 
-def _fetch_layers(repo, content, layers, diff_ids, present, unpacker, out, max_concurrent,
-                  retries):
-    """Download the missing layers concurrently and unpack them in order; the digests fetched."""
+def _fetch_layers(repo, content, layers, present, out, max_concurrent, retries):
+    """Download the missing layers concurrently (``Already exists`` for the others); the
+    digests fetched. Layers not unpacked yet but stored get ``Pulling fs layer`` and are
+    unpacked later without a download."""
     missing = [i for i, have in enumerate(present) if not have]
     seen = set()
     for i, layer in enumerate(layers):
@@ -219,26 +267,18 @@ def _fetch_layers(repo, content, layers, diff_ids, present, unpacker, out, max_c
         started = 0
         for i in missing:
             digest = layers[i]["digest"]
-            if digest in jobs or content.exists(digest):
+            if digest in jobs:
+                continue
+            if content.exists(digest):
+                out.layer(events.short_id(digest), events.DOWNLOAD_COMPLETE)
                 continue
             if started >= max_concurrent:
                 out.layer(events.short_id(digest), events.WAITING)
             jobs[digest] = pool.submit(_download, repo, content, layers[i], out, cancel, retries)
             started += 1
         try:
-            for i, layer in enumerate(layers):
-                job = jobs.get(layer["digest"])
-                if job is not None:
-                    job.result()
-                if present[i]:
-                    continue
-                sid = events.short_id(layer["digest"])
-                if unpacker is not None:
-                    size = layer["size"]
-                    unpacker.unpack(layers[:i + 1], diff_ids[:i + 1],
-                                    lambda current, total=size, sid=sid: out.bytes(
-                                        sid, events.EXTRACTING, current, total))
-                out.layer(sid, events.PULL_COMPLETE)
+            for job in jobs.values():
+                job.result()
         except BaseException:
             cancel.set()
             for job in jobs.values():

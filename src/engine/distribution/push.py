@@ -45,9 +45,22 @@ def _load(content, digest):
     return media_type, data, body
 
 
+def _local_manifest(images, ref):
+    """The manifest digest of the local image named ``ref`` (docker's error when none)."""
+    missing = NotFound("An image does not exist locally with the tag: %s" % ref.familiar_name)
+    if images is None:
+        raise missing
+    try:
+        image_id = images.store.resolve(str(ref))
+    except NotFound:
+        raise missing from None
+    return images.store.record(image_id)["manifest"]["digest"]
+
+
 def push(ref, content, registries, manifest_digest=None, progress=None, images=None,
          mount_from=(), chunk_size=None, max_concurrent_uploads=MAX_CONCURRENT_UPLOADS):
-    """Push the image ``manifest_digest`` (default: what ``images`` has for ``ref``) as ``ref``.
+    """Push the image ``manifest_digest`` (default: the image ``images``, an ImageService,
+    has under the name ``ref``) as ``ref``.
 
     ``mount_from`` lists repositories (paths) on the same registry that may hold the layers
     already. ``chunk_size`` switches uploads to chunked PATCHes. Returns a :class:`PushResult`.
@@ -57,9 +70,7 @@ def push(ref, content, registries, manifest_digest=None, progress=None, images=N
     else:
         ref = ref.with_default_tag()
     if manifest_digest is None:
-        manifest_digest = images.get(str(ref)) if images is not None else None
-        if manifest_digest is None:
-            raise NotFound("An image does not exist locally with the tag: %s" % ref.familiar_name)
+        manifest_digest = _local_manifest(images, ref)
     out = events.Progress(progress)
     media_type, data, body = _load(content, manifest_digest)
     sources = [p for p in mount_from if p != ref.path]

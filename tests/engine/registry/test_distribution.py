@@ -7,19 +7,13 @@ import subprocess
 import pytest
 
 from pyrunc.engine.content import ContentStore
-from pyrunc.engine.distribution import parse_platform, pull, push, render_plain
+from pyrunc.engine.distribution import fetch, parse_platform, pull, push, render_plain
+from pyrunc.engine.images import ImageService
 from pyrunc.engine.distribution.progress import human_size, progress_bar
 from pyrunc.engine.registry import (AuthFile, Credentials, RegistryOptions, RegistryService,
                                     Unauthorized)
 from pyrunc.engine.registry import mediatypes
 from pyrunc.errors import InvalidArgument, NotFound, Unavailable
-
-
-class Names(dict):
-    """Names to digests, the part of the image store pull and push use."""
-
-    def set(self, name, digest):
-        self[name] = digest
 
 
 @pytest.fixture
@@ -66,10 +60,9 @@ def test_push_then_pull_with_docker_events(plain_registry, registries, store, im
     assert sorted(result.pushed) == sorted([layer["digest"] for layer in layers] + [config_digest])
     assert any(e.get("status") == "Pushing" and e["progressDetail"]["total"] for e in pushed)
 
-    other = ContentStore(str(tmp_path / "other"))
-    names = Names()
+    engine = ImageService(str(tmp_path / "engine"))
     got, callback = collect()
-    result = pull(name, other, registries, progress=callback, images=names)
+    result = pull(name, engine, registries, progress=callback)
     lines = render_plain(got)
     assert lines[0] == "v1: Pulling from test/app"
     for layer in layers:
@@ -78,14 +71,18 @@ def test_push_then_pull_with_docker_events(plain_registry, registries, store, im
     assert lines[-2:] == ["Digest: " + digest,
                           "Status: Downloaded newer image for " + name]
     assert any(e["status"] == "Downloading" and e["progressDetail"]["current"] > 0 for e in got)
-    assert result.digest == digest and names[name] == digest
-    assert other.read(digest) == data
-    for layer in layers:
-        assert other.read(layer["digest"]) == store.read(layer["digest"])
-    assert list(other.ingests()) == []
+    assert [e["progressDetail"]["current"] for e in got if e["status"] == "Extracting"
+            and e["id"] == sid(layers[1])] == [0, layers[1]["size"]]
+    assert result.digest == digest and result.image_id == config_digest
+    image = engine.inspect(name)
+    assert image["Id"] == config_digest
+    assert image["RepoTags"] == [name]
+    assert image["RepoDigests"] == ["%s/test/app@%s" % (plain_registry.domain, digest)]
+    assert engine.content.read(digest) == data
+    assert list(engine.content.ingests()) == []
 
     again, callback = collect()
-    result = pull(name, other, registries, progress=callback, images=names)
+    result = pull(name, engine, registries, progress=callback)
     assert render_plain(again) == ["v1: Pulling from test/app", "Digest: " + digest,
                                    "Status: Image is up to date for " + name]
     assert result.up_to_date and result.downloaded == []
@@ -98,12 +95,22 @@ def test_push_then_pull_with_docker_events(plain_registry, registries, store, im
     assert layer_lines(render_plain(pushed), sid(layers2[0])) == ["Preparing",
                                                                   "Layer already exists"]
     got, callback = collect()
-    pull(name2, other, registries, progress=callback, images=names)
+    pull(name2, engine, registries, progress=callback)
     lines = render_plain(got)
     assert layer_lines(lines, sid(layers2[0])) == ["Already exists"]
     assert layer_lines(lines, sid(layers2[1]))[-1] == "Pull complete"
     assert lines.index(sid(layers2[0]) + ": Already exists") < lines.index(
         sid(layers2[1]) + ": Pulling fs layer")
+
+    # the pulled image pushes back under a new name, found by name in the image service
+    engine.tag(name2, "%s/test/copy:v2" % plain_registry.domain)
+    pushed, callback = collect()
+    push("%s/test/copy:v2" % plain_registry.domain, engine.content, registries,
+         images=engine, progress=callback, mount_from=["test/app"])
+    assert render_plain(pushed)[-1].startswith("v2: digest: " + digest2)
+    for layer in layers2:
+        assert layer_lines(render_plain(pushed), sid(layer)) == ["Preparing",
+                                                                 "Mounted from test/app"]
 
 
 def test_pull_by_digest_and_docker_schema2(plain_registry, registries, store, images, tmp_path):
@@ -112,7 +119,7 @@ def test_pull_by_digest_and_docker_schema2(plain_registry, registries, store, im
     other = ContentStore(str(tmp_path / "other"))
     ref = "%s/test/v2s2@%s" % (plain_registry.domain, digest)
     got, callback = collect()
-    result = pull(ref, other, registries, progress=callback)
+    result = fetch(ref, other, registries, progress=callback)
     assert render_plain(got)[0] == "%s: Pulling from test/v2s2" % ref
     assert render_plain(got)[-1] == "Status: Downloaded newer image for " + ref
     assert result.manifest.media_type == mediatypes.DOCKER_MANIFEST
@@ -122,11 +129,11 @@ def test_pull_by_digest_and_docker_schema2(plain_registry, registries, store, im
 def test_manifest_not_found(plain_registry, registries, store):
     name = "%s/library/busybox:nosuchtag" % plain_registry.domain
     with pytest.raises(NotFound) as err:
-        pull(name, store, registries)
+        fetch(name, store, registries)
     assert str(err.value) == ("manifest for %s not found: manifest unknown: manifest unknown"
                               % name)
     with pytest.raises(InvalidArgument, match="must be lowercase"):
-        pull("%s/library/BusyBox" % plain_registry.domain, store, registries)
+        fetch("%s/library/BusyBox" % plain_registry.domain, store, registries)
 
 
 def push_index(registries, store, domain, repo, tag, entries, docker=False):
@@ -160,17 +167,17 @@ def test_platform_selection(plain_registry, registries, store, images, tmp_path,
 
     other = ContentStore(str(tmp_path / "other"))
     name = "%s/%s:multi" % (domain, repo)
-    result = pull(name, other, registries, platform=parse_platform("linux/amd64"))
+    result = fetch(name, other, registries, platform=parse_platform("linux/amd64"))
     assert (result.digest, result.manifest.digest) == (index, amd64)
     assert other.exists(index)
-    result = pull(name, other, registries, platform=parse_platform("linux/arm64"))
+    result = fetch(name, other, registries, platform=parse_platform("linux/arm64"))
     assert result.manifest.digest == arm64 and result.warning is None
     with pytest.raises(NotFound) as err:
-        pull(name, other, registries, platform=parse_platform("linux/s390x"))
+        fetch(name, other, registries, platform=parse_platform("linux/s390x"))
     assert str(err.value) == "no matching manifest for linux/s390x in the manifest list entries"
 
     got, callback = collect()
-    result = pull("%s/%s:fake" % (domain, repo), other, registries,
+    result = fetch("%s/%s:fake" % (domain, repo), other, registries,
                   platform=parse_platform("linux/arm64"), progress=callback)
     assert result.manifest.digest == fake
     warning = ("WARNING: image with reference %s/%s was found but does not match the specified "
@@ -199,9 +206,10 @@ def test_cross_repository_mount_and_chunked_push(plain_registry, registries, sto
     assert result.mounted == [layers[0]["digest"]]
 
 
-def test_push_errors(plain_registry, registries, store):
+def test_push_errors(plain_registry, registries, store, tmp_path):
     with pytest.raises(NotFound, match="An image does not exist locally with the tag: "):
-        push("%s/test/none:v1" % plain_registry.domain, store, registries, images=Names())
+        push("%s/test/none:v1" % plain_registry.domain, store, registries,
+             images=ImageService(str(tmp_path / "engine")))
     missing = store.put(json.dumps({"schemaVersion": 2, "mediaType": mediatypes.OCI_MANIFEST,
                                     "config": {"digest": "sha256:" + "1" * 64, "size": 1},
                                     "layers": [{"digest": "sha256:" + "2" * 64, "size": 1}]
@@ -225,7 +233,7 @@ def test_dropped_connection_resumes_with_range(start_registry, fault_proxy, regi
     proxy = fault_proxy(server)
     proxy.faults[layer["digest"]] = [("drop", 1_000_000), ("drop", 500_000)]
     other = ContentStore(str(tmp_path / "other"))
-    result = pull("%s/test/fault:v1" % proxy.domain, other, registries)
+    result = fetch("%s/test/fault:v1" % proxy.domain, other, registries)
     assert other.read(layer["digest"]) == store.read(layer["digest"])
     assert result.digest == digest
     ranges = [r for (m, p, r) in proxy.requests if layer["digest"] in p and m == "GET"]
@@ -241,7 +249,7 @@ def test_wrong_digest_fails_cleanly(start_registry, fault_proxy, registries, sto
     proxy.faults[layer["digest"]] = [("corrupt",)]
     other = ContentStore(str(tmp_path / "other"))
     with pytest.raises(InvalidArgument) as err:
-        pull("%s/test/fault:v1" % proxy.domain, other, registries)
+        fetch("%s/test/fault:v1" % proxy.domain, other, registries)
     assert str(err.value) == "filesystem layer verification failed for digest " + layer["digest"]
     assert not other.exists(layer["digest"])
     assert list(other.ingests()) == []
@@ -264,7 +272,7 @@ def test_registry_stopped_mid_pull(start_registry, fault_proxy, registries, stor
             server.stop()
 
     with pytest.raises(Unavailable) as err:
-        pull("%s/test/fault:v1" % proxy.domain, other, registries, progress=progress,
+        fetch("%s/test/fault:v1" % proxy.domain, other, registries, progress=progress,
              retries=2)
     assert layer["digest"] in str(err.value)
     assert not other.exists(layer["digest"])
@@ -298,7 +306,7 @@ def test_skopeo_pushed_oci_image_pulls(plain_registry, registries, store, images
     name = "%s/test/skopeo-in:v1" % plain_registry.domain
     skopeo("copy", "--dest-tls-verify=false", "oci:%s:v1" % layout, "docker://" + name)
     other = ContentStore(str(tmp_path / "other"))
-    result = pull(name, other, registries)
+    result = fetch(name, other, registries)
     assert result.manifest.media_type == mediatypes.OCI_MANIFEST
     assert other.read(layers[0]["digest"]) == store.read(layers[0]["digest"])
 
@@ -336,7 +344,7 @@ def test_docker_hub_pulls_go_to_the_mirror(start_registry, store, images, tmp_pa
             push("%s/library/mirrored:v1" % mirror.domain, store, direct, digest)
         other = ContentStore(str(tmp_path / "other"))
         got, callback = collect()
-        result = pull("mirrored:v1", other, registries, progress=callback)
+        result = fetch("mirrored:v1", other, registries, progress=callback)
     assert result.digest == digest
     assert str(result.ref) == "docker.io/library/mirrored:v1"
     assert render_plain(got)[0] == "v1: Pulling from library/mirrored"
@@ -352,7 +360,7 @@ def test_pull_needs_login_on_a_private_token_registry(start_registry, private_to
     digest, _, _ = images.build(store, [{"p": b"private"}])
     with RegistryService(options, auth_file) as registries:
         with pytest.raises(Unauthorized) as err:
-            pull(name, ContentStore(str(tmp_path / "a")), registries)
+            fetch(name, ContentStore(str(tmp_path / "a")), registries)
         assert str(err.value).startswith(
             "pull access denied for %s/private/app, repository does not exist or may require "
             "'docker login': " % server.domain)
@@ -361,8 +369,8 @@ def test_pull_needs_login_on_a_private_token_registry(start_registry, private_to
         push(name, store, registries, digest)
     # a fresh service (a new daemon) uses the stored credentials
     with RegistryService(options, auth_file) as registries:
-        assert pull(name, ContentStore(str(tmp_path / "b")), registries).digest == digest
+        assert fetch(name, ContentStore(str(tmp_path / "b")), registries).digest == digest
         assert registries.logout(server.domain) is True
     with RegistryService(options, auth_file) as registries:
         with pytest.raises(Unauthorized):
-            pull(name, ContentStore(str(tmp_path / "c")), registries)
+            fetch(name, ContentStore(str(tmp_path / "c")), registries)
