@@ -4,7 +4,8 @@ A docker-registry (distribution) is started on a free loopback port with a temp 
 an image of random-data layers is generated and pushed by pyrunc. Each round pulls it into a
 fresh store with both clients, interleaved, whole process and wall clock:
 
-* pyrunc: ``pull`` into a fresh content store (blobs downloaded concurrently and verified);
+* pyrunc: ``fetch`` (pull's download half) into a fresh content store (blobs downloaded
+  concurrently and verified);
 * skopeo: ``skopeo copy docker://... oci:<dir>`` (an OCI layout, also verified).
 
 Prints medians and the ratio to skopeo.
@@ -97,10 +98,10 @@ def build_and_push(store_root, name, layers, layer_mb):
 PULL_ONCE = """
 import sys
 from pyrunc.engine.content import ContentStore
-from pyrunc.engine.distribution import pull
+from pyrunc.engine.distribution import fetch
 from pyrunc.engine.registry import RegistryService
 with RegistryService() as registries:
-    pull(sys.argv[1], ContentStore(sys.argv[2]), registries)
+    fetch(sys.argv[1], ContentStore(sys.argv[2]), registries)
 """
 
 
