@@ -54,6 +54,7 @@ ffibuilder.cdef("""
     uint32_t pyrunc_scmp_act_trace(uint16_t msg);
     long pyrunc_seccomp_export(scmp_filter_ctx ctx, unsigned char **out);
     int pyrunc_seccomp_load(const void *insns, unsigned int count, unsigned int flags);
+    int pyrunc_seccomp_flag_supported(unsigned int flag);
     void free(void *ptr);
 """)
 ffibuilder.set_source(

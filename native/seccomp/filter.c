@@ -69,3 +69,11 @@ static int pyrunc_seccomp_load(const void *insns, unsigned int count, unsigned i
     long rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
     return rc < 0 ? -errno : (int)rc;
 }
+
+/* Whether the kernel accepts SECCOMP_SET_MODE_FILTER ``flag``: with no program it fails with
+ * EFAULT once the flags are valid, with EINVAL before. */
+static int pyrunc_seccomp_flag_supported(unsigned int flag)
+{
+    long rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flag, NULL);
+    return rc < 0 && errno == EFAULT;
+}

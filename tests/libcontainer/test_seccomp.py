@@ -233,7 +233,7 @@ def test_no_default_action_and_no_syscalls_is_no_seccomp():
 def test_bad_profiles_name_the_path(config, message):
     with pytest.raises(errors.InvalidArgument) as e:
         seccomp.compile(config)
-    assert str(e.value).startswith(message)
+    assert str(e.value).startswith("config.json: " + message)
 
 
 def test_notify_with_tsync_asks_for_tsync_esrch():
@@ -361,3 +361,22 @@ def test_any_profile_compiles_or_fails_with_a_pyrunc_error(config):
         return
     if program is not None:
         assert len(program.bpf) % 8 == 0 and len(program.bpf) > 0
+
+
+def test_wait_killable_recv_is_kept_only_with_a_listener():
+    flag = ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]
+    plain = seccomp.compile(profile(rule(["mkdir"]), flags=flag))
+    assert plain.flags == 0
+    notify = seccomp.compile(profile(rule(["mkdir"], "SCMP_ACT_NOTIFY"), flags=flag,
+                                     listenerPath="/x"))
+    assert notify.flags == lib.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+
+
+def test_features_in_runcs_shape():
+    f = seccomp.features()
+    assert f["enabled"] is True
+    assert "SCMP_ACT_NOTIFY" in f["actions"] and "SCMP_CMP_MASKED_EQ" in f["operators"]
+    assert "SCMP_ARCH_X86_64" in f["archs"] and "SCMP_ARCH_LOONGARCH64" not in f["archs"] \
+        or seccomp.version() >= (2, 6, 0)
+    assert set(f["supportedFlags"]) <= set(f["knownFlags"])
+    assert "SECCOMP_FILTER_FLAG_LOG" in f["supportedFlags"]

@@ -11,7 +11,8 @@ program notifies. The rules follow runc's:
 * Several conditions on the same argument index become one rule per condition (any of them
   matches); otherwise all conditions of a rule must match.
 * ``SCMP_ACT_NOTIFY`` may not be the default action nor apply to ``write``, and needs
-  ``listenerPath``.
+  ``listenerPath``. SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV is kept only with a listener (the
+  kernel refuses it otherwise); TSYNC with a listener adds TSYNC_ESRCH (likewise).
 """
 import errno
 import json
@@ -33,12 +34,22 @@ FLAGS = {                         # the kernel's SECCOMP_FILTER_FLAG_* values
 }
 FLAG_NEW_LISTENER = 1 << 3
 FLAG_TSYNC_ESRCH = 1 << 4
+FLAG_WAIT_KILLABLE = FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]
 OPERATORS = ("SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE",
              "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ")
 
 
+class _Invalid(Exception):
+    """A bad value at a JSON path; ``compile`` reports it with the file name."""
+
+    def __init__(self, path, reason):
+        super().__init__(path, reason)
+        self.path = path
+        self.reason = reason
+
+
 def _bad(path, reason):
-    return InvalidArgument("%s: %s" % (path, reason))
+    return _Invalid(path, reason)
 
 
 def _native():
@@ -154,13 +165,22 @@ def version_string():
     return "%d.%d.%d" % version()
 
 
-def compile(config, section=SECTION):
+def compile(config, section=SECTION, source="config.json"):
     """A ``plan.Seccomp`` (BPF program and load flags) for a ``linux.seccomp`` dict.
 
-    Raises InvalidArgument naming ``section`` paths for unknown actions, architectures,
-    operators and flags. Returns None for a profile runc also treats as no seccomp (no
-    default action and no syscalls).
+    Raises InvalidArgument naming the file and the JSON path for unknown actions,
+    architectures, operators and flags (``config.json: linux.seccomp.syscalls[2].action:
+    "SCMP_ACT_X" is not a seccomp action (...)``). Returns None for a profile runc also treats
+    as no seccomp (no default action and no syscalls).
     """
+    try:
+        return _compile(config, section)
+    except _Invalid as e:
+        where = ": ".join(p for p in (source, e.path) if p)
+        raise InvalidArgument("%s: %s" % (where, e.reason)) from None
+
+
+def _compile(config, section):
     if not isinstance(config, dict):
         raise _bad(section, "must be an object")
     syscalls = config.get("syscalls") or []
@@ -221,6 +241,8 @@ def compile(config, section=SECTION):
             raise _bad(section + ".listenerPath", "is required when an action is SCMP_ACT_NOTIFY")
         if flags & FLAGS["SECCOMP_FILTER_FLAG_TSYNC"]:
             flags |= FLAG_TSYNC_ESRCH  # the kernel refuses TSYNC with a listener without it
+    else:
+        flags &= ~FLAG_WAIT_KILLABLE   # only meaningful (and only accepted) with a listener
     return Seccomp(bpf=bpf, flags=flags, notify=notify, listener_path=listener,
                    listener_metadata=metadata)
 
@@ -269,6 +291,22 @@ def _add_syscalls(c, ctx, syscalls, default, section):
             for group in groups:
                 c.add_rule(ctx, action, number, group, name, where)
     return notify
+
+
+def features():
+    """The ``linux.seccomp`` part of ``pyrunc features`` (runc's shape), for this host."""
+    from pyrunc.libcontainer.configs.spec import SECCOMP_ACTIONS, SECCOMP_ARCHES
+    lib = _native().lib
+    archs = [a for a in SECCOMP_ARCHES
+             if lib.seccomp_arch_resolve_name(a[len("SCMP_ARCH_"):].lower().encode())]
+    return {"enabled": True,
+            "actions": sorted(SECCOMP_ACTIONS),
+            "operators": sorted(OPERATORS),
+            "archs": sorted(archs),
+            "knownFlags": list(FLAGS),
+            "supportedFlags": [name for name, bit in FLAGS.items()
+                               if lib.pyrunc_seccomp_flag_supported(
+                                   bit | (FLAG_NEW_LISTENER if bit == FLAG_WAIT_KILLABLE else 0))]}
 
 
 def load_filter(bpf, flags=0):
