@@ -257,11 +257,7 @@ class Registry:
                 continue
             yield connection
         if errors:
-            raise errors[-1] if len(errors) > 1 and not self.options.is_secure(
-                self._host()) else errors[0]
-
-    def _host(self):
-        return self.options.endpoints(self.domain, for_push=True)[0].host
+            raise errors[-1]
 
     def ping(self, for_push=False):
         """The first endpoint that answers the v2 ping."""

@@ -206,6 +206,7 @@ class TokenServer:
                              check=True, capture_output=True).stdout
         self.x5c = base64.b64encode(der).decode()
         self.users = users
+        self.refresh_tokens = {}          # identity (refresh) token -> user, for OAuth2 POSTs
         self.anonymous_pull = anonymous_pull
         self.lifetime = lifetime
         self.requests = []
@@ -265,6 +266,25 @@ class TokenServer:
                 scopes = query.get("scope", [])
                 server.requests.append((user, tuple(scopes)))
                 body = json.dumps({"token": server.issue(user, scopes),
+                                   "expires_in": server.lifetime}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+                user = server.refresh_tokens.get((form.get("refresh_token") or [""])[0])
+                if form.get("grant_type") != ["refresh_token"] or user is None:
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                scopes = (form.get("scope") or [""])[0].split()
+                server.requests.append((user, tuple(scopes)))
+                body = json.dumps({"access_token": server.issue(user, scopes),
                                    "expires_in": server.lifetime}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import socket
+import time
 
 import pytest
 
@@ -218,3 +219,47 @@ def test_bearer_token_auth(start_registry, token_server, tmp_path, store, images
             registry.login(Credentials("alice", "bad"))
     with registry_for(server, tmp_path) as registry:
         assert registry.login(Credentials("alice", "wonderland")) == "Login Succeeded"
+
+
+def test_identity_token_from_the_config_file(start_registry, private_token_server, tmp_path,
+                                             store, images):
+    server = start_registry(token=private_token_server)
+    private_token_server.refresh_tokens["refresh-123"] = "alice"
+    auth_file = AuthFile(str(tmp_path / "docker" / "config.json"))
+    auth_file.store(server.domain, Credentials("<token>", identity_token="refresh-123"))
+    stored = json.load(open(auth_file.path))["auths"][server.domain]
+    assert stored["identitytoken"] == "refresh-123"
+    digest, _, _ = images.build(store, [{"f": b"oauth"}])
+    with registry_for(server, tmp_path) as registry:
+        assert registry.credentials.identity_token == "refresh-123"
+        push_image(registry.repository("test/oauth", for_push=True), store, digest, "v1")
+        assert registry.repository("test/oauth").get_manifest("v1").digest == digest
+    auth_file.store(server.domain, Credentials("<token>", identity_token="revoked"))
+    with registry_for(server, tmp_path) as registry:
+        with pytest.raises(Unauthorized, match="^Post http://127.0.0.1:%d/token: unauthorized"
+                           % private_token_server.port):
+            registry.repository("test/oauth").get_manifest("v1")
+
+
+def test_token_cache_per_scope_and_expiry(start_registry, token_server, tmp_path, store, images):
+    server = start_registry(token=token_server)
+    digest, _, _ = images.build(store, [{"f": b"cache"}])
+    credentials = Credentials("alice", "wonderland")
+    with registry_for(server, tmp_path, credentials=credentials) as registry:
+        for path in ("test/one", "test/two"):
+            push_image(registry.repository(path, for_push=True), store, digest, "v1")
+        token_server.requests.clear()
+        registry.repository("test/one").get_manifest("v1")
+        registry.repository("test/one").get_manifest("v1")
+        registry.repository("test/two").get_manifest("v1")
+        assert token_server.requests == [("alice", ("repository:test/one:pull",)),
+                                         ("alice", ("repository:test/two:pull",))]
+    token_server.lifetime = 6     # cached for lifetime - 5 s of margin: 1 s
+    with registry_for(server, tmp_path, credentials=credentials) as registry:
+        token_server.requests.clear()
+        registry.repository("test/one").get_manifest("v1")
+        registry.repository("test/one").get_manifest("v1")
+        assert len(token_server.requests) == 1
+        time.sleep(1.1)
+        registry.repository("test/one").get_manifest("v1")
+        assert len(token_server.requests) == 2

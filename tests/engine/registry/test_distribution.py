@@ -374,3 +374,18 @@ def test_pull_needs_login_on_a_private_token_registry(start_registry, private_to
     with RegistryService(options, auth_file) as registries:
         with pytest.raises(Unauthorized):
             fetch(name, ContentStore(str(tmp_path / "c")), registries)
+
+
+def test_layers_beyond_the_concurrency_limit_wait(plain_registry, registries, store, images,
+                                                  tmp_path):
+    digest, _, layers = images.build(store, [{"l%d" % n: os.urandom(1000)} for n in range(5)])
+    name = "%s/test/waiting:v1" % plain_registry.domain
+    push(name, store, registries, digest)
+    got, callback = collect()
+    fetch(name, ContentStore(str(tmp_path / "other")), registries, progress=callback,
+          max_concurrent_downloads=3)
+    lines = render_plain(got)
+    assert [layer_lines(lines, sid(layer))[:2] for layer in layers] == \
+        [["Pulling fs layer", "Verifying Checksum"]] * 3 + [["Pulling fs layer", "Waiting"]] * 2
+    assert lines.index(sid(layers[4]) + ": Pulling fs layer") < lines.index(
+        sid(layers[3]) + ": Waiting")
