@@ -67,6 +67,9 @@ def validate_manifest(manifest, display):
     body = manifest.json
     config = body.get("config")
     _check_descriptor(config, "config", display)
+    if config.get("mediaType", mediatypes.OCI_CONFIG) not in mediatypes.CONFIGS:
+        raise InvalidArgument("manifest for %s: config media type %s: not a container image"
+                              % (display, config["mediaType"]))
     layers = body.get("layers")
     if not isinstance(layers, list):
         raise InvalidArgument("manifest for %s: layers: must be an array" % display)

@@ -389,3 +389,22 @@ def test_layers_beyond_the_concurrency_limit_wait(plain_registry, registries, st
         [["Pulling fs layer", "Verifying Checksum"]] * 3 + [["Pulling fs layer", "Waiting"]] * 2
     assert lines.index(sid(layers[4]) + ": Pulling fs layer") < lines.index(
         sid(layers[3]) + ": Waiting")
+
+
+def test_artifacts_that_are_not_images_are_refused(plain_registry, registries, store, tmp_path):
+    config = store.put(b"{}")
+    layer = store.put(b"chart")
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": mediatypes.OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", "digest": config,
+                   "size": 2},
+        "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+                    "digest": layer, "size": 5}]}).encode()
+    name = "%s/test/chart:v1" % plain_registry.domain
+    push(name, store, registries, store.put(manifest))
+    other = ContentStore(str(tmp_path / "other"))
+    with pytest.raises(InvalidArgument) as err:
+        fetch(name, other, registries)
+    assert str(err.value) == ("manifest for %s: config media type application/vnd.cncf.helm."
+                              "config.v1+json: not a container image" % name)
+    assert list(other.walk()) == []
