@@ -73,7 +73,7 @@ def _preserve_fds(flags):
     if n < 0:
         raise InvalidArgument("--preserve-fds: must not be negative")
     listen = os.environ.get("LISTEN_FDS")
-    if listen and listen.isdigit():
+    if listen and listen.isascii() and listen.isdigit():
         n += int(listen)
     return n
 

@@ -5,7 +5,7 @@ from pyrunc.errors import InvalidArgument
 
 
 def parse_signal(text):
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         num = int(text)
         if 0 < num < signal.SIGRTMAX + 1:
             return num

@@ -94,6 +94,7 @@ def containerd(tmp_path_factory, private_mount_ns):
                                                               r.stdout, r.stderr))
         return r
 
+    ctr.address = sock
     yield ctr
     for line in ctr("tasks", "ls", "-q", check=False).stdout.split():
         ctr("tasks", "kill", "-s", "SIGKILL", line, check=False)

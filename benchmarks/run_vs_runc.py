@@ -1,0 +1,71 @@
+"""``pyrunc run`` against ``runc run`` (and ``crun run``) on the same busybox bundle.
+
+Whole process, wall clock, interleaved rounds so both see the same machine; prints medians and
+the ratio to runc. Run as root:
+
+    unshare -m --propagation private .venv/bin/python benchmarks/run_vs_runc.py [-n 50]
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from pyrunc.libcontainer import bundle as bundles
+
+
+def runtimes(pyrunc):
+    found = {"pyrunc": pyrunc}
+    for name in ("runc", "crun"):
+        path = shutil.which(name)
+        if path:
+            found[name] = path
+    return found
+
+
+def time_run(binary, root, bundle, cid):
+    start = time.perf_counter()
+    r = subprocess.run([binary, "--root", root, "run", "--bundle", bundle, cid],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if r.returncode != 0:
+        sys.exit("%s run failed (%d): %s" % (binary, r.returncode, r.stderr.decode()))
+    return elapsed
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("-n", type=int, default=50, help="rounds (default 50)")
+    p.add_argument("--pyrunc", default=os.path.join(os.path.dirname(sys.executable), "pyrunc"))
+    args = p.parse_args()
+    work = tempfile.mkdtemp(prefix="bench-run-")
+    try:
+        bundle = os.path.join(work, "bundle")
+        bundles.make_bundle(bundle, args=["true"])
+        found = runtimes(args.pyrunc)
+        times = {name: [] for name in found}
+        for i in range(-2, args.n):             # two warm-up rounds, not counted
+            if i < 0:
+                for name, binary in found.items():
+                    time_run(binary, os.path.join(work, "root-" + name), bundle, "w%d" % -i)
+                continue
+            for name, binary in found.items():
+                times[name].append(time_run(binary, os.path.join(work, "root-" + name),
+                                            bundle, "b%d" % i))
+        base = statistics.median(times["runc"]) if "runc" in times else None
+        print("run of /bin/true in a busybox bundle, %d rounds, interleaved" % args.n)
+        for name, samples in times.items():
+            med = statistics.median(samples)
+            ratio = " (%.2fx runc)" % (med / base) if base else ""
+            print("  %-7s median %6.1f ms  p90 %6.1f ms%s" % (
+                name, med * 1000, sorted(samples)[int(len(samples) * 0.9)] * 1000, ratio))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
