@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from pyrunc import errors
 from pyrunc.libcontainer import seccomp
 from pyrunc.libcontainer.configs import spec as model
+from pyrunc.libcontainer.seccomp import enosys
 
 pytest.importorskip("pyrunc._seccomp")
 from pyrunc._seccomp import lib  # noqa: E402
@@ -229,6 +230,8 @@ def test_no_default_action_and_no_syscalls_is_no_seccomp():
     (profile(rule(["mkdir"], "SCMP_ACT_NOTIFY")),
      "linux.seccomp.listenerPath: is required when an action is SCMP_ACT_NOTIFY"),
     ([], "linux.seccomp: must be an object"),
+    (profile(architectures=["SCMP_ARCH_X86", "SCMP_ARCH_S390X"]),
+     'linux.seccomp.architectures[1]: "SCMP_ARCH_S390X" cannot share a filter with this host'),
 ])
 def test_bad_profiles_name_the_path(config, message):
     with pytest.raises(errors.InvalidArgument) as e:
@@ -380,3 +383,72 @@ def test_features_in_runcs_shape():
         or seccomp.version() >= (2, 6, 0)
     assert set(f["supportedFlags"]) <= set(f["knownFlags"])
     assert "SECCOMP_FILTER_FLAG_LOG" in f["supportedFlags"]
+
+
+# -- the -ENOSYS stub ----------------------------------------------------------------------
+
+SURVIVAL = ["write", "exit", "exit_group", "brk", "mmap", "munmap", "mremap", "madvise",
+            "futex", "rt_sigprocmask", "getppid"]
+
+
+def raw_syscalls(numbers):
+    """In the child: errno of syscall(n, -1, -1, -1) for each n (0 when it succeeds)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+
+    def body(_fd):
+        out = []
+        for n in numbers:
+            ctypes.set_errno(0)
+            rc = libc.syscall(ctypes.c_long(n), ctypes.c_long(-1), ctypes.c_long(-1),
+                              ctypes.c_long(-1))
+            out.append(ctypes.get_errno() if rc == -1 else 0)
+        return out
+    return body
+
+
+@pytest.mark.parametrize("arches", [[], ["SCMP_ARCH_X86_64"],
+                                    ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                                    ["SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"]])
+def test_newer_syscalls_than_the_profile_get_enosys(arches):
+    largest = max(lib.seccomp_syscall_resolve_name_arch(lib.SCMP_ARCH_X86_64, n.encode())
+                  for n in SURVIVAL)
+    getpid = lib.seccomp_syscall_resolve_name(b"getpid")
+    pidfd_open = lib.seccomp_syscall_resolve_name(b"pidfd_open")
+    assert getpid < largest < pidfd_open
+    program = seccomp.compile(profile(rule(SURVIVAL, "SCMP_ACT_ALLOW"), default="SCMP_ACT_ERRNO",
+                                      architectures=arches))
+    status, result = run_filtered(program, raw_syscalls([getpid, pidfd_open, largest + 1]))
+    assert os.WIFEXITED(status), status
+    # listed range: the default action (EPERM); above it: ENOSYS
+    assert result == [errno.EPERM, errno.ENOSYS, errno.ENOSYS]
+
+
+@pytest.mark.parametrize("default, stubbed", [
+    ({"defaultAction": "SCMP_ACT_ERRNO"}, True),
+    ({"defaultAction": "SCMP_ACT_KILL_PROCESS"}, True),
+    ({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": errno.ENOSYS}, False),
+    ({"defaultAction": "SCMP_ACT_ALLOW"}, False),
+    ({"defaultAction": "SCMP_ACT_LOG"}, False),
+    ({"defaultAction": "SCMP_ACT_TRACE"}, False),
+])
+def test_the_stub_is_only_there_for_refusing_defaults(default, stubbed):
+    config = dict(default, syscalls=[rule(["read"], "SCMP_ACT_KILL_THREAD")])
+    program = seccomp.compile(config)
+    stub = enosys.stub(lib, [lib.seccomp_arch_native()], ["read"])
+    assert len(stub) > 0 and program.bpf.startswith(stub) == stubbed
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32",
+                                 "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_MIPSEL",
+                                 "SCMP_ARCH_PPC64LE", "SCMP_ARCH_RISCV64"]), max_size=5),
+       st.lists(st.sampled_from(["read", "openat", "clone3", "close_range", "socket", "ioctl",
+                                 "no_such", "io_uring_setup", "landlock_create_ruleset"]),
+                max_size=6))
+def test_stubbed_programs_pass_the_kernels_checks(arches, names):
+    program = seccomp.compile(profile(rule(SURVIVAL + names, "SCMP_ACT_ALLOW"),
+                                      default="SCMP_ACT_ERRNO", architectures=arches))
+    status, result = run_filtered(program, lambda _fd: "loaded")
+    assert os.WIFEXITED(status) and result == "loaded", result

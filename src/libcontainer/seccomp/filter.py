@@ -10,6 +10,8 @@ program notifies. The rules follow runc's:
 * A syscall name libseccomp does not know is skipped with a warning.
 * Several conditions on the same argument index become one rule per condition (any of them
   matches); otherwise all conditions of a rule must match.
+* With a refusing default action, syscalls newer than any the profile names fail with ENOSYS
+  (the -ENOSYS stub of ``seccomp.enosys`` goes in front of libseccomp's program).
 * ``SCMP_ACT_NOTIFY`` may not be the default action nor apply to ``write``, and needs
   ``listenerPath``. SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV is kept only with a listener (the
   kernel refuses it otherwise); TSYNC with a listener adds TSYNC_ESRCH (likewise).
@@ -216,10 +218,14 @@ def _compile(config, section):
         lib.seccomp_attr_set(ctx, lib.SCMP_FLTATR_CTL_NNP, 0)  # the native core decides NNP
         for i, token in enumerate(arches):
             rc = lib.seccomp_arch_add(ctx, token)
+            if rc == -errno.EDOM:
+                raise _bad("%s.architectures[%d]" % (section, i),
+                           "%s cannot share a filter with this host's architecture (byte order)"
+                           % _quote(config["architectures"][i]))
             if rc < 0 and rc != -errno.EEXIST:
                 raise _bad("%s.architectures[%d]" % (section, i),
                            "cannot add the architecture: %s" % _strerror(-rc))
-        notify = _add_syscalls(c, ctx, syscalls, default, section)
+        notify, names = _add_syscalls(c, ctx, syscalls, default, section)
         size = ffi.new("unsigned char **")
         n = lib.pyrunc_seccomp_export(ctx, size)
         if n < 0:
@@ -230,6 +236,11 @@ def _compile(config, section):
             lib.free(size[0])
     finally:
         lib.seccomp_release(ctx)
+    allowing = (lib.SCMP_ACT_ALLOW, lib.SCMP_ACT_LOG, lib.pyrunc_scmp_act_errno(errno.ENOSYS))
+    if default not in allowing and default & 0xFFFF0000 != lib.pyrunc_scmp_act_trace(0):
+        from pyrunc.libcontainer.seccomp import enosys
+        tokens = list(dict.fromkeys([lib.seccomp_arch_native()] + arches))
+        bpf = enosys.stub(lib, tokens, names) + bpf
 
     listener = config.get("listenerPath") or None
     metadata = config.get("listenerMetadata") or ""
@@ -257,9 +268,10 @@ def _list(config, key, section):
 
 
 def _add_syscalls(c, ctx, syscalls, default, section):
-    """Add every rule; True when some rule notifies."""
+    """Add every rule: (whether some rule notifies, every syscall name the profile names)."""
     lib = c.lib
     notify = False
+    every_name = []
     for i, rule in enumerate(syscalls):
         path = "%s.syscalls[%d]" % (section, i)
         if not isinstance(rule, dict):
@@ -281,6 +293,7 @@ def _add_syscalls(c, ctx, syscalls, default, section):
                 raise _bad(where, "must be a syscall name")
             if action == lib.SCMP_ACT_NOTIFY and name == "write":
                 raise _bad(where, "SCMP_ACT_NOTIFY cannot be used for the write syscall")
+            every_name.append(name)
             if action == default:
                 continue
             number = lib.seccomp_syscall_resolve_name(name.encode())
@@ -290,7 +303,7 @@ def _add_syscalls(c, ctx, syscalls, default, section):
             notify = notify or action == lib.SCMP_ACT_NOTIFY
             for group in groups:
                 c.add_rule(ctx, action, number, group, name, where)
-    return notify
+    return notify, every_name
 
 
 def features():
