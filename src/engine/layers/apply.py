@@ -20,13 +20,12 @@ The diffID (sha256 of the uncompressed tar) is computed while streaming and chec
 """
 import collections
 import errno
-import hashlib
 import os
 import shutil
 import stat
-import tarfile
 
 from pyrunc.engine.layers.compression import decompressed
+from pyrunc.engine.layers.tarstream import TarError, TarReader
 from pyrunc.errors import InvalidArgument, SystemFailure
 
 WHITEOUT_PREFIX = ".wh."
@@ -39,25 +38,7 @@ _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 Result = collections.namedtuple("Result", "diff_id size")
 
 
-class LayerError(InvalidArgument):
-    """A layer that cannot be applied: names the member and the reason."""
-
-
-class _DigestReader:
-    def __init__(self, f):
-        self._f = f
-        self.hash = hashlib.sha256()
-        self.count = 0
-
-    def read(self, n=-1):
-        data = self._f.read(n)
-        self.hash.update(data)
-        self.count += len(data)
-        return data
-
-    def drain(self):
-        while self.read(_CHUNK):
-            pass
+LayerError = TarError       # a layer that cannot be applied: names the member and the reason
 
 
 def clean(name):
@@ -231,6 +212,7 @@ class Applier:
         self.dir_times = []
 
     def member(self, tf, m):
+        """Apply the member ``m``; ``tf`` (a TarReader) supplies its data."""
         parts = clean(m.name)
         if self.tree.cached() > 512:
             self.tree.forget()
@@ -298,14 +280,7 @@ class Applier:
         fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=parent)
         try:
-            src = tf.extractfile(m)
-            remaining = m.size
-            while remaining:
-                chunk = src.read(min(_CHUNK, remaining))
-                if not chunk:
-                    raise LayerError("layer: %s: truncated archive" % m.name)
-                os.write(fd, chunk)
-                remaining -= len(chunk)
+            tf.copy_to(fd, m)
             self.size += m.size
             os.fchown(fd, m.uid, m.gid)
             os.fchmod(fd, m.mode & 0o7777)
@@ -424,18 +399,14 @@ def apply_layer(stream, root, *, whiteouts="delete", lowers=(), expected_diff_id
     On error ``root`` may hold part of the layer: callers unpack into a fresh snapshot and
     remove it on failure (see ``pyrunc.engine.images.unpack``).
     """
-    reader = _DigestReader(decompressed(stream))
+    reader = TarReader(decompressed(stream))
     applier = Applier(root, whiteouts, lowers, max_size)
     try:
         try:
-            tf = tarfile.open(fileobj=reader, mode="r|", bufsize=_CHUNK,
-                              errorlevel=2)
-            for m in tf:
-                applier.member(tf, m)
+            for m in reader:
+                applier.member(reader, m)
             reader.drain()
-        except tarfile.ReadError as e:
-            raise LayerError("layer: not a valid tar archive: %s" % e) from None
-        except (EOFError, tarfile.HeaderError) as e:
+        except EOFError as e:
             raise LayerError("layer: truncated or corrupt archive: %s" % (e or "unexpected end"))\
                 from None
         except OSError as e:
@@ -449,7 +420,8 @@ def apply_layer(stream, root, *, whiteouts="delete", lowers=(), expected_diff_id
         applier.finish()
     finally:
         applier.close()
-    diff_id = "sha256:" + reader.hash.hexdigest()
+        reader.close()
+    diff_id = "sha256:" + reader.hexdigest()
     if expected_diff_id and diff_id != expected_diff_id:
         raise LayerError("layer: diffID mismatch: got %s, expected %s" % (diff_id, expected_diff_id))
     return Result(diff_id, applier.size)

@@ -7,6 +7,7 @@ zstd uses the ``zstandard`` package from PyPI (imported only when a zstd layer s
 import gzip
 import io
 
+from pyrunc.engine.layers.tarstream import TarError
 from pyrunc.errors import InvalidArgument
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -47,9 +48,7 @@ def decompressed(stream):
     if kind == "gzip":
         return gzip.GzipFile(fileobj=stream, mode="rb")
     if kind == "zstd":
-        import zstandard
-        return zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True,
-                                                          read_size=1 << 20)
+        return io.BufferedReader(_ZstdReader(stream), 1 << 20)
     if kind == "bzip2":
         import bz2
         return bz2.BZ2File(stream, "rb")
@@ -57,6 +56,39 @@ def decompressed(stream):
         import lzma
         return lzma.LZMAFile(stream, "rb")
     return stream
+
+
+class _ZstdReader(io.RawIOBase):
+    """zstd frames one after another; input that ends inside a frame is an error."""
+
+    def __init__(self, source):
+        import zstandard
+        self._new = zstandard.ZstdDecompressor().decompressobj
+        self._source = source
+        self._d = self._new()
+        self._out = b""
+        self._started = False
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        while not self._out:
+            chunk = self._source.read(1 << 20)
+            if not chunk:
+                if self._started and not self._d.eof:
+                    raise TarError("layer: truncated zstd stream")
+                return 0
+            while chunk:
+                if self._d.eof:
+                    self._d = self._new()
+                self._started = True
+                self._out += self._d.decompress(chunk)
+                chunk = self._d.unused_data if self._d.eof else b""
+        n = min(len(b), len(self._out))
+        b[:n] = self._out[:n]
+        self._out = self._out[n:]
+        return n
 
 
 class _Peekable:
