@@ -116,7 +116,8 @@ UINT64 = Int(0, 2 ** 64 - 1)
 
 
 class Str(Kind):
-    """A string, maybe one of ``choices`` or matching ``pattern`` (searched, as JSON Schema does)."""
+    """A string, maybe one of ``choices`` or matching ``pattern`` (searched, as JSON Schema
+    does)."""
 
     def __init__(self, choices=None, pattern=None):
         self.choices = tuple(choices) if choices else None
@@ -225,11 +226,12 @@ class ModelType(type):
     """Gives each model ``__slots__`` for its attributes and the key -> (attribute, kind) table."""
 
     def __new__(mcs, name, bases, ns):
-        fields = ns.get("fields", {})
-        ns["__slots__"] = tuple(snake_case(k) for k in fields) + tuple(ns.get("extra_slots", ()))
+        table = tuple((key, snake_case(key), kind) for key, kind in ns.get("fields", {}).items())
+        extra = tuple(ns.get("extra_slots", ()))
+        ns["__slots__"] = tuple(attr for _k, attr, _kind in table) + extra
         cls = super().__new__(mcs, name, bases, ns)
-        cls._table = tuple((key, snake_case(key), kind) for key, kind in fields.items())
-        cls._extra = tuple(ns.get("extra_slots", ()))
+        cls._table = table
+        cls._extra = extra
         return cls
 
 
