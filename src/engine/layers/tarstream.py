@@ -14,6 +14,8 @@ BLOCK = 512
 _CHUNK = 1 << 20
 _PAX_FIELDS = {"path": "name", "linkpath": "linkname", "uname": "uname", "gname": "gname"}
 _PAX_NUMBERS = {"size": int, "uid": int, "gid": int, "mtime": float}
+_HEADER_ONLY = (tarfile.LNKTYPE, tarfile.SYMTYPE, tarfile.DIRTYPE, tarfile.CHRTYPE,
+                tarfile.BLKTYPE, tarfile.FIFOTYPE)
 
 
 class TarError(InvalidArgument):
@@ -147,10 +149,8 @@ class TarReader:
         if ti.type == tarfile.AREGTYPE and ti.name.endswith("/"):
             ti.type = tarfile.DIRTYPE
         ti.name = ti.name.rstrip("/") if ti.name not in ("/", "") else ti.name
-        if not (ti.isreg() or ti.type == tarfile.CONTTYPE):
-            ti.size = 0 if ti.type in (tarfile.LNKTYPE, tarfile.SYMTYPE, tarfile.DIRTYPE,
-                                       tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE) \
-                else ti.size
+        if ti.type in _HEADER_ONLY:
+            ti.size = 0                      # whatever the header says, no data follows
         self._pending = self._padded(ti.size)
         return ti
 
@@ -158,7 +158,6 @@ class TarReader:
     def _pax(data):
         out = {}
         pos = 0
-        binary = False
         while pos < len(data):
             sp = data.find(b" ", pos)
             if sp < 0 or not data[pos:sp].isdigit():
@@ -170,11 +169,8 @@ class TarReader:
             if length <= 0 or not record.endswith(b"\n") or b"=" not in record:
                 raise TarError("layer: corrupt archive: bad PAX record")
             key, value = record[:-1].split(b"=", 1)
-            key = key.decode("utf-8", "surrogateescape")
-            if key == "hdrcharset" and value == b"BINARY":
-                binary = True
-            out[key] = value.decode("utf-8", "surrogateescape") if not binary or \
-                key.startswith("SCHILY.xattr.") else value.decode("utf-8", "surrogateescape")
+            # binary values (xattrs, hdrcharset=BINARY names) survive as surrogate escapes
+            out[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
             pos += length
         return out
 

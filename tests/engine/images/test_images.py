@@ -327,3 +327,41 @@ def test_store_survives_reopen(svc, busybox):
     again = ImageService(svc.root)
     assert again.get("busybox").id == busybox
     assert again.list() == svc.list()
+
+
+def test_load_legacy_docker_archive_with_linked_layer(svc):
+    layer = make_tar([entry("etc/legacy", data=b"old format\n")])
+    diff_id = "sha256:" + __import__("hashlib").sha256(layer).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "created": "2020-01-01T00:00:00Z", "config": {"Cmd": ["sh"]},
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id, diff_id]}}).encode()
+    config_hex = __import__("hashlib").sha256(config).hexdigest()
+    files = {"aaaa/layer.tar": layer, "aaaa/VERSION": b"1.0", "aaaa/json": b"{}",
+             config_hex + ".json": config,
+             "manifest.json": json.dumps([{"Config": config_hex + ".json",
+                                           "RepoTags": ["legacy:1"],
+                                           "Layers": ["aaaa/layer.tar", "bbbb/layer.tar"]}]
+                                         ).encode(),
+             "repositories": json.dumps({"legacy": {"1": "bbbb"}}).encode()}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+        ti = tarfile.TarInfo("bbbb/layer.tar")
+        ti.type, ti.linkname = tarfile.SYMTYPE, "../aaaa/layer.tar"
+        tf.addfile(ti)
+    buf.seek(0)
+    assert load(svc, buf) == ["Loaded image: legacy:1"]
+    img = svc.get("legacy:1")
+    assert img.id == "sha256:" + config_hex
+    assert img.diff_ids == [diff_id, diff_id]
+
+
+def test_load_garbage(svc):
+    with pytest.raises(InvalidArgument, match="load: not a docker or OCI image archive"):
+        load(svc, io.BytesIO(make_tar([entry("hello", data=b"x")])))
+    with pytest.raises(InvalidArgument, match="load: not a valid archive"):
+        load(svc, io.BytesIO(b"\x00garbage" * 200))
+    assert list(svc.content.walk()) == []

@@ -260,3 +260,48 @@ def test_many_directories(root):
     entries = [entry("d%04d/f" % i, data=b"x") for i in range(1200)]
     apply(make_tar(entries), root)
     assert len(os.listdir(root)) == 1200
+
+
+# properties ----------------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from pyrunc.engine.layers.apply import clean  # noqa: E402
+
+_component = st.sampled_from(["a", "b", "..", ".", "", "evil", ".wh.a", ".wh..wh..opq",
+                              "/tmp", "c d"])
+_names = st.lists(_component, min_size=1, max_size=5).map("/".join)
+
+
+@given(_names)
+def test_clean_never_climbs(name):
+    try:
+        parts = clean(name)
+    except LayerError:
+        return
+    assert ".." not in parts and "." not in parts and "" not in parts
+
+
+_members = st.lists(st.tuples(
+    st.sampled_from(["file", "dir", "symlink", "link"]), _names,
+    st.sampled_from(["a", "../outside", "/outside", "evil/x", "a/b", "..", "/"])),
+    min_size=1, max_size=8)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_members)
+def test_random_layers_never_write_outside(tmp_path_factory, members):
+    base = tmp_path_factory.mktemp("prop")
+    root, outside = base / "root", base / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret").write_text("keep")
+    os.symlink(str(outside), root / "evil")
+    entries = [entry(name, kind, data=b"x", linkname=target) for kind, name, target in members]
+    try:
+        apply(make_tar(entries), root)
+    except LayerError:
+        pass
+    assert sorted(os.listdir(outside)) == ["secret"]
+    assert (outside / "secret").read_text() == "keep"
+    assert sorted(os.listdir(base)) == ["outside", "root"]
