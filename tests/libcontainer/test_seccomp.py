@@ -322,6 +322,12 @@ def test_send_to_a_missing_listener_fails_clearly(tmp_path):
                                    % (tmp_path / "none.sock"))
 
 
+def test_process_state_from_hook_state_json():
+    doc = seccomp.process_state(b'{"ociVersion": "1.2.0", "id": "x", "status": "creating", '
+                                b'"pid": 9, "bundle": "/b"}', metadata="m")
+    assert doc["pid"] == 9 and doc["metadata"] == "m" and doc["state"]["status"] == "creating"
+
+
 def test_process_state_matches_runtime_spec():
     doc = seccomp.process_state({"ociVersion": "1.0.2", "id": "x", "status": "running",
                                  "pid": 5, "bundle": "/b"}, pid=7)

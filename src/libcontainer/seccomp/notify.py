@@ -15,7 +15,10 @@ OCI_VERSION = "1.2.0"
 
 
 def process_state(state, metadata="", pid=None):
-    """The ``ContainerProcessState`` document for the container ``state`` (runtime-spec State)."""
+    """The ``ContainerProcessState`` document for the container ``state`` (runtime-spec State,
+    as a dict or its JSON text)."""
+    if isinstance(state, (bytes, str)):
+        state = json.loads(state)
     doc = {"ociVersion": state.get("ociVersion", OCI_VERSION), "fds": [SECCOMP_FD_NAME],
            "pid": state.get("pid", 0) if pid is None else pid, "state": state}
     if metadata:
@@ -26,8 +29,9 @@ def process_state(state, metadata="", pid=None):
 def send_to_listener(listener_path, notify_fd, state, metadata="", pid=None):
     """Connect to ``listener_path`` and send the process state with ``notify_fd`` attached.
 
-    ``state`` is the container's runtime-spec state dict (ociVersion, id, status, pid, bundle,
-    annotations); ``pid`` is the process the filter belongs to (default: ``state["pid"]``).
+    ``state`` is the container's runtime-spec state (ociVersion, id, status, pid, bundle,
+    annotations), a dict or its JSON text as given to hooks; ``pid`` is the process the filter
+    belongs to (default: ``state["pid"]``). The caller keeps ``notify_fd`` and closes it.
     """
     payload = json.dumps(process_state(state, metadata, pid), separators=(",", ":")).encode()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
