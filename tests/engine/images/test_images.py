@@ -365,3 +365,24 @@ def test_load_garbage(svc):
     with pytest.raises(InvalidArgument, match="load: not a valid archive"):
         load(svc, io.BytesIO(b"\x00garbage" * 200))
     assert list(svc.content.walk()) == []
+
+
+@pytest.mark.peer
+def test_saved_archive_is_read_by_skopeo_and_skopeo_archives_load(svc, busybox, tmp_path):
+    if not __import__("shutil").which("skopeo"):
+        pytest.skip("skopeo is not installed")
+    ours = tmp_path / "ours.tar"
+    with open(ours, "wb") as f:
+        save(svc, ["busybox"], f)
+    for transport in ("docker-archive", "oci-archive"):
+        info = json.loads(subprocess.run(["skopeo", "inspect", "%s:%s" % (transport, ours)],
+                                         check=True, capture_output=True).stdout)
+        assert info["Layers"] == svc.get("busybox").diff_ids
+    theirs = tmp_path / "theirs.tar"
+    subprocess.run(["skopeo", "copy", "docker-archive:%s" % ours,
+                    "docker-archive:%s:copied/busybox:v2" % theirs], check=True,
+                   capture_output=True)
+    other = ImageService(str(tmp_path / "other-engine"))
+    with open(theirs, "rb") as f:
+        assert load(other, f) == ["Loaded image: copied/busybox:v2"]
+    assert other.get("copied/busybox:v2").id == busybox
