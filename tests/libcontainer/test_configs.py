@@ -222,3 +222,31 @@ def test_import_is_cheap_and_skips_jsonschema():
             "print(bad)")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("tool, args", [("runc", ["spec"]), ("runc", ["spec", "--rootless"]),
+                                        ("crun", ["spec"]), ("crun", ["spec", "--rootless"])])
+def test_peer_generated_specs_load_and_validate(tmp_path, tool, args):
+    from support import need
+    subprocess.run([need(tool)] + args, cwd=str(tmp_path), check=True)
+    spec = configs.load(str(tmp_path))
+    assert spec.process.args == ["sh"] and spec.root.path == "rootfs"
+    assert configs.validate_schema(spec.raw) == []
+
+
+def test_umoci_unpacked_bundle_loads(tmp_path):
+    from support import need
+    umoci = need("umoci")
+    layout = str(tmp_path / "layout")
+
+    def run(*args):
+        subprocess.run([umoci] + list(args), check=True, capture_output=True)
+    run("init", "--layout", layout)
+    run("new", "--image", layout + ":t")
+    run("config", "--image", layout + ":t", "--config.env", "FOO=bar", "--config.user",
+        "1000:1000", "--config.workingdir", "/srv", "--config.cmd", "sh")
+    run("unpack", "--rootless", "--image", layout + ":t", str(tmp_path / "bundle"))
+    spec = configs.load(str(tmp_path / "bundle"))
+    assert (spec.process.user.uid, spec.process.user.gid) == (1000, 1000)
+    assert spec.process.cwd == "/srv" and "FOO=bar" in spec.process.env
+    assert configs.validate_schema(spec.raw) == []
