@@ -154,15 +154,15 @@ def _pull(ref, content, registries, images, platform, progress, max_concurrent_d
         for layer in layers:
             lease.add(layer["digest"])
         present = _present_layers(content, layers, diff_ids, images)
+        if images is not None:
+            ready = _unpacker(images, layers, diff_ids, out)
+        else:
+            def ready(i):
+                out.layer(events.short_id(layers[i]["digest"]), events.PULL_COMPLETE)
         if not (have_image and all(present)):
             # docker says nothing about the layers of an image it has whole
             downloaded += _fetch_layers(repo, content, layers, present, out,
-                                        max_concurrent_downloads, retries)
-
-            if images is None:
-                for layer, have in zip(layers, present):
-                    if not have:
-                        out.layer(events.short_id(layer["digest"]), events.PULL_COMPLETE)
+                                        max_concurrent_downloads, retries, ready)
 
         for blob in (top, manifest):
             if not content.exists(blob.digest):
@@ -171,8 +171,8 @@ def _pull(ref, content, registries, images, platform, progress, max_concurrent_d
 
         up_to_date = not downloaded
         if images is not None:
-            up_to_date = _record(images, ref, top, manifest, index, config_digest, layers,
-                                 present, out) and up_to_date
+            up_to_date = _record(images, ref, top, manifest, index, config_digest) \
+                and up_to_date
     finally:
         lease.release()
 
@@ -187,30 +187,45 @@ def _pull(ref, content, registries, images, platform, progress, max_concurrent_d
                       downloaded, up_to_date, warning)
 
 
-def _record(images, ref, top, manifest, index, config_digest, layers, present, out):
-    """Unpack and name the image (``Extracting``, ``Pull complete`` for the layers this pull
-    brought); True when ``ref`` named this image already."""
+def _unpacker(images, layers, diff_ids, out):
+    """``ready(i)``: unpack layer ``i`` (all below it are unpacked already) into its snapshot,
+    with ``Extracting`` and ``Pull complete``; called in layer order as downloads finish."""
+    from pyrunc.engine.images.unpack import unpack
+
+    def ready(i):
+        layer = layers[i]
+        sid, size = events.short_id(layer["digest"]), layer["size"]
+
+        done = [0]    # layers below i report Already exists first: the (i+1)th is ours
+
+        def unpacked(digest, status):
+            if status == events.EXTRACTING:
+                out.bytes(sid, events.EXTRACTING, 0, size, force=True)
+                return
+            done[0] += 1
+            if done[0] != i + 1:
+                return
+            if status == events.PULL_COMPLETE:
+                out.bytes(sid, events.EXTRACTING, size, size, force=True)
+            out.layer(sid, events.PULL_COMPLETE)
+
+        unpack(images.content, images.snapshotter, {"layers": layers[:i + 1]},
+               {"rootfs": {"diff_ids": diff_ids[:i + 1]}}, progress=unpacked)
+
+    return ready
+
+
+def _record(images, ref, top, manifest, index, config_digest):
+    """Name the image (its layers are unpacked); True when ``ref`` named it already."""
     try:
         previous = images.store.resolve(str(ref))
     except NotFound:
         previous = None
-    fresh = {layer["digest"]: layer["size"] for layer, have in zip(layers, present) if not have}
-
-    def unpacked(digest, status):
-        if digest not in fresh:
-            return
-        sid = events.short_id(digest)
-        if status == events.EXTRACTING:
-            out.bytes(sid, events.EXTRACTING, 0, fresh[digest], force=True)
-        elif status == events.PULL_COMPLETE:
-            out.bytes(sid, events.EXTRACTING, fresh[digest], fresh[digest], force=True)
-            out.layer(sid, events.PULL_COMPLETE)
-
     refs = [ref.repository().with_digest(top.digest)]
     if ref.tag:
         refs.insert(0, ref.repository().with_tag(ref.tag))
     image_id = images.add(manifest.digest, refs=refs,
-                          index_digest=index.digest if index else None, progress=unpacked)
+                          index_digest=index.digest if index else None)
     return previous == image_id == config_digest
 
 
@@ -247,10 +262,10 @@ def _present_layers(content, layers, diff_ids, images):
     return present
 
 
-def _fetch_layers(repo, content, layers, present, out, max_concurrent, retries):
-    """Download the missing layers concurrently (``Already exists`` for the others); the
-    digests fetched. Layers not unpacked yet but stored get ``Pulling fs layer`` and are
-    unpacked later without a download."""
+def _fetch_layers(repo, content, layers, present, out, max_concurrent, retries, ready):
+    """Download the missing layers concurrently (``Already exists`` for the others) and call
+    ``ready(i)`` for each of them in layer order as soon as it is in; the digests fetched.
+    Layers stored but not unpacked get ``Pulling fs layer`` and no download."""
     missing = [i for i, have in enumerate(present) if not have]
     seen = set()
     for i, layer in enumerate(layers):
@@ -280,8 +295,11 @@ def _fetch_layers(repo, content, layers, present, out, max_concurrent, retries):
             jobs[digest] = pool.submit(_download, repo, content, layers[i], out, cancel, retries)
             started += 1
         try:
-            for job in jobs.values():
-                job.result()
+            for i in missing:
+                job = jobs.get(layers[i]["digest"])
+                if job is not None:
+                    job.result()
+                ready(i)
         except BaseException:
             cancel.set()
             for job in jobs.values():

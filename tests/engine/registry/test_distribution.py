@@ -408,3 +408,20 @@ def test_artifacts_that_are_not_images_are_refused(plain_registry, registries, s
     assert str(err.value) == ("manifest for %s: config media type application/vnd.cncf.helm."
                               "config.v1+json: not a container image" % name)
     assert list(other.walk()) == []
+
+
+def test_pull_unpacks_blobs_fetched_earlier(plain_registry, registries, store, images, tmp_path):
+    digest, _, layers = images.build(store, [{"x": b"1"}, {"y": b"2"}])
+    name = "%s/test/fetched:v1" % plain_registry.domain
+    push(name, store, registries, digest)
+    engine = ImageService(str(tmp_path / "engine"))
+    fetch(name, engine.content, registries)
+    got, callback = collect()
+    result = pull(name, engine, registries, progress=callback)
+    lines = render_plain(got)
+    for layer in layers:
+        assert layer_lines(lines, sid(layer)) == ["Pulling fs layer", "Download complete",
+                                                  "Pull complete"]
+    assert lines[-1] == "Status: Downloaded newer image for " + name
+    assert result.downloaded == []
+    assert engine.get(name).id == result.image_id
