@@ -250,3 +250,27 @@ def test_umoci_unpacked_bundle_loads(tmp_path):
     assert (spec.process.user.uid, spec.process.user.gid) == (1000, 1000)
     assert spec.process.cwd == "/srv" and "FOO=bar" in spec.process.env
     assert configs.validate_schema(spec.raw) == []
+
+
+def test_check_command(tmp_path):
+    def check():
+        return subprocess.run([sys.executable, "-m", "pyrunc.libcontainer.configs",
+                               str(tmp_path)], capture_output=True, text=True)
+    r = check()
+    assert r.returncode == 3 and "config.json: not found in bundle" in r.stderr
+    doc = full_doc()
+    bundles.write_spec(str(tmp_path), doc)
+    r = check()
+    assert (r.returncode, r.stdout) == (0, "config.json: valid (ociVersion 1.2.0)\n")
+    doc["process"]["args"] = []
+    doc["process"]["user"]["uid"] = -1
+    bundles.write_spec(str(tmp_path), doc)
+    r = check()
+    lines = r.stderr.splitlines()
+    assert r.returncode == 2
+    assert lines[0] == "config.json: process.args: must be a non-empty array"
+    assert "config.json: process.args: [] should be non-empty" in lines
+    assert any(line.startswith("config.json: process.user.uid: -1 is less than") for line in lines)
+    (tmp_path / "config.json").write_text("{")
+    r = check()
+    assert r.returncode == 2 and r.stderr.startswith("config.json: invalid JSON at line 1")

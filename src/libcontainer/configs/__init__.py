@@ -13,9 +13,21 @@ checked but kept as dicts; ``spec.raw`` is the whole document.
 
 Bad input raises ``pyrunc.errors.InvalidArgument`` (``ConfigError``) with one line naming the file,
 the JSON path and the reason: ``config.json: process.args: must be a non-empty array``.
+
+The loader and the JSON Schema accept the same documents (a hypothesis test checks it). Where
+both differ from runc 1.1 (which decodes into Go structs and checks little), on purpose:
+
+* ``ociVersion`` is any string, as in runc, but must be present (the spec requires it).
+* ``null`` is not accepted for an absent value; Go would read it as absent.
+* An integral float such as ``1.0`` counts as an integer (JSON Schema's rule); Go refuses it.
+* Ranges and enums are checked up front (uid/gid are uint32, ``oomScoreAdj`` is -1000..1000,
+  namespace types, seccomp actions, ...), where runc fails later or passes them on.
+* Unknown keys are ignored, as in runc.
+
+    python -m pyrunc.libcontainer.configs BUNDLE     # load, then list every schema error
 """
 from pyrunc.libcontainer.configs.fields import ConfigError, snake_case
-from pyrunc.libcontainer.configs.load import from_dict, from_json, load
+from pyrunc.libcontainer.configs.load import CONFIG_FILE, from_dict, from_json, load
 from pyrunc.libcontainer.configs.spec import (
     Capabilities, ConsoleSize, CPUAffinity, Device, Hook, Hooks, IDMapping, IOPriority, Linux,
     Mount, Namespace, NetDevice, Process, Rlimit, Root, Scheduler, Spec, TimeOffset, User)
@@ -30,7 +42,7 @@ def validate_schema(doc):
     return validate(doc)
 
 
-__all__ = ["load", "from_dict", "from_json", "validate_schema", "ConfigError", "snake_case",
+__all__ = ["CONFIG_FILE", "load", "from_dict", "from_json", "validate_schema", "ConfigError", "snake_case",
            "Spec", "Root", "Mount", "Process", "User", "Capabilities", "Rlimit", "ConsoleSize",
            "Scheduler", "IOPriority", "CPUAffinity", "Hooks", "Hook", "Linux", "IDMapping",
            "Namespace", "Device", "TimeOffset", "NetDevice"]
