@@ -42,7 +42,7 @@ def validate_schema(doc):
     return validate(doc)
 
 
-__all__ = ["CONFIG_FILE", "load", "from_dict", "from_json", "validate_schema", "ConfigError", "snake_case",
-           "Spec", "Root", "Mount", "Process", "User", "Capabilities", "Rlimit", "ConsoleSize",
+__all__ = ["CONFIG_FILE", "load", "from_dict", "from_json", "validate_schema", "ConfigError",
+           "snake_case", "Spec", "Root", "Mount", "Process", "User", "Capabilities", "Rlimit", "ConsoleSize",
            "Scheduler", "IOPriority", "CPUAffinity", "Hooks", "Hook", "Linux", "IDMapping",
            "Namespace", "Device", "TimeOffset", "NetDevice"]
