@@ -29,38 +29,39 @@ def set_child_subreaper():
 
 def run(ctx, flags, container_id, create):
     """create + start (+ wait and delete unless detached); returns the exit code."""
-    detach = flags["detach"]
-    if not detach:
-        set_child_subreaper()
+    if flags["detach"]:
+        container = create(ctx, flags, container_id)
+        _start_or_destroy(container)
+        return 0
+    set_child_subreaper()
     console = None
-    if flags["console_socket"] is None and not detach and _spec_wants_terminal(flags["bundle"]):
+    if flags["console_socket"] is None and _spec_wants_terminal(flags["bundle"]):
         console = _ConsoleReceiver()
+    # Signals are caught from here on; those that arrive before the container's process runs
+    # wait in the wake-up pipe and are forwarded once it does, as runc does.
+    with _Signals() as signals:
+        try:
+            container = create(ctx, flags, container_id,
+                               console_socket=console.path if console else None)
+            master = console.receive() if console else None
+        finally:
+            if console:
+                console.close()
+        try:
+            pid = container.state()["pid"]
+            _start_or_destroy(container)
+            return _supervise(signals, pid, master)
+        finally:
+            if not flags["keep"]:
+                container.destroy(force=True)
+
+
+def _start_or_destroy(container):
     try:
-        container = create(ctx, flags, container_id,
-                           console_socket=console.path if console else None)
-    except BaseException:
-        if console:
-            console.close()
-        raise
-    try:
-        master = console.receive() if console else None
-    finally:
-        if console:
-            console.close()
-    try:
-        pid = container.state()["pid"]
         container.start()
     except BaseException:
         container.destroy(force=True)
         raise
-    if detach:
-        return 0
-    try:
-        status = _supervise(pid, master)
-    finally:
-        if not flags["keep"]:
-            container.destroy(force=True)
-    return status
 
 
 def _spec_wants_terminal(bundle):
@@ -102,28 +103,43 @@ class _ConsoleReceiver:
         os.rmdir(self.dir)
 
 
-def _supervise(pid, master):
+class _Signals:
+    """Catch every forwardable signal into a non-blocking wake-up pipe."""
+
+    def __enter__(self):
+        self.r, self.w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self.w)
+        self.saved = {}
+        for sig in FORWARDED + [signal.SIGCHLD, signal.SIGWINCH]:
+            try:
+                self.saved[sig] = signal.signal(sig, _noop)
+            except (OSError, ValueError):
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+        signal.set_wakeup_fd(-1)
+        os.close(self.r)
+        os.close(self.w)
+
+
+def _supervise(signals, pid, master):
     """Forward signals to ``pid``, proxy ``master`` if given, and return the exit code."""
-    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    signal.set_wakeup_fd(wake_w)
-    for sig in FORWARDED + [signal.SIGCHLD, signal.SIGWINCH]:
-        try:
-            signal.signal(sig, _noop)
-        except (OSError, ValueError):
-            pass
     tty = _Terminal(master) if master is not None else None
     try:
         if tty:
             tty.resize()
         status = _reap(pid)
         while status is None:
-            fds = [wake_r] + (tty.fds() if tty else [])
+            fds = [signals.r] + (tty.fds() if tty else [])
             try:
                 ready, _, _ = select.select(fds, [], [])
             except InterruptedError:
                 continue
-            if wake_r in ready:
-                for sig in os.read(wake_r, 256):
+            if signals.r in ready:
+                for sig in os.read(signals.r, 256):
                     if sig == signal.SIGCHLD:
                         status = _reap(pid)
                     elif sig == signal.SIGWINCH:
@@ -142,9 +158,6 @@ def _supervise(pid, master):
     finally:
         if tty:
             tty.close()
-        signal.set_wakeup_fd(-1)
-        os.close(wake_r)
-        os.close(wake_w)
 
 
 def _noop(signum, frame):
