@@ -87,8 +87,9 @@ class Reference:
         """The repository as a user writes it: ``nginx``, ``user/app``, ``host:5000/app``."""
         if self.domain == DEFAULT_DOMAIN:
             path = self.path
-            if path.startswith(OFFICIAL_REPO_PREFIX) and "/" not in path[len(OFFICIAL_REPO_PREFIX):]:
-                path = path[len(OFFICIAL_REPO_PREFIX):]
+            rest = path[len(OFFICIAL_REPO_PREFIX):]
+            if path.startswith(OFFICIAL_REPO_PREFIX) and "/" not in rest:
+                path = rest
             return path
         return self.name
 

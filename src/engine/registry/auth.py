@@ -133,8 +133,8 @@ class Authenticator:
         except requests.RequestException as err:
             raise Unavailable("Get %s: %s" % (realm, _reason(err)))
         if response.status_code in (401, 403):
-            raise Unauthorized("Get %s: unauthorized: %s"
-                               % (realm, _error_detail(response) or "incorrect username or password"))
+            detail = _error_detail(response) or "incorrect username or password"
+            raise Unauthorized("Get %s: unauthorized: %s" % (realm, detail))
         if response.status_code != 200:
             raise Unavailable("Get %s: token server answered %d %s"
                               % (realm, response.status_code, response.reason))

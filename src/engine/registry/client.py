@@ -19,7 +19,7 @@ from pyrunc.errors import InvalidArgument, NotFound, Unavailable
 from pyrunc.engine.reference import validate_digest
 from pyrunc.engine.registry import mediatypes
 from pyrunc.engine.registry.auth import Authenticator, Unauthorized, repository_scope, _reason
-from pyrunc.engine.registry.config import AuthFile, Credentials, RegistryOptions
+from pyrunc.engine.registry.config import AuthFile, Credentials, RegistryOptions, server_domain
 
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 60
@@ -311,8 +311,10 @@ class RegistryService:
                 self._registries[domain] = Registry(domain, self.options, self.auth_file)
             return self._registries[domain]
 
-    def login(self, domain, credentials):
-        """Check and store credentials for ``domain``: ``Login Succeeded``."""
+    def login(self, server, credentials):
+        """Check and store credentials for a registry (``docker login``'s server argument:
+        ``myreg:5000``, ``https://index.docker.io/v1/``...): ``Login Succeeded``."""
+        domain = server_domain(server)
         with self._lock:
             old = self._registries.pop(domain, None)
         if old is not None:
@@ -327,7 +329,9 @@ class RegistryService:
             self._registries[domain] = registry
         return message
 
-    def logout(self, domain):
+    def logout(self, server):
+        """Forget stored credentials; False when there were none."""
+        domain = server_domain(server)
         with self._lock:
             old = self._registries.pop(domain, None)
         if old is not None:
@@ -484,7 +488,8 @@ class Repository:
             raise InvalidArgument("blob %s: size mismatch: expected %d, got %d"
                                   % (digest, size, len(data)))
         if sha256_digest(data) != digest and digest.startswith("sha256:"):
-            raise InvalidArgument("blob %s: digest mismatch: got %s" % (digest, sha256_digest(data)))
+            raise InvalidArgument("blob %s: digest mismatch: got %s"
+                                  % (digest, sha256_digest(data)))
         return data
 
     def fetch_blob(self, digest, size, writer, progress=None, retries=DOWNLOAD_RETRIES,

@@ -96,6 +96,16 @@ class RegistryOptions:
             self.mirrors.append(mirror.rstrip("/"))
         self.certs_dir = certs_dir
 
+    @classmethod
+    def from_daemon_config(cls, config, certs_dir=DEFAULT_CERTS_DIR):
+        """Options from a parsed ``daemon.json`` (``insecure-registries``, ``registry-mirrors``)."""
+        for key in ("insecure-registries", "registry-mirrors"):
+            value = config.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise InvalidArgument("daemon config: %s: must be an array of strings" % key)
+        return cls(insecure_registries=config.get("insecure-registries", []),
+                   mirrors=config.get("registry-mirrors", []), certs_dir=certs_dir)
+
     def is_secure(self, host):
         """Whether ``host[:port]`` must be reached over verified TLS."""
         if host in self.insecure_hosts:
@@ -173,6 +183,18 @@ def _addresses(name):
         except ValueError:
             continue
     return result
+
+
+def server_domain(server):
+    """The registry domain a ``docker login`` server argument names (default docker.io)."""
+    if not server:
+        return DEFAULT_DOMAIN
+    host = _strip_scheme(server.strip()).split("/")[0]
+    if host in ("index.docker.io", "registry-1.docker.io", "docker.io"):
+        return DEFAULT_DOMAIN
+    if not host:
+        raise InvalidArgument("invalid registry server address %r" % server)
+    return host
 
 
 def auth_key(domain):

@@ -121,3 +121,18 @@ def test_select_manifest_picks_a_match_or_says_none(entries, os_, wanted_arch):
     else:
         with pytest.raises(NotFound, match="no matching manifest for %s" % wanted):
             select_manifest(index, wanted)
+
+
+def test_daemon_config_and_login_servers(tmp_path):
+    from pyrunc.engine.registry.config import server_domain
+    options = RegistryOptions.from_daemon_config(
+        {"insecure-registries": ["reg.example.com:5000"],
+         "registry-mirrors": ["https://mirror.example.com"]}, certs_dir=str(tmp_path))
+    assert not options.is_secure("reg.example.com:5000")
+    assert options.mirrors == ["https://mirror.example.com"]
+    with pytest.raises(InvalidArgument, match="insecure-registries: must be an array"):
+        RegistryOptions.from_daemon_config({"insecure-registries": "x"})
+    assert server_domain("") == "docker.io"
+    assert server_domain("https://index.docker.io/v1/") == "docker.io"
+    assert server_domain("http://127.0.0.1:5000") == "127.0.0.1:5000"
+    assert server_domain("myreg:5000/") == "myreg:5000"
