@@ -18,12 +18,16 @@ program notifies. The rules follow runc's:
 """
 import errno
 import json
-import logging
 
 from pyrunc.errors import InvalidArgument, SystemFailure
 from pyrunc.libcontainer.plan import Seccomp
 
-log = logging.getLogger("pyrunc.seccomp")
+LOGGER = "pyrunc.seccomp"
+
+
+def _warn(message, *args):
+    import logging   # only when there is something to say: logging is slow to import
+    logging.getLogger(LOGGER).warning(message, *args)
 
 SECTION = "linux.seccomp"
 MAX_ERRNO_RET = 0xFFFF            # SECCOMP_RET_DATA: 16 bits
@@ -298,7 +302,7 @@ def _add_syscalls(c, ctx, syscalls, default, section):
                 continue
             number = lib.seccomp_syscall_resolve_name(name.encode())
             if number == lib.__NR_SCMP_ERROR:
-                log.warning("%s: unknown syscall %s skipped", where, _quote(name))
+                _warn("%s: unknown syscall %s skipped", where, _quote(name))
                 continue
             notify = notify or action == lib.SCMP_ACT_NOTIFY
             for group in groups:

@@ -4,9 +4,7 @@ As runc does, the runtime connects to the unix socket ``listenerPath`` and sends
 message, the JSON of the container process state (runtime-spec ``ContainerProcessState``) with
 the listener fd attached as SCM_RIGHTS; ``fds`` names that fd ``seccompFd``.
 """
-import array
 import json
-import socket
 
 from pyrunc.errors import SystemFailure
 
@@ -33,6 +31,8 @@ def send_to_listener(listener_path, notify_fd, state, metadata="", pid=None):
     annotations), a dict or its JSON text as given to hooks; ``pid`` is the process the filter
     belongs to (default: ``state["pid"]``). The caller keeps ``notify_fd`` and closes it.
     """
+    import array
+    import socket
     payload = json.dumps(process_state(state, metadata, pid), separators=(",", ":")).encode()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
