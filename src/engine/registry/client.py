@@ -107,19 +107,16 @@ def raise_for_response(response, context):
     raise Unavailable(text)
 
 
-class _TLSAdapter:
-    """Factory for a requests adapter using one endpoint's ``ssl.SSLContext``."""
+def _tls_adapter(context, pool_size):
+    """A requests adapter whose connections use ``context`` (an endpoint's TLS settings)."""
+    from requests.adapters import HTTPAdapter
 
-    @staticmethod
-    def make(context, pool_size):
-        from requests.adapters import HTTPAdapter
+    class TLSAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            kwargs["ssl_context"] = context
+            return super().init_poolmanager(*args, **kwargs)
 
-        class Adapter(HTTPAdapter):
-            def init_poolmanager(self, *args, **kwargs):
-                kwargs["ssl_context"] = context
-                return super().init_poolmanager(*args, **kwargs)
-
-        return Adapter(pool_connections=4, pool_maxsize=pool_size)
+    return TLSAdapter(pool_connections=4, pool_maxsize=pool_size)
 
 
 class Connection:
@@ -133,8 +130,8 @@ class Connection:
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "pyrunc/0.1 (docker-compatible)"
         if endpoint.secure:
-            self.session.mount(endpoint.url + "/", _TLSAdapter.make(endpoint.ssl_context(),
-                                                                    pool_size))
+            self.session.mount(endpoint.url + "/", _tls_adapter(endpoint.ssl_context(),
+                                                                pool_size))
             if not endpoint.verify_tls:
                 import urllib3
                 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
