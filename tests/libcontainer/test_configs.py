@@ -168,6 +168,17 @@ def test_integral_floats_count_as_integers():
     assert _error(doc) == "config.json: process.user.uid: must be an integer"
 
 
+def test_integral_floats_in_raw_sections_become_ints():
+    doc = full_doc()
+    doc["linux"]["seccomp"]["syscalls"][0]["errnoRet"] = 1.0
+    doc["linux"]["resources"]["pids"]["limit"] = 100.0
+    spec = configs.from_dict(doc)
+    assert type(spec.linux.seccomp["syscalls"][0]["errnoRet"]) is int
+    assert spec.linux.resources["pids"] == {"limit": 100}
+    assert type(spec.linux.resources["pids"]["limit"]) is int
+    assert spec.linux.resources["memory"] is doc["linux"]["resources"]["memory"]
+
+
 def test_unknown_keys_are_ignored():
     doc = full_doc()
     doc["windows"] = {"layerFolders": []}

@@ -211,11 +211,28 @@ class Object(Kind):
 
 
 class Raw(Object):
-    """Checked against a ``Model`` like ``Object``, but kept as the JSON dict it was."""
+    """Checked against a ``Model`` like ``Object``, but kept as the JSON dict it was.
+
+    Integral floats (``1.0``, which the checks accept as integers) become ints, so readers of
+    the dict see what the model saw; the runtime spec has no float fields.
+    """
 
     def decode(self, value, path):
         self.model.decode(value, path)
-        return value
+        return _integral(value)
+
+
+def _integral(value):
+    """``value`` with every integral float made an int (the same object when there is none)."""
+    if type(value) is float:
+        return int(value) if value.is_integer() else value
+    if type(value) is dict:
+        out = {k: _integral(v) for k, v in value.items()}
+        return value if all(out[k] is v for k, v in value.items()) else out
+    if type(value) is list:
+        out = [_integral(v) for v in value]
+        return value if all(a is b for a, b in zip(out, value)) else out
+    return value
 
 
 def _empty(value):
