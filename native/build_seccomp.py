@@ -50,6 +50,7 @@ ffibuilder.cdef("""
     int seccomp_arch_add(scmp_filter_ctx ctx, uint32_t arch_token);
     int seccomp_syscall_resolve_name(const char *name);
     int seccomp_syscall_resolve_name_arch(uint32_t arch_token, const char *name);
+    char *seccomp_syscall_resolve_num_arch(uint32_t arch_token, int num);
     int seccomp_rule_add_array(scmp_filter_ctx ctx, uint32_t action, int syscall,
                                unsigned int arg_cnt, const struct scmp_arg_cmp *arg_array);
     const struct scmp_version *seccomp_version(void);

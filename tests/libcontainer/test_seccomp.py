@@ -458,3 +458,12 @@ def test_stubbed_programs_pass_the_kernels_checks(arches, names):
                                       default="SCMP_ACT_ERRNO", architectures=arches))
     status, result = run_filtered(program, lambda _fd: "loaded")
     assert os.WIFEXITED(status) and result == "loaded", result
+
+
+def test_syscall_names():
+    names = seccomp.syscall_names()
+    assert names[:3] == ["read", "write", "open"] and "clone3" in names
+    assert len(set(names)) == len(names)
+    assert "socketcall" in seccomp.syscall_names("SCMP_ARCH_X86")
+    with pytest.raises(errors.InvalidArgument):
+        seccomp.syscall_names("SCMP_ARCH_PDP11")

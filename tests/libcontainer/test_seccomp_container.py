@@ -92,6 +92,19 @@ def test_argument_conditions(runtime, seccomp_bundle):
     assert (status, out) == (0, "zero=1\ncont=0\n"), err
 
 
+def test_refusing_default_with_an_allow_list(runtime, seccomp_bundle):
+    # docker's shape: refuse by default, allow a long list (here: all but mkdir and mkdirat)
+    from pyrunc.libcontainer import seccomp
+    allowed = [n for n in seccomp.syscall_names() if n not in ("mkdir", "mkdirat")]
+    bundle = seccomp_bundle("echo hi; mkdir /tmp/x; echo rc=$?", {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": allowed, "action": "SCMP_ACT_ALLOW"}]})
+    status, out, err = runtime.run(bundle)
+    assert (status, out) == (0, "hi\nrc=1\n"), err
+    assert "Operation not permitted" in err
+
+
 def test_unknown_syscall_names_are_skipped(runtime, seccomp_bundle):
     bundle = seccomp_bundle("mkdir /tmp/x; echo rc=$?", allow_but(
         {"names": ["no_such_syscall", "mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}))

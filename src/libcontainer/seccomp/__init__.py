@@ -8,8 +8,8 @@ Importing this package is cheap; libseccomp (``pyrunc._seccomp``) loads on the f
 Callers import the package only when a config has a seccomp section.
 """
 from pyrunc.libcontainer.seccomp.filter import (
-    compile, features, load_filter, version, version_string)
+    compile, features, load_filter, syscall_names, version, version_string)
 from pyrunc.libcontainer.seccomp.notify import process_state, send_to_listener
 
-__all__ = ["compile", "features", "load_filter", "version", "version_string", "process_state",
-           "send_to_listener"]
+__all__ = ["compile", "features", "load_filter", "syscall_names", "version", "version_string",
+           "process_state", "send_to_listener"]

@@ -310,6 +310,21 @@ def _add_syscalls(c, ctx, syscalls, default, section):
     return notify, every_name
 
 
+def syscall_names(arch=None, upto=1024):
+    """Every syscall name libseccomp knows for ``arch`` (SCMP_ARCH_*; default: this host's)."""
+    native = _native()
+    lib, ffi = native.lib, native.ffi
+    token = lib.seccomp_arch_native() if arch is None else _Compiler(native, SECTION).arch(
+        arch, "arch")
+    names = []
+    for number in range(upto):
+        name = lib.seccomp_syscall_resolve_num_arch(token, number)
+        if name != ffi.NULL:
+            names.append(ffi.string(name).decode())
+            lib.free(name)
+    return names
+
+
 def features():
     """The ``linux.seccomp`` part of ``pyrunc features`` (runc's shape), for this host."""
     from pyrunc.libcontainer.configs.spec import SECCOMP_ACTIONS, SECCOMP_ARCHES
