@@ -314,8 +314,11 @@ def syscall_names(arch=None, upto=1024):
     """Every syscall name libseccomp knows for ``arch`` (SCMP_ARCH_*; default: this host's)."""
     native = _native()
     lib, ffi = native.lib, native.ffi
-    token = lib.seccomp_arch_native() if arch is None else _Compiler(native, SECTION).arch(
-        arch, "arch")
+    try:
+        token = lib.seccomp_arch_native() if arch is None else _Compiler(native, SECTION).arch(
+            arch, "seccomp: architecture")
+    except _Invalid as e:
+        raise InvalidArgument("%s: %s" % (e.path, e.reason)) from None
     names = []
     for number in range(upto):
         name = lib.seccomp_syscall_resolve_num_arch(token, number)
