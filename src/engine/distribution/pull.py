@@ -311,15 +311,18 @@ def _fetch_layers(repo, content, layers, present, out, max_concurrent, retries, 
 def _download(repo, content, layer, out, cancel, retries):
     digest, size = layer["digest"], layer["size"]
     sid = events.short_id(digest)
-    if cancel.is_set():
-        raise _Cancelled()
-
     def report(current):
         if cancel.is_set():
             raise _Cancelled()
         out.bytes(sid, events.DOWNLOADING, current, size)
 
-    writer = content.writer("pull-" + digest, digest, size)
+    try:
+        writer = _writer(content, digest, size, cancel)
+    except _Cancelled:
+        raise Unavailable("pull cancelled")
+    if writer is None:
+        out.layer(sid, events.DOWNLOAD_COMPLETE)
+        return
     try:
         if writer.offset > size:
             writer.truncate(0)
@@ -339,3 +342,16 @@ def _download(repo, content, layer, out, cancel, retries):
             raise
         raise Unavailable("blob %s: %s" % (digest, err))
     out.layer(sid, events.DOWNLOAD_COMPLETE)
+
+
+def _writer(content, digest, size, cancel, poll=0.1):
+    """The ingest writer for a blob; None once the blob is in the store. While another pull
+    holds the ingest, wait for it to finish (or fail, then take over)."""
+    while True:
+        if content.exists(digest):
+            return None
+        try:
+            return content.writer("pull-" + digest, digest, size)
+        except Unavailable:
+            if cancel.wait(poll):
+                raise _Cancelled()

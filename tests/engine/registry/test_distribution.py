@@ -425,3 +425,30 @@ def test_pull_unpacks_blobs_fetched_earlier(plain_registry, registries, store, i
     assert lines[-1] == "Status: Downloaded newer image for " + name
     assert result.downloaded == []
     assert engine.get(name).id == result.image_id
+
+
+def test_concurrent_pulls_of_one_image_share_the_downloads(plain_registry, registries, store,
+                                                           images, tmp_path):
+    import threading
+    digest, _, layers = images.build(store, [{"a": os.urandom(2_000_000)},
+                                             {"b": os.urandom(2_000_000)}])
+    name = "%s/test/concurrent:v1" % plain_registry.domain
+    push(name, store, registries, digest)
+    target = ContentStore(str(tmp_path / "shared"))
+    results, errors = [], []
+
+    def one():
+        try:
+            results.append(fetch(name, target, registries))
+        except Exception as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=one) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(results) == 3
+    for layer in layers:
+        assert target.read(layer["digest"]) == store.read(layer["digest"])
+    assert list(target.ingests()) == []
