@@ -5,11 +5,12 @@ import shutil
 import subprocess
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from pyrunc.engine.content import ContentStore
 from pyrunc.engine.distribution import fetch, parse_platform, pull, push, render_plain
-from pyrunc.engine.images import ImageService
 from pyrunc.engine.distribution.progress import human_size, progress_bar
+from pyrunc.engine.images import ImageService
 from pyrunc.engine.registry import (AuthFile, Credentials, RegistryOptions, RegistryService,
                                     Unauthorized)
 from pyrunc.engine.registry import mediatypes
@@ -452,3 +453,26 @@ def test_concurrent_pulls_of_one_image_share_the_downloads(plain_registry, regis
     for layer in layers:
         assert target.read(layer["digest"]) == store.read(layer["digest"])
     assert list(target.ingests()) == []
+
+
+
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(drops=st.lists(st.integers(1, 300_000), min_size=1, max_size=3))
+def test_resume_from_any_break_points(plain_registry, registries, store, images, fault_proxy,
+                                      tmp_path_factory, drops):
+    digest, _, layers = images.build(store, [{"r": bytes(range(256)) * 1000}])
+    layer = layers[0]
+    push("%s/test/resume:v1" % plain_registry.domain, store, registries, digest)
+    proxy = fault_proxy(plain_registry)
+    proxy.faults[layer["digest"]] = [("drop", n) for n in drops]
+    target = ContentStore(str(tmp_path_factory.mktemp("resume")))
+    fetch("%s/test/resume:v1" % proxy.domain, target, registries)
+    assert target.read(layer["digest"]) == store.read(layer["digest"])
+    expected, offset = [None], 0
+    for n in drops:
+        offset += min(n, layer["size"] - offset)
+        if offset == layer["size"]:
+            break
+        expected.append("bytes=%d-" % offset)
+    assert [r for (m, p, r) in proxy.requests if m == "GET" and layer["digest"] in p] == expected
