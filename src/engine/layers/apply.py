@@ -24,8 +24,8 @@ import os
 import shutil
 import stat
 
-from pyrunc.engine.layers.compression import decompressed
-from pyrunc.engine.layers.tarstream import TarError, TarReader
+from pyrunc.engine.layers.compression import decompressed, detect
+from pyrunc.engine.layers.tarstream import MappedTarReader, TarError, TarReader
 from pyrunc.errors import InvalidArgument, SystemFailure
 
 WHITEOUT_PREFIX = ".wh."
@@ -273,8 +273,8 @@ class Applier:
         if self.max_size is not None and self.size + m.size > self.max_size:
             raise LayerError("layer: %s: %d bytes exceed the layer limit of %d bytes"
                              % (m.name, m.size, self.max_size))
-        vfs = os.statvfs(parent)
-        if m.size > vfs.f_bavail * vfs.f_frsize:
+        vfs = os.statvfs(parent) if m.size >= _CHUNK else None
+        if vfs is not None and m.size > vfs.f_bavail * vfs.f_frsize:
             raise LayerError("layer: %s: %d bytes do not fit in the %d bytes free"
                              % (m.name, m.size, vfs.f_bavail * vfs.f_frsize))
         fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -392,6 +392,20 @@ class Applier:
         self.tree.close()
 
 
+def _tar_reader(stream):
+    """The mapped reader for an uncompressed layer in a regular file, else the streaming one."""
+    try:
+        fd = stream.fileno()
+        regular = stat.S_ISREG(os.fstat(fd).st_mode) and stream.seekable()
+    except (AttributeError, OSError, ValueError):
+        regular = False
+    if regular:
+        offset = stream.tell()
+        if detect(os.pread(fd, 6, offset)) == "none":
+            return MappedTarReader(fd, offset)
+    return TarReader(decompressed(stream))
+
+
 def apply_layer(stream, root, *, whiteouts="delete", lowers=(), expected_diff_id=None,
                 max_size=None):
     """Apply the layer read from ``stream`` onto the directory ``root``; returns Result.
@@ -399,7 +413,7 @@ def apply_layer(stream, root, *, whiteouts="delete", lowers=(), expected_diff_id
     On error ``root`` may hold part of the layer: callers unpack into a fresh snapshot and
     remove it on failure (see ``pyrunc.engine.images.unpack``).
     """
-    reader = TarReader(decompressed(stream))
+    reader = _tar_reader(stream)
     applier = Applier(root, whiteouts, lowers, max_size)
     try:
         try:

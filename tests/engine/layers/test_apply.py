@@ -12,8 +12,24 @@ from pyrunc.engine.layers import LayerError, apply_layer, write_overlay_diff, wr
 pytestmark = pytest.mark.usefixtures("private_mount_ns")
 
 
+_SOURCE = {"kind": "stream", "dir": None}
+
+
+@pytest.fixture(autouse=True, params=["stream", "file"])
+def source_kind(request, tmp_path_factory):
+    """Every test runs twice: the layer as a stream, and as a regular file (mapped reader)."""
+    _SOURCE.update(kind=request.param, dir=tmp_path_factory.mktemp("layers"))
+    yield request.param
+    _SOURCE.update(kind="stream", dir=None)
+
+
 def apply(data, root, **kw):
-    return apply_layer(io.BytesIO(data), str(root), **kw)
+    if _SOURCE["kind"] == "stream":
+        return apply_layer(io.BytesIO(data), str(root), **kw)
+    path = _SOURCE["dir"] / "layer"
+    path.write_bytes(data)
+    with open(path, "rb") as f:
+        return apply_layer(f, str(root), **kw)
 
 
 @pytest.fixture
