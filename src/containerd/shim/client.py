@@ -1,0 +1,244 @@
+"""Starting a shim and talking to it over its unix socket.
+
+Requests are one line; replies are ``ok[ PAYLOAD]`` or ``err CATEGORY MESSAGE``. The socket is
+reached through ``/proc/self/fd/N/shim.sock`` (N an O_PATH descriptor of the state directory), so
+state directories deeper than a sockaddr_un path allows still work.
+"""
+import json
+import os
+import re
+import socket
+import struct
+import subprocess
+
+from pyrunc import errors
+
+SHIM_NAME = "pyrunc-shim"
+SOCKET = "shim.sock"
+
+_CATEGORIES = {cls.__name__: cls for cls in (errors.InvalidArgument, errors.NotFound,
+                                             errors.AlreadyExists, errors.Conflict,
+                                             errors.FailedPrecondition, errors.Unavailable)}
+
+
+class ShimGone(Exception):
+    """The shim is not answering: it exited or was killed."""
+
+
+def shim_binary():
+    """Path of the compiled shim shipped in the package."""
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.path.join(here, "_libexec", SHIM_NAME)
+    if not os.access(path, os.X_OK):
+        raise errors.Unavailable("%s: not built (run setup.py build_ext)" % path)
+    return path
+
+
+_RUNC_MSG = re.compile(r'level=(?:error|fatal) msg="((?:[^"\\]|\\.)*)"')
+
+
+def runtime_message(text):
+    """The one-line reason out of a runtime's stderr (runc's logrus lines or plain text)."""
+    found = _RUNC_MSG.findall(text)
+    if found:
+        return json.loads('"%s"' % found[-1])
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else text.strip()
+
+
+def error_from_reply(text):
+    """Turn ``CATEGORY MESSAGE`` into the matching pyrunc error."""
+    category, _, message = text.partition(" ")
+    cls = _CATEGORIES.get(category, errors.PyruncError)
+    prefix, sep, detail = message.partition(": ")
+    if sep and "runtime" in prefix:
+        message = "%s: %s" % (prefix, runtime_message(detail))
+    return cls(message)
+
+
+def start_shim(*, container_id, state_dir, bundle, runtime, runtime_root=None, log=None,
+               log_max_size=0, log_max_file=1, terminal=False, stdin=False, events=None):
+    """Start a detached shim that creates the container; returns the init's pid.
+
+    Raises the runtime's create error (with the container left deleted) on failure.
+    """
+    argv = [shim_binary(), "--id", container_id, "--state-dir", state_dir, "--bundle", bundle,
+            "--runtime", runtime]
+    if runtime_root:
+        argv += ["--runtime-root", runtime_root]
+    if log:
+        argv += ["--log", log, "--log-max-size", str(int(log_max_size or 0)),
+                 "--log-max-file", str(int(log_max_file or 1))]
+    if terminal:
+        argv.append("--terminal")
+    if stdin:
+        argv.append("--stdin")
+    if events:
+        argv += ["--events", events]
+    r, w = os.pipe2(os.O_CLOEXEC)
+    try:
+        argv += ["--ready-fd", str(w)]
+        proc = subprocess.Popen(argv, pass_fds=(w,), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        os.close(w)
+        w = -1
+        _, err = proc.communicate()
+        if proc.returncode:
+            raise errors.InvalidArgument("%s: %s" % (SHIM_NAME, err.decode(errors="replace")
+                                                     .strip()))
+        chunks = []
+        while True:
+            chunk = os.read(r, 4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+    line = b"".join(chunks).decode(errors="replace").strip()
+    if line.startswith("ok "):
+        return int(line[3:])
+    if line.startswith("err "):
+        raise error_from_reply(line[4:])
+    raise errors.PyruncError("%s for %s exited before creating the container"
+                             % (SHIM_NAME, container_id))
+
+
+class ShimClient:
+    """Requests to the shim of one container."""
+
+    def __init__(self, state_dir):
+        self.state_dir = state_dir
+
+    def connect(self, timeout=30.0):
+        try:
+            dfd = os.open(self.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ShimGone(self.state_dir) from None
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect("/proc/self/fd/%d/%s" % (dfd, SOCKET))
+        except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError) as e:
+            sock.close()
+            raise ShimGone(str(e)) from None
+        except BaseException:
+            sock.close()
+            raise
+        finally:
+            os.close(dfd)
+        return sock
+
+    def call(self, *words, timeout=30.0):
+        """Send one request; return the reply payload (str) or raise its error."""
+        sock = self.connect(timeout)
+        try:
+            sock.sendall((" ".join(str(w) for w in words) + "\n").encode())
+            line = _read_line(sock)
+        except (ConnectionResetError, BrokenPipeError) as e:
+            raise ShimGone(str(e)) from None
+        finally:
+            sock.close()
+        return _parse_reply(line)
+
+    def call_json(self, *words, timeout=30.0):
+        return json.loads(self.call(*words, timeout=timeout))
+
+    def attach(self):
+        """Attach to the container's stdio (see ``Attachment``)."""
+        sock = self.connect()
+        try:
+            sock.sendall(b"attach\n")
+            _parse_reply(_read_line(sock))
+        except (ConnectionResetError, BrokenPipeError) as e:
+            sock.close()
+            raise ShimGone(str(e)) from None
+        except BaseException:
+            sock.close()
+            raise
+        sock.settimeout(None)
+        return Attachment(sock)
+
+
+def _read_line(sock):
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ShimGone("connection closed before a reply")
+        data += chunk
+    return data.decode(errors="replace").rstrip("\n")
+
+
+def _parse_reply(line):
+    if line == "ok":
+        return ""
+    if line.startswith("ok "):
+        return line[3:]
+    if line.startswith("err "):
+        raise error_from_reply(line[4:])
+    raise errors.PyruncError("%s: malformed reply %r" % (SHIM_NAME, line[:80]))
+
+
+STDIN, STDOUT, STDERR, EXIT = 0, 1, 2, 3
+
+
+class Attachment:
+    """A live connection to a container's stdio.
+
+    ``read()`` returns ``(stream, bytes)`` frames (STDOUT, STDERR, then EXIT with the status as
+    text) and ``(None, b"")`` once the shim closes the stream. The header is Docker's attach
+    multiplexing header.
+    """
+
+    def __init__(self, sock):
+        self.sock = sock
+        self._buf = b""
+
+    def _recv_exactly(self, n):
+        while len(self._buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self._buf += chunk
+        data, self._buf = self._buf[:n], self._buf[n:]
+        return data
+
+    def read(self, timeout=None):
+        self.sock.settimeout(timeout)
+        header = self._recv_exactly(8)
+        if header is None:
+            return None, b""
+        stream, size = header[0], struct.unpack(">I", header[4:])[0]
+        payload = self._recv_exactly(size)
+        if payload is None:
+            return None, b""
+        return stream, payload
+
+    def write(self, data):
+        if data:
+            self.sock.sendall(struct.pack(">BxxxI", STDIN, len(data)) + data)
+
+    def close_stdin(self):
+        self.sock.sendall(struct.pack(">BxxxI", STDIN, 0))
+
+    def read_all(self, timeout=None):
+        """Collect everything until the exit frame: ({stream: bytes}, exit status or None)."""
+        out = {STDOUT: b"", STDERR: b""}
+        while True:
+            stream, data = self.read(timeout)
+            if stream is None:
+                return out, None
+            if stream == EXIT:
+                return out, int(data)
+            out[stream] = out.get(stream, b"") + data
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,427 @@
+"""The lifecycle manager: tasks (containers run from bundles) that outlive the process using it.
+
+Everything a task is lives on disk under the manager's root, so any process can pick up where
+another one died:
+
+    ROOT/tasks/ID/task.json      what was asked (bundle, runtime, stdio, log), written first
+    ROOT/tasks/ID/shim.sock      the shim's socket (see pyrunc.containerd.shim)
+    ROOT/tasks/ID/exit           the exit status, once the container has exited
+    ROOT/tasks/ID/ID-json.log    the default json-file log of a detached container
+    ROOT/locks/ID                the per-container flock; no global lock anywhere
+    ROOT/runtime/NAME/           the runtime's own state root (its --root)
+    ROOT/events.jsonl            the event log (pyrunc.containerd.tasks.events)
+
+A task whose shim is gone without an exit record is reported honestly: stopped, exit status
+unknown; what the runtime left of it is force-deleted.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+from pyrunc import errors
+from pyrunc.containerd.shim.client import ShimClient, ShimGone, start_shim
+from pyrunc.containerd.shim.logs import read_log
+from pyrunc.containerd.tasks.events import EventLog, now_rfc3339
+from pyrunc.containerd.tasks.locking import IdLock
+from pyrunc.containerd.tasks.runtime_binary import RuntimeBinary, resolve
+from pyrunc.containerd.tasks.stats import read_stats
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+TASK_FILE = "task.json"
+EXIT_FILE = "exit"
+STARTUP_GRACE = 5.0     # seconds a just-spawned shim may take to open its socket
+
+CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
+
+
+@dataclass
+class ExitStatus:
+    status: Optional[int]           # None: unknown (the shim died before recording it)
+    exited_at: Optional[str]
+    oom_killed: bool = False
+
+
+@dataclass
+class TaskState:
+    id: str
+    status: str
+    pid: int
+    bundle: str
+    runtime: str
+    exit_status: Optional[int] = None
+    exited_at: Optional[str] = None
+    oom_killed: bool = False
+    shim_pid: Optional[int] = None
+    log_dropped: int = 0
+    terminal: bool = False
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def _write_json(path, value):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(value, f)
+    os.rename(tmp, path)
+
+
+def check_id(container_id):
+    if not isinstance(container_id, str) or not ID_PATTERN.match(container_id):
+        raise errors.InvalidArgument("container id %r: must match %s"
+                                     % (container_id, ID_PATTERN.pattern))
+
+
+def _wait_gone(pid, timeout=2.0):
+    """Wait for a process that is exiting to be gone (or a zombie)."""
+    deadline = time.monotonic() + timeout
+    while pid and time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        time.sleep(0.002)
+
+
+class TaskManager:
+    """Creates tasks and finds the ones that exist (also those made by an earlier process)."""
+
+    def __init__(self, root, runtime="pyrunc"):
+        self.root = os.path.abspath(root)
+        self.runtime = runtime
+        self.tasks_dir = os.path.join(self.root, "tasks")
+        self.locks_dir = os.path.join(self.root, "locks")
+        for d in (self.tasks_dir, self.locks_dir):
+            os.makedirs(d, exist_ok=True)
+        self.event_log = EventLog(os.path.join(self.root, "events.jsonl"))
+
+    def _lock(self, container_id, blocking=True):
+        return IdLock(self.locks_dir, container_id, blocking)
+
+    def create(self, container_id, bundle, *, runtime=None, terminal=False, stdin=False,
+               log_path=None, log_max_size=0, log_max_file=1):
+        """Create a task from a bundle (created, not started); returns its ``Task``.
+
+        ``log_path``: where the json-file log goes (default: in the task's state directory;
+        ``False``: no log, output only to attached clients).
+        """
+        check_id(container_id)
+        bundle = os.path.abspath(bundle)
+        if not os.path.isfile(os.path.join(bundle, "config.json")):
+            raise errors.NotFound("bundle %s: config.json not found" % bundle)
+        if log_max_size < 0 or log_max_file < 1:
+            raise errors.InvalidArgument("log: max-size must be >= 0 and max-file >= 1")
+        runtime_path = resolve(runtime or self.runtime)
+        runtime_root = os.path.join(self.root, "runtime", os.path.basename(runtime_path))
+        state_dir = os.path.join(self.tasks_dir, container_id)
+        with self._lock(container_id) as lock:
+            if os.path.exists(state_dir):
+                if os.path.exists(os.path.join(state_dir, TASK_FILE)):
+                    raise errors.AlreadyExists("container %s: already exists" % container_id)
+                shutil.rmtree(state_dir)     # a create that died before starting its shim
+            os.makedirs(runtime_root, exist_ok=True)
+            os.mkdir(state_dir)
+            if log_path is None:
+                log_path = os.path.join(state_dir, container_id + "-json.log")
+            meta = {"id": container_id, "bundle": bundle, "runtime": runtime_path,
+                    "runtime_root": runtime_root, "terminal": bool(terminal),
+                    "stdin": bool(stdin), "log": os.path.abspath(log_path) if log_path else None,
+                    "created": now_rfc3339()}
+            _write_json(os.path.join(state_dir, TASK_FILE), meta)
+            try:
+                start_shim(container_id=container_id, state_dir=state_dir, bundle=bundle,
+                           runtime=runtime_path, runtime_root=runtime_root, log=meta["log"],
+                           log_max_size=log_max_size, log_max_file=log_max_file,
+                           terminal=terminal, stdin=stdin, events=self.event_log.path)
+            except errors.PyruncError as e:
+                shutil.rmtree(state_dir, ignore_errors=True)
+                lock.remove()
+                raise type(e)("container %s: %s" % (container_id, e)) from None
+        return Task(self, container_id)
+
+    def get(self, container_id):
+        check_id(container_id)
+        task = Task(self, container_id)
+        task.meta()
+        return task
+
+    def list(self):
+        """Every task under the root, in id order."""
+        found = []
+        for name in sorted(os.listdir(self.tasks_dir)):
+            if os.path.exists(os.path.join(self.tasks_dir, name, TASK_FILE)):
+                found.append(Task(self, name))
+        return found
+
+    def events(self, since=0, follow=False, timeout=None):
+        """``(offset, event)`` pairs from byte offset ``since`` of the event log."""
+        return self.event_log.read(since=since, follow=follow, timeout=timeout)
+
+
+class Task:
+    """One container driven through its shim."""
+
+    def __init__(self, manager, container_id):
+        self.manager = manager
+        self.id = container_id
+        self.state_dir = os.path.join(manager.tasks_dir, container_id)
+        self.client = ShimClient(self.state_dir)
+        self._meta = None
+
+    def __repr__(self):
+        return "<Task %s>" % self.id
+
+    def meta(self):
+        if self._meta is None:
+            self._meta = _read_json(os.path.join(self.state_dir, TASK_FILE))
+            if self._meta is None:
+                raise errors.NotFound("container %s: not found" % self.id)
+        return self._meta
+
+    def runtime(self):
+        meta = self.meta()
+        return RuntimeBinary(meta["runtime"], meta["runtime_root"])
+
+    # ------------------------------------------------------------------ state
+
+    def state(self):
+        meta = self.meta()
+        try:
+            return self._from_shim(meta, self.client.call_json("state"))
+        except ShimGone:
+            pass
+        with self.manager._lock(self.id):
+            return self._state_locked()
+
+    def _from_shim(self, meta, st):
+        return TaskState(id=self.id, status=st["status"], pid=st["pid"], bundle=meta["bundle"],
+                         runtime=meta["runtime"], exit_status=st.get("exit_status"),
+                         exited_at=st.get("exited_at"), oom_killed=st["oom_killed"],
+                         shim_pid=st["shim_pid"], log_dropped=st["log_dropped"],
+                         terminal=st["terminal"])
+
+    def _from_exit(self, meta, record):
+        return TaskState(id=self.id, status=STOPPED, pid=record.get("pid") or 0,
+                         bundle=meta["bundle"], runtime=meta["runtime"],
+                         exit_status=record["exit_status"], exited_at=record["exited_at"],
+                         oom_killed=record.get("oom_killed", False),
+                         terminal=meta["terminal"])
+
+    def _shim_alive(self):
+        try:
+            with open(os.path.join(self.state_dir, "shim.pid")) as f:
+                pid = int(f.read())
+            with open("/proc/%d/comm" % pid) as f:
+                return f.read().strip() == "pyrunc-shim"
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            pass
+        try:       # a shim spawned a moment ago may not have written its pid yet
+            age = time.time() - os.stat(os.path.join(self.state_dir, TASK_FILE)).st_mtime
+        except FileNotFoundError:
+            return False
+        return age < STARTUP_GRACE
+
+    def _state_locked(self):
+        """The true state, holding the task's lock; settles a dead shim."""
+        if not os.path.exists(os.path.join(self.state_dir, TASK_FILE)):
+            raise errors.NotFound("container %s: not found" % self.id)
+        meta = self.meta()
+        deadline = time.monotonic() + STARTUP_GRACE
+        while True:
+            try:
+                return self._from_shim(meta, self.client.call_json("state"))
+            except ShimGone:
+                pass
+            record = _read_json(os.path.join(self.state_dir, EXIT_FILE))
+            if record is not None:
+                return self._from_exit(meta, record)
+            if not self._shim_alive() or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        return self._from_exit(meta, self._settle_dead_shim(meta))
+
+    def _settle_dead_shim(self, meta):
+        """The shim died before recording an exit: remove the container, record 'unknown'."""
+        try:
+            self.runtime().force_delete(self.id)
+        except errors.PyruncError:
+            pass            # what cannot be deleted now is retried by delete()
+        pid = 0
+        try:
+            with open(os.path.join(self.state_dir, "init.pid")) as f:
+                pid = int(f.read())
+        except (FileNotFoundError, ValueError):
+            pass
+        record = {"id": self.id, "pid": pid, "exit_status": None, "exited_at": now_rfc3339(),
+                  "oom_killed": False, "shim_died": True}
+        _write_json(os.path.join(self.state_dir, EXIT_FILE), record)
+        self.manager.event_log.append(self.id, "exit", pid=pid, exit_status=None,
+                                      shim_died=True)
+        return record
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _call(self, *words, timeout=30.0):
+        try:
+            return self.client.call(*words, timeout=timeout)
+        except ShimGone:
+            st = self.state()
+            raise errors.FailedPrecondition("container %s is %s" % (self.id, st.status)) from None
+
+    def start(self):
+        with self.manager._lock(self.id):
+            self._call("start")
+
+    def kill(self, sig=signal.SIGTERM, all=False):
+        self._call("kill", int(sig), *(["all"] if all else []))
+
+    def pause(self):
+        with self.manager._lock(self.id):
+            self._call("pause")
+
+    def resume(self):
+        with self.manager._lock(self.id):
+            self._call("resume")
+
+    def wait(self, timeout=None):
+        """Block until the container has exited and its output is logged; ``ExitStatus``."""
+        self.meta()
+        try:
+            record = self.client.call_json("wait", timeout=timeout)
+        except ShimGone:
+            st = self.state()
+            if st.status != STOPPED:
+                raise errors.FailedPrecondition("container %s: shim gone while %s"
+                                                % (self.id, st.status)) from None
+            return ExitStatus(st.exit_status, st.exited_at, st.oom_killed)
+        except TimeoutError:
+            raise TimeoutError("container %s: still running after %ss"
+                               % (self.id, timeout)) from None
+        return ExitStatus(record["exit_status"], record["exited_at"], record["oom_killed"])
+
+    def delete(self, force=False):
+        """Delete the container and its state; running ones only with ``force`` (SIGKILL)."""
+        with self.manager._lock(self.id) as lock:
+            st = self._state_locked()
+            if st.status in (RUNNING, PAUSED):
+                if not force:
+                    raise errors.FailedPrecondition("container %s is %s: stop it first"
+                                                    % (self.id, st.status))
+                if st.status == PAUSED:
+                    self._call("resume")
+                try:
+                    self.client.call("kill", int(signal.SIGKILL))
+                except (ShimGone, errors.FailedPrecondition):
+                    pass
+                self.wait()
+            try:
+                record = self.client.call_json("delete")
+                _wait_gone(st.shim_pid)
+            except ShimGone:
+                self.runtime().force_delete(self.id)
+                record = _read_json(os.path.join(self.state_dir, EXIT_FILE)) or {}
+                self.manager.event_log.append(self.id, "delete",
+                                              exit_status=record.get("exit_status"))
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+            lock.remove()
+        return ExitStatus(record.get("exit_status"), record.get("exited_at"),
+                          record.get("oom_killed", False))
+
+    # ------------------------------------------------------------------ processes, resources
+
+    def pids(self):
+        """Host pids of the container's processes (the runtime's ``ps``)."""
+        self.meta()
+        return self.runtime().ps(self.id)
+
+    def update(self, resources):
+        """Change the container's cgroup limits (OCI ``linux.resources`` subset)."""
+        self.meta()
+        self.runtime().update(self.id, resources)
+
+    def stats(self):
+        st = self.state()
+        if st.status == STOPPED:
+            raise errors.FailedPrecondition("container %s is stopped" % self.id)
+        return read_stats(st.pid)
+
+    def exec(self, exec_id, process):
+        """Run another process in the container; ``process`` is an OCI process or an argv list.
+
+        Its output goes to ``exec-ID.log`` in the state directory (json-file format).
+        """
+        if not isinstance(exec_id, str) or not re.match(r"^[A-Za-z0-9_.-]{1,64}$", exec_id):
+            raise errors.InvalidArgument("exec id %r: must be 1-64 of [A-Za-z0-9_.-]"
+                                         % (exec_id,))
+        if isinstance(process, (list, tuple)):
+            with open(os.path.join(self.meta()["bundle"], "config.json")) as f:
+                base = json.load(f)["process"]
+            process = dict(base, args=list(process), terminal=False)
+            process.pop("consoleSize", None)
+        if not process.get("args"):
+            raise errors.InvalidArgument("exec %s: process.args: must be a non-empty array"
+                                         % exec_id)
+        path = os.path.join(self.state_dir, "exec-%s.json" % exec_id)
+        _write_json(path, process)
+        pid = int(self._call("exec", exec_id, path))
+        return ExecProcess(self, exec_id, pid)
+
+    def resize(self, columns, rows):
+        self._call("resize", int(columns), int(rows))
+
+    # ------------------------------------------------------------------ stdio
+
+    def attach(self):
+        """A live ``Attachment`` to the container's stdio."""
+        self.meta()
+        try:
+            return self.client.attach()
+        except ShimGone:
+            raise errors.FailedPrecondition("container %s is not running" % self.id) from None
+
+    def logs(self):
+        """Every json-file log entry still on disk, oldest first."""
+        path = self.meta()["log"]
+        if not path:
+            raise errors.FailedPrecondition("container %s: created without a log" % self.id)
+        return list(read_log(path))
+
+
+class ExecProcess:
+    """A process started in a running container with ``Task.exec``."""
+
+    def __init__(self, task, exec_id, pid):
+        self.task = task
+        self.id = exec_id
+        self.pid = pid
+
+    def _file(self, suffix):
+        return os.path.join(self.task.state_dir, "exec-%s.%s" % (self.id, suffix))
+
+    def wait(self, timeout=None):
+        try:
+            record = self.task.client.call_json("wait-exec", self.id, timeout=timeout)
+        except (errors.NotFound, ShimGone):
+            record = _read_json(self._file("exit"))
+            if record is None:
+                raise errors.NotFound("exec %s: no exit status recorded" % self.id) from None
+        return ExitStatus(record["exit_status"], record["exited_at"])
+
+    def output(self):
+        """(stdout, stderr) as text, from the exec's log."""
+        out = {"stdout": [], "stderr": []}
+        for entry in read_log(self._file("log")):
+            out[entry.stream].append(entry.text)
+        return "".join(out["stdout"]), "".join(out["stderr"])

@@ -1,0 +1,64 @@
+"""An OCI runtime binary with runc's command line (pyrunc, runc, crun): containerd's BinaryName.
+
+The shim runs the runtime for create/start/kill/pause/resume/exec/delete (so that processes
+reparent to it); the manager runs it directly only for requests that start no process: ps,
+update, state, and the forced delete that cleans up after a dead shim.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from pyrunc import errors
+from pyrunc.containerd.shim.client import runtime_message
+
+
+def resolve(name):
+    """Absolute path of a runtime given by name or path (the venv's own bin dir first)."""
+    if os.sep in name:
+        path = os.path.abspath(name)
+    else:
+        local = os.path.join(os.path.dirname(sys.executable), name)
+        path = local if os.access(local, os.X_OK) else shutil.which(name)
+    if not path or not os.access(path, os.X_OK):
+        raise errors.Unavailable("runtime %s: not found" % name)
+    return path
+
+
+class RuntimeBinary:
+    def __init__(self, path, root=None):
+        self.path = path
+        self.root = root
+
+    @property
+    def name(self):
+        return os.path.basename(self.path)
+
+    def run(self, *args, input=None, check=True):
+        argv = [self.path] + (["--root", self.root] if self.root else []) + list(args)
+        proc = subprocess.run(argv, input=input, capture_output=True)
+        if check and proc.returncode:
+            text = runtime_message(proc.stderr.decode(errors="replace"))
+            if "does not exist" in text or "not found" in text.lower():
+                raise errors.NotFound("%s %s: %s" % (self.name, args[0], text))
+            raise errors.PyruncError("%s %s: %s" % (self.name, args[0], text))
+        return proc
+
+    def state(self, container_id):
+        return json.loads(self.run("state", container_id).stdout)
+
+    def ps(self, container_id):
+        return json.loads(self.run("ps", "--format", "json", container_id).stdout or b"[]")
+
+    def update(self, container_id, resources):
+        self.run("update", "--resources", "-", container_id,
+                 input=json.dumps(resources).encode())
+
+    def force_delete(self, container_id):
+        """Kill and delete whatever is left of the container; absent is fine."""
+        proc = self.run("delete", "--force", container_id, check=False)
+        if proc.returncode:
+            text = runtime_message(proc.stderr.decode(errors="replace"))
+            if "does not exist" not in text and "not found" not in text.lower():
+                raise errors.PyruncError("%s delete: %s" % (self.name, text))

@@ -1,0 +1,182 @@
+"""Fixtures for the shim and lifecycle-manager tests: real containers from busybox bundles.
+
+``runtime`` is parametrized over the runtimes with runc's command line; one that cannot run a
+container on this host (crun on a hybrid cgroup host with controllers on cgroup2) is skipped
+with its own error as the reason. Every test's manager is torn down checking that no shim, no
+container, no cgroup and no state is left behind.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from pyrunc.containerd.shim.client import shim_binary
+from pyrunc.containerd.tasks import TaskManager
+
+RUNTIMES = ["runc", "crun", "pyrunc"]
+_probed = {}
+
+
+def runtime_path(name):
+    if name == "pyrunc":
+        path = os.path.join(os.path.dirname(sys.executable), "pyrunc")
+        return path if os.path.exists(path) else None
+    return shutil.which(name)
+
+
+def probe(name, tmp_path_factory, busybox_rootfs):
+    """None if ``name`` runs a busybox container here, else the reason it cannot."""
+    if name in _probed:
+        return _probed[name]
+    path = runtime_path(name)
+    if not path:
+        _probed[name] = "%s is not installed" % name
+        return _probed[name]
+    from pyrunc.libcontainer import bundle as bundles
+    work = tmp_path_factory.mktemp("probe-" + name)
+    bundle = work / "bundle"
+    bundle.mkdir()
+    subprocess.run(["cp", "-al", busybox_rootfs, str(bundle / "rootfs")], check=True)
+    spec = bundles.example_spec(args=["true"], terminal=False)
+    spec["mounts"] = [m for m in spec["mounts"] if m["type"] != "cgroup"]
+    bundles.write_spec(str(bundle), spec)
+    cid = "shimt-probe-%s" % uuid.uuid4().hex[:8]
+    try:
+        proc = subprocess.run([path, "--root", str(work / "state"), "run", "--bundle",
+                               str(bundle), cid], capture_output=True, timeout=30)
+        reason = None if proc.returncode == 0 else (
+            "%s cannot run a container here: %s" % (name, proc.stderr.decode().strip()[-300:]))
+    except subprocess.TimeoutExpired:
+        reason = "%s run timed out" % name
+    subprocess.run([path, "--root", str(work / "state"), "delete", "--force", cid],
+                   capture_output=True)
+    _probed[name] = reason
+    return reason
+
+
+@pytest.fixture(params=RUNTIMES)
+def runtime(request, private_mount_ns, tmp_path_factory, busybox_rootfs):
+    reason = probe(request.param, tmp_path_factory, busybox_rootfs)
+    if reason:
+        pytest.skip(reason)
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def shim_built():
+    try:
+        return shim_binary()
+    except Exception as e:      # noqa: BLE001 - reported as the failure reason
+        pytest.fail(str(e))
+
+
+def need_command(runtime_name, command):
+    """Skip unless the runtime has ``command`` (pyrunc grows its commands over time)."""
+    proc = subprocess.run([runtime_path(runtime_name), command, "--help"], capture_output=True,
+                          text=True)
+    if proc.returncode or "unknown command" in proc.stderr:
+        pytest.skip("%s has no %s command yet" % (runtime_name, command))
+
+
+def new_id(prefix="c"):
+    """Container ids unique on this host (cgroup paths are named after them)."""
+    return "shimt-%s-%s" % (prefix, uuid.uuid4().hex[:10])
+
+
+def shim_pids_under(root):
+    """Pids of live shims whose state directory is under ``root``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"pyrunc-shim") and any(
+                a.startswith(root.encode()) for a in argv):
+            found.append(int(entry))
+    return found
+
+
+def leftover_cgroups(ids):
+    found = []
+    for controller in ("memory", "pids", "cpu", "freezer", "devices"):
+        base = os.path.join("/sys/fs/cgroup", controller)
+        for cid in ids:
+            if os.path.exists(os.path.join(base, cid)):
+                found.append(os.path.join(base, cid))
+    return found
+
+
+def cleanup_root(root, runtime_names=("runc", "crun", "pyrunc")):
+    """Force everything under a manager root away; returns what had to be removed by force."""
+    leaks = []
+    ids = set()
+    tasks_dir = os.path.join(root, "tasks")
+    if os.path.isdir(tasks_dir):
+        ids.update(os.listdir(tasks_dir))
+    for name in os.listdir(os.path.join(root, "runtime")) if os.path.isdir(
+            os.path.join(root, "runtime")) else []:
+        state = os.path.join(root, "runtime", name)
+        ids.update(os.listdir(state))
+        for cid in os.listdir(state):
+            path = runtime_path(name) or name
+            subprocess.run([path, "--root", state, "delete", "--force", cid],
+                           capture_output=True)
+            leaks.append("runtime state %s/%s" % (name, cid))
+    for pid in shim_pids_under(root):
+        leaks.append("shim %d" % pid)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for cg in leftover_cgroups(ids):
+        leaks.append("cgroup " + cg)
+        try:
+            os.rmdir(cg)
+        except OSError:
+            pass
+    return leaks
+
+
+@pytest.fixture
+def manager(tmp_path, runtime, shim_built):
+    """A TaskManager on a fresh root; teardown fails the test on leftovers after deleting."""
+    root = str(tmp_path / "root")
+    mgr = TaskManager(root, runtime=runtime)
+    yield mgr
+    for task in mgr.list():
+        try:
+            task.delete(force=True)
+        except Exception:       # noqa: BLE001 - whatever is left is cleaned below
+            pass
+    leaks = cleanup_root(root)
+    time.sleep(0)
+    assert leaks == [], "left behind: %s" % leaks
+    assert os.listdir(os.path.join(root, "tasks")) == []
+
+
+@pytest.fixture
+def bundle(make_bundle):
+    """bundle(args, terminal=False, mutate=None) -> a busybox bundle directory."""
+    def make(args, terminal=False, mutate=None):
+        def change(spec):
+            # the cgroup mount is not needed and crun refuses it on hybrid hosts
+            spec["mounts"] = [m for m in spec["mounts"] if m["type"] != "cgroup"]
+            if mutate:
+                mutate(spec)
+        return make_bundle(args, terminal=terminal, mutate=change)
+    return make
+
+
+def read_json_lines(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
