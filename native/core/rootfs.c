@@ -166,6 +166,23 @@ static int bind_remount(const char *target, unsigned long flags)
     return mount(NULL, target, NULL, f | locked_flags(target), NULL);
 }
 
+/* A step with MS_REMOUNT changes the flags of the mount already at its destination. */
+static void do_remount(const struct core_mount *m)
+{
+    char target[64];
+    int fd = open_in_root(m->destination, O_PATH);
+    if (fd < 0)
+        core_fail(errno, "remount %s", m->destination);
+    fd_path(target, sizeof(target), fd);
+    unsigned long flags = m->flags & ~PROPAGATION;
+    if (mount(NULL, target, NULL, flags, m->data && *m->data ? m->data : NULL) < 0) {
+        if (errno != EPERM || !(flags & MS_BIND) ||
+            mount(NULL, target, NULL, flags | locked_flags(target), NULL) < 0)
+            core_fail(errno, "remount %s", m->destination);
+    }
+    close(fd);
+}
+
 static void do_mount(const struct core_mount *m)
 {
     char step[PATH_MAX + 64], target[64];
@@ -314,7 +331,10 @@ void core_prepare_rootfs(void)
         char step[PATH_MAX + 16];
         switch (m->kind) {
         case CORE_MOUNT_MOUNT:
-            do_mount(m);
+            if (m->flags & MS_REMOUNT)
+                do_remount(m);
+            else
+                do_mount(m);
             break;
         case CORE_MOUNT_MKDIR:
             snprintf(step, sizeof(step), "mkdir %s", m->destination);

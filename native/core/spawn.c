@@ -246,11 +246,43 @@ static void __attribute__((noreturn)) init_main(void)
     core_fail(errno, "exec %s", exe);
 }
 
+/* Close every descriptor the children do not need: the caller's other files (lock files,
+ * sockets) must not live on in the container. */
+static void close_unneeded_fds(void)
+{
+    const struct core_config *c = core_cfg;
+    int keep[CORE_MAX_JOIN + 8], n = 0;
+
+    keep[n++] = c->sync_fd;
+    keep[n++] = c->exec_fifo_fd;
+    keep[n++] = c->console_fd;
+    for (int i = 0; i < 3; i++)
+        keep[n++] = c->stdio[i];
+    for (int i = 0; i < c->n_join; i++)
+        keep[n++] = c->join_fds[i];
+    for (int i = 1; i < n; i++)  /* insertion sort: a handful of numbers */
+        for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+            int t = keep[j];
+            keep[j] = keep[j - 1];
+            keep[j - 1] = t;
+        }
+    unsigned int next = 3 + (unsigned int)c->preserve_fds;
+    for (int i = 0; i < n; i++) {
+        if (keep[i] < 0 || (unsigned int)keep[i] < next)
+            continue;
+        if ((unsigned int)keep[i] > next)
+            syscall(SYS_close_range, next, (unsigned int)keep[i] - 1, 0);
+        next = (unsigned int)keep[i] + 1;
+    }
+    syscall(SYS_close_range, next, ~0U, 0);
+}
+
 static void __attribute__((noreturn)) stage1_main(void)
 {
     const struct core_config *c = core_cfg;
 
     close(c->parent_fd);
+    close_unneeded_fds();
     core_child_wait_continue();  /* the parent has placed us in the cgroup */
     for (int i = 0; i < c->n_join; i++) {
         if (setns(c->join_fds[i], c->join_types[i]) < 0)

@@ -19,7 +19,7 @@ from pyrunc.libcontainer.plan import (Capabilities, Device, Hook, MountStep, Nam
                                       Rlimit, Seccomp)
 from pyrunc.libcontainer.process import spawn_init
 
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_BIND, MS_REC, MS_PRIVATE, MS_SLAVE, MS_SHARED = 4096, 16384, 1 << 18, 1 << 19, 1 << 20
 MOUNT_ATTR_RDONLY = 1
 NS = {"pid": 0x20000000, "mount": 0x00020000, "uts": 0x04000000, "ipc": 0x08000000,
@@ -135,6 +135,28 @@ def test_exec_fifo_holds_the_init_until_read(rootfs, tmp_path):
     with open(fifo, "rb") as f:
         assert f.read() == b"0"
     assert os.waitpid(pid, 0)[1] == 0
+
+
+def test_callers_other_files_do_not_live_on_in_the_init(rootfs, tmp_path):
+    import fcntl
+    lock = os.open(tmp_path / "lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    fifo = tmp_path / "exec.fifo"
+    os.mkfifo(fifo, 0o622)
+    fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+    try:
+        pid = spawn_init(make_plan(rootfs, ["true"]), exec_fifo_fd=fd)
+    finally:
+        os.close(fd)
+        os.close(lock)
+    try:
+        again = os.open(tmp_path / "lock", os.O_RDWR | os.O_CLOEXEC)
+        fcntl.flock(again, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the waiting init holds no copy
+        os.close(again)
+    finally:
+        with open(fifo, "rb") as f:
+            f.read()
+        os.waitpid(pid, 0)
 
 
 def test_preserved_fds_are_inherited_and_others_closed(rootfs):
@@ -265,6 +287,16 @@ def test_tmpfs_mkdir_and_symlink_steps(rootfs):
     lines = out.splitlines()
     assert lines[:2] == ["710", "/etc/hostname"]
     assert "nodev" in lines[2] and "size=1024k" in lines[2]
+
+
+def test_remount_step_changes_an_existing_mount(rootfs):
+    plan = make_plan(rootfs, ["cat", "/proc/self/mountinfo"])
+    plan.mounts += [MountStep("mount", "/scratch", "tmpfs", "tmpfs", MS_NODEV),
+                    MountStep("mount", "/scratch", None, None,
+                              MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NODEV)]
+    status, out = run(plan)
+    assert status == 0, out
+    assert {"ro", "nodev"} <= mount_options(mountinfo_line(out, "/scratch"))
 
 
 def test_symlink_in_rootfs_cannot_lead_a_mount_out(rootfs, tmp_path):
