@@ -527,7 +527,10 @@ class Repository:
         writer.commit(digest, size)
 
     def _download(self, digest, size, writer, offset, progress):
-        headers = {"Range": "bytes=%d-" % offset} if offset else {}
+        # the bytes as stored: a transfer encoding would only be undone to be checked
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = "bytes=%d-" % offset
         response = self._request("GET", "blobs/" + digest, headers=headers, stream=True)
         with response:
             if response.status_code == 206:
