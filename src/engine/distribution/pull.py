@@ -17,6 +17,7 @@ ingests are aborted and the lease taken for the pull is released.
 import concurrent.futures
 import json
 import threading
+import time
 
 from pyrunc.errors import InvalidArgument, NotFound, PyruncError, Unavailable
 
@@ -139,7 +140,7 @@ def _pull(ref, content, registries, images, platform, progress, max_concurrent_d
         have_image = content.exists(config_digest)
         if not have_image:
             data = repo.get_blob(config_digest, config_desc["size"])
-            content.put(data, config_digest)
+            _put(content, data, config_digest)
             downloaded.append(config_digest)
         try:
             config = json.loads(content.read(config_digest))
@@ -166,7 +167,7 @@ def _pull(ref, content, registries, images, platform, progress, max_concurrent_d
 
         for blob in (top, manifest):
             if not content.exists(blob.digest):
-                content.put(blob.data, blob.digest)
+                _put(content, blob.data, blob.digest)
                 downloaded.append(blob.digest)
 
         up_to_date = not downloaded
@@ -355,3 +356,16 @@ def _writer(content, digest, size, cancel, poll=0.1):
         except Unavailable:
             if cancel.wait(poll):
                 raise _Cancelled()
+
+
+def _put(content, data, digest, wait=30.0, poll=0.05):
+    """Store a small verified blob; another pull storing the same one at the same time is
+    waited for."""
+    deadline = time.monotonic() + wait
+    while not content.exists(digest):
+        try:
+            content.put(data, digest)
+        except Unavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(poll)
