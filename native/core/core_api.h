@@ -81,7 +81,7 @@ struct core_config {
     const char *time_offsets;  /* for /proc/self/timens_offsets, or NULL */
 
     const char *rootfs;
-    unsigned long rootfs_propagation;
+    unsigned long rootfs_propagation;   /* 0: MS_SLAVE|MS_REC, not applied after pivot */
     int readonly_root;
     int no_pivot;
     const struct core_mount *mounts;

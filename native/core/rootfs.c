@@ -315,12 +315,81 @@ static void dev_symlinks(void)
     }
 }
 
+static void unescape(char *s)
+{
+    char *out = s;
+    while (*s) {
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+            s[3] >= '0' && s[3] <= '7') {
+            *out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+            s += 4;
+        } else {
+            *out++ = *s++;
+        }
+    }
+    *out = '\0';
+}
+
+/* pivot_root refuses a new root whose parent mount is shared: with a shared rootfs
+ * propagation, make the mount that holds the rootfs private (runc does the same). */
+static void make_parent_mount_private(const char *rootfs)
+{
+    static char info[1 << 18];
+    char best[PATH_MAX] = "";
+    int best_shared = 0;
+    ssize_t len = 0, n;
+    int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        core_fail(errno, "open /proc/self/mountinfo");
+    while (len < (ssize_t)sizeof(info) - 1 &&
+           (n = read(fd, info + len, sizeof(info) - 1 - len)) > 0)
+        len += n;
+    close(fd);
+    info[len] = '\0';
+    for (char *line = info, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        /* id parent major:minor root mountpoint options [optional...] - ... */
+        char *field[6];
+        char *p = line;
+        int i;
+        for (i = 0; i < 6 && p; i++) {
+            field[i] = p;
+            p = strchr(p, ' ');
+            if (p)
+                *p++ = '\0';
+        }
+        if (i < 6 || !p)
+            continue;
+        char *mp = field[4];
+        unescape(mp);
+        size_t ml = strlen(mp);
+        int prefix = strcmp(mp, "/") == 0 ||
+                     (strncmp(rootfs, mp, ml) == 0 && (rootfs[ml] == '/' || !rootfs[ml]));
+        if (!prefix || ml < strlen(best))
+            continue;
+        snprintf(best, sizeof(best), "%s", mp);
+        char *dash = strstr(p, " - ");
+        if (dash)
+            *dash = '\0';
+        best_shared = strstr(p, "shared:") != NULL;
+    }
+    if (best_shared && mount(NULL, best, NULL, MS_PRIVATE, NULL) < 0)
+        core_fail(errno, "make the mount %s holding the rootfs private", best);
+}
+
 void core_prepare_rootfs(void)
 {
     const struct core_config *c = core_cfg;
 
-    if (mount(NULL, "/", NULL, c->rootfs_propagation, NULL) < 0)
+    unsigned long propagation = c->rootfs_propagation ? c->rootfs_propagation
+                                                      : MS_SLAVE | MS_REC;
+    if (mount(NULL, "/", NULL, propagation, NULL) < 0)
         core_fail(errno, "set rootfs propagation");
+    if (c->rootfs_propagation & MS_SHARED)
+        make_parent_mount_private(c->rootfs);
     if (mount(c->rootfs, c->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
         core_fail(errno, "bind mount rootfs %s", c->rootfs);
     rootfd = open(c->rootfs, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
@@ -431,6 +500,11 @@ void core_enter_rootfs(void)
         move_root();
     else
         pivot();
+    /* An explicit propagation is applied again on the new "/" (before, on "/" it reached the
+     * host's mounts); the default leaves each mount's own propagation alone. */
+    if (core_cfg->rootfs_propagation &&
+        mount(NULL, "/", NULL, core_cfg->rootfs_propagation, NULL) < 0)
+        core_fail(errno, "set propagation of /");
     close(rootfd);
     rootfd = -1;
 }

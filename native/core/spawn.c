@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -201,6 +202,7 @@ static void __attribute__((noreturn)) init_main(void)
     const struct core_config *c = core_cfg;
     char pathbuf[PATH_MAX];
 
+    prctl(PR_SET_NAME, "pyrunc:[2:INIT]", 0, 0, 0);
     core_child_wait_continue();  /* the parent knows our pid */
     if (setsid() < 0)
         core_fail(errno, "setsid");
@@ -277,10 +279,29 @@ static void close_unneeded_fds(void)
     syscall(SYS_close_range, next, ~0U, 0);
 }
 
+/* The container starts with default signal dispositions and nothing blocked: Python ignores
+ * SIGPIPE and may block signals in threads, and ignored signals survive execve. */
+static void reset_signals(void)
+{
+    struct sigaction sa;
+    sigset_t all;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &sa, NULL);
+    }
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+}
+
 static void __attribute__((noreturn)) stage1_main(void)
 {
     const struct core_config *c = core_cfg;
 
+    reset_signals();
+    prctl(PR_SET_NAME, "pyrunc:[1:CHILD]", 0, 0, 0);
     close(c->parent_fd);
     close_unneeded_fds();
     core_child_wait_continue();  /* the parent has placed us in the cgroup */

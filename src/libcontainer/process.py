@@ -16,8 +16,6 @@ from pyrunc.libcontainer import protocol
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
-MS_REC = 0x4000
-MS_SLAVE = 1 << 19
 
 _DEVICE_TYPES = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}
 
@@ -99,7 +97,7 @@ def _build(plan, cfg, ns_fds):
     c.time_offsets = cfg.str(plan.time_offsets or None)
 
     c.rootfs = cfg.str(plan.rootfs or None)
-    c.rootfs_propagation = plan.rootfs_propagation or (MS_SLAVE | MS_REC)
+    c.rootfs_propagation = plan.rootfs_propagation
     c.readonly_root = plan.readonly_root
     c.no_pivot = plan.no_pivot
     mounts = cfg.array("struct core_mount", len(plan.mounts))

@@ -132,9 +132,24 @@ def test_exec_fifo_holds_the_init_until_read(rootfs, tmp_path):
         os.close(fd)
     time.sleep(0.05)
     assert os.waitpid(pid, os.WNOHANG) == (0, 0)
+    with open("/proc/%d/comm" % pid) as f:
+        assert f.read() == "pyrunc:[2:INIT]\n"
     with open(fifo, "rb") as f:
         assert f.read() == b"0"
     assert os.waitpid(pid, 0)[1] == 0
+
+
+def test_signals_start_at_their_defaults(rootfs):
+    import signal
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    try:
+        assert signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN  # as Python sets it
+        status, out = run(make_plan(rootfs, ["grep", "-E", "^Sig(Blk|Ign)",
+                                             "/proc/self/status"]))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    assert status == 0, out
+    assert [line.split()[1] for line in out.splitlines()] == ["0" * 16, "0" * 16]
 
 
 def test_callers_other_files_do_not_live_on_in_the_init(rootfs, tmp_path):
@@ -374,6 +389,14 @@ def test_root_is_the_rootfs(rootfs, no_pivot):
     assert lines[:2] == ["busybox", "/bin/busybox"]
     if not no_pivot:
         assert int(lines[2]) == 4  # /, /proc, /dev, /dev/pts: nothing of the host
+
+
+def test_shared_rootfs_propagation(rootfs):
+    status, out = sh(rootfs, "cat /proc/self/mountinfo",
+                     rootfs_propagation=MS_SHARED | MS_REC)
+    assert status == 0, out
+    root = mountinfo_line(out, "/")
+    assert any(f.startswith("shared:") for f in root[6:root.index("-")])
 
 
 def test_masked_and_readonly_paths(rootfs):
