@@ -19,7 +19,7 @@ import re
 import shutil
 import uuid
 
-from pyrunc.errors import InvalidArgument, NotFound, Unavailable
+from pyrunc.errors import InvalidArgument, NotFound, SystemFailure, Unavailable
 
 Info = collections.namedtuple("Info", "digest size")
 
@@ -211,9 +211,12 @@ class Writer:
             raise InvalidArgument("content %s: more than the expected %d bytes"
                                   % (self.expected_digest or self.ref, self.expected_size))
         view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+        except OSError as e:
+            raise SystemFailure("content ingest %r: write" % self.ref, e.errno) from None
         self._hash.update(data)
         self.offset += len(data)
         return len(data)

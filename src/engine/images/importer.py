@@ -11,7 +11,7 @@ import uuid
 
 from pyrunc.engine.images.service import host_platform, rfc3339_now
 from pyrunc.engine.layers import decompressed
-from pyrunc.errors import InvalidArgument
+from pyrunc.errors import InvalidArgument, NotFound
 
 LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 CHANGE_COMMANDS = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "STOPSIGNAL",
@@ -146,9 +146,17 @@ def apply_changes(config, changes):
 
 def import_image(service, stream, ref=None, changes=(), message="", source="-",
                  platform=None):
-    """Import the rootfs tarball read from ``stream``; returns the image ID."""
+    """Import the rootfs tarball read from ``stream`` (a binary file, or a path); returns the
+    image ID."""
     config_section = apply_changes({}, changes)
-    descriptor, diff_id, _ = ingest_layer(service.content, stream)
+    if isinstance(stream, str):
+        try:
+            with open(stream, "rb") as f:
+                descriptor, diff_id, _ = ingest_layer(service.content, f)
+        except FileNotFoundError:
+            raise NotFound("import: %s: no such file" % stream) from None
+    else:
+        descriptor, diff_id, _ = ingest_layer(service.content, stream)
     created = rfc3339_now()
     msg = message or "Imported from %s" % source
     plat = dict(platform or host_platform())

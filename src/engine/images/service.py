@@ -197,6 +197,15 @@ class ImageService:
             self.gc()
             raise
 
+    # containers' root filesystems ------------------------------------------------------------
+    def prepare_rootfs(self, key, name, readonly=False, labels=None):
+        """An active snapshot (or a read-only view) ``key`` over the image ``name``'s layers,
+        unpacking any layer whose snapshot is missing; returns the mounts to perform."""
+        img = self.get(name)
+        top = unpack(self.content, self.snapshotter, img.manifest, img.config)
+        make = self.snapshotter.view if readonly else self.snapshotter.prepare
+        return make(key, top, labels={**(labels or {}), "pyrunc.io/image": img.id})
+
     # tag ------------------------------------------------------------------------------------
     def tag(self, source, target):
         image_id = self.store.resolve(source)

@@ -210,9 +210,11 @@ class Applier:
         self.size = 0
         self.created = set()
         self.dir_times = []
+        self.current = None          # the member being applied, for error messages
 
     def member(self, tf, m):
         """Apply the member ``m``; ``tf`` (a TarReader) supplies its data."""
+        self.current = m.name
         parts = clean(m.name)
         if self.tree.cached() > 512:
             self.tree.forget()
@@ -426,7 +428,7 @@ def apply_layer(stream, root, *, whiteouts="delete", lowers=(), expected_diff_id
         except OSError as e:
             if e.errno is None:
                 raise LayerError("layer: corrupt compressed stream: %s" % e) from None
-            raise SystemFailure("layer: apply into %s" % root, e.errno, str(e)) from None
+            raise SystemFailure("layer: %s" % (applier.current or root), e.errno) from None
         except Exception as e:
             if type(e).__name__ in ("ZstdError", "LZMAError"):
                 raise LayerError("layer: corrupt compressed stream: %s" % e) from None

@@ -171,11 +171,13 @@ class Snapshotter:
                 raise FailedPrecondition("snapshot %s: cannot remove: it has %d child "
                                          "snapshot(s) (%s)" % (key, len(children), children[0]))
             del meta["snapshots"][key]
+            # the files go first (on a full disk that frees the room the metadata write needs);
+            # a crash in between leaves a record whose directory is gone, removable again
             d = self._dir(s)
-            # move aside first: a crash leaves a stray directory, never a half-removed snapshot
-            trash = os.path.join(self.root, "snapshots", "rm-%d" % s["id"])
-            os.rename(d, trash)
-        _force_rmtree(trash)
+            if os.path.exists(d):
+                trash = os.path.join(self.root, "snapshots", "rm-%d" % s["id"])
+                os.rename(d, trash)
+                _force_rmtree(trash)
 
     def usage(self, key):
         with self._locked(write=False) as meta:

@@ -134,3 +134,20 @@ def test_bad_digest(cs, bad):
 def test_digest_round_trip(data):
     d = digest_bytes(data)
     assert parse_digest(d) == ("sha256", hashlib.sha256(data).hexdigest())
+
+
+def test_full_disk_is_a_clear_error(tmp_path, private_mount_ns):
+    import subprocess
+    from pyrunc.errors import SystemFailure
+    root = tmp_path / "small"
+    root.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(root)], check=True)
+    try:
+        cs = ContentStore(str(root))
+        w = cs.writer("big")
+        with pytest.raises(SystemFailure, match="content ingest 'big': write: no space left"):
+            w.write(b"x" * (1 << 20))
+        w.abort()
+        assert list(cs.walk()) == [] and list(cs.ingests()) == []
+    finally:
+        subprocess.run(["umount", str(root)], check=True)

@@ -12,7 +12,7 @@ from engine.layers.tarbuild import entry, make_tar
 from pyrunc.engine.images import ImageService, build_builtin, import_image, load, save
 from pyrunc.engine.images.builtin import HELLO
 from pyrunc.engine.snapshots.mount import mount_all, unmount
-from pyrunc.errors import Conflict, InvalidArgument, NotFound
+from pyrunc.errors import Conflict, InvalidArgument, NotFound, SystemFailure
 
 
 def rootfs_tar(files, compression=None):
@@ -386,3 +386,58 @@ def test_saved_archive_is_read_by_skopeo_and_skopeo_archives_load(svc, busybox, 
     with open(theirs, "rb") as f:
         assert load(other, f) == ["Loaded image: copied/busybox:v2"]
     assert other.get("copied/busybox:v2").id == busybox
+
+
+def test_prepare_rootfs_for_a_container(svc, busybox, tmp_path):
+    mounts = svc.prepare_rootfs("ctr-1", "busybox")
+    info = svc.snapshotter.stat("ctr-1")
+    assert info.parent == svc.get("busybox").top_chain
+    assert info.labels["pyrunc.io/image"] == busybox
+    target = tmp_path / "rootfs"
+    target.mkdir()
+    mount_all(mounts, str(target))
+    try:
+        (target / "tmp/scratch").write_text("container data")
+        assert (target / "bin/busybox").exists()
+    finally:
+        unmount(str(target))
+    # the image's layers stay while a container snapshot sits on them
+    svc.containers = users_of({busybox: [("ctr-1", False)]})
+    svc.remove("busybox", force=True)
+    svc.gc()
+    assert svc.snapshotter.stat(info.parent).kind == "committed"
+    svc.snapshotter.remove("ctr-1")
+    svc.gc()
+    with pytest.raises(NotFound):
+        svc.snapshotter.stat(info.parent)
+
+
+def test_import_from_path(svc, tmp_path):
+    path = tmp_path / "rootfs.tar"
+    path.write_bytes(rootfs_tar({"f": b"1"}))
+    image_id = import_image(svc, str(path), "fromfile")
+    assert svc.get("fromfile").id == image_id
+    with pytest.raises(NotFound, match="import: .*nosuch.tar: no such file"):
+        import_image(svc, str(tmp_path / "nosuch.tar"))
+
+
+def test_full_disk_leaves_nothing_behind(tmp_path):
+    root = tmp_path / "small"
+    root.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(root)], check=True)
+    try:
+        small = ImageService(str(root), snapshotter="native")
+        plain = make_tar([entry("f%03d" % i, data=b"\0" * 100_000) for i in range(15)])
+        layer = make_tar([entry("f%03d" % i, data=b"\0" * 100_000) for i in range(15)], "gzip")
+        d = "sha256:" + __import__("hashlib").sha256(plain).hexdigest()
+        blob = small.content.put(layer)
+        config = {"architecture": "amd64", "os": "linux",
+                  "rootfs": {"type": "layers", "diff_ids": [d]}}
+        with pytest.raises(SystemFailure, match=r"^layer: f\d+: no space left on device$"):
+            small.put_image(config, [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                                      "digest": blob, "size": len(layer)}], ["full:1"])
+        assert list(small.snapshotter.walk()) == []
+        assert os.listdir(os.path.join(small.snapshotter.root, "snapshots")) == []
+        assert list(small.content.walk()) == []
+    finally:
+        subprocess.run(["umount", str(root)], check=True)
