@@ -8,6 +8,51 @@ Conventions
 * Paths inside the container are absolute container paths; the native core resolves them under
   ``rootfs`` without following symlinks out of it.
 * Flag words are the kernel's own values (MS_*, CLONE_*, MOUNT_ATTR_*), computed in Python.
+
+What the native core does with a Plan (``pyrunc.libcontainer.process.spawn_init``)
+* Namespaces: those with a ``path`` are joined (setns; the user namespace first), the others
+  created (a new user namespace first: the parent writes ``setgroups`` ("deny" when
+  ``setgroups_deny``), ``uid_map``, ``gid_map``; then the rest, ``time_offsets`` written before
+  the init is forked). A new or joined mount namespace is required when ``rootfs`` is set.
+* ``rootfs_propagation``: 0 means MS_SLAVE|MS_REC on "/" before the setup and nothing after;
+  an explicit value is applied before the setup and again on the new "/" after pivot_root
+  (with MS_SHARED the mount holding the rootfs is made private, as pivot_root requires).
+* ``MountStep`` "mount": the destination is resolved under the rootfs (openat2
+  RESOLVE_IN_ROOT; symlinks followed inside it), missing directories are created (0755).
+  - With MS_REMOUNT: the mount already at the destination gets ``flags`` (+ ``data``).
+  - With MS_BIND: ``source`` is an absolute host path; a file or directory to mount on is
+    created after the source's type; bind (MS_REC honoured), then, when ``flags`` has other
+    MS_* bits, a bind remount with them (flags locked in a user namespace are kept); fstype
+    and data are ignored.
+  - Otherwise mount(source, destination, fstype, flags, data).
+  - Then ``propagation`` (MS_SHARED... on the new mount), then ``attr_set``/``attr_clr``
+    recursively with mount_setattr (``rro``, ``rnosuid``...).
+  "mkdir": a directory with ``mode`` (missing parents 0755). "symlink": a link at
+  ``destination`` whose target is ``source``; an existing file there is an error.
+* ``Device``: mknod (umask 0, so ``mode`` is exact) and chown, replacing what is there; with
+  ``bind`` the host node at the same path is bind-mounted instead (needed in a user
+  namespace). ``dev_symlinks``: /dev/fd, stdin, stdout, stderr; /dev/ptmx -> pts/ptmx when
+  devpts is mounted and no /dev/ptmx exists; /dev/core when the host has /proc/kcore.
+* ``terminal``: the init opens the container's /dev/pts/ptmx after the mounts and sends the
+  master over the console socket (SCM_RIGHTS, data "/dev/ptmx"); the pty is its stdio and
+  controlling terminal.
+* After the mounts and devices the parent's ``on_hooks(init_pid)`` runs (prestart,
+  createRuntime), then ``create_container_hooks`` in the init (state on stdin, timeout).
+* Then pivot_root (or MS_MOVE + chroot with ``no_pivot``); hostname, domainname; ``sysctl``
+  (names in sysctl(8) form "net.ipv4.ip_forward", a "/" standing for a dot inside a field);
+  ``readonly_paths`` (rbind + read-only remount) then ``masked_paths`` (read-only tmpfs over a
+  directory, /dev/null over a file), missing ones skipped; ``readonly_root``; ``rlimits``;
+  ``oom_score_adj``; ``umask`` (None: 0022).
+* Credentials: with ``capabilities`` set, the bounding set is reduced, the uid change keeps
+  capabilities and the effective/permitted/inheritable sets are set, then ambient ones raised
+  (one the others do not allow is skipped, as runc does); with None, capabilities follow the
+  kernel's uid-change rules. setgroups(``additional_gids``) unless ``setgroups_deny``.
+* ``seccomp``: without ``no_new_privileges`` loaded before the uid change (it needs
+  CAP_SYS_ADMIN), with it after; either way before READY, so a ``notify`` listener can go
+  to the parent (``on_seccomp_fd``). ``args[0]`` is looked up in the PATH of ``env`` before
+  READY (a missing program fails the create, as with runc).
+* The init then opens the exec fifo, writes one byte, runs ``start_container_hooks``,
+  closes descriptors above 2 + preserve_fds and executes ``args``.
 """
 from dataclasses import dataclass, field
 from typing import Optional

@@ -19,6 +19,8 @@ CLONE_NEWUSER = 0x10000000
 
 _DEVICE_TYPES = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}
 
+_SYSCTL_SEPARATORS = str.maketrans("./", "/.")
+
 _cap_last = []
 
 
@@ -142,8 +144,8 @@ def _build(plan, cfg, ns_fds):
 
     c.hostname = cfg.str(plan.hostname)
     c.domainname = cfg.str(plan.domainname)
-    paths = [name if "/" in name and name.startswith("/proc/sys/")
-             else "/proc/sys/" + name.replace(".", "/") for name, _ in plan.sysctl]
+    # sysctl(8) naming: "." separates fields, "/" stands for a dot inside one (eth0/100).
+    paths = ["/proc/sys/" + name.translate(_SYSCTL_SEPARATORS) for name, _ in plan.sysctl]
     c.sysctl_paths = cfg.strv(paths)
     c.sysctl_values = cfg.strv([str(v) for _, v in plan.sysctl])
     c.n_sysctl = len(plan.sysctl)
