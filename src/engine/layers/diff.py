@@ -131,3 +131,59 @@ def write_overlay_diff(upper, out, mtime=None):
 
     visit("")
     w.close()
+
+
+def _same(a_path, a, b_path, b):
+    """Whether two entries look unchanged (kind, mode, owner, size, mtime, target, xattrs)."""
+    if (a.st_mode, a.st_uid, a.st_gid) != (b.st_mode, b.st_uid, b.st_gid):
+        return False
+    if stat.S_ISDIR(a.st_mode):
+        return _xattrs(a_path) == _xattrs(b_path)
+    if (a.st_size, a.st_mtime_ns) != (b.st_size, b.st_mtime_ns):
+        return False
+    if stat.S_ISLNK(a.st_mode):
+        return os.readlink(a_path) == os.readlink(b_path)
+    if stat.S_ISCHR(a.st_mode) or stat.S_ISBLK(a.st_mode):
+        if a.st_rdev != b.st_rdev:
+            return False
+    return _xattrs(a_path) == _xattrs(b_path)
+
+
+def write_tree_diff(lower, upper, out, mtime=None):
+    """Write what turns the tree ``lower`` into the tree ``upper`` as an OCI layer: new and
+    changed entries, and ``.wh.`` whiteouts for removed ones (the copying snapshotter's diff)."""
+    w = TarWriter(out, mtime)
+
+    def add_all(name, path, st):
+        w.add(path, name, st)
+        if stat.S_ISDIR(st.st_mode):
+            for sub_name, sub_path, sub in _walk_sub(upper, name):
+                w.add(sub_path, sub_name, sub)
+
+    def visit(rel):
+        up_dir = os.path.join(upper, rel) if rel else upper
+        low_dir = os.path.join(lower, rel) if rel else lower
+        ups = set(os.listdir(up_dir))
+        lows = set(os.listdir(low_dir))
+        for entry in sorted(ups | lows):
+            name = rel + "/" + entry if rel else entry
+            if entry not in ups:
+                w.add_whiteout((rel + "/" if rel else "") + WHITEOUT_PREFIX + entry)
+                continue
+            up_path = os.path.join(upper, name)
+            st = os.lstat(up_path)
+            if entry not in lows:
+                add_all(name, up_path, st)
+                continue
+            low_path = os.path.join(lower, name)
+            lst = os.lstat(low_path)
+            if stat.S_ISDIR(st.st_mode) and stat.S_ISDIR(lst.st_mode):
+                if not _same(low_path, lst, up_path, st):
+                    w.add(up_path, name, st)
+                visit(name)
+            elif not _same(low_path, lst, up_path, st) or \
+                    stat.S_ISDIR(st.st_mode) != stat.S_ISDIR(lst.st_mode):
+                add_all(name, up_path, st)
+
+    visit("")
+    w.close()

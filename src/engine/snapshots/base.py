@@ -198,11 +198,22 @@ class Snapshotter:
             s = self._get(meta, key)
             return [self._data_dir(d) for d in self._chain(meta, s["parent"])]
 
+    def diff(self, key, out):
+        """Write the changes of ``key`` over its parent as an uncompressed OCI layer tar."""
+        with self._locked(write=False) as meta:
+            s = self._get(meta, key)
+            d = self._dir(s)
+            parents = self._chain(meta, s["parent"])
+        self._diff(d, parents, out)
+
     # backend hooks --------------------------------------------------------------------------
     def _layout(self, d, parents, kind):
         raise NotImplementedError
 
     def _mounts(self, d, parents, kind):
+        raise NotImplementedError
+
+    def _diff(self, d, parents, out):
         raise NotImplementedError
 
     def _seal(self, d):

@@ -25,5 +25,12 @@ class CopySnapshotter(Snapshotter):
         if r.returncode != 0:
             raise SystemFailure("snapshot: copy parent tree", 0, r.stderr.strip())
 
+    def _diff(self, d, parents, out):
+        from pyrunc.engine.layers import write_tree, write_tree_diff
+        if parents:
+            write_tree_diff(os.path.join(parents[0], "fs"), os.path.join(d, "fs"), out)
+        else:
+            write_tree(os.path.join(d, "fs"), out)
+
     def _mounts(self, d, parents, kind):
         return [Mount("bind", os.path.join(d, "fs"), ["rbind", "ro" if kind == VIEW else "rw"])]

@@ -57,6 +57,10 @@ class OverlaySnapshotter(Snapshotter):
             "index=off", "workdir=" + os.path.join(d, "work"),
             "upperdir=" + os.path.join(d, "fs"), "lowerdir=" + ":".join(lowers)])]
 
+    def _diff(self, d, parents, out):
+        from pyrunc.engine.layers import write_overlay_diff
+        write_overlay_diff(os.path.join(d, "fs"), out)
+
     def _seal(self, d):
         shutil.rmtree(os.path.join(d, "work"), ignore_errors=True)
 

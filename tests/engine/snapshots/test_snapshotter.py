@@ -139,3 +139,39 @@ def test_unpacked_metadata_survives_commit(sn, mounted):
     assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_nlink) == (0o640, 9, 10, 2)
     st = os.lstat(root / "d")
     assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o710, 7)
+
+
+def tree(path):
+    out = {}
+    for dirpath, dirs, files in os.walk(path):
+        for name in dirs + files:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            body = open(p, "rb").read() if stat.S_ISREG(st.st_mode) else \
+                os.readlink(p) if stat.S_ISLNK(st.st_mode) else None
+            out[os.path.relpath(p, path)] = (st.st_mode, st.st_uid, body)
+    return out
+
+
+def test_diff_of_changes_made_through_the_mount(sn, mounted, tmp_path):
+    """What a container changes, written by diff() and applied over the parent, gives the
+    container's tree again (the basis of docker commit)."""
+    base_chain(sn)
+    root = mounted(sn.prepare("c", "l2"))
+    (root / "etc/passwd").write_text("changed")
+    (root / "etc/new").unlink()
+    import shutil
+    shutil.rmtree(root / "var/cache")
+    (root / "var/cache").write_text("now a file")
+    (root / "bin/sh").chmod(0o700)
+    (root / "opt/app").mkdir(parents=True)
+    (root / "opt/app/run").write_text("run")
+    os.symlink("run", root / "opt/app/link")
+    expected = tree(root)
+    buf = io.BytesIO()
+    sn.diff("c", buf)
+    sn.prepare("replay", "l2")
+    apply_layer(io.BytesIO(buf.getvalue()), sn.writable_dir("replay"), whiteouts=sn.whiteouts,
+                lowers=sn.lower_dirs("replay"))
+    again = mounted(sn.mounts("replay"))
+    assert tree(again) == expected
