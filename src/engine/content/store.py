@@ -102,9 +102,10 @@ class ContentStore:
                         yield Info("%s:%s" % (algorithm, entry.name), entry.stat().st_size)
 
     # writing -------------------------------------------------------------------------------
-    def writer(self, ref, expected_digest=None, expected_size=None):
-        """Open (or resume) the ingest named ``ref``; see ``Writer``."""
-        return Writer(self, ref, expected_digest, expected_size)
+    def writer(self, ref, expected_digest=None, expected_size=None, wait=False):
+        """Open (or resume) the ingest named ``ref``; see ``Writer``. Another writer of the
+        same ref makes this Unavailable, or with ``wait`` is waited for."""
+        return Writer(self, ref, expected_digest, expected_size, wait)
 
     def ingests(self):
         """Yield (ref, offset) for every in-flight ingest."""
@@ -124,8 +125,11 @@ class ContentStore:
         digest = expected_digest or digest_bytes(data)
         if self.exists(digest):
             return digest
-        w = self.writer(media_ref or "put-" + digest, digest, len(data))
+        w = self.writer(media_ref or "put-" + digest, digest, len(data), wait=True)
         try:
+            if self.exists(digest):      # written by the writer we waited for
+                w.abort()
+                return digest
             w.truncate(0)
             w.write(data)
             return w.commit(digest, len(data))
@@ -157,7 +161,7 @@ class ContentStore:
 class Writer:
     """One in-flight write. ``offset`` is how many bytes the ingest holds (the resume point)."""
 
-    def __init__(self, store, ref, expected_digest=None, expected_size=None):
+    def __init__(self, store, ref, expected_digest=None, expected_size=None, wait=False):
         if not ref or not isinstance(ref, str):
             raise InvalidArgument("content writer: ref must be a non-empty string")
         self.store = store
@@ -169,13 +173,7 @@ class Writer:
         self.algorithm = parse_digest(expected_digest)[0] if expected_digest else "sha256"
         name = hashlib.sha256(ref.encode()).hexdigest()
         self.dir = os.path.join(store.root, "ingest", name)
-        os.makedirs(self.dir, exist_ok=True)
-        self._lock = os.open(os.path.join(self.dir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock)
-            raise Unavailable("content ingest %r: locked by another writer" % ref) from None
+        self._lock = self._acquire(wait)
         ref_path = os.path.join(self.dir, "ref")
         if not os.path.exists(ref_path):
             with open(ref_path + ".tmp", "w") as f:
@@ -186,6 +184,26 @@ class Writer:
         self._hash = hashlib.new(self.algorithm)
         self.offset = 0
         self._rehash()
+
+    def _acquire(self, wait):
+        """Lock the ingest (waiting for another writer of the same ref if ``wait``)."""
+        while True:
+            os.makedirs(self.dir, exist_ok=True)
+            try:
+                fd = os.open(os.path.join(self.dir, "lock"),
+                             os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except FileNotFoundError:
+                continue                 # the previous writer just finished and removed it
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                os.close(fd)
+                raise Unavailable("content ingest %r: locked by another writer"
+                                  % self.ref) from None
+            if os.fstat(fd).st_nlink == 0:
+                os.close(fd)             # we waited on a finished ingest: start a fresh one
+                continue
+            return fd
 
     def _rehash(self):
         """Feed the bytes already in the ingest (after a crash) to the running digest."""

@@ -329,8 +329,8 @@ class Applier:
             fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600,
                          dir_fd=parent)
             try:
-                with open(path, "rb") as src:
-                    shutil.copyfileobj(src, os.fdopen(os.dup(fd), "wb"), _CHUNK)
+                with open(path, "rb") as src, os.fdopen(os.dup(fd), "wb") as dst:
+                    shutil.copyfileobj(src, dst, _CHUNK)
                 os.fchmod(fd, stat.S_IMODE(st.st_mode))
             finally:
                 os.close(fd)

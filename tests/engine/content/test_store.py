@@ -151,3 +151,25 @@ def test_full_disk_is_a_clear_error(tmp_path, private_mount_ns):
         assert list(cs.walk()) == [] and list(cs.ingests()) == []
     finally:
         subprocess.run(["umount", str(root)], check=True)
+
+
+def test_concurrent_puts_of_the_same_blob(cs):
+    import threading
+    data = os.urandom(5 << 20)
+    errors, digests = [], []
+
+    def put():
+        try:
+            digests.append(ContentStore(cs.root).put(data))
+        except Exception as e:  # noqa: BLE001 - collected for the assertion
+            errors.append(e)
+
+    threads = [threading.Thread(target=put) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert set(digests) == {digest_bytes(data)}
+    assert cs.read(digest_bytes(data)) == data
+    assert list(cs.ingests()) == []
