@@ -39,6 +39,7 @@ extern int core_ready_sent;
 
 /* rootfs.c */
 void core_prepare_rootfs(void);
+void core_use_current_root(void);
 void core_setup_terminal(void);
 void core_enter_rootfs(void);
 void core_finish_rootfs(void);

@@ -70,6 +70,8 @@ struct core_hook {
 };
 
 struct core_config {
+    int exec_mode;             /* 1: a process joining a running container (no rootfs setup,
+                                  no hooks, no fifo); 0: the container's init */
     int sync_fd;               /* the child's end of the socketpair */
     int parent_fd;             /* the parent's end, closed in the child */
 

@@ -315,6 +315,14 @@ static void dev_symlinks(void)
     }
 }
 
+/* A process joining a container resolves paths (/dev/pts/ptmx) under its current root. */
+void core_use_current_root(void)
+{
+    rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
+        core_fail(errno, "open the container's root");
+}
+
 static void unescape(char *s)
 {
     char *out = s;

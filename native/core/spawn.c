@@ -202,30 +202,37 @@ static void __attribute__((noreturn)) init_main(void)
     const struct core_config *c = core_cfg;
     char pathbuf[PATH_MAX];
 
-    prctl(PR_SET_NAME, "pyrunc:[2:INIT]", 0, 0, 0);
+    prctl(PR_SET_NAME, c->exec_mode ? "pyrunc:[2:EXEC]" : "pyrunc:[2:INIT]", 0, 0, 0);
     core_child_wait_continue();  /* the parent knows our pid */
-    if (setsid() < 0)
+    if ((!c->exec_mode || c->terminal) && setsid() < 0)
         core_fail(errno, "setsid");
     set_stdio();
     umask(0);
-    if (c->rootfs) {
-        core_prepare_rootfs();
-        if (c->terminal)
+    if (c->exec_mode) {
+        if (c->terminal) {
+            core_use_current_root();
             core_setup_terminal();
+        }
+    } else {
+        if (c->rootfs) {
+            core_prepare_rootfs();
+            if (c->terminal)
+                core_setup_terminal();
+        }
+        core_child_send(CORE_MSG_HOOKS, 0, NULL, 0, -1);
+        core_child_wait_continue();
+        if (!core_state) {
+            core_state = c->state;
+            core_state_len = c->state_len;
+        }
+        core_run_hooks("createContainer", c->create_hooks, c->n_create_hooks);
+        if (c->rootfs)
+            core_enter_rootfs();
+        uts();
+        sysctls();
+        if (c->rootfs)
+            core_finish_rootfs();
     }
-    core_child_send(CORE_MSG_HOOKS, 0, NULL, 0, -1);
-    core_child_wait_continue();
-    if (!core_state) {
-        core_state = c->state;
-        core_state_len = c->state_len;
-    }
-    core_run_hooks("createContainer", c->create_hooks, c->n_create_hooks);
-    if (c->rootfs)
-        core_enter_rootfs();
-    uts();
-    sysctls();
-    if (c->rootfs)
-        core_finish_rootfs();
     core_set_rlimits();
     oom_score_adj();
     umask((mode_t)c->umask);

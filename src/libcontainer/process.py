@@ -13,6 +13,7 @@ import os
 from pyrunc._core import ffi, lib
 from pyrunc.errors import InvalidArgument, SystemFailure
 from pyrunc.libcontainer import protocol
+from pyrunc.libcontainer.plan import Namespace
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
@@ -69,11 +70,12 @@ def _hooks(cfg, hooks):
     return arr
 
 
-def _build(plan, cfg, ns_fds):
+def _build(plan, cfg, ns_fds, namespaces, exec_mode=False):
     c = cfg.c
+    c.exec_mode = exec_mode
     new_flags = 0
     joins = []
-    for ns in plan.namespaces:
+    for ns in namespaces:
         if ns.path:
             joins.append(ns)
         else:
@@ -91,14 +93,15 @@ def _build(plan, cfg, ns_fds):
         c.join_fds[i] = fd
         c.join_types[i] = ns.flag
     c.n_join = len(joins)
-    if plan.rootfs and not any(ns.flag == CLONE_NEWNS for ns in plan.namespaces):
+    if not exec_mode and plan.rootfs and not any(ns.flag == CLONE_NEWNS
+                                                 for ns in plan.namespaces):
         raise InvalidArgument("plan: namespaces: a mount namespace is required to set up "
                               "the rootfs")
     c.new_userns = 1 if new_flags & CLONE_NEWUSER else 0
     c.unshare_flags = new_flags & ~CLONE_NEWUSER
     c.time_offsets = cfg.str(plan.time_offsets or None)
 
-    c.rootfs = cfg.str(plan.rootfs or None)
+    c.rootfs = cfg.str(None if exec_mode else (plan.rootfs or None))
     c.rootfs_propagation = plan.rootfs_propagation
     c.readonly_root = plan.readonly_root
     c.no_pivot = plan.no_pivot
@@ -272,13 +275,60 @@ def spawn_init(plan, *, exec_fifo_fd, console_socket_fd=None, preserve_fds=0, st
     c = cfg.c
     ns_fds = []
     try:
-        _build(plan, cfg, ns_fds)
+        _build(plan, cfg, ns_fds, plan.namespaces)
         c.console_fd = -1 if console_socket_fd is None else console_socket_fd
         c.exec_fifo_fd = exec_fifo_fd
         c.preserve_fds = preserve_fds
         for i in range(3):
             c.stdio[i] = stdio[i]
         return _Spawn(plan, cfg, ns_fds).run(on_pid, on_hooks, on_seccomp_fd)
+    finally:
+        for fd in ns_fds:
+            os.close(fd)
+
+
+NS_FILES = {CLONE_NEWUSER: "user", 0x20000000: "pid", CLONE_NEWNS: "mnt", 0x04000000: "uts",
+            0x08000000: "ipc", 0x40000000: "net", 0x02000000: "cgroup", 0x00000080: "time"}
+
+
+def spawn_exec(plan, init_pid, *, console_socket_fd=None, preserve_fds=0, stdio=(0, 1, 2),
+               on_pid=None, on_seccomp_fd=None):
+    """Start ``plan``'s process in the running container whose init is ``init_pid``.
+
+    The process joins the init's namespaces (each type in ``plan.namespaces``, through
+    /proc/<init_pid>/ns/*; one the caller shares already is not joined), then gets the
+    process part of the plan: terminal, rlimits, umask, seccomp, user, groups, capabilities,
+    no_new_privileges, cwd, env, PATH lookup. Nothing of the rootfs part is done, no hooks
+    run and there is no exec fifo: it executes as soon as it is set up. ``on_pid`` gets the
+    first child's pid (put it in the container's cgroup there). Returns the process's pid;
+    it is a child of the caller.
+    """
+    if plan.terminal and console_socket_fd is None:
+        raise InvalidArgument("plan: process.terminal needs a console socket")
+    joins = []
+    for ns in plan.namespaces:
+        name = NS_FILES.get(ns.flag)
+        if name is None:
+            raise InvalidArgument("plan: namespaces: unknown flag %#x" % ns.flag)
+        path = "/proc/%d/ns/%s" % (init_pid, name)
+        try:
+            theirs = os.stat(path)
+        except OSError as e:
+            raise SystemFailure("open namespace %s" % path, e.errno) from None
+        ours = os.stat("/proc/self/ns/" + name)
+        if (theirs.st_dev, theirs.st_ino) != (ours.st_dev, ours.st_ino):
+            joins.append(Namespace(ns.flag, path))
+    cfg = _Config()
+    c = cfg.c
+    ns_fds = []
+    try:
+        _build(plan, cfg, ns_fds, joins, exec_mode=True)
+        c.console_fd = -1 if console_socket_fd is None else console_socket_fd
+        c.exec_fifo_fd = -1
+        c.preserve_fds = preserve_fds
+        for i in range(3):
+            c.stdio[i] = stdio[i]
+        return _Spawn(plan, cfg, ns_fds).run(on_pid, None, on_seccomp_fd)
     finally:
         for fd in ns_fds:
             os.close(fd)

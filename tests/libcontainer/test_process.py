@@ -593,3 +593,104 @@ def test_invalid_plans(rootfs):
         run(make_plan(rootfs, []))
     with pytest.raises(InvalidArgument, match="terminal needs a console socket"):
         run(make_plan(rootfs, ["true"], terminal=True))
+
+
+# --- spawn_exec: a process joining a running container -----------------------------------
+
+@pytest.fixture
+def running(rootfs):
+    """A running container: its init sleeps; yields (plan, init pid), then kills and reaps."""
+    plan = make_plan(rootfs, ["sleep", "60"], hostname="box")
+    pid = spawn_init(plan, exec_fifo_fd=-1)
+    yield plan, pid
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+
+
+def exec_in(plan, init_pid, args, **changes):
+    from dataclasses import replace
+    from pyrunc.libcontainer.process import spawn_exec
+    proc = replace(plan, args=list(args), **changes)
+    r, w = os.pipe()
+    try:
+        pid = spawn_exec(proc, init_pid, stdio=(0, w, w))
+    finally:
+        os.close(w)
+    with os.fdopen(r, "rb") as f:
+        out = f.read()
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), out.decode()
+
+
+def test_exec_joins_the_containers_namespaces(running):
+    plan, init = running
+    status, out = exec_in(plan, init, ["sh", "-c", "hostname; echo $$; cat /proc/1/comm; "
+                                                   "readlink /proc/self/ns/net; ls /bin/busybox"])
+    assert status == 0, out
+    lines = out.split()
+    assert lines[0] == "box"
+    assert int(lines[1]) > 1
+    assert lines[2] == "sleep"
+    assert lines[3] == os.readlink("/proc/%d/ns/net" % init)
+    assert lines[4] == "/bin/busybox"
+
+
+def test_exec_process_attributes(running):
+    plan, init = running
+    mask = 1 << CAP_KILL
+    status, out = exec_in(plan, init, ["sh", "-c", "pwd; echo $X; umask; cat /proc/self/status"],
+                          uid=1000, gid=1000, cwd="/tmp", env=["PATH=/bin", "X=y"],
+                          umask=0o077, no_new_privileges=True,
+                          capabilities=Capabilities(mask, mask, mask, mask, mask),
+                          rlimits=[Rlimit(RLIMIT_NOFILE, 100, 200)])
+    assert status == 0, out
+    assert out.splitlines()[:3] == ["/tmp", "y", "0077"]
+    assert status_field(out, "Uid").split() == ["1000"] * 4
+    assert int(status_field(out, "CapEff"), 16) == mask
+    assert status_field(out, "NoNewPrivs") == "1"
+
+
+def test_exec_with_a_terminal(running):
+    plan, init = running
+    from pyrunc.libcontainer.process import spawn_exec
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        pid = spawn_exec(plan.__class__(**dict(plan.__dict__, args=["tty"], terminal=True)),
+                         init, console_socket_fd=theirs.fileno())
+        _, fds, _, _ = socket.recv_fds(ours, 1024, 1)
+        with os.fdopen(fds[0], "rb", buffering=0) as master:
+            out = b""
+            while True:
+                try:
+                    chunk = master.read(4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+        assert os.waitpid(pid, 0)[1] == 0
+        assert out.decode().strip().startswith("/dev/pts/")
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_exec_errors(running):
+    plan, init = running
+    with pytest.raises(SystemFailure, match=r"^exec nosuch: executable file not found in \$PATH$"):
+        exec_in(plan, init, ["nosuch"])
+    assert os.waitpid(init, os.WNOHANG) == (0, 0)  # the container is untouched
+
+
+def test_exec_into_a_user_namespace_container(public_rootfs):
+    plan = make_plan(public_rootfs, ["sleep", "60"],
+                     namespaces=("user", "pid", "mount", "uts", "ipc", "net"),
+                     uid_map="0 100000 65536\n", gid_map="0 100000 65536\n")
+    plan.devices = [Device(d.path, d.kind, d.major, d.minor, bind=True) for d in plan.devices]
+    init = spawn_init(plan, exec_fifo_fd=-1)
+    try:
+        status, out = exec_in(plan, init, ["sh", "-c", "id -u; cat /proc/self/uid_map"])
+        assert status == 0, out
+        assert [" ".join(x.split()) for x in out.splitlines()] == ["0", "0 100000 65536"]
+    finally:
+        os.kill(init, 9)
+        os.waitpid(init, 0)
