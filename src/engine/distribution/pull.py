@@ -4,11 +4,13 @@ Steps, with docker's progress events:
 
 1. Resolve the tag or digest to a manifest; an index is narrowed to the wanted platform.
 2. Fetch the config; check its platform (docker's warning when it is not the one asked for).
-3. Layers already in the content store are ``Already exists``; the others are ``Pulling fs
+3. Layers already stored and unpacked are ``Already exists``; the others are ``Pulling fs
    layer``, downloaded ``max_concurrent_downloads`` at a time (the rest ``Waiting``), with
-   ``Downloading`` bytes, ``Verifying Checksum`` and ``Download complete``.
-4. The manifest (and index) join the content store; the image service unpacks the layers in
-   order (``Extracting``, ``Pull complete``) and records the name and the repo digest.
+   ``Downloading`` bytes, ``Verifying Checksum`` and ``Download complete``. Each is unpacked
+   into its snapshot as soon as it and the layers below it are in (``Extracting``,
+   ``Pull complete``), while the later ones still download.
+4. The manifest (and index) join the content store; the image service records the image
+   under the name and the repo digest.
 5. ``Digest:`` and ``Status: Downloaded newer image for`` / ``Image is up to date for``.
 
 Blobs are written through content-store ingests, so a failed pull leaves no partial blob:
@@ -23,7 +25,7 @@ from pyrunc.errors import InvalidArgument, NotFound, PyruncError, Unavailable
 
 from pyrunc.engine import reference as references
 from pyrunc.engine.distribution import progress as events
-from pyrunc.engine.distribution.platform import host_platform, select_manifest
+from pyrunc.engine.distribution.platform import Platform, host_platform, select_manifest
 from pyrunc.engine.registry import mediatypes
 from pyrunc.engine.registry.client import DOWNLOAD_RETRIES
 
@@ -231,7 +233,6 @@ def _record(images, ref, top, manifest, index, config_digest):
 
 
 def _platform_warning(ref, config, wanted, explicit):
-    from pyrunc.engine.distribution.platform import Platform
     actual = Platform.from_json(config)
     if not actual.os:
         return None
