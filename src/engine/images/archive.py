@@ -246,6 +246,10 @@ def _load_docker(service, arch, progress):
         entries = json.loads(arch.docs["manifest.json"])
     except ValueError:
         raise InvalidArgument("load: manifest.json: not valid JSON") from None
+    if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("Config"), str)
+            and isinstance(e.get("Layers", []), list) for e in entries):
+        raise InvalidArgument("load: manifest.json: not a docker image manifest")
     out = []
     for e in entries:
         config_digest, _ = arch.blob(e["Config"])
@@ -255,13 +259,13 @@ def _load_docker(service, arch, progress):
             raise InvalidArgument("load: %s: not valid JSON" % e["Config"]) from None
         layers = [_layer_descriptor(service, *arch.blob(p)) for p in e.get("Layers", [])]
         tags = [parse_name(t) for t in e.get("RepoTags") or []]
-        for t in tags:
-            _untag_elsewhere(service, t)
+        notes = _moved_tags(service, tags, config_digest)
         if len(layers) != len(config.get("rootfs", {}).get("diff_ids", [])):
             raise InvalidArgument("load: %s: %d layers for %d diff_ids in the config"
                                   % (e["Config"], len(layers),
                                      len(config.get("rootfs", {}).get("diff_ids", []))))
         image_id = _put_with_config(service, config_digest, layers, tags, progress)
+        out += notes
         out += ["Loaded image: %s" % t.familiar for t in tags] or ["Loaded image ID: %s" % image_id]
     return out
 
@@ -276,16 +280,30 @@ def _put_with_config(service, config_digest, layers, tags, progress):
     return service.add(mdigest, tags, progress=progress)
 
 
-def _untag_elsewhere(service, ref):
-    """docker load moves a tag from the image that had it (which may become dangling)."""
-    try:
-        service.store.remove_ref(ref)
-    except NotFound:
-        pass
+def _moved_tags(service, refs, image_id):
+    """docker load moves a tag from the image that had it (which may become dangling) and
+    says so: the lines to print for ``refs`` about to point at ``image_id``."""
+    out = []
+    for ref in refs:
+        try:
+            previous = service.store.resolve(str(ref))
+        except NotFound:
+            continue
+        if previous != image_id:
+            out.append("The image %s already exists, renaming the old one with ID %s to "
+                       "empty string" % (ref.familiar, previous))
+    return out
 
 
 def _load_oci(service, arch, progress):
-    index = json.loads(arch.docs["index.json"])
+    try:
+        index = json.loads(arch.docs["index.json"])
+    except ValueError:
+        raise InvalidArgument("load: index.json: not valid JSON") from None
+    if not isinstance(index, dict) or not all(
+            isinstance(d, dict) and isinstance(d.get("digest"), str)
+            for d in index.get("manifests", [])):
+        raise InvalidArgument("load: index.json: not an OCI image index")
     out = []
     for desc in index.get("manifests", []):
         out += _load_oci_descriptor(service, arch, desc, desc.get("annotations") or {}, progress)
@@ -324,7 +342,7 @@ def _load_oci_descriptor(service, arch, desc, annotations, progress):
     for layer in manifest.get("layers", []):
         if not service.content.exists(layer["digest"]):
             raise InvalidArgument("load: archive is missing layer %s" % layer["digest"])
-    for r in refs:
-        _untag_elsewhere(service, r)
+    notes = _moved_tags(service, refs, (manifest.get("config") or {}).get("digest"))
     image_id = service.add(digest, refs, progress=progress)
-    return ["Loaded image: %s" % r.familiar for r in refs] or ["Loaded image ID: %s" % image_id]
+    return notes + (["Loaded image: %s" % r.familiar for r in refs]
+                    or ["Loaded image ID: %s" % image_id])

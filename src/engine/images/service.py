@@ -14,7 +14,7 @@ import re
 from pyrunc.engine import reference
 from pyrunc.engine.content import ContentStore, collect
 from pyrunc.engine.images.store import ImageStore, parse_name, short_id
-from pyrunc.engine.images.unpack import chain_ids, unpack, unpacked_size
+from pyrunc.engine.images.unpack import SIZE_LABEL, chain_ids, unpack, unpacked_size
 from pyrunc.engine.snapshots import COMMITTED, open_snapshotter
 from pyrunc.errors import Conflict, InvalidArgument, NotFound
 
@@ -247,7 +247,7 @@ class ImageService:
             for chain in chain_ids(img.diff_ids):
                 try:
                     sizes.append(int(self.snapshotter.stat(chain).labels.get(
-                        "pyrunc.io/unpacked-size", 0)))
+                        SIZE_LABEL, 0)))
                 except NotFound:
                     sizes.append(0)
         history = img.config.get("history") or [{"created": img.config.get("created", "")}
@@ -407,7 +407,7 @@ class ImageService:
     def _disk_usage(self):
         total = sum(i.size for i in self.content.walk())
         for info in self.snapshotter.walk():
-            total += int(info.labels.get("pyrunc.io/unpacked-size", 0))
+            total += int(info.labels.get(SIZE_LABEL, 0))
         return total
 
 

@@ -441,3 +441,24 @@ def test_full_disk_leaves_nothing_behind(tmp_path):
         assert list(small.content.walk()) == []
     finally:
         subprocess.run(["umount", str(root)], check=True)
+
+
+def test_load_moves_a_tag_and_says_so(svc, busybox, tmp_path):
+    buf = io.BytesIO()
+    save(svc, ["busybox"], buf)
+    other = ImageService(str(tmp_path / "other-engine"))
+    old = import_image(other, io.BytesIO(rootfs_tar({"x": b"1"})), "busybox:latest")
+    buf.seek(0)
+    assert load(other, buf) == [
+        "The image busybox:latest already exists, renaming the old one with ID %s to empty "
+        "string" % old, "Loaded image: busybox:latest"]
+    assert other.get("busybox").id == busybox
+    assert [s["Id"] for s in other.list({"dangling": ["true"]})] == [old]
+    buf.seek(0)
+    assert load(other, buf) == ["Loaded image: busybox:latest"]
+
+
+@pytest.mark.parametrize("doc", [b"{}", b"[1]", b'[{"Layers": []}]', b"not json"])
+def test_load_bad_manifest_json(svc, doc):
+    with pytest.raises(InvalidArgument, match="load: manifest.json: not"):
+        load(svc, io.BytesIO(make_tar([entry("manifest.json", data=doc)])))
