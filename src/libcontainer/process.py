@@ -13,7 +13,6 @@ import os
 from pyrunc._core import ffi, lib
 from pyrunc.errors import InvalidArgument, SystemFailure
 from pyrunc.libcontainer import protocol
-from pyrunc.libcontainer.plan import Namespace
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
@@ -287,6 +286,16 @@ def spawn_init(plan, *, exec_fifo_fd, console_socket_fd=None, preserve_fds=0, st
             os.close(fd)
 
 
+class _Join:
+    """A namespace to join (like plan.Namespace, without importing dataclasses here)."""
+
+    __slots__ = ("flag", "path")
+
+    def __init__(self, flag, path):
+        self.flag = flag
+        self.path = path
+
+
 NS_FILES = {CLONE_NEWUSER: "user", 0x20000000: "pid", CLONE_NEWNS: "mnt", 0x04000000: "uts",
             0x08000000: "ipc", 0x40000000: "net", 0x02000000: "cgroup", 0x00000080: "time"}
 
@@ -317,7 +326,7 @@ def spawn_exec(plan, init_pid, *, console_socket_fd=None, preserve_fds=0, stdio=
             raise SystemFailure("open namespace %s" % path, e.errno) from None
         ours = os.stat("/proc/self/ns/" + name)
         if (theirs.st_dev, theirs.st_ino) != (ours.st_dev, ours.st_ino):
-            joins.append(Namespace(ns.flag, path))
+            joins.append(_Join(ns.flag, path))
     cfg = _Config()
     c = cfg.c
     ns_fds = []
