@@ -8,9 +8,12 @@ fresh store with both clients, interleaved, whole process and wall clock:
   concurrently and verified);
 * skopeo: ``skopeo copy docker://... oci:<dir>`` (an OCI layout, also verified).
 
-Prints medians and the ratio to skopeo.
+With ``--unpack`` a third row times the whole ``pull`` into an image service (download,
+then each layer unpacked into its snapshot as it arrives), for scale: skopeo does not unpack.
 
-    .venv/bin/python benchmarks/pull_vs_skopeo.py [-n 5] [--layers 4] [--layer-mb 50]
+Prints medians and the ratio to skopeo. Run as root:
+
+    .venv/bin/python benchmarks/pull_vs_skopeo.py [-n 5] [--layers 4] [--layer-mb 50] [--unpack]
 """
 import argparse
 import io
@@ -105,6 +108,16 @@ with RegistryService() as registries:
 """
 
 
+PULL_UNPACK_ONCE = """
+import sys
+from pyrunc.engine.distribution import pull
+from pyrunc.engine.images import ImageService
+from pyrunc.engine.registry import RegistryService
+with RegistryService() as registries:
+    pull(sys.argv[1], ImageService(sys.argv[2]), registries)
+"""
+
+
 def timed(cmd):
     start = time.perf_counter()
     result = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -119,6 +132,8 @@ def main():
     parser.add_argument("-n", type=int, default=5, help="rounds (default 5)")
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--layer-mb", type=int, default=50)
+    parser.add_argument("--unpack", action="store_true",
+                        help="also time a full pull with unpacking into snapshots")
     args = parser.parse_args()
     for tool in (REGISTRY, shutil.which("skopeo")):
         if not tool or not os.path.exists(tool):
@@ -129,14 +144,18 @@ def main():
         proc, port = start_registry(work)
         name = "127.0.0.1:%d/bench/big:latest" % port
         total = build_and_push(os.path.join(work, "source"), name, args.layers, args.layer_mb)
-        ours_cmd = [sys.executable, "-c", PULL_ONCE, name]
-        times = {"pyrunc": [], "skopeo": []}
+        ours = {"pyrunc": [sys.executable, "-c", PULL_ONCE, name]}
+        if args.unpack:
+            ours["pyrunc+unpack"] = [sys.executable, "-c", PULL_UNPACK_ONCE, name]
+        times = {tool: [] for tool in ours}
+        times["skopeo"] = []
         for i in range(-1, args.n):          # one warm-up round, not counted
-            target = os.path.join(work, "pyrunc-%d" % i)
-            elapsed = timed(ours_cmd + [target])
-            shutil.rmtree(target)
-            if i >= 0:
-                times["pyrunc"].append(elapsed)
+            for tool, cmd in ours.items():
+                target = os.path.join(work, "%s-%d" % (tool, i))
+                elapsed = timed(cmd + [target])
+                shutil.rmtree(target)
+                if i >= 0:
+                    times[tool].append(elapsed)
             target = os.path.join(work, "skopeo-%d" % i)
             elapsed = timed(["skopeo", "copy", "-q", "--src-tls-verify=false",
                              "docker://" + name, "oci:%s:latest" % target])
@@ -148,7 +167,7 @@ def main():
               % (args.layers, total / 1e6, args.n))
         for tool, values in times.items():
             median = statistics.median(values)
-            print("%-8s median %.3f s  (%.0f MB/s)  ratio to skopeo %.2f"
+            print("%-14s median %.3f s  (%.0f MB/s)  ratio to skopeo %.2f"
                   % (tool, median, total / 1e6 / median, median / base))
     finally:
         if proc is not None:
