@@ -27,8 +27,9 @@
  *                               8-byte header [stream,0,0,0,len(be32)] + payload;
  *                               client->shim stream 0 = stdin (len 0 closes stdin),
  *                               shim->client 1 = stdout, 2 = stderr, 3 = exit status text.
- *   delete                      "<runtime> delete", then ok {exit}; the shim exits
- *   shutdown                    ok; the shim exits (the container must have exited)
+ *   delete                      "<runtime> delete" (created or exited containers only), then
+ *                               ok {exit}; the shim exits. Until then it stays, holding the
+ *                               exit status for whoever asks: the engine decides when.
  *
  * Files in the state directory: shim.pid, shim.sock, init.pid, exit (json, written once the
  * container has exited), exec-ID.pid / exec-ID.log / exec-ID.exit, shim.log (diagnostics).
@@ -1083,14 +1084,6 @@ static void handle_command(struct client *c, char *line)
 		cmd_exec(c, rest ? rest : "");
 	} else if (strcmp(cmd, "delete") == 0) {
 		cmd_delete(c);
-	} else if (strcmp(cmd, "shutdown") == 0) {
-		if (is_live()) {
-			reply(c, "err FailedPrecondition container %s is %s: stop it first", opt.id,
-			      status_names[status]);
-			return;
-		}
-		reply(c, "ok");
-		quit = 1;
 	} else {
 		reply(c, "err InvalidArgument unknown request %s", cmd);
 	}
