@@ -78,6 +78,8 @@ struct core_config {
     int join_fds[8];           /* namespaces to setns into, user first */
     int join_types[8];         /* their CLONE_NEW* flags */
     int n_join;
+    int root_fd;               /* exec: the container's root (/proc/PID/root) to chroot to,
+                                  or -1 */
     int new_userns;
     int unshare_flags;         /* the other CLONE_NEW* to create */
     const char *time_offsets;  /* for /proc/self/timens_offsets, or NULL */

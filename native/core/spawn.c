@@ -260,11 +260,12 @@ static void __attribute__((noreturn)) init_main(void)
 static void close_unneeded_fds(void)
 {
     const struct core_config *c = core_cfg;
-    int keep[CORE_MAX_JOIN + 8], n = 0;
+    int keep[CORE_MAX_JOIN + 9], n = 0;
 
     keep[n++] = c->sync_fd;
     keep[n++] = c->exec_fifo_fd;
     keep[n++] = c->console_fd;
+    keep[n++] = c->root_fd;
     for (int i = 0; i < 3; i++)
         keep[n++] = c->stdio[i];
     for (int i = 0; i < c->n_join; i++)
@@ -318,6 +319,13 @@ static void __attribute__((noreturn)) stage1_main(void)
         close(c->join_fds[i]);
         if (c->join_types[i] == CLONE_NEWUSER)
             become_root_in_userns();
+    }
+    if (c->root_fd >= 0) {
+        /* The mount namespace's root is the host's "/" for a container made without
+         * pivot_root: take the container's root itself, as nsenter --root does. */
+        if (fchdir(c->root_fd) < 0 || chroot(".") < 0 || chdir("/") < 0)
+            core_fail(errno, "enter the container's root");
+        close(c->root_fd);
     }
     if (c->new_userns) {
         if (unshare(CLONE_NEWUSER) < 0)

@@ -272,6 +272,7 @@ def spawn_init(plan, *, exec_fifo_fd, console_socket_fd=None, preserve_fds=0, st
         raise InvalidArgument("plan: process.terminal needs a console socket")
     cfg = _Config()
     c = cfg.c
+    c.root_fd = -1
     ns_fds = []
     try:
         _build(plan, cfg, ns_fds, plan.namespaces)
@@ -331,6 +332,12 @@ def spawn_exec(plan, init_pid, *, console_socket_fd=None, preserve_fds=0, stdio=
     c = cfg.c
     ns_fds = []
     try:
+        root = "/proc/%d/root" % init_pid
+        try:
+            c.root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            raise SystemFailure("open %s" % root, e.errno) from None
+        ns_fds.append(c.root_fd)
         _build(plan, cfg, ns_fds, joins, exec_mode=True)
         c.console_fd = -1 if console_socket_fd is None else console_socket_fd
         c.exec_fifo_fd = -1

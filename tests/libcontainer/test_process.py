@@ -597,10 +597,10 @@ def test_invalid_plans(rootfs):
 
 # --- spawn_exec: a process joining a running container -----------------------------------
 
-@pytest.fixture
-def running(rootfs):
+@pytest.fixture(params=[False, True], ids=["pivot", "no-pivot"])
+def running(rootfs, request):
     """A running container: its init sleeps; yields (plan, init pid), then kills and reaps."""
-    plan = make_plan(rootfs, ["sleep", "60"], hostname="box")
+    plan = make_plan(rootfs, ["sleep", "60"], hostname="box", no_pivot=request.param)
     pid = spawn_init(plan, exec_fifo_fd=-1)
     yield plan, pid
     os.kill(pid, 9)
@@ -624,14 +624,14 @@ def exec_in(plan, init_pid, args, **changes):
 def test_exec_joins_the_containers_namespaces(running):
     plan, init = running
     status, out = exec_in(plan, init, ["sh", "-c", "hostname; echo $$; cat /proc/1/comm; "
-                                                   "readlink /proc/self/ns/net; ls /bin/busybox"])
+                                                   "readlink /proc/self/ns/net; cat /etc/hostname"])
     assert status == 0, out
     lines = out.split()
     assert lines[0] == "box"
     assert int(lines[1]) > 1
     assert lines[2] == "sleep"
     assert lines[3] == os.readlink("/proc/%d/ns/net" % init)
-    assert lines[4] == "/bin/busybox"
+    assert lines[4] == "busybox"  # the container's root, also without pivot_root
 
 
 def test_exec_process_attributes(running):
