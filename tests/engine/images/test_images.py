@@ -303,24 +303,51 @@ def test_history_of_multi_layer_image(svc):
     assert h[0]["Tags"] == ["multi:1"] and h[0]["Created"] == 1704067200
 
 
-def test_bad_layer_leaves_nothing_behind(svc, busybox, tmp_path):
+HOSTILE = {
+    "dotdot": ([entry("../../outside/pwned", data=b"x")], "path escapes the root"),
+    "absolute-symlink": ([entry("evil", "symlink", linkname="{outside}"),
+                          entry("evil/pwned", data=b"x")], "write through symlink evil"),
+    "relative-symlink": ([entry("d", "dir"), entry("d/evil", "symlink", linkname="../../../outside"),
+                          entry("d/evil/pwned", data=b"x")], "write through symlink d/evil"),
+    "hardlink-out": ([entry("h", "link", linkname="../outside/secret")], "path escapes the root"),
+    "truncated": (None, "truncated"),
+}
+
+
+@pytest.mark.parametrize("backend", ["overlayfs", "native"])
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_bad_layer_leaves_nothing_behind(tmp_path, private_mount_ns, backend, case):
+    svc = ImageService(str(tmp_path / "engine"), snapshotter=backend)
+    build_builtin(svc, "busybox")
     outside = tmp_path / "outside"
     outside.mkdir()
-    bad = make_tar([entry("evil", "symlink", linkname=str(outside)),
-                    entry("evil/pwned", data=b"x")])
+    (outside / "secret").write_text("keep")
+    entries, match = HOSTILE[case]
+    if entries is None:
+        whole = make_tar([entry("ok", data=b"fine"), entry("big", data=os.urandom(50_000))],
+                         "gzip")
+        bad = whole[:len(whole) // 2]
+    else:
+        for ti, _ in entries:
+            ti.linkname = ti.linkname.replace("{outside}", str(outside))
+        bad = make_tar(entries)
     d = svc.content.put(bad)
     before = {i.name for i in svc.snapshotter.walk()}
-    config = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers",
-                                                                 "diff_ids": [d]}}
-    with pytest.raises(InvalidArgument, match="refusing to write through symlink evil"):
-        svc.put_image(config, [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                                "digest": d, "size": len(bad)}], ["bad:1"])
-    assert os.listdir(outside) == []
+    top = svc.get("busybox")
+    config = dict(top.config, rootfs={"type": "layers",
+                                      "diff_ids": top.diff_ids + ["sha256:" + "0" * 64]})
+    with pytest.raises(InvalidArgument, match=match):
+        svc.put_image(config, top.manifest["layers"] + [
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d,
+             "size": len(bad)}], ["bad:1"])
+    assert os.listdir(outside) == ["secret"] and (outside / "secret").read_text() == "keep"
     assert {i.name for i in svc.snapshotter.walk()} == before
+    snapshot_dirs = os.listdir(os.path.join(svc.snapshotter.root, "snapshots"))
+    assert len(snapshot_dirs) == len(before)
     with pytest.raises(NotFound):
         svc.get("bad:1")
     assert {i.digest for i in svc.content.walk()} == svc.store.roots() | {
-        l["digest"] for l in svc.get("busybox").manifest["layers"]}
+        layer["digest"] for layer in top.manifest["layers"]}
 
 
 def test_store_survives_reopen(svc, busybox):
