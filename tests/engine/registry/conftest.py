@@ -382,19 +382,28 @@ class FaultProxy:
 
     ``faults[digest]`` is a list of actions used one per GET of that blob: ``("drop", n)``
     sends the headers and ``n`` bytes then closes the connection; ``("corrupt",)`` flips a
-    byte. ``requests`` records (method, path, Range header) of every request.
+    byte. ``failures`` answers a matching request with an error status instead of passing it
+    on. ``requests`` records (method, path, Range header) of every request.
     """
 
     def __init__(self, upstream_port):
         self.upstream_port = upstream_port
         self.port = free_port()
         self.faults = {}
+        self.failures = []                # (method, path substring, status), each used once
         self.requests = []
         self.httpd = None
 
     @property
     def domain(self):
         return "127.0.0.1:%d" % self.port
+
+    def _failure(self, method, path):
+        for failure in self.failures:
+            if failure[0] == method and failure[1] in path:
+                self.failures.remove(failure)
+                return failure[2]
+        return None
 
     def start(self):
         import http.client
@@ -410,6 +419,12 @@ class FaultProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 proxy.requests.append((self.command, self.path, self.headers.get("Range")))
+                status = proxy._failure(self.command, self.path)
+                if status:
+                    self.send_response(status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port,
                                                       timeout=30)
                 try:

@@ -476,3 +476,37 @@ def test_resume_from_any_break_points(plain_registry, registries, store, images,
             break
         expected.append("bytes=%d-" % offset)
     assert [r for (m, p, r) in proxy.requests if m == "GET" and layer["digest"] in p] == expected
+
+
+def test_push_retries_an_upload_the_registry_failed(start_registry, fault_proxy, registries,
+                                                    store, images):
+    server = start_registry()
+    proxy = fault_proxy(server)
+    digest, _, layers = images.build(store, [{"u": os.urandom(10_000)}])
+    proxy.failures.append(("PUT", "/blobs/uploads/", 503))
+    pushed, callback = collect()
+    push("%s/test/retry:v1" % proxy.domain, store, registries, digest, progress=callback)
+    assert layer_lines(render_plain(pushed), sid(layers[0])) == ["Preparing", "Pushed"]
+    uploads = [m for (m, p, r) in proxy.requests if "/blobs/uploads/" in p]
+    assert uploads.count("POST") == 3        # layer twice (one failed PUT), config once
+    assert proxy.failures == []
+    with RegistryService() as direct:
+        other = ContentStore(str(store.root) + "-copy")
+        assert fetch("%s/test/retry:v1" % server.domain, other, direct).digest == digest
+
+
+def test_pull_retries_a_blob_the_registry_failed(start_registry, fault_proxy, registries, store,
+                                                 images, tmp_path):
+    server = start_registry()
+    digest, _, layers = images.build(store, [{"g": os.urandom(10_000)}])
+    with RegistryService() as direct:
+        push("%s/test/retry:v1" % server.domain, store, direct, digest)
+    proxy = fault_proxy(server)
+    proxy.failures += [("GET", layers[0]["digest"], 500), ("GET", layers[0]["digest"], 502)]
+    other = ContentStore(str(tmp_path / "other"))
+    fetch("%s/test/retry:v1" % proxy.domain, other, registries)
+    assert other.read(layers[0]["digest"]) == store.read(layers[0]["digest"])
+    proxy.failures.append(("GET", layers[0]["digest"], 404))
+    with pytest.raises(NotFound, match="blob %s in " % layers[0]["digest"]):
+        fetch("%s/test/retry:v1" % proxy.domain, ContentStore(str(tmp_path / "third")),
+              registries)
