@@ -64,7 +64,7 @@ def save(service, names, out):
     """Write the images ``names`` (names or IDs) as one archive into the binary file ``out``."""
     if not names:
         raise InvalidArgument("save: no images given")
-    state = service.store.snapshot()
+    state = service.store.state()
     images = [(service._image(service.store.resolve(n, state), state), n) for n in names]
     images = [(img, _save_tags(service, img, n, state)) for img, n in images]
     w = _Out(out)

@@ -152,11 +152,11 @@ class ImageService:
         return Image(image_id, rec, self.store.refs_of(image_id, state), config, manifest)
 
     def get(self, name):
-        state = self.store.snapshot()
+        state = self.store.state()
         return self._image(self.store.resolve(name, state), state)
 
     def images(self):
-        state = self.store.snapshot()
+        state = self.store.state()
         return [self._image(i, state) for i in state["images"]]
 
     # adding images --------------------------------------------------------------------------
@@ -300,7 +300,7 @@ class ImageService:
     def remove(self, name, force=False, prune=True):
         """docker rmi: untag a name, or delete an image by ID; returns delete records
         ([{"Untagged": ...}, {"Deleted": ...}]) or raises Conflict/NotFound like docker."""
-        state = self.store.snapshot()
+        state = self.store.state()
         image_id = self.store.resolve(name, state)
         refs = [reference.parse(r) for r in self.store.refs_of(image_id, state)]
         records = []

@@ -61,7 +61,8 @@ class ImageStore:
         finally:
             os.close(fd)
 
-    def snapshot(self):
+    def state(self):
+        """The whole document as read now (a copy: later changes do not show in it)."""
         with self.transaction(write=False) as state:
             return state
 
@@ -97,13 +98,13 @@ class ImageStore:
 
     def refs_of(self, image_id, state=None):
         if state is None:
-            state = self.snapshot()
+            state = self.state()
         return sorted(r for r, i in state["refs"].items() if i == image_id)
 
     def resolve(self, text, state=None):
         """The image ID ``text`` names: a reference, a full ID or an unambiguous ID prefix."""
         if state is None:
-            state = self.snapshot()
+            state = self.state()
         if not text:
             raise InvalidArgument("image name must not be empty")
         m = _HEX_PREFIX.match(text)
@@ -154,7 +155,7 @@ class ImageStore:
 
     def roots(self):
         """Content digests the images hold (for the content garbage collector)."""
-        state = self.snapshot()
+        state = self.state()
         out = set()
         for image_id, rec in state["images"].items():
             out.add(image_id)
