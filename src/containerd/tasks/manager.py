@@ -223,10 +223,14 @@ class Task:
         try:
             with open(os.path.join(self.state_dir, "shim.pid")) as f:
                 pid = int(f.read())
-            with open("/proc/%d/comm" % pid) as f:
-                return f.read().strip() == "pyrunc-shim"
-        except (FileNotFoundError, ValueError, ProcessLookupError):
-            pass
+        except (FileNotFoundError, ValueError):
+            pid = None
+        if pid is not None:
+            try:
+                with open("/proc/%d/comm" % pid) as f:
+                    return f.read().strip() == "pyrunc-shim"
+            except (FileNotFoundError, ProcessLookupError):
+                return False
         try:       # a shim spawned a moment ago may not have written its pid yet
             age = time.time() - os.stat(os.path.join(self.state_dir, TASK_FILE)).st_mtime
         except FileNotFoundError:
