@@ -25,7 +25,7 @@ import shutil
 import stat
 
 from pyrunc.engine.layers.compression import decompressed, detect
-from pyrunc.engine.layers.tarstream import MappedTarReader, TarError, TarReader
+from pyrunc.engine.layers.tarstream import MappedTarReader, LayerError, TarReader
 from pyrunc.errors import InvalidArgument, SystemFailure
 
 WHITEOUT_PREFIX = ".wh."
@@ -36,9 +36,6 @@ _CHUNK = 1 << 20
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 Result = collections.namedtuple("Result", "diff_id size")
-
-
-LayerError = TarError       # a layer that cannot be applied: names the member and the reason
 
 
 def clean(name):

@@ -1,31 +1,16 @@
-"""Layer compression: detect gzip, zstd or plain tar from the first bytes, and (de)compress.
+"""Layer compression: detect gzip, zstd or plain tar from the first bytes and decompress.
 
-bzip2 and xz are read too (``docker import`` accepts them); layers are written gzip or zstd.
-
-zstd uses the ``zstandard`` package from PyPI (imported only when a zstd layer shows up).
+bzip2 and xz are read too (``docker import`` accepts them). zstd uses the ``zstandard`` package from PyPI (imported only when a zstd layer shows up).
 """
 import gzip
 import io
 
-from pyrunc.engine.layers.tarstream import TarError
-from pyrunc.errors import InvalidArgument
+from pyrunc.engine.layers.tarstream import LayerError
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 BZIP2_MAGIC = b"BZh"
 XZ_MAGIC = b"\xfd7zXZ\x00"
-
-MEDIA_TYPES = {
-    "application/vnd.oci.image.layer.v1.tar": "none",
-    "application/vnd.oci.image.layer.v1.tar+gzip": "gzip",
-    "application/vnd.oci.image.layer.v1.tar+zstd": "zstd",
-    "application/vnd.docker.image.rootfs.diff.tar.gzip": "gzip",
-    "application/vnd.docker.image.rootfs.diff.tar": "none",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar": "none",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip": "gzip",
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip": "gzip",
-}
-
 
 def detect(head):
     if head.startswith(GZIP_MAGIC):
@@ -77,7 +62,7 @@ class _ZstdReader(io.RawIOBase):
             chunk = self._source.read(1 << 20)
             if not chunk:
                 if self._started and not self._d.eof:
-                    raise TarError("layer: truncated zstd stream")
+                    raise LayerError("layer: truncated zstd stream")
                 return 0
             while chunk:
                 if self._d.eof:
@@ -114,26 +99,3 @@ class _Peekable:
 
     def readable(self):
         return True
-
-
-def compressor(kind, out):
-    """A writable that compresses into ``out``; close it to flush (``out`` stays open)."""
-    if kind == "gzip":
-        return gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0)
-    if kind == "zstd":
-        import zstandard
-        return zstandard.ZstdCompressor().stream_writer(out, closefd=False)
-    if kind == "none":
-        return _Unclosing(out)
-    raise InvalidArgument("layer: unknown compression %r" % kind)
-
-
-class _Unclosing(io.RawIOBase):
-    def __init__(self, out):
-        self._out = out
-
-    def writable(self):
-        return True
-
-    def write(self, b):
-        return self._out.write(b)

@@ -18,8 +18,8 @@ _HEADER_ONLY = (tarfile.LNKTYPE, tarfile.SYMTYPE, tarfile.DIRTYPE, tarfile.CHRTY
                 tarfile.BLKTYPE, tarfile.FIFOTYPE)
 
 
-class TarError(InvalidArgument):
-    pass
+class LayerError(InvalidArgument):
+    """A layer that cannot be read or applied: names the member and the reason."""
 
 
 class TarReader:
@@ -57,7 +57,7 @@ class TarReader:
             if not r:
                 if got == 0:
                     return None
-                raise TarError("layer: truncated archive: unexpected end of data")
+                raise LayerError("layer: truncated archive: unexpected end of data")
             got += r
         self._hash.update(view)
         self.count += n
@@ -68,7 +68,7 @@ class TarReader:
         while len(out) < n:
             view = self._fill(min(_CHUNK, n - len(out)))
             if view is None:
-                raise TarError("layer: truncated archive: %s ends early" % what)
+                raise LayerError("layer: truncated archive: %s ends early" % what)
             out += view
         return bytes(out)
 
@@ -76,7 +76,7 @@ class TarReader:
         while n:
             k = min(n, _CHUNK)
             if self._fill(k) is None:
-                raise TarError("layer: truncated archive: unexpected end of data")
+                raise LayerError("layer: truncated archive: unexpected end of data")
             n -= k
 
     @staticmethod
@@ -103,7 +103,7 @@ class TarReader:
             try:
                 ti = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
             except tarfile.HeaderError as e:
-                raise TarError("layer: corrupt archive: bad header: %s" % e) from None
+                raise LayerError("layer: corrupt archive: bad header: %s" % e) from None
             if ti.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE):
                 records = self._pax(self._read(ti.size, "a PAX header"))
                 self._skip(self._padded(ti.size) - ti.size)
@@ -123,7 +123,7 @@ class TarReader:
             break
         if ti.type == tarfile.GNUTYPE_SPARSE or "GNU.sparse.major" in pax or \
                 "GNU.sparse.size" in pax:
-            raise TarError("layer: %s: sparse files are not supported" % ti.name)
+            raise LayerError("layer: %s: sparse files are not supported" % ti.name)
         if longname is not None:
             ti.name = longname
         if longlink is not None:
@@ -135,7 +135,7 @@ class TarReader:
                 try:
                     setattr(ti, key, _PAX_NUMBERS[key](value))
                 except ValueError:
-                    raise TarError("layer: %s: bad PAX %s %r" % (ti.name, key, value)) from None
+                    raise LayerError("layer: %s: bad PAX %s %r" % (ti.name, key, value)) from None
         ti.pax_headers = pax
         if ti.type == tarfile.AREGTYPE and ti.name.endswith("/"):
             ti.type = tarfile.DIRTYPE
@@ -154,11 +154,11 @@ class TarReader:
             if sp < 0 or not data[pos:sp].isdigit():
                 if not data[pos:].strip(b"\0"):
                     break
-                raise TarError("layer: corrupt archive: bad PAX record")
+                raise LayerError("layer: corrupt archive: bad PAX record")
             length = int(data[pos:sp])
             record = data[sp + 1:pos + length]
             if length <= 0 or not record.endswith(b"\n") or b"=" not in record:
-                raise TarError("layer: corrupt archive: bad PAX record")
+                raise LayerError("layer: corrupt archive: bad PAX record")
             key, value = record[:-1].split(b"=", 1)
             # binary values (xattrs, hdrcharset=BINARY names) survive as surrogate escapes
             out[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
@@ -173,7 +173,7 @@ class TarReader:
             k = min(remaining, _CHUNK)
             chunk = self._fill(k)
             if chunk is None:
-                raise TarError("layer: %s: truncated archive" % member.name)
+                raise LayerError("layer: %s: truncated archive" % member.name)
             while chunk:
                 n = os.write(fd, chunk)
                 chunk = chunk[n:]
@@ -221,7 +221,7 @@ class MappedTarReader(TarReader):
         if self._pos >= self._size:
             return None
         if self._pos + n > self._size:
-            raise TarError("layer: truncated archive: unexpected end of data")
+            raise LayerError("layer: truncated archive: unexpected end of data")
         view = self._mv[self._pos:self._pos + n]
         self._pos += n
         self._hash.update(view)
@@ -234,7 +234,7 @@ class MappedTarReader(TarReader):
             k = min(remaining, 8 * _CHUNK)
             view = self._fill(k)
             if view is None:
-                raise TarError("layer: %s: truncated archive" % member.name)
+                raise LayerError("layer: %s: truncated archive" % member.name)
             self._write(fd, view, self._pos - k)
             remaining -= k
         self._skip(self._padded(member.size) - member.size)

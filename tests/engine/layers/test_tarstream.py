@@ -6,7 +6,7 @@ import tarfile
 
 from hypothesis import given, settings, strategies as st
 
-from pyrunc.engine.layers.tarstream import TarReader, TarError
+from pyrunc.engine.layers.tarstream import TarReader, LayerError
 
 import pytest
 
@@ -89,7 +89,7 @@ def test_truncated_headers_and_data(cut):
     ti.size = 2000
     raw = ti.tobuf(tarfile.PAX_FORMAT) + b"x" * 2000 + b"\0" * 48
     reader = TarReader(io.BytesIO(raw[:cut] if cut < 512 else raw[:512 + cut]))
-    with pytest.raises(TarError, match="truncated|corrupt"):
+    with pytest.raises(LayerError, match="truncated|corrupt"):
         for m in reader:
             r, w = os.pipe()
             try:
