@@ -1,6 +1,7 @@
 """Layer compression: detect gzip, zstd or plain tar from the first bytes and decompress.
 
-bzip2 and xz are read too (``docker import`` accepts them). zstd uses the ``zstandard`` package from PyPI (imported only when a zstd layer shows up).
+bzip2 and xz are read too (``docker import`` accepts them). zstd uses the ``zstandard``
+package from PyPI (imported only when a zstd layer shows up).
 """
 import gzip
 import io
