@@ -40,7 +40,8 @@ def build_layer(path, size_mb, seed=1):
             size = (rnd.randint(1 << 20, 8 << 20) if kind < 0.02
                     else rnd.randint(0, 64 << 10))
             # half random (incompressible), half text-like
-            data = rnd.randbytes(size // 2) + (b"lorem ipsum dolor sit amet\n" * (size // 54 + 1))[:size - size // 2]
+            text = b"lorem ipsum dolor sit amet\n" * (size // 54 + 1)
+            data = rnd.randbytes(size // 2) + text[:size - size // 2]
             ti = tarfile.TarInfo("%s/file%05d" % (d, n))
             ti.size, ti.mode, ti.mtime = len(data), 0o644, 1_600_000_000
             tf.addfile(ti, io.BytesIO(data))

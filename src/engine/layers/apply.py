@@ -436,5 +436,6 @@ def apply_layer(stream, root, *, whiteouts="delete", lowers=(), expected_diff_id
         reader.close()
     diff_id = "sha256:" + reader.hexdigest()
     if expected_diff_id and diff_id != expected_diff_id:
-        raise LayerError("layer: diffID mismatch: got %s, expected %s" % (diff_id, expected_diff_id))
+        raise LayerError("layer: diffID mismatch: got %s, expected %s"
+                         % (diff_id, expected_diff_id))
     return Result(diff_id, applier.size)

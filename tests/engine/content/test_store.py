@@ -109,7 +109,8 @@ def test_gc_keeps_reachable_and_leased(cs):
     leased = cs.put(b"leased")
     manifest = cs.put(json.dumps({
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"digest": config, "size": 1}, "layers": [{"digest": layer, "size": 5}]}).encode())
+        "config": {"digest": config, "size": 1},
+        "layers": [{"digest": layer, "size": 5}]}).encode())
     index = cs.put(json.dumps({
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
         "manifests": [{"digest": manifest, "size": 1}]}).encode())
