@@ -20,10 +20,12 @@
  *   pause | resume              ok
  *   wait                        (when the init has exited and its output is drained)
  *                               ok {"exit_status":N,"exited_at":"...","oom_killed":bool}
- *   resize COLUMNS ROWS         ok                      (terminal containers)
- *   exec EXEC_ID PROCESS_JSON   ok PID                  (runs "<runtime> exec -d")
+ *   resize COLUMNS ROWS [EXEC]  ok                      (terminal processes)
+ *   exec EXEC_ID OPTS PROCESS   ok PID   (runs "<runtime> exec -d"; OPTS "-" or a comma list of
+ *                               tty, stdin, attach: attach turns the connection into the
+ *                               exec's attach stream, as below)
  *   wait-exec EXEC_ID           ok {"id":..,"exit_status":N,"exited_at":"..."}
- *   attach                      ok, then the connection carries frames both ways:
+ *   attach [EXEC_ID]            ok, then the connection carries frames both ways:
  *                               8-byte header [stream,0,0,0,len(be32)] + payload;
  *                               client->shim stream 0 = stdin (len 0 closes stdin),
  *                               shim->client 1 = stdout, 2 = stderr, 3 = exit status text.
@@ -329,21 +331,21 @@ struct proc {
 	struct stream out, err;
 	struct logfile log;
 	int has_log;
+	int stdin_fd;           /* its stdin: pipe write end, or the pty master; -1 if none */
+	int pty_fd;             /* the pty master of a terminal process, -1 otherwise */
 	int exited, finalized, collected;
 	int status;             /* shell convention: code, or 128 + signal */
 	struct timespec exited_at;
 	long long exit_seen_ms;
 };
 
-static struct proc init_proc;
+static struct proc init_proc = {.stdin_fd = -1, .pty_fd = -1};
 static struct proc *execs[MAX_EXECS];
 
 enum { ST_CREATED, ST_RUNNING, ST_PAUSED, ST_STOPPED };
 static const char *status_names[] = {"created", "running", "paused", "stopped"};
 static int status = ST_CREATED;
 
-static int stdin_fd = -1;       /* container stdin: pipe write end, or the pty master */
-static int pty_fd = -1;
 static int oom_efd = -1, oom_ctl_fd = -1;
 static long oom_baseline, oom_kills;
 static int quit;
@@ -387,6 +389,7 @@ struct client {
 	int fd;
 	int mode;
 	char exec_id[128];
+	struct proc *target;        /* C_ATTACH: the process whose stdio this client holds */
 	struct buf in, out;
 	struct buf pending_stdin;   /* attach input not yet accepted by the container */
 	int close_stdin;            /* close stdin once pending_stdin is written */
@@ -675,10 +678,9 @@ static void stream_read(struct proc *p, struct stream *s)
 		return;
 	}
 	stream_feed(p, s, data, r);
-	if (p->is_init)
-		for (int i = 0; i < MAX_CLIENTS; i++)
-			if (clients[i] && clients[i]->mode == C_ATTACH)
-				send_frame(clients[i], s->id, data, r);
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		if (clients[i] && clients[i]->mode == C_ATTACH && clients[i]->target == p)
+			send_frame(clients[i], s->id, data, r);
 }
 
 /* ---------------------------------------------------------------- exit bookkeeping */
@@ -708,10 +710,15 @@ static void free_exec(struct proc *p)
 	for (int i = 0; i < MAX_EXECS; i++)
 		if (execs[i] == p)
 			execs[i] = NULL;
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		if (clients[i] && clients[i]->target == p)
+			clients[i]->target = NULL, clients[i]->close_after_flush = 1;
 	if (p->out.fd >= 0)
 		close(p->out.fd);
 	if (p->err.fd >= 0)
 		close(p->err.fd);
+	if (p->stdin_fd >= 0 && p->stdin_fd != p->out.fd)
+		close(p->stdin_fd);
 	if (p->has_log && p->log.fd >= 0)
 		close(p->log.fd);
 	free(p);
@@ -728,15 +735,10 @@ static void finalize(struct proc *p)
 	if (p->is_init) {
 		oom_check();
 		status = ST_STOPPED;
-		if (pty_fd >= 0) {
-			close(pty_fd);
-			pty_fd = stdin_fd = -1;
-		}
-		if (stdin_fd >= 0) {
-			close(stdin_fd);
-			stdin_fd = -1;
-		}
 	}
+	if (p->stdin_fd >= 0 && p->stdin_fd != p->pty_fd)
+		close(p->stdin_fd);
+	p->stdin_fd = p->pty_fd = -1;
 	exit_json(&b, p);
 	char path[PATH_MAX];
 	if (p->is_init)
@@ -768,11 +770,12 @@ static void finalize(struct proc *p)
 			reply(c, "ok %s", b.p);
 			c->mode = C_CMD;
 			p->collected = 1;
-		} else if (p->is_init && c->mode == C_ATTACH) {
+		} else if (c->mode == C_ATTACH && c->target == p) {
 			char text[16];
 			int n = snprintf(text, sizeof(text), "%d", p->status);
 			send_frame(c, 3, text, n);
 			c->close_after_flush = 1;
+			c->target = NULL;
 		}
 	}
 	buf_free(&b);
@@ -869,14 +872,42 @@ static void error_reply(struct client *c, const char *category, const char *what
 	reply(c, "err %s %s%s%s", category, what, text[0] ? ": " : "", text);
 }
 
+static int listen_unix(const char *name);
+static int receive_console(int lfd);
+
+/* The --console-socket argument for a socket bound as NAME in the state directory. */
+static void console_arg(const char *name, char *out, size_t size)
+{
+	snprintf(out, size, "%s/%s", state_dir_abs, name);
+	if (strlen(out) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		snprintf(out, size, "%s", name);   /* the runtime runs in the state directory */
+}
+
+/* exec EXEC_ID OPTIONS PROCESS_JSON_PATH; OPTIONS is "-" or a comma list of tty, stdin,
+ * attach (the request's connection becomes the process's attach stream). */
 static void cmd_exec(struct client *c, char *args)
 {
-	char *id = strtok(args, " ");
-	char *process = id ? strtok(NULL, "") : NULL;
+	char *save = NULL;
+	char *id = strtok_r(args, " ", &save);
+	char *options = id ? strtok_r(NULL, " ", &save) : NULL;
+	char *process = options ? strtok_r(NULL, "", &save) : NULL;
 	char err[4096] = "";
 	if (!id || !process || !exec_id_ok(id)) {
-		reply(c, "err InvalidArgument usage: exec EXEC_ID PROCESS_JSON_PATH");
+		reply(c, "err InvalidArgument usage: exec EXEC_ID OPTIONS PROCESS_JSON_PATH");
 		return;
+	}
+	int tty = 0, want_stdin = 0, attach = 0;
+	for (char *o = strtok_r(options, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+		if (strcmp(o, "tty") == 0)
+			tty = 1;
+		else if (strcmp(o, "stdin") == 0)
+			want_stdin = 1;
+		else if (strcmp(o, "attach") == 0)
+			attach = 1;
+		else if (strcmp(o, "-") != 0) {
+			reply(c, "err InvalidArgument exec: unknown option %s", o);
+			return;
+		}
 	}
 	if (!is_live() || status == ST_CREATED) {
 		reply(c, "err FailedPrecondition container %s is not running", opt.id);
@@ -894,36 +925,67 @@ static void cmd_exec(struct client *c, char *args)
 		reply(c, "err Unavailable too many exec processes");
 		return;
 	}
-	int out[2], errp[2];
-	if (pipe2(out, O_CLOEXEC) < 0)
-		goto fail_errno;
-	if (pipe2(errp, O_CLOEXEC) < 0) {
-		close(out[0]);
-		close(out[1]);
-		goto fail_errno;
-	}
-	char pidfile[PATH_MAX + 96];
+	int out[2] = {-1, -1}, errp[2] = {-1, -1}, in[2] = {-1, -1}, console_lfd = -1, master = -1;
+	char pidfile[PATH_MAX + 96], console_name[128], console[PATH_MAX + 160];
 	snprintf(pidfile, sizeof(pidfile), "%s/exec-%s.pid", state_dir_abs, id);
+	snprintf(console_name, sizeof(console_name), "exec-%s.console", id);
 	const char *args_[] = {"exec", "--detach", "--pid-file", pidfile, "--process", process,
-			       opt.id, NULL};
-	int rc = run_runtime(args_, -1, out[1], errp[1], NULL, 0);
-	close(out[1]);
-	close(errp[1]);
+			       NULL, NULL, NULL, NULL};
+	int n = 6;
+	if (tty) {
+		console_lfd = listen_unix(console_name);
+		console_arg(console_name, console, sizeof(console));
+		args_[n++] = "--console-socket";
+		args_[n++] = console;
+	}
+	args_[n++] = opt.id;
+	if ((tty && console_lfd < 0) || pipe2(errp, O_CLOEXEC) < 0 ||
+	    (!tty && pipe2(out, O_CLOEXEC) < 0) || (want_stdin && !tty && pipe2(in, O_CLOEXEC) < 0)) {
+		snprintf(err, sizeof(err), "exec %s: %s", id, strerror(errno));
+		goto fail;
+	}
+	int rc = run_runtime(args_, in[0], tty ? -1 : out[1], errp[1], NULL, 0);
 	pid_t pid = rc == 0 ? read_pid_file(pidfile) : -1;
+	if (pid > 0 && tty && (master = receive_console(console_lfd)) < 0) {
+		snprintf(err, sizeof(err), "no terminal received on the console socket");
+		kill(pid, SIGKILL);
+		pid = -1;
+	}
 	if (pid <= 0) {
-		drain_text(errp[0], err, sizeof(err));
-		close(out[0]);
-		close(errp[0]);
-		error_reply(c, "Unknown", "runtime exec failed", err);
-		return;
+		if (!err[0]) {
+			close(errp[1]);
+			errp[1] = -1;
+			drain_text(errp[0], err, sizeof(err));
+		}
+		if (!err[0])
+			snprintf(err, sizeof(err), "exited with %d", rc);
+		goto fail;
 	}
 	struct proc *p = calloc(1, sizeof(*p));
 	snprintf(p->id, sizeof(p->id), "%s", id);
 	p->pid = pid;
-	set_nonblock(out[0]);
-	set_nonblock(errp[0]);
-	stream_init(&p->out, out[0], 1);
-	stream_init(&p->err, errp[0], 2);
+	p->stdin_fd = p->pty_fd = -1;
+	if (tty) {
+		set_nonblock(master);
+		p->pty_fd = p->stdin_fd = master;
+		stream_init(&p->out, master, 1);
+		stream_init(&p->err, -1, 2);
+		close(errp[0]);
+	} else {
+		set_nonblock(out[0]);
+		set_nonblock(errp[0]);
+		stream_init(&p->out, out[0], 1);
+		stream_init(&p->err, errp[0], 2);
+		if (in[1] >= 0) {
+			set_nonblock(in[1]);
+			p->stdin_fd = in[1];
+		}
+	}
+	for (int *fd = (int[]){out[1], errp[1], in[0], console_lfd, -2}; *fd != -2; fd++)
+		if (*fd >= 0)
+			close(*fd);
+	if (tty)
+		unlink(console_name);
 	char logpath[PATH_MAX];
 	snprintf(logpath, sizeof(logpath), "exec-%s.log", id);
 	log_open(&p->log, logpath, opt.log_max_size, 1);
@@ -933,10 +995,20 @@ static void cmd_exec(struct client *c, char *args)
 	snprintf(extra, sizeof(extra), "\"exec_id\":\"%s\",\"pid\":%d", id, pid);
 	emit_event("exec-start", extra);
 	reply(c, "ok %d", pid);
+	if (attach) {
+		c->mode = C_ATTACH;
+		c->target = p;
+	}
 	reap();
 	return;
-fail_errno:
-	reply(c, "err Unknown pipe: %s", strerror(errno));
+fail:
+	for (int *fd = (int[]){out[0], out[1], errp[0], errp[1], in[0], in[1], console_lfd, -2};
+	     *fd != -2; fd++)
+		if (*fd >= 0)
+			close(*fd);
+	if (tty)
+		unlink(console_name);
+	error_reply(c, "Unknown", "runtime exec failed", err);
 }
 
 static void cmd_delete(struct client *c)
@@ -1061,25 +1133,37 @@ static void handle_command(struct client *c, char *line)
 		struct winsize ws = {0};
 		char *w = rest ? strtok(rest, " ") : NULL;
 		char *h = w ? strtok(NULL, " ") : NULL;
+		char *exec_id = h ? strtok(NULL, " ") : NULL;
+		struct proc *p = exec_id ? find_exec(exec_id) : &init_proc;
 		if (!w || !h || atoi(w) <= 0 || atoi(h) <= 0) {
-			reply(c, "err InvalidArgument usage: resize COLUMNS ROWS");
-		} else if (pty_fd < 0) {
-			reply(c, "err FailedPrecondition container %s has no terminal", opt.id);
+			reply(c, "err InvalidArgument usage: resize COLUMNS ROWS [EXEC_ID]");
+		} else if (!p) {
+			reply(c, "err NotFound exec %s: not found", exec_id);
+		} else if (p->pty_fd < 0) {
+			reply(c, "err FailedPrecondition %s %s has no terminal",
+			      exec_id ? "exec" : "container", exec_id ? exec_id : opt.id);
 		} else {
 			ws.ws_col = atoi(w);
 			ws.ws_row = atoi(h);
-			if (ioctl(pty_fd, TIOCSWINSZ, &ws) < 0)
+			if (ioctl(p->pty_fd, TIOCSWINSZ, &ws) < 0)
 				reply(c, "err Unknown resize: %s", strerror(errno));
 			else
 				reply(c, "ok");
 		}
 	} else if (strcmp(cmd, "attach") == 0) {
-		if (init_proc.exited) {
-			reply(c, "err FailedPrecondition container %s is not running", opt.id);
+		struct proc *p = rest ? find_exec(rest) : &init_proc;
+		if (!p) {
+			reply(c, "err NotFound exec %s: not found", rest);
+			return;
+		}
+		if (p->exited) {
+			reply(c, "err FailedPrecondition %s %s is not running",
+			      rest ? "exec" : "container", rest ? rest : opt.id);
 			return;
 		}
 		reply(c, "ok");
 		c->mode = C_ATTACH;
+		c->target = p;
 	} else if (strcmp(cmd, "exec") == 0) {
 		cmd_exec(c, rest ? rest : "");
 	} else if (strcmp(cmd, "delete") == 0) {
@@ -1099,7 +1183,7 @@ static void attach_input(struct client *c)
 			return;
 		if (h[0] == 0 && n == 0) {
 			c->close_stdin = 1;
-		} else if (h[0] == 0 && stdin_fd >= 0 && !c->close_stdin) {
+		} else if (h[0] == 0 && c->target && c->target->stdin_fd >= 0 && !c->close_stdin) {
 			buf_add(&c->pending_stdin, c->in.p + 8, n);
 		}
 		buf_consume(&c->in, 8 + n);
@@ -1108,12 +1192,13 @@ static void attach_input(struct client *c)
 
 static void flush_stdin(struct client *c)
 {
+	struct proc *p = c->target;
 	while (c->pending_stdin.len) {
-		if (stdin_fd < 0) {
+		if (!p || p->stdin_fd < 0) {
 			c->pending_stdin.len = 0;
 			return;
 		}
-		ssize_t w = write(stdin_fd, c->pending_stdin.p, c->pending_stdin.len);
+		ssize_t w = write(p->stdin_fd, c->pending_stdin.p, c->pending_stdin.len);
 		if (w < 0) {
 			if (errno != EAGAIN && errno != EINTR)
 				c->pending_stdin.len = 0;
@@ -1121,9 +1206,9 @@ static void flush_stdin(struct client *c)
 		}
 		buf_consume(&c->pending_stdin, w);
 	}
-	if (c->close_stdin && stdin_fd >= 0 && stdin_fd != pty_fd) {
-		close(stdin_fd);
-		stdin_fd = -1;
+	if (c->close_stdin && p && p->stdin_fd >= 0 && p->stdin_fd != p->pty_fd) {
+		close(p->stdin_fd);
+		p->stdin_fd = -1;
 	}
 }
 
@@ -1300,9 +1385,7 @@ static void create_container(void)
 			ready("err Unknown console socket: %s", strerror(errno));
 			exit(1);
 		}
-		snprintf(console, sizeof(console), "%s/console.sock", state_dir_abs);
-		if (strlen(console) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-			snprintf(console, sizeof(console), "console.sock");
+		console_arg("console.sock", console, sizeof(console));
 		args[n++] = "--console-socket";
 		args[n++] = console;
 	}
@@ -1355,7 +1438,7 @@ static void create_container(void)
 	init_proc.pid = pid;
 	if (opt.terminal) {
 		set_nonblock(master);
-		pty_fd = stdin_fd = master;
+		init_proc.pty_fd = init_proc.stdin_fd = master;
 		stream_init(&init_proc.out, master, 1);
 		stream_init(&init_proc.err, -1, 2);
 	} else {
@@ -1365,7 +1448,7 @@ static void create_container(void)
 		stream_init(&init_proc.err, errp[0], 2);
 		if (in[1] >= 0) {
 			set_nonblock(in[1]);
-			stdin_fd = in[1];
+			init_proc.stdin_fd = in[1];
 		}
 	}
 	oom_watch(pid);
@@ -1421,7 +1504,7 @@ int main(int argc, char **argv)
 	reap();
 
 	enum { K_LISTEN, K_SIGNAL, K_OOM, K_STREAM, K_CLIENT, K_STDIN };
-	struct pollfd pfd[4 + 2 + 2 * MAX_EXECS + MAX_CLIENTS];
+	struct pollfd pfd[4 + 2 + 2 * MAX_EXECS + 2 * MAX_CLIENTS];
 	int kind[sizeof(pfd) / sizeof(pfd[0])];
 	void *what[sizeof(pfd) / sizeof(pfd[0])];
 	while (!quit) {
@@ -1445,7 +1528,7 @@ int main(int argc, char **argv)
 			if (procs[i]->err.fd >= 0)
 				ADD(procs[i]->err.fd, POLLIN, K_STREAM, &procs[i]->err);
 		}
-		int stdin_wanted = 0;
+		int pty_pending = 0;
 		for (int i = 0; i < MAX_CLIENTS; i++) {
 			struct client *c = clients[i];
 			if (!c)
@@ -1455,16 +1538,17 @@ int main(int argc, char **argv)
 				continue;
 			}
 			short ev = c->out.len ? POLLOUT : 0;
-			if (c->pending_stdin.len)
-				stdin_wanted = 1;
-			else
+			if (!c->pending_stdin.len)
 				ev |= POLLIN;
 			ADD(c->fd, ev, K_CLIENT, c);
+			struct proc *t = c->target;
+			if (c->pending_stdin.len && t && t->stdin_fd >= 0 && t->stdin_fd != t->pty_fd)
+				ADD(t->stdin_fd, POLLOUT, K_STDIN, NULL);
+			else if (c->pending_stdin.len)
+				pty_pending = 1;
 		}
-		if (stdin_wanted && stdin_fd >= 0 && stdin_fd != pty_fd)
-			ADD(stdin_fd, POLLOUT, K_STDIN, NULL);
-		else if (stdin_wanted && stdin_fd >= 0)
-			timeout = timeout < 0 || timeout > 20 ? 20 : timeout;  /* pty: retry soon */
+		if (pty_pending)   /* a pty master also carries output: retry its input soon */
+			timeout = timeout < 0 || timeout > 20 ? 20 : timeout;
 #undef ADD
 		if (poll(pfd, n, timeout) < 0 && errno != EINTR)
 			break;
@@ -1529,7 +1613,7 @@ int main(int argc, char **argv)
 				break;
 			}
 		}
-		if (stdin_wanted && stdin_fd == pty_fd)
+		if (pty_pending)
 			for (int k = 0; k < MAX_CLIENTS; k++)
 				if (clients[k])
 					flush_stdin(clients[k]);

@@ -145,12 +145,13 @@ class ShimClient:
     def call_json(self, *words, timeout=30.0):
         return json.loads(self.call(*words, timeout=timeout))
 
-    def attach(self):
-        """Attach to the container's stdio (see ``Attachment``)."""
+    def attach(self, *words):
+        """Send a request that turns the connection into an ``Attachment`` (``attach [EXEC]``,
+        or ``exec ... attach``); returns ``(reply payload, Attachment)``."""
         sock = self.connect()
         try:
-            sock.sendall(b"attach\n")
-            _parse_reply(_read_line(sock))
+            sock.sendall((" ".join(str(w) for w in words) + "\n").encode())
+            payload = _parse_reply(_read_line(sock))
         except (ConnectionResetError, BrokenPipeError) as e:
             sock.close()
             raise ShimGone(str(e)) from None
@@ -158,7 +159,7 @@ class ShimClient:
             sock.close()
             raise
         sock.settimeout(None)
-        return Attachment(sock)
+        return payload, Attachment(sock)
 
 
 def _read_line(sock):

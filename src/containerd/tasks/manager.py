@@ -361,10 +361,13 @@ class Task:
             raise errors.FailedPrecondition("container %s is stopped" % self.id)
         return read_stats(st.pid)
 
-    def exec(self, exec_id, process):
+    def exec(self, exec_id, process, *, tty=False, stdin=False, attach=False):
         """Run another process in the container; ``process`` is an OCI process or an argv list.
 
-        Its output goes to ``exec-ID.log`` in the state directory (json-file format).
+        Its output goes to ``exec-ID.log`` in the state directory (json-file format). With
+        ``attach`` the returned process has an ``attachment`` connected before it ran, so no
+        output is missed; ``stdin`` keeps its stdin open for the attachment; ``tty`` gives it
+        a pty (stdout only, resizable).
         """
         if not isinstance(exec_id, str) or not re.match(r"^[A-Za-z0-9_.-]{1,64}$", exec_id):
             raise errors.InvalidArgument("exec id %r: must be 1-64 of [A-Za-z0-9_.-]"
@@ -372,15 +375,23 @@ class Task:
         if isinstance(process, (list, tuple)):
             with open(os.path.join(self.meta()["bundle"], "config.json")) as f:
                 base = json.load(f)["process"]
-            process = dict(base, args=list(process), terminal=False)
+            process = dict(base, args=list(process))
             process.pop("consoleSize", None)
         if not process.get("args"):
             raise errors.InvalidArgument("exec %s: process.args: must be a non-empty array"
                                          % exec_id)
+        process = dict(process, terminal=bool(tty))
         path = os.path.join(self.state_dir, "exec-%s.json" % exec_id)
         _write_json(path, process)
-        pid = int(self._call("exec", exec_id, path))
-        return ExecProcess(self, exec_id, pid)
+        options = ",".join(name for name, on in (("tty", tty), ("stdin", stdin),
+                                                 ("attach", attach)) if on) or "-"
+        if not attach:
+            return ExecProcess(self, exec_id, int(self._call("exec", exec_id, options, path)))
+        try:
+            pid, attachment = self.client.attach("exec", exec_id, options, path)
+        except ShimGone:
+            raise errors.FailedPrecondition("container %s is not running" % self.id) from None
+        return ExecProcess(self, exec_id, int(pid), attachment)
 
     def resize(self, columns, rows):
         self._call("resize", int(columns), int(rows))
@@ -391,7 +402,7 @@ class Task:
         """A live ``Attachment`` to the container's stdio."""
         self.meta()
         try:
-            return self.client.attach()
+            return self.client.attach("attach")[1]
         except ShimGone:
             raise errors.FailedPrecondition("container %s is not running" % self.id) from None
 
@@ -406,10 +417,18 @@ class Task:
 class ExecProcess:
     """A process started in a running container with ``Task.exec``."""
 
-    def __init__(self, task, exec_id, pid):
+    def __init__(self, task, exec_id, pid, attachment=None):
         self.task = task
         self.id = exec_id
         self.pid = pid
+        self.attachment = attachment
+
+    def attach(self):
+        """A new ``Attachment`` to this process's stdio (output from now on)."""
+        return self.task.client.attach("attach", self.id)[1]
+
+    def resize(self, columns, rows):
+        self.task._call("resize", int(columns), int(rows), self.id)
 
     def _file(self, suffix):
         return os.path.join(self.task.state_dir, "exec-%s.%s" % (self.id, suffix))

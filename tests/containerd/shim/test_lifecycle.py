@@ -106,6 +106,31 @@ def test_exec_and_pids(manager, bundle):
     assert "exec-start" in types and "exec-exit" in types
 
 
+def test_exec_attached_with_stdin_and_tty(manager, bundle):
+    need_command(manager.runtime, "exec")
+    task = manager.create(new_id(), bundle(["sleep", "1000"]))
+    task.start()
+    piped = task.exec("cat", ["sh", "-c", "cat; exit 2"], stdin=True, attach=True)
+    piped.attachment.write(b"to exec\n")
+    piped.attachment.close_stdin()
+    out, status = piped.attachment.read_all(timeout=20)
+    assert (out[STDOUT], status) == (b"to exec\n", 2)
+    assert piped.wait(timeout=20).status == 2
+    assert piped.output() == ("to exec\n", "")
+
+    tty = task.exec("tty", ["sh", "-c", "read a; stty size; echo got $a"], tty=True,
+                    stdin=True, attach=True)
+    tty.resize(90, 20)
+    tty.attachment.write(b"hello\n")
+    out, status = tty.attachment.read_all(timeout=20)
+    text = out[STDOUT].decode().replace("\r", "")
+    assert status == 0 and "20 90\n" in text and "got hello\n" in text
+    with pytest.raises(errors.FailedPrecondition):
+        tty.resize(80, 25)
+    with pytest.raises(errors.NotFound):
+        task.client.call("attach", "nosuchexec")
+
+
 def test_update_and_stats(manager, bundle):
     task = manager.create(new_id(), bundle(["sleep", "1000"]))
     task.start()
