@@ -69,6 +69,7 @@ def bench_pyrunc(work, bundle_paths, runtime):
     return times, total, mem
 
 
+NAMESPACE = "pyrunc-shim-bench"
 CONTAINERD_CONFIG = """version = 2
 root = "{root}"
 state = "{state}"
@@ -90,7 +91,7 @@ def bench_containerd(work, rootfs, count):
                                          address=address))
     log = open(os.path.join(base, "containerd.log"), "w")
     daemon = subprocess.Popen(["containerd", "--config", config], stdout=log, stderr=log)
-    ctr = ["ctr", "--address", address, "--namespace", "bench"]
+    ctr = ["ctr", "--address", address, "--namespace", NAMESPACE]
     ids = ["bench-%03d" % i for i in range(count)]
     try:
         deadline = time.monotonic() + 20
@@ -135,6 +136,11 @@ def bench_containerd(work, rootfs, count):
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=30)
         log.close()
+        for controller in os.listdir("/sys/fs/cgroup"):    # containerd's /NAMESPACE parents
+            try:
+                os.rmdir(os.path.join("/sys/fs/cgroup", controller, NAMESPACE))
+            except OSError:
+                pass
     return times, total, mem
 
 

@@ -128,9 +128,10 @@ def cleanup_root(root, runtime_names=("runc", "crun", "pyrunc")):
         state = os.path.join(root, "runtime", name)
         ids.update(os.listdir(state))
         for cid in os.listdir(state):
-            path = runtime_path(name) or name
-            subprocess.run([path, "--root", state, "delete", "--force", cid],
-                           capture_output=True)
+            path = runtime_path(name)
+            if path:
+                subprocess.run([path, "--root", state, "delete", "--force", cid],
+                               capture_output=True)
             leaks.append("runtime state %s/%s" % (name, cid))
     for pid in shim_pids_under(root):
         leaks.append("shim %d" % pid)

@@ -2,6 +2,7 @@
 one id, a full disk under the log. Every test's teardown checks that nothing is left."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -11,7 +12,7 @@ import pytest
 from pyrunc import errors
 from pyrunc.containerd.tasks import CREATED, STOPPED, TaskManager
 
-from .conftest import new_id
+from .conftest import leftover_cgroups, new_id, runtime_path
 from .test_restart import start_driver, wait_for
 
 
@@ -67,6 +68,36 @@ def test_manager_killed_mid_create(manager, bundle, delay):
     again.start()
     assert again.wait(timeout=20).status == 0
     again.delete()
+
+
+@pytest.mark.parametrize("delay", ["0.005", "0.03", "0.08"])
+def test_runtime_killed_mid_create(manager, bundle, tmp_path, delay):
+    """The runtime's create is SIGKILLed part way: the error is reported, the shim removes
+    what the runtime left, and the id can be used again."""
+    wrapper = tmp_path / "runtime-dies"
+    wrapper.write_text('#!/bin/sh\ncase " $* " in\n'
+                       '*" create "*) %s "$@" & pid=$!; sleep %s; kill -9 $pid 2>/dev/null;'
+                       ' wait $pid; exit 137;;\n'
+                       '*) exec %s "$@";;\nesac\n'
+                       % (runtime_path(manager.runtime), delay, runtime_path(manager.runtime)))
+    wrapper.chmod(0o755)
+    cid = new_id()
+    path = bundle(["true"])
+    with pytest.raises(errors.PyruncError, match="runtime create failed"):
+        manager.create(cid, path, runtime=str(wrapper))
+    assert manager.list() == []
+    state = os.path.join(manager.root, "runtime", "runtime-dies")
+    if manager.runtime == "pyrunc" and os.listdir(state):
+        shutil.rmtree(state)
+        for cg in leftover_cgroups([cid]):
+            os.rmdir(cg)
+        pytest.xfail("pyrunc: a create killed before state.json is written leaves its state "
+                     "directory and cgroups, and delete --force does not remove them")
+    assert os.listdir(state) == []
+    task = manager.create(cid, path)
+    task.start()
+    assert task.wait(timeout=20).status == 0
+    task.delete()
 
 
 def test_concurrent_create_delete_of_one_id(manager, bundle):
