@@ -14,11 +14,9 @@ import errno
 import json
 import os
 import signal as signals
-import socket
 import time
 
-from pyrunc.errors import FailedPrecondition, InvalidArgument, SystemFailure
-from pyrunc.libcontainer import hooks as hookrun
+from pyrunc.errors import FailedPrecondition, InvalidArgument, PyruncError, SystemFailure
 from pyrunc.libcontainer.namespaces import PROC_NAMES
 from pyrunc.libcontainer.state import StateDir, alive, proc_stat, validate_id, write_pid_file
 
@@ -51,7 +49,7 @@ class Factory:
         validate_id(container_id)
         if preserve_fds < 0:
             raise InvalidArgument("--preserve-fds: must not be negative")
-        from pyrunc.libcontainer import cgroups, configs, process, specconv
+        from pyrunc.libcontainer import cgroups, configs, hooks, process, specconv
 
         bundle = os.path.abspath(bundle)
         spec = configs.load(bundle)
@@ -62,7 +60,8 @@ class Factory:
         plan = specconv.to_plan(spec, bundle, container_id, cgroup_manager=manager,
                                 no_pivot=no_pivot,
                                 state_json=_hook_state(base, CREATING, 0))
-        runtime_hooks = {k: specconv.hooks_of(spec.hooks, k) for k in RUNTIME_HOOKS}
+        runtime_hooks = {k: [hooks.to_dict(h) for h in specconv.hooks_of(spec.hooks, k)]
+                         for k in RUNTIME_HOOKS}
         resources = specconv.cgroup_resources(spec)
         if plan.terminal and not console_socket:
             raise InvalidArgument("process.terminal needs a console socket (--console-socket)")
@@ -90,8 +89,8 @@ class Factory:
 
             def on_hooks(init_pid=None):
                 state = _hook_state(base, CREATING, init_pid)
-                hookrun.run_all("prestart", runtime_hooks["prestart"], state)
-                hookrun.run_all("createRuntime", runtime_hooks["create_runtime"], state)
+                hooks.run_all("prestart", runtime_hooks["prestart"], state)
+                hooks.run_all("createRuntime", runtime_hooks["create_runtime"], state)
                 return state
 
             pid = process.spawn_init(plan, exec_fifo_fd=fifo_fd, console_socket_fd=console_fd,
@@ -108,8 +107,7 @@ class Factory:
                          private_pid_ns=private_pid,
                          namespace_paths={ns.type: ns.path or "/proc/%d/ns/%s" % (
                              pid, PROC_NAMES[ns.type]) for ns in spec.linux.namespaces},
-                         hooks={k: [hookrun.to_dict(h) for h in runtime_hooks[k]]
-                                for k in ("poststart", "poststop")},
+                         hooks={k: runtime_hooks[k] for k in ("poststart", "poststop")},
                          config=spec.raw)
             sd.write(state)
             if pid_file:
@@ -141,12 +139,13 @@ class Factory:
         for name in names:
             try:
                 out.append(self.load(name))
-            except Exception:   # a container being created or deleted meanwhile
+            except PyruncError:   # a container being created or deleted meanwhile
                 continue
         return out
 
 
 def _connect_console(path):
+    import socket
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         s.connect(path)
@@ -261,8 +260,12 @@ class Container:
     def _hook_state(self, status):
         return _hook_state(self._state, status, self._state["pid"])
 
-    def _hooks(self, kind):
-        return [hookrun.from_dict(h) for h in self._state["hooks"][kind]]
+    def _run_hooks(self, kind, status):
+        """Run the poststart or poststop hooks; a failing one is only a warning."""
+        entries = self._state["hooks"][kind]
+        if entries:
+            from pyrunc.libcontainer import hooks
+            hooks.run_all_warn(kind, entries, self._hook_state(status))
 
     def _reload(self):
         self._state = self._sd.read()
@@ -275,8 +278,7 @@ class Container:
             if status != CREATED:
                 raise FailedPrecondition("cannot start a container that is %s" % status)
             self._release_init()
-            hookrun.run_all_warn("poststart", self._hooks("poststart"),
-                                 self._hook_state(RUNNING))
+            self._run_hooks("poststart", RUNNING)
 
     def _release_init(self):
         """Open the exec fifo for reading, which lets the waiting init go on, and remove it.
@@ -387,4 +389,4 @@ class Container:
             _kill_and_reap(st["pid"], st["pid_start"])
             self.manager.destroy()
             self._sd.remove()
-            hookrun.run_all_warn("poststop", self._hooks("poststop"), self._hook_state(STOPPED))
+            self._run_hooks("poststop", STOPPED)

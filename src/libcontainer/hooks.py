@@ -10,7 +10,6 @@ import signal
 import subprocess
 
 from pyrunc.errors import PyruncError
-from pyrunc.libcontainer.plan import Hook
 
 log = logging.getLogger("pyrunc")
 
@@ -20,34 +19,31 @@ class HookFailed(PyruncError):
 
 
 def to_dict(hook):
+    """A ``plan.Hook`` as the dict kept in the state directory (what ``run`` takes)."""
     return {"path": hook.path, "args": hook.args, "env": hook.env, "timeout": hook.timeout}
 
 
-def from_dict(d):
-    return Hook(path=d["path"], args=d.get("args") or [], env=d.get("env") or [],
-                timeout=d.get("timeout"))
-
-
 def run(kind, hook, state_json):
-    """Run one hook; raises HookFailed naming the hook kind and path."""
-    name = "%s hook %s" % (kind, hook.path)
+    """Run one hook (a ``to_dict`` dict); raises HookFailed naming the hook kind and path."""
+    path, args, timeout = hook["path"], hook["args"], hook["timeout"]
+    name = "%s hook %s" % (kind, path)
     env = {}
-    for entry in hook.env:
+    for entry in hook["env"]:
         key, sep, value = entry.partition("=")
         if sep:
             env[key] = value
     try:
-        proc = subprocess.Popen(hook.args or [hook.path], executable=hook.path, env=env,
+        proc = subprocess.Popen(args or [path], executable=path, env=env,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, close_fds=True, start_new_session=True)
     except OSError as e:
         raise HookFailed("%s: %s" % (name, os.strerror(e.errno).lower())) from None
     try:
-        out, err = proc.communicate(state_json, timeout=hook.timeout)
+        out, err = proc.communicate(state_json, timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        raise HookFailed("%s: timed out after %ds" % (name, hook.timeout)) from None
+        raise HookFailed("%s: timed out after %ds" % (name, timeout)) from None
     if proc.returncode != 0:
         how = ("killed by signal %d" % -proc.returncode if proc.returncode < 0
                else "exit status %d" % proc.returncode)

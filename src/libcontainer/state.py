@@ -8,8 +8,6 @@ import errno
 import fcntl
 import json
 import os
-import re
-import shutil
 from contextlib import contextmanager
 
 from pyrunc.errors import AlreadyExists, InvalidArgument, NotFound, SystemFailure
@@ -17,14 +15,14 @@ from pyrunc.errors import AlreadyExists, InvalidArgument, NotFound, SystemFailur
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
 
-_ID = re.compile(r"[\w+.-]+", re.ASCII)
+ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
 
 def validate_id(container_id):
     """runc's rule: letters, digits, ``_+-.``, not ``.`` or ``..``."""
     if not isinstance(container_id, str) or not container_id:
         raise InvalidArgument("container id cannot be empty")
-    if not _ID.fullmatch(container_id) or container_id in (".", ".."):
+    if not set(container_id) <= ID_CHARS or container_id in (".", ".."):
         raise InvalidArgument("invalid container id %r: use letters, digits and _+-." %
                               container_id)
     if len(container_id) > 255:
@@ -102,6 +100,7 @@ class StateDir:
         return os.path.exists(self.fifo)
 
     def remove(self):
+        import shutil
         shutil.rmtree(self.path, ignore_errors=True)
 
 

@@ -2,7 +2,8 @@
 import json
 import os
 import signal
-import threading
+import subprocess
+import sys
 import time
 
 import pytest
@@ -84,8 +85,11 @@ def test_create_start_kill_delete(factory, bundle):
     loaded.start()
     assert loaded.status == "running"
     assert not os.path.exists(os.path.join(factory.root, cid, "exec.fifo"))
-    with open("/proc/%d/cmdline" % state["pid"], "rb") as f:
-        assert f.read().split(b"\0")[:2] == [b"sleep", b"30"]
+
+    def cmdline():
+        with open("/proc/%d/cmdline" % state["pid"], "rb") as f:
+            return f.read().split(b"\0")[:2]
+    wait_until(lambda: cmdline() == [b"sleep", b"30"])
 
     with pytest.raises(errors.FailedPrecondition, match="not stopped: running"):
         factory.load(cid).destroy()
@@ -188,26 +192,34 @@ def test_terminal_needs_console_socket(factory, bundle):
     assert os.listdir(factory.root) == [] if os.path.exists(factory.root) else True
 
 
-def test_two_containers_in_parallel(factory, bundle):
-    ids = [unique_id("par") for _ in range(2)]
-    bundles = [bundle() for _ in ids]
-    results = {}
+CREATE_AND_START = """
+import sys
+from pyrunc.libcontainer.container import Factory
+c = Factory(root=sys.argv[1]).create(sys.argv[2], sys.argv[3], stdio=(0, 1, 2))
+c.start()
+print(c.status)
+"""
 
-    def run(cid, b):
-        try:
-            c = factory.create(cid, b)
-            c.start()
-            results[cid] = c.status
-        except Exception as e:      # reported below
-            results[cid] = e
-    threads = [threading.Thread(target=run, args=a) for a in zip(ids, bundles)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert results == {cid: "running" for cid in ids}
-    pids = {factory.load(cid).pid for cid in ids}
-    assert len(pids) == 2
+
+def test_two_containers_in_parallel(factory, bundle, tmp_path):
+    """Two runtime processes, as two ``pyrunc run -d`` would be, each creating and starting
+    its container at the same time; the inits outlive their creators."""
+    ids = [unique_id("par") for _ in range(2)]
+    outs = [open(tmp_path / cid, "w+") for cid in ids]   # the inits keep them open
+    procs = [subprocess.Popen([sys.executable, "-c", CREATE_AND_START, factory.root, cid,
+                               bundle()], stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+             for cid, out in zip(ids, outs)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    assert [(tmp_path / cid).read_text() for cid in ids] == ["running\n"] * 2
+    containers = [factory.load(cid) for cid in ids]
+    assert [c.status for c in containers] == ["running", "running"]
+    assert len({c.pid for c in containers}) == 2
+    for c in containers:       # not our children: delete kills them and waits for them to go
+        pid, dirs = c.pid, cgroup_dirs(c)
+        c.destroy(force=True)
+        assert_gone(factory, c, pid, dirs)
+    for out in outs:
+        out.close()
 
 
 def test_pid_reuse_is_detected(factory, bundle):
