@@ -161,7 +161,6 @@ class _Archive:
         self.docs = {}          # path -> bytes (json, oci-layout, repositories)
         self.blobs = {}         # path -> (digest, size)
         self.links = {}         # path -> target path (old docker-archive layer symlinks)
-        self.lease = service.content.lease()
 
     def add_member(self, name, fileobj, size):
         name = posixpath.normpath(name)
@@ -176,11 +175,9 @@ class _Archive:
             expected = parts[1] + ":" + parts[2]
             if self.service.content.exists(expected):
                 self.blobs[name] = (expected, size)
-                self.lease.add(expected)
                 return
         info = self.service.content.ingest_file(fileobj, ref="load-" + uuid.uuid4().hex,
                                                 expected_digest=expected, expected_size=size)
-        self.lease.add(info.digest)
         self.blobs[name] = (info.digest, info.size)
 
     def blob(self, path):
@@ -197,20 +194,20 @@ def load(service, source, progress=None):
     """Load a docker-archive or OCI archive from the binary file ``source`` (or an OCI layout
     directory path); returns the loaded image references and IDs like docker prints them:
     ["Loaded image: busybox:latest", "Loaded image ID: sha256:..."]."""
-    arch = _Archive(service)
     try:
-        if isinstance(source, str) and os.path.isdir(source):
-            _read_dir(arch, source)
-        else:
-            _read_tar(arch, source)
-        if "manifest.json" in arch.docs:
-            return _load_docker(service, arch, progress)
-        if "index.json" in arch.docs:
-            return _load_oci(service, arch, progress)
-        raise InvalidArgument("load: not a docker or OCI image archive "
-                              "(no manifest.json or index.json)")
+        with service.holding_gc():
+            arch = _Archive(service)
+            if isinstance(source, str) and os.path.isdir(source):
+                _read_dir(arch, source)
+            else:
+                _read_tar(arch, source)
+            if "manifest.json" in arch.docs:
+                return _load_docker(service, arch, progress)
+            if "index.json" in arch.docs:
+                return _load_oci(service, arch, progress)
+            raise InvalidArgument("load: not a docker or OCI image archive "
+                                  "(no manifest.json or index.json)")
     finally:
-        arch.lease.release()
         service.gc()
 
 

@@ -52,7 +52,12 @@ def build(service, name):
     finally:
         shutil.rmtree(tmp)
     buf.seek(0)
-    descriptor, diff_id, _ = ingest_layer(service.content, buf)
+    with service.holding_gc():
+        descriptor, diff_id, _ = ingest_layer(service.content, buf)
+        return _record(service, name, descriptor, diff_id, mtime, cmd, origin)
+
+
+def _record(service, name, descriptor, diff_id, mtime, cmd, origin):
     created = datetime.datetime.fromtimestamp(mtime, datetime.timezone.utc).strftime(
         "%Y-%m-%dT%H:%M:%SZ")
     config = dict(host_platform(), created=created,

@@ -149,14 +149,20 @@ def import_image(service, stream, ref=None, changes=(), message="", source="-",
     """Import the rootfs tarball read from ``stream`` (a binary file, or a path); returns the
     image ID."""
     config_section = apply_changes({}, changes)
-    if isinstance(stream, str):
-        try:
-            with open(stream, "rb") as f:
-                descriptor, diff_id, _ = ingest_layer(service.content, f)
-        except FileNotFoundError:
-            raise NotFound("import: %s: no such file" % stream) from None
-    else:
-        descriptor, diff_id, _ = ingest_layer(service.content, stream)
+    with service.holding_gc():
+        if isinstance(stream, str):
+            try:
+                with open(stream, "rb") as f:
+                    descriptor, diff_id, _ = ingest_layer(service.content, f)
+            except FileNotFoundError:
+                raise NotFound("import: %s: no such file" % stream) from None
+        else:
+            descriptor, diff_id, _ = ingest_layer(service.content, stream)
+        return _record(service, descriptor, diff_id, ref, config_section, message, source,
+                       platform)
+
+
+def _record(service, descriptor, diff_id, ref, config_section, message, source, platform):
     created = rfc3339_now()
     msg = message or "Imported from %s" % source
     plat = dict(platform or host_platform())

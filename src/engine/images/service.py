@@ -5,11 +5,14 @@ and the built-in images are in their own modules and use the same service). Resu
 Docker Engine API's shapes (``ImageSummary``, ``ImageInspect``, delete records) so the API and
 CLI layers only serialise them.
 """
+import contextlib
 import datetime
+import fcntl
 import json
 import os
 import platform
 import re
+import threading
 
 from pyrunc.engine import reference
 from pyrunc.engine.content import ContentStore, collect
@@ -93,6 +96,11 @@ class Image:
         return [r for r in self.refs if r.digest]
 
     @property
+    def dangling(self):
+        """No name at all: neither a tag nor a digest reference (docker's notion)."""
+        return not self.refs
+
+    @property
     def repo_tags(self):
         return [r.familiar for r in self.tags]
 
@@ -139,10 +147,41 @@ class ImageService:
 
     def __init__(self, root, snapshotter=None, containers=None):
         self.root = os.path.abspath(root)
+        os.makedirs(self.root, exist_ok=True)
         self.content = ContentStore(os.path.join(self.root, "content"))
         self.store = ImageStore(os.path.join(self.root, "images"))
         self.snapshotter = open_snapshotter(os.path.join(self.root, "snapshots"), snapshotter)
         self.containers = containers or (lambda image_id: [])
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def holding_gc(self):
+        """Hold off garbage collection (a shared lock; collection takes it exclusively) while
+        writing content and snapshots that no image records yet: ``with svc.holding_gc():``.
+        A gc() asked for inside runs when the outermost hold ends."""
+        held = getattr(self._local, "held", 0)
+        self._local.held = held + 1
+        try:
+            if held:
+                yield
+            else:
+                with self._gc_lock(exclusive=False):
+                    yield
+        finally:
+            self._local.held = held
+            if not held and getattr(self._local, "gc_pending", False):
+                self._local.gc_pending = False
+                self.gc()
+
+    @contextlib.contextmanager
+    def _gc_lock(self, exclusive):
+        fd = os.open(os.path.join(self.root, "gc.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                     0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
 
     # loading images -------------------------------------------------------------------------
     def _image(self, image_id, state):
@@ -173,26 +212,29 @@ class ImageService:
         config = json.loads(self.content.read(image_id))
         refs = [parse_name(r) if isinstance(r, str) else r for r in refs]
         size = None
-        if unpack_layers:
-            top = unpack(self.content, self.snapshotter, manifest, config, progress)
-            size = unpacked_size(self.snapshotter, top) if top else 0
-        descriptor = {"mediaType": manifest.get("mediaType", OCI_MANIFEST),
-                      "digest": manifest_digest, "size": len(manifest_bytes)}
-        self.store.put(image_id, descriptor, index_digest, refs, size)
+        with self.holding_gc():
+            if unpack_layers:
+                top = unpack(self.content, self.snapshotter, manifest, config, progress)
+                size = unpacked_size(self.snapshotter, top) if top else 0
+            descriptor = {"mediaType": manifest.get("mediaType", OCI_MANIFEST),
+                          "digest": manifest_digest, "size": len(manifest_bytes)}
+            self.store.put(image_id, descriptor, index_digest, refs, size)
         return image_id
 
     def put_image(self, config, layers, refs=(), progress=None):
         """Store ``config`` (a dict) and an OCI manifest over ``layers`` (descriptors of blobs
         already in the content store); record and unpack the image; returns its ID."""
         config_bytes = json.dumps(config, separators=(",", ":")).encode()
-        config_digest = self.content.put(config_bytes)
-        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                    "config": {"mediaType": OCI_CONFIG, "digest": config_digest,
-                               "size": len(config_bytes)},
-                    "layers": list(layers)}
-        manifest_digest = self.content.put(json.dumps(manifest, separators=(",", ":")).encode())
         try:
-            return self.add(manifest_digest, refs, progress=progress)
+            with self.holding_gc():
+                config_digest = self.content.put(config_bytes)
+                manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                            "config": {"mediaType": OCI_CONFIG, "digest": config_digest,
+                                       "size": len(config_bytes)},
+                            "layers": list(layers)}
+                manifest_digest = self.content.put(
+                    json.dumps(manifest, separators=(",", ":")).encode())
+                return self.add(manifest_digest, refs, progress=progress)
         except BaseException:
             self.gc()
             raise
@@ -202,9 +244,10 @@ class ImageService:
         """An active snapshot (or a read-only view) ``key`` over the image ``name``'s layers,
         unpacking any layer whose snapshot is missing; returns the mounts to perform."""
         img = self.get(name)
-        top = unpack(self.content, self.snapshotter, img.manifest, img.config)
-        make = self.snapshotter.view if readonly else self.snapshotter.prepare
-        return make(key, top, labels={**(labels or {}), "pyrunc.io/image": img.id})
+        with self.holding_gc():
+            top = unpack(self.content, self.snapshotter, img.manifest, img.config)
+            make = self.snapshotter.view if readonly else self.snapshotter.prepare
+            return make(key, top, labels={**(labels or {}), "pyrunc.io/image": img.id})
 
     # tag ------------------------------------------------------------------------------------
     def tag(self, source, target):
@@ -281,7 +324,7 @@ class ImageService:
         for img in images:
             if "dangling" in filters:
                 want = filters["dangling"]
-                if (not img.tags) != want:
+                if img.dangling != want:
                     continue
             if "label" in filters and not all(_label_match(img.labels, f)
                                               for f in filters["label"]):
@@ -368,7 +411,7 @@ class ImageService:
         deleted = []
         before = self._disk_usage()
         for img in self.images():
-            if img.tags and not all_images:
+            if not img.dangling and not all_images:
                 continue
             if self.containers(img.id):
                 continue
@@ -387,7 +430,15 @@ class ImageService:
                 "SpaceReclaimed": max(0, before - self._disk_usage())}
 
     def gc(self):
-        """Remove content and layer snapshots no image holds; returns bytes of content freed."""
+        """Remove content and layer snapshots no image holds; returns bytes of content freed
+        (inside holding_gc() it is deferred to the end of the hold, and returns 0)."""
+        if getattr(self._local, "held", 0):
+            self._local.gc_pending = True
+            return 0
+        with self._gc_lock(exclusive=True):
+            return self._collect()
+
+    def _collect(self):
         _, freed = collect(self.content, self.store.roots())
         wanted = set()
         for img in self.images():

@@ -490,3 +490,27 @@ def test_load_moves_a_tag_and_says_so(svc, busybox, tmp_path):
 def test_load_bad_manifest_json(svc, doc):
     with pytest.raises(InvalidArgument, match="load: manifest.json: not"):
         load(svc, io.BytesIO(make_tar([entry("manifest.json", data=doc)])))
+
+
+def test_failed_import_cleans_up_without_deadlock(svc, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    bad = make_tar([entry("evil", "symlink", linkname=str(outside)),
+                    entry("evil/pwned", data=b"x")])
+    with pytest.raises(InvalidArgument, match="write through symlink evil"):
+        import_image(svc, io.BytesIO(bad), "bad:1")
+    assert list(svc.content.walk()) == [] and list(svc.snapshotter.walk()) == []
+    assert os.listdir(outside) == []
+
+
+def test_gc_waits_for_a_hold_in_another_thread(svc, busybox):
+    import threading
+    orphan = svc.content.put(b"not referenced yet")
+    done = threading.Event()
+    with svc.holding_gc():
+        t = threading.Thread(target=lambda: (svc.gc(), done.set()))
+        t.start()
+        assert not done.wait(0.3)            # blocked by the hold
+        assert svc.content.exists(orphan)
+    t.join(5)
+    assert done.is_set() and not svc.content.exists(orphan)
