@@ -514,3 +514,19 @@ def test_gc_waits_for_a_hold_in_another_thread(svc, busybox):
         assert svc.content.exists(orphan)
     t.join(5)
     assert done.is_set() and not svc.content.exists(orphan)
+
+
+def test_an_image_known_only_by_digest_is_not_dangling(svc, busybox):
+    from pyrunc.engine.images import parse_name
+    digest = svc.get("busybox").record["manifest"]["digest"]
+    svc.store.add_ref(parse_name("pulled/by-digest@" + digest), busybox)
+    assert svc.remove("busybox:latest") == [{"Untagged": "busybox:latest"}]
+    assert svc.list({"dangling": ["true"]}) == []
+    summary, = svc.list()
+    assert summary["RepoTags"] == [] and summary["RepoDigests"] == ["pulled/by-digest@" + digest]
+    assert svc.prune()["ImagesDeleted"] is None
+    # untagging the last tag of a repository drops that repository's digest references too
+    svc.tag(busybox, "pulled/by-digest:v1")
+    assert svc.remove("pulled/by-digest:v1") == [
+        {"Untagged": "pulled/by-digest:v1"}, {"Untagged": "pulled/by-digest@" + digest},
+        {"Deleted": busybox}]
