@@ -71,7 +71,7 @@ class Factory:
         console_fd = _connect_console(console_socket) if console_socket else None
 
         sd = StateDir.create(self.root, container_id)
-        pid = None
+        pid = announced_pid = None
         applied = False
         fifo_fd = None
         try:
@@ -87,15 +87,27 @@ class Factory:
                 if resources:
                     manager.set(resources)
 
-            def on_hooks(init_pid=None):
+            def on_hooks(init_pid):
+                nonlocal announced_pid
+                announced_pid = init_pid
                 state = _hook_state(base, CREATING, init_pid)
                 hooks.run_all("prestart", runtime_hooks["prestart"], state)
                 hooks.run_all("createRuntime", runtime_hooks["create_runtime"], state)
                 return state
 
+            def on_seccomp_fd(notify_fd):
+                # the seccomp agent protocol: the listener gets the state and the notify fd
+                try:
+                    from pyrunc.libcontainer import seccomp
+                    seccomp.send_to_listener(plan.seccomp.listener_path, notify_fd,
+                                             _hook_state(base, CREATING, announced_pid).decode(),
+                                             plan.seccomp.listener_metadata)
+                finally:
+                    os.close(notify_fd)
+
             pid = process.spawn_init(plan, exec_fifo_fd=fifo_fd, console_socket_fd=console_fd,
                                      preserve_fds=preserve_fds, stdio=stdio, on_pid=on_pid,
-                                     on_hooks=on_hooks)
+                                     on_hooks=on_hooks, on_seccomp_fd=on_seccomp_fd)
             st = proc_stat(pid)
             if st is None:
                 raise SystemFailure("start container init", errno.ESRCH,

@@ -23,18 +23,11 @@ def factory(tmp_path):
         c.destroy(force=True)
 
 
-def no_cgroup_mount(spec):
-    spec["mounts"] = [m for m in spec["mounts"] if m["type"] != "cgroup"]
-
-
 @pytest.fixture
 def bundle(make_bundle):
+    """A busybox bundle with runc's example config (its cgroup mount included)."""
     def make(args=("sleep", "30"), mutate=None):
-        def change(spec):
-            no_cgroup_mount(spec)
-            if mutate:
-                mutate(spec)
-        return make_bundle(args, mutate=change)
+        return make_bundle(args, mutate=mutate)
     return make
 
 
