@@ -1,8 +1,8 @@
 """Built-in images made on this machine, without a registry: ``busybox`` (Debian's
 busybox-static with every applet linked) and ``hello-world`` (native/programs/hello.c).
 
-The layers are written with fixed times and gzip without a timestamp, so the same busybox
-binary always gives the same image ID."""
+The layers are written with fixed times (busybox's package date; a fixed date for hello) and
+gzip without a timestamp, so the same binary always gives the same image ID."""
 import datetime
 import io
 import os
@@ -20,9 +20,12 @@ DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 HELLO = os.path.join(os.path.dirname(pyrunc.__file__), "_libexec", "hello")
 
 
+HELLO_TIME = 1683046167        # 2023-05-02T16:49:27Z: hello-world's date, whatever the build's
+
+
 def _busybox_tree(root):
     bundle.make_busybox_rootfs(root)
-    return bundle.BUSYBOX, ["sh"], "busybox-static"
+    return int(os.stat(bundle.BUSYBOX).st_mtime), ["sh"], "busybox-static"
 
 
 def _hello_tree(root):
@@ -32,7 +35,7 @@ def _hello_tree(root):
     os.makedirs(root, exist_ok=True)
     shutil.copy(HELLO, os.path.join(root, "hello"))
     os.chmod(os.path.join(root, "hello"), 0o755)
-    return HELLO, ["/hello"], "native/programs/hello.c"
+    return HELLO_TIME, ["/hello"], "native/programs/hello.c"
 
 
 BUILTIN = {"busybox": _busybox_tree, "hello-world": _hello_tree}
@@ -45,8 +48,7 @@ def build(service, name):
     tmp = tempfile.mkdtemp(prefix="builtin-", dir=service.root)
     try:
         rootfs = os.path.join(tmp, "rootfs")
-        source, cmd, origin = BUILTIN[name](rootfs)
-        mtime = int(os.stat(source).st_mtime)
+        mtime, cmd, origin = BUILTIN[name](rootfs)
         buf = io.BytesIO()
         write_tree(rootfs, buf, mtime=mtime)
     finally:
