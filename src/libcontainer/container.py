@@ -6,9 +6,9 @@
     c.signal(signal.SIGTERM); c.wait()         # "stopped"
     c.destroy()                                # poststop hooks, cgroup and state removed
 
-Status as runc computes it: "created" while the init (same pid and start time as recorded)
-waits on the exec fifo, "running" once the fifo is gone, "paused" while the cgroup is frozen,
-"stopped" when the init is gone or a zombie.
+Status as runc computes it: "stopped" when the init (same pid and start time as recorded) is
+gone or a zombie, else "paused" while the cgroup is frozen, else "created" while the init waits
+on the exec fifo, else "running".
 """
 import errno
 import json
@@ -251,10 +251,10 @@ class Container:
         st = self._state
         if not alive(st["pid"], st["pid_start"]):
             return STOPPED
-        if self._sd.fifo_exists():
-            return CREATED
         if self.manager.freezer_state() == "FROZEN":
             return PAUSED
+        if self._sd.fifo_exists():
+            return CREATED
         return RUNNING
 
     def state(self):
