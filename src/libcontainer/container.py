@@ -27,9 +27,11 @@ CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", 
 
 
 def _now_rfc3339():
+    """UTC now as Go's RFC3339Nano writes it (runc's "created"): trailing zeros dropped."""
     ns = time.time_ns()
+    fraction = ("%09d" % (ns % 10**9)).rstrip("0")
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + \
-        (".%09dZ" % (ns % 10**9))
+        ("." + fraction if fraction else "") + "Z"
 
 
 class Factory:

@@ -1,6 +1,7 @@
 """The container lifecycle with real containers: Factory, Container, state dir, hooks."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -194,6 +195,64 @@ print(c.status)
 """
 
 
+def test_console_socket_gets_the_pty_master(factory, bundle, tmp_path):
+    import array
+    import socket
+
+    def tty(spec):
+        spec["process"]["terminal"] = True
+    path = str(tmp_path / "console.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    c = factory.create(unique_id("tty"), bundle(("sh", "-c", "tty; echo ok"), mutate=tty),
+                       console_socket=path)
+    conn, _ = listener.accept()
+    fds = array.array("i")
+    _, ancdata, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize))
+    conn.close()
+    listener.close()
+    fds.frombytes(ancdata[0][2][:fds.itemsize])
+    master = fds[0]
+    try:
+        c.start()
+        assert c.wait() == 0
+        output = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:          # EIO: the other side is closed
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(master)
+    assert output.replace(b"\r\n", b"\n") == b"/dev/pts/0\nok\n"
+
+
+def test_state_matches_runc(factory, bundle, tmp_path):
+    from support import need
+    runc = need("runc")
+    b = bundle()
+    rid, cid = unique_id("runc"), unique_id("lc")
+    root = str(tmp_path / "runc")
+    subprocess.run([runc, "--root", root, "create", "--bundle", b, rid], check=True,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        theirs = json.loads(subprocess.run([runc, "--root", root, "state", rid], check=True,
+                                           capture_output=True).stdout)
+    finally:
+        subprocess.run([runc, "--root", root, "delete", "--force", rid], check=True)
+    ours = factory.create(cid, b).state()
+    assert list(ours) == list(theirs)
+    for key in ("ociVersion", "status", "bundle", "rootfs", "owner"):
+        assert ours[key] == theirs[key], key
+    rfc3339nano = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d*[1-9])?Z"   # Go's: no trailing 0s
+    assert re.fullmatch(rfc3339nano, theirs["created"])
+    assert re.fullmatch(rfc3339nano, ours["created"])
+
+
 def test_two_containers_in_parallel(factory, bundle, tmp_path):
     """Two runtime processes, as two ``pyrunc run -d`` would be, each creating and starting
     its container at the same time; the inits outlive their creators."""
@@ -290,6 +349,7 @@ def test_hooks_order_and_state_on_stdin(factory, bundle, tmp_path):
         assert st["id"] == cid and st["bundle"] == b, name
         assert st["annotations"] == {"org.example": "yes"}
     assert states["prestart"]["status"] == "creating"
+    assert states["prestart"]["pid"] == pid and states["createRuntime"]["pid"] == pid
     assert states["poststart"]["status"] == "running" and states["poststart"]["pid"] == pid
     assert states["poststop"]["status"] == "stopped"
 
