@@ -63,7 +63,7 @@ def test_example_spec(bundle):
     assert plan.readonly_root
     assert [n.flag for n in plan.namespaces] == [0x20000000, 0x40000000, 0x08000000,
                                                  0x04000000, 0x20000]
-    assert plan.rootfs_propagation == MS["SLAVE"] | MS["REC"]
+    assert plan.rootfs_propagation == 0      # runc's default (rslave) is the native core's
     assert plan.hostname == "runc"
     assert plan.args == ["sh"] and plan.cwd == "/"
     assert "HOME=/root" in plan.env
@@ -468,6 +468,8 @@ def test_sysctl_errors(bundle, name, drop, fragment):
 
 def test_rootfs_propagation(bundle):
     spec = example()
+    spec["linux"]["rootfsPropagation"] = "slave"
+    assert plan_of(bundle, spec).rootfs_propagation == MS["SLAVE"]
     spec["linux"]["rootfsPropagation"] = "shared"
     assert plan_of(bundle, spec).rootfs_propagation == MS["SHARED"]
     spec["linux"]["rootfsPropagation"] = "private"

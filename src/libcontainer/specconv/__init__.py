@@ -64,8 +64,7 @@ def to_plan(spec, bundle, container_id, *, cgroup_manager=None, no_pivot=False, 
     elif linux.time_offsets:
         raise invalid("linux.timeOffsets", "needs a new time namespace")
 
-    plan.rootfs_propagation = mnt.MS_SLAVE | mnt.MS_REC
-    if linux.rootfs_propagation:
+    if linux.rootfs_propagation:   # unset: 0, the native core's (and runc's) rslave default
         if linux.rootfs_propagation not in mnt.PROPAGATION:
             raise invalid("linux.rootfsPropagation",
                           "unknown propagation %r" % linux.rootfs_propagation)
