@@ -346,7 +346,7 @@ enum { ST_CREATED, ST_RUNNING, ST_PAUSED, ST_STOPPED };
 static const char *status_names[] = {"created", "running", "paused", "stopped"};
 static int status = ST_CREATED;
 
-static int oom_efd = -1, oom_ctl_fd = -1;
+static int oom_ctl_fd = -1;      /* the file with the oom_kill count */
 static long oom_baseline, oom_kills;
 static int quit;
 
@@ -562,11 +562,19 @@ static pid_t read_pid_file(const char *path)
 	return v > 0 ? (pid_t)v : -1;
 }
 
-/* ---------------------------------------------------------------- OOM (cgroup v1) */
+/* ---------------------------------------------------------------- OOM kills
+ *
+ * cgroup v1: an eventfd registered on memory.oom_control through cgroup.event_control.
+ * cgroup v2: memory.events itself, which polls POLLPRI when it changes.
+ * Either way the count is the "oom_kill N" line of that file (v1 has it since Linux 4.13).
+ */
+
+static int oom_poll_fd = -1;    /* v1: the eventfd; v2: memory.events */
+static short oom_poll_events;
 
 static long oom_kill_count(void)
 {
-	char text[512];
+	char text[1024];
 	if (oom_ctl_fd < 0)
 		return 0;
 	ssize_t r = pread(oom_ctl_fd, text, sizeof(text) - 1, 0);
@@ -577,6 +585,37 @@ static long oom_kill_count(void)
 	return p ? strtol(p + 9, NULL, 10) : 0;
 }
 
+static void oom_watch_v1(const char *dir)
+{
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/memory.oom_control", dir);
+	oom_ctl_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (oom_ctl_fd < 0)
+		return;
+	snprintf(path, sizeof(path), "%s/cgroup.event_control", dir);
+	int ctl = open(path, O_WRONLY | O_CLOEXEC);
+	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ctl >= 0 && efd >= 0 && dprintf(ctl, "%d %d", efd, oom_ctl_fd) > 0) {
+		oom_poll_fd = efd;
+		oom_poll_events = POLLIN;
+	} else if (efd >= 0) {
+		close(efd);
+	}
+	if (ctl >= 0)
+		close(ctl);
+}
+
+static void oom_watch_v2(const char *dir)
+{
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/memory.events", dir);
+	oom_ctl_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (oom_ctl_fd >= 0) {
+		oom_poll_fd = oom_ctl_fd;
+		oom_poll_events = POLLPRI;
+	}
+}
+
 static void oom_watch(pid_t pid)
 {
 	char path[PATH_MAX], line[PATH_MAX];
@@ -584,7 +623,7 @@ static void oom_watch(pid_t pid)
 	FILE *f = fopen(path, "re");
 	if (!f)
 		return;
-	char dir[PATH_MAX] = "";
+	char v1[PATH_MAX] = "", v2[PATH_MAX] = "";
 	while (fgets(line, sizeof(line), f)) {
 		char *ctrl = strchr(line, ':');
 		char *cg = ctrl ? strchr(ctrl + 1, ':') : NULL;
@@ -592,28 +631,25 @@ static void oom_watch(pid_t pid)
 			continue;
 		*cg++ = 0;
 		cg[strcspn(cg, "\n")] = 0;
+		if (ctrl[1] == 0) {     /* "0::/path": the v2 hierarchy */
+			const char *bases[] = {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"};
+			for (int i = 0; i < 2 && !v2[0]; i++) {
+				snprintf(path, sizeof(path), "%s%s/memory.events", bases[i], cg);
+				if (access(path, R_OK) == 0)
+					snprintf(v2, sizeof(v2), "%s%s", bases[i], cg);
+			}
+			continue;
+		}
 		char *tok, *save;
 		for (tok = strtok_r(ctrl + 1, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
 			if (strcmp(tok, "memory") == 0)
-				snprintf(dir, sizeof(dir), "/sys/fs/cgroup/memory%s", cg);
+				snprintf(v1, sizeof(v1), "/sys/fs/cgroup/memory%s", cg);
 	}
 	fclose(f);
-	if (!dir[0])
-		return;
-	snprintf(path, sizeof(path), "%s/memory.oom_control", dir);
-	oom_ctl_fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (oom_ctl_fd < 0)
-		return;
-	snprintf(path, sizeof(path), "%s/cgroup.event_control", dir);
-	int ctl = open(path, O_WRONLY | O_CLOEXEC);
-	oom_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (ctl < 0 || oom_efd < 0 || dprintf(ctl, "%d %d", oom_efd, oom_ctl_fd) < 0) {
-		if (oom_efd >= 0)
-			close(oom_efd);
-		oom_efd = -1;
-	}
-	if (ctl >= 0)
-		close(ctl);
+	if (v1[0])
+		oom_watch_v1(v1);
+	else if (v2[0])
+		oom_watch_v2(v2);
 	oom_baseline = oom_kill_count();
 }
 
@@ -1514,8 +1550,8 @@ int main(int argc, char **argv)
 			       kind[n] = (k_), what[n] = (w_), n++)
 		ADD(lfd, POLLIN, K_LISTEN, NULL);
 		ADD(sfd, POLLIN, K_SIGNAL, NULL);
-		if (oom_efd >= 0)
-			ADD(oom_efd, POLLIN, K_OOM, NULL);
+		if (oom_poll_fd >= 0 && !init_proc.exited)   /* a removed cgroup polls forever */
+			ADD(oom_poll_fd, oom_poll_events, K_OOM, NULL);
 		struct proc *procs[MAX_EXECS + 1];
 		int np = 0;
 		procs[np++] = &init_proc;
@@ -1579,8 +1615,9 @@ int main(int argc, char **argv)
 			}
 			case K_OOM: {
 				uint64_t v;
-				if (read(oom_efd, &v, sizeof(v)) > 0)
-					oom_check();
+				if (oom_poll_fd != oom_ctl_fd && read(oom_poll_fd, &v, sizeof(v)) < 0)
+					break;
+				oom_check();   /* re-reading memory.events also re-arms its poll */
 				break;
 			}
 			case K_STREAM: {

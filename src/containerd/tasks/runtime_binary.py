@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 from pyrunc import errors
 from pyrunc.containerd.shim.client import runtime_message
@@ -52,8 +53,11 @@ class RuntimeBinary:
         return json.loads(self.run("ps", "--format", "json", container_id).stdout or b"[]")
 
     def update(self, container_id, resources):
-        self.run("update", "--resources", "-", container_id,
-                 input=json.dumps(resources).encode())
+        # a file rather than "-": crun opens /dev/stdin, absent on some minimal systems
+        with tempfile.NamedTemporaryFile("w", prefix="resources-", suffix=".json") as f:
+            json.dump(resources, f)
+            f.flush()
+            self.run("update", "--resources", f.name, container_id)
 
     def force_delete(self, container_id):
         """Kill and delete whatever is left of the container; absent is fine."""
