@@ -23,7 +23,7 @@ from pyrunc.libcontainer.state import StateDir, alive, proc_stat, validate_id, w
 DEFAULT_ROOT = "/run/pyrunc"
 RUNTIME_HOOKS = ("prestart", "create_runtime", "poststart", "poststop")
 
-CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
+CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
 
 
 def _now_rfc3339():
@@ -61,7 +61,7 @@ class Factory:
                 "annotations": dict(spec.annotations)}
         plan = specconv.to_plan(spec, bundle, container_id, cgroup_manager=manager,
                                 no_pivot=no_pivot,
-                                state_json=_hook_state(base, CREATING, 0))
+                                state_json=_hook_state(base, CREATED, 0))
         runtime_hooks = {k: [hooks.to_dict(h) for h in specconv.hooks_of(spec.hooks, k)]
                          for k in RUNTIME_HOOKS}
         resources = specconv.cgroup_resources(spec)
@@ -92,7 +92,9 @@ class Factory:
             def on_hooks(init_pid):
                 nonlocal announced_pid
                 announced_pid = init_pid
-                state = _hook_state(base, CREATING, init_pid)
+                # The environment exists when these hooks run: their state says "created", as
+                # the runtime-tools validation suite (hooks_stdin) and crun have it.
+                state = _hook_state(base, CREATED, init_pid)
                 hooks.run_all("prestart", runtime_hooks["prestart"], state)
                 hooks.run_all("createRuntime", runtime_hooks["create_runtime"], state)
                 return state
@@ -102,7 +104,7 @@ class Factory:
                 try:
                     from pyrunc.libcontainer import seccomp
                     seccomp.send_to_listener(plan.seccomp.listener_path, notify_fd,
-                                             _hook_state(base, CREATING, announced_pid).decode(),
+                                             _hook_state(base, CREATED, announced_pid).decode(),
                                              plan.seccomp.listener_metadata)
                 finally:
                     os.close(notify_fd)

@@ -348,7 +348,7 @@ def test_hooks_order_and_state_on_stdin(factory, bundle, tmp_path):
     for name, st in states.items():
         assert st["id"] == cid and st["bundle"] == b, name
         assert st["annotations"] == {"org.example": "yes"}
-    assert states["prestart"]["status"] == "creating"
+    assert states["prestart"]["status"] == "created" == states["createContainer"]["status"]
     assert states["prestart"]["pid"] == pid and states["createRuntime"]["pid"] == pid
     assert states["poststart"]["status"] == "running" and states["poststart"]["pid"] == pid
     assert states["poststop"]["status"] == "stopped"
