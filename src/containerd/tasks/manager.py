@@ -277,35 +277,43 @@ class Task:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _call(self, *words, timeout=30.0):
+    def _settled_state(self, locked):
+        return self._state_locked() if locked else self.state()
+
+    def _call(self, *words, timeout=30.0, locked=False):
+        """A request to the shim; a shim found gone is settled and reported (``locked``: the
+        caller holds this task's lock)."""
         try:
             return self.client.call(*words, timeout=timeout)
         except ShimGone:
-            st = self.state()
+            st = self._settled_state(locked)
             raise errors.FailedPrecondition("container %s is %s" % (self.id, st.status)) from None
 
     def start(self):
         with self.manager._lock(self.id):
-            self._call("start")
+            self._call("start", locked=True)
 
     def kill(self, sig=signal.SIGTERM, all=False):
         self._call("kill", int(sig), *(["all"] if all else []))
 
     def pause(self):
         with self.manager._lock(self.id):
-            self._call("pause")
+            self._call("pause", locked=True)
 
     def resume(self):
         with self.manager._lock(self.id):
-            self._call("resume")
+            self._call("resume", locked=True)
 
     def wait(self, timeout=None):
         """Block until the container has exited and its output is logged; ``ExitStatus``."""
+        return self._wait(timeout, locked=False)
+
+    def _wait(self, timeout, locked):
         self.meta()
         try:
             record = self.client.call_json("wait", timeout=timeout)
         except ShimGone:
-            st = self.state()
+            st = self._settled_state(locked)
             if st.status != STOPPED:
                 raise errors.FailedPrecondition("container %s: shim gone while %s"
                                                 % (self.id, st.status)) from None
@@ -324,12 +332,12 @@ class Task:
                     raise errors.FailedPrecondition("container %s is %s: stop it first"
                                                     % (self.id, st.status))
                 if st.status == PAUSED:
-                    self._call("resume")
+                    self._call("resume", locked=True)
                 try:
                     self.client.call("kill", int(signal.SIGKILL))
                 except (ShimGone, errors.FailedPrecondition):
                     pass
-                self.wait()
+                self._wait(None, locked=True)
             try:
                 record = self.client.call_json("delete")
                 _wait_gone(st.shim_pid)

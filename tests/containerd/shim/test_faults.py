@@ -39,6 +39,19 @@ def test_killed_shim_is_reported_and_cleaned(manager, bundle):
     assert exits == [dict(exits[0], exit_status=None, shim_died=True)]
 
 
+def test_requests_to_a_killed_shim_fail_cleanly(manager, bundle):
+    created = manager.create(new_id(), bundle(["sleep", "1000"]))
+    shim = created.state().shim_pid
+    os.kill(shim, signal.SIGKILL)
+    wait_for(lambda: gone(shim))
+    with pytest.raises(errors.FailedPrecondition, match="is stopped"):
+        created.start()
+    with pytest.raises(errors.FailedPrecondition, match="is stopped"):
+        created.pause()
+    assert created.wait().status is None
+    created.delete()
+
+
 def test_killed_init_reports_sigkill(manager, bundle):
     task = manager.create(new_id(), bundle(["sleep", "1000"]))
     task.start()
