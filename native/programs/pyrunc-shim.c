@@ -39,6 +39,7 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -1402,6 +1403,35 @@ static void daemonize(void)
 		_exit(0);
 }
 
+/* Kill and reap every child: after a failed create, what reparented to us is debris of the
+ * runtime (e.g. its init process when the runtime itself was killed). */
+static void kill_children(void)
+{
+	pid_t self = getpid();
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		char path[300], text[512];
+		if (!isdigit((unsigned char)e->d_name[0]))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t r = read(fd, text, sizeof(text) - 1);
+		close(fd);
+		char *end = r > 0 ? (text[r] = 0, strrchr(text, ')')) : NULL;
+		int ppid;
+		char st;
+		if (end && sscanf(end + 1, " %c %d", &st, &ppid) == 2 && ppid == self)
+			kill(atoi(e->d_name), SIGKILL);
+	}
+	if (d)
+		closedir(d);
+	while (waitpid(-1, NULL, __WALL) > 0 || errno == EINTR)
+		;
+}
+
 /* Create the container; on failure report it and clean up what the runtime left. */
 static void create_container(void)
 {
@@ -1462,6 +1492,7 @@ static void create_container(void)
 		char ignored[512];
 		const char *del[] = {"delete", "--force", opt.id, NULL};
 		run_runtime(del, -1, -1, -1, ignored, sizeof(ignored));
+		kill_children();
 		if (!err[0])
 			snprintf(err, sizeof(err), "runtime create exited with %d", rc);
 		ready("err Unknown runtime create failed: %s", err);

@@ -108,8 +108,10 @@ def shim_pids_under(root):
 
 def leftover_cgroups(ids):
     found = []
-    for controller in ("memory", "pids", "cpu", "freezer", "devices"):
+    for controller in sorted(os.listdir("/sys/fs/cgroup")):
         base = os.path.join("/sys/fs/cgroup", controller)
+        if not os.path.isdir(base) or os.path.islink(base):
+            continue
         for cid in ids:
             if os.path.exists(os.path.join(base, cid)):
                 found.append(os.path.join(base, cid))

@@ -103,6 +103,8 @@ def test_runtime_killed_mid_create(manager, bundle, tmp_path, delay):
     if manager.runtime == "pyrunc" and os.listdir(state):
         shutil.rmtree(state)
         for cg in leftover_cgroups([cid]):
+            with open(os.path.join(cg, "cgroup.procs")) as f:
+                assert f.read() == "", "the shim left a process in %s" % cg
             os.rmdir(cg)
         pytest.xfail("pyrunc: a create killed before state.json is written leaves its state "
                      "directory and cgroups, and delete --force does not remove them")
