@@ -1,6 +1,8 @@
 """specconv: runtime config -> Plan, without running containers."""
 import logging
 import os
+import subprocess
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -9,7 +11,7 @@ from hypothesis import strategies as st
 from pyrunc import errors
 from pyrunc.libcontainer import bundle as bundles
 from pyrunc.libcontainer import configs, specconv
-from pyrunc.libcontainer.plan import MountStep
+from pyrunc.libcontainer.plan import MountStep, Namespace
 
 # Kernel values (include/uapi/linux/mount.h, sched.h), written out independently of the code.
 MS = dict(RDONLY=1, NOSUID=2, NODEV=4, NOEXEC=8, SYNCHRONOUS=16, REMOUNT=32, MANDLOCK=64,
@@ -291,7 +293,28 @@ def test_namespace_errors(bundle):
     spec = example()
     spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"]
                                    if n["type"] != "mount"]
-    expect_invalid(bundle, spec, "linux.namespaces: a mount namespace is required")
+    expect_invalid(bundle, spec, "linux.namespaces: a mount namespace (new or joined by path) "
+                   "is required")
+    spec["linux"]["namespaces"].append({"type": "mount", "path": "/proc/self/ns/mnt"})
+    expect_invalid(bundle, spec, "the mount namespace to join is the runtime's own")
+
+
+def test_join_mount_namespace_by_path(bundle):
+    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "unchanged", "sleep", "30"])
+    try:
+        path = "/proc/%d/ns/mnt" % holder.pid
+        wait = time.monotonic() + 5
+        while os.readlink(path) == os.readlink("/proc/self/ns/mnt"):
+            assert time.monotonic() < wait
+            time.sleep(0.01)
+        spec = example()
+        for ns in spec["linux"]["namespaces"]:
+            if ns["type"] == "mount":
+                ns["path"] = path
+        assert Namespace(0x20000, path) in plan_of(bundle, spec).namespaces
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_user_namespace_maps_and_devices(bundle):

@@ -4,7 +4,8 @@ Everything is decided and checked here, before anything is created: a bad config
 line naming the JSON path and the reason (``config.json: process.rlimits[1].type: unknown rlimit
 "RLIMIT_FOO"``), raised as ``InvalidArgument`` (or ``NotFound``/``Unavailable`` when something
 named is missing on this host). The rules are runc's (libcontainer/specconv and its validator),
-except that a mount namespace is required: mounts are never made in the caller's namespace.
+except that a mount namespace (new, or joined by path) is required: the rootfs is never set up
+in the caller's own mount namespace.
 """
 import logging
 import os
@@ -12,7 +13,7 @@ import os
 from pyrunc.errors import InvalidArgument, NotFound, Unavailable
 from pyrunc.libcontainer import capabilities as caps
 from pyrunc.libcontainer import devices as devs
-from pyrunc.libcontainer.namespaces import CLONE_NEWNS, NAMESPACES
+from pyrunc.libcontainer.namespaces import NAMESPACES
 from pyrunc.libcontainer.plan import (Capabilities, Device, Hook, MountStep, Namespace, Plan,
                                       Rlimit)
 from pyrunc.libcontainer.rlimits import RLIMITS
@@ -153,10 +154,11 @@ def _namespaces(entries):
             if not os.path.exists(path):
                 raise NotFound("config.json: %s.path: %s: no such file" % (where, path))
         found[ns.type] = Namespace(NAMESPACES[ns.type], path)
-    if "mount" not in found or found["mount"].flag != CLONE_NEWNS:
-        raise invalid("linux.namespaces", "a mount namespace is required")
-    if found["mount"].path is not None:
-        raise invalid("linux.namespaces", "the mount namespace must be new, not joined by path")
+    if "mount" not in found:
+        raise invalid("linux.namespaces", "a mount namespace (new or joined by path) is required")
+    mount = found["mount"]
+    if mount.path is not None and _same_file(mount.path, "/proc/self/ns/mnt"):
+        raise invalid("linux.namespaces", "the mount namespace to join is the runtime's own")
     if "cgroup" in found and not os.path.exists("/proc/self/ns/cgroup"):
         raise Unavailable("config.json: linux.namespaces: cgroup namespaces are not enabled")
     return found
