@@ -267,10 +267,10 @@ class Container:
         status = self.status
         doc = {"ociVersion": st["ociVersion"], "id": self.id,
                "pid": 0 if status == STOPPED else st["pid"], "status": status,
-               "bundle": st["bundle"], "rootfs": st["rootfs"], "created": st["created"],
-               "owner": st.get("owner", "")}
+               "bundle": st["bundle"], "rootfs": st["rootfs"], "created": st["created"]}
         if st.get("annotations"):
             doc["annotations"] = st["annotations"]
+        doc["owner"] = st["owner"]          # runc's key order: annotations before owner
         return doc
 
     def _hook_state(self, status):

@@ -234,7 +234,7 @@ def test_console_socket_gets_the_pty_master(factory, bundle, tmp_path):
 def test_state_matches_runc(factory, bundle, tmp_path):
     from support import need
     runc = need("runc")
-    b = bundle()
+    b = bundle(mutate=lambda spec: spec.update(annotations={"org.example": "x"}))
     rid, cid = unique_id("runc"), unique_id("lc")
     root = str(tmp_path / "runc")
     subprocess.run([runc, "--root", root, "create", "--bundle", b, rid], check=True,
@@ -246,7 +246,7 @@ def test_state_matches_runc(factory, bundle, tmp_path):
         subprocess.run([runc, "--root", root, "delete", "--force", rid], check=True)
     ours = factory.create(cid, b).state()
     assert list(ours) == list(theirs)
-    for key in ("ociVersion", "status", "bundle", "rootfs", "owner"):
+    for key in ("ociVersion", "status", "bundle", "rootfs", "owner", "annotations"):
         assert ours[key] == theirs[key], key
     rfc3339nano = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d*[1-9])?Z"   # Go's: no trailing 0s
     assert re.fullmatch(rfc3339nano, theirs["created"])
