@@ -123,6 +123,8 @@ class TaskManager:
             raise errors.NotFound("bundle %s: config.json not found" % bundle)
         if log_max_size < 0 or log_max_file < 1:
             raise errors.InvalidArgument("log: max-size must be >= 0 and max-file >= 1")
+        if log_path and not os.path.isdir(os.path.dirname(os.path.abspath(log_path))):
+            raise errors.NotFound("log %s: directory not found" % log_path)
         runtime_path = resolve(runtime or self.runtime)
         runtime_root = os.path.join(self.root, "runtime", os.path.basename(runtime_path))
         state_dir = os.path.join(self.tasks_dir, container_id)

@@ -219,6 +219,10 @@ def test_bad_input_is_rejected_cleanly(manager, bundle, tmp_path):
         manager.create("bad/id", good)
     with pytest.raises(errors.NotFound, match="config.json"):
         manager.create(new_id(), str(tmp_path / "nowhere"))
+    with pytest.raises(errors.NotFound, match="directory not found"):
+        manager.create(new_id(), good, log_path=str(tmp_path / "nowhere" / "log.json"))
+    with pytest.raises(errors.InvalidArgument, match="max-file"):
+        manager.create(new_id(), good, log_max_file=0)
     with pytest.raises(errors.Unavailable, match="runtime nosuchruntime"):
         manager.create(new_id(), good, runtime="nosuchruntime")
     with pytest.raises(errors.NotFound):
