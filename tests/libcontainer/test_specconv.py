@@ -188,6 +188,13 @@ def test_data_options_pass_through_in_order(bundle):
     assert m.data == "size=1m,mode=700,uid=5" and m.flags == MS["NODEV"]
 
 
+def test_tmpcopyup_is_dropped_with_a_warning(bundle, caplog):
+    with caplog.at_level(logging.WARNING, logger="pyrunc"):
+        m = mount_with(bundle, ["tmpcopyup", "size=1m"])
+    assert m.data == "size=1m"
+    assert "mounts[6].options: 'tmpcopyup' is not supported, ignored" in caplog.text
+
+
 def test_known_options_match_runc_table():
     from pyrunc.libcontainer.specconv.mounts import known_options
     words = set(known_options())

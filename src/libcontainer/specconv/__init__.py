@@ -222,6 +222,8 @@ def _mounts(entries, bundle, cgroup_manager, cgroupns):
         where = "mounts[%d]" % i
         destination = mnt.container_path(where + ".destination", m.destination or "")
         options = mnt.Options(m.options)
+        for word in options.ignored:
+            log.warning("config.json: %s.options: %r is not supported, ignored", where, word)
         if getattr(m, "uid_mappings", None) or getattr(m, "gid_mappings", None):
             raise Unavailable("config.json: %s: id-mapped mounts are not supported" % where)
         kind = m.type or ""

@@ -117,6 +117,11 @@ RECURSIVE_ATTRS = {
 }
 
 
+UNSUPPORTED = {"tmpcopyup"}
+"""runc's extension words pyrunc does not implement: dropped with a warning, never passed to the
+filesystem as data (which would make the mount fail)."""
+
+
 def known_options():
     """Every option word with a meaning of its own (for ``pyrunc features``)."""
     return sorted(set(FLAGS) | set(PROPAGATION) | set(RECURSIVE_ATTRS))
@@ -130,6 +135,7 @@ class Options:
         self.propagation = 0
         self.attr_set = 0
         self.attr_clr = 0
+        self.ignored = []
         data = []
         for word in words:
             if word in FLAGS:
@@ -149,6 +155,8 @@ class Options:
                         self.attr_clr |= MOUNT_ATTR__ATIME
                     else:
                         self.attr_clr &= ~attr
+            elif word in UNSUPPORTED:
+                self.ignored.append(word)
             else:
                 data.append(word)
         self.data = ",".join(data)
