@@ -15,7 +15,6 @@ import re
 from pyrunc.errors import InvalidArgument
 
 
-
 def snake_case(key):
     """``additionalGids`` -> ``additional_gids``; ``execCPUAffinity`` -> ``exec_cpu_affinity``.
 
