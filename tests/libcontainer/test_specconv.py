@@ -614,3 +614,33 @@ def test_random_configs_become_a_plan_or_a_clear_error(bundle, doc, no_pivot):
         return
     assert plan.args and plan.cwd.startswith("/")
     assert all(m.destination.startswith("/") for m in plan.mounts)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2 ** 65, 2 ** 65) | st.text(max_size=8) |
+    st.sampled_from(["/", "rel", "/proc", "CAP_KILL", "RLIMIT_NOFILE", "bind", "user"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["type", "path", "source", "destination", "options", "soft", "hard",
+                         "containerID", "hostID", "size", "major", "minor", "timeout", "args",
+                         "x"]), inner, max_size=3),
+    max_leaves=8)
+SECTIONS = [("process",), ("process", "user"), ("process", "capabilities"),
+            ("process", "rlimits"), ("process", "env"), ("mounts",), ("linux", "namespaces"),
+            ("linux", "devices"), ("linux", "uidMappings"), ("linux", "sysctl"),
+            ("linux", "maskedPaths"), ("linux", "timeOffsets"), ("hooks",), ("root",),
+            ("hostname",), ("linux", "rootfsPropagation")]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(section=st.sampled_from(SECTIONS), value=json_values)
+def test_any_json_in_a_section_is_a_plan_or_a_clear_error(bundle, section, value):
+    doc = example()
+    parent = doc
+    for key in section[:-1]:
+        parent = parent.setdefault(key, {})
+    parent[section[-1]] = value
+    try:
+        specconv.to_plan(configs.from_dict(doc), bundle, "c1")
+    except errors.PyruncError as e:
+        assert isinstance(e, errors.CATEGORIES) and str(e) and "\n" not in str(e)
