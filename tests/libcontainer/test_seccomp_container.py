@@ -113,11 +113,7 @@ def test_unknown_syscall_names_are_skipped(runtime, seccomp_bundle):
     assert "Operation not permitted" in err
 
 
-def test_notify_hands_the_listener_to_the_agent(runtime, seccomp_bundle, tmp_path, request):
-    if runtime.name == "pyrunc":
-        request.applymarker(pytest.mark.xfail(
-            reason="the container's create does not yet pass the notify fd to "
-                   "seccomp.send_to_listener (libcontainer/container.py)", strict=False))
+def test_notify_hands_the_listener_to_the_agent(runtime, seccomp_bundle, tmp_path):
     listener = str(tmp_path / "agent.sock")
     bundle = seccomp_bundle("mkdir /tmp/x; echo rc=$?", allow_but(
         {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"},
