@@ -110,6 +110,27 @@ def test_exit_status_and_stdio(factory, bundle, tmp_path):
     c.destroy()
 
 
+def test_user_namespace_container(factory, bundle, tmp_path):
+    """A new user namespace: the maps are written, devices are bind-mounted host nodes."""
+    def userns(spec):
+        spec["linux"]["namespaces"].append({"type": "user"})
+        maps = [{"containerID": 0, "hostID": 0, "size": 1},
+                {"containerID": 1, "hostID": 100001, "size": 65535}]
+        spec["linux"]["uidMappings"] = maps
+        spec["linux"]["gidMappings"] = maps
+    out = tmp_path / "out"
+    script = "cat /proc/self/uid_map; stat -c '%t:%T %F' /dev/null; echo x > /dev/null && echo ok"
+    with open(out, "wb") as f:
+        c = factory.create(unique_id("us"), bundle(("sh", "-c", script), mutate=userns),
+                           stdio=(0, f.fileno(), f.fileno()))
+    c.start()
+    assert c.wait() == 0
+    lines = out.read_text().splitlines()
+    assert [line.split() for line in lines[:2]] == [["0", "0", "1"], ["1", "100001", "65535"]]
+    assert lines[2:] == ["1:3 character special file", "ok"]
+    c.destroy()
+
+
 def test_start_twice_and_delete_created(factory, bundle):
     c = factory.create(unique_id("lc"), bundle())
     pid = c.pid
