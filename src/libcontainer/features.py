@@ -3,8 +3,7 @@
 Every list is what pyrunc really does here: the mount options specconv knows, the namespaces the
 running kernel has, the capabilities it knows; no AppArmor, SELinux or systemd cgroup driver.
 """
-import importlib.util
-
+from pyrunc.errors import PyruncError
 from pyrunc.libcontainer import capabilities
 from pyrunc.libcontainer.namespaces import supported as supported_namespaces
 from pyrunc.libcontainer.specconv.mounts import known_options
@@ -19,6 +18,10 @@ def features():
     """The features document as a dict (``json.dumps(features(), indent=4)`` is the output)."""
     from pyrunc import __version__ as version
     last = capabilities.last_cap()
+    seccomp, libseccomp = _seccomp()
+    annotations = {"org.pyrunc.version": version}
+    if libseccomp:
+        annotations["io.github.seccomp.libseccomp.version"] = libseccomp
     return {
         "ociVersionMin": OCI_VERSION_MIN,
         "ociVersionMax": OCI_VERSION_MAX,
@@ -28,19 +31,18 @@ def features():
             "namespaces": supported_namespaces(),
             "capabilities": list(capabilities.CAPABILITIES[:last + 1]),
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
-            "seccomp": _seccomp(),
+            "seccomp": seccomp,
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
         },
-        "annotations": {"org.pyrunc.version": version},
+        "annotations": annotations,
     }
 
 
 def _seccomp():
-    if importlib.util.find_spec("pyrunc.libcontainer.seccomp") is None:
-        return {"enabled": False}
-    from pyrunc.libcontainer.configs import spec
-    return {"enabled": True,
-            "actions": sorted(spec.SECCOMP_ACTIONS),
-            "operators": sorted(spec.SECCOMP_OPERATORS),
-            "archs": sorted(spec.SECCOMP_ARCHES)}
+    """(the seccomp features, libseccomp's version or None)."""
+    try:
+        from pyrunc.libcontainer import seccomp
+        return seccomp.features(), seccomp.version_string()
+    except (ImportError, PyruncError):   # built without libseccomp
+        return {"enabled": False}, None

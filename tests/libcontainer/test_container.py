@@ -426,3 +426,5 @@ def test_features_shape_matches_runc():
     assert linux["capabilities"][:2] == ["CAP_CHOWN", "CAP_DAC_OVERRIDE"]
     assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": False, "systemdUser": False}
     assert linux["apparmor"] == {"enabled": False}
+    assert linux["seccomp"]["enabled"] and "SCMP_ACT_NOTIFY" in linux["seccomp"]["actions"]
+    assert doc["annotations"]["io.github.seccomp.libseccomp.version"].count(".") == 2
