@@ -8,7 +8,8 @@
 
 Status as runc computes it: "stopped" when the init (same pid and start time as recorded) is
 gone or a zombie, else "paused" while the cgroup is frozen, else "created" while the init waits
-on the exec fifo, else "running".
+on the exec fifo, else "running". Before the init is recorded the container is "creating" while
+the creating process lives; if that process died, it is "stopped" and delete cleans up.
 """
 import errno
 import json
@@ -16,14 +17,14 @@ import os
 import signal as signals
 import time
 
-from pyrunc.errors import FailedPrecondition, InvalidArgument, PyruncError, SystemFailure
+from pyrunc.errors import Conflict, FailedPrecondition, InvalidArgument, PyruncError, SystemFailure
 from pyrunc.libcontainer.namespaces import PROC_NAMES
 from pyrunc.libcontainer.state import StateDir, alive, proc_stat, validate_id, write_pid_file
 
 DEFAULT_ROOT = "/run/pyrunc"
 RUNTIME_HOOKS = ("prestart", "create_runtime", "poststart", "poststop")
 
-CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
+CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
 
 
 def _now_rfc3339():
@@ -72,13 +73,22 @@ class Factory:
                                   "(process.terminal is false)")
         console_fd = _connect_console(console_socket) if console_socket else None
 
+        private_pid = any(ns.type == "pid" and not ns.path for ns in spec.linux.namespaces)
+        creator = proc_stat(os.getpid())[1]
+        state = dict(base, rootfs=plan.rootfs, pid=0, pid_start=0,
+                     creator=[os.getpid(), creator], created=_now_rfc3339(), owner="",
+                     cgroup=manager.to_state(), private_pid_ns=private_pid, namespace_paths={},
+                     hooks={k: runtime_hooks[k] for k in ("poststart", "poststop")},
+                     config=spec.raw)
         sd = StateDir.create(self.root, container_id)
         pid = announced_pid = None
         applied = False
         fifo_fd = None
         try:
-            # No lock is held here: the init would inherit it until it execs. The directory
-            # was made exclusively and has no state.json yet, so no one else can act on it.
+            # "creating" until the init is recorded: if this process dies meanwhile, the
+            # container reads as stopped and delete removes what was made (cgroup included).
+            # No lock is held here: the init would inherit it until it execs.
+            sd.write(state)
             fifo_fd = sd.make_fifo()
 
             def on_pid(first_child):
@@ -116,15 +126,10 @@ class Factory:
             if st is None:
                 raise SystemFailure("start container init", errno.ESRCH,
                                     "the init exited during create")
-            private_pid = any(ns.type == "pid" and not ns.path
-                              for ns in spec.linux.namespaces)
-            state = dict(base, rootfs=plan.rootfs, pid=pid, pid_start=st[1],
-                         created=_now_rfc3339(), owner="", cgroup=manager.to_state(),
-                         private_pid_ns=private_pid,
+            state.update(pid=pid, pid_start=st[1], creator=None, created=_now_rfc3339(),
+                         cgroup=manager.to_state(),
                          namespace_paths={ns.type: ns.path or "/proc/%d/ns/%s" % (
-                             pid, PROC_NAMES[ns.type]) for ns in spec.linux.namespaces},
-                         hooks={k: runtime_hooks[k] for k in ("poststart", "poststop")},
-                         config=spec.raw)
+                             pid, PROC_NAMES[ns.type]) for ns in spec.linux.namespaces})
             sd.write(state)
             if pid_file:
                 write_pid_file(pid_file, pid)
@@ -253,6 +258,9 @@ class Container:
     @property
     def status(self):
         st = self._state
+        if not st["pid"]:
+            creator = st.get("creator")
+            return CREATING if creator and alive(*creator) else STOPPED
         if not alive(st["pid"], st["pid_start"]):
             return STOPPED
         if self.manager.freezer_state() == "FROZEN":
@@ -341,7 +349,7 @@ class Container:
         if all:
             self._signal_all(sig)
             return
-        if not alive(st["pid"], st["pid_start"]):
+        if not st["pid"] or not alive(st["pid"], st["pid_start"]):
             raise FailedPrecondition("container %s is not running" % self.id)
         try:
             os.kill(st["pid"], sig)
@@ -381,6 +389,8 @@ class Container:
     def wait(self):
         """Wait for the init to exit; its exit status (128+signal) when it is our child."""
         st = self._state
+        if not st["pid"]:
+            return None
         try:
             _, status = os.waitpid(st["pid"], 0)
             code = os.waitstatus_to_exitcode(status)
@@ -397,12 +407,16 @@ class Container:
             self._reload()
             st = self._state
             status = self.status
+            if status == CREATING:
+                raise Conflict("container %s is being created" % self.id)
             if status in (RUNNING, PAUSED) and not force:
                 raise FailedPrecondition("cannot delete container %s that is not stopped: %s"
                                          % (self.id, status))
-            if status == PAUSED or not st["private_pid_ns"]:
-                self._signal_all(signals.SIGKILL)
-            _kill_and_reap(st["pid"], st["pid_start"])
+            if status == PAUSED or not st["private_pid_ns"] or not st["pid"]:
+                self._signal_all(signals.SIGKILL)   # no init recorded: its create died
+            if st["pid"]:
+                _kill_and_reap(st["pid"], st["pid_start"])
             self.manager.destroy()
             self._sd.remove()
-            self._run_hooks("poststop", STOPPED)
+            if st["pid"]:
+                self._run_hooks("poststop", STOPPED)

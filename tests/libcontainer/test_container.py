@@ -191,6 +191,47 @@ def test_failed_create_leaves_nothing(factory, bundle):
     assert not any(os.path.exists(d) for d in dirs)
 
 
+CREATE_ONLY = """
+import sys
+from pyrunc.libcontainer.container import Factory
+Factory(root=sys.argv[1]).create(sys.argv[2], sys.argv[3], stdio=(0, 1, 2))
+"""
+
+
+def test_create_killed_midway_is_cleaned_by_delete(factory, bundle, tmp_path):
+    """A runtime killed during create (here while a prestart hook runs): the container reads
+    "creating" while its creator lives, "stopped" after; delete removes processes, cgroup and
+    state, and the id can be used again."""
+    marker = tmp_path / "in-hook"
+
+    def slow_hook(spec):
+        spec["hooks"] = {"prestart": [{"path": "/bin/sh", "args": [
+            "sh", "-c", "echo $$ > %s.tmp; mv %s.tmp %s; exec sleep 60" % ((marker,) * 3)]}]}
+    b = bundle(mutate=slow_hook)
+    cid = unique_id("kill")
+    creator = subprocess.Popen([sys.executable, "-c", CREATE_ONLY, factory.root, cid, b],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        wait_until(marker.exists)
+        c = factory.load(cid)
+        assert c.status == "creating" and c.state()["pid"] == 0
+        dirs = cgroup_dirs(c)
+        assert c.manager.pids()          # the container's first processes are in its cgroup
+        with pytest.raises(errors.Conflict, match="is being created"):
+            c.destroy(force=True)
+    finally:
+        creator.kill()
+        creator.wait()
+        if marker.exists():
+            os.kill(int(marker.read_text()), signal.SIGKILL)   # the hook, in its own session
+    c = factory.load(cid)
+    assert c.status == "stopped"
+    c.destroy()
+    assert not os.path.exists(os.path.join(factory.root, cid))
+    assert not any(os.path.exists(d) for d in dirs)
+    factory.create(cid, bundle()).destroy()
+
+
 def test_bad_config_creates_nothing(factory, bundle):
     def bad(spec):
         spec["process"]["rlimits"].append({"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1})

@@ -568,6 +568,9 @@ devices = st.lists(st.fixed_dictionaries(
     optional={"major": ids, "minor": ids, "fileMode": ids}), max_size=2)
 
 
+RANDOM_OK = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+
+
 @st.composite
 def random_specs(draw):
     spec = example()
@@ -601,8 +604,7 @@ def random_specs(draw):
     return spec
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, suppress_health_check=RANDOM_OK)
 @given(doc=random_specs(), no_pivot=st.booleans())
 def test_random_configs_become_a_plan_or_a_clear_error(bundle, doc, no_pivot):
     try:
@@ -631,8 +633,7 @@ SECTIONS = [("process",), ("process", "user"), ("process", "capabilities"),
             ("hostname",), ("linux", "rootfsPropagation")]
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, suppress_health_check=RANDOM_OK)
 @given(section=st.sampled_from(SECTIONS), value=json_values)
 def test_any_json_in_a_section_is_a_plan_or_a_clear_error(bundle, section, value):
     doc = example()
