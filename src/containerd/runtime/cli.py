@@ -181,6 +181,62 @@ def cmd_features(ctx, flags, args):
     return 0
 
 
+def cmd_pause(ctx, flags, args):
+    """pause suspends all processes inside the container"""
+    ctx.load(_one_id(args, "pause")).pause()
+    return 0
+
+
+def cmd_resume(ctx, flags, args):
+    """resumes all processes that have been previously paused"""
+    ctx.load(_one_id(args, "resume")).resume()
+    return 0
+
+
+def cmd_ps(ctx, flags, args):
+    """ps displays the processes running inside a container"""
+    if not args:
+        raise InvalidArgument('ps: "ps" requires a container id')
+    from pyrunc.containerd.runtime import observe
+    observe.ps(ctx.load(args[0]), flags["format"], args[1:])
+    return 0
+
+
+def cmd_events(ctx, flags, args):
+    """display container events such as OOM notifications and usage statistics"""
+    from pyrunc.containerd.runtime import observe
+    observe.events(ctx.load(_one_id(args, "events")), flags["stats"], flags["interval"])
+    return 0
+
+
+def cmd_update(ctx, flags, args):
+    """update container resource constraints"""
+    from pyrunc.containerd.runtime import observe
+    observe.update(ctx.load(_one_id(args, "update")), flags)
+    return 0
+
+
+UPDATE_FLAGS = [
+    Flag("resources,r", help="path to a file with the resources to update (linux.resources "
+                             "JSON), or '-' for stdin; other options are then ignored"),
+    Flag("blkio-weight", help="per cgroup weight, 10 to 1000"),
+    Flag("cpu-period", help="CPU CFS period (usecs)"),
+    Flag("cpu-quota", help="CPU CFS hardcap limit (usecs) per period"),
+    Flag("cpu-share", help="CPU shares (relative weight)"),
+    Flag("cpu-rt-period", help="CPU realtime period (usecs)"),
+    Flag("cpu-rt-runtime", help="CPU realtime hardcap limit (usecs)"),
+    Flag("cpuset-cpus", help="CPU(s) to use"),
+    Flag("cpuset-mems", help="memory node(s) to use"),
+    Flag("memory", help="memory limit (bytes, or with k/m/g)"),
+    Flag("memory-reservation", help="memory soft limit"),
+    Flag("memory-swap", help="memory + swap limit; -1 for unlimited swap"),
+    Flag("pids-limit", help="maximum number of pids"),
+]
+
+
+# Commands whose arguments after the container id belong to another program.
+TRAILING_ARGS = {"ps", "exec"}
+
 COMMANDS = {
     "create": (cmd_create, CREATE_FLAGS, "<container-id>"),
     "start": (cmd_start, [], "<container-id>"),
@@ -198,6 +254,16 @@ COMMANDS = {
                         Flag("rootless", kind=bool,
                              help="generate a configuration for a rootless container")], ""),
     "features": (cmd_features, [], ""),
+    "pause": (cmd_pause, [], "<container-id>"),
+    "resume": (cmd_resume, [], "<container-id>"),
+    "ps": (cmd_ps, [Flag("format,f", default="table", help="select one of: table or json")],
+           "<container-id> [ps options]"),
+    "events": (cmd_events, [Flag("interval", default="5s",
+                                 help="set the stats collection interval (default: 5s)"),
+                            Flag("stats", kind=bool,
+                                 help="display the container's stats then exit")],
+               "<container-id>"),
+    "update": (cmd_update, UPDATE_FLAGS, "<container-id>"),
 }
 
 
@@ -250,7 +316,7 @@ def main(argv=None):
         if "--help" in cargs or "-h" in cargs:
             sys.stdout.write(_command_usage(name))
             return 0
-        values, positional = parse(cflags, cargs, name)
+        values, positional = parse(cflags, cargs, name, interleave=name not in TRAILING_ARGS)
         from pyrunc.errors import set_warning_sink
         set_warning_sink(log.warning)
         return fn(Context(gflags, log), values, positional)

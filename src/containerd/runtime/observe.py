@@ -1,0 +1,155 @@
+"""``pyrunc ps``, ``events`` and ``update``: watching and adjusting a running container."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+from pyrunc.errors import FailedPrecondition, InvalidArgument
+
+# runc's update flags: (flag dest, path in linux.resources, parser)
+UPDATE_FIELDS = [
+    ("blkio_weight", ("blockIO", "weight"), int),
+    ("cpu_period", ("cpu", "period"), int),
+    ("cpu_quota", ("cpu", "quota"), int),
+    ("cpu_share", ("cpu", "shares"), int),
+    ("cpu_rt_period", ("cpu", "realtimePeriod"), int),
+    ("cpu_rt_runtime", ("cpu", "realtimeRuntime"), int),
+    ("cpuset_cpus", ("cpu", "cpus"), str),
+    ("cpuset_mems", ("cpu", "mems"), str),
+    ("memory", ("memory", "limit"), "bytes"),
+    ("memory_reservation", ("memory", "reservation"), "bytes"),
+    ("memory_swap", ("memory", "swap"), "bytes"),
+    ("pids_limit", ("pids", "limit"), int),
+]
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
+          "g": 1 << 30, "gb": 1 << 30, "t": 1 << 40, "tb": 1 << 40}
+
+
+def parse_bytes(flag, text):
+    """'512m' -> 536870912; '-1' stays -1 (unlimited), as runc's RAMInBytes."""
+    s = text.strip().lower()
+    if s == "-1":
+        return -1
+    num = s.rstrip("kmgtb")
+    unit = s[len(num):]
+    try:
+        value = float(num)
+    except ValueError:
+        value = None
+    if value is None or unit not in _UNITS or value < 0:
+        raise InvalidArgument("update: --%s: invalid size %r" % (flag.replace("_", "-"), text))
+    return int(value * _UNITS[unit])
+
+
+def resources_from_flags(values):
+    res = {}
+    for dest, (section, key), kind in UPDATE_FIELDS:
+        raw = values.get(dest)
+        if raw is None:
+            continue
+        if kind == "bytes":
+            value = parse_bytes(dest, raw)
+        elif kind is int:
+            try:
+                value = int(raw)
+            except ValueError:
+                raise InvalidArgument("update: --%s: not a number: %r"
+                                      % (dest.replace("_", "-"), raw)) from None
+        else:
+            value = raw
+        res.setdefault(section, {})[key] = value
+    return res
+
+
+def resources_from_file(path):
+    try:
+        if path == "-":
+            return json.load(sys.stdin)
+        with open(path) as f:
+            return json.load(f)
+    except OSError as e:
+        raise InvalidArgument("update: --resources %s: %s" % (path, e.strerror.lower())) from None
+    except ValueError as e:
+        raise InvalidArgument("update: --resources %s: invalid JSON: %s" % (path, e)) from None
+
+
+def update(container, values):
+    if values["resources"]:
+        res = resources_from_file(values["resources"])
+        if not isinstance(res, dict):
+            raise InvalidArgument("update: --resources: must be a JSON object")
+    else:
+        res = resources_from_flags(values)
+    if container.status == "stopped":
+        raise FailedPrecondition("container %s is not running" % container.id)
+    container.manager.set(res)
+
+
+def ps(container, fmt, ps_args):
+    pids = container.manager.pids()
+    if fmt == "json":
+        sys.stdout.write(json.dumps(pids) + "\n")
+        return
+    if fmt != "table":
+        raise InvalidArgument('ps: invalid format option %r: must be "table" or "json"' % fmt)
+    out = subprocess.run(["ps"] + (ps_args or ["-ef"]), capture_output=True, text=True)
+    if out.returncode != 0:
+        raise InvalidArgument("ps: %s" % out.stderr.strip())
+    lines = out.stdout.splitlines()
+    if not lines:
+        return
+    header = lines[0].split()
+    if "PID" not in header:
+        raise InvalidArgument("ps: the ps output has no PID column")
+    col = header.index("PID")
+    wanted = set(pids)
+    sys.stdout.write(lines[0] + "\n")
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) > col and fields[col].isdigit() and int(fields[col]) in wanted:
+            sys.stdout.write(line + "\n")
+
+
+def _event(kind, cid, data=None):
+    ev = {"type": kind, "id": cid}
+    if data is not None:
+        ev["data"] = data
+    sys.stdout.write(json.dumps(ev, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def parse_interval(text):
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    for suffix in ("ms", "s", "m", "h"):
+        if text.endswith(suffix) and text[:-len(suffix)].replace(".", "", 1).isdigit():
+            value = float(text[:-len(suffix)]) * units[suffix]
+            if value > 0:
+                return value
+    raise InvalidArgument("events: --interval: invalid duration %r (e.g. 5s, 500ms)" % text)
+
+
+def events(container, stats_once, interval):
+    """runc's events: one stats event with --stats, else stats every interval and OOM events
+    as they happen, until the container's cgroup is gone."""
+    if container.status == "stopped":
+        raise FailedPrecondition("container %s is not running" % container.id)
+    manager = container.manager
+    if stats_once:
+        _event("stats", container.id, manager.stats())
+        return
+    period = parse_interval(interval)
+    with manager.oom_events() as oom:
+        deadline = time.monotonic() + period
+        while True:
+            count = oom.poll(max(0.0, deadline - time.monotonic()))
+            if count is None or container.status == "stopped":
+                return
+            for _ in range(count):
+                _event("oom", container.id)
+            if time.monotonic() >= deadline:
+                if not os.path.isdir(next(iter(manager.paths().values()), "/nonexistent")):
+                    return
+                _event("stats", container.id, manager.stats())
+                deadline = time.monotonic() + period
