@@ -64,7 +64,7 @@ setup(
     package_data={"pyrunc": ["_libexec/*"], "pyrunc.libcontainer": ["schema/*.json"]},
     setup_requires=["cffi>=1.15"],
     cffi_modules=cffi_modules(),
-    install_requires=["cffi>=1.15", "pyroute2", "jsonschema", "requests"],
+    install_requires=["cffi>=1.15", "pyroute2", "jsonschema", "requests", "zstandard"],
     extras_require={"test": ["pytest", "hypothesis", "docker"]},
     cmdclass={"build_ext": BuildExtWithPrograms},
     # pyrunc is on engines' hot path: a plain script starts faster than a console_scripts
