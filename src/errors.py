@@ -70,6 +70,14 @@ class Unavailable(PyruncError):
     http_status = 503
 
 
+class Unauthorized(PyruncError):
+    """Credentials are missing or were refused (a registry login, a token server)."""
+
+    category = "Unauthorized"
+    exit_code = 8
+    http_status = 401
+
+
 class SystemFailure(PyruncError):
     """A system call failed while doing a named step; carries errno, the step and a hint."""
 
@@ -89,7 +97,7 @@ class SystemFailure(PyruncError):
 
 
 CATEGORIES = (InvalidArgument, NotFound, AlreadyExists, Conflict, FailedPrecondition,
-              Unavailable, SystemFailure)
+              Unavailable, Unauthorized, SystemFailure)
 
 
 def _stderr_warning(message):

@@ -10,7 +10,8 @@ import re
 import threading
 import time
 
-from pyrunc.errors import FailedPrecondition, Unavailable
+from pyrunc import errors
+from pyrunc.errors import Unavailable
 
 TOKEN_DEFAULT_LIFETIME = 60
 TOKEN_EXPIRY_MARGIN = 5
@@ -18,7 +19,7 @@ TOKEN_EXPIRY_MARGIN = 5
 _PARAM_RE = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]*))\s*(,|$)')
 
 
-class Unauthorized(FailedPrecondition):
+class Unauthorized(errors.Unauthorized):
     """The registry or its token server refused the credentials (or asked for some)."""
 
 
