@@ -17,6 +17,8 @@ from pyrunc.libcontainer import protocol
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
 
+SIGKILL = 9  # (the signal module is not imported on this path)
+
 _DEVICE_TYPES = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}
 
 _SYSCTL_SEPARATORS = str.maketrans("./", "/.")
@@ -244,7 +246,7 @@ def _reap(pid):
 
 def _kill_and_reap(pid):
     try:
-        os.kill(pid, 9)
+        os.kill(pid, SIGKILL)
     except ProcessLookupError:
         pass
     _reap(pid)

@@ -49,10 +49,13 @@ def public_rootfs(busybox_rootfs):
 
 
 @pytest.fixture(autouse=True)
-def no_children_left():
+def nothing_left_behind():
+    """No child process and no descriptor survive a test, whether spawn_init failed or not."""
+    fds = set(os.listdir("/proc/self/fd"))
     yield
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)
+    assert set(os.listdir("/proc/self/fd")) == fds
 
 
 def make_plan(rootfs, args, namespaces=("pid", "mount", "uts", "ipc", "net"), **changes):
@@ -79,6 +82,9 @@ def run(plan, **kw):
     r, w = os.pipe()
     try:
         pid = spawn_init(plan, exec_fifo_fd=kw.pop("exec_fifo_fd", -1), stdio=(0, w, w), **kw)
+    except BaseException:
+        os.close(r)
+        raise
     finally:
         os.close(w)
     out = b""
@@ -614,6 +620,9 @@ def exec_in(plan, init_pid, args, **changes):
     r, w = os.pipe()
     try:
         pid = spawn_exec(proc, init_pid, stdio=(0, w, w))
+    except BaseException:
+        os.close(r)
+        raise
     finally:
         os.close(w)
     with os.fdopen(r, "rb") as f:
