@@ -11,15 +11,18 @@
 # Our own codes: 124 timeout, 125 VM or setup failure. Needs root, qemu-system-x86,
 # a Debian kernel in /boot with its modules (linux-image-cloud-amd64), busybox-static, cpio, kmod.
 #
-# usage: run-v2-vm.sh [-r DIR]... [-C DIR] [-e VAR=VAL]... [-m MB] [-c CPUS] [-t SECS] [-v] -- CMD...
+# -s boots systemd as PID 1 and runs the command as a service with Delegate=yes (for the
+# systemd cgroup driver; slower: about 15 s to boot); by default PID 1 is a busybox shell.
+#
+# usage: run-v2-vm.sh [-r DIR]... [-C DIR] [-e VAR=VAL]... [-m MB] [-c CPUS] [-t SECS] [-s] [-v] -- CMD...
 set -euo pipefail
 
 me=${0##*/}
 fail() { echo "$me: $*" >&2; exit 125; }
 
-mem=1024 cpus=2 timeout=600 verbose=0 cwd=$PWD
+mem=1024 cpus=2 timeout=600 verbose=0 systemd=0 cwd=$PWD
 shares=() envs=()
-while getopts ':r:C:e:m:c:t:v' opt; do
+while getopts ':r:C:e:m:c:t:sv' opt; do
   case $opt in
     r) shares+=("$(cd "$OPTARG" && pwd -P)") ;;
     C) cwd=$OPTARG ;;
@@ -27,6 +30,7 @@ while getopts ':r:C:e:m:c:t:v' opt; do
     m) mem=$OPTARG ;;
     c) cpus=$OPTARG ;;
     t) timeout=$OPTARG ;;
+    s) systemd=1 ;;
     v) verbose=1 ;;
     *) fail "usage: $me [-r DIR]... [-C DIR] [-e VAR=VAL]... [-m MB] [-c N] [-t SECS] [-v] -- CMD..." ;;
   esac
@@ -97,8 +101,15 @@ while read -r tag path; do
   mkdir -p "/newroot$path" && mount -t virtiofs "$tag" "/newroot$path" || die "share $path"
 done < /vm/shares
 rm -rf /newroot/.vm && cp -a /vm /newroot/.vm && cp /bin/busybox /newroot/.vm/busybox
-rm -f /newroot/.dockerenv
+rm -f /newroot/.dockerenv /newroot/run/.containerenv
+mode=plain
+grep -q pyrunc.systemd /proc/cmdline && mode=systemd
 for m in dev proc sys; do mount --move /$m /newroot/$m; done
+if [ $mode = systemd ]; then
+  cp /vm/pyrunc-vm.service /vm/pyrunc-vm.target /newroot/etc/systemd/system/
+  echo "d /tmp 1777 root root -" > /newroot/etc/tmpfiles.d/tmp.conf
+  exec switch_root /newroot /lib/systemd/systemd
+fi
 exec switch_root /newroot /.vm/busybox sh /.vm/stage2
 EOF
 chmod 755 "$ir/init"
@@ -113,12 +124,42 @@ $bb mount -t devpts devpts /dev/pts
 $bb mount -t tmpfs tmpfs /dev/shm
 $bb ln -sf /proc/self/fd /dev/fd
 $bb hostname v2vm
+$bb sh /.vm/runcmd
+$bb sync
+$bb poweroff -f
+EOF
+
+# the command, with stdout/stderr on the two extra serial ports and its status on the console
+cat > "$ir/vm/runcmd" <<'EOF'
+bb=/.vm/busybox
 $bb stty -F /dev/ttyS1 raw -echo
 $bb stty -F /dev/ttyS2 raw -echo
 /bin/bash /.vm/cmd </dev/null >/dev/ttyS1 2>/dev/ttyS2
 echo "VM-EXIT=$?" > /dev/ttyS0
-$bb sync
-$bb poweroff -f
+EOF
+
+# systemd mode: the command is a oneshot service that may create delegated cgroups
+cat > "$ir/vm/pyrunc-vm.service" <<'EOF'
+[Unit]
+Description=pyrunc VM command
+After=basic.target
+Requires=basic.target
+SuccessAction=poweroff-force
+FailureAction=poweroff-force
+[Service]
+Type=oneshot
+Delegate=yes
+TimeoutStartSec=infinity
+StandardInput=null
+StandardOutput=journal
+ExecStart=/.vm/busybox sh /.vm/runcmd
+EOF
+cat > "$ir/vm/pyrunc-vm.target" <<'EOF'
+[Unit]
+Description=pyrunc VM
+Requires=basic.target pyrunc-vm.service
+After=basic.target pyrunc-vm.service
+AllowIsolate=yes
 EOF
 
 (cd "$ir" && find . -print0 | cpio --null -o -H newc --owner 0:0 --quiet) > "$work/initramfs.cpio"
@@ -149,6 +190,11 @@ mkfifo "$work/out" "$work/err"
 cat "$work/out" & pids+=($!)
 cat "$work/err" >&2 & pids+=($!)
 
+append=
+if [[ $systemd == 1 ]]; then
+  append="pyrunc.systemd systemd.unit=pyrunc-vm.target systemd.unified_cgroup_hierarchy=1"
+  append="$append systemd.show_status=false systemd.firstboot=off fstab=no systemd.mask=apparmor.service"
+fi
 set +e
 timeout -k 5 "$timeout" "$qemu" -nodefaults -no-user-config -display none -no-reboot \
   -accel tcg,thread=multi -cpu max -m "$mem" -smp "$cpus" \
@@ -160,7 +206,7 @@ timeout -k 5 "$timeout" "$qemu" -nodefaults -no-user-config -display none -no-re
   -blockdev "driver=null-co,node-name=null,size=1073741824,read-zeroes=on" \
   -device virtio-blk-pci,drive=null \
   -kernel "$kernel" -initrd "$work/initramfs.cpio" \
-  -append "console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off" \
+  -append "console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off $append" \
   </dev/null >"$work/qemu.log" 2>&1
 qrc=$?
 set -e

@@ -15,8 +15,14 @@ def unavailable(controller):
 
 
 def read(path):
-    with open(path) as f:
-        return f.read()
+    """A cgroup file's text; a file of a cgroup removed meanwhile (ENODEV) reads as missing."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError as e:
+        if e.errno == errno.ENODEV:
+            raise FileNotFoundError(errno.ENOENT, "cgroup removed", path) from None
+        raise
 
 
 def read_int(path, default=0):

@@ -170,13 +170,21 @@ class V2Manager(Manager):
     def controllers(self):
         return set(read(os.path.join(self.dir, "cgroup.controllers")).split())
 
-    def set(self, resources):
-        writes = planned_writes(resources or {})
+    def _check(self, resources):
+        """The planned writes, after checking that every controller is there and that a new
+        memory limit is not below what the cgroup uses."""
+        writes = planned_writes(resources)
         have = self.controllers()
         for controller in {c for c, _, _, _ in writes}:
             if controller is not None and controller not in have:
                 raise unavailable(controller)
-        for controller, file, value, what in writes:
+        for _, file, value, _ in writes:
+            if file == "memory.max" and value != "max":
+                self._check_memory_limit(int(value))
+        return writes
+
+    def set(self, resources):
+        for controller, file, value, what in self._check(resources or {}):
             if file == DEVICE_PROGRAM:
                 from pyrunc.libcontainer.cgroups import ebpf
                 ebpf.set_device_rules(self.dir, value)
@@ -185,8 +193,6 @@ class V2Manager(Manager):
                 index = next((i for i, f in enumerate(file)
                               if os.path.exists(os.path.join(self.dir, f))), len(file) - 1)
                 file, value = file[index], value[index]
-            if file == "memory.max" and value != "max":
-                self._check_memory_limit(int(value))
             write(self.dir, file, value, what)
 
     def _check_memory_limit(self, limit):

@@ -17,15 +17,31 @@ def _needs_root():
         pytest.skip("needs root")
 
 
+def _systemd_runs():
+    return os.path.isdir("/run/systemd/system") and os.path.exists("/run/systemd/private")
+
+
+def pytest_generate_tests(metafunc):
+    """Every test using a cgroup runs on each driver this host has: cgroupfs always, systemd
+    where systemd is PID 1 (the backend, v1 or v2, is the host's)."""
+    if "driver" in metafunc.fixturenames:
+        metafunc.parametrize("driver", ["cgroupfs"] + (["systemd"] if _systemd_runs() else []))
+
+
 @pytest.fixture
-def make_cgroup():
-    """make_cgroup() -> a manager for a fresh cgroup under /pyrunc-cgroup-tests (not created
-    yet). Every process left in it is killed and the cgroup removed afterwards."""
+def make_cgroup(driver):
+    """make_cgroup() -> a manager for a fresh cgroup (cgroupfs: under /pyrunc-cgroup-tests;
+    systemd: a pyrunc-test-*.scope in system.slice), not created yet. Every process left in it
+    is killed and the cgroup removed afterwards."""
     _needs_root()
     made = []
 
     def make(name=None):
-        m = cgroups.new_manager("%s/%s" % (PARENT, name or uuid.uuid4().hex[:12]), "test")
+        name = name or uuid.uuid4().hex[:12]
+        if driver == "systemd":
+            m = cgroups.new_manager("system.slice:pyrunc-test:" + name, "test", systemd=True)
+        else:
+            m = cgroups.new_manager("%s/%s" % (PARENT, name), "test")
         made.append(m)
         return m
 
