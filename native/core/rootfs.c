@@ -445,6 +445,17 @@ void core_setup_terminal(void)
     if (slave < 0)
         core_fail(errno, "open the pty slave");
 
+    if (!c->exec_mode) {
+        /* The runtime spec's /dev/console: the init's pty bound over it. */
+        char source[64], target[64];
+        int fd = resolve_create("/dev/console", 1, 0755, "create /dev/console");
+        fd_path(source, sizeof(source), slave);
+        fd_path(target, sizeof(target), fd);
+        if (mount(source, target, NULL, MS_BIND, NULL) < 0)
+            core_fail(errno, "bind mount the pty on /dev/console");
+        close(fd);
+    }
+
     static const char name[] = "/dev/ptmx";
     char control[CMSG_SPACE(sizeof(int))];
     struct iovec iov = {(void *)name, sizeof(name) - 1};

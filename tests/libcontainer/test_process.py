@@ -363,7 +363,8 @@ def test_devices_and_dev_symlinks(rootfs):
 def test_terminal_master_goes_over_the_console_socket(rootfs):
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        plan = make_plan(rootfs, ["sh", "-c", "tty; echo done"], terminal=True)
+        plan = make_plan(rootfs, ["sh", "-c", "tty; stat -c %t:%T /dev/console /dev/pts/0; "
+                                              "echo done"], terminal=True)
         pid = spawn_init(plan, exec_fifo_fd=-1, console_socket_fd=theirs.fileno())
         _, fds, _, _ = socket.recv_fds(ours, 1024, 1)
         assert len(fds) == 1
@@ -378,7 +379,10 @@ def test_terminal_master_goes_over_the_console_socket(rootfs):
                     break
                 out += chunk
         assert os.waitpid(pid, 0)[1] == 0
-        assert out.decode().split() == ["/dev/pts/0", "done"]
+        lines = out.decode().split()
+        assert lines[0] == "/dev/pts/0"
+        assert lines[1] == lines[2]  # /dev/console is the pty
+        assert lines[3] == "done"
     finally:
         ours.close()
         theirs.close()
@@ -663,7 +667,10 @@ def test_exec_with_a_terminal(running):
     from pyrunc.libcontainer.process import spawn_exec
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        pid = spawn_exec(plan.__class__(**dict(plan.__dict__, args=["tty"], terminal=True)),
+        pid = spawn_exec(plan.__class__(**dict(plan.__dict__, args=["sh", "-c", "tty; grep -c "
+                                                                   "/dev/console /proc/self/"
+                                                                   "mountinfo; true"],
+                                               terminal=True)),
                          init, console_socket_fd=theirs.fileno())
         _, fds, _, _ = socket.recv_fds(ours, 1024, 1)
         with os.fdopen(fds[0], "rb", buffering=0) as master:
@@ -677,7 +684,9 @@ def test_exec_with_a_terminal(running):
                     break
                 out += chunk
         assert os.waitpid(pid, 0)[1] == 0
-        assert out.decode().strip().startswith("/dev/pts/")
+        lines = out.decode().split()
+        assert lines[0].startswith("/dev/pts/")
+        assert lines[1] == "0"  # the container's /dev/console is left alone
     finally:
         ours.close()
         theirs.close()
