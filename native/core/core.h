@@ -47,6 +47,7 @@ int core_rootfd(void);
 
 /* creds.c */
 void core_set_rlimits(void);
+void core_set_scheduling(void);
 void core_set_user_and_caps(void);
 
 /* hooks.c */

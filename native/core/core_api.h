@@ -109,6 +109,19 @@ struct core_config {
     int has_oom_score_adj;
     int oom_score_adj;
 
+    int has_personality;
+    unsigned long personality;
+    int has_io_priority;
+    int io_priority;           /* ioprio_set value: class << 13 | level */
+    int has_scheduler;         /* sched_setattr with these */
+    uint32_t sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime;
+    uint64_t sched_deadline;
+    uint64_t sched_period;
+
     int has_caps;
     uint64_t cap_bounding;
     uint64_t cap_effective;
@@ -128,6 +141,8 @@ struct core_config {
     char **args;
 
     int terminal;
+    unsigned short console_height;   /* 0: leave the pty's size alone */
+    unsigned short console_width;
     int console_fd;
     int exec_fifo_fd;          /* -1: exec at once after READY */
     int preserve_fds;

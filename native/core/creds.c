@@ -9,6 +9,34 @@
 #include <unistd.h>
 #include <linux/capability.h>
 
+struct sched_attr_v1 {
+    uint32_t size;
+    uint32_t sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime;
+    uint64_t sched_deadline;
+    uint64_t sched_period;
+};
+
+void core_set_scheduling(void)
+{
+    const struct core_config *c = core_cfg;
+    if (c->has_scheduler) {
+        struct sched_attr_v1 attr = {
+            .size = sizeof(attr), .sched_policy = c->sched_policy,
+            .sched_flags = c->sched_flags, .sched_nice = c->sched_nice,
+            .sched_priority = c->sched_priority, .sched_runtime = c->sched_runtime,
+            .sched_deadline = c->sched_deadline, .sched_period = c->sched_period};
+        if (syscall(SYS_sched_setattr, 0, &attr, 0) < 0)
+            core_fail(errno, "set scheduler policy %u", c->sched_policy);
+    }
+    if (c->has_io_priority && syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0,
+                                      c->io_priority) < 0)
+        core_fail(errno, "set I/O priority %#x", c->io_priority);
+}
+
 void core_set_rlimits(void)
 {
     const struct core_config *c = core_cfg;

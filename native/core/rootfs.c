@@ -441,6 +441,11 @@ void core_setup_terminal(void)
         core_fail(errno, "open /dev/ptmx in the container");
     if (ioctl(master, TIOCSPTLCK, &zero) < 0)
         core_fail(errno, "unlock the pty");
+    if (c->console_height && c->console_width) {
+        struct winsize ws = {.ws_row = c->console_height, .ws_col = c->console_width};
+        if (ioctl(master, TIOCSWINSZ, &ws) < 0)
+            core_fail(errno, "set the console size");
+    }
     int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
     if (slave < 0)
         core_fail(errno, "open the pty slave");

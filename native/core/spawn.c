@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -234,6 +235,7 @@ static void __attribute__((noreturn)) init_main(void)
             core_finish_rootfs();
     }
     core_set_rlimits();
+    core_set_scheduling();
     oom_score_adj();
     umask((mode_t)c->umask);
     if (c->seccomp_len && !c->no_new_privileges)
@@ -243,6 +245,8 @@ static void __attribute__((noreturn)) init_main(void)
         core_fail(errno, "set no_new_privileges");
     if (c->cwd && chdir(c->cwd) < 0)
         core_fail(errno, "chdir to cwd %s", c->cwd);
+    if (c->has_personality && personality(c->personality) < 0)
+        core_fail(errno, "set personality %#lx", c->personality);
     const char *exe = look_path(pathbuf, sizeof(pathbuf));
     if (c->seccomp_len && c->no_new_privileges)
         load_seccomp();  /* as late as the handshake allows */

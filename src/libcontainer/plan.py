@@ -34,22 +34,22 @@ What the native core does with a Plan (``pyrunc.libcontainer.process.spawn_init`
   namespace). ``dev_symlinks``: /dev/fd, stdin, stdout, stderr; /dev/ptmx -> pts/ptmx when
   devpts is mounted and no /dev/ptmx exists; /dev/core when the host has /proc/kcore.
 * ``terminal``: the init opens the container's /dev/pts/ptmx after the mounts and sends the
-  master over the console socket (SCM_RIGHTS, data "/dev/ptmx"); the pty is its stdio and
-  controlling terminal.
+  master over the console socket (SCM_RIGHTS, data "/dev/ptmx"), sized to ``console_size``;
+  the pty is its stdio and controlling terminal and is bound over /dev/console.
 * After the mounts and devices the parent's ``on_hooks(init_pid)`` runs (prestart,
   createRuntime), then ``create_container_hooks`` in the init (state on stdin, timeout).
 * Then pivot_root (or MS_MOVE + chroot with ``no_pivot``); hostname, domainname; ``sysctl``
   (names in sysctl(8) form "net.ipv4.ip_forward", a "/" standing for a dot inside a field);
   ``readonly_paths`` (rbind + read-only remount) then ``masked_paths`` (read-only tmpfs over a
   directory, /dev/null over a file), missing ones skipped; ``readonly_root``; ``rlimits``;
-  ``oom_score_adj``; ``umask`` (None: 0022).
+  ``scheduler``; ``io_priority``; ``oom_score_adj``; ``umask`` (None: 0022).
 * Credentials: with ``capabilities`` set, the bounding set is reduced, the uid change keeps
   capabilities and the effective/permitted/inheritable sets are set, then ambient ones raised
   (one the others do not allow is skipped, as runc does); with None, capabilities follow the
   kernel's uid-change rules. setgroups(``additional_gids``) unless ``setgroups_deny``.
 * ``seccomp``: without ``no_new_privileges`` loaded before the uid change (it needs
   CAP_SYS_ADMIN), with it after; either way before READY, so a ``notify`` listener can go
-  to the parent (``on_seccomp_fd``). ``args[0]`` is looked up in the PATH of ``env`` before
+  to the parent (``on_seccomp_fd``). ``personality`` is set last; ``args[0]`` is looked up in the PATH of ``env`` before
   READY (a missing program fails the create, as with runc).
 * The init then opens the exec fifo, writes one byte, runs ``start_container_hooks``,
   closes descriptors above 2 + preserve_fds and executes ``args``.
@@ -129,6 +129,19 @@ class Seccomp:
 
 
 @dataclass
+class Scheduler:
+    """sched_setattr(2) attributes (process.scheduler); policy and flags as numbers."""
+
+    policy: int = 0                # SCHED_OTHER 0, FIFO 1, RR 2, BATCH 3, IDLE 5, DEADLINE 6
+    nice: int = 0
+    priority: int = 0
+    flags: int = 0                 # SCHED_FLAG_*
+    runtime: int = 0               # ns, for SCHED_DEADLINE
+    deadline: int = 0
+    period: int = 0
+
+
+@dataclass
 class Plan:
     container_id: str
     bundle: str
@@ -151,6 +164,9 @@ class Plan:
     sysctl: list = field(default_factory=list)         # [(name "net.ipv4.ip_forward", value)]
     rlimits: list = field(default_factory=list)        # [Rlimit]
     oom_score_adj: Optional[int] = None
+    scheduler: Optional[Scheduler] = None
+    io_priority: Optional[int] = None  # ioprio_set value: class << 13 | priority
+    personality: Optional[int] = None  # personality(2): PER_LINUX 0, PER_LINUX32 8, | flags
     capabilities: Optional[Capabilities] = None
     no_new_privileges: bool = False
     uid: int = 0
@@ -161,6 +177,7 @@ class Plan:
     env: list = field(default_factory=list)
     args: list = field(default_factory=list)
     terminal: bool = False
+    console_size: Optional[tuple] = None  # (height, width) given to the pty
     seccomp: Optional[Seccomp] = None
     create_container_hooks: list = field(default_factory=list)  # [Hook], run by the child
     start_container_hooks: list = field(default_factory=list)   # [Hook], run by the child

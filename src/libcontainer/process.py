@@ -164,6 +164,25 @@ def _build(plan, cfg, ns_fds, namespaces, exec_mode=False):
         c.has_oom_score_adj = 1
         c.oom_score_adj = plan.oom_score_adj
 
+    if plan.personality is not None:
+        c.has_personality = 1
+        c.personality = plan.personality
+    if plan.io_priority is not None:
+        c.has_io_priority = 1
+        c.io_priority = plan.io_priority
+    if plan.scheduler is not None:
+        s = plan.scheduler
+        c.has_scheduler = 1
+        c.sched_policy = s.policy
+        c.sched_flags = s.flags
+        c.sched_nice = s.nice
+        c.sched_priority = s.priority
+        c.sched_runtime = s.runtime
+        c.sched_deadline = s.deadline
+        c.sched_period = s.period
+    if plan.console_size:
+        c.console_height, c.console_width = plan.console_size
+
     caps = plan.capabilities
     if caps is not None:
         c.has_caps = 1

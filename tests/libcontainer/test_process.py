@@ -16,7 +16,7 @@ import pytest
 
 from pyrunc.errors import InvalidArgument, SystemFailure
 from pyrunc.libcontainer.plan import (Capabilities, Device, Hook, MountStep, Namespace, Plan,
-                                      Rlimit, Seccomp)
+                                      Rlimit, Scheduler, Seccomp)
 from pyrunc.libcontainer.process import spawn_init
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
@@ -364,7 +364,8 @@ def test_terminal_master_goes_over_the_console_socket(rootfs):
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         plan = make_plan(rootfs, ["sh", "-c", "tty; stat -c %t:%T /dev/console /dev/pts/0; "
-                                              "echo done"], terminal=True)
+                                              "stty size; echo done"], terminal=True,
+                         console_size=(30, 100))
         pid = spawn_init(plan, exec_fifo_fd=-1, console_socket_fd=theirs.fileno())
         _, fds, _, _ = socket.recv_fds(ours, 1024, 1)
         assert len(fds) == 1
@@ -382,7 +383,7 @@ def test_terminal_master_goes_over_the_console_socket(rootfs):
         lines = out.decode().split()
         assert lines[0] == "/dev/pts/0"
         assert lines[1] == lines[2]  # /dev/console is the pty
-        assert lines[3] == "done"
+        assert lines[3:] == ["30", "100", "done"]
     finally:
         ours.close()
         theirs.close()
@@ -440,6 +441,17 @@ def test_rlimits(rootfs):
     status, out = sh(rootfs, "grep 'open files' /proc/self/limits",
                      rlimits=[Rlimit(RLIMIT_NOFILE, 512, 1024)])
     assert out.split()[3:5] == ["512", "1024"]
+
+
+def test_scheduler_io_priority_and_personality(rootfs):
+    status, out = sh(rootfs, "cut -d' ' -f19,41 /proc/self/stat; ionice; uname -m",
+                     scheduler=Scheduler(policy=3, nice=5), io_priority=(2 << 13) | 4,
+                     personality=8)
+    assert status == 0, out
+    # nice 5, SCHED_BATCH; best-effort prio 4; PER_LINUX32
+    assert out.splitlines()[0] == "5 3"
+    assert out.splitlines()[1] == "best-effort: prio 4"
+    assert out.splitlines()[2] in ("i686", "i386")
 
 
 def test_user_groups_caps_and_nnp(rootfs):
