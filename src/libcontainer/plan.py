@@ -49,8 +49,8 @@ What the native core does with a Plan (``pyrunc.libcontainer.process.spawn_init`
   kernel's uid-change rules. setgroups(``additional_gids``) unless ``setgroups_deny``.
 * ``seccomp``: without ``no_new_privileges`` loaded before the uid change (it needs
   CAP_SYS_ADMIN), with it after; either way before READY, so a ``notify`` listener can go
-  to the parent (``on_seccomp_fd``). ``personality`` is set last; ``args[0]`` is looked up in the PATH of ``env`` before
-  READY (a missing program fails the create, as with runc).
+  to the parent (``on_seccomp_fd``). ``personality`` is set last. ``args[0]`` is looked up
+  in the PATH of ``env`` before READY (a missing program fails the create, as with runc).
 * The init then opens the exec fifo, writes one byte, runs ``start_container_hooks``,
   closes descriptors above 2 + preserve_fds and executes ``args``.
 """
