@@ -118,7 +118,8 @@ void core_child_wait_continue(void)
     }
 }
 
-static void __attribute__((noreturn)) report(int err, const char *detail, const char *fmt, va_list ap)
+static void __attribute__((noreturn)) report(int err, const char *detail, const char *fmt,
+                                             va_list ap)
 {
     char payload[4096];
     int n = vsnprintf(payload, 2048, fmt, ap);

@@ -223,8 +223,9 @@ def test_join_network_namespace_by_path(rootfs):
 
 
 def test_user_namespace_with_maps(public_rootfs):
-    plan = make_plan(public_rootfs, ["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; "
-                                          "cat /proc/self/setgroups; stat -c %u /bin/busybox"],
+    plan = make_plan(public_rootfs, ["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; "
+                                                 "id -u; cat /proc/self/setgroups; "
+                                                 "stat -c %u /bin/busybox"],
                      namespaces=("user", "pid", "mount", "uts", "ipc", "net"),
                      uid_map="0 100000 65536\n", gid_map="0 100000 65536\n",
                      setgroups_deny=True)
