@@ -198,6 +198,25 @@ static void oom_score_adj(void)
         core_fail(errno, "write oom_score_adj %d", c->oom_score_adj);
 }
 
+/* Like runc, the init creates a missing cwd (inside the new root, before it turns read-only). */
+static void make_cwd(const char *cwd)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof(buf), "%s", cwd) >= (int)sizeof(buf))
+        core_fail(ENAMETOOLONG, "create cwd %s", cwd);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char saved = *p;
+            *p = '\0';
+            if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+                core_fail(errno, "create cwd %s", cwd);
+            *p = saved;
+            if (!saved)
+                break;
+        }
+    }
+}
+
 static void __attribute__((noreturn)) init_main(void)
 {
     const struct core_config *c = core_cfg;
@@ -227,8 +246,11 @@ static void __attribute__((noreturn)) init_main(void)
             core_state_len = c->state_len;
         }
         core_run_hooks("createContainer", c->create_hooks, c->n_create_hooks);
-        if (c->rootfs)
+        if (c->rootfs) {
             core_enter_rootfs();
+            if (c->cwd && c->cwd[0] == '/' && c->cwd[1])
+                make_cwd(c->cwd);
+        }
         uts();
         sysctls();
         if (c->rootfs)

@@ -38,7 +38,8 @@ What the native core does with a Plan (``pyrunc.libcontainer.process.spawn_init`
   the pty is its stdio and controlling terminal and is bound over /dev/console.
 * After the mounts and devices the parent's ``on_hooks(init_pid)`` runs (prestart,
   createRuntime), then ``create_container_hooks`` in the init (state on stdin, timeout).
-* Then pivot_root (or MS_MOVE + chroot with ``no_pivot``); hostname, domainname; ``sysctl``
+* Then pivot_root (or MS_MOVE + chroot with ``no_pivot``); a missing ``cwd`` is created
+  (0755, as runc does); hostname, domainname; ``sysctl``
   (names in sysctl(8) form "net.ipv4.ip_forward", a "/" standing for a dot inside a field);
   ``readonly_paths`` (rbind + read-only remount) then ``masked_paths`` (read-only tmpfs over a
   directory, /dev/null over a file), missing ones skipped; ``readonly_root``; ``rlimits``;

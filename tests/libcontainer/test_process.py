@@ -485,6 +485,10 @@ def test_umask_cwd_env_and_path_lookup(rootfs):
     assert run(plan) == (0, "0027\n/tmp\nhi\n/bin/sh\n")
 
 
+def test_a_missing_cwd_is_created(rootfs):
+    assert sh(rootfs, "pwd", cwd="/work/dir", readonly_root=True) == (0, "/work/dir\n")
+
+
 def test_path_lookup_uses_the_containers_path(rootfs):
     os.makedirs(os.path.join(rootfs, "opt/tools"))
     with open(os.path.join(rootfs, "opt/tools/hello"), "w") as f:
