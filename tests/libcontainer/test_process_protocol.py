@@ -50,3 +50,17 @@ def test_messages_survive_the_socket(type_, value, payload):
         for fd in pair:
             if fd >= 0:
                 os.close(fd)
+
+
+@given(datagram=st.binary(min_size=1, max_size=200))
+def test_any_datagram_is_a_message_or_a_protocol_error(datagram):
+    import socket
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with a, b:
+        a.send(datagram)
+        try:
+            msg = protocol.Receiver(b.fileno()).recv()
+        except protocol.ProtocolError:
+            return
+        assert protocol.HEADER_SIZE + len(msg.payload) == len(datagram)
+        assert msg.fd == -1
