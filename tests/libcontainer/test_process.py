@@ -605,6 +605,16 @@ def test_init_dying_without_a_message(rootfs):
         run(make_plan(rootfs, ["true"]), on_hooks=on_hooks)
 
 
+def test_first_child_dying_without_a_message(rootfs):
+    def on_pid(pid):
+        os.kill(pid, 9)
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+
+    with pytest.raises(SystemFailure, match="^container setup: exited without a message "
+                                            r"\(killed by signal 9\)$"):
+        run(make_plan(rootfs, ["true"]), on_pid=on_pid)
+
+
 def test_callback_exception_kills_the_children(rootfs):
     def on_hooks(pid):
         raise RuntimeError("boom")
