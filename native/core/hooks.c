@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,9 +22,11 @@ static void run_hook(const char *stage, int index, const struct core_hook *h)
     if (pid < 0)
         core_fail(errno, "%s hook %d %s: fork", stage, index, h->path);
     if (pid == 0) {
-        /* dup2 clears close-on-exec on the copy. */
+        /* dup2 clears close-on-exec on the copy; the init's setup umask (0) is not the
+         * hook's business. */
         if (dup2(pipefd[0], 0) < 0)
             _exit(127);
+        umask(022);
         static char *empty[] = {NULL};
         execve(h->path, h->argv ? h->argv : empty, h->envp ? h->envp : empty);
         _exit(127);
