@@ -247,6 +247,22 @@ def _write_id_maps(plan, pid):
             raise SystemFailure("write %s of the user namespace" % name, e.errno) from None
 
 
+def _hint(step, err):
+    """A next step for the user, for the failures people meet most."""
+    if step.startswith("create ") and step.endswith(" namespace"):
+        if err == errno.ENOSPC:
+            return "a namespace limit is reached (/proc/sys/user/max_*_namespaces)"
+        if err in (errno.EPERM, errno.EACCES) and "user" in step:
+            return "user namespaces may be disabled (sysctl user.max_user_namespaces)"
+    if step.startswith("mount ") and err == errno.ENODEV:
+        return "the kernel does not know this filesystem type (see /proc/filesystems)"
+    if step == "pivot_root" and err == errno.EINVAL:
+        return "pivot_root cannot move this root (a ramfs or the host's /): try --no-pivot"
+    if step.startswith("exec ") and err in (0, errno.ENOENT):
+        return "check process.args and the PATH in process.env"
+    return None
+
+
 def _describe(status):
     if os.WIFEXITED(status):
         return "exited with status %d" % os.WEXITSTATUS(status)
@@ -428,7 +444,8 @@ class _Spawn:
             t = msg.type
             if t == protocol.ERROR:
                 step, detail = msg.error_parts()
-                raise SystemFailure(step, msg.err, detail or None)
+                raise SystemFailure(step, msg.err, detail or None,
+                                    hint=_hint(step, msg.err))
             if t == protocol.USERNS_READY:
                 _write_id_maps(self.plan, msg.value)
                 self._send()

@@ -562,6 +562,7 @@ def test_bad_fstype_names_the_step_and_leaves_nothing(rootfs):
         run(plan)
     assert str(e.value) == "mount none on /mnt: no such device"
     assert e.value.step == "mount none on /mnt"
+    assert "filesystem type" in e.value.hint
 
 
 @pytest.mark.parametrize("args,message", [
