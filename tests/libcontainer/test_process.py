@@ -222,6 +222,46 @@ def test_join_network_namespace_by_path(rootfs):
         subprocess.run(["ip", "netns", "del", name], check=True)
 
 
+def test_a_second_container_joins_the_firsts_namespaces(rootfs, tmp_path, busybox_rootfs):
+    first = make_plan(rootfs, ["sleep", "60"], hostname="first")
+    init = spawn_init(first, exec_fifo_fd=-1)
+    try:
+        other = str(tmp_path / "other")
+        subprocess.run(["cp", "-al", busybox_rootfs, other], check=True)
+        plan = make_plan(other, ["sh", "-c", "hostname; cat /proc/1/comm; echo $$"],
+                         namespaces=("mount",))
+        plan.namespaces += [Namespace(NS[n], "/proc/%d/ns/%s" % (init, f))
+                            for n, f in (("pid", "pid"), ("uts", "uts"), ("ipc", "ipc"),
+                                         ("net", "net"))]
+        status, out = run(plan)
+        assert status == 0, out
+        lines = out.split()
+        assert lines[:2] == ["first", "sleep"]
+        assert int(lines[2]) > 1
+    finally:
+        os.kill(init, 9)
+        os.waitpid(init, 0)
+
+
+def test_join_a_user_namespace_by_path(public_rootfs, busybox_rootfs):
+    first = make_plan(public_rootfs, ["sleep", "60"],
+                      namespaces=("user", "pid", "mount", "uts", "ipc", "net"),
+                      uid_map="0 100000 65536\n", gid_map="0 100000 65536\n")
+    first.devices = [Device(d.path, d.kind, d.major, d.minor, bind=True) for d in first.devices]
+    init = spawn_init(first, exec_fifo_fd=-1)
+    try:
+        plan = make_plan(public_rootfs, ["cat", "/proc/self/uid_map"],
+                         namespaces=("pid", "mount", "uts", "ipc", "net"))
+        plan.namespaces.insert(0, Namespace(NS["user"], "/proc/%d/ns/user" % init))
+        plan.devices = first.devices
+        status, out = run(plan)
+        assert status == 0, out
+        assert " ".join(out.split()) == "0 100000 65536"
+    finally:
+        os.kill(init, 9)
+        os.waitpid(init, 0)
+
+
 def test_user_namespace_with_maps(public_rootfs):
     plan = make_plan(public_rootfs, ["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; "
                                                  "id -u; cat /proc/self/setgroups; "
