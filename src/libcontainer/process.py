@@ -427,6 +427,9 @@ class _Spawn:
             os.close(self.sock)
 
     def _send(self, payload=b""):
+        if len(payload) > protocol.MAX_PAYLOAD:
+            raise InvalidArgument("hook state: %d bytes, more than the %d the init accepts"
+                                  % (len(payload), protocol.MAX_PAYLOAD))
         try:
             protocol.send(self.sock, protocol.CONTINUE, payload=payload)
         except protocol.ProtocolError as e:

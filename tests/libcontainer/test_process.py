@@ -664,6 +664,11 @@ def test_callback_exception_kills_the_children(rootfs):
         run(make_plan(rootfs, ["true"]), on_hooks=on_hooks)
 
 
+def test_oversized_hook_state_is_refused_cleanly(rootfs):
+    with pytest.raises(InvalidArgument, match="^hook state: 70000 bytes, more than"):
+        run(make_plan(rootfs, ["true"]), on_hooks=lambda pid: b"x" * 70000)
+
+
 def test_invalid_plans(rootfs):
     with pytest.raises(InvalidArgument, match="a mount namespace is required"):
         run(make_plan(rootfs, ["true"], namespaces=("pid",)))
