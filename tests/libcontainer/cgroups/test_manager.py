@@ -279,3 +279,76 @@ def test_start_failure_names_the_pids_limit_after_a_failed_fork(cgroup, spawn):
     assert cgroup.start_failure() == (
         "the pids limit (linux.resources.pids.limit = 2) is too low for the container to start: "
         "fork failed")
+
+
+@pytest.fixture
+def block_device(tmp_path):
+    """(path, major, minor) of a disk this process may read: a whole virtio/SCSI disk when one
+    can be opened (the VM's null disk), else a loop device over a temp file (removed after)."""
+    import shutil
+    import subprocess
+    for name in sorted(os.listdir("/sys/block")):
+        if name.startswith(("vd", "sd", "nvme", "xvd")):
+            try:
+                os.close(os.open("/dev/" + name, os.O_RDONLY))
+            except OSError:
+                continue
+            with open("/sys/block/%s/dev" % name) as f:
+                major, minor = (int(x) for x in f.read().split(":"))
+            yield "/dev/" + name, major, minor
+            return
+    if not shutil.which("losetup"):
+        pytest.skip("no readable disk and no losetup")
+    backing = tmp_path / "disk.img"
+    with open(backing, "wb") as f:
+        f.truncate(16 * MB)
+    loop = subprocess.run(["losetup", "--find", "--show", str(backing)], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    try:
+        st = os.stat(loop)
+        yield loop, os.major(st.st_rdev), os.minor(st.st_rdev)
+    finally:
+        subprocess.run(["losetup", "-d", loop], check=True)
+
+
+def test_read_throttle_slows_direct_reads(cgroup, spawn, block_device):
+    import mmap
+    path, major, minor = block_device
+    rate, total = 2 * MB, 6 * MB
+
+    def reader(child):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+        buf = mmap.mmap(-1, 64 * 1024)
+        start = time.monotonic()
+        done = 0
+        while done < total:
+            done += os.preadv(fd, [buf], done)
+        child.send(b"%.3f" % (time.monotonic() - start))
+
+    spawn(cgroup, _sleep_forever)        # keeps the cgroup (a systemd scope) afterwards
+    child = spawn(cgroup, reader, start=False)
+    cgroup.set({"blockIO": {"throttleReadBpsDevice": [{"major": major, "minor": minor,
+                                                        "rate": rate}]}})
+    child.start()
+    child.wait()
+    elapsed = float(child.output())
+    assert elapsed > 1.5, "read %d bytes in %.2fs under a %d B/s limit" % (total, elapsed, rate)
+    reads = [e for e in cgroup.stats()["blkio"]["ioServiceBytesRecursive"]
+             if (e.get("major", 0), e.get("minor", 0), e.get("op")) == (major, minor, "Read")]
+    assert reads and reads[0]["value"] >= total
+
+
+def test_hugepage_limit_is_set_or_clearly_unavailable(cgroup, spawn):
+    spawn(cgroup, _sleep_forever)
+    try:
+        cgroup.set({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 * MB}]})
+    except Unavailable as e:
+        # v1 here has no hugetlb hierarchy; systemd does not delegate hugetlb to its units
+        assert cgroup.version == 1 or cgroup.driver == "systemd"
+        assert str(e) == 'cgroup controller "hugetlb" is not available on this host'
+        return
+    directory = cgroup.paths().get("hugetlb") or cgroup.paths()[""]
+    name = "hugetlb.2MB.max" if cgroup.version == 2 else "hugetlb.2MB.limit_in_bytes"
+    with open(os.path.join(directory, name)) as f:
+        assert int(f.read()) == 4 * MB
+    assert cgroup.stats()["hugetlb"]["2MB"]["failcnt"] == 0
