@@ -158,6 +158,26 @@ def test_signals_start_at_their_defaults(rootfs):
     assert [line.split()[1] for line in out.splitlines()] == ["0" * 16, "0" * 16]
 
 
+def test_spawns_from_several_threads_at_once(rootfs):
+    import threading
+    results = []
+
+    def spawn_and_wait(n):
+        for i in range(5):
+            try:
+                results.append(sh(rootfs, "echo %d-%d" % (n, i)))
+            except Exception as e:  # reported by the assertion below
+                results.append(e)
+
+    threads = [threading.Thread(target=spawn_and_wait, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == sorted((0, "%d-%d\n" % (n, i)) for n in range(3)
+                                     for i in range(5))
+
+
 def test_callers_other_files_do_not_live_on_in_the_init(rootfs, tmp_path):
     import fcntl
     lock = os.open(tmp_path / "lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC)
