@@ -6,20 +6,19 @@ The rules are evaluated in order and the last one matching an access decides, st
 ``BPF_PROG_TYPE_CGROUP_DEVICE`` that encodes the same decision (see ``program``).
 """
 import struct
-from dataclasses import dataclass
+from collections import namedtuple
 
 from pyrunc.libcontainer.cgroups.resources import bad, boolean, integer, string
 
 WILDCARD = -1
 
 
-@dataclass(frozen=True)
-class Rule:
-    allow: bool
-    type: str = "a"          # "a" all, "c" char, "b" block
-    major: int = WILDCARD
-    minor: int = WILDCARD
-    access: str = "rwm"      # subset of "rwm"
+class Rule(namedtuple("Rule", "allow type major minor access",
+                      defaults=("a", WILDCARD, WILDCARD, "rwm"))):
+    """One rule: allow or deny; type "a" (all), "c" or "b"; major and minor (WILDCARD: any);
+    access, a subset of "rwm"."""
+
+    __slots__ = ()
 
     @property
     def is_everything(self):

@@ -16,7 +16,7 @@ this process is in (on cgroup v2 from its parent when that is a systemd ``.scope
 is the container id, relative.
 """
 import posixpath
-from dataclasses import dataclass
+from collections import namedtuple
 
 from pyrunc.errors import InvalidArgument, Unavailable
 
@@ -29,14 +29,12 @@ V1_CONTROLLERS = ("cpuset", "cpu", "cpuacct", "memory", "devices", "freezer", "b
 NAMED_SYSTEMD = "name=systemd"
 
 
-@dataclass(frozen=True)
-class Mount:
-    """One mounted cgroup hierarchy."""
+class Mount(namedtuple("Mount", "mountpoint root fstype controllers")):
+    """One mounted cgroup hierarchy: where it is mounted (/sys/fs/cgroup/memory), the cgroup at
+    that mountpoint (not "/" inside a cgroup namespace), "cgroup" or "cgroup2", and the v1
+    controllers it holds (("cpu", "cpuacct"), ("name=systemd",); () for cgroup2)."""
 
-    mountpoint: str          # where it is mounted, e.g. /sys/fs/cgroup/memory
-    root: str                # the cgroup at that mountpoint (not "/" inside a cgroup namespace)
-    fstype: str              # "cgroup" | "cgroup2"
-    controllers: tuple       # v1: ("cpu", "cpuacct") or ("name=systemd",); v2: ()
+    __slots__ = ()
 
     def host_dir(self, cgroup_path):
         """The directory of ``cgroup_path`` (as /proc/PID/cgroup names it) under this mount."""
@@ -119,14 +117,14 @@ def clean_path(path):
     return rel or "."
 
 
-@dataclass
 class Layout:
     """The cgroup layout of this host, seen from this process."""
 
-    mode: str                # "legacy" | "hybrid" | "unified"
-    v1: dict                 # controller -> Mount (v1 and named hierarchies)
-    unified: object          # the cgroup2 Mount, or None
-    own: dict                # controller -> this process's cgroup path ("" for cgroup2)
+    def __init__(self, mode, v1, unified, own):
+        self.mode = mode            # "legacy" | "hybrid" | "unified"
+        self.v1 = v1                # controller -> Mount (v1 and named hierarchies)
+        self.unified = unified      # the cgroup2 Mount, or None
+        self.own = own              # controller -> this process's cgroup path ("" for cgroup2)
 
     @property
     def version(self):

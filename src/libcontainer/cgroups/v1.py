@@ -4,11 +4,9 @@ import errno
 import os
 
 from pyrunc.errors import InvalidArgument, SystemFailure, warn
-from pyrunc.libcontainer.cgroups import devices, resources as R
-from pyrunc.libcontainer.cgroups import stats as S
+from pyrunc.libcontainer.cgroups import resources as R
 from pyrunc.libcontainer.cgroups.manager import (
     Manager, mkdir_p, procs_in_tree, read, read_int, read_keyed, rmdir_tree, unavailable, write)
-from pyrunc.libcontainer.plan import MountStep
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_REMOUNT, MS_BIND, MS_REC = 0x20, 0x1000, 0x4000
@@ -133,8 +131,10 @@ def planned_writes(res):
     if R.section(res, "unified"):
         raise R.bad("unified", "needs cgroup v2; this host uses cgroup v1 controllers")
 
-    for file, line in devices.v1_writes(devices.parse_rules(res)) if "devices" in res else ():
-        w.append(("devices", file, line, "devices"))
+    if "devices" in res:
+        from pyrunc.libcontainer.cgroups import devices
+        for file, line in devices.v1_writes(devices.parse_rules(res)):
+            w.append(("devices", file, line, "devices"))
     return w
 
 
@@ -274,7 +274,8 @@ class V1Manager(Manager):
         return procs_in_tree(self._unique_dirs()[0])
 
     def stats(self):
-        return S.v1_stats(self._dirs)
+        from pyrunc.libcontainer.cgroups import stats
+        return stats.v1_stats(self._dirs)
 
     def _oom_kills(self):
         return read_keyed(os.path.join(self._dirs.get("memory", "/nonexistent"),
@@ -303,6 +304,7 @@ class V1Manager(Manager):
         """runc's layout: a tmpfs with one directory per hierarchy (the container's own cgroup,
         bound from the host, or the hierarchy mounted afresh inside a cgroup namespace) and
         symlinks for co-mounted controllers ("cpu" -> "cpu,cpuacct")."""
+        from pyrunc.libcontainer.plan import MountStep
         layout = self._layout()
         per_mount = flags & PER_MOUNT_FLAGS
         steps = [MountStep("mount", destination, "tmpfs", "tmpfs",

@@ -3,12 +3,10 @@ down from the root, devices through an eBPF program."""
 import os
 
 from pyrunc.errors import InvalidArgument, SystemFailure, Unavailable, warn
-from pyrunc.libcontainer.cgroups import devices, resources as R
-from pyrunc.libcontainer.cgroups import stats as S
+from pyrunc.libcontainer.cgroups import resources as R
 from pyrunc.libcontainer.cgroups.manager import (
     Manager, mkdir_p, procs_in_tree, read, read_int, read_keyed, rmdir_tree, unavailable, write)
 from pyrunc.libcontainer.cgroups.v1 import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_REC, THROTTLES
-from pyrunc.libcontainer.plan import MountStep
 
 DEVICE_PROGRAM = "<eBPF device program>"    # not a file: the rules go to ebpf.set_device_rules
 IO_MAX_KEYS = {"throttleReadBpsDevice": "rbps", "throttleWriteBpsDevice": "wbps",
@@ -115,6 +113,7 @@ def planned_writes(res):
     for key, value in R.unified_entries(res):
         w.append((key.split(".", 1)[0], key, value, "unified." + key))
     if "devices" in res:
+        from pyrunc.libcontainer.cgroups import devices
         w.append((None, DEVICE_PROGRAM, devices.parse_rules(res), "devices"))
     return w
 
@@ -224,7 +223,8 @@ class V2Manager(Manager):
         return procs_in_tree(self.dir)
 
     def stats(self):
-        return S.v2_stats(self.dir)
+        from pyrunc.libcontainer.cgroups import stats
+        return stats.v2_stats(self.dir)
 
     def _oom_kills(self):
         return read_keyed(os.path.join(self.dir, "memory.events")).get("oom_kill", 0)
@@ -247,6 +247,7 @@ class V2Manager(Manager):
     def mount_steps(self, destination, flags=0, cgroupns=False):
         """Inside a cgroup namespace a fresh cgroup2 mount shows the container's cgroup as the
         root; without one, the container's directory is bound there."""
+        from pyrunc.libcontainer.plan import MountStep
         flags |= MS_NOSUID | MS_NODEV | MS_NOEXEC
         if cgroupns:
             return [MountStep("mount", destination, "cgroup2", "cgroup2", flags)]
