@@ -128,12 +128,14 @@ def test_init_is_pid_1_and_a_child_of_the_caller(rootfs):
     assert (status, out) == (0, "1\n")
 
 
-def test_exec_fifo_holds_the_init_until_read(rootfs, tmp_path):
+@pytest.mark.parametrize("uid", [0, 1000])
+def test_exec_fifo_holds_the_init_until_read(rootfs, tmp_path, uid):
     fifo = tmp_path / "exec.fifo"
-    os.mkfifo(fifo, 0o622)
+    os.mkfifo(fifo)
+    os.chmod(fifo, 0o622)  # as runc makes it: the init opens it after its uid changes
     fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
     try:
-        pid = spawn_init(make_plan(rootfs, ["true"]), exec_fifo_fd=fd)
+        pid = spawn_init(make_plan(rootfs, ["true"], uid=uid, gid=uid), exec_fifo_fd=fd)
     finally:
         os.close(fd)
     time.sleep(0.05)
