@@ -55,24 +55,81 @@ What the native core does with a Plan (``pyrunc.libcontainer.process.spawn_init`
 * The init then opens the exec fifo, writes one byte, runs ``start_container_hooks``,
   closes descriptors above 2 + preserve_fds and executes ``args``.
 """
-from dataclasses import dataclass, field
-from typing import Optional
 
 
-@dataclass
+class _Required:
+    def __repr__(self):
+        return "<required>"
+
+
+REQUIRED = _Required()
+
+
+class Record:
+    """A plain record: ``FIELDS`` lists (name, default) pairs; a list default is copied per
+    instance. Lighter to import than dataclasses (this module is on ``pyrunc create``'s path).
+    """
+
+    __slots__ = ()
+    FIELDS = ()
+
+    def __init__(self, *args, **kwargs):
+        if len(args) > len(self.FIELDS):
+            raise TypeError("%s takes at most %d arguments" % (type(self).__name__,
+                                                               len(self.FIELDS)))
+        for i, (name, default) in enumerate(self.FIELDS):
+            if i < len(args):
+                value = args[i]
+            elif name in kwargs:
+                value = kwargs.pop(name)
+            elif default is REQUIRED:
+                raise TypeError("%s: missing %r" % (type(self).__name__, name))
+            else:
+                value = list(default) if isinstance(default, list) else default
+            setattr(self, name, value)
+        if kwargs:
+            raise TypeError("%s: unknown field %r" % (type(self).__name__, next(iter(kwargs))))
+
+    def replace(self, **changes):
+        """A copy with some fields changed."""
+        values = {name: getattr(self, name) for name, _ in self.FIELDS}
+        values.update(changes)
+        return type(self)(**values)
+
+    def __eq__(self, other):
+        return type(other) is type(self) and all(
+            getattr(self, n) == getattr(other, n) for n, _ in self.FIELDS)
+
+    def __repr__(self):
+        return "%s(%s)" % (type(self).__name__, ", ".join(
+            "%s=%r" % (n, getattr(self, n)) for n, _ in self.FIELDS))
+
+
+def _record(cls):
+    """Turn the class's annotated attributes (``name = default  # comment``) into FIELDS."""
+    fields = tuple((name, cls.__dict__.get(name, REQUIRED)) for name in cls.__annotations__)
+    namespace = {k: v for k, v in cls.__dict__.items()
+                 if k not in cls.__annotations__ and k not in ("__dict__", "__weakref__",
+                                                               "__annotations__")}
+    namespace["__slots__"] = tuple(cls.__annotations__)
+    namespace["FIELDS"] = fields
+    return type(cls.__name__, (Record,), namespace)
+
+
+@_record
 class Namespace:
     flag: int                      # CLONE_NEW* value
-    path: Optional[str] = None     # join this one (setns) instead of creating a new one
+    path: "str | None" = None     # join this one (setns) instead of creating a new one
 
 
-@dataclass
+@_record
 class MountStep:
     """One step of the rootfs setup, performed in order before pivot_root."""
 
     kind: str                      # "mount" | "mkdir" | "symlink"
     destination: str               # container path (for "symlink": the link's path)
-    source: Optional[str] = None   # mount source, or the symlink's target
-    fstype: Optional[str] = None
+    source: "str | None" = None   # mount source, or the symlink's target
+    fstype: "str | None" = None
     flags: int = 0                 # MS_* for mount(2) (MS_BIND, MS_REC, MS_RDONLY, ...)
     data: str = ""                 # filesystem-specific options
     propagation: int = 0           # MS_SHARED/MS_SLAVE/MS_PRIVATE/MS_UNBINDABLE [| MS_REC]
@@ -82,7 +139,7 @@ class MountStep:
     mode: int = 0o755              # for "mkdir"
 
 
-@dataclass
+@_record
 class Device:
     path: str                      # container path, e.g. /dev/null
     kind: str                      # "c" | "b" | "p"
@@ -94,14 +151,14 @@ class Device:
     bind: bool = False             # bind-mount the host node instead of mknod (user namespaces)
 
 
-@dataclass
+@_record
 class Rlimit:
     resource: int                  # RLIMIT_* number
     soft: int
     hard: int
 
 
-@dataclass
+@_record
 class Capabilities:
     """Masks of capability numbers (bit n = capability n)."""
 
@@ -112,24 +169,24 @@ class Capabilities:
     ambient: int = 0
 
 
-@dataclass
+@_record
 class Hook:
     path: str
-    args: list = field(default_factory=list)
-    env: list = field(default_factory=list)
-    timeout: Optional[int] = None  # seconds
+    args: list = []
+    env: list = []
+    timeout: "int | None" = None  # seconds
 
 
-@dataclass
+@_record
 class Seccomp:
     bpf: bytes                     # struct sock_filter[] as produced by libseccomp's export
     flags: int = 0                 # SECCOMP_FILTER_FLAG_*
     notify: bool = False           # the program uses SECCOMP_RET_USER_NOTIF: send the listener fd
-    listener_path: Optional[str] = None
+    listener_path: "str | None" = None
     listener_metadata: str = ""
 
 
-@dataclass
+@_record
 class Scheduler:
     """sched_setattr(2) attributes (process.scheduler); policy and flags as numbers."""
 
@@ -142,45 +199,45 @@ class Scheduler:
     period: int = 0
 
 
-@dataclass
+@_record
 class Plan:
     container_id: str
     bundle: str
     rootfs: str                    # absolute host path of the root filesystem
     readonly_root: bool = False
-    namespaces: list = field(default_factory=list)     # [Namespace]
+    namespaces: list = []     # [Namespace]
     uid_map: str = ""              # contents for /proc/PID/uid_map (empty: no user namespace)
     gid_map: str = ""
     setgroups_deny: bool = False
     time_offsets: str = ""         # contents for /proc/self/timens_offsets
     rootfs_propagation: int = 0    # MS_* applied to / (default MS_SLAVE|MS_REC)
-    mounts: list = field(default_factory=list)         # [MountStep], in order
-    devices: list = field(default_factory=list)        # [Device], defaults included
+    mounts: list = []         # [MountStep], in order
+    devices: list = []        # [Device], defaults included
     dev_symlinks: bool = True      # /dev/fd, stdin, stdout, stderr, ptmx (-> pts/ptmx), core
-    masked_paths: list = field(default_factory=list)
-    readonly_paths: list = field(default_factory=list)
+    masked_paths: list = []
+    readonly_paths: list = []
     no_pivot: bool = False
-    hostname: Optional[str] = None
-    domainname: Optional[str] = None
-    sysctl: list = field(default_factory=list)         # [(name "net.ipv4.ip_forward", value)]
-    rlimits: list = field(default_factory=list)        # [Rlimit]
-    oom_score_adj: Optional[int] = None
-    scheduler: Optional[Scheduler] = None
-    io_priority: Optional[int] = None  # ioprio_set value: class << 13 | priority
-    personality: Optional[int] = None  # personality(2): PER_LINUX 0, PER_LINUX32 8, | flags
-    capabilities: Optional[Capabilities] = None
+    hostname: "str | None" = None
+    domainname: "str | None" = None
+    sysctl: list = []         # [(name "net.ipv4.ip_forward", value)]
+    rlimits: list = []        # [Rlimit]
+    oom_score_adj: "int | None" = None
+    scheduler: "Scheduler | None" = None
+    io_priority: "int | None" = None  # ioprio_set value: class << 13 | priority
+    personality: "int | None" = None  # personality(2): PER_LINUX 0, PER_LINUX32 8, | flags
+    capabilities: "Capabilities | None" = None
     no_new_privileges: bool = False
     uid: int = 0
     gid: int = 0
-    additional_gids: list = field(default_factory=list)
-    umask: Optional[int] = None
+    additional_gids: list = []
+    umask: "int | None" = None
     cwd: str = "/"
-    env: list = field(default_factory=list)
-    args: list = field(default_factory=list)
+    env: list = []
+    args: list = []
     terminal: bool = False
-    console_size: Optional[tuple] = None  # (height, width) given to the pty
-    seccomp: Optional[Seccomp] = None
-    create_container_hooks: list = field(default_factory=list)  # [Hook], run by the child
-    start_container_hooks: list = field(default_factory=list)   # [Hook], run by the child
+    console_size: "tuple | None" = None  # (height, width) given to the pty
+    seccomp: "Seccomp | None" = None
+    create_container_hooks: list = []  # [Hook], run by the child
+    start_container_hooks: list = []   # [Hook], run by the child
     state_json: bytes = b""        # the state given to hooks run by the child on stdin
                                    # (spawn_init's on_hooks() may return a fresher one)

@@ -713,9 +713,8 @@ def running(rootfs, request):
 
 
 def exec_in(plan, init_pid, args, **changes):
-    from dataclasses import replace
     from pyrunc.libcontainer.process import spawn_exec
-    proc = replace(plan, args=list(args), **changes)
+    proc = plan.replace(args=list(args), **changes)
     r, w = os.pipe()
     try:
         pid = spawn_exec(proc, init_pid, stdio=(0, w, w))
@@ -762,10 +761,9 @@ def test_exec_with_a_terminal(running):
     from pyrunc.libcontainer.process import spawn_exec
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        pid = spawn_exec(plan.__class__(**dict(plan.__dict__, args=["sh", "-c", "tty; grep -c "
-                                                                   "/dev/console /proc/self/"
-                                                                   "mountinfo; true"],
-                                               terminal=True)),
+        pid = spawn_exec(plan.replace(args=["sh", "-c", "tty; grep -c /dev/console "
+                                                    "/proc/self/mountinfo; true"],
+                                      terminal=True),
                          init, console_socket_fd=theirs.fileno())
         _, fds, _, _ = socket.recv_fds(ours, 1024, 1)
         with os.fdopen(fds[0], "rb", buffering=0) as master:
