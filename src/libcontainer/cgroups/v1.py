@@ -184,7 +184,12 @@ class V1Manager(Manager):
             if controller not in self._dirs:
                 raise unavailable(controller)
         writes = self._order_memory(writes)
+        device_writes = [(f, v) for c, f, v, _ in writes if c == "devices"]
+        if device_writes:
+            self._set_devices(self._dirs["devices"], device_writes)
         for i, (controller, file, value, what) in enumerate(writes):
+            if controller == "devices":
+                continue
             directory = self._dirs[controller]
             if isinstance(file, tuple):
                 file = next((f for f in file if os.path.exists(os.path.join(directory, f))),
@@ -195,6 +200,47 @@ class V1Manager(Manager):
                 self._write_memory_limit(directory, value)
             else:
                 write(directory, file, value, what)
+
+    @staticmethod
+    def _set_devices(directory, device_writes):
+        """Give the devices cgroup the rules' device list without a moment of deny-all for a
+        running container: the kernel itself computes the target list in a scratch sibling
+        cgroup; the live one is left alone when it matches, else moved there by adding the
+        missing entries before removing the extra ones (a full rewrite when the rules allow by
+        default, whose exceptions the list does not show, when the default changes, or when the
+        edit does not land exactly)."""
+        def apply(d):
+            for file, line in device_writes:
+                write(d, file, line, "devices")
+
+        def listed(d):
+            return set(read(os.path.join(d, "devices.list")).splitlines())
+
+        if not read(os.path.join(directory, "cgroup.procs")).split():
+            apply(directory)            # nothing runs there yet
+            return
+        scratch = "%s.pyrunc-devices-%d" % (directory, os.getpid())
+        os.mkdir(scratch)
+        try:
+            apply(scratch)
+            target = listed(scratch)
+        finally:
+            os.rmdir(scratch)
+        current = listed(directory)
+        everything = "a *:* rwm"    # an allow-by-default list shows only this, not its exceptions
+        if everything in target:
+            apply(directory)
+            return
+        if current == target:
+            return
+        if everything not in current:
+            for line in sorted(target - current):
+                write(directory, "devices.allow", line, "devices")
+            for line in sorted(current - target):
+                write(directory, "devices.deny", line, "devices")
+            if listed(directory) == target:
+                return
+        apply(directory)
 
     def _order_memory(self, writes):
         """memory+swap before memory when raising (or unlimiting) both, as the kernel needs."""

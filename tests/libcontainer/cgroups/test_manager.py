@@ -352,3 +352,30 @@ def test_hugepage_limit_is_set_or_clearly_unavailable(cgroup, spawn):
     with open(os.path.join(directory, name)) as f:
         assert int(f.read()) == 4 * MB
     assert cgroup.stats()["hugetlb"]["2MB"]["failcnt"] == 0
+
+
+def test_updating_device_rules_never_denies_in_between(cgroup, spawn):
+    """A running process opens /dev/null in a loop while the rules are re-set (the same, then
+    one more device allowed): not one open may fail."""
+    rules = [{"allow": False, "access": "rwm"},
+             {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]
+
+    def opener(child):
+        failures = 0
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            try:
+                os.close(os.open("/dev/null", os.O_RDONLY))
+            except OSError:
+                failures += 1
+        child.send(b"%d" % failures)
+
+    child = spawn(cgroup, opener, start=False)
+    cgroup.set({"devices": rules})
+    child.start()
+    for _ in range(20):
+        cgroup.set({"devices": rules})
+        cgroup.set({"devices": rules + [{"allow": True, "type": "c", "major": 1, "minor": 5,
+                                         "access": "rwm"}]})
+    child.wait()
+    assert child.output() == b"0"
