@@ -1,12 +1,11 @@
 """Garbage collection of content: mark from roots through manifests and indexes, sweep the rest.
 
 Roots are what the image store points at (manifest and index digests, image configs) plus
-every leased digest. A manifest references its config and layers; an index references its
-manifests; anything reachable is kept, everything else is deleted.
+every digest a live lease holds. A manifest references its config and layers; an index
+references its manifests; anything reachable is kept, everything else is deleted. Ingests no
+live writer holds are removed too (containerd's collector drops expired ingests).
 """
 import json
-
-from pyrunc.engine.content.store import leased_digests
 
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
                "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -45,7 +44,7 @@ def children(store, digest):
 
 def reachable(store, roots):
     seen = set()
-    stack = list(roots) + list(leased_digests(store))
+    stack = list(roots) + list(store.live_leases()[0])
     while stack:
         d = stack.pop()
         if d in seen:
@@ -56,9 +55,12 @@ def reachable(store, roots):
 
 
 def collect(store, roots):
-    """Delete every blob not reachable from ``roots``; returns (deleted digests, bytes freed)."""
+    """Delete every ingest no writer holds and every blob not reachable from ``roots``;
+    returns (deleted digests, bytes freed). The caller holds ``store.gc_lock(exclusive=True)``
+    (or knows nobody else uses the store)."""
+    freed = sum(size for _, size in store.collect_ingests())
     keep = reachable(store, roots)
-    deleted, freed = [], 0
+    deleted = []
     for info in list(store.walk()):
         if info.digest not in keep:
             try:

@@ -5,13 +5,19 @@ Layout under the store's root (containerd's local content store is the model)::
     blobs/<algorithm>/<hex>        committed, verified content (never partial)
     ingest/<hash of ref>/data      bytes written so far for an in-flight write
     ingest/<hash of ref>/ref       the writer's ref, for listing and resuming
-    leases/<id>                    digests a client holds until it records them elsewhere
+    ingest/<hash of ref>/lock      flock'ed by the live writer
+    gc.lock                        collection holds it exclusively, adding to a lease shared
+    leases/<id>                    what a client holds until it records it elsewhere, flock'ed
+                                   by the client for as long as it holds the lease
 
 A writer appends to its ingest file; ``commit`` checks the size and the digest, fsyncs and
 renames the file into ``blobs/`` in one step, so a crash never leaves a corrupt blob visible.
-After a crash ``writer(ref)`` reopens the ingest and ``offset`` says where to resume.
+``writer(ref)`` reopens an ingest left by a writer that closed it (or died), and ``offset``
+says where to resume, until the next garbage collection removes it: liveness is the writer's
+lock, never a guess from the file's age (``collect_ingests``, ``live_leases``).
 """
 import collections
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -120,6 +126,33 @@ class ContentStore:
                 continue
             yield ref, offset
 
+    def collect_ingests(self):
+        """Remove every ingest no live writer holds (its lock is free: the writer closed it,
+        or died); returns [(ref, bytes)] of what was removed."""
+        base = os.path.join(self.root, "ingest")
+        removed = []
+        for name in sorted(os.listdir(base)):
+            d = os.path.join(base, name)
+            fd = try_lock(os.path.join(d, "lock"))
+            if fd is None:
+                continue
+            try:
+                try:
+                    with open(os.path.join(d, "ref")) as f:
+                        ref = f.read()
+                except FileNotFoundError:
+                    ref = name
+                try:
+                    size = os.stat(os.path.join(d, "data")).st_size
+                except FileNotFoundError:
+                    size = 0
+                # unlinking the lock first makes a writer that waited on it start afresh
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append((ref, size))
+            finally:
+                os.close(fd)
+        return removed
+
     def put(self, data, expected_digest=None, media_ref=None):
         """Store ``data`` (bytes) and return its digest."""
         digest = expected_digest or digest_bytes(data)
@@ -153,9 +186,50 @@ class ContentStore:
             w.abort()
             raise
 
+    @contextlib.contextmanager
+    def gc_lock(self, exclusive=False):
+        """The collection lock: a collection (mark and sweep) holds it exclusively; adding to
+        a lease holds it shared, so an addition never falls between a mark and its sweep."""
+        fd = os.open(os.path.join(self.root, "gc.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                     0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
     def lease(self):
-        """A lease: digests added to it survive garbage collection until it is released."""
+        """A lease: what is added to it survives garbage collection until it is released
+        (or its holder dies)."""
         return Lease(self)
+
+    def live_leases(self):
+        """The (content digests, snapshot keys) of every lease whose holder is alive; lease
+        files whose holder died are removed."""
+        digests, snapshots = set(), set()
+        base = os.path.join(self.root, "leases")
+        for name in sorted(os.listdir(base)):
+            path = os.path.join(base, name)
+            fd = try_lock(path)
+            if fd is not None:           # nobody holds it: its holder died without releasing
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+                os.close(fd)
+                continue
+            try:
+                with open(path) as f:
+                    lines = f.read().splitlines()
+            except FileNotFoundError:
+                continue                 # released meanwhile
+            for line in lines:
+                kind, _, value = line.partition(" ")
+                if kind == "content":
+                    digests.add(value)
+                elif kind == "snapshot":
+                    snapshots.add(value)
+        return digests, snapshots
 
 
 class Writer:
@@ -305,27 +379,71 @@ class Writer:
             self.close()
 
 
+def try_lock(path):
+    """An fd holding the exclusive flock of ``path`` when nobody else holds it (and the file
+    exists and is still linked), else None."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    if os.fstat(fd).st_nlink == 0:
+        os.close(fd)
+        return None
+    return fd
+
+
 class Lease:
-    """Digests written to ``leases/<id>``; garbage collection treats them as roots."""
+    """``leases/<id>``: content digests (``content <digest>`` lines) and snapshot keys
+    (``snapshot <key>``) that garbage collection treats as roots. The holder keeps the file
+    flock'ed, so a holder that dies releases it (``ContentStore.live_leases``)."""
 
     def __init__(self, store):
         self.store = store
-        self.id = uuid.uuid4().hex
-        self.path = os.path.join(store.root, "leases", self.id)
         self.digests = []
-        open(self.path, "w").close()
+        self.snapshots = []
+        while True:
+            self.id = uuid.uuid4().hex
+            self.path = os.path.join(store.root, "leases", self.id)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+                               | os.O_APPEND, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            if os.fstat(self._fd).st_nlink:
+                break
+            os.close(self._fd)           # a collection saw it before we locked it: again
 
     def add(self, digest):
+        """Hold the content ``digest``."""
         parse_digest(digest)
         self.digests.append(digest)
-        with open(self.path, "a") as f:
-            f.write(digest + "\n")
+        self._write("content", digest)
+
+    def add_snapshot(self, key):
+        """Hold the snapshot ``key`` (and, through it, its parents)."""
+        if not key or not isinstance(key, str) or "\n" in key:
+            raise InvalidArgument("lease: snapshot key must be a one-line non-empty string")
+        self.snapshots.append(key)
+        self._write("snapshot", key)
+
+    def _write(self, kind, value):
+        if self._fd is None:
+            raise InvalidArgument("lease %s: released" % self.id)
+        with self.store.gc_lock():
+            os.write(self._fd, ("%s %s\n" % (kind, value)).encode())
 
     def release(self):
+        if self._fd is None:
+            return
         try:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
+        os.close(self._fd)
+        self._fd = None
 
     def __enter__(self):
         return self
@@ -334,16 +452,4 @@ class Lease:
         self.release()
 
 
-def leased_digests(store):
-    out = set()
-    base = os.path.join(store.root, "leases")
-    for name in os.listdir(base):
-        try:
-            with open(os.path.join(base, name)) as f:
-                out.update(line.strip() for line in f if line.strip())
-        except FileNotFoundError:
-            pass
-    return out
-
-
-__all__ = ["ContentStore", "Writer", "Lease", "Info", "parse_digest", "digest_bytes"]
+__all__ = ["ContentStore", "Writer", "Lease", "Info", "parse_digest", "digest_bytes", "try_lock"]

@@ -14,7 +14,11 @@ Steps, with docker's progress events:
 5. ``Digest:`` and ``Status: Downloaded newer image for`` / ``Image is up to date for``.
 
 Blobs are written through content-store ingests, so a failed pull leaves no partial blob:
-ingests are aborted and the lease taken for the pull is released.
+ingests are aborted and the lease taken for the pull is released. Garbage collection running
+meanwhile keeps what the pull will reference: the lease names the index, manifest, config and
+layer blobs and the layers' snapshots (chain IDs) before any of them is looked for, downloaded
+or unpacked, and adding to a lease waits for a collection under way to finish. Nothing holds
+off collection, or other pulls, for the length of a download.
 """
 import concurrent.futures
 import json
@@ -25,7 +29,7 @@ from pyrunc.errors import InvalidArgument, NotFound, PyruncError, Unavailable
 
 from pyrunc.engine import reference as references
 from pyrunc.engine.distribution import progress as events
-from pyrunc.engine.distribution.platform import Platform, host_platform, select_manifest
+from pyrunc.engine.platforms import Platform, host_platform, select_manifest
 from pyrunc.engine.registry import mediatypes
 from pyrunc.engine.registry.client import DOWNLOAD_RETRIES
 
@@ -156,6 +160,10 @@ def _pull(ref, content, registries, images, platform, progress, max_concurrent_d
 
         for layer in layers:
             lease.add(layer["digest"])
+        if images is not None:
+            from pyrunc.engine.images.unpack import chain_ids
+            for chain in chain_ids(diff_ids):
+                lease.add_snapshot(chain)
         present = _present_layers(content, layers, diff_ids, images)
         if images is not None:
             ready = _unpacker(images, layers, diff_ids, out)
@@ -193,8 +201,6 @@ def _pull(ref, content, registries, images, platform, progress, max_concurrent_d
 def _unpacker(images, layers, diff_ids, out):
     """``ready(i)``: unpack layer ``i`` (all below it are unpacked already) into its snapshot,
     with ``Extracting`` and ``Pull complete``; called in layer order as downloads finish."""
-    from pyrunc.engine.images.unpack import unpack
-
     def ready(i):
         layer = layers[i]
         sid, size = events.short_id(layer["digest"]), layer["size"]
@@ -212,8 +218,8 @@ def _unpacker(images, layers, diff_ids, out):
                 out.bytes(sid, events.EXTRACTING, size, size, force=True)
             out.layer(sid, events.PULL_COMPLETE)
 
-        unpack(images.content, images.snapshotter, {"layers": layers[:i + 1]},
-               {"rootfs": {"diff_ids": diff_ids[:i + 1]}}, progress=unpacked)
+        images.unpack({"layers": layers[:i + 1]}, {"rootfs": {"diff_ids": diff_ids[:i + 1]}},
+                      progress=unpacked)
 
     return ready
 

@@ -18,7 +18,8 @@ import uuid
 
 from pyrunc.engine import reference
 from pyrunc.engine.content import digest_bytes
-from pyrunc.engine.images.service import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, host_platform
+from pyrunc.engine.images.service import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST
+from pyrunc.engine.platforms import Platform, host_platform
 from pyrunc.engine.images.store import parse_name
 from pyrunc.engine.layers import decompressed, detect
 from pyrunc.errors import InvalidArgument, NotFound
@@ -318,7 +319,7 @@ def _load_oci_descriptor(service, arch, desc, annotations, progress):
         want = host_platform()
         for m in sub.get("manifests", []):
             p = m.get("platform") or {}
-            if p and (p.get("architecture"), p.get("os")) != (want["architecture"], want["os"]):
+            if p and not want.matches(Platform.from_json(p)):
                 continue
             out += _load_oci_descriptor(service, arch, m, annotations, progress)
             break

@@ -11,8 +11,8 @@ import tempfile
 
 import pyrunc
 from pyrunc.engine.images.importer import ingest_layer
-from pyrunc.engine.images.service import host_platform
 from pyrunc.engine.layers import write_tree
+from pyrunc.engine.platforms import host_platform
 from pyrunc.errors import FailedPrecondition, InvalidArgument
 from pyrunc.libcontainer import bundle
 
@@ -62,7 +62,7 @@ def build(service, name):
 def _record(service, name, descriptor, diff_id, mtime, cmd, origin):
     created = datetime.datetime.fromtimestamp(mtime, datetime.timezone.utc).strftime(
         "%Y-%m-%dT%H:%M:%SZ")
-    config = dict(host_platform(), created=created,
+    config = dict(host_platform().to_json(), created=created,
                   config={"Env": [DEFAULT_PATH], "Cmd": cmd},
                   rootfs={"type": "layers", "diff_ids": [diff_id]},
                   history=[{"created": created,

@@ -9,8 +9,9 @@ import posixpath
 import shlex
 import uuid
 
-from pyrunc.engine.images.service import host_platform, rfc3339_now
+from pyrunc.engine.images.service import rfc3339_now
 from pyrunc.engine.layers import decompressed
+from pyrunc.engine.platforms import Platform, host_platform
 from pyrunc.errors import InvalidArgument, NotFound
 
 LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -165,7 +166,8 @@ def import_image(service, stream, ref=None, changes=(), message="", source="-",
 def _record(service, descriptor, diff_id, ref, config_section, message, source, platform):
     created = rfc3339_now()
     msg = message or "Imported from %s" % source
-    plat = dict(platform or host_platform())
+    platform = platform or host_platform()
+    plat = platform.to_json() if isinstance(platform, Platform) else dict(platform)
     config = {"architecture": plat["architecture"], "os": plat["os"], "created": created,
               "comment": msg, "config": config_section,
               "rootfs": {"type": "layers", "diff_ids": [diff_id]},

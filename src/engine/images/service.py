@@ -7,17 +7,16 @@ CLI layers only serialise them.
 """
 import contextlib
 import datetime
-import fcntl
 import json
 import os
-import platform
 import re
 import threading
 
 from pyrunc.engine import reference
 from pyrunc.engine.content import ContentStore, collect
 from pyrunc.engine.images.store import ImageStore, parse_name, short_id
-from pyrunc.engine.images.unpack import SIZE_LABEL, chain_ids, unpack, unpacked_size
+from pyrunc.engine.images.unpack import (DEFAULT_LIMITS, SIZE_LABEL, chain_ids, remove_abandoned,
+                                         unpack, unpacked_size)
 from pyrunc.engine.snapshots import COMMITTED, open_snapshotter
 from pyrunc.errors import Conflict, InvalidArgument, NotFound
 
@@ -25,13 +24,6 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 LIST_FILTERS = ("dangling", "reference", "before", "since", "label")
-
-
-def host_platform():
-    machine = platform.machine()
-    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
-            "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}.get(machine, machine)
-    return {"architecture": arch, "os": "linux"}
 
 
 def rfc3339_now():
@@ -143,15 +135,18 @@ class ImageService:
 
     ``containers(image_id) -> [(container_id, running)]`` tells which containers use an image
     (the container side of the engine provides it; without it no image is in use).
+    ``layer_limits`` (an ``unpack.LayerLimits``) bounds how far a layer may expand when it is
+    unpacked; its ``cap`` is the configurable ceiling.
     """
 
-    def __init__(self, root, snapshotter=None, containers=None):
+    def __init__(self, root, snapshotter=None, containers=None, layer_limits=DEFAULT_LIMITS):
         self.root = os.path.abspath(root)
         os.makedirs(self.root, exist_ok=True)
         self.content = ContentStore(os.path.join(self.root, "content"))
         self.store = ImageStore(os.path.join(self.root, "images"))
         self.snapshotter = open_snapshotter(os.path.join(self.root, "snapshots"), snapshotter)
         self.containers = containers or (lambda image_id: [])
+        self.layer_limits = layer_limits
         self._local = threading.local()
 
     @contextlib.contextmanager
@@ -173,15 +168,15 @@ class ImageService:
                 self._local.gc_pending = False
                 self.gc()
 
-    @contextlib.contextmanager
     def _gc_lock(self, exclusive):
-        fd = os.open(os.path.join(self.root, "gc.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                     0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            yield
-        finally:
-            os.close(fd)
+        return self.content.gc_lock(exclusive)
+
+    def unpack(self, manifest, config, progress=None):
+        """Unpack an image's layers (see ``unpack.unpack``) under this service's layer limits;
+        returns the top chain ID. Callers keep the content and snapshots from collection
+        (``holding_gc`` or a lease)."""
+        return unpack(self.content, self.snapshotter, manifest, config, progress,
+                      self.layer_limits)
 
     # loading images -------------------------------------------------------------------------
     def _image(self, image_id, state):
@@ -214,7 +209,7 @@ class ImageService:
         size = None
         with self.holding_gc():
             if unpack_layers:
-                top = unpack(self.content, self.snapshotter, manifest, config, progress)
+                top = self.unpack(manifest, config, progress)
                 size = unpacked_size(self.snapshotter, top) if top else 0
             descriptor = {"mediaType": manifest.get("mediaType", OCI_MANIFEST),
                           "digest": manifest_digest, "size": len(manifest_bytes)}
@@ -245,7 +240,7 @@ class ImageService:
         unpacking any layer whose snapshot is missing; returns the mounts to perform."""
         img = self.get(name)
         with self.holding_gc():
-            top = unpack(self.content, self.snapshotter, img.manifest, img.config)
+            top = self.unpack(img.manifest, img.config)
             make = self.snapshotter.view if readonly else self.snapshotter.prepare
             return make(key, top, labels={**(labels or {}), "pyrunc.io/image": img.id})
 
@@ -430,8 +425,9 @@ class ImageService:
                 "SpaceReclaimed": max(0, before - self._disk_usage())}
 
     def gc(self):
-        """Remove content and layer snapshots no image holds; returns bytes of content freed
-        (inside holding_gc() it is deferred to the end of the hold, and returns 0)."""
+        """Remove content and layer snapshots no image or live lease holds, ingests and
+        extraction snapshots whose writer is gone; returns bytes of content freed (inside
+        holding_gc() it is deferred to the end of the hold, and returns 0)."""
         if getattr(self._local, "held", 0):
             self._local.gc_pending = True
             return 0
@@ -440,7 +436,8 @@ class ImageService:
 
     def _collect(self):
         _, freed = collect(self.content, self.store.roots())
-        wanted = set()
+        remove_abandoned(self.snapshotter)
+        wanted = set(self.content.live_leases()[1])
         for img in self.images():
             wanted.update(chain_ids(img.diff_ids))
         removed = True

@@ -25,7 +25,7 @@ import shutil
 import stat
 
 from pyrunc.engine.layers.compression import decompressed, detect
-from pyrunc.engine.layers.tarstream import MappedTarReader, LayerError, TarReader
+from pyrunc.engine.layers.tarstream import LayerError, LayerTooLarge, MappedTarReader, TarReader
 from pyrunc.errors import InvalidArgument, SystemFailure
 
 WHITEOUT_PREFIX = ".wh."
@@ -270,7 +270,7 @@ class Applier:
 
     def _regular(self, tf, parent, base, m):
         if self.max_size is not None and self.size + m.size > self.max_size:
-            raise LayerError("layer: %s: %d bytes exceed the layer limit of %d bytes"
+            raise LayerTooLarge("layer: %s: %d bytes exceed the layer limit of %d bytes"
                              % (m.name, m.size, self.max_size))
         vfs = os.statvfs(parent) if m.size >= _CHUNK else None
         if vfs is not None and m.size > vfs.f_bavail * vfs.f_frsize:
@@ -409,10 +409,14 @@ def apply_layer(stream, root, *, whiteouts="delete", lowers=(), expected_diff_id
                 max_size=None):
     """Apply the layer read from ``stream`` onto the directory ``root``; returns Result.
 
+    ``max_size`` bounds both the uncompressed stream and the file data written: past it the
+    layer is refused with LayerTooLarge (a compressed layer that expands without end).
+
     On error ``root`` may hold part of the layer: callers unpack into a fresh snapshot and
     remove it on failure (see ``pyrunc.engine.images.unpack``).
     """
     reader = _tar_reader(stream)
+    reader.limit = max_size
     applier = Applier(root, whiteouts, lowers, max_size)
     try:
         try:

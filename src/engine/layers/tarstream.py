@@ -22,6 +22,10 @@ class LayerError(InvalidArgument):
     """A layer that cannot be read or applied: names the member and the reason."""
 
 
+class LayerTooLarge(LayerError):
+    """A layer whose uncompressed stream or file data goes past the limit it was given."""
+
+
 class TarReader:
     """Members of the tar read from ``f``; every byte read goes through one reusable buffer
     and into the sha256 (the diffID). (Hashing in a helper thread measured slower on a busy
@@ -34,6 +38,12 @@ class TarReader:
         self._buf = memoryview(bytearray(_CHUNK))
         self._pending = 0        # data + padding of the current member not consumed yet
         self._globals = {}
+        self.limit = None        # most uncompressed bytes to read, None for no limit
+
+    def _check_limit(self, n):
+        if self.limit is not None and self.count + n > self.limit:
+            raise LayerTooLarge("layer: the uncompressed layer exceeds the limit of %d bytes"
+                                % self.limit)
 
     def hexdigest(self):
         """The sha256 of everything read so far."""
@@ -46,6 +56,7 @@ class TarReader:
     def _fill(self, n):
         """A view of ``n`` bytes read into the buffer (and hashed), or None at a clean end of
         input. The view is valid until the next read."""
+        self._check_limit(n)
         view = self._buf[:n]
         got = 0
         while got < n:
@@ -190,6 +201,7 @@ class TarReader:
             r = self._f.read(_CHUNK)
             if not r:
                 return
+            self._check_limit(len(r))
             self._hash.update(r)
             self.count += len(r)
 
@@ -222,6 +234,7 @@ class MappedTarReader(TarReader):
             return None
         if self._pos + n > self._size:
             raise LayerError("layer: truncated archive: unexpected end of data")
+        self._check_limit(n)
         view = self._mv[self._pos:self._pos + n]
         self._pos += n
         self._hash.update(view)
@@ -258,6 +271,7 @@ class MappedTarReader(TarReader):
 
     def drain(self):
         if self._pos < self._size:
+            self._check_limit(self._size - self._pos)
             self._hash.update(self._mv[self._pos:self._size])
             self.count += self._size - self._pos
             self._pos = self._size

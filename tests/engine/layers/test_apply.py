@@ -7,7 +7,8 @@ import stat
 import pytest
 
 from engine.layers.tarbuild import entry, make_tar
-from pyrunc.engine.layers import LayerError, apply_layer, write_overlay_diff, write_tree
+from pyrunc.engine.layers import (LayerError, LayerTooLarge, apply_layer, write_overlay_diff,
+                                  write_tree)
 
 pytestmark = pytest.mark.usefixtures("private_mount_ns")
 
@@ -251,8 +252,34 @@ def test_huge_member(root, outside):
     header = ti.tobuf(tarfile.PAX_FORMAT)
     hostile(root, outside, header + b"\0" * 1024, "do not fit in the .* bytes free")
     assert big
-    with pytest.raises(LayerError, match="exceed the layer limit of 10 bytes"):
-        apply(make_tar([entry("a", data=b"x" * 11)]), root, max_size=10)
+
+
+@pytest.mark.parametrize("compression", [None, "gzip", "zstd"])
+def test_layer_size_limit(root, compression):
+    # a member bigger than the limit is refused before any of its bytes is written
+    with pytest.raises(LayerTooLarge, match="^layer: a: 8000 bytes exceed the layer limit of "
+                                            "5000 bytes$"):
+        apply(make_tar([entry("a", data=b"x" * 8000)], compression), root, max_size=5000)
+    assert not os.path.exists(root / "a")
+    # so is a stream that goes on past the limit without any big member (here: after the end
+    # of the archive), whatever its compression
+    padded = make_tar([entry("b", data=b"y" * 100)]) + b"\0" * (1 << 20)
+    data = _compress(padded, compression)
+    with pytest.raises(LayerTooLarge, match="^layer: the uncompressed layer exceeds the limit "
+                                            "of 65536 bytes$"):
+        apply(data, root, max_size=65536)
+    # within the limit the same layer applies
+    assert apply(data, root, max_size=2 << 20).size == 100
+
+
+def _compress(data, compression):
+    if compression == "gzip":
+        import gzip
+        return gzip.compress(data, mtime=0)
+    if compression == "zstd":
+        import zstandard
+        return zstandard.ZstdCompressor().compress(data)
+    return data
 
 
 @pytest.mark.parametrize("compression", [None, "gzip", "zstd"])

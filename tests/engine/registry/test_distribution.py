@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from pyrunc.engine.content import ContentStore
 from pyrunc.engine.distribution import fetch, parse_platform, pull, push, render_plain
 from pyrunc.engine.distribution.progress import human_size, progress_bar
-from pyrunc.engine.images import ImageService
+from pyrunc.engine.images import ImageService, chain_ids
 from pyrunc.engine.registry import (AuthFile, Credentials, RegistryOptions, RegistryService,
                                     Unauthorized)
 from pyrunc.engine.registry import mediatypes
@@ -510,3 +510,106 @@ def test_pull_retries_a_blob_the_registry_failed(start_registry, fault_proxy, re
     with pytest.raises(NotFound, match="blob %s in " % layers[0]["digest"]):
         fetch("%s/test/retry:v1" % proxy.domain, ContentStore(str(tmp_path / "third")),
               registries)
+
+
+# -- pull and garbage collection, pull and layer limits ---------------------------------------
+
+def test_gc_during_a_pull_keeps_what_the_pull_will_reference(plain_registry, registries, store,
+                                                             images, tmp_path):
+    """A collection run (by another ImageService on the same root, so not deferred by any hold
+    of the pulling one) at every layer's download and unpack removes nothing the pull needs,
+    and is not blocked by the pull: it completes inside the progress callback."""
+    digest, _, layers = images.build(store, [{"a": os.urandom(300_000)}, {"b": b"b" * 1000},
+                                             {"c": os.urandom(100_000)}])
+    name = "%s/test/gc:v1" % plain_registry.domain
+    push(name, store, registries, digest)
+    engine = ImageService(str(tmp_path / "engine"))
+    other = ImageService(engine.root)
+    collected, made = [], {}
+
+    def progress(event):
+        if event.get("status") in ("Download complete", "Pull complete"):
+            if event["status"] == "Pull complete":
+                # the snapshot as the pull made it, to check it is the one the image gets
+                chain = chain_ids(diff_ids)[[sid(x) for x in layers].index(event["id"])]
+                made[chain] = engine.snapshotter.stat(chain).created
+            other.gc()
+            collected.append(event["id"])
+
+    diff_ids = json.loads(store.read(json.loads(store.read(digest))["config"]["digest"]))[
+        "rootfs"]["diff_ids"]
+    result = pull(name, engine, registries, progress=progress)
+    assert len(collected) == 2 * len(layers)
+    image = engine.get(name)
+    assert image.id == result.image_id
+    assert {chain: engine.snapshotter.stat(chain).created
+            for chain in chain_ids(image.diff_ids)} == made
+    for layer in layers:
+        assert engine.content.exists(layer["digest"])
+    assert os.listdir(os.path.join(engine.content.root, "leases")) == []
+    engine.gc()
+    assert len(list(engine.snapshotter.walk())) == len(layers)
+    engine.remove(name)
+    assert list(engine.snapshotter.walk()) == [] and list(engine.content.walk()) == []
+
+
+def zstd_bomb(size):
+    """A zstd layer whose one file of ``size`` zero bytes compresses to almost nothing; returns
+    (blob, diffID) without ever holding the uncompressed tar in memory."""
+    import hashlib
+    import tarfile
+    import zstandard
+    info = tarfile.TarInfo("zeros")
+    info.size = size
+    header = info.tobuf(tarfile.PAX_FORMAT)
+    tail = b"\0" * ((-size) % 512) + b"\0" * 1024
+    h = hashlib.sha256()
+    out = zstandard.ZstdCompressor().compressobj()
+    parts = [out.compress(header)]
+    h.update(header)
+    chunk = b"\0" * (1 << 20)
+    left = size
+    while left:
+        piece = chunk[:min(left, len(chunk))]
+        parts.append(out.compress(piece))
+        h.update(piece)
+        left -= len(piece)
+    parts += [out.compress(tail), out.flush()]
+    h.update(tail)
+    return b"".join(parts), "sha256:" + h.hexdigest()
+
+
+def test_pull_refuses_a_layer_that_expands_past_its_limit(plain_registry, registries, store,
+                                                          tmp_path):
+    from pyrunc.engine.images.unpack import LayerLimits
+    from pyrunc.engine.layers import LayerTooLarge
+    blob, diff_id = zstd_bomb(64 << 20)
+    assert len(blob) < 20_000
+    layer = {"mediaType": mediatypes.OCI_LAYER_ZSTD, "digest": store.put(blob),
+             "size": len(blob)}
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": mediatypes.OCI_MANIFEST,
+                           "config": {"mediaType": mediatypes.OCI_CONFIG,
+                                      "digest": store.put(config), "size": len(config)},
+                           "layers": [layer]}).encode()
+    name = "%s/test/bomb:v1" % plain_registry.domain
+    push(name, store, registries, store.put(manifest))
+    engine = ImageService(str(tmp_path / "engine"),
+                          layer_limits=LayerLimits(ratio=1100, floor=1 << 20, cap=None))
+    with pytest.raises(LayerTooLarge) as err:
+        pull(name, engine, registries)
+    limit = max(1 << 20, 1100 * len(blob))
+    assert str(err.value) == (
+        "layer %s: refused: it expands past %d bytes, the limit for a %d-byte blob (layer: "
+        "zeros: %d bytes exceed the layer limit of %d bytes)"
+        % (layer["digest"], limit, len(blob), 64 << 20, limit))
+    with pytest.raises(NotFound):
+        engine.get(name)
+    assert list(engine.snapshotter.walk()) == []
+    assert os.listdir(os.path.join(engine.snapshotter.root, "snapshots")) == []
+    assert os.listdir(os.path.join(engine.content.root, "leases")) == []
+    engine.gc()
+    assert list(engine.content.walk()) == [] and list(engine.content.ingests()) == []
+    # the same image under the default limits (256 MiB at least) pulls
+    assert pull(name, ImageService(str(tmp_path / "roomy")), registries).image_id

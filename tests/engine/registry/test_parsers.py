@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from pyrunc.engine.distribution import parse_platform
-from pyrunc.engine.distribution.platform import Platform, select_manifest
+from pyrunc.engine.platforms import Platform, select_manifest
 from pyrunc.engine.registry import AuthFile, Credentials, RegistryOptions
 from pyrunc.engine.registry.auth import parse_challenges
 from pyrunc.errors import InvalidArgument, NotFound

@@ -57,6 +57,13 @@ class Platform:
     def __hash__(self):
         return hash(str(self))
 
+    def to_json(self):
+        """The ``os``/``architecture``/``variant`` fields of an image config or descriptor."""
+        out = {"architecture": self.architecture, "os": self.os}
+        if self.variant:
+            out["variant"] = self.variant
+        return out
+
     @classmethod
     def from_json(cls, data):
         data = data or {}
