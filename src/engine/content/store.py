@@ -133,7 +133,9 @@ class ContentStore:
         removed = []
         for name in sorted(os.listdir(base)):
             d = os.path.join(base, name)
-            fd = try_lock(os.path.join(d, "lock"))
+            # (a writer killed before it made its lock file left none: make it, so that a
+            # writer starting now waits for this collection, then starts afresh)
+            fd = try_lock(os.path.join(d, "lock"), create=True)
             if fd is None:
                 continue
             try:
@@ -359,7 +361,8 @@ class Writer:
         os.close(self._lock)
 
     def close(self):
-        """Stop writing but keep the ingest for a later resume."""
+        """Stop writing but keep the ingest for a later resume (until a garbage collection
+        removes it: nobody holds it any more)."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -379,11 +382,11 @@ class Writer:
             self.close()
 
 
-def try_lock(path):
+def try_lock(path, create=False):
     """An fd holding the exclusive flock of ``path`` when nobody else holds it (and the file
-    exists and is still linked), else None."""
+    exists, or ``create`` makes it, and is still linked), else None."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0), 0o600)
     except (FileNotFoundError, NotADirectoryError):
         return None
     try:

@@ -174,3 +174,45 @@ def test_concurrent_puts_of_the_same_blob(cs):
     assert set(digests) == {digest_bytes(data)}
     assert cs.read(digest_bytes(data)) == data
     assert list(cs.ingests()) == []
+
+
+def test_collect_removes_ingests_nobody_holds(cs):
+    held = cs.writer("held")
+    held.write(b"12345")
+    left = cs.writer("left")
+    left.write(b"678")
+    left.close()                             # no writer any more
+    deleted, freed = collect(cs, [])
+    assert deleted == [] and freed == 3
+    assert list(cs.ingests()) == [("held", 5)]
+    assert held.commit() == digest_bytes(b"12345")
+    fresh = cs.writer("left")
+    assert fresh.offset == 0
+    fresh.abort()
+
+
+def test_a_released_or_abandoned_lease_holds_nothing(cs):
+    blob = cs.put(b"leased")
+    lease = cs.lease()
+    lease.add(blob)
+    lease.add_snapshot("sha256:" + "1" * 64)
+    assert cs.live_leases() == ({blob}, {"sha256:" + "1" * 64})
+    # a lease file nobody holds (its holder died) is dropped by the next look
+    with open(os.path.join(cs.root, "leases", "dead"), "w") as f:
+        f.write("content %s\n" % digest_bytes(b"other"))
+    assert cs.live_leases() == ({blob}, {"sha256:" + "1" * 64})
+    assert sorted(os.listdir(os.path.join(cs.root, "leases"))) == [lease.id]
+    lease.release()
+    assert cs.live_leases() == (set(), set())
+    with pytest.raises(InvalidArgument, match="released"):
+        lease.add(blob)
+    assert collect(cs, [])[0] == [blob]
+
+
+def test_collect_removes_an_ingest_left_without_its_lock_file(cs):
+    w = cs.writer("crashed-early")
+    w.write(b"x")
+    w.close()
+    os.unlink(os.path.join(w.dir, "lock"))   # as if killed before making it
+    collect(cs, [])
+    assert list(cs.ingests()) == [] and os.listdir(os.path.join(cs.root, "ingest")) == []
