@@ -194,6 +194,9 @@ class V1Manager(Manager):
             if isinstance(file, tuple):
                 file = next((f for f in file if os.path.exists(os.path.join(directory, f))),
                             file[-1])
+            if (file == "memory.memsw.limit_in_bytes" and value == -1
+                    and not os.path.exists(os.path.join(directory, file))):
+                continue                # no swap accounting: unlimited is what there is
             if file == "cpu.cfs_period_us":
                 self._write_period(directory, value, writes[i + 1:])
             elif file == "memory.limit_in_bytes":

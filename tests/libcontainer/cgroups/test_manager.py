@@ -7,6 +7,7 @@ import os
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from pyrunc.errors import InvalidArgument, Unavailable
 from pyrunc.libcontainer import cgroups
@@ -379,3 +380,24 @@ def test_updating_device_rules_never_denies_in_between(cgroup, spawn):
                                          "access": "rwm"}]})
     child.wait()
     assert child.output() == b"0"
+
+
+def test_oom_events_end_when_the_cgroup_goes(cgroup, spawn):
+    keeper = spawn(cgroup, _sleep_forever)
+    with cgroup.oom_events() as events:
+        assert events.poll(0.05) == 0
+        keeper.kill()
+        cgroup.destroy()
+        assert events.poll(5) is None
+        assert list(events) == []
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(["freeze", "thaw"]), min_size=1, max_size=4))
+def test_freezer_state_follows_the_last_operation(cgroup, spawn, operations):
+    if not cgroup.pids():
+        spawn(cgroup, _sleep_forever)
+    for op in operations:
+        getattr(cgroup, op)()
+        assert cgroup.freezer_state() == ("FROZEN" if op == "freeze" else "THAWED")
+    cgroup.thaw()
