@@ -1,4 +1,4 @@
-"""OOM notifications for ``pyrunc events``.
+"""OOM notifications and the event stream for ``pyrunc events``.
 
 A notifier has a file descriptor to wait on (``fileno()``, for a select/poll loop that also
 prints stats every interval) and ``poll(timeout)``, which returns how many OOM kills happened
@@ -12,8 +12,41 @@ Iterating yields those counts until the cgroup is gone.
 """
 import os
 import select
+import time
 
-from pyrunc.errors import SystemFailure
+from pyrunc.errors import SystemFailure, Unavailable
+
+
+def stream(manager, interval=5.0):
+    """``pyrunc events``: yields runc's event objects for the container whose cgroup
+    ``manager`` is: ``{"type": "stats", "id": ..., "data": manager.stats()}`` every ``interval``
+    seconds (first at once) and ``{"type": "oom", "id": ...}`` for each OOM kill as it happens;
+    ends when the cgroup is gone."""
+    cid = manager.container_id
+    try:
+        notifier = manager.oom_events()
+    except Unavailable:
+        notifier = None
+    try:
+        next_stats = time.monotonic()
+        while manager.exists():
+            now = time.monotonic()
+            if now >= next_stats:
+                yield {"type": "stats", "id": cid, "data": manager.stats()}
+                next_stats = now + interval
+                continue
+            wait = next_stats - now
+            if notifier is None:
+                time.sleep(wait)
+                continue
+            count = notifier.poll(wait)
+            if count is None:
+                return
+            for _ in range(count):
+                yield {"type": "oom", "id": cid}
+    finally:
+        if notifier is not None:
+            notifier.close()
 
 
 class OOMNotifier:

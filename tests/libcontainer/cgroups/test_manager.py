@@ -401,3 +401,20 @@ def test_freezer_state_follows_the_last_operation(cgroup, spawn, operations):
         getattr(cgroup, op)()
         assert cgroup.freezer_state() == ("FROZEN" if op == "freeze" else "THAWED")
     cgroup.thaw()
+
+
+def test_event_stream_reports_stats_and_oom_kills(cgroup, spawn):
+    from pyrunc.libcontainer.cgroups import events
+    spawn(cgroup, _sleep_forever)        # keeps the cgroup (a systemd scope) after the kill
+    hog = spawn(cgroup, lambda c: len(b"x" * (256 * MB)) and 0, start=False)
+    cgroup.set({"memory": {"limit": 32 * MB}})
+    seen = []
+    for event in events.stream(cgroup, interval=0.2):
+        seen.append(event)
+        if len(seen) == 1:
+            hog.start()
+        if event["type"] == "oom" or len(seen) > 50:
+            break
+    assert seen[0]["type"] == "stats" and seen[0]["id"] == "test"
+    assert seen[0]["data"]["memory"]["usage"]["limit"] == 32 * MB
+    assert seen[-1] == {"type": "oom", "id": "test"}
