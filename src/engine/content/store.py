@@ -264,7 +264,10 @@ class Writer:
     def _acquire(self, wait):
         """Lock the ingest (waiting for another writer of the same ref if ``wait``)."""
         while True:
-            os.makedirs(self.dir, exist_ok=True)
+            try:
+                os.makedirs(self.dir, exist_ok=True)
+            except FileExistsError:
+                continue                 # a finishing writer was removing it: make it again
             try:
                 fd = os.open(os.path.join(self.dir, "lock"),
                              os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

@@ -450,6 +450,7 @@ class ImageService:
                         and info.name not in parents):
                     self.snapshotter.remove(info.name)
                     removed = True
+        self.snapshotter.cleanup()
         return freed
 
     def _disk_usage(self):

@@ -179,6 +179,20 @@ class Snapshotter:
                 os.rename(d, trash)
                 _force_rmtree(trash)
 
+    def cleanup(self):
+        """Remove the directories no snapshot record owns: what a process killed while
+        creating or removing a snapshot left behind (containerd's Cleaner). Creation and
+        removal happen under the metadata lock, so holding it makes this safe."""
+        with self._locked() as meta:
+            owned = {str(s["id"]) for s in meta["snapshots"].values()}
+            base = os.path.join(self.root, "snapshots")
+            removed = []
+            for name in sorted(os.listdir(base)):
+                if name not in owned:
+                    _force_rmtree(os.path.join(base, name))
+                    removed.append(name)
+            return removed
+
     def usage(self, key):
         with self._locked(write=False) as meta:
             d = self._dir(self._get(meta, key))

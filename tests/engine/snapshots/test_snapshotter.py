@@ -175,3 +175,36 @@ def test_diff_of_changes_made_through_the_mount(sn, mounted, tmp_path):
                 lowers=sn.lower_dirs("replay"))
     again = mounted(sn.mounts("replay"))
     assert tree(again) == expected
+
+
+REMOVE = """
+import sys
+from pyrunc.engine.snapshots import open_snapshotter
+open_snapshotter(sys.argv[1], sys.argv[2]).remove("big")
+"""
+
+
+def test_a_remove_killed_midway_is_finished_by_remove_and_cleanup(sn):
+    """A real process SIGKILLed while deleting a snapshot's files: the record survives and
+    removes again; cleanup() deletes the half-deleted directory."""
+    import subprocess
+    import sys
+    import time
+    sn.prepare("big", None)
+    apply_layer(io.BytesIO(make_tar([entry("d%02d/f%04d" % (i % 40, i), data=b"")
+                                     for i in range(8000)])), sn.writable_dir("big"))
+    base = os.path.join(sn.root, "snapshots")
+    proc = subprocess.Popen([sys.executable, "-c", REMOVE, os.path.dirname(sn.root), sn.name])
+    try:
+        deadline = time.monotonic() + 20
+        while not any(n.startswith("rm-") for n in os.listdir(base)):
+            assert proc.poll() is None, "the remove finished before it could be killed"
+            assert time.monotonic() < deadline
+        proc.kill()
+    finally:
+        proc.wait(10)
+    assert [i.name for i in sn.walk()] == ["big"]      # the record is still there
+    sn.remove("big")
+    assert [n for n in os.listdir(base)] != []          # the half-deleted files are too
+    assert sn.cleanup() and os.listdir(base) == []
+    assert sn.cleanup() == []
