@@ -69,3 +69,14 @@ def pyrunc_bin():
     if not os.path.exists(path):
         pytest.skip("pyrunc is not installed in this environment")
     return path
+
+
+@pytest.fixture
+def warnings_seen():
+    """The messages passed to pyrunc.errors.warn during the test, in order."""
+    from pyrunc import errors
+    seen = []
+    saved = errors._warning_sink[0]
+    errors.set_warning_sink(seen.append)
+    yield seen
+    errors.set_warning_sink(saved)

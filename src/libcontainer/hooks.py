@@ -4,14 +4,12 @@ prestart and createRuntime hooks that fail stop the creation; poststart and post
 are logged as warnings and the lifecycle goes on, as the runtime spec says. createContainer and
 startContainer hooks run inside the container, from the native core.
 """
-import logging
 import os
 import signal
 import subprocess
 
-from pyrunc.errors import PyruncError
+from pyrunc.errors import PyruncError, warn
 
-log = logging.getLogger("pyrunc")
 
 
 class HookFailed(PyruncError):
@@ -63,4 +61,4 @@ def run_all_warn(kind, hooks, state_json):
         try:
             run(kind, hook, state_json)
         except HookFailed as e:
-            log.warning("%s", e)
+            warn(str(e))

@@ -19,15 +19,13 @@ program notifies. The rules follow runc's:
 import errno
 import json
 
-from pyrunc.errors import InvalidArgument, SystemFailure
+from pyrunc.errors import InvalidArgument, SystemFailure, warn
 from pyrunc.libcontainer.plan import Seccomp
 
-LOGGER = "pyrunc.seccomp"
 
 
 def _warn(message, *args):
-    import logging   # only when there is something to say: logging is slow to import
-    logging.getLogger(LOGGER).warning(message, *args)
+    warn(message % args)
 
 SECTION = "linux.seccomp"
 MAX_ERRNO_RET = 0xFFFF            # SECCOMP_RET_DATA: 16 bits

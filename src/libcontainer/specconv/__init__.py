@@ -7,10 +7,9 @@ named is missing on this host). The rules are runc's (libcontainer/specconv and 
 except that a mount namespace (new, or joined by path) is required: the rootfs is never set up
 in the caller's own mount namespace.
 """
-import logging
 import os
 
-from pyrunc.errors import InvalidArgument, NotFound, Unavailable
+from pyrunc.errors import InvalidArgument, NotFound, Unavailable, warn
 from pyrunc.libcontainer import capabilities as caps
 from pyrunc.libcontainer import devices as devs
 from pyrunc.libcontainer.namespaces import NAMESPACES
@@ -19,7 +18,6 @@ from pyrunc.libcontainer.plan import (Capabilities, Device, Hook, MountStep, Nam
 from pyrunc.libcontainer.rlimits import RLIMITS
 from pyrunc.libcontainer.specconv import mounts as mnt
 
-log = logging.getLogger("pyrunc")
 
 HOOK_KINDS = ("prestart", "create_runtime", "create_container", "start_container", "poststart",
               "poststop")
@@ -223,7 +221,7 @@ def _mounts(entries, bundle, cgroup_manager, cgroupns):
         destination = mnt.container_path(where + ".destination", m.destination or "")
         options = mnt.Options(m.options)
         for word in options.ignored:
-            log.warning("config.json: %s.options: %r is not supported, ignored", where, word)
+            warn("config.json: %s.options: %r is not supported, ignored" % (where, word))
         if getattr(m, "uid_mappings", None) or getattr(m, "gid_mappings", None):
             raise Unavailable("config.json: %s: id-mapped mounts are not supported" % where)
         kind = m.type or ""
@@ -378,8 +376,7 @@ def _process(plan, process):
         plan.capabilities = Capabilities(**{
             s: caps.to_mask(getattr(process.capabilities, s), ignored, last) for s in caps.SETS})
         if ignored:
-            log.warning("ignoring unknown or unavailable capabilities: %s",
-                        " ".join(sorted(ignored)))
+            warn("ignoring unknown or unavailable capabilities: %s" % " ".join(sorted(ignored)))
 
 
 def _rlimits(entries):
