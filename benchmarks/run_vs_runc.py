@@ -26,6 +26,10 @@ def runtimes(pyrunc):
     return found
 
 
+class RunFailed(Exception):
+    pass
+
+
 def time_run(binary, root, bundle, cid):
     start = time.perf_counter()
     r = subprocess.run([binary, "--root", root, "run", "--bundle", bundle, cid],
@@ -33,7 +37,8 @@ def time_run(binary, root, bundle, cid):
                        stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - start
     if r.returncode != 0:
-        sys.exit("%s run failed (%d): %s" % (binary, r.returncode, r.stderr.decode()))
+        raise RunFailed("%s run failed (%d): %s" % (binary, r.returncode,
+                                                     r.stderr.decode().strip()))
     return elapsed
 
 
@@ -47,12 +52,17 @@ def main():
         bundle = os.path.join(work, "bundle")
         bundles.make_bundle(bundle, args=["true"])
         found = runtimes(args.pyrunc)
+        for name, binary in list(found.items()):   # warm-up; a peer that cannot run is left out
+            try:
+                for w in range(2):
+                    time_run(binary, os.path.join(work, "root-" + name), bundle, "w%d" % w)
+            except RunFailed as e:
+                if name == "pyrunc":
+                    sys.exit(str(e))
+                print("  %s left out: %s" % (name, e))
+                del found[name]
         times = {name: [] for name in found}
-        for i in range(-2, args.n):             # two warm-up rounds, not counted
-            if i < 0:
-                for name, binary in found.items():
-                    time_run(binary, os.path.join(work, "root-" + name), bundle, "w%d" % -i)
-                continue
+        for i in range(args.n):
             for name, binary in found.items():
                 times[name].append(time_run(binary, os.path.join(work, "root-" + name),
                                             bundle, "b%d" % i))
