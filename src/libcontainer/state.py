@@ -100,8 +100,30 @@ class StateDir:
         return os.path.exists(self.fifo)
 
     def remove(self):
-        import shutil
-        shutil.rmtree(self.path, ignore_errors=True)
+        _remove_tree(self.path)
+
+
+def _remove_tree(path):
+    """rmtree without importing shutil (2 ms on every delete): the state dir is small."""
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        os.unlink(path)
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            _remove_tree(entry.path)
+        else:
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                pass
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
 
 
 def write_pid_file(path, pid):
