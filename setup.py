@@ -67,8 +67,6 @@ setup(
     install_requires=["cffi>=1.15", "pyroute2", "jsonschema", "requests", "zstandard"],
     extras_require={"test": ["pytest", "hypothesis", "docker"]},
     cmdclass={"build_ext": BuildExtWithPrograms},
-    # pyrunc is on engines' hot path: a plain script starts faster than a console_scripts
-    # wrapper (which imports re).
-    scripts=["bin/pyrunc"],
+    scripts=["bin/pyrunc"],       # see bin/pyrunc for why it is not a console_scripts entry
     zip_safe=False,
 )
