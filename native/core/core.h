@@ -1,7 +1,10 @@
 /* Internal declarations of the native core.
  *
  * The code here runs in children cloned from a (possibly multi-threaded) Python process: it
- * makes system calls only, never allocates on the heap, never calls back into Python.
+ * makes system calls only, never allocates on the heap, never calls back into Python. It uses
+ * no libc function that takes a lock or reads the locale (no stdio, malloc, strerror, getpw*,
+ * dlopen; glibc's setxid wrappers neither): another thread of the parent may have held any
+ * such lock when the child was cloned, and the child would wait for it forever.
  */
 #ifndef PYRUNC_CORE_H
 #define PYRUNC_CORE_H
@@ -9,6 +12,8 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -53,9 +58,17 @@ void core_set_user_and_caps(void);
 /* hooks.c */
 void core_run_hooks(const char *stage, const struct core_hook *hooks, int n);
 
-/* util */
+/* util: the children's only formatting (no stdio, no locale, no heap) */
+int core_fmt(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int core_vfmt(char *buf, size_t size, const char *fmt, va_list ap);
+/* setresuid/setresgid/setgroups as plain system calls: glibc's wrappers run its multi-threaded
+ * credential broadcast, which takes locks a thread of the parent may have held at clone time. */
+int core_setresuid(uid_t uid);
+int core_setresgid(gid_t gid);
+int core_setgroups(int n, const gid_t *gids);
 int core_openat2(int dirfd, const char *path, int flags, int mode, uint64_t resolve);
 int core_write_file(const char *path, const char *data, size_t len);
-pid_t core_clone(unsigned long flags);
+/* fork-like clone; with parent_tid (CLONE_PARENT_SETTID in flags) the kernel stores the pid */
+pid_t core_clone(unsigned long flags, int *parent_tid);
 
 #endif

@@ -13,6 +13,8 @@
 #define CORE_MSG_SECCOMP_FD    5   /* child -> parent: the listener fd rides as SCM_RIGHTS */
 #define CORE_MSG_READY         6   /* child -> parent: init waits on the exec fifo */
 #define CORE_MSG_ERROR         7   /* child -> parent: err, payload "step\0detail\0" */
+#define CORE_MSG_INIT_STARTED  8   /* init -> parent: its first act (wakes the parent even
+                                      when stage 1 dies before INIT_PID) */
 
 #define CORE_MSG_MAX_PAYLOAD   65536
 
@@ -157,8 +159,19 @@ struct core_config {
     int n_create_hooks;
     const struct core_hook *start_hooks;
     int n_start_hooks;
+    int *init_pid_slot;        /* memory shared with the parent (MAP_SHARED): the kernel
+                                  stores the init's pid there as it clones it
+                                  (CLONE_PARENT_SETTID), so the parent knows the init even
+                                  if stage 1 is killed before reporting it */
     const char *state;
     int state_len;
+
+    const char *session_keyring;   /* join (or create) this session keyring; NULL: keep */
+    uint32_t keyring_perm_add;     /* KEY_*_SEARCH bits added to its permissions */
+
+    int test_pause;            /* tests only, 0 otherwise: the child named "pyrunc:paused"
+                                  waits for a signal at step 1 (stage 1 after cloning the
+                                  init), 2 (init before INIT_STARTED) or 3 (init after it) */
 };
 
 /* Clone the first child, which runs the configuration; returns its pid or -errno. */

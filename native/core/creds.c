@@ -2,7 +2,6 @@
 #include "core.h"
 
 #include <errno.h>
-#include <grp.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -80,11 +79,11 @@ void core_set_user_and_caps(void)
         if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
             core_fail(errno, "set keepcaps");
     }
-    if (c->set_groups && setgroups(c->n_gids, (const gid_t *)c->gids) < 0)
+    if (c->set_groups && core_setgroups(c->n_gids, (const gid_t *)c->gids) < 0)
         core_fail(errno, "setgroups");
-    if (setresgid(c->gid, c->gid, c->gid) < 0)
+    if (core_setresgid(c->gid) < 0)
         core_fail(errno, "setgid %u", c->gid);
-    if (setresuid(c->uid, c->uid, c->uid) < 0)
+    if (core_setresuid(c->uid) < 0)
         core_fail(errno, "setuid %u", c->uid);
     if (c->has_caps) {
         if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdio.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -18,7 +17,7 @@ static void run_hook(const char *stage, int index, const struct core_hook *h)
 
     if (pipe2(pipefd, O_CLOEXEC) < 0)
         core_fail(errno, "%s hook %d %s: pipe", stage, index, h->path);
-    pid_t pid = core_clone(0);
+    pid_t pid = core_clone(0, NULL);
     if (pid < 0)
         core_fail(errno, "%s hook %d %s: fork", stage, index, h->path);
     if (pid == 0) {
@@ -62,7 +61,7 @@ static void run_hook(const char *stage, int index, const struct core_hook *h)
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             char detail[64];
-            snprintf(detail, sizeof(detail), "timed out after %ds", h->timeout);
+            core_fmt(detail, sizeof(detail), "timed out after %ds", h->timeout);
             core_fail_detail(detail, "%s hook %d %s", stage, index, h->path);
         }
     }
@@ -74,9 +73,9 @@ static void run_hook(const char *stage, int index, const struct core_hook *h)
         return;
     char detail[64];
     if (WIFEXITED(status))
-        snprintf(detail, sizeof(detail), "exited with status %d", WEXITSTATUS(status));
+        core_fmt(detail, sizeof(detail), "exited with status %d", WEXITSTATUS(status));
     else
-        snprintf(detail, sizeof(detail), "killed by signal %d", WTERMSIG(status));
+        core_fmt(detail, sizeof(detail), "killed by signal %d", WTERMSIG(status));
     core_fail_detail(detail, "%s hook %d %s", stage, index, h->path);
 }
 

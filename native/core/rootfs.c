@@ -9,12 +9,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -59,7 +59,7 @@ static int resolve_create(const char *path, int last_is_file, mode_t mode, const
 
     if (fd >= 0 || errno != ENOENT)
         goto out;
-    if (snprintf(buf, sizeof(buf), "%s", rel(path)) >= (int)sizeof(buf))
+    if (core_fmt(buf, sizeof(buf), "%s", rel(path)) >= (int)sizeof(buf))
         core_fail(ENAMETOOLONG, "%s", step);
     char *comp = buf;
     while (1) {
@@ -86,13 +86,13 @@ static int resolve_create(const char *path, int last_is_file, mode_t mode, const
                 link[n] = '\0';
                 const char *rest = last ? "" : slash + 1;
                 const char *prefix = link[0] == '/' || comp == buf ? "" : buf;
-                if (snprintf(next, sizeof(next), "%s/%s/%s", prefix, link, rest) >=
+                if (core_fmt(next, sizeof(next), "%s/%s/%s", prefix, link, rest) >=
                     (int)sizeof(next))
                     core_fail(ENAMETOOLONG, "%s", step);
                 size_t len = strlen(next);
                 while (len > 1 && next[len - 1] == '/')
                     next[--len] = '\0';
-                snprintf(buf, sizeof(buf), "%s", rel(next));
+                core_fmt(buf, sizeof(buf), "%s", rel(next));
                 close(parent);
                 comp = buf;
                 continue;
@@ -129,29 +129,29 @@ out:
 
 static void fd_path(char *buf, size_t size, int fd)
 {
-    snprintf(buf, size, "/proc/self/fd/%d", fd);
+    core_fmt(buf, size, "/proc/self/fd/%d", fd);
 }
 
 /* Flags a mount in a user namespace cannot lose on remount (they are locked). */
 static unsigned long locked_flags(const char *target)
 {
-    struct statvfs st;
+    struct statfs st;
     unsigned long f = 0;
-    if (statvfs(target, &st) < 0)
+    if (statfs(target, &st) < 0)  /* not statvfs: older glibc reads /proc/mounts with stdio */
         return 0;
-    if (st.f_flag & ST_NOSUID)
+    if (st.f_flags & ST_NOSUID)
         f |= MS_NOSUID;
-    if (st.f_flag & ST_NODEV)
+    if (st.f_flags & ST_NODEV)
         f |= MS_NODEV;
-    if (st.f_flag & ST_NOEXEC)
+    if (st.f_flags & ST_NOEXEC)
         f |= MS_NOEXEC;
-    if (st.f_flag & ST_RDONLY)
+    if (st.f_flags & ST_RDONLY)
         f |= MS_RDONLY;
-    if (st.f_flag & ST_NOATIME)
+    if (st.f_flags & ST_NOATIME)
         f |= MS_NOATIME;
-    if (st.f_flag & ST_NODIRATIME)
+    if (st.f_flags & ST_NODIRATIME)
         f |= MS_NODIRATIME;
-    if (st.f_flag & ST_RELATIME)
+    if (st.f_flags & ST_RELATIME)
         f |= MS_RELATIME;
     return f;
 }
@@ -190,7 +190,7 @@ static void do_mount(const struct core_mount *m)
     int is_bind = (m->flags & MS_BIND) != 0;
     int fd;
 
-    snprintf(step, sizeof(step), "%s %s on %s", is_bind ? "bind mount" : "mount", what,
+    core_fmt(step, sizeof(step), "%s %s on %s", is_bind ? "bind mount" : "mount", what,
              m->destination);
     if (is_bind) {
         /* A bind of a file needs a file to mount on; the source decides. */
@@ -238,16 +238,16 @@ static void do_mount(const struct core_mount *m)
 
 static void split(const char *path, char *dir, size_t size, const char **name)
 {
-    snprintf(dir, size, "%s", path);
+    core_fmt(dir, size, "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash == NULL) {
-        snprintf(dir, size, "/");
+        core_fmt(dir, size, "/");
         *name = path;
     } else {
         *slash = '\0';
         *name = path + (slash - dir) + 1;
         if (!*dir)
-            snprintf(dir, size, "/");
+            core_fmt(dir, size, "/");
     }
 }
 
@@ -256,7 +256,7 @@ static void do_symlink(const char *target, const char *linkpath, int tolerate_ex
     char dir[PATH_MAX], step[PATH_MAX * 2 + 32];
     const char *name;
 
-    snprintf(step, sizeof(step), "symlink %s -> %s", linkpath, target);
+    core_fmt(step, sizeof(step), "symlink %s -> %s", linkpath, target);
     split(linkpath, dir, sizeof(dir), &name);
     int dfd = resolve_create(dir, 0, 0755, step);
     if (symlinkat(target, dfd, name) < 0 && !(tolerate_exists && errno == EEXIST))
@@ -269,7 +269,7 @@ static void do_device(const struct core_device *d)
     char dir[PATH_MAX], step[PATH_MAX + 32], target[64];
     const char *name;
 
-    snprintf(step, sizeof(step), "create device %s", d->path);
+    core_fmt(step, sizeof(step), "create device %s", d->path);
     if (d->bind) {
         int fd = resolve_create(d->path, 1, 0755, step);
         fd_path(target, sizeof(target), fd);
@@ -378,7 +378,7 @@ static void make_parent_mount_private(const char *rootfs)
                      (strncmp(rootfs, mp, ml) == 0 && (rootfs[ml] == '/' || !rootfs[ml]));
         if (!prefix || ml < strlen(best))
             continue;
-        snprintf(best, sizeof(best), "%s", mp);
+        core_fmt(best, sizeof(best), "%s", mp);
         char *dash = strstr(p, " - ");
         if (dash)
             *dash = '\0';
@@ -414,7 +414,7 @@ void core_prepare_rootfs(void)
                 do_mount(m);
             break;
         case CORE_MOUNT_MKDIR:
-            snprintf(step, sizeof(step), "mkdir %s", m->destination);
+            core_fmt(step, sizeof(step), "mkdir %s", m->destination);
             close(resolve_create(m->destination, 0, m->mode, step));
             break;
         case CORE_MOUNT_SYMLINK:

@@ -12,14 +12,15 @@
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <linux/close_range.h>
 #include <linux/filter.h>
+#include <linux/keyctl.h>
 #include <linux/seccomp.h>
 
 #ifndef CLONE_NEWTIME
@@ -43,9 +44,9 @@ static const char *ns_name(int flag)
 
 static void become_root_in_userns(void)
 {
-    if (setresgid(0, 0, 0) < 0)
+    if (core_setresgid(0) < 0)
         core_fail(errno, "become root in the user namespace: setresgid");
-    if (setresuid(0, 0, 0) < 0)
+    if (core_setresuid(0) < 0)
         core_fail(errno, "become root in the user namespace: setresuid");
 }
 
@@ -83,7 +84,9 @@ static int is_executable(const char *path)
         return -errno;
     if (!S_ISREG(st.st_mode))
         return -EACCES;
-    if (faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) < 0)
+    /* The uids are all set by now, so the real-uid check is the effective one. Not glibc's
+     * faccessat(AT_EACCESS): it is faccessat2, which older seccomp profiles answer EPERM. */
+    if (syscall(SYS_faccessat, AT_FDCWD, path, X_OK) < 0)
         return -errno;
     return 0;
 }
@@ -106,9 +109,9 @@ static const char *look_path(char *buf, size_t size)
         const char *end = strchr(p, ':');
         size_t dl = end ? (size_t)(end - p) : strlen(p);
         if (dl == 0)
-            snprintf(buf, size, "%s", name);
+            core_fmt(buf, size, "%s", name);
         else
-            snprintf(buf, size, "%.*s/%s", (int)dl, p, name);
+            core_fmt(buf, size, "%.*s/%s", (int)dl, p, name);
         r = is_executable(buf);
         if (r == 0)
             return buf;
@@ -123,6 +126,10 @@ static const char *look_path(char *buf, size_t size)
     core_fail_detail("executable file not found in $PATH", "exec %s", name);
 }
 
+/* The exec fifo's write end, kept open (close-on-exec) until execve: `start` reads the fifo
+ * to EOF, so its return means the program has been executed. */
+static int fifo_wfd = -1;
+
 static void wait_exec_fifo(void)
 {
     const struct core_config *c = core_cfg;
@@ -130,19 +137,19 @@ static void wait_exec_fifo(void)
 
     if (c->exec_fifo_fd < 0)
         return;
-    snprintf(path, sizeof(path), "/proc/self/fd/%d", c->exec_fifo_fd);
-    int fd;
+    core_fmt(path, sizeof(path), "/proc/self/fd/%d", c->exec_fifo_fd);
     do
-        fd = open(path, O_WRONLY | O_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0)
+        fifo_wfd = open(path, O_WRONLY | O_CLOEXEC);
+    while (fifo_wfd < 0 && errno == EINTR);
+    if (fifo_wfd < 0)
         core_fail(errno, "open exec fifo");
-    if (write(fd, "0", 1) != 1)
+    if (write(fifo_wfd, "0", 1) != 1)
         core_fail(errno, "write exec fifo");
-    close(fd);
     close(c->exec_fifo_fd);
 }
 
+/* Descriptors above 2 + preserve_fds do not reach the program: marked close-on-exec (so the
+ * fifo's write end lives until execve), or closed on kernels without CLOSE_RANGE_CLOEXEC. */
 static void close_fds(void)
 {
     const struct core_config *c = core_cfg;
@@ -150,13 +157,14 @@ static void close_fds(void)
 
     for (int fd = 3; fd < first; fd++) {
         int fl = fcntl(fd, F_GETFD);
-        if (fl >= 0 && (fl & FD_CLOEXEC))
+        if (fd != fifo_wfd && fl >= 0 && (fl & FD_CLOEXEC))
             fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
     }
-    if (syscall(SYS_close_range, first, ~0U, 0) < 0) {
-        for (int fd = first; fd < 4096; fd++)
+    if (syscall(SYS_close_range, first, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+        return;
+    for (int fd = first; fd < 4096; fd++)
+        if (fd != fifo_wfd)
             close(fd);
-    }
 }
 
 static void set_stdio(void)
@@ -193,7 +201,7 @@ static void oom_score_adj(void)
     char buf[32];
     if (!c->has_oom_score_adj)
         return;
-    int n = snprintf(buf, sizeof(buf), "%d", c->oom_score_adj);
+    int n = core_fmt(buf, sizeof(buf), "%d", c->oom_score_adj);
     if (core_write_file("/proc/self/oom_score_adj", buf, n) < 0)
         core_fail(errno, "write oom_score_adj %d", c->oom_score_adj);
 }
@@ -202,7 +210,7 @@ static void oom_score_adj(void)
 static void make_cwd(const char *cwd)
 {
     char buf[PATH_MAX];
-    if (snprintf(buf, sizeof(buf), "%s", cwd) >= (int)sizeof(buf))
+    if (core_fmt(buf, sizeof(buf), "%s", cwd) >= (int)sizeof(buf))
         core_fail(ENAMETOOLONG, "create cwd %s", cwd);
     for (char *p = buf + 1;; p++) {
         if (*p == '/' || *p == '\0') {
@@ -217,17 +225,62 @@ static void make_cwd(const char *cwd)
     }
 }
 
+/* Tests only (core_config.test_pause): stop at a named step until a signal ends us. */
+static void test_pause(int step)
+{
+    if (core_cfg->test_pause != step)
+        return;
+    prctl(PR_SET_NAME, "pyrunc:paused", 0, 0, 0);
+    for (;;)
+        pause();
+}
+
+/* Like runc: the container gets its own session keyring (named after it), searchable by its
+ * user, instead of the caller's. A kernel or seccomp profile without keyctl is no error. */
+static void join_session_keyring(void)
+{
+    const struct core_config *c = core_cfg;
+    char desc[512];
+
+    if (!c->session_keyring)
+        return;
+    long id = syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, c->session_keyring);
+    if (id < 0) {
+        if (errno == ENOSYS)
+            return;
+        core_fail(errno, "join session keyring %s", c->session_keyring);
+    }
+    /* "type;uid;gid;perm;description", perm in hex */
+    long n = syscall(SYS_keyctl, KEYCTL_DESCRIBE, id, desc, sizeof(desc) - 1);
+    if (n < 0)
+        core_fail(errno, "describe session keyring %s", c->session_keyring);
+    desc[n < (long)sizeof(desc) ? n : (long)sizeof(desc) - 1] = '\0';
+    const char *p = desc;
+    for (int semis = 0; *p && semis < 3; p++)
+        if (*p == ';')
+            semis++;
+    uint32_t perm = 0;
+    for (; *p && *p != ';'; p++)
+        perm = perm * 16 + (uint32_t)(*p <= '9' ? *p - '0' : (*p | 0x20) - 'a' + 10);
+    if (syscall(SYS_keyctl, KEYCTL_SETPERM, id, perm | c->keyring_perm_add) < 0)
+        core_fail(errno, "set permissions of session keyring %s", c->session_keyring);
+}
+
 static void __attribute__((noreturn)) init_main(void)
 {
     const struct core_config *c = core_cfg;
     char pathbuf[PATH_MAX];
 
     prctl(PR_SET_NAME, c->exec_mode ? "pyrunc:[2:EXEC]" : "pyrunc:[2:INIT]", 0, 0, 0);
+    test_pause(2);
+    core_child_send(CORE_MSG_INIT_STARTED, 0, NULL, 0, -1);
+    test_pause(3);
     core_child_wait_continue();  /* the parent knows our pid */
     if ((!c->exec_mode || c->terminal) && setsid() < 0)
         core_fail(errno, "setsid");
     set_stdio();
     umask(0);
+    join_session_keyring();
     if (c->exec_mode) {
         if (c->terminal) {
             core_use_current_root();
@@ -379,18 +432,19 @@ static void __attribute__((noreturn)) stage1_main(void)
                             strlen(c->time_offsets)) < 0)
             core_fail(errno, "write time namespace offsets");
     }
-    pid_t pid = core_clone(CLONE_PARENT);
+    pid_t pid = core_clone(CLONE_PARENT | CLONE_PARENT_SETTID, c->init_pid_slot);
     if (pid < 0)
         core_fail(errno, "clone the container init");
     if (pid == 0)
         init_main();
+    test_pause(1);
     core_child_send(CORE_MSG_INIT_PID, pid, NULL, 0, -1);
     _exit(0);
 }
 
 int core_spawn(const struct core_config *config)
 {
-    pid_t pid = core_clone(0);
+    pid_t pid = core_clone(0, NULL);
     if (pid < 0)
         return -errno;
     if (pid == 0) {

@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -118,11 +117,107 @@ void core_child_wait_continue(void)
     }
 }
 
+/* A small vsnprintf for the children: glibc's may allocate, and strerror reads the locale.
+ * Knows %s, %.*s, %d, %u, %x with the l and # modifiers and %%; returns the length the whole
+ * text needs (like snprintf), writing at most size - 1 bytes and a NUL. */
+static size_t put(char *buf, size_t size, size_t at, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++, at++)
+        if (at + 1 < size)
+            buf[at] = s[i];
+    return at;
+}
+
+int core_vfmt(char *buf, size_t size, const char *fmt, va_list ap)
+{
+    size_t at = 0;
+    for (const char *f = fmt; *f; f++) {
+        if (*f != '%') {
+            at = put(buf, size, at, f, 1);
+            continue;
+        }
+        f++;
+        int alt = 0, is_long = 0, precision = -1;
+        if (*f == '#') {
+            alt = 1;
+            f++;
+        }
+        if (f[0] == '.' && f[1] == '*') {
+            precision = va_arg(ap, int);
+            f += 2;
+        }
+        if (*f == 'l') {
+            is_long = 1;
+            f++;
+        }
+        char num[24], *p = num + sizeof(num);
+        unsigned long v;
+        int neg = 0;
+        switch (*f) {
+        case 's': {
+            const char *s = va_arg(ap, const char *);
+            if (!s)
+                s = "(null)";
+            size_t n = strlen(s);
+            if (precision >= 0 && (size_t)precision < n)
+                n = (size_t)precision;
+            at = put(buf, size, at, s, n);
+            continue;
+        }
+        case 'd': {
+            long d = is_long ? va_arg(ap, long) : va_arg(ap, int);
+            neg = d < 0;
+            v = neg ? 0UL - (unsigned long)d : (unsigned long)d;
+            do
+                *--p = (char)('0' + v % 10);
+            while (v /= 10);
+            break;
+        }
+        case 'u':
+        case 'x': {
+            unsigned base = *f == 'x' ? 16 : 10;
+            v = is_long ? va_arg(ap, unsigned long) : va_arg(ap, unsigned int);
+            do
+                *--p = "0123456789abcdef"[v % base];
+            while (v /= base);
+            if (alt && base == 16) {
+                *--p = 'x';
+                *--p = '0';
+            }
+            break;
+        }
+        case '%':
+            at = put(buf, size, at, "%", 1);
+            continue;
+        default:  /* not used by the core */
+            at = put(buf, size, at, "?", 1);
+            if (!*f)
+                f--;
+            continue;
+        }
+        if (neg)
+            *--p = '-';
+        at = put(buf, size, at, p, (size_t)(num + sizeof(num) - p));
+    }
+    if (size)
+        buf[at < size ? at : size - 1] = '\0';
+    return (int)at;
+}
+
+int core_fmt(char *buf, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = core_vfmt(buf, size, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
 static void __attribute__((noreturn)) report(int err, const char *detail, const char *fmt,
                                              va_list ap)
 {
     char payload[4096];
-    int n = vsnprintf(payload, 2048, fmt, ap);
+    int n = core_vfmt(payload, 2048, fmt, ap);
     if (n < 0)
         n = 0;
     if (n > 2047)
@@ -141,10 +236,10 @@ static void __attribute__((noreturn)) report(int err, const char *detail, const 
         char line[4200];
         int m;
         if (err)
-            m = snprintf(line, sizeof(line), "pyrunc: %s: %s%s%s\n", payload, strerror(err),
+            m = core_fmt(line, sizeof(line), "pyrunc: %s: %s%s%s\n", payload, strerrordesc_np(err),
                          dl ? ": " : "", payload + n);
         else
-            m = snprintf(line, sizeof(line), "pyrunc: %s: %s\n", payload, payload + n);
+            m = core_fmt(line, sizeof(line), "pyrunc: %s: %s\n", payload, payload + n);
         if (m > 0 && write(2, line, m < (int)sizeof(line) ? m : (int)sizeof(line) - 1) < 0)
             m = 0;
     }
@@ -197,8 +292,24 @@ int core_write_file(const char *path, const char *data, size_t len)
     return 0;
 }
 
-pid_t core_clone(unsigned long flags)
+int core_setresuid(uid_t uid)
 {
-    /* fork-like clone (no new stack): the child continues here with a copy of memory. */
-    return (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
+    return (int)syscall(SYS_setresuid, uid, uid, uid);
+}
+
+int core_setresgid(gid_t gid)
+{
+    return (int)syscall(SYS_setresgid, gid, gid, gid);
+}
+
+int core_setgroups(int n, const gid_t *gids)
+{
+    return (int)syscall(SYS_setgroups, n, gids);
+}
+
+pid_t core_clone(unsigned long flags, int *parent_tid)
+{
+    /* fork-like clone (no new stack): the child continues here with a copy of memory.
+     * x86_64 argument order: flags, stack, parent_tid, child_tid, tls. */
+    return (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, parent_tid, 0, 0);
 }

@@ -52,8 +52,11 @@ What the native core does with a Plan (``pyrunc.libcontainer.process.spawn_init`
   CAP_SYS_ADMIN), with it after; either way before READY, so a ``notify`` listener can go
   to the parent (``on_seccomp_fd``). ``personality`` is set last. ``args[0]`` is looked up
   in the PATH of ``env`` before READY (a missing program fails the create, as with runc).
+* ``session_keyring``: the init joins that session keyring first (runc's "_ses.<id>",
+  made searchable by the container's user); None keeps the caller's (``--no-new-keyring``).
 * The init then opens the exec fifo, writes one byte, runs ``start_container_hooks``,
-  closes descriptors above 2 + preserve_fds and executes ``args``.
+  and executes ``args``; descriptors above 2 + preserve_fds are closed by the execve, the
+  fifo's write end included, so reading the fifo to EOF waits for the exec.
 """
 
 
@@ -241,3 +244,5 @@ class Plan:
     start_container_hooks: list = []   # [Hook], run by the child
     state_json: bytes = b""        # the state given to hooks run by the child on stdin
                                    # (spawn_init's on_hooks() may return a fresher one)
+    session_keyring: "str | None" = None  # the init joins (or creates) this session keyring
+    test_pause: int = 0            # tests only: the child pauses at this step (core_api.h)

@@ -8,6 +8,7 @@ The container init is created with ``CLONE_PARENT``: it is a child of the proces
 ``spawn_init``, which therefore reaps it (``os.waitpid(pid, 0)``) and gets its exit status.
 """
 import errno
+import mmap
 import os
 
 from pyrunc._core import ffi, lib
@@ -227,6 +228,13 @@ def _build(plan, cfg, ns_fds, namespaces, exec_mode=False):
     state = cfg.str(plan.state_json or b"")
     c.state = state
     c.state_len = len(plan.state_json or b"")
+    if plan.session_keyring and not exec_mode:
+        c.session_keyring = cfg.str(plan.session_keyring)
+        # runc's permissions: searchable by the container's uid, or by anyone ("other") when
+        # the uid is another user namespace's
+        user_ns = any(ns.flag == CLONE_NEWUSER for ns in namespaces)
+        c.keyring_perm_add = 0x8 if user_ns else 0x80000
+    c.test_pause = plan.test_pause
 
 
 def _write_id_maps(plan, pid):
@@ -397,6 +405,9 @@ class _Spawn:
         self.sock = -1
         self.stage1 = None
         self.init = None
+        # shared with the children (fork keeps MAP_SHARED pages shared): the init's pid
+        self._shared = mmap.mmap(-1, mmap.PAGESIZE, mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+        self.slot = ffi.cast("int *", ffi.from_buffer(self._shared))
 
     def run(self, on_pid, on_hooks, on_seccomp_fd):
         pair = ffi.new("int[2]")
@@ -406,6 +417,7 @@ class _Spawn:
         self.sock, child = pair[0], pair[1]
         self.cfg.c.sync_fd = child
         self.cfg.c.parent_fd = self.sock
+        self.cfg.c.init_pid_slot = self.slot
         try:
             pid = lib.core_spawn(self.cfg.c)
             os.close(child)
@@ -441,7 +453,13 @@ class _Spawn:
         receiver = protocol.Receiver(self.sock)
         self._send()
         while True:
-            msg = receiver.recv()
+            try:
+                msg = receiver.recv()
+            except protocol.ProtocolError as e:
+                # a child that died with our CONTINUE unread resets the connection
+                if e.args[0] != errno.ECONNRESET:
+                    raise
+                msg = None
             if msg is None:
                 self._died()
             t = msg.type
@@ -453,7 +471,11 @@ class _Spawn:
                 _write_id_maps(self.plan, msg.value)
                 self._send()
             elif t == protocol.INIT_PID:
-                self.init = msg.value
+                if self.init is None:
+                    self.init = msg.value
+            elif t == protocol.INIT_STARTED:
+                # Stage 1 exits right after INIT_PID, or is dead: reap it.
+                self._learn_init()
                 status, self.stage1 = _reap(self.stage1), None
                 if status:
                     raise SystemFailure("container setup", 0, _describe(status))
@@ -476,12 +498,20 @@ class _Spawn:
                     os.close(msg.fd)
                 raise SystemFailure("container init", 0, "unexpected %s" % msg.name)
 
+    def _learn_init(self):
+        """The init's pid as the kernel stored it at clone time (0: not cloned)."""
+        if self.init is None and self.slot[0] > 0:
+            self.init = self.slot[0]
+
     def _died(self):
-        if self.init is not None:
-            who, pid, self.init = "container init", self.init, None
-        else:
-            who, pid, self.stage1 = "container setup", self.stage1, None
-        status = _reap(pid)
+        """Every child end is closed: reap the children we know of, blame the last one."""
+        self._learn_init()
+        if self.stage1 is not None:
+            who = "container setup"
+            status, self.stage1 = _reap(self.stage1), None
+        if self.init is not None:  # (it may have died before INIT_STARTED)
+            who = "container init"
+            status, self.init = _reap(self.init), None
         raise SystemFailure(who, 0, "exited without a message (%s)"
                             % (_describe(status) if status is not None else "reaped elsewhere"))
 
@@ -503,8 +533,9 @@ class _Spawn:
                     break
                 if msg.fd >= 0:
                     os.close(msg.fd)
-                if msg.type == protocol.INIT_PID:
+                if msg.type == protocol.INIT_PID and self.init is None:
                     self.init = msg.value
+        self._learn_init()
         if self.init is not None:
             _kill_and_reap(self.init)
             self.init = None

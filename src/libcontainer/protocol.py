@@ -10,7 +10,8 @@ a ``SOCK_SEQPACKET`` socketpair. Each datagram is one message: a ``struct core_m
     (stage 1 waits)            <-      CONTINUE          (after on_pid: cgroup placement)
     USERNS_READY value=pid     ->                        (writes setgroups, uid_map, gid_map)
                                <-      CONTINUE
-    INIT_PID value=pid         ->                        (stage 1 exits; parent reaps it)
+    INIT_PID value=pid         ->                        (stage 1 exits)
+    INIT_STARTED (init)        ->                        (the parent reaps stage 1)
                                <-      CONTINUE
     HOOKS                      ->                        (on_hooks(): prestart, createRuntime)
                                <-      CONTINUE [state]  (payload: state for the init's hooks)
@@ -19,6 +20,11 @@ a ``SOCK_SEQPACKET`` socketpair. Each datagram is one message: a ``struct core_m
     READY                      ->                        (init blocks on the exec fifo)
 
     ERROR err payload="step\\0detail\\0"   -> at any point; the child exits after sending it.
+
+INIT_PID and INIT_STARTED may arrive in either order. The kernel also writes the init's pid
+into memory shared with the parent as it clones it (``core_config.init_pid_slot``), so the
+init is known even when stage 1 dies between cloning it and reporting it; INIT_STARTED wakes
+the parent in that case, which otherwise would wait on an init waiting for it.
 """
 from pyrunc._core import ffi, lib
 
@@ -29,9 +35,11 @@ HOOKS = lib.CORE_MSG_HOOKS
 SECCOMP_FD = lib.CORE_MSG_SECCOMP_FD
 READY = lib.CORE_MSG_READY
 ERROR = lib.CORE_MSG_ERROR
+INIT_STARTED = lib.CORE_MSG_INIT_STARTED
 
 NAMES = {CONTINUE: "CONTINUE", USERNS_READY: "USERNS_READY", INIT_PID: "INIT_PID",
-         HOOKS: "HOOKS", SECCOMP_FD: "SECCOMP_FD", READY: "READY", ERROR: "ERROR"}
+         HOOKS: "HOOKS", SECCOMP_FD: "SECCOMP_FD", READY: "READY", ERROR: "ERROR",
+         INIT_STARTED: "INIT_STARTED"}
 
 HEADER_SIZE = ffi.sizeof("struct core_msg")
 MAX_PAYLOAD = lib.CORE_MSG_MAX_PAYLOAD

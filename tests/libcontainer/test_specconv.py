@@ -502,6 +502,12 @@ def test_rootfs_propagation(bundle):
     spec["linux"]["rootfsPropagation"] = "private"
     assert plan_of(bundle, spec).rootfs_propagation == MS["PRIVATE"]
     expect_invalid(bundle, spec, "not safe without pivot_root", no_pivot=True)
+    # the recursive forms runc accepts and Docker writes, through the schema as well
+    for word in ("rslave", "rshared", "rprivate", "runbindable"):
+        spec["linux"]["rootfsPropagation"] = word
+        assert configs.validate_schema(spec) == []
+        assert plan_of(bundle, spec).rootfs_propagation == \
+            MS[word[1:].upper()] | MS["REC"]
 
 
 def test_rootfs_missing(bundle):

@@ -11,7 +11,9 @@ from pyrunc.libcontainer.configs.fields import (
     BOOL, INT32, INT64, STRING, UINT16, UINT32, UINT64, Array, Int, Map, Model, Object, Raw, Str)
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
-PROPAGATIONS = ("", "private", "shared", "slave", "unbindable")
+# the spec's four, and the recursive forms runc accepts and Docker writes
+PROPAGATIONS = ("", "private", "shared", "slave", "unbindable",
+                "rprivate", "rshared", "rslave", "runbindable")
 SECCOMP_ACTIONS = ("SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD",
                    "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW",
                    "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY")

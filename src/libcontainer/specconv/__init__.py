@@ -37,18 +37,21 @@ def camel(snake):
     return head + "".join(w.capitalize() for w in rest)
 
 
-def to_plan(spec, bundle, container_id, *, cgroup_manager=None, no_pivot=False, state_json=b""):
+def to_plan(spec, bundle, container_id, *, cgroup_manager=None, no_pivot=False, state_json=b"",
+            no_new_keyring=False):
     """Convert ``spec`` (loaded from ``bundle``) into a ``Plan`` for container ``container_id``.
 
     ``cgroup_manager`` expands ``cgroup``-type mounts (its ``mount_steps``); ``state_json`` is
-    the state the child gives to createContainer and startContainer hooks.
+    the state the child gives to createContainer and startContainer hooks. The init gets a new
+    session keyring named after the container, as with runc, unless ``no_new_keyring``.
     """
     bundle = os.path.abspath(bundle)
     process = spec.process
     if process is None:
         raise invalid("process", "must be present to create a container")
     plan = Plan(container_id=container_id, bundle=bundle, rootfs=_rootfs(spec, bundle),
-                no_pivot=no_pivot, state_json=state_json)
+                no_pivot=no_pivot, state_json=state_json,
+                session_keyring=None if no_new_keyring else "_ses." + container_id)
     plan.readonly_root = bool(spec.root.readonly)
     linux = spec.linux
     if linux is None:
