@@ -1,9 +1,7 @@
 """``pyrunc ps``, ``events`` and ``update``: watching and adjusting a running container."""
 import json
-import os
 import subprocess
 import sys
-import time
 
 from pyrunc.errors import FailedPrecondition, InvalidArgument
 
@@ -112,11 +110,8 @@ def ps(container, fmt, ps_args):
             sys.stdout.write(line + "\n")
 
 
-def _event(kind, cid, data=None):
-    ev = {"type": kind, "id": cid}
-    if data is not None:
-        ev["data"] = data
-    sys.stdout.write(json.dumps(ev, separators=(",", ":")) + "\n")
+def _event(event):
+    sys.stdout.write(json.dumps(event, separators=(",", ":")) + "\n")
     sys.stdout.flush()
 
 
@@ -135,21 +130,9 @@ def events(container, stats_once, interval):
     as they happen, until the container's cgroup is gone."""
     if container.status == "stopped":
         raise FailedPrecondition("container %s is not running" % container.id)
-    manager = container.manager
     if stats_once:
-        _event("stats", container.id, manager.stats())
+        _event({"type": "stats", "id": container.id, "data": container.manager.stats()})
         return
-    period = parse_interval(interval)
-    with manager.oom_events() as oom:
-        deadline = time.monotonic() + period
-        while True:
-            count = oom.poll(max(0.0, deadline - time.monotonic()))
-            if count is None or container.status == "stopped":
-                return
-            for _ in range(count):
-                _event("oom", container.id)
-            if time.monotonic() >= deadline:
-                if not os.path.isdir(next(iter(manager.paths().values()), "/nonexistent")):
-                    return
-                _event("stats", container.id, manager.stats())
-                deadline = time.monotonic() + period
+    from pyrunc.libcontainer.cgroups.events import stream
+    for event in stream(container.manager, parse_interval(interval)):
+        _event(event)

@@ -20,15 +20,15 @@ from pyrunc.errors import SystemFailure, Unavailable
 def stream(manager, interval=5.0):
     """``pyrunc events``: yields runc's event objects for the container whose cgroup
     ``manager`` is: ``{"type": "stats", "id": ..., "data": manager.stats()}`` every ``interval``
-    seconds (first at once) and ``{"type": "oom", "id": ...}`` for each OOM kill as it happens;
-    ends when the cgroup is gone."""
+    seconds (the first after one interval, as runc's ticker) and ``{"type": "oom", "id": ...}``
+    for each OOM kill as it happens; ends when the cgroup is gone."""
     cid = manager.container_id
     try:
         notifier = manager.oom_events()
     except Unavailable:
         notifier = None
     try:
-        next_stats = time.monotonic()
+        next_stats = time.monotonic() + interval
         while manager.exists():
             now = time.monotonic()
             if now >= next_stats:
