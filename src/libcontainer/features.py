@@ -1,7 +1,8 @@
 """What this runtime supports, in the JSON shape of ``runc features`` (runtime-spec features.md).
 
 Every list is what pyrunc really does here: the mount options specconv knows, the namespaces the
-running kernel has, the capabilities it knows; no AppArmor, SELinux or systemd cgroup driver.
+running kernel has, the capabilities it knows; the systemd cgroup driver (cgroup v2 hosts with
+systemd as PID 1); no AppArmor or SELinux.
 """
 from pyrunc.errors import PyruncError
 from pyrunc.libcontainer import capabilities
@@ -30,7 +31,7 @@ def features():
         "linux": {
             "namespaces": supported_namespaces(),
             "capabilities": list(capabilities.CAPABILITIES[:last + 1]),
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False},
             "seccomp": seccomp,
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},

@@ -465,7 +465,7 @@ def test_features_shape_matches_runc():
     linux = doc["linux"]
     assert {"pid", "mount", "user", "cgroup"} <= set(linux["namespaces"])
     assert linux["capabilities"][:2] == ["CAP_CHOWN", "CAP_DAC_OVERRIDE"]
-    assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": False, "systemdUser": False}
+    assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": True, "systemdUser": False}
     assert linux["apparmor"] == {"enabled": False}
     assert linux["seccomp"]["enabled"] and "SCMP_ACT_NOTIFY" in linux["seccomp"]["actions"]
     assert doc["annotations"]["io.github.seccomp.libseccomp.version"].count(".") == 2
