@@ -90,6 +90,9 @@ struct core_config {
     unsigned long rootfs_propagation;   /* 0: MS_SLAVE|MS_REC, not applied after pivot */
     int readonly_root;
     int no_pivot;
+    int shared_mount_ns;       /* no new or joined mount namespace (runc allows it): the mounts
+                                  are made in the caller's, "/" keeps its propagation and the
+                                  init chroots into the rootfs */
     const struct core_mount *mounts;
     int n_mounts;
     const struct core_device *devices;

@@ -338,13 +338,14 @@ static void unescape(char *s)
     *out = '\0';
 }
 
-/* pivot_root refuses a new root whose parent mount is shared: with a shared rootfs
- * propagation, make the mount that holds the rootfs private (runc does the same). */
+/* pivot_root refuses a new root whose parent mount is shared, and an unbindable mount cannot
+ * be bound: with a shared or unbindable rootfs propagation, make the mount that holds the
+ * rootfs private (runc does it always). */
 static void make_parent_mount_private(const char *rootfs)
 {
     static char info[1 << 18];
     char best[PATH_MAX] = "";
-    int best_shared = 0;
+    int best_special = 0;
     ssize_t len = 0, n;
     int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
 
@@ -382,9 +383,9 @@ static void make_parent_mount_private(const char *rootfs)
         char *dash = strstr(p, " - ");
         if (dash)
             *dash = '\0';
-        best_shared = strstr(p, "shared:") != NULL;
+        best_special = strstr(p, "shared:") != NULL || strstr(p, "unbindable") != NULL;
     }
-    if (best_shared && mount(NULL, best, NULL, MS_PRIVATE, NULL) < 0)
+    if (best_special && mount(NULL, best, NULL, MS_PRIVATE, NULL) < 0)
         core_fail(errno, "make the mount %s holding the rootfs private", best);
 }
 
@@ -394,9 +395,9 @@ void core_prepare_rootfs(void)
 
     unsigned long propagation = c->rootfs_propagation ? c->rootfs_propagation
                                                       : MS_SLAVE | MS_REC;
-    if (mount(NULL, "/", NULL, propagation, NULL) < 0)
+    if (!c->shared_mount_ns && mount(NULL, "/", NULL, propagation, NULL) < 0)
         core_fail(errno, "set rootfs propagation");
-    if (c->rootfs_propagation & MS_SHARED)
+    if (!c->shared_mount_ns && (c->rootfs_propagation & (MS_SHARED | MS_UNBINDABLE)))
         make_parent_mount_private(c->rootfs);
     if (mount(c->rootfs, c->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
         core_fail(errno, "bind mount rootfs %s", c->rootfs);
@@ -518,8 +519,25 @@ static void move_root(void)
         core_fail(errno, "chdir to /");
 }
 
+static void chroot_root(void)
+{
+    if (fchdir(rootfd) < 0)
+        core_fail(errno, "chdir to rootfs");
+    if (chroot(".") < 0)
+        core_fail(errno, "chroot");
+    if (chdir("/") < 0)
+        core_fail(errno, "chdir to /");
+}
+
 void core_enter_rootfs(void)
 {
+    if (core_cfg->shared_mount_ns) {
+        /* The caller's mount namespace: no pivot_root or MS_MOVE of its "/". */
+        chroot_root();
+        close(rootfd);
+        rootfd = -1;
+        return;
+    }
     if (core_cfg->no_pivot)
         move_root();
     else

@@ -13,7 +13,10 @@ What the native core does with a Plan (``pyrunc.libcontainer.process.spawn_init`
 * Namespaces: those with a ``path`` are joined (setns; the user namespace first), the others
   created (a new user namespace first: the parent writes ``setgroups`` ("deny" when
   ``setgroups_deny``), ``uid_map``, ``gid_map``; then the rest, ``time_offsets`` written before
-  the init is forked). A new or joined mount namespace is required when ``rootfs`` is set.
+  the init is forked). Without a new or joined mount namespace (runc allows it) the setup's
+  mounts are made in the caller's mount namespace and stay there, "/" keeps its propagation
+  (``rootfs_propagation`` is not applied) and the init chroots into the rootfs instead of
+  pivot_root (``no_pivot`` then has no effect).
 * ``rootfs_propagation``: 0 means MS_SLAVE|MS_REC on "/" before the setup and nothing after;
   an explicit value is applied before the setup and again on the new "/" after pivot_root
   (with MS_SHARED the mount holding the rootfs is made private, as pivot_root requires).

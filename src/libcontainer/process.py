@@ -95,10 +95,8 @@ def _build(plan, cfg, ns_fds, namespaces, exec_mode=False):
         c.join_fds[i] = fd
         c.join_types[i] = ns.flag
     c.n_join = len(joins)
-    if not exec_mode and plan.rootfs and not any(ns.flag == CLONE_NEWNS
-                                                 for ns in plan.namespaces):
-        raise InvalidArgument("plan: namespaces: a mount namespace is required to set up "
-                              "the rootfs")
+    c.shared_mount_ns = bool(not exec_mode and plan.rootfs
+                             and not any(ns.flag == CLONE_NEWNS for ns in plan.namespaces))
     c.new_userns = 1 if new_flags & CLONE_NEWUSER else 0
     c.unshare_flags = new_flags & ~CLONE_NEWUSER
     c.time_offsets = cfg.str(plan.time_offsets or None)

@@ -465,6 +465,22 @@ def test_root_is_the_rootfs(rootfs, no_pivot):
         assert int(lines[2]) == 4  # /, /proc, /dev, /dev/pts: nothing of the host
 
 
+def test_without_a_mount_namespace_the_init_chroots(rootfs):
+    # runc's behaviour: the mounts are made in the caller's mount namespace, then chroot
+    try:
+        status, out = sh(rootfs, "readlink /proc/self/ns/mnt; ls /bin/busybox; touch /x",
+                         namespaces=("pid", "uts"), readonly_root=True)
+        assert status == 1, out
+        lines = out.splitlines()
+        assert lines[0] == os.readlink("/proc/self/ns/mnt")
+        assert lines[1] == "/bin/busybox"
+        assert "Read-only file system" in lines[2]
+        with open("/proc/self/mountinfo") as f:  # the container's /proc, in our namespace
+            assert " %s/proc " % rootfs in f.read()
+    finally:
+        subprocess.run(["umount", "-R", rootfs], capture_output=True)
+
+
 def test_shared_rootfs_propagation(rootfs):
     status, out = sh(rootfs, "cat /proc/self/mountinfo",
                      rootfs_propagation=MS_SHARED | MS_REC)
@@ -692,8 +708,6 @@ def test_oversized_hook_state_is_refused_cleanly(rootfs):
 
 
 def test_invalid_plans(rootfs):
-    with pytest.raises(InvalidArgument, match="a mount namespace is required"):
-        run(make_plan(rootfs, ["true"], namespaces=("pid",)))
     with pytest.raises(InvalidArgument, match="args: must be a non-empty list"):
         run(make_plan(rootfs, []))
     with pytest.raises(InvalidArgument, match="terminal needs a console socket"):

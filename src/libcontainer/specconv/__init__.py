@@ -3,9 +3,9 @@
 Everything is decided and checked here, before anything is created: a bad config fails with one
 line naming the JSON path and the reason (``config.json: process.rlimits[1].type: unknown rlimit
 "RLIMIT_FOO"``), raised as ``InvalidArgument`` (or ``NotFound``/``Unavailable`` when something
-named is missing on this host). The rules are runc's (libcontainer/specconv and its validator),
-except that a mount namespace (new, or joined by path) is required: the rootfs is never set up
-in the caller's own mount namespace.
+named is missing on this host). The rules are runc's (libcontainer/specconv and its validator):
+as with runc, a config without a mount namespace is set up in the runtime's own mount namespace
+(the init chroots into the rootfs; its mounts stay behind in that namespace).
 """
 import os
 
@@ -155,10 +155,8 @@ def _namespaces(entries):
             if not os.path.exists(path):
                 raise NotFound("config.json: %s.path: %s: no such file" % (where, path))
         found[ns.type] = Namespace(NAMESPACES[ns.type], path)
-    if "mount" not in found:
-        raise invalid("linux.namespaces", "a mount namespace (new or joined by path) is required")
-    mount = found["mount"]
-    if mount.path is not None and _same_file(mount.path, "/proc/self/ns/mnt"):
+    mount = found.get("mount")
+    if mount and mount.path is not None and _same_file(mount.path, "/proc/self/ns/mnt"):
         raise invalid("linux.namespaces", "the mount namespace to join is the runtime's own")
     if "cgroup" in found and not os.path.exists("/proc/self/ns/cgroup"):
         raise Unavailable("config.json: linux.namespaces: cgroup namespaces are not enabled")
