@@ -1,8 +1,9 @@
 """Linux capability names and numbers, and the masks the native core applies.
 
-Names follow the runtime spec (``CAP_SYS_ADMIN``). As runc 1.1 does, a name this table does not
-know, or one the running kernel does not have (above ``/proc/sys/kernel/cap_last_cap``), is
-ignored with a warning rather than refused.
+Names follow the runtime spec (``CAP_SYS_ADMIN``). ``to_mask`` leaves out (and reports) a name
+this table does not know or one the running kernel does not have (above
+``/proc/sys/kernel/cap_last_cap``); specconv refuses the first kind and, as runc does, only
+warns about the second.
 """
 
 CAPABILITIES = (

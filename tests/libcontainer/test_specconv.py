@@ -441,14 +441,23 @@ def test_all_rlimit_names(bundle):
     assert [r.resource for r in plan_of(bundle, spec).rlimits] == list(range(16))
 
 
-def test_capabilities_unknown_names_are_ignored_with_warning(bundle, warnings_seen):
-    caps = {"bounding": ["CAP_SYS_ADMIN", "CAP_NOPE"], "effective": ["CAP_CHOWN"],
+def test_capabilities_unknown_to_the_kernel_are_ignored_with_warning(bundle, warnings_seen,
+                                                                     monkeypatch):
+    from pyrunc.libcontainer import capabilities
+    monkeypatch.setattr(capabilities, "last_cap", lambda: 30)  # a kernel before CAP_SETFCAP
+    caps = {"bounding": ["CAP_SYS_ADMIN", "CAP_SETFCAP"], "effective": ["CAP_CHOWN"],
             "permitted": [], "inheritable": ["CAP_SETFCAP"], "ambient": []}
     plan = plan_of(bundle, example(capabilities=caps))
     c = plan.capabilities
     assert (c.bounding, c.effective, c.permitted, c.inheritable, c.ambient) == \
-        (1 << 21, 1, 0, 1 << 31, 0)
-    assert "CAP_NOPE" in "".join(warnings_seen)
+        (1 << 21, 1, 0, 0, 0)
+    assert "CAP_SETFCAP" in "".join(warnings_seen)
+
+
+def test_capabilities_unknown_names_are_refused(bundle):
+    caps = {"bounding": ["CAP_SYS_ADMIN", "CAP_NOPE"]}
+    expect_invalid(bundle, example(capabilities=caps),
+                   "process.capabilities.bounding[1]: unknown capability 'CAP_NOPE'")
 
 
 def test_no_capabilities_leaves_them_alone(bundle):

@@ -372,12 +372,21 @@ def _process(plan, process):
         plan.oom_score_adj = process.oom_score_adj
     plan.no_new_privileges = bool(process.no_new_privileges)
     if process.capabilities is not None:
+        # A name that is no capability at all is an error (the spec: a value that cannot be
+        # mapped to the kernel); a real one this kernel lacks is skipped with a warning, as
+        # runc does, so configs written for newer kernels still run.
+        for s in caps.SETS:
+            for i, name in enumerate(getattr(process.capabilities, s)):
+                if name not in caps.NUMBERS:
+                    raise invalid("process.capabilities.%s[%d]" % (s, i),
+                                  "unknown capability %r" % name)
         ignored = set()
         last = caps.last_cap()
         plan.capabilities = Capabilities(**{
             s: caps.to_mask(getattr(process.capabilities, s), ignored, last) for s in caps.SETS})
         if ignored:
-            warn("ignoring unknown or unavailable capabilities: %s" % " ".join(sorted(ignored)))
+            warn("ignoring capabilities this kernel does not have: %s"
+                 % " ".join(sorted(ignored)))
 
 
 def _rlimits(entries):
