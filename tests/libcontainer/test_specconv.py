@@ -552,6 +552,14 @@ def test_unsupported_features_are_refused(bundle):
     expect_invalid(bundle, spec, "linux.intelRdt", errors.Unavailable)
     spec = example(apparmorProfile="docker-default")
     expect_invalid(bundle, spec, "AppArmor is not enabled", errors.Unavailable)
+    if not os.path.exists("/sys/fs/selinux"):
+        spec = example()
+        spec["linux"]["mountLabel"] = "system_u:object_r:container_file_t:s0"
+        expect_invalid(bundle, spec, "linux.mountLabel: SELinux is not enabled",
+                       errors.Unavailable)
+        spec = example(selinuxLabel="system_u:system_r:container_t:s0")
+        expect_invalid(bundle, spec, "process.selinuxLabel: SELinux is not enabled",
+                       errors.Unavailable)
 
 
 # -- random configs ----------------------------------------------------------------------------

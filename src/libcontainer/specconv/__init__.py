@@ -413,7 +413,8 @@ def _security(plan, spec, process, linux):
         raise Unavailable("config.json: process.apparmorProfile: AppArmor is not enabled "
                           "on this host")
     if (process.selinux_label or linux.mount_label) and not os.path.exists("/sys/fs/selinux"):
-        raise Unavailable("config.json: process.selinuxLabel: SELinux is not enabled on this host")
+        field = "process.selinuxLabel" if process.selinux_label else "linux.mountLabel"
+        raise Unavailable("config.json: %s: SELinux is not enabled on this host" % field)
     if linux.intel_rdt:
         raise Unavailable("config.json: linux.intelRdt: Intel RDT is not supported")
     unsupported = [("linux.personality", linux.personality),
