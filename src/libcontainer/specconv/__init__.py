@@ -10,13 +10,11 @@ as with runc, a config without a mount namespace is set up in the runtime's own 
 import os
 
 from pyrunc.errors import InvalidArgument, NotFound, Unavailable, warn
-from pyrunc.libcontainer import capabilities as caps
 from pyrunc.libcontainer import devices as devs
 from pyrunc.libcontainer.namespaces import NAMESPACES
-from pyrunc.libcontainer.plan import (Capabilities, Device, Hook, MountStep, Namespace, Plan,
-                                      Rlimit)
-from pyrunc.libcontainer.rlimits import RLIMITS
+from pyrunc.libcontainer.plan import Device, Hook, MountStep, Namespace, Plan
 from pyrunc.libcontainer.specconv import mounts as mnt
+from pyrunc.libcontainer.specconv import process as proc
 
 
 HOOK_KINDS = ("prestart", "create_runtime", "create_container", "start_container", "poststart",
@@ -92,8 +90,8 @@ def to_plan(spec, bundle, container_id, *, cgroup_manager=None, no_pivot=False, 
                 raise invalid(key, "cannot be set without a private UTS namespace")
             setattr(plan, key, value)
     plan.sysctl = _sysctl(linux.sysctl, namespaces)
-    _process(plan, process)
-    _security(plan, spec, process, linux)
+    proc.convert(plan, process, plan.rootfs)
+    _security(plan, linux)
     hooks = spec.hooks
     if hooks is not None:
         plan.create_container_hooks = hooks_of(hooks, "create_container")
@@ -331,97 +329,13 @@ def _same_file(a, b):
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
-def _process(plan, process):
-    if not process.args:
-        raise invalid("process.args", "must be a non-empty array")
-    for i, a in enumerate(process.args):
-        if "\0" in a:
-            raise invalid("process.args[%d]" % i, "contains a NUL byte")
-    plan.args = list(process.args)
-    cwd = process.cwd or ""
-    if not os.path.isabs(cwd):
-        raise invalid("process.cwd", "must be an absolute path")
-    plan.cwd = mnt.container_path("process.cwd", cwd)
-    plan.terminal = bool(process.terminal)
-    env, names = [], set()
-    for i, entry in enumerate(process.env):
-        name, sep, _ = entry.partition("=")
-        if not sep:
-            raise invalid("process.env[%d]" % i, "invalid environment variable: missing '='")
-        if not name:
-            raise invalid("process.env[%d]" % i, "invalid environment variable: empty name")
-        if "\0" in entry:
-            raise invalid("process.env[%d]" % i, "contains a NUL byte")
-        names.add(name)
-        env.append(entry)
-    user = process.user
-    plan.uid, plan.gid = (user.uid or 0, user.gid or 0) if user is not None else (0, 0)
-    if user is not None:
-        plan.additional_gids = list(user.additional_gids)
-        if user.umask is not None:
-            if not 0 <= user.umask <= 0o777:
-                raise invalid("process.user.umask", "must be between 0 and 0777")
-            plan.umask = user.umask
-    if "HOME" not in names:
-        env.append("HOME=" + home_of(plan.rootfs, plan.uid))
-    plan.env = env
-    plan.rlimits = _rlimits(process.rlimits)
-    if process.oom_score_adj is not None:
-        if not -1000 <= process.oom_score_adj <= 1000:
-            raise invalid("process.oomScoreAdj", "must be between -1000 and 1000")
-        plan.oom_score_adj = process.oom_score_adj
-    plan.no_new_privileges = bool(process.no_new_privileges)
-    if process.capabilities is not None:
-        # A name that is no capability at all is an error (the spec: a value that cannot be
-        # mapped to the kernel); a real one this kernel lacks is skipped with a warning, as
-        # runc does, so configs written for newer kernels still run.
-        for s in caps.SETS:
-            for i, name in enumerate(getattr(process.capabilities, s)):
-                if name not in caps.NUMBERS:
-                    raise invalid("process.capabilities.%s[%d]" % (s, i),
-                                  "unknown capability %r" % name)
-        ignored = set()
-        last = caps.last_cap()
-        plan.capabilities = Capabilities(**{
-            s: caps.to_mask(getattr(process.capabilities, s), ignored, last) for s in caps.SETS})
-        if ignored:
-            warn("ignoring capabilities this kernel does not have: %s"
-                 % " ".join(sorted(ignored)))
-
-
-def _rlimits(entries):
-    out, seen = [], set()
-    for i, r in enumerate(entries):
-        where = "process.rlimits[%d]" % i
-        if r.type not in RLIMITS:
-            raise invalid(where + ".type", "unknown rlimit %r" % r.type)
-        if r.type in seen:
-            raise invalid(where + ".type", "duplicate rlimit %r" % r.type)
-        seen.add(r.type)
-        for key in ("soft", "hard"):
-            value = getattr(r, key)
-            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 64:
-                raise invalid("%s.%s" % (where, key), "must be an integer from 0 to 2^64-1")
-        if r.soft > r.hard:
-            raise invalid(where, "soft limit %d is above the hard limit %d" % (r.soft, r.hard))
-        out.append(Rlimit(RLIMITS[r.type], r.soft, r.hard))
-    return out
-
-
-def _security(plan, spec, process, linux):
-    if process.apparmor_profile and not _apparmor_enabled():
-        raise Unavailable("config.json: process.apparmorProfile: AppArmor is not enabled "
-                          "on this host")
-    if (process.selinux_label or linux.mount_label) and not os.path.exists("/sys/fs/selinux"):
-        field = "process.selinuxLabel" if process.selinux_label else "linux.mountLabel"
-        raise Unavailable("config.json: %s: SELinux is not enabled on this host" % field)
+def _security(plan, linux):
+    if linux.mount_label and not proc.selinux_enabled():
+        raise Unavailable("config.json: linux.mountLabel: SELinux is not enabled on this host")
     if linux.intel_rdt:
         raise Unavailable("config.json: linux.intelRdt: Intel RDT is not supported")
     unsupported = [("linux.personality", linux.personality),
-                   ("linux.netDevices", getattr(linux, "net_devices", None)),
-                   ("process.scheduler", getattr(process, "scheduler", None)),
-                   ("process.ioPriority", getattr(process, "io_priority", None)),
-                   ("process.execCPUAffinity", getattr(process, "exec_cpu_affinity", None))]
+                   ("linux.netDevices", getattr(linux, "net_devices", None))]
     for where, value in unsupported:
         if value:
             raise Unavailable("config.json: %s: not supported by pyrunc" % where)
@@ -431,52 +345,3 @@ def _security(plan, spec, process, linux):
         except ImportError:
             raise Unavailable("config.json: linux.seccomp: seccomp support is not installed")
         plan.seccomp = seccomp.compile(linux.seccomp)
-
-
-def _apparmor_enabled():
-    try:
-        with open("/sys/module/apparmor/parameters/enabled") as f:
-            return f.read().strip() == "Y"
-    except OSError:
-        return False
-
-
-def home_of(rootfs, uid):
-    """The home directory of ``uid`` in the container's /etc/passwd ("/" when there is none)."""
-    path = resolve_in_root(rootfs, "/etc/passwd")
-    try:
-        with open(path, errors="replace") as f:
-            for line in f:
-                fields = line.rstrip("\n").split(":")
-                if len(fields) >= 6 and fields[2] == str(uid) and fields[5]:
-                    return fields[5]
-    except OSError:
-        pass
-    return "/"
-
-
-def resolve_in_root(root, path):
-    """Host path of container ``path`` with symlinks resolved as if ``root`` were /."""
-    parts = [p for p in path.split("/") if p]
-    done = []
-    hops = 0
-    while parts:
-        part = parts.pop(0)
-        if part == ".":
-            continue
-        if part == "..":
-            if done:
-                done.pop()
-            continue
-        candidate = os.path.join(root, *done, part)
-        if os.path.islink(candidate):
-            hops += 1
-            if hops > 40:
-                break
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                done = []
-            parts = [p for p in target.split("/") if p] + parts
-            continue
-        done.append(part)
-    return os.path.join(root, *done)

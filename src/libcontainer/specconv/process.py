@@ -1,0 +1,188 @@
+"""The process part of the conversion: a runtime-spec ``process`` object -> the Plan's fields.
+
+Shared by the container's init (``config.json``'s ``process``) and by ``exec`` (a
+``process.json``, or the config's process with the command's overrides). Errors name the file and
+the JSON path as the caller reads it: ``config.json: process.args: must be a non-empty array``,
+``process.json: args: must be a non-empty array``.
+"""
+import os
+
+from pyrunc.errors import InvalidArgument, Unavailable, warn
+from pyrunc.libcontainer import capabilities as caps
+from pyrunc.libcontainer.plan import Capabilities, Rlimit
+from pyrunc.libcontainer.rlimits import RLIMITS
+
+
+class At:
+    """Where a process object was read: the file, and its JSON path in that file."""
+
+    __slots__ = ("source", "path")
+
+    def __init__(self, source, path):
+        self.source = source
+        self.path = path
+
+    def where(self, field):
+        return "%s.%s" % (self.path, field) if self.path else field
+
+    def invalid(self, field, reason):
+        return InvalidArgument("%s: %s: %s" % (self.source, self.where(field), reason))
+
+    def unavailable(self, field, reason):
+        return Unavailable("%s: %s: %s" % (self.source, self.where(field), reason))
+
+
+IN_CONFIG = At("config.json", "process")
+
+
+def convert(plan, process, home_root, at=IN_CONFIG):
+    """Set ``plan``'s process fields from ``process`` (a ``configs.Process``).
+
+    ``home_root`` is the host path of the container's root, where /etc/passwd gives HOME when
+    ``env`` has none.
+    """
+    if not process.args:
+        raise at.invalid("args", "must be a non-empty array")
+    for i, a in enumerate(process.args):
+        if "\0" in a:
+            raise at.invalid("args[%d]" % i, "contains a NUL byte")
+    plan.args = list(process.args)
+    cwd = process.cwd or ""
+    if not os.path.isabs(cwd):
+        raise at.invalid("cwd", "must be an absolute path")
+    if "\0" in cwd:
+        raise at.invalid("cwd", "contains a NUL byte")
+    plan.cwd = os.path.normpath("/" + cwd.lstrip("/"))
+    plan.terminal = bool(process.terminal)
+    env, names = [], set()
+    for i, entry in enumerate(process.env):
+        name, sep, _ = entry.partition("=")
+        if not sep:
+            raise at.invalid("env[%d]" % i, "invalid environment variable: missing '='")
+        if not name:
+            raise at.invalid("env[%d]" % i, "invalid environment variable: empty name")
+        if "\0" in entry:
+            raise at.invalid("env[%d]" % i, "contains a NUL byte")
+        names.add(name)
+        env.append(entry)
+    user = process.user
+    plan.uid, plan.gid = (user.uid or 0, user.gid or 0) if user is not None else (0, 0)
+    if user is not None:
+        plan.additional_gids = list(user.additional_gids)
+        if user.umask is not None:
+            if not 0 <= user.umask <= 0o777:
+                raise at.invalid("user.umask", "must be between 0 and 0777")
+            plan.umask = user.umask
+    if "HOME" not in names:
+        env.append("HOME=" + home_of(home_root, plan.uid))
+    plan.env = env
+    plan.rlimits = _rlimits(process.rlimits, at)
+    if process.oom_score_adj is not None:
+        if not -1000 <= process.oom_score_adj <= 1000:
+            raise at.invalid("oomScoreAdj", "must be between -1000 and 1000")
+        plan.oom_score_adj = process.oom_score_adj
+    plan.no_new_privileges = bool(process.no_new_privileges)
+    if process.capabilities is not None:
+        # A name that is no capability at all is an error (the spec: a value that cannot be
+        # mapped to the kernel); a real one this kernel lacks is skipped with a warning, as
+        # runc does, so configs written for newer kernels still run.
+        for s in caps.SETS:
+            for i, name in enumerate(getattr(process.capabilities, s)):
+                if name not in caps.NUMBERS:
+                    raise at.invalid("capabilities.%s[%d]" % (s, i),
+                                     "unknown capability %r" % name)
+        ignored = set()
+        last = caps.last_cap()
+        plan.capabilities = Capabilities(**{
+            s: caps.to_mask(getattr(process.capabilities, s), ignored, last) for s in caps.SETS})
+        if ignored:
+            warn("ignoring capabilities this kernel does not have: %s"
+                 % " ".join(sorted(ignored)))
+    _security(process, at)
+
+
+def _rlimits(entries, at):
+    out, seen = [], set()
+    for i, r in enumerate(entries):
+        where = "rlimits[%d]" % i
+        if r.type not in RLIMITS:
+            raise at.invalid(where + ".type", "unknown rlimit %r" % r.type)
+        if r.type in seen:
+            raise at.invalid(where + ".type", "duplicate rlimit %r" % r.type)
+        seen.add(r.type)
+        for key in ("soft", "hard"):
+            value = getattr(r, key)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 64:
+                raise at.invalid("%s.%s" % (where, key), "must be an integer from 0 to 2^64-1")
+        if r.soft > r.hard:
+            raise at.invalid(where, "soft limit %d is above the hard limit %d"
+                             % (r.soft, r.hard))
+        out.append(Rlimit(RLIMITS[r.type], r.soft, r.hard))
+    return out
+
+
+def _security(process, at):
+    """Refuse what this host or pyrunc cannot honour for the process, as runc does."""
+    if process.apparmor_profile and not apparmor_enabled():
+        raise at.unavailable("apparmorProfile", "AppArmor is not enabled on this host")
+    if process.selinux_label and not selinux_enabled():
+        raise at.unavailable("selinuxLabel", "SELinux is not enabled on this host")
+    unsupported = [("scheduler", getattr(process, "scheduler", None)),
+                   ("ioPriority", getattr(process, "io_priority", None)),
+                   ("execCPUAffinity", getattr(process, "exec_cpu_affinity", None))]
+    for field, value in unsupported:
+        if value:
+            raise at.unavailable(field, "not supported by pyrunc")
+
+
+def apparmor_enabled():
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            return f.read().strip() == "Y"
+    except OSError:
+        return False
+
+
+def selinux_enabled():
+    return os.path.exists("/sys/fs/selinux")
+
+
+def home_of(rootfs, uid):
+    """The home directory of ``uid`` in the container's /etc/passwd ("/" when there is none)."""
+    path = resolve_in_root(rootfs, "/etc/passwd")
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid) and fields[5]:
+                    return fields[5]
+    except OSError:
+        pass
+    return "/"
+
+
+def resolve_in_root(root, path):
+    """Host path of container ``path`` with symlinks resolved as if ``root`` were /."""
+    parts = [p for p in path.split("/") if p]
+    done = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        candidate = os.path.join(root, *done, part)
+        if os.path.islink(candidate):
+            hops += 1
+            if hops > 40:
+                break
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                done = []
+            parts = [p for p in target.split("/") if p] + parts
+            continue
+        done.append(part)
+    return os.path.join(root, *done)
