@@ -3,6 +3,7 @@
     f = Factory(root="/run/pyrunc")
     c = f.create("web", "/path/to/bundle")     # the init waits on the exec fifo: "created"
     c.start()                                  # "running"
+    pid = c.exec(process_dict)                 # another process in it (our child)
     c.signal(signal.SIGTERM); c.wait()         # "stopped"
     c.destroy()                                # poststop hooks, cgroup and state removed
 
@@ -217,6 +218,15 @@ def _reap(pid):
         return False
 
 
+def _last_wins(env):
+    """``NAME=value`` entries with one per name: the last value, at the first one's place."""
+    values = {}
+    for entry in env:
+        name = entry.partition("=")[0]
+        values[name] = entry
+    return list(values.values())
+
+
 def _hook_state(base, status, pid):
     doc = {"ociVersion": base["ociVersion"], "id": base["id"], "status": status}
     if pid:
@@ -247,6 +257,11 @@ class Container:
     @property
     def bundle(self):
         return self._state["bundle"]
+
+    @property
+    def config(self):
+        """The config.json document the container was created from."""
+        return self._state["config"]
 
     @property
     def manager(self):
@@ -341,6 +356,98 @@ class Container:
                 os.unlink(self._sd.fifo)
             except FileNotFoundError:
                 pass
+
+    def exec(self, process, *, console_socket=None, pid_file=None, preserve_fds=0,
+             ignore_paused=False, stdio=(0, 1, 2), source="process.json", json_path=""):
+        """Start ``process`` (a runtime-spec ``process`` object, as decoded JSON) in the
+        container; returns its pid. The process is a child of the caller: reap it.
+
+        It joins the init's namespaces and the container's cgroup, and gets the process's
+        user, groups, env (a repeated name: the last one wins), cwd, capabilities, rlimits,
+        noNewPrivileges, and the container's seccomp filter. No hook runs. Errors in
+        ``process`` name ``source`` and the JSON path below ``json_path`` (``process.json:
+        args: must be a non-empty array``). A created or running container accepts it; a paused one only with
+        ``ignore_paused`` (the process then joins the frozen cgroup after it is set up, and
+        runs once the container is resumed).
+        """
+        if preserve_fds < 0:
+            raise InvalidArgument("--preserve-fds: must not be negative")
+        from pyrunc.libcontainer import configs, process as native
+        from pyrunc.libcontainer.configs.fields import ConfigError, Invalid
+        from pyrunc.libcontainer.specconv import process as specproc
+        try:
+            proc = configs.Process.decode(process, json_path)
+        except Invalid as e:
+            raise ConfigError(source, e.path, e.reason) from None
+        with self._sd.lock():
+            self._reload()
+            status = self.status
+            if status == STOPPED:
+                raise FailedPrecondition("cannot exec in a stopped container")
+            if status == CREATING:
+                raise Conflict("container %s is being created" % self.id)
+            if status == PAUSED and not ignore_paused:
+                raise FailedPrecondition("cannot exec in a paused container "
+                                         "(use --ignore-paused to override)")
+            at = specproc.At(source, json_path)
+            plan = self._exec_plan(proc, at)
+            if plan.terminal and not console_socket:
+                raise at.invalid("terminal", "needs a console socket (--console-socket)")
+            if console_socket and not plan.terminal:
+                raise InvalidArgument("--console-socket: the process has no terminal "
+                                      "(use --tty)")
+            console_fd = _connect_console(console_socket) if console_socket else None
+            manager = self.manager
+            frozen = status == PAUSED
+
+            def on_pid(first_child):
+                if not frozen:   # a frozen cgroup would stop the setup half-way
+                    manager.apply(first_child)
+
+            def on_seccomp_fd(notify_fd):
+                try:
+                    from pyrunc.libcontainer import seccomp
+                    seccomp.send_to_listener(plan.seccomp.listener_path, notify_fd,
+                                             self._hook_state(RUNNING).decode(),
+                                             plan.seccomp.listener_metadata)
+                finally:
+                    os.close(notify_fd)
+
+            try:
+                pid = native.spawn_exec(plan, self._state["pid"],
+                                        console_socket_fd=console_fd,
+                                        preserve_fds=preserve_fds, stdio=stdio, on_pid=on_pid,
+                                        on_seccomp_fd=on_seccomp_fd)
+            finally:
+                if console_fd is not None:
+                    os.close(console_fd)
+            try:
+                if frozen:
+                    manager.apply(pid)
+                if pid_file:
+                    write_pid_file(pid_file, pid)
+            except BaseException:
+                _kill_and_reap(pid)
+                raise
+            return pid
+
+    def _exec_plan(self, proc, at):
+        """The Plan of an exec'd process: the container's namespaces and seccomp filter, the
+        rest from ``proc`` (a ``configs.Process``)."""
+        from pyrunc.libcontainer import configs
+        from pyrunc.libcontainer.namespaces import NAMESPACES
+        from pyrunc.libcontainer.plan import Namespace, Plan
+        from pyrunc.libcontainer.specconv import process as specproc
+        st = self._state
+        spec = configs.from_dict(st["config"])
+        plan = Plan(container_id=self.id, bundle=st["bundle"], rootfs=st["rootfs"])
+        plan.namespaces = [Namespace(NAMESPACES[ns.type]) for ns in spec.linux.namespaces]
+        specproc.convert(plan, proc, "/proc/%d/root" % st["pid"], at=at)
+        plan.env = _last_wins(plan.env)
+        if spec.linux.seccomp:
+            from pyrunc.libcontainer import seccomp
+            plan.seccomp = seccomp.compile(spec.linux.seccomp)
+        return plan
 
     def signal(self, sig, all=False):
         """Send ``sig`` to the init (or, with ``all``, to every process of the cgroup)."""

@@ -8,6 +8,7 @@ docs/cli.md).
 import os
 import sys
 
+from pyrunc.containerd.runtime.exec import EXEC_FLAGS
 from pyrunc.containerd.runtime.flags import Flag, parse
 from pyrunc.errors import InvalidArgument, PyruncError
 
@@ -209,6 +210,12 @@ def cmd_events(ctx, flags, args):
     return 0
 
 
+def cmd_exec(ctx, flags, args):
+    """execute new process inside the container"""
+    from pyrunc.containerd.runtime import exec as exec_command
+    return exec_command.run(ctx, flags, args, _preserve_fds(flags))
+
+
 def cmd_update(ctx, flags, args):
     """update container resource constraints"""
     from pyrunc.containerd.runtime import observe
@@ -264,6 +271,8 @@ COMMANDS = {
                                  help="display the container's stats then exit")],
                "<container-id>"),
     "update": (cmd_update, UPDATE_FLAGS, "<container-id>"),
+    "exec": (cmd_exec, EXEC_FLAGS, "<container-id> <command> [command options]  ||  "
+                             "-p process.json <container-id>"),
 }
 
 
@@ -313,7 +322,11 @@ def main(argv=None):
         if name not in COMMANDS:
             raise InvalidArgument("No help topic for %r: unknown command" % name)
         fn, cflags, _ = COMMANDS[name]
-        if "--help" in cargs or "-h" in cargs:
+        own = cargs
+        if name in TRAILING_ARGS:   # "exec ID ls -h": that -h is the command's
+            own = cargs[:next((i for i, a in enumerate(cargs) if not a.startswith("-")),
+                              len(cargs))]
+        if "--help" in own or "-h" in own:
             sys.stdout.write(_command_usage(name))
             return 0
         values, positional = parse(cflags, cargs, name, interleave=name not in TRAILING_ARGS)

@@ -1,5 +1,7 @@
 """``pyrunc run`` in the foreground: create, start, forward signals, proxy the terminal, reap.
 
+``Signals``, ``ConsoleReceiver`` and ``supervise`` serve ``pyrunc exec`` in the foreground too.
+
 The run process makes itself a child subreaper before creating the container, so the container's
 init (forked by an intermediate child) is reparented to it and its exit status can be collected.
 Signals the run process receives are forwarded to the init, as runc does; with
@@ -36,10 +38,10 @@ def run(ctx, flags, container_id, create):
     set_child_subreaper()
     console = None
     if flags["console_socket"] is None and _spec_wants_terminal(flags["bundle"]):
-        console = _ConsoleReceiver()
+        console = ConsoleReceiver()
     # Signals are caught from here on; those that arrive before the container's process runs
     # wait in the wake-up pipe and are forwarded once it does, as runc does.
-    with _Signals() as signals:
+    with Signals() as signals:
         try:
             container = create(ctx, flags, container_id,
                                console_socket=console.path if console else None)
@@ -50,7 +52,7 @@ def run(ctx, flags, container_id, create):
         try:
             pid = container.state()["pid"]
             _start_or_destroy(container)
-            return _supervise(signals, pid, master)
+            return supervise(signals, pid, master)
         finally:
             if not flags["keep"]:
                 container.destroy(force=True)
@@ -74,7 +76,7 @@ def _spec_wants_terminal(bundle):
         return False
 
 
-class _ConsoleReceiver:
+class ConsoleReceiver:
     """A private console socket: the container's init sends its pty master here."""
 
     def __init__(self):
@@ -103,7 +105,7 @@ class _ConsoleReceiver:
         os.rmdir(self.dir)
 
 
-class _Signals:
+class Signals:
     """Catch every forwardable signal into a non-blocking wake-up pipe."""
 
     def __enter__(self):
@@ -125,8 +127,9 @@ class _Signals:
         os.close(self.w)
 
 
-def _supervise(signals, pid, master):
-    """Forward signals to ``pid``, proxy ``master`` if given, and return the exit code."""
+def supervise(signals, pid, master):
+    """Forward signals to ``pid`` (our child, or reparented to us), proxy ``master`` if given,
+    and return ``pid``'s exit code."""
     tty = _Terminal(master) if master is not None else None
     try:
         if tty:
