@@ -367,8 +367,9 @@ class Container:
         noNewPrivileges, and the container's seccomp filter. No hook runs. Errors in
         ``process`` name ``source`` and the JSON path below ``json_path`` (``process.json:
         args: must be a non-empty array``). A created or running container accepts it; a paused one only with
-        ``ignore_paused`` (the process then joins the frozen cgroup after it is set up, and
-        runs once the container is resumed).
+        ``ignore_paused``: the process then joins the frozen cgroup once it is set up (a
+        frozen cgroup would stop the setup half-way; runc hangs there) and goes on when the
+        container is resumed, so a process quicker than that join may finish before.
         """
         if preserve_fds < 0:
             raise InvalidArgument("--preserve-fds: must not be negative")
@@ -424,6 +425,7 @@ class Container:
             try:
                 if frozen:
                     manager.apply(pid)
+                    manager.freeze()   # the cgroup reads as frozen again once pid is too
                 if pid_file:
                     write_pid_file(pid_file, pid)
             except BaseException:
