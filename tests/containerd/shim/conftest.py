@@ -76,14 +76,6 @@ def shim_built():
         pytest.fail(str(e))
 
 
-def need_command(runtime_name, command):
-    """Skip unless the runtime has ``command`` (pyrunc grows its commands over time)."""
-    proc = subprocess.run([runtime_path(runtime_name), command, "--help"], capture_output=True,
-                          text=True)
-    if proc.returncode or "unknown command" in proc.stderr:
-        pytest.skip("%s has no %s command yet" % (runtime_name, command))
-
-
 def new_id(prefix="c"):
     """Container ids unique on this host (cgroup paths are named after them)."""
     return "shimt-%s-%s" % (prefix, uuid.uuid4().hex[:10])
