@@ -170,7 +170,7 @@ struct core_config {
     int state_len;
 
     const char *session_keyring;   /* join (or create) this session keyring; NULL: keep */
-    uint32_t keyring_perm_add;     /* KEY_*_SEARCH bits added to its permissions */
+    uint32_t keyring_perm_add;     /* KEY_*_SEARCH bits added to its permissions (0: none) */
 
     int test_pause;            /* tests only, 0 otherwise: the child named "pyrunc:paused"
                                   waits for a signal at step 1 (stage 1 after cloning the

@@ -250,6 +250,8 @@ static void join_session_keyring(void)
             return;
         core_fail(errno, "join session keyring %s", c->session_keyring);
     }
+    if (!c->keyring_perm_add)
+        return;
     /* "type;uid;gid;perm;description", perm in hex */
     long n = syscall(SYS_keyctl, KEYCTL_DESCRIBE, id, desc, sizeof(desc) - 1);
     if (n < 0)

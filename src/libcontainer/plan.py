@@ -56,7 +56,8 @@ What the native core does with a Plan (``pyrunc.libcontainer.process.spawn_init`
   to the parent (``on_seccomp_fd``). ``personality`` is set last. ``args[0]`` is looked up
   in the PATH of ``env`` before READY (a missing program fails the create, as with runc).
 * ``session_keyring``: the init joins that session keyring first (runc's "_ses.<id>",
-  made searchable by the container's user); None keeps the caller's (``--no-new-keyring``).
+  made searchable by the container's user); a process joining the container (spawn_exec)
+  joins it as it is. None keeps the caller's (``--no-new-keyring``).
 * The init then opens the exec fifo, writes one byte, runs ``start_container_hooks``,
   and executes ``args``; descriptors above 2 + preserve_fds are closed by the execve, the
   fifo's write end included, so reading the fifo to EOF waits for the exec.

@@ -226,12 +226,13 @@ def _build(plan, cfg, ns_fds, namespaces, exec_mode=False):
     state = cfg.str(plan.state_json or b"")
     c.state = state
     c.state_len = len(plan.state_json or b"")
-    if plan.session_keyring and not exec_mode:
+    if plan.session_keyring:
         c.session_keyring = cfg.str(plan.session_keyring)
-        # runc's permissions: searchable by the container's uid, or by anyone ("other") when
-        # the uid is another user namespace's
-        user_ns = any(ns.flag == CLONE_NEWUSER for ns in namespaces)
-        c.keyring_perm_add = 0x8 if user_ns else 0x80000
+        # runc's permissions for the init's new keyring: searchable by the container's uid, or
+        # by anyone ("other") when the uid is another user namespace's; a process joining the
+        # container joins the same keyring as it is
+        user_ns = any(ns.flag == CLONE_NEWUSER for ns in plan.namespaces)
+        c.keyring_perm_add = 0 if exec_mode else 0x8 if user_ns else 0x80000
     c.test_pause = plan.test_pause
 
 

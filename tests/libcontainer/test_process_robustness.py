@@ -229,6 +229,23 @@ def test_the_init_joins_a_new_session_keyring(rootfs):
     assert rings["_ses.web"] & 0x080000  # searchable by the container's uid, as with runc
 
 
+def test_an_exec_joins_the_containers_session_keyring(rootfs):
+    from .test_process import exec_in
+    plan = make_plan(rootfs, ["sleep", "60"], session_keyring="_ses.box")
+    pid = spawn_init(plan, exec_fifo_fd=-1)
+    try:
+        # as uid 1000 the root-owned keyring is visible only to a process that possesses it
+        joined = exec_in(plan, pid, ["cat", "/proc/keys"], uid=1000, gid=1000)
+        kept = exec_in(plan, pid, ["cat", "/proc/keys"], uid=1000, gid=1000,
+                       session_keyring=None)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert joined[0] == 0 and kept[0] == 0, (joined, kept)
+    assert "_ses.box" in dict(session_keyrings(joined[1])), joined[1]
+    assert "_ses.box" not in dict(session_keyrings(kept[1])), kept[1]
+
+
 def test_without_a_session_keyring_the_callers_is_kept(rootfs):
     status, out = sh(rootfs, "cat /proc/keys")
     assert status == 0, out
