@@ -64,3 +64,23 @@ def test_stdin_and_tty(containerd, runc_binary, busybox_rootfs):
          % (containerd.address, runc_binary, busybox_rootfs, cid), "/dev/null"],
         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert "/dev/pts/0" in r.stdout, r.stdout + r.stderr
+
+
+def test_pause_resume_metrics(containerd, runc_binary, busybox_rootfs):
+    cid = unique_id("ctr")
+    containerd("run", "-d", "--runc-binary", runc_binary, "--rootfs", busybox_rootfs, cid,
+               "/bin/sleep", "100")
+    try:
+        containerd("tasks", "pause", cid)
+        assert " PAUSED" in containerd("tasks", "ls").stdout
+        containerd("tasks", "resume", cid)
+        assert " RUNNING" in containerd("tasks", "ls").stdout
+        metrics = containerd("tasks", "metrics", "--format", "json", cid).stdout
+        assert '"pids"' in metrics.lower()
+    finally:
+        containerd("tasks", "kill", "-s", "SIGKILL", cid, check=False)
+        deadline = time.monotonic() + 10
+        while "RUNNING" in containerd("tasks", "ls").stdout and time.monotonic() < deadline:
+            time.sleep(0.05)
+        containerd("tasks", "delete", "-f", cid, check=False)
+        containerd("containers", "delete", cid, check=False)
