@@ -54,6 +54,7 @@ class Context:
         self.root = os.path.abspath(gflags["root"])
         self.systemd_cgroup = gflags["systemd_cgroup"]
         self.log = log
+        self.criu = gflags["criu"]
 
     def factory(self):
         from pyrunc.libcontainer.container import Factory
@@ -241,6 +242,37 @@ UPDATE_FLAGS = [
 ]
 
 
+def cmd_checkpoint(ctx, flags, args):
+    """checkpoint a running container (through CRIU, where it can run)"""
+    from pyrunc.containerd.runtime import checkpoint
+    checkpoint.checkpoint(ctx, _one_id(args, "checkpoint"), ctx.criu)
+    return 0
+
+
+def cmd_restore(ctx, flags, args):
+    """restore a container from a previous checkpoint (through CRIU, where it can run)"""
+    from pyrunc.containerd.runtime import checkpoint
+    checkpoint.restore(ctx, _one_id(args, "restore"), ctx.criu)
+    return 0
+
+
+def _criu_flags(values, switches):
+    """runc's checkpoint/restore flags, accepted so that engines' calls parse."""
+    return ([Flag(n, help="as runc's") for n in values.split()] +
+            [Flag(n, kind=bool, help="as runc's") for n in switches.split()])
+
+
+CHECKPOINT_FLAGS = _criu_flags(
+    "image-path work-path parent-path status-fd page-server manage-cgroups-mode empty-ns",
+    "leave-running tcp-established ext-unix-sk shell-job lazy-pages file-locks pre-dump "
+    "auto-dedup")
+RESTORE_FLAGS = _criu_flags(
+    "console-socket image-path work-path manage-cgroups-mode bundle,b pid-file empty-ns "
+    "lsm-profile lsm-mount-context",
+    "tcp-established ext-unix-sk shell-job file-locks detach,d no-subreaper no-pivot "
+    "auto-dedup lazy-pages")
+
+
 # Commands whose arguments after the container id belong to another program.
 TRAILING_ARGS = {"ps", "exec"}
 
@@ -270,6 +302,8 @@ COMMANDS = {
                             Flag("stats", kind=bool,
                                  help="display the container's stats then exit")],
                "<container-id>"),
+    "checkpoint": (cmd_checkpoint, CHECKPOINT_FLAGS, "<container-id>"),
+    "restore": (cmd_restore, RESTORE_FLAGS, "<container-id>"),
     "update": (cmd_update, UPDATE_FLAGS, "<container-id>"),
     "exec": (cmd_exec, EXEC_FLAGS, "<container-id> <command> [command options]  ||  "
                              "-p process.json <container-id>"),
