@@ -58,7 +58,7 @@ void core_set_user_and_caps(void);
 /* hooks.c */
 void core_run_hooks(const char *stage, const struct core_hook *hooks, int n);
 
-/* util: the children's only formatting (no stdio, no locale, no heap) */
+/* util: the children's only formatting (core_fmt, in core_api.h) */
 int core_fmt(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int core_vfmt(char *buf, size_t size, const char *fmt, va_list ap);
 /* setresuid/setresgid/setgroups as plain system calls: glibc's wrappers run its multi-threaded

@@ -189,6 +189,11 @@ int core_send(int fd, uint32_t type, int32_t value, const char *payload, uint32_
 /* Shut down the writing side of a socket (the children then read EOF); returns 0 or -errno. */
 int core_shutdown(int fd);
 
+/* The children's snprintf (no heap, no locale, no locks): %s, %.*s, %d, %u, %x with the l
+ * and # modifiers, %%. Returns the length of the whole text; writes at most size - 1 bytes
+ * and a NUL. Exposed for the tests. */
+int core_fmt(char *buf, size_t size, const char *fmt, ...);
+
 /* Receive one message into buf (size >= sizeof(struct core_msg) + CORE_MSG_MAX_PAYLOAD);
  * *fd_out gets a passed descriptor or -1. Returns the bytes received, 0 at EOF, or -errno. */
 int core_recv(int fd, char *buf, int size, int *fd_out);

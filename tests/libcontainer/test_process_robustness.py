@@ -1,5 +1,5 @@
 """The native core under stress: clones from a busy multi-threaded parent, children killed at
-any step, the exec fifo held until execve, the session keyring.
+any step, the exec fifo held until execve, the session keyring, the children's formatter.
 
 A hang is the failure these tests look for, so the risky runs happen in a subprocess with a
 timeout: a deadlocked child fails the test instead of blocking the suite.
@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from pyrunc.errors import SystemFailure
 from pyrunc.libcontainer.plan import Hook, Seccomp
@@ -266,3 +267,59 @@ def test_specconv_names_the_keyring_after_the_container(tmp_path, busybox_rootfs
     assert specconv.to_plan(spec, str(bundle), "web").session_keyring == "_ses.web"
     assert specconv.to_plan(spec, str(bundle), "web", no_new_keyring=True).session_keyring \
         is None
+
+
+# --- the children's formatter (core_fmt: no heap, no locale) ---------------------------------
+
+INT = st.integers(-2**31, 2**31 - 1)
+UINT = st.integers(0, 2**32 - 1)
+ULONG = st.integers(0, 2**64 - 1)
+TEXT = st.binary(max_size=40).map(lambda b: b.replace(b"\0", b"."))
+PIECES = st.one_of(
+    st.tuples(st.just("%d"), INT), st.tuples(st.just("%u"), UINT),
+    st.tuples(st.just("%x"), UINT), st.tuples(st.just("%#x"), UINT),
+    st.tuples(st.just("%#lx"), ULONG), st.tuples(st.just("%s"), TEXT),
+    st.tuples(st.just("%.*s"), st.tuples(st.integers(0, 50), TEXT)),
+    st.tuples(st.just("%%"), st.none()), st.tuples(st.just("lit/"), st.none()))
+
+
+def c_args(spec, value):
+    from pyrunc._core import ffi
+    if spec in ("%d",):
+        return [ffi.cast("int", value)]
+    if spec in ("%u", "%x", "%#x"):
+        return [ffi.cast("unsigned int", value)]
+    if spec == "%#lx":
+        return [ffi.cast("unsigned long", value)]
+    if spec == "%s":
+        return [ffi.new("char[]", value)]
+    if spec == "%.*s":
+        return [ffi.cast("int", value[0]), ffi.new("char[]", value[1])]
+    return []
+
+
+def expected_text(spec, value):
+    if spec in ("%d", "%u"):
+        return b"%d" % value
+    if spec in ("%x", "%#x", "%#lx"):
+        return (b"0x" if "#" in spec else b"") + b"%x" % value
+    if spec == "%s":
+        return value
+    if spec == "%.*s":
+        return value[1][:value[0]]
+    return b"%" if spec == "%%" else spec.encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(PIECES, max_size=8), st.integers(1, 120))
+def test_core_fmt_formats_like_printf_and_truncates(pieces, size):
+    from pyrunc._core import ffi, lib
+    fmt = "".join(spec for spec, _ in pieces).encode()
+    args = [a for spec, value in pieces for a in c_args(spec, value)]
+    want = b"".join(expected_text(spec, value) for spec, value in pieces)
+    buf = ffi.new("char[]", size + 8)
+    buf[size:size + 8] = b"\xaa" * 8  # a guard: nothing is written past size
+    n = lib.core_fmt(buf, size, fmt, *args)
+    assert n == len(want)
+    assert ffi.string(buf, size) == want[:size - 1]
+    assert ffi.buffer(buf + size, 8)[:] == b"\xaa" * 8
