@@ -8,13 +8,13 @@
 /* Message types of the parent/child handshake (struct core_msg.type). */
 #define CORE_MSG_CONTINUE      1   /* parent -> child: go on (payload: optional hook state) */
 #define CORE_MSG_USERNS_READY  2   /* child -> parent: write uid_map/gid_map of value (pid) */
-#define CORE_MSG_INIT_PID      3   /* child -> parent: value is the init's pid */
+#define CORE_MSG_INIT_STARTED  3   /* init -> parent, its first act: the init's pid is in
+                                      core_config.init_pid_slot (stored by the kernel as
+                                      stage 1 cloned it); stage 1 has exited or is dying */
 #define CORE_MSG_HOOKS         4   /* child -> parent: run prestart/createRuntime hooks */
 #define CORE_MSG_SECCOMP_FD    5   /* child -> parent: the listener fd rides as SCM_RIGHTS */
 #define CORE_MSG_READY         6   /* child -> parent: init waits on the exec fifo */
 #define CORE_MSG_ERROR         7   /* child -> parent: err, payload "step\0detail\0" */
-#define CORE_MSG_INIT_STARTED  8   /* init -> parent: its first act (wakes the parent even
-                                      when stage 1 dies before INIT_PID) */
 
 #define CORE_MSG_MAX_PAYLOAD   65536
 
@@ -29,7 +29,7 @@
 struct core_msg {
     uint32_t type;
     int32_t err;       /* errno for CORE_MSG_ERROR */
-    int32_t value;     /* a pid for USERNS_READY and INIT_PID */
+    int32_t value;     /* a pid for USERNS_READY */
     uint32_t len;      /* payload length */
 };
 
@@ -164,8 +164,8 @@ struct core_config {
     int n_start_hooks;
     int *init_pid_slot;        /* memory shared with the parent (MAP_SHARED): the kernel
                                   stores the init's pid there as it clones it
-                                  (CLONE_PARENT_SETTID), so the parent knows the init even
-                                  if stage 1 is killed before reporting it */
+                                  (CLONE_PARENT_SETTID), so the parent knows the init as soon
+                                  as it exists, whichever child is killed when */
     const char *state;
     int state_len;
 

@@ -440,8 +440,7 @@ static void __attribute__((noreturn)) stage1_main(void)
     if (pid == 0)
         init_main();
     test_pause(1);
-    core_child_send(CORE_MSG_INIT_PID, pid, NULL, 0, -1);
-    _exit(0);
+    _exit(0);  /* the kernel has put the init's pid in init_pid_slot */
 }
 
 int core_spawn(const struct core_config *config)

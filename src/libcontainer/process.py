@@ -469,11 +469,8 @@ class _Spawn:
             if t == protocol.USERNS_READY:
                 _write_id_maps(self.plan, msg.value)
                 self._send()
-            elif t == protocol.INIT_PID:
-                if self.init is None:
-                    self.init = msg.value
             elif t == protocol.INIT_STARTED:
-                # Stage 1 exits right after INIT_PID, or is dead: reap it.
+                # Stage 1 exits right after cloning the init, or is dead: reap it.
                 self._learn_init()
                 status, self.stage1 = _reap(self.stage1), None
                 if status:
@@ -515,25 +512,11 @@ class _Spawn:
                             % (_describe(status) if status is not None else "reaped elsewhere"))
 
     def _cleanup(self):
-        """Kill and reap every child; an init not yet reported is found by draining."""
+        """Kill and reap every child. Once stage 1 is reaped, its clone of the init either
+        happened, and the kernel put the init's pid in the shared slot, or never will."""
         if self.stage1 is not None:
             _kill_and_reap(self.stage1)
             self.stage1 = None
-            # The stage-1 child may have cloned the init before it died: the init reads EOF
-            # once we stop writing, exits, and its pid may still be in the socket.
-            lib.core_shutdown(self.sock)
-            receiver = protocol.Receiver(self.sock)
-            while True:
-                try:
-                    msg = receiver.recv()
-                except protocol.ProtocolError:
-                    break
-                if msg is None:
-                    break
-                if msg.fd >= 0:
-                    os.close(msg.fd)
-                if msg.type == protocol.INIT_PID and self.init is None:
-                    self.init = msg.value
         self._learn_init()
         if self.init is not None:
             _kill_and_reap(self.init)

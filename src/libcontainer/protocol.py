@@ -10,7 +10,7 @@ a ``SOCK_SEQPACKET`` socketpair. Each datagram is one message: a ``struct core_m
     (stage 1 waits)            <-      CONTINUE          (after on_pid: cgroup placement)
     USERNS_READY value=pid     ->                        (writes setgroups, uid_map, gid_map)
                                <-      CONTINUE
-    INIT_PID value=pid         ->                        (stage 1 exits)
+    (stage 1 clones the init and exits)
     INIT_STARTED (init)        ->                        (the parent reaps stage 1)
                                <-      CONTINUE
     HOOKS                      ->                        (on_hooks(): prestart, createRuntime)
@@ -21,25 +21,23 @@ a ``SOCK_SEQPACKET`` socketpair. Each datagram is one message: a ``struct core_m
 
     ERROR err payload="step\\0detail\\0"   -> at any point; the child exits after sending it.
 
-INIT_PID and INIT_STARTED may arrive in either order. The kernel also writes the init's pid
-into memory shared with the parent as it clones it (``core_config.init_pid_slot``), so the
-init is known even when stage 1 dies between cloning it and reporting it; INIT_STARTED wakes
-the parent in that case, which otherwise would wait on an init waiting for it.
+The init's pid is not sent: the kernel writes it into memory shared with the parent as stage 1
+clones it (``core_config.init_pid_slot``, CLONE_PARENT_SETTID), so the parent knows the init
+as soon as it exists, even when a child is killed between any two steps. INIT_STARTED, the
+init's first message, wakes the parent (which otherwise could wait on an init waiting for it).
 """
 from pyrunc._core import ffi, lib
 
 CONTINUE = lib.CORE_MSG_CONTINUE
 USERNS_READY = lib.CORE_MSG_USERNS_READY
-INIT_PID = lib.CORE_MSG_INIT_PID
 HOOKS = lib.CORE_MSG_HOOKS
 SECCOMP_FD = lib.CORE_MSG_SECCOMP_FD
 READY = lib.CORE_MSG_READY
 ERROR = lib.CORE_MSG_ERROR
 INIT_STARTED = lib.CORE_MSG_INIT_STARTED
 
-NAMES = {CONTINUE: "CONTINUE", USERNS_READY: "USERNS_READY", INIT_PID: "INIT_PID",
-         HOOKS: "HOOKS", SECCOMP_FD: "SECCOMP_FD", READY: "READY", ERROR: "ERROR",
-         INIT_STARTED: "INIT_STARTED"}
+NAMES = {CONTINUE: "CONTINUE", USERNS_READY: "USERNS_READY", INIT_STARTED: "INIT_STARTED",
+         HOOKS: "HOOKS", SECCOMP_FD: "SECCOMP_FD", READY: "READY", ERROR: "ERROR"}
 
 HEADER_SIZE = ffi.sizeof("struct core_msg")
 MAX_PAYLOAD = lib.CORE_MSG_MAX_PAYLOAD
