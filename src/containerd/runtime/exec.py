@@ -10,7 +10,6 @@ In the foreground the exec'd process is our child: signals are forwarded to it, 
 and no ``--console-socket`` its pty is proxied to our terminal, and its exit status is ours.
 With ``--detach`` the command returns once the process runs.
 """
-import json
 import os
 
 from pyrunc.containerd.runtime.flags import Flag
@@ -83,6 +82,7 @@ def _read_process_file(path):
         raise NotFound("--process %s: no such file" % path) from None
     except OSError as e:
         raise SystemFailure("read %s" % path, e.errno) from None
+    import json
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
@@ -94,6 +94,7 @@ def _read_process_file(path):
 
 def process_from_flags(base, args, flags):
     """The container's process ``base`` (a dict) with ``args`` and the flags laid over it."""
+    import json
     p = json.loads(json.dumps(base))   # a deep copy
     p["args"] = list(args)
     p.pop("consoleSize", None)

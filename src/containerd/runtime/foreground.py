@@ -12,7 +12,6 @@ import errno
 import os
 import select
 import signal
-import socket
 import sys
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -80,6 +79,7 @@ class ConsoleReceiver:
     """A private console socket: the container's init sends its pty master here."""
 
     def __init__(self):
+        import socket
         import tempfile
         self.dir = tempfile.mkdtemp(prefix="pyrunc-console-")
         self.path = os.path.join(self.dir, "console.sock")
@@ -88,6 +88,7 @@ class ConsoleReceiver:
         self.sock.listen(1)
 
     def receive(self):
+        import socket
         conn, _ = self.sock.accept()
         with conn:
             _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
