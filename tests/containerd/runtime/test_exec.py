@@ -79,6 +79,20 @@ def test_detach_with_pid_file_in_the_containers_namespaces_and_cgroup(runtime, c
     assert pid in json.loads(ps)
 
 
+def test_preserve_fds(runtime, container, tmp_path):
+    path = tmp_path / "passed"
+    path.write_text("through fd 3\n")
+
+    def with_fd3(*args):    # the runtime started with the file open as its fd 3
+        return subprocess.run(["sh", "-c", 'exec 3<"$0"; exec "$@"', str(path)] +
+                              runtime.cmd(*args), capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+    r = with_fd3("exec", "--preserve-fds", "1", container, "sh", "-c", "cat <&3")
+    assert (r.returncode, r.stdout) == (0, "through fd 3\n"), r.stderr
+    r = with_fd3("exec", container, "sh", "-c", "cat <&3")
+    assert r.returncode != 0 and r.stdout == ""
+
+
 def test_tty_with_a_console_socket(runtime, container, tmp_path):
     path = str(tmp_path / "console.sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
