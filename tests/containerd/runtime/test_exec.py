@@ -7,7 +7,11 @@ import subprocess
 import time
 
 import pytest
+from hypothesis import given, strategies as st
 
+from pyrunc.containerd.runtime.exec import EXEC_FLAGS, process_from_flags
+from pyrunc.containerd.runtime.flags import parse
+from pyrunc.errors import InvalidArgument
 from support import unique_id
 
 
@@ -222,3 +226,64 @@ def test_ctr_task_exec(containerd, runc_binary, busybox_rootfs):
             time.sleep(0.05)
         containerd("tasks", "delete", "-f", cid, check=False)
         containerd("containers", "delete", cid, check=False)
+
+
+# -- the flags laid over the config's process (no container needed) --------------------------
+
+BASE = {"args": ["sleep", "1"], "cwd": "/", "env": ["PATH=/bin"], "terminal": True,
+        "consoleSize": {"height": 1, "width": 1}, "noNewPrivileges": True,
+        "user": {"uid": 0, "gid": 5, "additionalGids": [7]},
+        "capabilities": {"bounding": ["CAP_KILL"], "ambient": ["CAP_KILL"]}}
+NAMES = st.text("ABCxyz_", min_size=1, max_size=4)
+IDS = st.integers(0, 2 ** 32 - 1)
+
+
+@given(env=st.lists(st.tuples(NAMES, st.text("ab=", max_size=3)), max_size=4),
+       uid=st.none() | IDS, gid=st.none() | IDS, gids=st.lists(IDS, max_size=3),
+       caps=st.lists(st.sampled_from(["CAP_SYS_ADMIN", "CAP_CHOWN"]), max_size=2),
+       tty=st.booleans(), nnp=st.sampled_from([None, True, False]))
+def test_flags_over_a_process(env, uid, gid, gids, caps, tty, nnp):
+    argv = []
+    for name, value in env:
+        argv += ["-e", "%s=%s" % (name, value)]
+    if uid is not None:
+        argv += ["-u", str(uid) if gid is None else "%d:%d" % (uid, gid)]
+    for g in gids:
+        argv += ["-g", str(g)]
+    for c in caps:
+        argv += ["--cap", c]
+    argv += ["-t"] if tty else []
+    argv += [] if nnp is None else ["--no-new-privs=%s" % str(nnp).lower()]
+    flags, args = parse(EXEC_FLAGS, argv + ["cid", "sh", "-c", "x"], "exec", interleave=False)
+    assert args == ["cid", "sh", "-c", "x"]
+    saved = repr(BASE)
+    p = process_from_flags(BASE, args[1:], flags)
+    assert repr(BASE) == saved                        # the base is left alone
+    assert p["args"] == ["sh", "-c", "x"] and "consoleSize" not in p
+    assert p["env"] == ["PATH=/bin"] + ["%s=%s" % e for e in env]
+    assert p["user"]["uid"] == (0 if uid is None else uid)
+    assert p["user"]["gid"] == (5 if uid is None or gid is None else gid)
+    assert p["user"]["additionalGids"] == [7] + gids
+    assert p["terminal"] is tty
+    assert p["noNewPrivileges"] is (True if nnp is None else nnp)
+    assert p["capabilities"]["bounding"] == ["CAP_KILL"] + caps
+    assert p["capabilities"].get("effective", []) == p["capabilities"].get("permitted", []) \
+        == caps
+    assert p["capabilities"]["ambient"] == ["CAP_KILL"]     # runc 1.1: not inheritable/ambient
+
+
+@given(st.text(max_size=12))
+def test_user_flag_is_checked(text):
+    flags, _ = parse(EXEC_FLAGS, ["-u", text, "cid", "true"], "exec", interleave=False)
+    uid, _, gid = text.partition(":")
+    ok = all(s.isascii() and s.isdigit() and int(s) < 2 ** 32 for s in
+             ([uid, gid] if ":" in text else [uid]))
+    try:
+        p = process_from_flags(BASE, ["true"], flags)
+    except InvalidArgument as e:
+        assert not ok and str(e).startswith("--user: ")
+    else:
+        if text == "":          # runc too: an empty --user leaves the process's user
+            assert p["user"] == BASE["user"]
+        else:
+            assert ok and p["user"]["uid"] == int(uid)
