@@ -62,7 +62,7 @@ class Factory:
         base = {"ociVersion": spec.oci_version, "id": container_id, "bundle": bundle,
                 "annotations": dict(spec.annotations)}
         plan = specconv.to_plan(spec, bundle, container_id, cgroup_manager=manager,
-                                no_pivot=no_pivot,
+                                no_pivot=no_pivot, no_new_keyring=no_new_keyring,
                                 state_json=_hook_state(base, CREATED, 0))
         runtime_hooks = {k: [hooks.to_dict(h) for h in specconv.hooks_of(spec.hooks, k)]
                          for k in RUNTIME_HOOKS}
@@ -79,6 +79,7 @@ class Factory:
         state = dict(base, rootfs=plan.rootfs, pid=0, pid_start=0,
                      creator=[os.getpid(), creator], created=_now_rfc3339(), owner="",
                      cgroup=manager.to_state(), private_pid_ns=private_pid, namespace_paths={},
+                     session_keyring=plan.session_keyring,
                      hooks={k: runtime_hooks[k] for k in ("poststart", "poststop")},
                      config=spec.raw)
         sd = StateDir.create(self.root, container_id)
@@ -442,7 +443,8 @@ class Container:
         from pyrunc.libcontainer.specconv import process as specproc
         st = self._state
         spec = configs.from_dict(st["config"])
-        plan = Plan(container_id=self.id, bundle=st["bundle"], rootfs=st["rootfs"])
+        plan = Plan(container_id=self.id, bundle=st["bundle"], rootfs=st["rootfs"],
+                    session_keyring=st.get("session_keyring"))
         plan.namespaces = [Namespace(NAMESPACES[ns.type]) for ns in spec.linux.namespaces]
         specproc.convert(plan, proc, "/proc/%d/root" % st["pid"], at=at)
         plan.env = _last_wins(plan.env)

@@ -194,3 +194,17 @@ def test_last_wins(pairs):
     last = {n: "%s=%s" % (n, v) for n, v in pairs}
     assert sorted(out) == sorted(last.values())
     assert [e.partition("=")[0] for e in out] == list(dict.fromkeys(n for n, _ in pairs))
+
+
+@pytest.mark.parametrize("no_new_keyring", [False, True])
+def test_session_keyring_of_the_container(factory, make_bundle, no_new_keyring):
+    """The container's "_ses.<id>" keyring is seen from an exec'd process (which joins it:
+    plan.session_keyring comes from the state); with no_new_keyring there is none."""
+    def show_keys(spec):
+        spec["linux"]["maskedPaths"].remove("/proc/keys")
+    cid = unique_id("exec")
+    c = factory.create(cid, make_bundle(["sleep", "100"], mutate=show_keys),
+                       no_new_keyring=no_new_keyring)
+    c.start()
+    status, out = run(c, args=["sh", "-c", "grep -c ' _ses.%s: ' /proc/keys; true" % cid])
+    assert out.strip() == ("0" if no_new_keyring else "1")
