@@ -67,6 +67,8 @@ class Factory:
         runtime_hooks = {k: [hooks.to_dict(h) for h in specconv.hooks_of(spec.hooks, k)]
                          for k in RUNTIME_HOOKS}
         resources = specconv.cgroup_resources(spec)
+        if resources:
+            _check_resources(manager, resources)
         if plan.terminal and not console_socket:
             raise InvalidArgument("process.terminal needs a console socket (--console-socket)")
         if console_socket and not plan.terminal:
@@ -135,8 +137,12 @@ class Factory:
             sd.write(state)
             if pid_file:
                 write_pid_file(pid_file, pid)
-        except BaseException:
+        except BaseException as e:
+            # a limit too low for the container to start: say which, as crun does
+            failure = applied and isinstance(e, PyruncError) and manager.start_failure()
             _undo_create(pid, manager if applied else None, sd)
+            if failure:
+                raise InvalidArgument("config.json: %s (%s)" % (failure, e)) from None
             raise
         finally:
             if fifo_fd is not None:
@@ -176,6 +182,27 @@ def _connect_console(path):
         s.close()
         raise SystemFailure("connect console socket %s" % path, e.errno) from None
     return s.detach()
+
+
+def _check_resources(manager, resources):
+    """``linux.resources`` checked by the cgroup backend's own planning before anything is
+    created: a malformed field, or (v1) a controller this host lacks, fails here. Warnings about
+    ignored fields come once, when the manager sets the resources."""
+    from pyrunc import errors
+    if manager.version == 2:
+        from pyrunc.libcontainer.cgroups.v2 import planned_writes
+    else:
+        from pyrunc.libcontainer.cgroups.v1 import planned_writes
+    sink = errors._warning_sink[0]
+    errors.set_warning_sink(lambda message: None)
+    try:
+        writes = planned_writes(resources)
+    finally:
+        errors.set_warning_sink(sink)
+    if manager.version == 1:
+        from pyrunc.libcontainer.cgroups.manager import unavailable
+        for controller in sorted({c for c, _, _, _ in writes} - set(manager.paths())):
+            raise unavailable(controller)
 
 
 def _undo_create(pid, manager, sd):

@@ -550,16 +550,94 @@ def test_unsupported_features_are_refused(bundle):
     spec = example()
     spec["linux"]["intelRdt"] = {"closID": "x"}
     expect_invalid(bundle, spec, "linux.intelRdt", errors.Unavailable)
-    spec = example(apparmorProfile="docker-default")
-    expect_invalid(bundle, spec, "AppArmor is not enabled", errors.Unavailable)
-    if not os.path.exists("/sys/fs/selinux"):
-        spec = example()
-        spec["linux"]["mountLabel"] = "system_u:object_r:container_file_t:s0"
-        expect_invalid(bundle, spec, "linux.mountLabel: SELinux is not enabled",
-                       errors.Unavailable)
-        spec = example(selinuxLabel="system_u:system_r:container_t:s0")
-        expect_invalid(bundle, spec, "process.selinuxLabel: SELinux is not enabled",
-                       errors.Unavailable)
+
+
+@pytest.mark.parametrize("where, change", [
+    ("process.apparmorProfile", lambda s: s["process"].update(apparmorProfile="docker-default")),
+    ("process.selinuxLabel",
+     lambda s: s["process"].update(selinuxLabel="system_u:system_r:container_t:s0")),
+    ("linux.mountLabel",
+     lambda s: s["linux"].update(mountLabel="system_u:object_r:container_file_t:s0")),
+])
+def test_lsm_labels_are_refused_whatever_the_host(bundle, where, change):
+    """pyrunc applies no AppArmor profile or SELinux label: accepting one on a host that has
+    the LSM would run the container unconfined, so it is refused everywhere."""
+    spec = example()
+    change(spec)
+    message = expect_invalid(bundle, spec, where, errors.Unavailable)
+    assert message == "config.json: %s: not supported by pyrunc" % where
+
+
+# sched.h, ioprio.h and personality.h values, written out independently of the code
+@pytest.mark.parametrize("scheduler, expected", [
+    ({"policy": "SCHED_OTHER", "nice": -5}, dict(policy=0, nice=-5)),
+    ({"policy": "SCHED_FIFO", "priority": 10}, dict(policy=1, priority=10)),
+    ({"policy": "SCHED_RR", "priority": 99, "flags": ["SCHED_FLAG_RESET_ON_FORK"]},
+     dict(policy=2, priority=99, flags=1)),
+    ({"policy": "SCHED_BATCH", "nice": 19}, dict(policy=3, nice=19)),
+    ({"policy": "SCHED_IDLE"}, dict(policy=5)),
+    ({"policy": "SCHED_DEADLINE", "runtime": 10, "deadline": 20, "period": 30,
+      "flags": ["SCHED_FLAG_RECLAIM", "SCHED_FLAG_DL_OVERRUN"]},
+     dict(policy=6, runtime=10, deadline=20, period=30, flags=6)),
+])
+def test_scheduler(bundle, scheduler, expected):
+    from pyrunc.libcontainer.plan import Scheduler
+    assert plan_of(bundle, example(scheduler=scheduler)).scheduler == Scheduler(**expected)
+
+
+@pytest.mark.parametrize("scheduler, fragment", [
+    ({"policy": "SCHED_OTHER", "nice": 20}, "process.scheduler.nice: must be between -20 and 19"),
+    ({"policy": "SCHED_OTHER", "priority": 1},
+     "process.scheduler.priority: can only be set for SCHED_FIFO or SCHED_RR"),
+    ({"policy": "SCHED_FIFO"}, "process.scheduler.priority: must be between 1 and 99"),
+    ({"policy": "SCHED_BATCH", "runtime": 5}, "can only be set for SCHED_DEADLINE"),
+    ({"policy": "SCHED_DEADLINE", "runtime": 30, "deadline": 20}, "0 < runtime <= deadline"),
+])
+def test_bad_scheduler(bundle, scheduler, fragment):
+    expect_invalid(bundle, example(scheduler=scheduler), fragment)
+
+
+def test_sched_iso_is_not_in_linux(bundle):
+    expect_invalid(bundle, example(scheduler={"policy": "SCHED_ISO"}),
+                   "process.scheduler.policy: SCHED_ISO is not implemented by Linux",
+                   errors.Unavailable)
+
+
+@pytest.mark.parametrize("io, value", [
+    ({"class": "IOPRIO_CLASS_RT", "priority": 0}, 1 << 13),
+    ({"class": "IOPRIO_CLASS_BE", "priority": 4}, 2 << 13 | 4),
+    ({"class": "IOPRIO_CLASS_IDLE"}, 3 << 13),
+])
+def test_io_priority(bundle, io, value):
+    assert plan_of(bundle, example(ioPriority=io)).io_priority == value
+
+
+def test_bad_io_priority(bundle):
+    expect_invalid(bundle, example(ioPriority={"class": "IOPRIO_CLASS_BE", "priority": 8}),
+                   "process.ioPriority.priority: must be between 0 and 7")
+
+
+@pytest.mark.parametrize("personality, value", [
+    ({"domain": "LINUX"}, 0),
+    ({"domain": "LINUX32"}, 8),
+    ({"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE", "UNAME26"]}, 0x0040000 | 0x0020000),
+])
+def test_personality(bundle, personality, value):
+    spec = example()
+    spec["linux"]["personality"] = personality
+    assert plan_of(bundle, spec).personality == value
+
+
+def test_bad_personality_flag(bundle):
+    spec = example()
+    spec["linux"]["personality"] = {"domain": "LINUX", "flags": ["NOPE"]}
+    expect_invalid(bundle, spec, "linux.personality.flags[0]: unknown flag 'NOPE'")
+
+
+def test_console_size(bundle):
+    assert plan_of(bundle, example()).console_size is None
+    plan = plan_of(bundle, example(terminal=True, consoleSize={"height": 30, "width": 100}))
+    assert plan.console_size == (30, 100)
 
 
 # -- random configs ----------------------------------------------------------------------------

@@ -329,12 +329,32 @@ def _same_file(a, b):
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
+# personality(2) execution domains and flags (include/uapi/linux/personality.h)
+PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
+PERSONALITY_FLAGS = {"UNAME26": 0x0020000, "ADDR_NO_RANDOMIZE": 0x0040000,
+                     "FDPIC_FUNCPTRS": 0x0080000, "MMAP_PAGE_ZERO": 0x0100000,
+                     "ADDR_COMPAT_LAYOUT": 0x0200000, "READ_IMPLIES_EXEC": 0x0400000,
+                     "ADDR_LIMIT_32BIT": 0x0800000, "SHORT_INODE": 0x1000000,
+                     "WHOLE_SECONDS": 0x2000000, "STICKY_TIMEOUTS": 0x4000000,
+                     "ADDR_LIMIT_3GB": 0x8000000}
+
+
+def _personality(personality):
+    """linux.personality (the JSON dict) -> the personality(2) value."""
+    value = PERSONALITY_DOMAINS[personality["domain"]]
+    for i, name in enumerate(personality.get("flags") or []):
+        if name not in PERSONALITY_FLAGS:
+            raise invalid("linux.personality.flags[%d]" % i, "unknown flag %r" % name)
+        value |= PERSONALITY_FLAGS[name]
+    return value
+
+
 def _security(plan, linux):
-    if linux.mount_label and not proc.selinux_enabled():
-        raise Unavailable("config.json: linux.mountLabel: SELinux is not enabled on this host")
     if linux.intel_rdt:
         raise Unavailable("config.json: linux.intelRdt: Intel RDT is not supported")
-    unsupported = [("linux.personality", linux.personality),
+    if linux.personality:
+        plan.personality = _personality(linux.personality)
+    unsupported = [("linux.mountLabel", linux.mount_label),
                    ("linux.netDevices", getattr(linux, "net_devices", None))]
     for where, value in unsupported:
         if value:

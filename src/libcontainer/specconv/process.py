@@ -9,8 +9,20 @@ import os
 
 from pyrunc.errors import InvalidArgument, Unavailable, warn
 from pyrunc.libcontainer import capabilities as caps
-from pyrunc.libcontainer.plan import Capabilities, Rlimit
+from pyrunc.libcontainer.plan import Capabilities, Rlimit, Scheduler
 from pyrunc.libcontainer.rlimits import RLIMITS
+
+# sched_setattr(2) policies and flags (include/uapi/linux/sched.h); SCHED_ISO is reserved, not
+# implemented by Linux.
+SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
+                  "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
+SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
+               "SCHED_FLAG_DL_OVERRUN": 0x04, "SCHED_FLAG_KEEP_POLICY": 0x08,
+               "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+               "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+# ioprio_set(2): the value is class << IOPRIO_CLASS_SHIFT | priority (0 highest .. 7 lowest)
+IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+IOPRIO_CLASS_SHIFT = 13
 
 
 class At:
@@ -54,6 +66,8 @@ def convert(plan, process, home_root, at=IN_CONFIG):
         raise at.invalid("cwd", "contains a NUL byte")
     plan.cwd = os.path.normpath("/" + cwd.lstrip("/"))
     plan.terminal = bool(process.terminal)
+    if process.console_size is not None:
+        plan.console_size = (process.console_size.height, process.console_size.width)
     env, names = [], set()
     for i, entry in enumerate(process.env):
         name, sep, _ = entry.partition("=")
@@ -98,7 +112,48 @@ def convert(plan, process, home_root, at=IN_CONFIG):
         if ignored:
             warn("ignoring capabilities this kernel does not have: %s"
                  % " ".join(sorted(ignored)))
+    if process.scheduler is not None:
+        plan.scheduler = _scheduler(process.scheduler, at)
+    if process.io_priority is not None:
+        plan.io_priority = _io_priority(process.io_priority, at)
     _security(process, at)
+
+
+def _scheduler(s, at):
+    """process.scheduler -> plan.Scheduler, checked as runc checks it."""
+    if s.policy not in SCHED_POLICIES:
+        raise at.unavailable("scheduler.policy", "%s is not implemented by Linux" % s.policy)
+    policy = SCHED_POLICIES[s.policy]
+    nice = s.nice or 0
+    if not -20 <= nice <= 19:
+        raise at.invalid("scheduler.nice", "must be between -20 and 19")
+    priority = s.priority or 0
+    if policy in (1, 2):
+        if not 1 <= priority <= 99:
+            raise at.invalid("scheduler.priority", "must be between 1 and 99 for %s" % s.policy)
+    elif priority:
+        raise at.invalid("scheduler.priority", "can only be set for SCHED_FIFO or SCHED_RR")
+    deadline = (s.runtime or 0, s.deadline or 0, s.period or 0)
+    if policy == 6:
+        if not deadline[0] or not deadline[0] <= deadline[1] <= (deadline[2] or deadline[1]):
+            raise at.invalid("scheduler", "SCHED_DEADLINE needs 0 < runtime <= deadline "
+                                          "<= period (period 0: the deadline)")
+    elif any(deadline):
+        raise at.invalid("scheduler", "runtime, deadline and period can only be set for "
+                                      "SCHED_DEADLINE")
+    flags = 0
+    for name in s.flags:
+        flags |= SCHED_FLAGS[name]
+    return Scheduler(policy=policy, nice=nice, priority=priority, flags=flags,
+                     runtime=deadline[0], deadline=deadline[1], period=deadline[2])
+
+
+def _io_priority(p, at):
+    """process.ioPriority -> the ioprio_set(2) value."""
+    priority = p.priority or 0
+    if not 0 <= priority <= 7:
+        raise at.invalid("ioPriority.priority", "must be between 0 and 7")
+    return IOPRIO_CLASSES[p.class_] << IOPRIO_CLASS_SHIFT | priority
 
 
 def _rlimits(entries, at):
@@ -122,13 +177,11 @@ def _rlimits(entries, at):
 
 
 def _security(process, at):
-    """Refuse what this host or pyrunc cannot honour for the process, as runc does."""
-    if process.apparmor_profile and not apparmor_enabled():
-        raise at.unavailable("apparmorProfile", "AppArmor is not enabled on this host")
-    if process.selinux_label and not selinux_enabled():
-        raise at.unavailable("selinuxLabel", "SELinux is not enabled on this host")
-    unsupported = [("scheduler", getattr(process, "scheduler", None)),
-                   ("ioPriority", getattr(process, "io_priority", None)),
+    """Refuse what pyrunc cannot honour for the process. pyrunc applies no AppArmor profile and
+    no SELinux label, so a config asking for one is refused whatever the host has: accepting it
+    would run the process unconfined."""
+    unsupported = [("apparmorProfile", process.apparmor_profile),
+                   ("selinuxLabel", process.selinux_label),
                    ("execCPUAffinity", getattr(process, "exec_cpu_affinity", None))]
     for field, value in unsupported:
         if value:
@@ -136,6 +189,7 @@ def _security(process, at):
 
 
 def apparmor_enabled():
+    """Whether the host has AppArmor (for messages about the host; pyrunc applies no profile)."""
     try:
         with open("/sys/module/apparmor/parameters/enabled") as f:
             return f.read().strip() == "Y"
@@ -144,6 +198,7 @@ def apparmor_enabled():
 
 
 def selinux_enabled():
+    """Whether the host has SELinux (for messages about the host; pyrunc sets no label)."""
     return os.path.exists("/sys/fs/selinux")
 
 
