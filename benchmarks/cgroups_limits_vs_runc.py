@@ -4,9 +4,12 @@ The same busybox bundle (``/bin/true``, ``linux.resources`` memory 64 MiB + pids
 ``cgroupsPath``) is run whole-process by each runtime, interleaved rounds, wall clock; the run
 covers cgroup creation, the limits, and removal on delete. Also prints what pyrunc's cgroup
 work alone costs in-process (new_manager + apply + set + destroy for a sleeping child).
-Run as root:
+Measure a non-editable install (``python3 -m venv DIR && DIR/bin/pip install .``, then
+``--pyrunc DIR/bin/pyrunc``): an editable install's import hooks and missing bytecode add
+milliseconds that users never pay. Run as root:
 
-    unshare -m --propagation private .venv/bin/python benchmarks/cgroups_limits_vs_runc.py [-n 30]
+    unshare -m --propagation private .venv/bin/python benchmarks/cgroups_limits_vs_runc.py [-n 30] \
+        [--pyrunc PATH]
 """
 import argparse
 import os
@@ -69,7 +72,9 @@ def remove_parent():
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-n", type=int, default=30, help="rounds (default 30)")
-    p.add_argument("--pyrunc", default=os.path.join(os.path.dirname(sys.executable), "pyrunc"))
+    p.add_argument("--pyrunc", default=os.path.join(os.path.dirname(sys.executable), "pyrunc"),
+                   help="the pyrunc to time; use a non-editable install's "
+                        "(default: the one beside this python)")
     args = p.parse_args()
     found = {"pyrunc": args.pyrunc}
     for name in ("runc", "crun"):

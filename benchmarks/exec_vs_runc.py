@@ -1,10 +1,12 @@
 """``pyrunc exec <id> /bin/true`` against ``runc exec`` on a running busybox container each.
 
 Whole process, wall clock, interleaved rounds so both see the same machine; prints medians and
-the ratio to runc. Run as root:
+the ratio to runc. Measure a non-editable install (``python3 -m venv DIR && DIR/bin/pip
+install .``, then ``--pyrunc DIR/bin/pyrunc``): an editable install's import hooks and
+missing bytecode add milliseconds that users never pay. Run as root:
 
-    unshare -m --propagation private .venv/bin/python benchmarks/exec_vs_runc.py [-n 50]
-        [--pyrunc PATH]     # e.g. a non-editable install's pyrunc
+    unshare -m --propagation private .venv/bin/python benchmarks/exec_vs_runc.py [-n 50] \
+        [--pyrunc PATH]
 """
 import argparse
 import os
@@ -42,7 +44,9 @@ def time_exec(binary, root, cid):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-n", type=int, default=50, help="rounds (default 50)")
-    p.add_argument("--pyrunc", default=os.path.join(os.path.dirname(sys.executable), "pyrunc"))
+    p.add_argument("--pyrunc", default=os.path.join(os.path.dirname(sys.executable), "pyrunc"),
+                   help="the pyrunc to time; use a non-editable install's "
+                        "(default: the one beside this python)")
     args = p.parse_args()
     found = {"pyrunc": args.pyrunc}
     if shutil.which("runc"):

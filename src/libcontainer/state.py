@@ -8,7 +8,6 @@ import errno
 import fcntl
 import json
 import os
-from contextlib import contextmanager
 
 from pyrunc.errors import AlreadyExists, InvalidArgument, NotFound, SystemFailure
 
@@ -56,20 +55,10 @@ class StateDir:
             raise SystemFailure("create state directory %s" % sd.path, e.errno) from None
         return sd
 
-    @contextmanager
     def lock(self):
-        """Hold the container's exclusive lock; NotFound if it was deleted meanwhile."""
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise not_found(self.id) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            if os.fstat(fd).st_nlink == 0:
-                raise not_found(self.id)
-            yield
-        finally:
-            os.close(fd)
+        """``with sd.lock():`` holds the container's exclusive lock; NotFound if it was deleted
+        meanwhile."""
+        return _Lock(self)
 
     def read(self):
         try:
@@ -83,7 +72,7 @@ class StateDir:
     def write(self, state):
         tmp = os.path.join(self.path, ".%s.tmp" % STATE_FILE)
         with open(tmp, "w") as f:
-            json.dump(state, f)
+            f.write(json.dumps(state))
         os.rename(tmp, self.state_file)
 
     def make_fifo(self, uid=0, gid=0):
@@ -154,3 +143,33 @@ def alive(pid, start_time):
     """Whether ``pid`` is still the process that started at ``start_time`` and not a zombie."""
     st = proc_stat(pid)
     return st is not None and st[1] == start_time and st[0] not in ("Z", "X", "x")
+
+
+class _Lock:
+    """An exclusive flock on the state directory, held for a ``with`` block.
+
+    A plain class rather than contextlib.contextmanager: every command takes this lock, and
+    contextlib is an import the hot path otherwise does without."""
+
+    def __init__(self, sd):
+        self.sd = sd
+        self.fd = None
+
+    def __enter__(self):
+        try:
+            fd = os.open(self.sd.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise not_found(self.sd.id) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink == 0:
+                raise not_found(self.sd.id)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+        self.fd = None

