@@ -201,8 +201,9 @@ def _check_resources(manager, resources):
         errors.set_warning_sink(sink)
     if manager.version == 1:
         from pyrunc.libcontainer.cgroups.manager import unavailable
-        for controller in sorted({c for c, _, _, _ in writes} - set(manager.paths())):
-            raise unavailable(controller)
+        missing = sorted({c for c, _, _, _ in writes} - set(manager.paths()))
+        if missing:
+            raise unavailable(missing[0])
 
 
 def _undo_create(pid, manager, sd):
