@@ -117,8 +117,11 @@ chmod 755 "$ir/init"
 cat > "$ir/vm/stage2" <<'EOF'
 bb=/.vm/busybox
 $bb mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
-$bb mount -t tmpfs -o mode=755 tmpfs /run
-$bb mount -t tmpfs -o mode=1777 tmpfs /tmp
+# /run and /tmp live in the overlay's in-memory upper layer: no tmpfs over them, which would hide
+# a shared directory below them (a checkout under /tmp).
+$bb mkdir -p /run /tmp
+$bb chmod 755 /run
+$bb chmod 1777 /tmp
 $bb mkdir -p /dev/pts /dev/shm
 $bb mount -t devpts devpts /dev/pts
 $bb mount -t tmpfs tmpfs /dev/shm
