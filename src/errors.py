@@ -115,4 +115,6 @@ def warn(message):
 
 
 def set_warning_sink(sink):
-    _warning_sink[0] = sink
+    """Send warnings to ``sink(message)`` from now on; returns the previous sink."""
+    previous, _warning_sink[0] = _warning_sink[0], sink
+    return previous

@@ -76,7 +76,6 @@ def warnings_seen():
     """The messages passed to pyrunc.errors.warn during the test, in order."""
     from pyrunc import errors
     seen = []
-    saved = errors._warning_sink[0]
-    errors.set_warning_sink(seen.append)
+    saved = errors.set_warning_sink(seen.append)
     yield seen
     errors.set_warning_sink(saved)

@@ -193,8 +193,7 @@ def _check_resources(manager, resources):
         from pyrunc.libcontainer.cgroups.v2 import planned_writes
     else:
         from pyrunc.libcontainer.cgroups.v1 import planned_writes
-    sink = errors._warning_sink[0]
-    errors.set_warning_sink(lambda message: None)
+    sink = errors.set_warning_sink(lambda message: None)
     try:
         writes = planned_writes(resources)
     finally:
