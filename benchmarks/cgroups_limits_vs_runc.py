@@ -2,11 +2,13 @@
 
 The same busybox bundle (``/bin/true``, ``linux.resources`` memory 64 MiB + pids 64, its own
 ``cgroupsPath``) is run whole-process by each runtime, interleaved rounds, wall clock; the run
-covers cgroup creation, the limits, and removal on delete. Also prints what pyrunc's cgroup
-work alone costs in-process (new_manager + apply + set + destroy for a sleeping child).
-Measure a non-editable install (``python3 -m venv DIR && DIR/bin/pip install .``, then
-``--pyrunc DIR/bin/pyrunc``): an editable install's import hooks and missing bytecode add
-milliseconds that users never pay. Run as root:
+covers cgroup creation, the limits, and removal on delete. Also prints what pyrunc's cgroup work
+alone costs in-process (new_manager + apply + set + destroy for a sleeping child). A quiet gap
+(``--gap``) precedes every timed call: the kernel's cgroup migration lock stays fast for a grace
+period after any cgroup move, and without the gap each runtime would inherit the warmth the
+previous one left. Measure a non-editable install (``python3 -m venv DIR && DIR/bin/pip install
+.``, then ``--pyrunc DIR/bin/pyrunc``): an editable install's import hooks and missing bytecode
+add milliseconds that users never pay. Run as root:
 
     unshare -m --propagation private .venv/bin/python benchmarks/cgroups_limits_vs_runc.py [-n 30] \
         [--pyrunc PATH]
@@ -75,6 +77,9 @@ def main():
     p.add_argument("--pyrunc", default=os.path.join(os.path.dirname(sys.executable), "pyrunc"),
                    help="the pyrunc to time; use a non-editable install's "
                         "(default: the one beside this python)")
+    p.add_argument("--gap", type=float, default=50,
+                   help="ms of quiet before each timed call (default 50), so no runtime inherits "
+                        "the cgroup lock the previous one warmed")
     args = p.parse_args()
     found = {"pyrunc": args.pyrunc}
     for name in ("runc", "crun"):
@@ -101,6 +106,7 @@ def main():
         times = {name: [] for name in found}
         for i in range(-2, args.n):             # two warm-up rounds, not counted
             for name, binary in found.items():
+                time.sleep(args.gap / 1000)
                 t = time_run(binary, os.path.join(work, "root-" + name), bundle_of[name],
                              "c%d" % (i + 2))
                 if i >= 0:

@@ -1,9 +1,12 @@
 """``pyrunc exec <id> /bin/true`` against ``runc exec`` on a running busybox container each.
 
 Whole process, wall clock, interleaved rounds so both see the same machine; prints medians and
-the ratio to runc. Measure a non-editable install (``python3 -m venv DIR && DIR/bin/pip
-install .``, then ``--pyrunc DIR/bin/pyrunc``): an editable install's import hooks and
-missing bytecode add milliseconds that users never pay. Run as root:
+the ratio to runc. A quiet gap (``--gap``) precedes every timed call: the kernel's cgroup
+migration lock stays fast for a grace period after any cgroup move, and without the gap each
+runtime would inherit the warmth the previous one left. Measure a non-editable install
+(``python3 -m venv DIR && DIR/bin/pip install .``, then ``--pyrunc DIR/bin/pyrunc``): an
+editable install's import hooks and missing bytecode add milliseconds that users never pay.
+Run as root:
 
     unshare -m --propagation private .venv/bin/python benchmarks/exec_vs_runc.py [-n 50] \
         [--pyrunc PATH]
@@ -47,6 +50,9 @@ def main():
     p.add_argument("--pyrunc", default=os.path.join(os.path.dirname(sys.executable), "pyrunc"),
                    help="the pyrunc to time; use a non-editable install's "
                         "(default: the one beside this python)")
+    p.add_argument("--gap", type=float, default=50,
+                   help="ms of quiet before each timed call (default 50), so no runtime inherits "
+                        "the cgroup lock the previous one warmed")
     args = p.parse_args()
     found = {"pyrunc": args.pyrunc}
     if shutil.which("runc"):
@@ -73,6 +79,7 @@ def main():
         for _ in range(args.n):
             for binary, root, cid in started:
                 name = next(n for n, b in found.items() if b == binary)
+                time.sleep(args.gap / 1000)
                 times[name].append(time_exec(binary, root, cid))
         base = statistics.median(times["runc"]) if "runc" in times else None
         print("exec of /bin/true in a running busybox container, %d rounds, interleaved (%s)"

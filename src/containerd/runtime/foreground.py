@@ -152,7 +152,10 @@ def supervise(signals, pid, master):
             if signals.r in ready:
                 for sig in os.read(signals.r, 256):
                     if sig == signal.SIGCHLD:
-                        status = _reap(pid)
+                        # several SIGCHLDs can come in one read: the first may reap the
+                        # process, and a later one must not turn its status into "gone"
+                        if status is None:
+                            status = _reap(pid)
                     elif sig == signal.SIGWINCH:
                         if tty:
                             tty.resize()
