@@ -105,16 +105,11 @@ def process_from_flags(base, args, flags):
         if not flags["cwd"].startswith("/"):
             raise InvalidArgument("--cwd %s: must be an absolute path" % flags["cwd"])
         p["cwd"] = flags["cwd"]
+    # pyrunc applies no LSM profile or label: refused on every host (docs/unsupported.md).
     if flags["apparmor"]:
-        from pyrunc.libcontainer.specconv.process import apparmor_enabled
-        if not apparmor_enabled():
-            raise Unavailable("--apparmor: AppArmor is not enabled on this host")
-        p["apparmorProfile"] = flags["apparmor"]
+        raise Unavailable("--apparmor: not supported by pyrunc")
     if flags["process_label"]:
-        from pyrunc.libcontainer.specconv.process import selinux_enabled
-        if not selinux_enabled():
-            raise Unavailable("--process-label: SELinux is not enabled on this host")
-        p["selinuxLabel"] = flags["process_label"]
+        raise Unavailable("--process-label: not supported by pyrunc")
     if flags["cap"]:
         sets = p.setdefault("capabilities", {})
         for name in ("bounding", "effective", "permitted"):

@@ -188,20 +188,6 @@ def _security(process, at):
             raise at.unavailable(field, "not supported by pyrunc")
 
 
-def apparmor_enabled():
-    """Whether the host has AppArmor (for messages about the host; pyrunc applies no profile)."""
-    try:
-        with open("/sys/module/apparmor/parameters/enabled") as f:
-            return f.read().strip() == "Y"
-    except OSError:
-        return False
-
-
-def selinux_enabled():
-    """Whether the host has SELinux (for messages about the host; pyrunc sets no label)."""
-    return os.path.exists("/sys/fs/selinux")
-
-
 def home_of(rootfs, uid):
     """The home directory of ``uid`` in the container's /etc/passwd ("/" when there is none)."""
     path = resolve_in_root(rootfs, "/etc/passwd")

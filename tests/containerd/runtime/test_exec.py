@@ -182,7 +182,7 @@ def test_stopped_container(runtime, container):
     (["-g", "-1", "true"], "--additional-gids: gid '-1': must be a number from 0 to "
                            "4294967295"),
     (["--cwd", "tmp", "true"], "--cwd tmp: must be an absolute path"),
-    (["--apparmor", "x", "true"], "--apparmor: AppArmor is not enabled on this host"),
+    (["--apparmor", "x", "true"], "--apparmor: not supported by pyrunc"),
 ])
 def test_bad_input(runtime, container, args, pyrunc_error):
     if args and args[0] in ("-u", "-g", "--cwd", "--apparmor"):
