@@ -29,9 +29,17 @@
  *                               8-byte header [stream,0,0,0,len(be32)] + payload;
  *                               client->shim stream 0 = stdin (len 0 closes stdin),
  *                               shim->client 1 = stdout, 2 = stderr, 3 = exit status text.
+ *   collect                     (the init has exited and its output is drained, every exec
+ *                               too) ok {exit}; the shim removes shim.sock and shim.pid,
+ *                               flushes its logs and exits WITHOUT running the runtime's
+ *                               delete: the state directory and its exit file stay, and the
+ *                               manager answers from them and runs "<runtime> delete" itself
+ *                               when the engine deletes the container. Before the exit:
+ *                               err FailedPrecondition.
  *   delete                      "<runtime> delete" (created or exited containers only), then
- *                               ok {exit}; the shim exits. Until then it stays, holding the
- *                               exit status for whoever asks: the engine decides when.
+ *                               ok {exit}; the shim exits. The manager sends "collect" as soon
+ *                               as it sees the exit, so a stopped container that the engine
+ *                               keeps holds no shim; "delete" serves a shim still there.
  *
  * Files in the state directory: shim.pid, shim.sock, init.pid, exit (json, written once the
  * container has exited), exec-ID.pid / exec-ID.log / exec-ID.exit, shim.log (diagnostics).
@@ -729,8 +737,9 @@ static void exit_json(struct buf *b, struct proc *p)
 	buf_addf(b, "{\"id\":\"");
 	json_escape(b, (const unsigned char *)p->id, strlen(p->id));
 	buf_addf(b, "\",\"pid\":%d,\"exit_status\":%d,\"exited_at\":\"%s\"", p->pid, p->status, when);
-	if (p->is_init)
-		buf_addf(b, ",\"oom_killed\":%s", oom_kills ? "true" : "false");
+	if (p->is_init)   /* log_dropped too: once collected, the exit file is all that is left */
+		buf_addf(b, ",\"oom_killed\":%s,\"log_dropped\":%llu", oom_kills ? "true" : "false",
+			 p->has_log ? p->log.dropped : 0ULL);
 	buf_add(b, "}", 1);
 }
 
@@ -1081,6 +1090,27 @@ static void cmd_delete(struct client *c)
 	quit = 1;
 }
 
+static void cmd_collect(struct client *c)
+{
+	if (!init_proc.finalized) {
+		reply(c, "err FailedPrecondition container %s has not exited", opt.id);
+		return;
+	}
+	for (int i = 0; i < MAX_EXECS; i++)
+		if (execs[i] && !execs[i]->finalized) {
+			reply(c, "err FailedPrecondition exec %s has not exited", execs[i]->id);
+			return;
+		}
+	/* Gone from the state directory before the reply: whoever reads it next finds no shim. */
+	unlink("shim.sock");
+	unlink("shim.pid");
+	struct buf b = {0};
+	exit_json(&b, &init_proc);
+	reply(c, "ok %s", b.p);
+	buf_free(&b);
+	quit = 1;
+}
+
 static void handle_command(struct client *c, char *line)
 {
 	char err[4096];
@@ -1205,6 +1235,8 @@ static void handle_command(struct client *c, char *line)
 		cmd_exec(c, rest ? rest : "");
 	} else if (strcmp(cmd, "delete") == 0) {
 		cmd_delete(c);
+	} else if (strcmp(cmd, "collect") == 0) {
+		cmd_collect(c);
 	} else {
 		reply(c, "err InvalidArgument unknown request %s", cmd);
 	}

@@ -11,6 +11,11 @@ another one died:
     ROOT/runtime/NAME/           the runtime's own state root (its --root)
     ROOT/events.jsonl            the event log (pyrunc.containerd.tasks.events)
 
+Once the container has exited (and its output is logged) the manager collects the status: the
+shim's ``collect`` request, after which the shim exits, leaving the state directory with its
+``exit`` file and the log. From then on state, wait and logs are answered from those files, and
+delete runs the runtime's delete itself; a stopped container kept by the engine holds no shim.
+
 A task whose shim is gone without an exit record is reported honestly: stopped, exit status
 unknown; what the runtime left of it is force-deleted.
 """
@@ -201,7 +206,7 @@ class Task:
     def state(self):
         meta = self.meta()
         try:
-            return self._from_shim(meta, self.client.call_json("state"))
+            return self._collect_if_stopped(self._from_shim(meta, self.client.call_json("state")))
         except ShimGone:
             pass
         with self.manager._lock(self.id):
@@ -214,12 +219,32 @@ class Task:
                          shim_pid=st["shim_pid"], log_dropped=st["log_dropped"],
                          terminal=st["terminal"])
 
+    def _collect_if_stopped(self, st):
+        """A state from the shim: once it says the container has exited, collect the status."""
+        if st.status == STOPPED and st.exit_status is not None:
+            self._collect(st.shim_pid)
+        return st
+
+    def _collect(self, shim_pid=None):
+        """Ask the shim for the exit record and to exit (it leaves the exit file behind)."""
+        if shim_pid is None:
+            try:
+                with open(os.path.join(self.state_dir, "shim.pid")) as f:
+                    shim_pid = int(f.read())
+            except (FileNotFoundError, ValueError):
+                pass
+        try:
+            self.client.call("collect")
+        except (ShimGone, errors.FailedPrecondition):
+            return            # gone already (collected by someone else), or not exited yet
+        _wait_gone(shim_pid)
+
     def _from_exit(self, meta, record):
         return TaskState(id=self.id, status=STOPPED, pid=record.get("pid") or 0,
                          bundle=meta["bundle"], runtime=meta["runtime"],
                          exit_status=record["exit_status"], exited_at=record["exited_at"],
                          oom_killed=record.get("oom_killed", False),
-                         terminal=meta["terminal"])
+                         log_dropped=record.get("log_dropped", 0), terminal=meta["terminal"])
 
     def _shim_alive(self):
         try:
@@ -247,7 +272,8 @@ class Task:
         deadline = time.monotonic() + STARTUP_GRACE
         while True:
             try:
-                return self._from_shim(meta, self.client.call_json("state"))
+                return self._collect_if_stopped(
+                    self._from_shim(meta, self.client.call_json("state")))
             except ShimGone:
                 pass
             record = _read_json(os.path.join(self.state_dir, EXIT_FILE))
@@ -323,6 +349,7 @@ class Task:
         except TimeoutError:
             raise TimeoutError("container %s: still running after %ss"
                                % (self.id, timeout)) from None
+        self._collect()
         return ExitStatus(record["exit_status"], record["exited_at"], record["oom_killed"])
 
     def delete(self, force=False):
@@ -343,7 +370,7 @@ class Task:
             try:
                 record = self.client.call_json("delete")
                 _wait_gone(st.shim_pid)
-            except ShimGone:
+            except ShimGone:      # collected (or died): the runtime's delete is ours to run
                 self.runtime().force_delete(self.id)
                 record = _read_json(os.path.join(self.state_dir, EXIT_FILE)) or {}
                 self.manager.event_log.append(self.id, "delete",
