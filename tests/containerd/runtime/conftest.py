@@ -9,6 +9,8 @@ import pytest
 
 from support import need
 
+NAMESPACE = "pyrunc-test"
+
 
 class Runtime:
     """A runc-compatible binary with its own state root."""
@@ -87,7 +89,7 @@ def containerd(tmp_path_factory, private_mount_ns):
         time.sleep(0.05)
 
     def ctr(*args, check=True, timeout=60):
-        r = subprocess.run(["ctr", "--address", sock, "--namespace", "pyrunc-test"] + list(args),
+        r = subprocess.run(["ctr", "--address", sock, "--namespace", NAMESPACE] + list(args),
                            capture_output=True, text=True, timeout=timeout)
         if check and r.returncode != 0:
             raise AssertionError("ctr %s failed (%d): %s%s" % (" ".join(args), r.returncode,
@@ -112,3 +114,6 @@ def containerd(tmp_path_factory, private_mount_ns):
     # containerd leaves its shims' mounts under the state dir; this mount namespace is private.
     subprocess.run(["sh", "-c", "grep -o ' %s[^ ]*' /proc/self/mountinfo | sort -r | "
                     "xargs -r -n1 umount -l" % base], check=False)
+    # ... and the namespace's parent cgroup (cgroupsPath /<namespace>/<id>) in every hierarchy.
+    subprocess.run(["sh", "-c", "find /sys/fs/cgroup -maxdepth 4 -type d -name %s "
+                    "-exec rmdir {} + 2>/dev/null" % NAMESPACE], check=False)
