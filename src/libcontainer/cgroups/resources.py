@@ -116,6 +116,19 @@ def parse_cpu_list(text):
     return out
 
 
+def idle_and_cpuset(cpu):
+    """The writes both versions share: cpu.idle, cpuset.cpus, cpuset.mems (same file names)."""
+    writes = []
+    idle = integer(cpu, "idle", "cpu.idle", minimum=0, maximum=1)
+    if idle is not None:
+        writes.append(("cpu", "cpu.idle", idle, "cpu.idle"))
+    for key, filename in (("cpus", "cpuset.cpus"), ("mems", "cpuset.mems")):
+        value = cpu_list(cpu, key, "cpu." + key)
+        if value:
+            writes.append(("cpuset", filename, value, "cpu." + key))
+    return writes
+
+
 def device_numbers(entry, name):
     """(major, minor) of a blockIO per-device entry."""
     if not isinstance(entry, dict):

@@ -67,15 +67,7 @@ def planned_writes(res):
         w.append(("cpu", "cpu.rt_period_us", rt_period, "cpu.realtimePeriod"))
     if rt_runtime:
         w.append(("cpu", "cpu.rt_runtime_us", rt_runtime, "cpu.realtimeRuntime"))
-    idle = R.integer(cpu, "idle", "cpu.idle", minimum=0, maximum=1)
-    if idle is not None:
-        w.append(("cpu", "cpu.idle", idle, "cpu.idle"))
-    cpus = R.cpu_list(cpu, "cpus", "cpu.cpus")
-    if cpus:
-        w.append(("cpuset", "cpuset.cpus", cpus, "cpu.cpus"))
-    mems = R.cpu_list(cpu, "mems", "cpu.mems")
-    if mems:
-        w.append(("cpuset", "cpuset.mems", mems, "cpu.mems"))
+    w.extend(R.idle_and_cpuset(cpu))
 
     pids = R.section(res, "pids")
     pids_limit = R.integer(pids, "limit", "pids.limit")

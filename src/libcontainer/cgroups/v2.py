@@ -59,15 +59,7 @@ def planned_writes(res):
         if R.integer(cpu, key, "cpu." + key):
             raise Unavailable("linux.resources.cpu.%s: realtime scheduling limits are not available "
                               "on cgroup v2" % key)
-    idle = R.integer(cpu, "idle", "cpu.idle", minimum=0, maximum=1)
-    if idle is not None:
-        w.append(("cpu", "cpu.idle", idle, "cpu.idle"))
-    cpus = R.cpu_list(cpu, "cpus", "cpu.cpus")
-    if cpus:
-        w.append(("cpuset", "cpuset.cpus", cpus, "cpu.cpus"))
-    mems = R.cpu_list(cpu, "mems", "cpu.mems")
-    if mems:
-        w.append(("cpuset", "cpuset.mems", mems, "cpu.mems"))
+    w.extend(R.idle_and_cpuset(cpu))
 
     pids_limit = R.integer(R.section(res, "pids"), "limit", "pids.limit")
     if pids_limit:
