@@ -11,15 +11,13 @@ One JSON document, rewritten by atomic rename under an flock::
 Configs, manifests and indexes themselves live in the content store; these records are the
 roots its garbage collector keeps.
 """
-import contextlib
-import fcntl
-import json
 import os
 import re
 import time
 
 from pyrunc.engine import reference
 from pyrunc.engine.content import parse_digest
+from pyrunc.engine.metadata import locked_document
 from pyrunc.errors import InvalidArgument, NotFound
 
 _HEX_PREFIX = re.compile(r"^(?:sha256:)?([a-f0-9]{1,64})$")
@@ -38,28 +36,10 @@ class ImageStore:
     def __init__(self, root):
         self.root = os.path.abspath(root)
         os.makedirs(self.root, exist_ok=True)
-        self._path = os.path.join(self.root, "images.json")
 
-    @contextlib.contextmanager
     def transaction(self, write=True):
-        fd = os.open(os.path.join(self.root, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
-            try:
-                with open(self._path) as f:
-                    state = json.load(f)
-            except FileNotFoundError:
-                state = {"images": {}, "refs": {}}
-            yield state
-            if write:
-                tmp = self._path + ".tmp"
-                with open(tmp, "w") as f:
-                    json.dump(state, f, indent=1, sort_keys=True)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.rename(tmp, self._path)
-        finally:
-            os.close(fd)
+        return locked_document(self.root, "images.json", lambda: {"images": {}, "refs": {}},
+                               write=write)
 
     def state(self):
         """The whole document as read now (a copy: later changes do not show in it)."""

@@ -9,14 +9,12 @@ Metadata lives in ``metadata.json`` under the backend's root, rewritten by atomi
 an flock; each snapshot's files live in ``snapshots/<id>/``.
 """
 import collections
-import contextlib
-import fcntl
-import json
 import os
 import shutil
 import stat
 import time
 
+from pyrunc.engine.metadata import locked_document
 from pyrunc.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
 ACTIVE, VIEW, COMMITTED = "active", "view", "committed"
@@ -52,29 +50,11 @@ class Snapshotter:
     def __init__(self, root):
         self.root = os.path.abspath(root)
         os.makedirs(os.path.join(self.root, "snapshots"), exist_ok=True)
-        self._meta_path = os.path.join(self.root, "metadata.json")
 
     # metadata -------------------------------------------------------------------------------
-    @contextlib.contextmanager
     def _locked(self, write=True):
-        fd = os.open(os.path.join(self.root, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
-            try:
-                with open(self._meta_path) as f:
-                    meta = json.load(f)
-            except FileNotFoundError:
-                meta = {"next_id": 1, "snapshots": {}}
-            yield meta
-            if write:
-                tmp = self._meta_path + ".tmp"
-                with open(tmp, "w") as f:
-                    json.dump(meta, f, indent=1, sort_keys=True)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.rename(tmp, self._meta_path)
-        finally:
-            os.close(fd)
+        return locked_document(self.root, "metadata.json",
+                               lambda: {"next_id": 1, "snapshots": {}}, write=write)
 
     def _get(self, meta, key):
         s = meta["snapshots"].get(key)
