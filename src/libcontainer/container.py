@@ -158,6 +158,17 @@ class Factory:
         state = sd.read()
         return Container(self, sd, state)
 
+    def remove_unwritten(self, container_id):
+        """Remove the directory a create left when it died before writing any state (no
+        state.json: nothing was spawned, no cgroup made), as runc's delete does; returns
+        whether there was one."""
+        validate_id(container_id)
+        sd = StateDir(self.root, container_id)
+        if not os.path.isdir(sd.path) or os.path.exists(sd.state_file):
+            return False
+        sd.remove()
+        return True
+
     def list(self):
         """Every container under root, sorted by id (unreadable entries are skipped)."""
         try:

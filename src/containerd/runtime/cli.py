@@ -10,7 +10,7 @@ import sys
 
 from pyrunc.containerd.runtime.exec import EXEC_FLAGS
 from pyrunc.containerd.runtime.flags import Flag, parse
-from pyrunc.errors import InvalidArgument, PyruncError
+from pyrunc.errors import InvalidArgument, NotFound, PyruncError
 
 VERSION = "0.1.0"
 SPEC_VERSION = "1.2.0"
@@ -131,7 +131,14 @@ def cmd_kill(ctx, flags, args):
 
 def cmd_delete(ctx, flags, args):
     """delete any resources held by the container often used with detached container"""
-    ctx.load(_one_id(args, "delete")).destroy(force=flags["force"])
+    container_id = _one_id(args, "delete")
+    try:
+        container = ctx.load(container_id)
+    except NotFound:
+        if not ctx.factory().remove_unwritten(container_id):
+            raise
+        return 0
+    container.destroy(force=flags["force"])
     return 0
 
 

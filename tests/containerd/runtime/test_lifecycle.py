@@ -176,3 +176,12 @@ def test_features_shape(runtime):
     linux = feats["linux"]
     assert {"namespaces", "capabilities", "cgroup", "seccomp"} <= set(linux)
     assert "CAP_SYS_ADMIN" in linux["capabilities"]
+
+
+def test_delete_removes_what_a_create_killed_before_its_state_left(runtime):
+    cid = unique_id()
+    os.makedirs(os.path.join(runtime.root, cid))     # as a create SIGKILLed right after mkdir
+    runtime("delete", "--force", cid)
+    assert not os.path.exists(os.path.join(runtime.root, cid))
+    r = runtime("delete", cid, check=False)
+    assert r.returncode != 0 and "does not exist" in r.stderr
