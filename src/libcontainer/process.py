@@ -14,6 +14,7 @@ import os
 from pyrunc._core import ffi, lib
 from pyrunc.errors import InvalidArgument, SystemFailure
 from pyrunc.libcontainer import protocol
+from pyrunc.libcontainer.plan import Namespace
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
@@ -320,25 +321,20 @@ def spawn_init(plan, *, exec_fifo_fd, console_socket_fd=None, preserve_fds=0, st
     ns_fds = []
     try:
         _build(plan, cfg, ns_fds, plan.namespaces)
-        c.console_fd = -1 if console_socket_fd is None else console_socket_fd
-        c.exec_fifo_fd = exec_fifo_fd
-        c.preserve_fds = preserve_fds
-        for i in range(3):
-            c.stdio[i] = stdio[i]
+        _set_io(c, console_socket_fd, exec_fifo_fd, preserve_fds, stdio)
         return _Spawn(plan, cfg, ns_fds).run(on_pid, on_hooks, on_seccomp_fd)
     finally:
         for fd in ns_fds:
             os.close(fd)
 
 
-class _Join:
-    """A namespace to join (like plan.Namespace, without importing dataclasses here)."""
-
-    __slots__ = ("flag", "path")
-
-    def __init__(self, flag, path):
-        self.flag = flag
-        self.path = path
+def _set_io(c, console_socket_fd, exec_fifo_fd, preserve_fds, stdio):
+    """The descriptors the child starts from: console socket, exec fifo, stdio, preserved."""
+    c.console_fd = -1 if console_socket_fd is None else console_socket_fd
+    c.exec_fifo_fd = exec_fifo_fd
+    c.preserve_fds = preserve_fds
+    for i in range(3):
+        c.stdio[i] = stdio[i]
 
 
 NS_FILES = {CLONE_NEWUSER: "user", 0x20000000: "pid", CLONE_NEWNS: "mnt", 0x04000000: "uts",
@@ -371,7 +367,7 @@ def spawn_exec(plan, init_pid, *, console_socket_fd=None, preserve_fds=0, stdio=
             raise SystemFailure("open namespace %s" % path, e.errno) from None
         ours = os.stat("/proc/self/ns/" + name)
         if (theirs.st_dev, theirs.st_ino) != (ours.st_dev, ours.st_ino):
-            joins.append(_Join(ns.flag, path))
+            joins.append(Namespace(ns.flag, path))
     cfg = _Config()
     c = cfg.c
     ns_fds = []
@@ -383,11 +379,7 @@ def spawn_exec(plan, init_pid, *, console_socket_fd=None, preserve_fds=0, stdio=
             raise SystemFailure("open %s" % root, e.errno) from None
         ns_fds.append(c.root_fd)
         _build(plan, cfg, ns_fds, joins, exec_mode=True)
-        c.console_fd = -1 if console_socket_fd is None else console_socket_fd
-        c.exec_fifo_fd = -1
-        c.preserve_fds = preserve_fds
-        for i in range(3):
-            c.stdio[i] = stdio[i]
+        _set_io(c, console_socket_fd, -1, preserve_fds, stdio)
         return _Spawn(plan, cfg, ns_fds).run(on_pid, None, on_seccomp_fd)
     finally:
         for fd in ns_fds:
