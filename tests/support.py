@@ -1,4 +1,5 @@
 """Helpers importable by every test module (``from support import need``)."""
+import os
 import shutil
 
 import pytest
@@ -31,3 +32,20 @@ def wait_for_status(runtime, cid, status, timeout=10):
         if time.monotonic() > deadline:
             raise AssertionError("%s: status %r, wanted %r" % (cid, got, status))
         time.sleep(0.02)
+
+
+VM_RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vm", "run-v2-vm.sh")
+
+
+def need_vm():
+    """Skip unless the pure cgroup v2 VM can boot here (root, qemu, virtiofsd; not inside it)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    if os.environ.get("PYRUNC_VM"):
+        pytest.skip("already inside the VM")
+    for tool in ("qemu-system-x86_64", "cpio", "modprobe"):
+        if not shutil.which(tool):
+            pytest.skip("%s is not installed" % tool)
+    if not os.path.exists("/usr/lib/qemu/virtiofsd"):
+        pytest.skip("virtiofsd is not installed")
+    return VM_RUNNER

@@ -4,43 +4,31 @@ with systemd as PID 1 (both drivers). Software emulation: one boot per mode for 
 (about 40 s plain, 60-90 s with systemd)."""
 import os
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
 
+from support import need_vm
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
-RUN = os.path.join(HERE, "run-v2-vm.sh")
 SUBSET = ["tests/libcontainer/cgroups/test_manager.py", "tests/libcontainer/cgroups/test_ebpf.py",
           "tests/libcontainer/cgroups/test_container_view.py"]
 
 pytestmark = pytest.mark.vm
 
 
-def _need_vm_tools():
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    if os.environ.get("PYRUNC_VM"):
-        pytest.skip("already inside the VM")
-    for tool in ("qemu-system-x86_64", "cpio", "modprobe"):
-        if not shutil.which(tool):
-            pytest.skip("%s is not installed" % tool)
-    if not os.path.exists("/usr/lib/qemu/virtiofsd"):
-        pytest.skip("virtiofsd is not installed")
-
-
 @pytest.mark.parametrize("init", ["plain", "systemd"])
 def test_cgroup_suite_passes_on_pure_cgroup_v2(init):
-    _need_vm_tools()
+    run = need_vm()
     if init == "systemd" and not os.path.exists("/lib/systemd/systemd"):
         pytest.skip("systemd is not installed")
     # a private mount namespace, as scripts/test.sh gives (systemd makes / shared)
     pytest_cmd = " ".join(["unshare", "--mount", "--propagation", "private", "--",
                            sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
                            "--color=no", "-q", "-rs"] + SUBSET)
-    cmd = [RUN] + (["-s"] if init == "systemd" else []) + [
+    cmd = [run] + (["-s"] if init == "systemd" else []) + [
         "-r", TOP, "-C", TOP, "--", "sh", "-c",
         "stat -fc 'cgroupfs=%T' /sys/fs/cgroup && cat /proc/1/comm && exec " + pytest_cmd]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)

@@ -4,34 +4,26 @@ It covers what this hybrid host cannot: OOM kills seen through memory.events, an
 refuses hybrid hosts. One boot for the subset (software emulation: about 90 s)."""
 import os
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
 
+from support import need_vm
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
-RUN = os.path.join(TOP, "tests", "vm", "run-v2-vm.sh")
 SELECT = "create_start or oom or update or exec_and or terminal"
 
 pytestmark = pytest.mark.vm
 
 
 def test_lifecycle_subset_on_pure_cgroup_v2():
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    if os.environ.get("PYRUNC_VM"):
-        pytest.skip("already inside the VM")
-    for tool in ("qemu-system-x86_64", "cpio", "modprobe"):
-        if not shutil.which(tool):
-            pytest.skip("%s is not installed" % tool)
-    if not os.path.exists("/usr/lib/qemu/virtiofsd") or not os.path.exists(RUN):
-        pytest.skip("the VM runner or virtiofsd is not installed")
+    run = need_vm()
     pytest_cmd = " ".join([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
                            "--color=no", "-q", "-rs", "-k", "'%s'" % SELECT,
                            "tests/containerd/shim/test_lifecycle.py"])
-    cmd = [RUN, "-r", TOP, "-C", TOP, "-t", "500", "--", "sh", "-c",
+    cmd = [run, "-r", TOP, "-C", TOP, "-t", "500", "--", "sh", "-c",
            "stat -fc 'cgroupfs=%T' /sys/fs/cgroup && exec unshare --mount --propagation "
            "private " + pytest_cmd]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
