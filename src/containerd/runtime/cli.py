@@ -81,14 +81,12 @@ def _preserve_fds(flags):
 
 
 def _create(ctx, flags, container_id, console_socket=None):
-    from pyrunc.libcontainer.cgroups.migration import MigrationWarmup
-    with MigrationWarmup():
-        return ctx.factory().create(
-            container_id, os.path.abspath(flags["bundle"]),
-            console_socket=console_socket or flags["console_socket"],
-            pid_file=flags["pid_file"] and os.path.abspath(flags["pid_file"]),
-            no_pivot=flags["no_pivot"], no_new_keyring=flags["no_new_keyring"],
-            preserve_fds=_preserve_fds(flags))
+    return ctx.factory().create(
+        container_id, os.path.abspath(flags["bundle"]),
+        console_socket=console_socket or flags["console_socket"],
+        pid_file=flags["pid_file"] and os.path.abspath(flags["pid_file"]),
+        no_pivot=flags["no_pivot"], no_new_keyring=flags["no_new_keyring"],
+        preserve_fds=_preserve_fds(flags))
 
 
 # -- commands ---------------------------------------------------------------------------------

@@ -44,37 +44,34 @@ def run(ctx, flags, args, preserve_fds):
     """The exec command; returns pyrunc's exit code."""
     if not args:
         raise InvalidArgument('exec: "exec" requires a container id and a command')
-    from pyrunc.libcontainer.cgroups.migration import MigrationWarmup
-    with MigrationWarmup() as warmup:
-        container = ctx.load(args[0])
-        if flags["process"]:
-            process, source, path = _read_process_file(flags["process"]), "process.json", ""
-        else:
-            if len(args) < 2:
-                raise InvalidArgument("exec: process args cannot be empty")
-            process = process_from_flags(container.config.get("process") or {}, args[1:], flags)
-            source, path = "config.json", "process"
-        pid_file = flags["pid_file"] and os.path.abspath(flags["pid_file"])
-        options = dict(pid_file=pid_file, preserve_fds=preserve_fds,
-                       ignore_paused=flags["ignore_paused"], source=source, json_path=path)
-        if flags["detach"]:
-            container.exec(process, console_socket=flags["console_socket"], **options)
-            return 0
+    container = ctx.load(args[0])
+    if flags["process"]:
+        process, source, path = _read_process_file(flags["process"]), "process.json", ""
+    else:
+        if len(args) < 2:
+            raise InvalidArgument("exec: process args cannot be empty")
+        process = process_from_flags(container.config.get("process") or {}, args[1:], flags)
+        source, path = "config.json", "process"
+    pid_file = flags["pid_file"] and os.path.abspath(flags["pid_file"])
+    options = dict(pid_file=pid_file, preserve_fds=preserve_fds,
+                   ignore_paused=flags["ignore_paused"], source=source, json_path=path)
+    if flags["detach"]:
+        container.exec(process, console_socket=flags["console_socket"], **options)
+        return 0
 
-        from pyrunc.containerd.runtime import foreground
-        console = None
-        if process.get("terminal") is True and not flags["console_socket"]:
-            console = foreground.ConsoleReceiver()
-        with foreground.Signals() as signals:
-            try:
-                pid = container.exec(process, console_socket=console.path if console
-                                     else flags["console_socket"], **options)
-                warmup.stop()
-                master = console.receive() if console else None
-            finally:
-                if console:
-                    console.close()
-            return foreground.supervise(signals, pid, master)
+    from pyrunc.containerd.runtime import foreground
+    console = None
+    if process.get("terminal") is True and not flags["console_socket"]:
+        console = foreground.ConsoleReceiver()
+    with foreground.Signals() as signals:
+        try:
+            pid = container.exec(process, console_socket=console.path if console
+                                 else flags["console_socket"], **options)
+            master = console.receive() if console else None
+        finally:
+            if console:
+                console.close()
+        return foreground.supervise(signals, pid, master)
 
 
 def _read_process_file(path):
