@@ -70,5 +70,8 @@ int core_openat2(int dirfd, const char *path, int flags, int mode, uint64_t reso
 int core_write_file(const char *path, const char *data, size_t len);
 /* fork-like clone; with parent_tid (CLONE_PARENT_SETTID in flags) the kernel stores the pid */
 pid_t core_clone(unsigned long flags, int *parent_tid);
+/* A fork-like clone3 whose child starts in the cgroup2 directory cgroup_fd; -1 and errno
+ * ENOSYS or E2BIG where the kernel lacks CLONE_INTO_CGROUP (before 5.7). */
+pid_t core_clone_into_cgroup(int cgroup_fd);
 
 #endif

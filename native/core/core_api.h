@@ -169,6 +169,12 @@ struct core_config {
     const char *state;
     int state_len;
 
+    int cgroup2_fd;            /* the first child is cloned straight into this cgroup2
+                                  directory (CLONE_INTO_CGROUP), or -1 */
+    char **cgroup_tasks;       /* cgroup v1 "tasks" files the first child writes "0" into as
+                                  its first act: it joins each hierarchy itself (one thread) */
+    int n_cgroup_tasks;
+
     const char *session_keyring;   /* join (or create) this session keyring; NULL: keep */
     uint32_t keyring_perm_add;     /* KEY_*_SEARCH bits added to its permissions (0: none) */
 

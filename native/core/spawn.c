@@ -385,6 +385,30 @@ static void reset_signals(void)
     sigprocmask(SIG_SETMASK, &all, NULL);
 }
 
+/* Set when the kernel could not clone stage 1 into its cgroup2 directory. */
+static int cgroup2_by_write;
+
+/* Stage 1's first act: join the container's cgroup. Writing "0" moves just the writer, and
+ * a single-threaded move skips the kernel's global threadgroup lock, whose first taker after
+ * a quiet spell waits for an RCU grace period (10+ ms); so do cloning into a cgroup2
+ * directory and (v1) a write to "tasks". A process moved in by pid through cgroup.procs
+ * pays that wait. */
+static void join_cgroup(void)
+{
+    const struct core_config *c = core_cfg;
+
+    if (cgroup2_by_write) {  /* an old kernel: cgroup.procs, lock and all */
+        int fd = openat(c->cgroup2_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, "0", 1) != 1)
+            core_fail(errno, "join cgroup2 directory (cgroup.procs)");
+        close(fd);
+    }
+    for (int i = 0; i < c->n_cgroup_tasks; i++) {
+        if (core_write_file(c->cgroup_tasks[i], "0", 1) < 0)
+            core_fail(errno, "join cgroup %s", c->cgroup_tasks[i]);
+    }
+}
+
 static void __attribute__((noreturn)) stage1_main(void)
 {
     const struct core_config *c = core_cfg;
@@ -392,8 +416,9 @@ static void __attribute__((noreturn)) stage1_main(void)
     reset_signals();
     prctl(PR_SET_NAME, "pyrunc:[1:CHILD]", 0, 0, 0);
     close(c->parent_fd);
+    core_child_wait_continue();  /* (a message sent with it unread would be lost) */
+    join_cgroup();               /* or the parent has placed us */
     close_unneeded_fds();
-    core_child_wait_continue();  /* the parent has placed us in the cgroup */
     for (int i = 0; i < c->n_join; i++) {
         if (setns(c->join_fds[i], c->join_types[i]) < 0)
             core_fail(errno, "join %s namespace", ns_name(c->join_types[i]));
@@ -445,7 +470,18 @@ static void __attribute__((noreturn)) stage1_main(void)
 
 int core_spawn(const struct core_config *config)
 {
-    pid_t pid = core_clone(0, NULL);
+    pid_t pid;
+
+    cgroup2_by_write = 0;
+    if (config->cgroup2_fd >= 0) {
+        pid = core_clone_into_cgroup(config->cgroup2_fd);
+        if (pid < 0 && (errno == ENOSYS || errno == E2BIG)) {
+            cgroup2_by_write = 1;
+            pid = core_clone(0, NULL);
+        }
+    } else {
+        pid = core_clone(0, NULL);
+    }
     if (pid < 0)
         return -errno;
     if (pid == 0) {

@@ -313,3 +313,29 @@ pid_t core_clone(unsigned long flags, int *parent_tid)
      * x86_64 argument order: flags, stack, parent_tid, child_tid, tls. */
     return (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, parent_tid, 0, 0);
 }
+
+/* struct clone_args up to its cgroup field (the kernel's CLONE_ARGS_SIZE_VER2), declared here
+ * because <linux/sched.h> clashes with <sched.h>. */
+struct core_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+    uint64_t set_tid, set_tid_size, cgroup;
+};
+
+#define CORE_CLONE_INTO_CGROUP 0x200000000ULL
+
+pid_t core_clone_into_cgroup(int cgroup_fd)
+{
+#ifdef SYS_clone3
+    struct core_clone_args args;
+
+    memset(&args, 0, sizeof(args));
+    args.flags = CORE_CLONE_INTO_CGROUP;
+    args.exit_signal = SIGCHLD;
+    args.cgroup = (uint64_t)cgroup_fd;
+    return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+#else
+    (void)cgroup_fd;
+    errno = ENOSYS;
+    return -1;
+#endif
+}

@@ -42,6 +42,8 @@ class _Config:
     def __init__(self):
         self.keep = []
         self.c = ffi.new("struct core_config *")
+        self.c.cgroup2_fd = -1
+        self.cgroup2_dir = None
 
     def str(self, s):
         if s is None:
@@ -296,14 +298,16 @@ def _kill_and_reap(pid):
 
 
 def spawn_init(plan, *, exec_fifo_fd, console_socket_fd=None, preserve_fds=0, stdio=(0, 1, 2),
-               on_pid=None, on_hooks=None, on_seccomp_fd=None):
+               cgroup=None, on_pid=None, on_hooks=None, on_seccomp_fd=None):
     """Create the container's namespaces and init from ``plan``; return the init's pid.
 
     The init is a child of the caller (reap it with ``os.waitpid``) and waits, set up, until
     something opens ``exec_fifo_fd``'s fifo for reading (``-1``: no fifo, exec at once).
 
-    * ``on_pid(pid)``: called with the first child's pid before it does anything; put it in
-      the container's cgroup here (the init and its namespaces are created inside it).
+    * ``cgroup``: a ``cgroups.Join``: the first child puts itself in the container's cgroup
+      as its first act (the init and its namespaces are created inside it).
+    * ``on_pid(pid)``: called with the first child's pid before it does anything else; without
+      ``cgroup``, put it in the container's cgroup here.
     * ``on_hooks(init_pid)``: called once the mounts are done, before pivot_root; run the
       prestart and createRuntime hooks here. It may return the state (bytes) that the init
       gives on stdin to its createContainer and startContainer hooks, instead of
@@ -322,6 +326,7 @@ def spawn_init(plan, *, exec_fifo_fd, console_socket_fd=None, preserve_fds=0, st
     try:
         _build(plan, cfg, ns_fds, plan.namespaces)
         _set_io(c, console_socket_fd, exec_fifo_fd, preserve_fds, stdio)
+        _set_cgroup(cfg, ns_fds, cgroup)
         return _Spawn(plan, cfg, ns_fds).run(on_pid, on_hooks, on_seccomp_fd)
     finally:
         for fd in ns_fds:
@@ -337,21 +342,38 @@ def _set_io(c, console_socket_fd, exec_fifo_fd, preserve_fds, stdio):
         c.stdio[i] = stdio[i]
 
 
+def _set_cgroup(cfg, fds, join):
+    """Where the first child puts itself: a ``cgroups.Join``, or None (the caller's on_pid
+    places it)."""
+    c = cfg.c
+    if join is None:
+        return
+    if join.cgroup2_dir:
+        try:
+            c.cgroup2_fd = os.open(join.cgroup2_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            raise SystemFailure("open cgroup %s" % join.cgroup2_dir, e.errno) from None
+        fds.append(c.cgroup2_fd)
+        cfg.cgroup2_dir = join.cgroup2_dir
+    c.cgroup_tasks = cfg.strv(join.tasks_files)
+    c.n_cgroup_tasks = len(join.tasks_files)
+
+
 NS_FILES = {CLONE_NEWUSER: "user", 0x20000000: "pid", CLONE_NEWNS: "mnt", 0x04000000: "uts",
             0x08000000: "ipc", 0x40000000: "net", 0x02000000: "cgroup", 0x00000080: "time"}
 
 
 def spawn_exec(plan, init_pid, *, console_socket_fd=None, preserve_fds=0, stdio=(0, 1, 2),
-               on_pid=None, on_seccomp_fd=None):
+               cgroup=None, on_pid=None, on_seccomp_fd=None):
     """Start ``plan``'s process in the running container whose init is ``init_pid``.
 
     The process joins the init's namespaces (each type in ``plan.namespaces``, through
     /proc/<init_pid>/ns/*; one the caller shares already is not joined), then gets the
     process part of the plan: terminal, rlimits, umask, seccomp, user, groups, capabilities,
     no_new_privileges, cwd, env, PATH lookup. Nothing of the rootfs part is done, no hooks
-    run and there is no exec fifo: it executes as soon as it is set up. ``on_pid`` gets the
-    first child's pid (put it in the container's cgroup there). Returns the process's pid;
-    it is a child of the caller.
+    run and there is no exec fifo: it executes as soon as it is set up. ``cgroup`` (a
+    ``cgroups.Join``) puts the first child in the container's cgroup; else ``on_pid`` gets its
+    pid (place it there). Returns the process's pid; it is a child of the caller.
     """
     if plan.terminal and console_socket_fd is None:
         raise InvalidArgument("plan: process.terminal needs a console socket")
@@ -380,6 +402,7 @@ def spawn_exec(plan, init_pid, *, console_socket_fd=None, preserve_fds=0, stdio=
         ns_fds.append(c.root_fd)
         _build(plan, cfg, ns_fds, joins, exec_mode=True)
         _set_io(c, console_socket_fd, -1, preserve_fds, stdio)
+        _set_cgroup(cfg, ns_fds, cgroup)
         return _Spawn(plan, cfg, ns_fds).run(on_pid, None, on_seccomp_fd)
     finally:
         for fd in ns_fds:
@@ -413,7 +436,9 @@ class _Spawn:
             pid = lib.core_spawn(self.cfg.c)
             os.close(child)
             if pid < 0:
-                raise SystemFailure("clone the container's first child", -pid)
+                into = self.cfg.cgroup2_dir
+                raise SystemFailure("clone the container's first child" +
+                                    (" into cgroup %s" % into if into else ""), -pid)
             self.stage1 = pid
             while self.ns_fds:
                 os.close(self.ns_fds.pop())

@@ -7,7 +7,8 @@ a ``SOCK_SEQPACKET`` socketpair. Each datagram is one message: a ``struct core_m
 ``native/core/core_api.h``, which the cffi module exposes; this module names them for Python.
 
     child                              parent
-    (stage 1 waits)            <-      CONTINUE          (after on_pid: cgroup placement)
+    (stage 1 waits)            <-      CONTINUE          (after on_pid, if any)
+    (stage 1 joins its cgroup)
     USERNS_READY value=pid     ->                        (writes setgroups, uid_map, gid_map)
                                <-      CONTINUE
     (stage 1 clones the init and exits)

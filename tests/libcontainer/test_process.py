@@ -694,6 +694,16 @@ def test_first_child_dying_without_a_message(rootfs):
         run(make_plan(rootfs, ["true"]), on_pid=on_pid)
 
 
+def test_cgroup_join_failures_name_the_cgroup(rootfs):
+    from pyrunc.libcontainer.cgroups.manager import Join
+    with pytest.raises(SystemFailure, match="^join cgroup /nonexistent/tasks: "
+                                            "no such file or directory$"):
+        run(make_plan(rootfs, ["true"]), cgroup=Join(["/nonexistent/tasks"]))
+    with pytest.raises(SystemFailure, match="^clone the container's first child into cgroup "
+                                            "%s: bad file descriptor$" % rootfs):
+        run(make_plan(rootfs, ["true"]), cgroup=Join((), rootfs))   # not a cgroup2 directory
+
+
 def test_callback_exception_kills_the_children(rootfs):
     def on_hooks(pid):
         raise RuntimeError("boom")

@@ -2,14 +2,17 @@
 
     from pyrunc.libcontainer import cgroups
     m = cgroups.new_manager(cgroups_path, container_id, systemd=False)
-    m.apply(pid); m.set(spec["linux"]["resources"]); ...; m.destroy()
+    m.create(); m.set(spec["linux"]["resources"])
+    process.spawn_init(plan, ..., cgroup=m.join())     # or m.apply(pid) for a running pid
+    ...; m.destroy()
     m = cgroups.load_manager(m.to_state())      # in a later process
 
 The backend is chosen from the host at run time: ``V1Manager`` on a legacy or hybrid host (the
 v1 controllers, plus the unified hierarchy joined on a hybrid host, as runc does), ``V2Manager``
 on a unified host; ``systemd=True`` asks for the systemd driver (see ``systemd``).
 
-Every manager has: ``version``, ``apply(pid)``, ``set(resources)``, ``destroy()``, ``freeze()``,
+Every manager has: ``version``, ``join()`` (see ``manager.Join``; None for the systemd driver,
+the others have ``create()`` for it), ``apply(pid)``, ``set(resources)``, ``destroy()``, ``freeze()``,
 ``thaw()``, ``freezer_state()``, ``pids()``, ``stats()`` (runc's ``events --stats`` data),
 ``paths()``, ``to_state()``, ``mount_steps(destination, flags, cgroupns)`` and ``oom_events()``
 (see ``events``).

@@ -143,11 +143,42 @@ def procs_in_tree(path):
     return sorted(set(pids))
 
 
+def remove_created(created):
+    """Undo a failed creation: remove the directories ``mkdir_p`` made, innermost first."""
+    for d in reversed(created):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+
+
+class Join:
+    """How a process the native core starts puts itself in a cgroup, as its first act.
+
+    Moving a process in by pid (a write to ``cgroup.procs``) takes the kernel's global
+    threadgroup lock, and the first taker after a quiet spell waits for an RCU grace period
+    (10+ ms). A new process need not be moved: it is cloned straight into ``cgroup2_dir``
+    (CLONE_INTO_CGROUP), and writes "0" (itself, a single thread) into each v1 ``tasks`` file
+    in ``tasks_files``; neither takes that lock.
+    """
+
+    __slots__ = ("tasks_files", "cgroup2_dir")
+
+    def __init__(self, tasks_files=(), cgroup2_dir=None):
+        self.tasks_files = list(tasks_files)
+        self.cgroup2_dir = cgroup2_dir
+
+    def __repr__(self):
+        return "Join(%r, %r)" % (self.tasks_files, self.cgroup2_dir)
+
+
 class Manager:
     """One container's cgroup. Subclasses: V1Manager, V2Manager (and the systemd driver).
 
-    apply(pid) creates the cgroup and moves pid in; set(resources) applies linux.resources;
-    destroy() removes it. State round-trips through to_state()/load_manager().
+    create() makes the cgroup, empty; join() says how a new process gets in by itself (the
+    native core does it), apply(pid) creates the cgroup and moves a running pid in;
+    set(resources) applies linux.resources; destroy() removes it. State round-trips through
+    to_state()/load_manager().
     """
 
     version = 0
@@ -164,6 +195,11 @@ class Manager:
     def to_state(self):
         return {"version": self.version, "driver": self.driver, "path": self.cgroups_path,
                 "id": self.container_id, "paths": self.paths()}
+
+    def join(self):
+        """The ``Join`` that puts a process the native core starts in this cgroup (which must
+        exist: create()), or None when only ``apply(pid)`` can place it."""
+        return None
 
     def exists(self):
         return any(os.path.isdir(d) for d in set(self._dirs.values()))

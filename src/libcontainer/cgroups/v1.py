@@ -6,7 +6,8 @@ import os
 from pyrunc.errors import InvalidArgument, SystemFailure, warn
 from pyrunc.libcontainer.cgroups import resources as R
 from pyrunc.libcontainer.cgroups.manager import (
-    Manager, mkdir_p, procs_in_tree, read, read_int, read_keyed, rmdir_tree, unavailable, write)
+    Join, Manager, mkdir_p, procs_in_tree, read, read_int, read_keyed, remove_created, rmdir_tree,
+    unavailable, write)
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_REMOUNT, MS_BIND, MS_REC = 0x20, 0x1000, 0x4000
@@ -139,21 +140,35 @@ THROTTLES = (("throttleReadBpsDevice", "read_bps_device"),
 class V1Manager(Manager):
     version = 1
 
-    def apply(self, pid):
+    def create(self):
+        """Make the cgroup in every hierarchy; returns the directories made."""
         created = []
         try:
             for directory in self._unique_dirs():
                 created.extend(mkdir_p(directory, self._init_cpuset if directory ==
                                        self._dirs.get("cpuset") else None))
+        except BaseException:
+            remove_created(created)
+            raise
+        return created
+
+    def apply(self, pid):
+        created = self.create()
+        try:
             for directory in self._unique_dirs():
                 write(directory, "cgroup.procs", pid)
         except BaseException:
-            for d in reversed(created):
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    pass
+            remove_created(created)
             raise
+
+    def join(self):
+        """v1 ``tasks`` files, the freezer's last (a frozen cgroup stops its joiner there and
+        then), and on a hybrid host the cgroup2 directory."""
+        unified = self._dirs.get("")
+        freezer = self._dirs.get("freezer")
+        dirs = [d for d in self._unique_dirs() if d != unified]
+        dirs.sort(key=lambda d: d == freezer)
+        return Join([os.path.join(d, "tasks") for d in dirs], unified)
 
     def _unique_dirs(self):
         seen = []

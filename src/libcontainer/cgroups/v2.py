@@ -5,7 +5,8 @@ import os
 from pyrunc.errors import InvalidArgument, SystemFailure, Unavailable, warn
 from pyrunc.libcontainer.cgroups import resources as R
 from pyrunc.libcontainer.cgroups.manager import (
-    Manager, mkdir_p, procs_in_tree, read, read_int, read_keyed, rmdir_tree, unavailable, write)
+    Join, Manager, mkdir_p, procs_in_tree, read, read_int, read_keyed, remove_created, rmdir_tree,
+    unavailable, write)
 from pyrunc.libcontainer.cgroups.v1 import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_REC, THROTTLES
 
 DEVICE_PROGRAM = "<eBPF device program>"    # not a file: the rules go to ebpf.set_device_rules
@@ -126,7 +127,9 @@ class V2Manager(Manager):
         state["root"] = self.root
         return state
 
-    def apply(self, pid):
+    def create(self):
+        """Make the cgroup, handing the controllers down on the way; returns the directories
+        made."""
         created = []
         try:
             rel = os.path.relpath(self.dir, self.root)
@@ -135,14 +138,21 @@ class V2Manager(Manager):
                 self._enable_controllers(current)
                 current = os.path.join(current, part)
                 created.extend(mkdir_p(current))
+        except BaseException:
+            remove_created(created)
+            raise
+        return created
+
+    def apply(self, pid):
+        created = self.create()
+        try:
             write(self.dir, "cgroup.procs", pid)
         except BaseException:
-            for d in reversed(created):
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    pass
+            remove_created(created)
             raise
+
+    def join(self):
+        return Join((), self.dir)
 
     @staticmethod
     def _enable_controllers(directory):

@@ -49,6 +49,28 @@ def test_apply_places_the_process_and_destroy_removes_the_cgroup(cgroup, spawn):
     assert not any(os.path.exists(d) for d in cgroup.paths().values())
 
 
+def test_a_new_process_joins_the_cgroup_by_itself(cgroup):
+    """join(): the native core's first child puts itself in every hierarchy (cloned into the
+    cgroup2 directory, "0" written into each v1 tasks file), and the init it clones is there."""
+    from pyrunc.libcontainer.plan import Plan
+    from pyrunc.libcontainer.process import spawn_init
+    join = cgroup.join()
+    if join is None:
+        pytest.skip("this driver places processes by pid (apply)")
+    cgroup.create()
+    plan = Plan(container_id="test", bundle="/", rootfs="", args=["/bin/sleep", "60"],
+                env=["PATH=/usr/bin:/bin"])
+    pid = spawn_init(plan, exec_fifo_fd=-1, cgroup=join)
+    try:
+        assert cgroup.pids() == [pid]
+        for directory in set(cgroup.paths().values()):
+            with open(os.path.join(directory, "cgroup.procs")) as f:
+                assert f.read().split() == [str(pid)], directory
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+
+
 def test_apply_again_adds_a_process(cgroup, spawn):
     first = spawn(cgroup, _sleep_forever)
     second = spawn(cgroup, _sleep_forever)     # as exec joins a running container
