@@ -13,12 +13,12 @@ on the exec fifo, else "running". Before the init is recorded the container is "
 the creating process lives; if that process died, it is "stopped" and delete cleans up.
 """
 import errno
-import json
 import os
-import signal as signals
 import time
+from _signal import SIGKILL
 
 from pyrunc.errors import Conflict, FailedPrecondition, InvalidArgument, PyruncError, SystemFailure
+from pyrunc.libcontainer import jsoncodec
 from pyrunc.libcontainer.namespaces import PROC_NAMES
 from pyrunc.libcontainer.state import StateDir, alive, proc_stat, validate_id, write_pid_file
 
@@ -94,14 +94,22 @@ class Factory:
             # No lock is held here: the init would inherit it until it execs.
             sd.write(state)
             fifo_fd = sd.make_fifo()
-
-            def on_pid(first_child):
-                # the first child creates the namespaces and the init inside the cgroup
-                nonlocal applied
+            # The first child creates the namespaces and the init inside the cgroup: it joins
+            # the cgroup, made and limited beforehand, by itself, or (systemd) is placed there.
+            join = manager.join()
+            if join is not None:
                 applied = True
-                manager.apply(first_child)
+                manager.create()
                 if resources:
                     manager.set(resources)
+
+            def on_pid(first_child):
+                nonlocal applied
+                if join is None:
+                    applied = True
+                    manager.apply(first_child)
+                    if resources:
+                        manager.set(resources)
 
             def on_hooks(init_pid):
                 nonlocal announced_pid
@@ -124,8 +132,9 @@ class Factory:
                     os.close(notify_fd)
 
             pid = process.spawn_init(plan, exec_fifo_fd=fifo_fd, console_socket_fd=console_fd,
-                                     preserve_fds=preserve_fds, stdio=stdio, on_pid=on_pid,
-                                     on_hooks=on_hooks, on_seccomp_fd=on_seccomp_fd)
+                                     preserve_fds=preserve_fds, stdio=stdio, cgroup=join,
+                                     on_pid=on_pid, on_hooks=on_hooks,
+                                     on_seccomp_fd=on_seccomp_fd)
             st = proc_stat(pid)
             if st is None:
                 raise SystemFailure("start container init", errno.ESRCH,
@@ -233,7 +242,7 @@ def _kill_and_reap(pid, start_time=None, timeout=10.0):
         _reap(pid)
         return
     try:
-        os.kill(pid, signals.SIGKILL)
+        os.kill(pid, SIGKILL)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
@@ -273,7 +282,7 @@ def _hook_state(base, status, pid):
     doc["bundle"] = base["bundle"]
     if base.get("annotations"):
         doc["annotations"] = base["annotations"]
-    return json.dumps(doc).encode()
+    return jsoncodec.dumps(doc).encode()
 
 
 class Container:
@@ -439,9 +448,11 @@ class Container:
             console_fd = _connect_console(console_socket) if console_socket else None
             manager = self.manager
             frozen = status == PAUSED
+            # a frozen cgroup would stop the setup half-way: join it once set up
+            join = None if frozen else manager.join()
 
             def on_pid(first_child):
-                if not frozen:   # a frozen cgroup would stop the setup half-way
+                if not frozen and join is None:
                     manager.apply(first_child)
 
             def on_seccomp_fd(notify_fd):
@@ -456,8 +467,8 @@ class Container:
             try:
                 pid = native.spawn_exec(plan, self._state["pid"],
                                         console_socket_fd=console_fd,
-                                        preserve_fds=preserve_fds, stdio=stdio, on_pid=on_pid,
-                                        on_seccomp_fd=on_seccomp_fd)
+                                        preserve_fds=preserve_fds, stdio=stdio, cgroup=join,
+                                        on_pid=on_pid, on_seccomp_fd=on_seccomp_fd)
             finally:
                 if console_fd is not None:
                     os.close(console_fd)
@@ -507,7 +518,7 @@ class Container:
 
     def _signal_all(self, sig):
         """runc's way: freeze the cgroup so that nothing forks meanwhile, signal, thaw."""
-        freeze = sig == signals.SIGKILL and self.manager.exists()
+        freeze = sig == SIGKILL and self.manager.exists()
         if freeze:
             self.manager.freeze()
         try:
@@ -562,7 +573,7 @@ class Container:
                 raise FailedPrecondition("cannot delete container %s that is not stopped: %s"
                                          % (self.id, status))
             if status == PAUSED or not st["private_pid_ns"] or not st["pid"]:
-                self._signal_all(signals.SIGKILL)   # no init recorded: its create died
+                self._signal_all(SIGKILL)   # no init recorded: its create died
             if st["pid"]:
                 _kill_and_reap(st["pid"], st["pid_start"])
             self.manager.destroy()
