@@ -3,7 +3,8 @@
 The same busybox bundle (``/bin/true``, ``linux.resources`` memory 64 MiB + pids 64, its own
 ``cgroupsPath``) is run whole-process by each runtime, interleaved rounds, wall clock; the run
 covers cgroup creation, the limits, and removal on delete. Also prints what pyrunc's cgroup work
-alone costs in-process (new_manager + apply + set + destroy for a sleeping child). Interleaved
+alone costs in-process (new_manager + create + set + destroy; the container's first process
+joins the cgroup by itself in the native core, see cgroups.manager.Join). Interleaved
 rounds with a quiet gap before each call (see side_by_side.py). Time a non-editable install.
 Run as root:
 
@@ -26,21 +27,13 @@ RESOURCES = {"memory": {"limit": 64 << 20}, "pids": {"limit": 64}}
 
 
 def time_manager(i):
-    """In-process: the cgroup work of one container lifecycle, for a forked sleeper."""
-    pid = os.fork()
-    if pid == 0:
-        time.sleep(10)
-        os._exit(0)
+    """In-process: the cgroup work of one container lifecycle."""
     start = time.perf_counter()
     m = cgroups.new_manager("%s/inproc-%d" % (PARENT, i), "inproc-%d" % i)
-    m.apply(pid)
+    m.create()
     m.set(RESOURCES)
-    setup = time.perf_counter() - start
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    start = time.perf_counter()
     m.destroy()
-    return setup + time.perf_counter() - start
+    return time.perf_counter() - start
 
 
 def remove_parent():
@@ -81,7 +74,7 @@ def main():
         inproc = [time_manager(i) for i in range(args.n)]
         report("run of /bin/true with memory 64 MiB + pids 64 limits, %d rounds, interleaved (%s)"
                % (args.n, args.pyrunc), times)
-        print("  pyrunc cgroup work in-process (apply+set+destroy): median %.2f ms"
+        print("  pyrunc cgroup work in-process (create+set+destroy): median %.2f ms"
               % (statistics.median(inproc) * 1000))
     finally:
         shutil.rmtree(work, ignore_errors=True)
