@@ -1,13 +1,18 @@
 """The config model: attribute mapping, absent values, and one-line errors naming the path."""
 import copy
+import keyword
+import re
 import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pyrunc import errors
 from pyrunc.libcontainer import bundle as bundles
 from pyrunc.libcontainer import configs
+from pyrunc.libcontainer.configs import fields
 
 
 def full_doc():
@@ -285,3 +290,64 @@ def test_check_command(tmp_path):
     (tmp_path / "config.json").write_text("{")
     r = check()
     assert r.returncode == 2 and r.stderr.startswith("config.json: invalid JSON at line 1")
+
+
+def patterned_kinds():
+    """(model, key, Str kind) for every string field with a pattern."""
+    out, todo = [], [configs.Spec]
+    seen = set()
+    while todo:
+        model = todo.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for key, _attr, kind in model._table:
+            while isinstance(kind, (fields.Array, fields.Map)):
+                kind = kind.item if isinstance(kind, fields.Array) else kind.value
+            if isinstance(kind, fields.Object):
+                todo.append(kind.model)
+            elif isinstance(kind, fields.Str) and kind.pattern:
+                out.append((model.__name__, key, kind))
+    return sorted(out, key=lambda t: t[:2])
+
+
+PATTERNED = patterned_kinds()
+
+
+def test_the_patterned_fields():
+    assert [(m, k, kind.pattern) for m, k, kind in PATTERNED] == [
+        ("DeviceRule", "access", "^[rwm]*$"), ("HugepageLimit", "pageSize", "^[1-9][0-9]*[KMG]B$"),
+        ("Process", "cwd", "^/"), ("Rlimit", "type", "^RLIMIT_[A-Z]+$")]
+
+
+def near(pattern):
+    """Strings around ``pattern``'s: matches, matches with a character changed, inserted or
+    removed, a newline or two at either end, and short texts of the characters that matter."""
+    alphabet = "RLIMT_AZaz09158KMGBrwm/\n é\x00"
+
+    @st.composite
+    def edited(draw):
+        text = draw(st.from_regex(pattern, fullmatch=True))
+        at = draw(st.integers(0, len(text)))
+        cut = draw(st.integers(0, 2))
+        return text[:at] + draw(st.text(alphabet, max_size=2)) + text[at + cut:]
+
+    return st.one_of(st.from_regex(pattern), st.from_regex(pattern, fullmatch=True),
+                     edited(), st.text(alphabet, max_size=8),
+                     st.tuples(st.sampled_from(["", "\n", "\n\n", "x"]),
+                               st.from_regex(pattern, fullmatch=True),
+                               st.sampled_from(["", "\n", "\n\n", "x", "\r"])).map("".join))
+
+
+@pytest.mark.parametrize("model, key, kind", PATTERNED, ids=[m + "." + k for m, k, _ in PATTERNED])
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_pattern_predicates_are_the_regular_expressions(model, key, kind, data):
+    """The loader's plain predicate accepts exactly what ``re.search(pattern)`` (jsonschema's
+    check) accepts, ``$`` before a final newline included."""
+    text = data.draw(near(kind.pattern))
+    assert kind.matches(text) == (re.search(kind.pattern, text) is not None), text
+
+
+def test_keywords_are_pythons():
+    assert fields.KEYWORDS == frozenset(keyword.kwlist)

@@ -7,12 +7,20 @@ declarations also describe the JSON Schema (``configs.schema`` renders them), wh
 loader and ``validate_schema`` in step.
 
 Absent values: objects -> None, arrays -> [], maps -> {}, booleans -> False, other scalars -> None.
-"""
-import json
-import keyword
-import re
 
+This module is on the hot path of ``pyrunc create`` and imports neither ``re`` nor ``json``: a
+string pattern is checked by a plain predicate declared with it (``Str``), and messages quote
+values with ``jsoncodec``.
+"""
 from pyrunc.errors import InvalidArgument
+from pyrunc.libcontainer import jsoncodec
+
+KEYWORDS = frozenset((
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",
+    "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global",
+    "if", "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return",
+    "try", "while", "with", "yield"))
+"""Python's keywords (``keyword.kwlist``, a test checks), which attribute names avoid."""
 
 
 def snake_case(key):
@@ -22,6 +30,8 @@ def snake_case(key):
     and before the last capital of a run that a lower-case letter follows (``CPUAffinity``).
     A Python keyword gets a trailing underscore (``ioPriority.class`` -> ``class_``).
     """
+    if key.islower():    # most keys: nothing to split (the models' classes are made at import)
+        return key + "_" if key in KEYWORDS else key
     out = []
     n = len(key)
     for i, c in enumerate(key):
@@ -31,7 +41,7 @@ def snake_case(key):
                 out.append("_")
         out.append(c.lower())
     name = "".join(out)
-    return name + "_" if keyword.iskeyword(name) else name
+    return name + "_" if name in KEYWORDS else name
 
 
 def join(path, key):
@@ -40,7 +50,7 @@ def join(path, key):
         return "%s[%d]" % (path, key)
     if key.isascii() and key.isidentifier():
         return "%s.%s" % (path, key) if path else key
-    return "%s[%s]" % (path, json.dumps(key))
+    return "%s[%s]" % (path, jsoncodec.dumps(key))
 
 
 class ConfigError(InvalidArgument):
@@ -115,24 +125,28 @@ UINT64 = Int(0, 2 ** 64 - 1)
 
 
 class Str(Kind):
-    """A string, maybe one of ``choices`` or matching ``pattern`` (searched, as JSON Schema
-    does)."""
+    """A string, maybe one of ``choices`` or matching ``pattern``.
 
-    def __init__(self, choices=None, pattern=None):
+    ``pattern`` is the regular expression of the JSON Schema (searched, as JSON Schema does);
+    the loader checks ``matches(value)`` instead, a plain predicate that accepts the same
+    strings (tests prove each equal to ``re.search(pattern, value)``), so that ``re`` stays
+    off the hot path.
+    """
+
+    def __init__(self, choices=None, pattern=None, matches=None):
+        if (pattern is None) != (matches is None):
+            raise TypeError("Str: a pattern and its predicate go together")
         self.choices = tuple(choices) if choices else None
         self.pattern = pattern
-        self._regex = None
+        self.matches = matches
 
     def decode(self, value, path):
         if type(value) is not str:
             raise Invalid(path, "must be a string")
         if self.choices is not None and value not in self.choices:
             raise Invalid(path, "%s is not one of %s" % (_show(value), ", ".join(self.choices)))
-        if self.pattern is not None:
-            if self._regex is None:
-                self._regex = re.compile(self.pattern)
-            if not self._regex.search(value):
-                raise Invalid(path, "%s does not match %s" % (_show(value), self.pattern))
+        if self.matches is not None and not self.matches(value):
+            raise Invalid(path, "%s does not match %s" % (_show(value), self.pattern))
         return value
 
     def schema(self, defs):
@@ -150,7 +164,17 @@ BOOL = Bool()
 
 def _show(value):
     """A string value as JSON, shortened: one line whatever it holds."""
-    return json.dumps(value if len(value) <= 60 else value[:57] + "...")
+    return jsoncodec.dumps(value if len(value) <= 60 else value[:57] + "...")
+
+
+def line_end(value):
+    """``value`` up to where a pattern's ``$`` matches last: a final newline does not count."""
+    return value[:-1] if value.endswith("\n") else value
+
+
+def made_of(text, chars):
+    """Whether every character of ``text`` is one of ``chars`` (true for an empty text)."""
+    return not text.strip(chars)
 
 
 class Array(Kind):

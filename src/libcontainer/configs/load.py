@@ -3,10 +3,10 @@
 This is the hot path of ``pyrunc create``: it imports neither jsonschema nor anything heavy.
 The checks are the JSON Schema's (``configs.schema`` renders both from one set of declarations).
 """
-import json
 import os
 
 from pyrunc.errors import NotFound, SystemFailure
+from pyrunc.libcontainer import jsoncodec
 from pyrunc.libcontainer.configs.fields import ConfigError, Invalid
 from pyrunc.libcontainer.configs.spec import Spec
 
@@ -33,13 +33,13 @@ def _reject_constant(name):
 def from_json(data, source=CONFIG_FILE):
     """The ``Spec`` of a JSON text (str or bytes)."""
     try:
-        doc = json.loads(data, parse_constant=_reject_constant)
-    except json.JSONDecodeError as e:
-        raise ConfigError(source, "", "invalid JSON at line %d column %d: %s"
-                          % (e.lineno, e.colno, e.msg)) from None
+        doc = jsoncodec.loads(data, parse_constant=_reject_constant)
     except UnicodeDecodeError:
         raise ConfigError(source, "", "invalid JSON: not UTF-8 text") from None
-    except ValueError as e:
+    except ValueError as e:   # json.JSONDecodeError has the position; _reject_constant has not
+        if hasattr(e, "lineno"):
+            raise ConfigError(source, "", "invalid JSON at line %d column %d: %s"
+                              % (e.lineno, e.colno, e.msg)) from None
         raise ConfigError(source, "", "invalid JSON: %s" % e) from None
     except RecursionError:
         raise ConfigError(source, "", "invalid JSON: nested too deeply") from None

@@ -8,7 +8,11 @@ the JSON dicts they were (the cgroup managers and the seccomp compiler read them
 Keys the spec does not define are ignored, as runc ignores them (the spec allows extensions).
 """
 from pyrunc.libcontainer.configs.fields import (
-    BOOL, INT32, INT64, STRING, UINT16, UINT32, UINT64, Array, Int, Map, Model, Object, Raw, Str)
+    BOOL, INT32, INT64, STRING, UINT16, UINT32, UINT64, Array, Int, Map, Model, Object, Raw, Str,
+    line_end, made_of)
+
+UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+DIGITS = "0123456789"
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 # the spec's four, and the recursive forms runc accepts and Docker writes
@@ -106,10 +110,16 @@ class Capabilities(Model):
               "permitted": STRINGS, "ambient": STRINGS}
 
 
+def _rlimit_type(value):
+    name = line_end(value)
+    return name.startswith("RLIMIT_") and len(name) > 7 and made_of(name[7:], UPPER)
+
+
 class Rlimit(Model):
     """process.rlimits[]: one resource limit."""
 
-    fields = {"type": Str(pattern="^RLIMIT_[A-Z]+$"), "soft": UINT64, "hard": UINT64}
+    fields = {"type": Str(pattern="^RLIMIT_[A-Z]+$", matches=_rlimit_type),
+              "soft": UINT64, "hard": UINT64}
     required = ("type", "soft", "hard")
 
 
@@ -139,7 +149,8 @@ class Process(Model):
     """process: the container process."""
 
     fields = {"terminal": BOOL, "consoleSize": Object(ConsoleSize),
-              "cwd": Str(pattern="^/"), "env": STRINGS,
+              "cwd": Str(pattern="^/", matches=lambda value: value.startswith("/")),
+              "env": STRINGS,
               "args": Array(STRING, non_empty=True), "commandLine": STRING,
               "rlimits": Array(Object(Rlimit)), "apparmorProfile": STRING,
               "capabilities": Object(Capabilities), "noNewPrivileges": BOOL,
@@ -155,7 +166,8 @@ class DeviceRule(Model):
     """linux.resources.devices[]: one device cgroup rule."""
 
     fields = {"allow": BOOL, "type": Str(("a", "b", "c")), "major": INT64, "minor": INT64,
-              "access": Str(pattern="^[rwm]*$")}
+              "access": Str(pattern="^[rwm]*$",
+                            matches=lambda value: made_of(line_end(value), "rwm"))}
     required = ("allow",)
 
 
@@ -207,10 +219,17 @@ class BlockIO(Model):
               "throttleReadIOPSDevice": THROTTLES, "throttleWriteIOPSDevice": THROTTLES}
 
 
+def _page_size(value):
+    size = line_end(value)
+    return (len(size) >= 3 and size[0] in DIGITS[1:] and made_of(size[1:-2], DIGITS)
+            and size[-2] in "KMG" and size[-1] == "B")
+
+
 class HugepageLimit(Model):
     """linux.resources.hugepageLimits[]: a limit for one page size."""
 
-    fields = {"pageSize": Str(pattern="^[1-9][0-9]*[KMG]B$"), "limit": UINT64}
+    fields = {"pageSize": Str(pattern="^[1-9][0-9]*[KMG]B$", matches=_page_size),
+              "limit": UINT64}
     required = ("pageSize", "limit")
 
 
