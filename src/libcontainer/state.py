@@ -6,10 +6,10 @@ different containers proceed in parallel; the lock dies with its holder, never g
 """
 import errno
 import fcntl
-import json
 import os
 
 from pyrunc.errors import AlreadyExists, InvalidArgument, NotFound, SystemFailure
+from pyrunc.libcontainer import jsoncodec
 
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
@@ -63,7 +63,7 @@ class StateDir:
     def read(self):
         try:
             with open(self.state_file, "rb") as f:
-                return json.loads(f.read())
+                return jsoncodec.loads(f.read())
         except FileNotFoundError:
             raise not_found(self.id) from None
         except ValueError as e:
@@ -72,7 +72,7 @@ class StateDir:
     def write(self, state):
         tmp = os.path.join(self.path, ".%s.tmp" % STATE_FILE)
         with open(tmp, "w") as f:
-            f.write(json.dumps(state))
+            f.write(jsoncodec.dumps(state))
         os.rename(tmp, self.state_file)
 
     def make_fifo(self, uid=0, gid=0):

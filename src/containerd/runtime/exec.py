@@ -82,9 +82,9 @@ def _read_process_file(path):
         raise NotFound("--process %s: no such file" % path) from None
     except OSError as e:
         raise SystemFailure("read %s" % path, e.errno) from None
-    import json
+    from pyrunc.libcontainer import jsoncodec
     try:
-        doc = json.loads(data)
+        doc = jsoncodec.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidArgument("process.json: invalid JSON: %s" % e) from None
     if not isinstance(doc, dict):
@@ -94,8 +94,8 @@ def _read_process_file(path):
 
 def process_from_flags(base, args, flags):
     """The container's process ``base`` (a dict) with ``args`` and the flags laid over it."""
-    import json
-    p = json.loads(json.dumps(base))   # a deep copy
+    from pyrunc.libcontainer import jsoncodec
+    p = jsoncodec.loads(jsoncodec.dumps(base))   # a deep copy
     p["args"] = list(args)
     p.pop("consoleSize", None)
     if flags["cwd"]:

@@ -8,15 +8,17 @@ Signals the run process receives are forwarded to the init, as runc does; with
 ``process.terminal`` the pty master arrives over a private console socket and is proxied to the
 run process's own terminal, with window size changes passed on.
 """
+import _signal
 import errno
 import os
 import select
-import signal
 import sys
 
+from pyrunc.containerd.runtime.signals import NUMBERS
+
 PR_SET_CHILD_SUBREAPER = 36
-FORWARDED = [s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP,
-                                                   signal.SIGCHLD, signal.SIGWINCH)]
+FORWARDED = sorted(set(NUMBERS.values()) - {_signal.SIGKILL, _signal.SIGSTOP, _signal.SIGCHLD,
+                                            _signal.SIGWINCH})
 
 
 def set_child_subreaper():
@@ -74,10 +76,10 @@ def _start_or_destroy(container):
 
 def _spec_wants_terminal(bundle):
     """A peek at process.terminal; create validates the whole config and reports its errors."""
-    import json
+    from pyrunc.libcontainer import jsoncodec
     try:
-        with open(os.path.join(bundle, "config.json")) as f:
-            return json.load(f)["process"]["terminal"] is True
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            return jsoncodec.load(f)["process"]["terminal"] is True
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -118,19 +120,19 @@ class Signals:
 
     def __enter__(self):
         self.r, self.w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.set_wakeup_fd(self.w)
+        _signal.set_wakeup_fd(self.w)
         self.saved = {}
-        for sig in FORWARDED + [signal.SIGCHLD, signal.SIGWINCH]:
+        for sig in FORWARDED + [_signal.SIGCHLD, _signal.SIGWINCH]:
             try:
-                self.saved[sig] = signal.signal(sig, _noop)
+                self.saved[sig] = _signal.signal(sig, _noop)
             except (OSError, ValueError):
                 pass
         return self
 
     def __exit__(self, *exc):
         for sig, handler in self.saved.items():
-            signal.signal(sig, handler)
-        signal.set_wakeup_fd(-1)
+            _signal.signal(sig, handler)
+        _signal.set_wakeup_fd(-1)
         os.close(self.r)
         os.close(self.w)
 
@@ -151,12 +153,12 @@ def supervise(signals, pid, master):
                 continue
             if signals.r in ready:
                 for sig in os.read(signals.r, 256):
-                    if sig == signal.SIGCHLD:
+                    if sig == _signal.SIGCHLD:
                         # several SIGCHLDs can come in one read: the first may reap the
                         # process, and a later one must not turn its status into "gone"
                         if status is None:
                             status = _reap(pid)
-                    elif sig == signal.SIGWINCH:
+                    elif sig == _signal.SIGWINCH:
                         if tty:
                             tty.resize()
                     else:

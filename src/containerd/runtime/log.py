@@ -2,6 +2,7 @@
 
 containerd's runc shim passes ``--log FILE --log-format json`` and reads the last error from that
 file, so the json lines follow runc's shape: ``{"level": "error", "msg": ..., "time": ...}``.
+Each line is written with its own os.write: nothing is buffered, nothing waits for the exit.
 """
 import os
 import sys
@@ -19,8 +20,8 @@ class Log:
             return
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         if self.fmt == "json":
-            import json
-            line = json.dumps({"level": level, "msg": msg, "time": now})
+            from pyrunc.libcontainer import jsoncodec
+            line = jsoncodec.dumps({"level": level, "msg": msg, "time": now})
         else:
             line = 'time="%s" level=%s msg=%s' % (now, level, _quote(msg))
         try:

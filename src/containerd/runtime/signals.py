@@ -1,13 +1,21 @@
-"""Signal names and numbers as runc's ``kill`` accepts them: KILL, SIGKILL, 9, RTMIN+3."""
-import signal
+"""Signal names and numbers as runc's ``kill`` accepts them: KILL, SIGKILL, 9, RTMIN+3.
+
+Built on ``_signal``, the C core of the ``signal`` module: ``signal`` imports enum (1 ms) to
+make ``signal.Signals``, which the runtime's commands do without.
+"""
+import _signal
 
 from pyrunc.errors import InvalidArgument
+
+NUMBERS = {name: number for name, number in vars(_signal).items()
+           if name.isupper() and name.startswith("SIG") and not name.startswith("SIG_")}
+"""Signal name -> number: the names of ``signal.Signals``, aliases (SIGIOT, SIGCLD) included."""
 
 
 def parse_signal(text):
     if text.isascii() and text.isdigit():
         num = int(text)
-        if 0 < num < signal.SIGRTMAX + 1:
+        if 0 < num < _signal.SIGRTMAX + 1:
             return num
         raise InvalidArgument("unknown signal %r" % text)
     name = text.upper()
@@ -17,11 +25,10 @@ def parse_signal(text):
         if name.startswith(base) and name != base:
             sign, offset = name[len(base)], name[len(base) + 1:]
             if sign in "+-" and offset.isdigit():
-                num = getattr(signal, base) + (int(offset) if sign == "+" else -int(offset))
-                if signal.SIGRTMIN <= num <= signal.SIGRTMAX:
+                num = NUMBERS[base] + (int(offset) if sign == "+" else -int(offset))
+                if _signal.SIGRTMIN <= num <= _signal.SIGRTMAX:
                     return num
             raise InvalidArgument("unknown signal %r" % text)
-    sig = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ else None
-    if sig is None:
+    if name not in NUMBERS:
         raise InvalidArgument("unknown signal %r" % text)
-    return int(sig)
+    return NUMBERS[name]
