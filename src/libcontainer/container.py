@@ -520,7 +520,12 @@ class Container:
         """runc's way: freeze the cgroup so that nothing forks meanwhile, signal, thaw."""
         freeze = sig == SIGKILL and self.manager.exists()
         if freeze:
-            self.manager.freeze()
+            try:
+                self.manager.freeze()
+            except SystemFailure as e:
+                if e.errno != errno.ENOENT:
+                    raise
+                freeze = False      # a create killed part way made only some hierarchies
         try:
             for pid in self.manager.pids():
                 try:

@@ -232,6 +232,47 @@ def test_create_killed_midway_is_cleaned_by_delete(factory, bundle, tmp_path):
     factory.create(cid, bundle()).destroy()
 
 
+STOP_IN_CGROUP_CREATION = """
+import os, sys, time
+from pyrunc.libcontainer.cgroups import v1
+from pyrunc.libcontainer.container import Factory
+made = []
+real = v1.mkdir_p
+def mkdir_p(path, on_create=None):
+    made.append(real(path, on_create))
+    if len(made) == 2:       # two hierarchies made, the others not yet
+        open(sys.argv[4], "w").close()
+        time.sleep(60)
+    return made[-1]
+v1.mkdir_p = mkdir_p
+Factory(root=sys.argv[1]).create(sys.argv[2], sys.argv[3], stdio=(0, 1, 2))
+"""
+
+
+def test_create_killed_while_making_its_cgroup_is_cleaned_by_delete(factory, bundle, tmp_path):
+    """Killed with the cgroup made in some v1 hierarchies only: delete --force cannot freeze
+    it (no freezer cgroup yet) and removes what there is."""
+    from pyrunc.libcontainer import cgroups
+    cid = unique_id("kill")
+    if cgroups.new_manager(None, cid).version != 1:
+        pytest.skip("a v1 host: one cgroup per hierarchy")
+    marker = tmp_path / "stopped"
+    creator = subprocess.Popen([sys.executable, "-c", STOP_IN_CGROUP_CREATION, factory.root,
+                                cid, bundle(), str(marker)], stdin=subprocess.DEVNULL)
+    try:
+        wait_until(marker.exists)
+    finally:
+        creator.kill()
+        creator.wait()
+    c = factory.load(cid)
+    assert c.status == "stopped"
+    dirs = cgroup_dirs(c)
+    assert 0 < sum(os.path.isdir(d) for d in dirs) < len(dirs)
+    c.destroy(force=True)
+    assert not os.path.exists(os.path.join(factory.root, cid))
+    assert not any(os.path.exists(d) for d in dirs)
+
+
 def test_bad_config_creates_nothing(factory, bundle):
     def bad(spec):
         spec["process"]["rlimits"].append({"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1})
