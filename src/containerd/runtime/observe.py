@@ -1,9 +1,8 @@
 """``pyrunc ps``, ``events`` and ``update``: watching and adjusting a running container."""
-import json
-import subprocess
 import sys
 
 from pyrunc.errors import FailedPrecondition, InvalidArgument
+from pyrunc.libcontainer import jsoncodec
 
 # runc's update flags: (flag dest, path in linux.resources, parser)
 UPDATE_FIELDS = [
@@ -64,9 +63,9 @@ def resources_from_flags(values):
 def resources_from_file(path):
     try:
         if path == "-":
-            return json.load(sys.stdin)
-        with open(path) as f:
-            return json.load(f)
+            return jsoncodec.load(sys.stdin)
+        with open(path, "rb") as f:
+            return jsoncodec.load(f)
     except OSError as e:
         raise InvalidArgument("update: --resources %s: %s" % (path, e.strerror.lower())) from None
     except ValueError as e:
@@ -88,10 +87,11 @@ def update(container, values):
 def ps(container, fmt, ps_args):
     pids = container.manager.pids()
     if fmt == "json":
-        sys.stdout.write(json.dumps(pids) + "\n")
+        sys.stdout.write(jsoncodec.dumps(pids) + "\n")
         return
     if fmt != "table":
         raise InvalidArgument('ps: invalid format option %r: must be "table" or "json"' % fmt)
+    import subprocess
     out = subprocess.run(["ps"] + (ps_args or ["-ef"]), capture_output=True, text=True)
     if out.returncode != 0:
         raise InvalidArgument("ps: %s" % out.stderr.strip())
@@ -111,7 +111,7 @@ def ps(container, fmt, ps_args):
 
 
 def _event(event):
-    sys.stdout.write(json.dumps(event, separators=(",", ":")) + "\n")
+    sys.stdout.write(jsoncodec.dumps(event, separators=(",", ":")) + "\n")
     sys.stdout.flush()
 
 
