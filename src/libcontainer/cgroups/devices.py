@@ -5,20 +5,33 @@ The rules are evaluated in order and the last one matching an access decides, st
 ``devices.allow`` / ``devices.deny``; cgroup v2 gets an eBPF program of type
 ``BPF_PROG_TYPE_CGROUP_DEVICE`` that encodes the same decision (see ``program``).
 """
-import struct
-from collections import namedtuple
+from _struct import pack
 
 from pyrunc.libcontainer.cgroups.resources import bad, boolean, integer, string
 
 WILDCARD = -1
 
 
-class Rule(namedtuple("Rule", "allow type major minor access",
-                      defaults=("a", WILDCARD, WILDCARD, "rwm"))):
+class Rule:
     """One rule: allow or deny; type "a" (all), "c" or "b"; major and minor (WILDCARD: any);
     access, a subset of "rwm"."""
 
-    __slots__ = ()
+    __slots__ = ("allow", "type", "major", "minor", "access")
+
+    def __init__(self, allow, type="a", major=WILDCARD, minor=WILDCARD, access="rwm"):
+        self.allow = allow
+        self.type = type
+        self.major = major
+        self.minor = minor
+        self.access = access
+
+    def __eq__(self, other):
+        return type(other) is Rule and all(
+            getattr(self, a) == getattr(other, a) for a in self.__slots__)
+
+    def __repr__(self):
+        return "Rule(%r, %r, %r, %r, %r)" % (self.allow, self.type, self.major, self.minor,
+                                             self.access)
 
     @property
     def is_everything(self):
@@ -98,7 +111,7 @@ _EXIT = 0x95         # BPF_JMP | BPF_EXIT
 
 
 def _insn(code, dst=0, src=0, off=0, imm=0):
-    return struct.pack("<BBhi", code, (src << 4) | dst, off, imm)
+    return pack("<BBhi", code, (src << 4) | dst, off, imm)
 
 
 def _access_mask(access):

@@ -16,7 +16,6 @@ this process is in (on cgroup v2 from its parent when that is a systemd ``.scope
 is the container id, relative.
 """
 import posixpath
-from collections import namedtuple
 
 from pyrunc.errors import InvalidArgument, Unavailable
 
@@ -29,12 +28,26 @@ V1_CONTROLLERS = ("cpuset", "cpu", "cpuacct", "memory", "devices", "freezer", "b
 NAMED_SYSTEMD = "name=systemd"
 
 
-class Mount(namedtuple("Mount", "mountpoint root fstype controllers")):
+class Mount:
     """One mounted cgroup hierarchy: where it is mounted (/sys/fs/cgroup/memory), the cgroup at
     that mountpoint (not "/" inside a cgroup namespace), "cgroup" or "cgroup2", and the v1
     controllers it holds (("cpu", "cpuacct"), ("name=systemd",); () for cgroup2)."""
 
-    __slots__ = ()
+    __slots__ = ("mountpoint", "root", "fstype", "controllers")
+
+    def __init__(self, mountpoint, root, fstype, controllers):
+        self.mountpoint = mountpoint
+        self.root = root
+        self.fstype = fstype
+        self.controllers = controllers
+
+    def __eq__(self, other):
+        return type(other) is Mount and all(
+            getattr(self, a) == getattr(other, a) for a in self.__slots__)
+
+    def __repr__(self):
+        return "Mount(%r, %r, %r, %r)" % (self.mountpoint, self.root, self.fstype,
+                                          self.controllers)
 
     def host_dir(self, cgroup_path):
         """The directory of ``cgroup_path`` (as /proc/PID/cgroup names it) under this mount."""

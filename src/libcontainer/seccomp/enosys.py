@@ -12,7 +12,7 @@ Differences from runc: the native architecture is covered even when the profile 
 architectures, and no stub is made when the default action already returns ENOSYS.
 """
 import errno
-import struct
+from _struct import pack
 
 # classic BPF opcodes (linux/bpf_common.h)
 LD_W_ABS = 0x20           # A <- 32-bit word at offset k of struct seccomp_data
@@ -56,7 +56,7 @@ class _Asm:
                 jf = self.labels[jf] - i - 1 if isinstance(jf, str) else jf
                 if not (0 <= jt <= 255 and 0 <= jf <= 255):
                     raise ValueError("seccomp: -ENOSYS stub jump out of range")
-            out.append(struct.pack("=HBBI", code, jt, jf, k))
+            out.append(pack("=HBBI", code, jt, jf, k))
         return b"".join(out)
 
 

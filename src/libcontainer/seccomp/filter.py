@@ -17,15 +17,10 @@ program notifies. The rules follow runc's:
   kernel refuses it otherwise); TSYNC with a listener adds TSYNC_ESRCH (likewise).
 """
 import errno
-import json
 
 from pyrunc.errors import InvalidArgument, SystemFailure, warn
+from pyrunc.libcontainer import jsoncodec
 from pyrunc.libcontainer.plan import Seccomp
-
-
-
-def _warn(message, *args):
-    warn(message % args)
 
 SECTION = "linux.seccomp"
 MAX_ERRNO_RET = 0xFFFF            # SECCOMP_RET_DATA: 16 bits
@@ -50,6 +45,10 @@ class _Invalid(Exception):
         super().__init__(path, reason)
         self.path = path
         self.reason = reason
+
+
+def _warn(message, *args):
+    warn(message % args)
 
 
 def _bad(path, reason):
@@ -149,7 +148,7 @@ class _Compiler:
 def _quote(value):
     """A config value as JSON (one line, whatever it holds)."""
     try:
-        return json.dumps(value)
+        return jsoncodec.dumps(value)
     except (TypeError, ValueError):
         return repr(value)
 

@@ -4,9 +4,8 @@ As runc does, the runtime connects to the unix socket ``listenerPath`` and sends
 message, the JSON of the container process state (runtime-spec ``ContainerProcessState``) with
 the listener fd attached as SCM_RIGHTS; ``fds`` names that fd ``seccompFd``.
 """
-import json
-
 from pyrunc.errors import SystemFailure
+from pyrunc.libcontainer import jsoncodec
 
 SECCOMP_FD_NAME = "seccompFd"
 OCI_VERSION = "1.2.0"
@@ -16,7 +15,7 @@ def process_state(state, metadata="", pid=None):
     """The ``ContainerProcessState`` document for the container ``state`` (runtime-spec State,
     as a dict or its JSON text)."""
     if isinstance(state, (bytes, str)):
-        state = json.loads(state)
+        state = jsoncodec.loads(state)
     doc = {"ociVersion": state.get("ociVersion", OCI_VERSION), "fds": [SECCOMP_FD_NAME],
            "pid": state.get("pid", 0) if pid is None else pid, "state": state}
     if metadata:
@@ -33,7 +32,7 @@ def send_to_listener(listener_path, notify_fd, state, metadata="", pid=None):
     """
     import array
     import socket
-    payload = json.dumps(process_state(state, metadata, pid), separators=(",", ":")).encode()
+    payload = jsoncodec.dumps(process_state(state, metadata, pid), separators=(",", ":")).encode()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         try:

@@ -24,8 +24,6 @@ from .conftest import Runtime
 HEAVY = {"re", "enum", "json", "signal", "collections", "functools", "struct", "keyword",
          "dataclasses", "socket", "tempfile", "subprocess", "contextlib", "shutil", "pathlib",
          "typing", "ctypes", "argparse", "jsonschema", "requests", "pyroute2"}
-# The cgroup managers (not the runtime's own modules) still import these on create and run.
-CGROUPS_PENDING = {"collections", "keyword", "struct"}
 
 
 class Traced(Runtime):
@@ -66,8 +64,8 @@ def traced(tmp_path, private_mount_ns, pyrunc_bin):
     rt.cleanup()
 
 
-def heavy(imported, allowed=()):
-    return {m: cmd for m, cmd in imported.items() if m in HEAVY - set(allowed)}
+def heavy(imported):
+    return {m: cmd for m, cmd in imported.items() if m in HEAVY}
 
 
 def test_state_kill_delete_start_exec_import_nothing_heavy(traced, make_bundle):
@@ -88,20 +86,12 @@ def test_state_kill_delete_start_exec_import_nothing_heavy(traced, make_bundle):
     wait_for_status(traced, cid, "stopped")
     traced("delete", cid)
     assert heavy(traced.imported) == {}
-    assert heavy(create, allowed=CGROUPS_PENDING) == {}
+    assert heavy(create) == {}
 
 
-def test_run_imports_nothing_heavy_but_the_cgroup_managers(traced, make_bundle):
+def test_run_imports_nothing_heavy(traced, make_bundle):
     bundle = make_bundle(["true"])
     assert traced("run", "--bundle", bundle, unique_id()).returncode == 0
-    assert heavy(traced.imported, allowed=CGROUPS_PENDING) == {}
-
-
-@pytest.mark.xfail(reason="cgroups.hierarchy and cgroups.devices import collections "
-                          "(namedtuple) and struct", strict=False)
-def test_run_imports_no_collections_or_struct(traced, make_bundle):
-    bundle = make_bundle(["true"])
-    traced("run", "--bundle", bundle, unique_id())
     assert heavy(traced.imported) == {}
 
 
