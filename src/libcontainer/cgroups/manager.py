@@ -196,6 +196,21 @@ class Manager:
         return {"version": self.version, "driver": self.driver, "path": self.cgroups_path,
                 "id": self.container_id, "paths": self.paths()}
 
+    def apply(self, pid):
+        """Create the cgroup and move the running process ``pid`` in through cgroup.procs (the
+        systemd driver has its own)."""
+        created = self.create()
+        try:
+            for directory in self._unique_dirs():
+                write(directory, "cgroup.procs", pid)
+        except BaseException:
+            remove_created(created)
+            raise
+
+    def _unique_dirs(self):
+        """The cgroup's directories, one per hierarchy, in the order of ``paths()``."""
+        return list(dict.fromkeys(self._dirs.values()))
+
     def join(self):
         """The ``Join`` that puts a process the native core starts in this cgroup (which must
         exist: create()), or None when only ``apply(pid)`` can place it."""

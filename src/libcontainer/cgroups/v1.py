@@ -152,15 +152,6 @@ class V1Manager(Manager):
             raise
         return created
 
-    def apply(self, pid):
-        created = self.create()
-        try:
-            for directory in self._unique_dirs():
-                write(directory, "cgroup.procs", pid)
-        except BaseException:
-            remove_created(created)
-            raise
-
     def join(self):
         """v1 ``tasks`` files, the freezer's last (a frozen cgroup stops its joiner there and
         then), and on a hybrid host the cgroup2 directory."""
@@ -169,13 +160,6 @@ class V1Manager(Manager):
         dirs = [d for d in self._unique_dirs() if d != unified]
         dirs.sort(key=lambda d: d == freezer)
         return Join([os.path.join(d, "tasks") for d in dirs], unified)
-
-    def _unique_dirs(self):
-        seen = []
-        for d in self._dirs.values():
-            if d not in seen:
-                seen.append(d)
-        return seen
 
     @staticmethod
     def _init_cpuset(directory):

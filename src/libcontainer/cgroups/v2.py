@@ -143,14 +143,6 @@ class V2Manager(Manager):
             raise
         return created
 
-    def apply(self, pid):
-        created = self.create()
-        try:
-            write(self.dir, "cgroup.procs", pid)
-        except BaseException:
-            remove_created(created)
-            raise
-
     def join(self):
         return Join((), self.dir)
 
