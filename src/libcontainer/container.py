@@ -17,7 +17,8 @@ import os
 import time
 from _signal import SIGKILL
 
-from pyrunc.errors import Conflict, FailedPrecondition, InvalidArgument, PyruncError, SystemFailure
+from pyrunc.errors import (Conflict, FailedPrecondition, InvalidArgument, PyruncError,
+                           SystemFailure, Unavailable)
 from pyrunc.libcontainer import jsoncodec
 from pyrunc.libcontainer.namespaces import PROC_NAMES
 from pyrunc.libcontainer.state import StateDir, alive, proc_stat, validate_id, write_pid_file
@@ -53,37 +54,16 @@ class Factory:
         validate_id(container_id)
         if preserve_fds < 0:
             raise InvalidArgument("--preserve-fds: must not be negative")
-        from pyrunc.libcontainer import cgroups, configs, hooks, process, specconv
+        from pyrunc.libcontainer import hooks, process
 
-        bundle = os.path.abspath(bundle)
-        spec = configs.load(bundle)
-        manager = cgroups.new_manager(spec.linux.cgroups_path if spec.linux else None,
-                                      container_id, systemd=self.systemd_cgroup)
-        base = {"ociVersion": spec.oci_version, "id": container_id, "bundle": bundle,
-                "annotations": dict(spec.annotations)}
-        plan = specconv.to_plan(spec, bundle, container_id, cgroup_manager=manager,
-                                no_pivot=no_pivot, no_new_keyring=no_new_keyring,
-                                state_json=_hook_state(base, CREATED, 0))
-        runtime_hooks = {k: [hooks.to_dict(h) for h in specconv.hooks_of(spec.hooks, k)]
-                         for k in RUNTIME_HOOKS}
-        resources = specconv.cgroup_resources(spec)
-        if resources:
-            _check_resources(manager, resources)
+        spec, manager, plan, base, resources, runtime_hooks, state = self._prepare(
+            container_id, bundle, no_pivot=no_pivot, no_new_keyring=no_new_keyring)
         if plan.terminal and not console_socket:
             raise InvalidArgument("process.terminal needs a console socket (--console-socket)")
         if console_socket and not plan.terminal:
             raise InvalidArgument("--console-socket: the container has no terminal "
                                   "(process.terminal is false)")
         console_fd = _connect_console(console_socket) if console_socket else None
-
-        private_pid = any(ns.type == "pid" and not ns.path for ns in spec.linux.namespaces)
-        creator = proc_stat(os.getpid())[1]
-        state = dict(base, rootfs=plan.rootfs, pid=0, pid_start=0,
-                     creator=[os.getpid(), creator], created=_now_rfc3339(), owner="",
-                     cgroup=manager.to_state(), private_pid_ns=private_pid, namespace_paths={},
-                     session_keyring=plan.session_keyring,
-                     hooks={k: runtime_hooks[k] for k in ("poststart", "poststop")},
-                     config=spec.raw)
         sd = StateDir.create(self.root, container_id)
         pid = announced_pid = None
         applied = False
@@ -139,13 +119,7 @@ class Factory:
             if st is None:
                 raise SystemFailure("start container init", errno.ESRCH,
                                     "the init exited during create")
-            state.update(pid=pid, pid_start=st[1], creator=None, created=_now_rfc3339(),
-                         cgroup=manager.to_state(),
-                         namespace_paths={ns.type: ns.path or "/proc/%d/ns/%s" % (
-                             pid, PROC_NAMES[ns.type]) for ns in spec.linux.namespaces})
-            sd.write(state)
-            if pid_file:
-                write_pid_file(pid_file, pid)
+            _record_init(sd, state, spec, manager, pid, st[1], pid_file)
         except BaseException as e:
             # a limit too low for the container to start: say which, as crun does
             failure = applied and isinstance(e, PyruncError) and manager.start_failure()
@@ -158,6 +132,63 @@ class Factory:
                 os.close(fifo_fd)
             if console_fd is not None:
                 os.close(console_fd)
+        return Container(self, sd, state, manager)
+
+    def _prepare(self, container_id, bundle, **plan_options):
+        """What create and restore check before they make anything: (spec, manager, plan,
+        base state, resources, runtime hooks, the "creating" state)."""
+        from pyrunc.libcontainer import cgroups, configs, hooks, specconv
+        bundle = os.path.abspath(bundle)
+        spec = configs.load(bundle)
+        manager = cgroups.new_manager(spec.linux.cgroups_path if spec.linux else None,
+                                      container_id, systemd=self.systemd_cgroup)
+        base = {"ociVersion": spec.oci_version, "id": container_id, "bundle": bundle,
+                "annotations": dict(spec.annotations)}
+        plan = specconv.to_plan(spec, bundle, container_id, cgroup_manager=manager,
+                                state_json=_hook_state(base, CREATED, 0), **plan_options)
+        runtime_hooks = {k: [hooks.to_dict(h) for h in specconv.hooks_of(spec.hooks, k)]
+                         for k in RUNTIME_HOOKS}
+        resources = specconv.cgroup_resources(spec)
+        if resources:
+            _check_resources(manager, resources)
+        private_pid = any(ns.type == "pid" and not ns.path for ns in spec.linux.namespaces)
+        state = dict(base, rootfs=plan.rootfs, pid=0, pid_start=0,
+                     creator=[os.getpid(), proc_stat(os.getpid())[1]], created=_now_rfc3339(),
+                     owner="", cgroup=manager.to_state(), private_pid_ns=private_pid,
+                     namespace_paths={}, session_keyring=plan.session_keyring,
+                     hooks={k: runtime_hooks[k] for k in ("poststart", "poststop")},
+                     config=spec.raw)
+        return spec, manager, plan, base, resources, runtime_hooks, state
+
+    def restore(self, container_id, bundle, options, criu="criu", pid_file=None):
+        """A new container ``container_id`` from ``bundle`` whose init is the process tree
+        checkpointed in ``options.image_path`` (``Container.checkpoint``), restored by CRIU
+        inside the container's new cgroup. The init is reparented to the nearest child
+        subreaper as CRIU exits (make the caller one to reap it). No hook runs."""
+        validate_id(container_id)
+        from pyrunc.libcontainer import criu as checkpoints
+        spec, manager, plan, _, resources, _, state = self._prepare(container_id, bundle)
+        checkpoints.check_config(spec.raw, "restore")
+        checkpoints.read_descriptors(options)
+        join = manager.join()
+        if join is None:
+            raise Unavailable("restore: not supported with the systemd cgroup driver")
+        sd = StateDir.create(self.root, container_id)
+        pid = None
+        try:
+            sd.write(state)
+            manager.create()
+            if resources:
+                manager.set(resources)
+            pid = checkpoints.restore(plan.rootfs, plan.readonly_root, spec.raw, manager, join,
+                                      options, criu, sd.path)
+            st = proc_stat(pid)
+            if st is None:
+                raise SystemFailure("restore: the restored init exited", errno.ESRCH)
+            _record_init(sd, state, spec, manager, pid, st[1], pid_file)
+        except BaseException:
+            _undo_create(pid, manager, sd)
+            raise
         return Container(self, sd, state, manager)
 
     def load(self, container_id):
@@ -223,6 +254,17 @@ def _check_resources(manager, resources):
         missing = sorted({c for c, _, _, _ in writes} - set(manager.paths()))
         if missing:
             raise unavailable(missing[0])
+
+
+def _record_init(sd, state, spec, manager, pid, pid_start, pid_file):
+    """The container has its init: "created" or "running" from now on."""
+    state.update(pid=pid, pid_start=pid_start, creator=None, created=_now_rfc3339(),
+                 cgroup=manager.to_state(),
+                 namespace_paths={ns.type: ns.path or "/proc/%d/ns/%s" % (
+                     pid, PROC_NAMES[ns.type]) for ns in spec.linux.namespaces})
+    sd.write(state)
+    if pid_file:
+        write_pid_file(pid_file, pid)
 
 
 def _undo_create(pid, manager, sd):
@@ -535,6 +577,20 @@ class Container:
         finally:
             if freeze:
                 self.manager.thaw()
+
+    def checkpoint(self, options, criu="criu"):
+        """Save the running container's processes in ``options.image_path`` through CRIU
+        (``Factory.restore`` brings them back). As runc does, the container is then deleted,
+        unless ``options.leave_running`` or ``options.pre_dump``."""
+        from pyrunc.libcontainer import criu as checkpoints
+        with self._sd.lock():
+            self._reload()
+            if self.status not in (RUNNING, PAUSED):
+                raise FailedPrecondition("container %s is not running" % self.id)
+            checkpoints.dump(self._state["pid"], self._state["rootfs"], self.config,
+                             self.manager, options, criu)
+        if not (options.leave_running or options.pre_dump):
+            self.destroy(force=True)
 
     def pause(self):
         with self._sd.lock():

@@ -250,21 +250,20 @@ UPDATE_FLAGS = [
 
 
 def cmd_checkpoint(ctx, flags, args):
-    """checkpoint a running container (through CRIU, where it can run)"""
+    """checkpoint a running container (through CRIU)"""
     from pyrunc.containerd.runtime import checkpoint
-    checkpoint.checkpoint(ctx, _one_id(args, "checkpoint"), ctx.criu)
+    checkpoint.checkpoint(ctx, flags, _one_id(args, "checkpoint"))
     return 0
 
 
 def cmd_restore(ctx, flags, args):
-    """restore a container from a previous checkpoint (through CRIU, where it can run)"""
+    """restore a container from a previous checkpoint (through CRIU)"""
     from pyrunc.containerd.runtime import checkpoint
-    checkpoint.restore(ctx, _one_id(args, "restore"), ctx.criu)
-    return 0
+    return checkpoint.restore(ctx, flags, _one_id(args, "restore"))
 
 
 def _criu_flags(values, switches):
-    """runc's checkpoint/restore flags, accepted so that engines' calls parse."""
+    """runc's checkpoint/restore flags (see containerd/runtime/checkpoint.py)."""
     return ([Flag(n, help="as runc's") for n in values.split()] +
             [Flag(n, kind=bool, help="as runc's") for n in switches.split()])
 

@@ -216,6 +216,11 @@ class Manager:
         exist: create()), or None when only ``apply(pid)`` can place it."""
         return None
 
+    def freezer_dir(self):
+        """The directory whose freezer stops the whole container: the v1 freezer's, else the
+        cgroup2 one (``cgroup.freeze``)."""
+        return self._dirs.get("freezer") or self._dirs.get("")
+
     def exists(self):
         return any(os.path.isdir(d) for d in set(self._dirs.values()))
 
