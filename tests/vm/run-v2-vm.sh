@@ -4,7 +4,7 @@
 #
 #   guest /              overlay: this host's / (read-only, over virtiofs) + tmpfs (discarded)
 #   guest DIR            this host's DIR, writable, for each -r DIR (same path)
-#   guest /sys/fs/cgroup cgroup2 only (with -1: cgroup v1 hierarchies only, a legacy host)
+#   guest /sys/fs/cgroup cgroup2 only (-1: cgroup v1 hierarchies only; -H: v1 + cgroup2)
 #   guest /dev/vda       a 1 GiB virtio disk that reads zeroes and drops writes (io.max tests)
 #
 # The command's stdout/stderr come back on ours (two serial ports) and we exit with its status.
@@ -14,17 +14,18 @@
 # -s boots systemd as PID 1 and runs the command as a service with Delegate=yes (for the
 # systemd cgroup driver; slower: about 15 s to boot); by default PID 1 is a busybox shell.
 # -1 mounts the cgroup v1 controllers (each apart, cpu,cpuacct together, and a named
-# name=systemd hierarchy, as legacy hosts have them) instead of cgroup2; not with -s.
+# name=systemd hierarchy, as legacy hosts have them) instead of cgroup2; -H does that and mounts
+# an empty cgroup2 hierarchy at /sys/fs/cgroup/unified too, as hybrid hosts have it. Not with -s.
 #
-# usage: run-v2-vm.sh [-r DIR]... [-C DIR] [-e VAR=VAL]... [-m MB] [-c CPUS] [-t SECS] [-s|-1] [-v] -- CMD...
+# usage: run-v2-vm.sh [-r DIR]... [-C DIR] [-e VAR=VAL]... [-m MB] [-c CPUS] [-t SECS] [-s|-1|-H] [-v] -- CMD...
 set -euo pipefail
 
 me=${0##*/}
 fail() { echo "$me: $*" >&2; exit 125; }
 
-mem=1024 cpus=2 timeout=600 verbose=0 systemd=0 v1=0 cwd=$PWD
+mem=1024 cpus=2 timeout=600 verbose=0 systemd=0 v1=0 hybrid=0 cwd=$PWD
 shares=() envs=()
-while getopts ':r:C:e:m:c:t:s1v' opt; do
+while getopts ':r:C:e:m:c:t:s1Hv' opt; do
   case $opt in
     r) shares+=("$(cd "$OPTARG" && pwd -P)") ;;
     C) cwd=$OPTARG ;;
@@ -34,13 +35,14 @@ while getopts ':r:C:e:m:c:t:s1v' opt; do
     t) timeout=$OPTARG ;;
     s) systemd=1 ;;
     1) v1=1 ;;
+    H) v1=1 hybrid=1 ;;
     v) verbose=1 ;;
     *) fail "usage: $me [-r DIR]... [-C DIR] [-e VAR=VAL]... [-m MB] [-c N] [-t SECS] [-v] -- CMD..." ;;
   esac
 done
 shift $((OPTIND - 1))
 [[ $# -gt 0 ]] || fail "no command"
-[[ $systemd == 1 && $v1 == 1 ]] && fail "-s and -1 do not go together"
+[[ $systemd == 1 && $v1 == 1 ]] && fail "-s and -1/-H do not go together"
 [[ $(id -u) == 0 ]] || fail "must run as root"
 
 qemu=$(command -v qemu-system-x86_64) || fail "qemu-system-x86_64 is not installed"
@@ -128,6 +130,9 @@ if $bb grep -q pyrunc.cgroup1 /proc/cmdline; then
   $bb ln -s cpu,cpuacct /sys/fs/cgroup/cpu && $bb ln -s cpu,cpuacct /sys/fs/cgroup/cpuacct
   $bb ln -s net_cls,net_prio /sys/fs/cgroup/net_cls && $bb ln -s net_cls,net_prio /sys/fs/cgroup/net_prio
   $bb mkdir /sys/fs/cgroup/systemd && $bb mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd
+  if $bb grep -q pyrunc.hybrid /proc/cmdline; then
+    $bb mkdir /sys/fs/cgroup/unified && $bb mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup/unified
+  fi
 else
   $bb mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
 fi
@@ -209,6 +214,7 @@ cat "$work/err" >&2 & pids+=($!)
 
 append=
 [[ $v1 == 1 ]] && append="pyrunc.cgroup1"
+[[ $hybrid == 1 ]] && append="$append pyrunc.hybrid"
 if [[ $systemd == 1 ]]; then
   append="pyrunc.systemd systemd.unit=pyrunc-vm.target systemd.unified_cgroup_hierarchy=1"
   append="$append systemd.show_status=false systemd.firstboot=off fstab=no systemd.mask=apparmor.service"

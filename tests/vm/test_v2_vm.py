@@ -1,8 +1,8 @@
 """The cgroup backends and drivers for real: the shared cgroup suite run inside throw-away VMs,
 one whose only hierarchy is cgroup2 with a plain init (cgroupfs driver), one with systemd as
-PID 1 (both drivers), and a legacy one with cgroup v1 only. The plain and v1 VMs also run
-checkpoint/restore, which CRIU cannot do on this host's kernel. Software emulation: one boot per
-VM for its whole subset (about 100 s each; 60-90 s with systemd)."""
+PID 1 (both drivers), and a legacy one with cgroup v1 only. Those with a plain init (and a
+hybrid one, like this host) also run checkpoint/restore, which CRIU cannot do on this host's
+kernel. Software emulation: one boot per VM for its subset (60-100 s each)."""
 import os
 import re
 import subprocess
@@ -29,6 +29,9 @@ VMS = {
     "systemd": (["-s"], SUBSET, "cgroup2fs", "systemd"),
     # a legacy host: cgroup v1 only (this host is hybrid); no eBPF device programs there
     "v1": (["-1"], [t for t in SUBSET if "ebpf" not in t] + PLAIN_ONLY, "tmpfs", "busybox"),
+    # a hybrid host like this one, where CRIU runs
+    "hybrid": (["-H"], ["tests/libcontainer/cgroups/test_container_view.py"] + PLAIN_ONLY,
+               "tmpfs", "busybox"),
 }
 
 
