@@ -95,17 +95,21 @@ def test_runtime_killed_mid_create(manager, bundle, tmp_path, delay):
     wrapper.chmod(0o755)
     cid = new_id()
     path = bundle(["true"])
-    with pytest.raises(errors.PyruncError, match="runtime create failed"):
-        manager.create(cid, path, runtime=str(wrapper))
-    assert manager.list() == []
-    state = os.path.join(manager.root, "runtime", "runtime-dies")
-    assert os.listdir(state) == []
-    if manager.runtime == "pyrunc":     # runc 1.1's delete leaves the cgroup of such a create
-        assert leftover_cgroups([cid]) == []
-    task = manager.create(cid, path)
-    task.start()
-    assert task.wait(timeout=20).status == 0
-    task.delete()
+    try:
+        with pytest.raises(errors.PyruncError, match="runtime create failed"):
+            manager.create(cid, path, runtime=str(wrapper))
+        assert manager.list() == []
+        state = os.path.join(manager.root, "runtime", "runtime-dies")
+        assert os.listdir(state) == []
+        if manager.runtime == "pyrunc":  # runc 1.1's delete leaves the cgroup of such a create
+            assert leftover_cgroups([cid]) == []
+        task = manager.create(cid, path)
+        task.start()
+        assert task.wait(timeout=20).status == 0
+        task.delete()
+    finally:
+        for cg in leftover_cgroups([cid]):   # (empty: the id's runtime state is gone)
+            os.rmdir(cg)
 
 
 def test_concurrent_create_delete_of_one_id(manager, bundle):
