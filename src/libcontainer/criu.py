@@ -231,9 +231,9 @@ def read_descriptors(options):
 
 def restore(rootfs, readonly, config, manager, join, options, criu, work_dir):
     """Restore the tree saved in ``options.image_path`` inside the container's cgroup (made
-    by the caller; ``join`` is its ``Join``, or None for a systemd scope, which CRIU cannot
-    enter by itself). Returns the restored init's pid; it is reparented to the nearest child
-    subreaper (the caller, if it is one) as CRIU exits."""
+    by the caller; ``join`` is its ``Join``, which CRIU takes before it restores). Returns the
+    restored init's pid; it is reparented to the nearest child subreaper (the caller, if it is
+    one) as CRIU exits."""
     check_config(config, "restore")
     keys = read_descriptors(options)
     root = os.path.join(work_dir, "criu-root")

@@ -7,7 +7,8 @@ profiles) are refused by name.
 """
 import os
 
-from pyrunc.errors import AlreadyExists, InvalidArgument, NotFound, Unavailable
+from pyrunc.errors import (AlreadyExists, FailedPrecondition, InvalidArgument, NotFound,
+                           Unavailable)
 
 UNSUPPORTED = {"lazy_pages": "--lazy-pages", "page_server": "--page-server",
                "status_fd": "--status-fd", "empty_ns": "--empty-ns",
@@ -39,8 +40,7 @@ def _need_criu(what, criu_path):
 def checkpoint(ctx, flags, container_id):
     container = ctx.load(container_id)
     options = _options(flags, "checkpoint")
-    if container.status not in ("running", "paused"):
-        from pyrunc.errors import FailedPrecondition
+    if container.status not in ("running", "paused"):      # before asking CRIU
         raise FailedPrecondition("container %s is not running" % container_id)
     _need_criu("checkpoint", ctx.criu)
     container.checkpoint(options, ctx.criu)
