@@ -230,13 +230,18 @@ timeout -k 5 "$timeout" "$qemu" -nodefaults -no-user-config -display none -no-re
   -blockdev "driver=null-co,node-name=null,size=1073741824,read-zeroes=on" \
   -device virtio-blk-pci,drive=null \
   -kernel "$kernel" -initrd "$work/initramfs.cpio" \
-  -append "console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off $append" \
+  -append "console=ttyS0 panic=-1 quiet loglevel=4 sysctl.kernel.hung_task_timeout_secs=60 mitigations=off $append" \
   </dev/null >"$work/qemu.log" 2>&1
 qrc=$?
 set -e
 sleep 0.2
 [[ $verbose == 1 ]] && tr -d '\r' < "$work/console" >&2
-[[ $qrc == 124 || $qrc == 137 ]] && { echo "$me: timed out after ${timeout}s" >&2; exit 124; }
+if [[ $qrc == 124 || $qrc == 137 ]]; then
+  # the guest kernel's own complaints (hung tasks, lockups, stalls) say where it stood
+  echo "$me: timed out after ${timeout}s; the console's last lines:" >&2
+  tr -d '\r' < "$work/console" | tail -n 30 >&2
+  exit 124
+fi
 status=$(tr -d '\r' < "$work/console" | grep -ao 'VM-EXIT=[0-9]*' | tail -n1 | cut -d= -f2)
 if [[ -z $status ]]; then
   echo "$me: the VM did not report a status (qemu exit $qrc)" >&2

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -19,6 +20,7 @@ SUBSET = ["tests/libcontainer/cgroups/test_manager.py", "tests/libcontainer/cgro
 # CRIU (Debian 12's 3.17) cannot run on this host's kernel but can on the VM's Debian kernel
 # (it wants loopback up): checkpoint/restore for real, pyrunc and runc side by side.
 PLAIN_ONLY = ["tests/containerd/runtime/test_checkpoint.py"]
+TIMED_OUT = 124             # run-v2-vm.sh's code for a VM that did not finish in time
 
 pytestmark = pytest.mark.vm
 
@@ -41,16 +43,24 @@ def test_cgroup_suite_passes_in_the_vm(init):
     if init == "systemd" and not os.path.exists("/lib/systemd/systemd"):
         pytest.skip("systemd is not installed")
     flags, tests, cgroupfs, pid1 = VMS[init]
-    # a private mount namespace, as scripts/test.sh gives (systemd makes / shared)
+    # a private mount namespace, as scripts/test.sh gives (systemd makes / shared); a test
+    # stuck for two minutes prints every thread's stack before the VM's time runs out
     pytest_cmd = " ".join(["unshare", "--mount", "--propagation", "private", "--",
                            sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
-                           "--color=no", "-q", "-rs"] + tests)
-    cmd = [run] + flags + [
+                           "--color=no", "-q", "-rs", "-o", "faulthandler_timeout=120"] + tests)
+    cmd = [run, "-t", "420"] + flags + [
         "-r", TOP, "-C", TOP, "--", "sh", "-c",
         "ip link set lo up && stat -fc 'cgroupfs=%T' /sys/fs/cgroup && cat /proc/1/comm && "
         "exec " + pytest_cmd]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     out = proc.stdout + proc.stderr
+    if proc.returncode == TIMED_OUT:
+        # A whole emulated VM stalled (seen once in CI, in a test that passes in a second; not
+        # reproduced here): boot a fresh one, and say so whatever happens next.
+        warnings.warn("the %s VM timed out; a fresh VM ran the tests again. The first one's "
+                      "output ended with:\n%s" % (init, out[-3000:]))
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     lines = proc.stdout.strip().splitlines()
     assert lines[0] == "cgroupfs=" + cgroupfs, out[-4000:]

@@ -56,8 +56,17 @@ def test_checkpoint_of_a_stopped_container(pyrunc, make_bundle):
 
 
 def _count(runtime, cid):
-    r = runtime("exec", cid, "cat", "/dev/shm/count", check=False)
-    return int(r.stdout) if r.returncode == 0 and r.stdout.strip().isdigit() else 0
+    """The counter's value, 0 before it is first written. The shell truncates the file before it
+    writes the next number, so an empty read is that moment: read again."""
+    for _ in range(20):
+        r = runtime("exec", cid, "cat", "/dev/shm/count", check=False)
+        if r.returncode != 0:
+            assert "No such file" in r.stderr, "%s exec: %s" % (runtime.name, r.stderr)
+            return 0                            # not written yet
+        if r.stdout.strip().isdigit():
+            return int(r.stdout)
+        time.sleep(0.01)
+    return 0
 
 
 def _with_pipes(runtime, *args):
