@@ -10,6 +10,7 @@ run process's own terminal, with window size changes passed on.
 """
 import _signal
 import errno
+import gc
 import os
 import select
 import sys
@@ -140,6 +141,7 @@ class Signals:
 def supervise(signals, pid, master):
     """Forward signals to ``pid`` (our child, or reparented to us), proxy ``master`` if given,
     and return ``pid``'s exit code."""
+    gc.enable()         # bin/pyrunc turns it off for short commands; this one may wait for days
     tty = _Terminal(master) if master is not None else None
     try:
         if tty:

@@ -1,4 +1,5 @@
 """``pyrunc ps``, ``events`` and ``update``: watching and adjusting a running container."""
+import gc
 import sys
 
 from pyrunc.errors import FailedPrecondition, InvalidArgument
@@ -134,5 +135,6 @@ def events(container, stats_once, interval):
         _event({"type": "stats", "id": container.id, "data": container.manager.stats()})
         return
     from pyrunc.libcontainer.cgroups.events import stream
+    gc.enable()         # bin/pyrunc turns it off for short commands; a stream may run for days
     for event in stream(container.manager, parse_interval(interval)):
         _event(event)
