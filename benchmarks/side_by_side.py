@@ -3,9 +3,11 @@
 Every runtime benchmark times whole processes, interleaved round by round so that pyrunc and
 its peers see the same machine, with a quiet gap before each timed call: the kernel's cgroup
 migration lock stays fast for a grace period after any cgroup move, and without the gap each
-runtime would inherit the warmth the previous one left. Time a non-editable install
-(``python3 -m venv DIR && DIR/bin/pip install .``, then ``--pyrunc DIR/bin/pyrunc``): an
-editable install's import hooks and missing bytecode add milliseconds users never pay.
+runtime would inherit the warmth the previous one left. Time a non-editable install made
+with the interpreter users run, Debian's as install.sh uses (``/usr/bin/python3 -m venv DIR &&
+DIR/bin/pip install .``, then ``--pyrunc DIR/bin/pyrunc``): an editable install's import hooks
+and missing bytecode add milliseconds users never pay, and a shared-library build of Python
+starts slower.
 """
 import argparse
 import os
