@@ -57,8 +57,8 @@ def test_cgroup_suite_passes_in_the_vm(init):
     if proc.returncode == TIMED_OUT:
         # A whole emulated VM stalled (seen once in CI, in the v1 VM's seventh test; ten runs
         # here, some under load, did not repeat it): boot a fresh one, and say so.
-        warnings.warn("the %s VM timed out; a fresh VM ran the tests again. The first one's "
-                      "output ended with:\n%s" % (init, out[-3000:]))
+        warnings.warn("the %s VM timed out; a fresh VM ran the tests again. The first one "
+                      "said:\n%s" % (init, _stall_report(out)))
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
         out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
@@ -73,3 +73,11 @@ def test_cgroup_suite_passes_in_the_vm(init):
         assert len(skips) == 1 and "systemd runs here" in skips[0], out[-4000:]
     else:
         assert not skips, out[-4000:]
+
+
+def _stall_report(out):
+    """What a stalled run said: the stuck test's stack (pytest's faulthandler dump, innermost
+    frames first) and the end of the output, with the guest console's last lines."""
+    dump = out.rfind("Timeout (")
+    head = out[dump:dump + 2500] + "\n[...]\n" if dump >= 0 else ""
+    return head + out[-1500:]
