@@ -55,8 +55,8 @@ def test_cgroup_suite_passes_in_the_vm(init):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     out = proc.stdout + proc.stderr
     if proc.returncode == TIMED_OUT:
-        # A whole emulated VM stalled (seen once in CI, in the v1 VM's seventh test; ten runs
-        # here, some under load, did not repeat it): boot a fresh one, and say so.
+        # A VM's tests stalled (twice in six full runs, in the v1 VM and in the plain one; not
+        # in twenty runs of the VMs alone): boot a fresh one, and say where the first stood.
         warnings.warn("the %s VM timed out; a fresh VM ran the tests again. The first one "
                       "said:\n%s" % (init, _stall_report(out)))
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
