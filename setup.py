@@ -65,7 +65,7 @@ setup(
     setup_requires=["cffi>=1.15"],
     cffi_modules=cffi_modules(),
     install_requires=["cffi>=1.15", "pyroute2", "jsonschema", "requests", "zstandard"],
-    extras_require={"test": ["pytest", "hypothesis", "docker"]},
+    extras_require={"test": ["pytest", "hypothesis"]},
     cmdclass={"build_ext": BuildExtWithPrograms},
     scripts=["bin/pyrunc"],       # see bin/pyrunc for why it is not a console_scripts entry
     zip_safe=False,

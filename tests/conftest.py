@@ -25,9 +25,10 @@ def _root_mount_is_private():
 
 @pytest.fixture(scope="session")
 def private_mount_ns():
-    """Skip container tests unless we are root in a private mount namespace."""
+    """Fail container tests unless we are root in a private mount namespace: not being root is
+    how the suite is run, not something the machine lacks, so it must not pass as skips."""
     if os.geteuid() != 0:
-        pytest.skip("needs root")
+        pytest.fail("container tests need root: run them with scripts/test.sh as root")
     if not _root_mount_is_private():
         pytest.fail("container tests must run in a private mount namespace: use scripts/test.sh")
 
@@ -65,9 +66,11 @@ def make_bundle(tmp_path, busybox_rootfs):
 
 @pytest.fixture(scope="session")
 def pyrunc_bin():
+    """The pyrunc command of this environment; its absence is a failure (a broken install),
+    never a skip."""
     path = os.path.join(VENV_BIN, "pyrunc")
-    if not os.path.exists(path):
-        pytest.skip("pyrunc is not installed in this environment")
+    if not os.access(path, os.X_OK):
+        pytest.fail("pyrunc is not installed in %s: run scripts/install.sh" % VENV_BIN)
     return path
 
 

@@ -38,9 +38,10 @@ VM_RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vm", "run-
 
 
 def need_vm():
-    """Skip unless the pure cgroup v2 VM can boot here (root, qemu, virtiofsd; not inside it)."""
+    """Skip unless the pure cgroup v2 VM can boot here (qemu, virtiofsd; not inside it); fail
+    when not root."""
     if os.geteuid() != 0:
-        pytest.skip("needs root")
+        pytest.fail("the VM tests need root: run them with scripts/test.sh as root")
     if os.environ.get("PYRUNC_VM"):
         pytest.skip("already inside the VM")
     for tool in ("qemu-system-x86_64", "cpio", "modprobe"):

@@ -1,8 +1,9 @@
 """Fixtures for the shim and lifecycle-manager tests: real containers from busybox bundles.
 
-``runtime`` is parametrized over the runtimes with runc's command line; one that cannot run a
-container on this host (crun on a hybrid cgroup host with controllers on cgroup2) is skipped
-with its own error as the reason. Every test's manager is torn down checking that no shim, no
+``runtime`` is parametrized over the runtimes with runc's command line. pyrunc is the runtime
+under test: it is never probed, and a missing pyrunc fails the test. The peers (runc, crun) are
+probed once: a peer that is missing or cannot run a container on this host (crun on a hybrid
+cgroup host with controllers on cgroup2) is skipped with its own error as the reason. Every test's manager is torn down checking that no shim, no
 container, no cgroup and no state is left behind.
 """
 import json
@@ -19,7 +20,8 @@ import pytest
 from pyrunc.containerd.shim.client import shim_binary
 from pyrunc.containerd.tasks import TaskManager
 
-RUNTIMES = ["runc", "crun", "pyrunc"]
+PEERS = ["runc", "crun"]
+RUNTIMES = ["pyrunc"] + PEERS
 _probed = {}
 
 
@@ -31,7 +33,8 @@ def runtime_path(name):
 
 
 def probe(name, tmp_path_factory, busybox_rootfs):
-    """None if ``name`` runs a busybox container here, else the reason it cannot."""
+    """None if the peer ``name`` runs a busybox container here, else the reason it cannot."""
+    assert name in PEERS, "pyrunc is under test, not probed like a peer"
     if name in _probed:
         return _probed[name]
     path = runtime_path(name)
@@ -60,8 +63,13 @@ def probe(name, tmp_path_factory, busybox_rootfs):
     return reason
 
 
-@pytest.fixture(params=RUNTIMES)
+@pytest.fixture(params=["pyrunc"] + [pytest.param(p, marks=pytest.mark.peer) for p in PEERS])
 def runtime(request, private_mount_ns, tmp_path_factory, busybox_rootfs):
+    if request.param == "pyrunc":
+        if not runtime_path("pyrunc"):
+            pytest.fail("pyrunc is not installed in %s: run scripts/install.sh"
+                        % os.path.dirname(sys.executable))
+        return "pyrunc"
     reason = probe(request.param, tmp_path_factory, busybox_rootfs)
     if reason:
         pytest.skip(reason)

@@ -32,8 +32,6 @@ def go_json_text(data):
 
 
 def test_any_output_line_is_logged_faithfully(manager, bundle):
-    if manager.runtime != "runc":
-        pytest.skip("a property of the shim alone: one runtime is enough")
     task = manager.create(new_id(), bundle(["cat"]), stdin=True)
     task.start()
     attached = task.attach()

@@ -14,8 +14,6 @@ ABSENT, CREATED, RUNNING, PAUSED, STOPPED = "absent", "created", "running", "pau
 
 
 def test_lifecycle_follows_the_model(manager, bundle):
-    if manager.runtime != "runc":
-        pytest.skip("the model is the manager's; one runtime keeps the suite short")
     path = bundle(["sleep", "1000"])
 
     class Lifecycle(RuleBasedStateMachine):
