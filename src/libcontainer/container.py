@@ -549,6 +549,14 @@ class Container:
         self._reload()
         st = self._state
         if all:
+        # On cgroup v1 a frozen init does not die of SIGKILL until it is thawed: thaw a paused
+        # container after SIGKILL, as runc does (other signals leave it paused).
+        if sig == SIGKILL:
+            try:
+                if self.manager.freezer_state() == "FROZEN":
+                    self.manager.thaw()
+            except (PyruncError, OSError):   # its cgroup is gone: nothing to thaw
+                pass
             self._signal_all(sig)
             return
         if not st["pid"] or not alive(st["pid"], st["pid_start"]):

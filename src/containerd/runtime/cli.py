@@ -133,7 +133,9 @@ def cmd_delete(ctx, flags, args):
     try:
         container = ctx.load(container_id)
     except NotFound:
-        if not ctx.factory().remove_unwritten(container_id):
+        # runc: with --force a container that does not exist is no error (exit 0, nothing
+        # printed); containerd's shim relies on it. A malformed id is still InvalidArgument.
+        if not ctx.factory().remove_unwritten(container_id) and not flags["force"]:
             raise
         return 0
     container.destroy(force=flags["force"])
