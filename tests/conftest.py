@@ -9,9 +9,33 @@ import sys
 
 import pytest
 
+import support
 from pyrunc.libcontainer import bundle as bundles
 
 VENV_BIN = os.path.dirname(sys.executable)
+
+# Fixtures that start or use a peer tool, and parameter values naming a peer runtime: a test
+# using either is marked ``peer`` at collection (tests calling need() directly mark themselves).
+PEER_FIXTURES = frozenset({"containerd", "registry_bin", "dbus_daemon"})
+PEER_PARAMS = frozenset({"runc", "crun"})
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    for item in items:
+        params = getattr(item, "callspec", None)
+        values = params.params.values() if params else ()
+        if PEER_FIXTURES.intersection(item.fixturenames) or any(
+                isinstance(v, str) and v in PEER_PARAMS for v in values):
+            item.add_marker(pytest.mark.peer)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    support.current_item = item
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    support.current_item = None
 
 
 def _root_mount_is_private():

@@ -5,8 +5,21 @@ import shutil
 import pytest
 
 
+# The external tools pyrunc is compared with or tested against: a test that needs one carries
+# the ``peer`` marker (``-m "not peer"`` leaves them out); need() fails a test that does not.
+PEER_TOOLS = frozenset({"runc", "crun", "ctr", "containerd", "containerd-shim-runc-v2", "skopeo",
+                        "umoci", "docker-registry", "criu", "dbus-daemon", "dbus-send"})
+
+# The test being set up or run (set by tests/conftest.py), so that need() can check its marker.
+current_item = None
+
+
 def need(binary):
-    """Skip unless an external peer tool is installed."""
+    """Skip unless an external tool is installed (what the machine lacks); a peer tool needs
+    the test to be marked ``peer``."""
+    item = current_item
+    if binary in PEER_TOOLS and item is not None and item.get_closest_marker("peer") is None:
+        pytest.fail("%s is a peer tool: mark %s with @pytest.mark.peer" % (binary, item.nodeid))
     path = shutil.which(binary)
     if not path:
         pytest.skip("%s is not installed" % binary)

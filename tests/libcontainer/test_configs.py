@@ -250,6 +250,7 @@ def test_peer_generated_specs_load_and_validate(tmp_path, tool, args):
     assert configs.validate_schema(spec.raw) == []
 
 
+@pytest.mark.peer
 def test_umoci_unpacked_bundle_loads(tmp_path):
     from support import need
     umoci = need("umoci")

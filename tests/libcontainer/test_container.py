@@ -334,6 +334,7 @@ def test_console_socket_gets_the_pty_master(factory, bundle, tmp_path):
     assert output.replace(b"\r\n", b"\n") == b"/dev/pts/0\nok\n"
 
 
+@pytest.mark.peer
 def test_state_matches_runc(factory, bundle, tmp_path):
     from support import need
     runc = need("runc")

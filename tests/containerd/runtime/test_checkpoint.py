@@ -10,6 +10,8 @@ import pytest
 
 from support import unique_id, wait_for_status
 
+pytestmark = pytest.mark.peer       # CRIU (and runc beside pyrunc)
+
 COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /dev/shm/count; sleep 0.02; done"
 
 

@@ -13,6 +13,7 @@ from pyrunc.engine.images import ImageService, build_builtin, import_image, load
 from pyrunc.engine.images.builtin import HELLO
 from pyrunc.engine.snapshots.mount import mount_all, unmount
 from pyrunc.errors import Conflict, InvalidArgument, NotFound, SystemFailure
+from support import need
 
 
 def rootfs_tar(files, compression=None):
@@ -37,8 +38,8 @@ def test_builtin_images_are_deterministic_and_unpacked(svc, busybox, tmp_path):
         build_builtin(svc, "nosuch")
 
 
-@pytest.mark.skipif(not os.path.exists(HELLO), reason="native programs not built")
 def test_hello_world(svc, tmp_path):
+    assert os.path.exists(HELLO), "the native programs are not built (%s)" % HELLO
     image_id = build_builtin(svc, "hello-world")
     assert svc.get("hello-world:latest").id == image_id
     assert svc.inspect("hello-world")["Config"]["Cmd"] == ["/hello"]
@@ -130,10 +131,9 @@ def test_load_rejects_tampered_blob(svc, busybox, tmp_path):
     assert list(other.content.walk()) == [] and other.list() == []
 
 
+@pytest.mark.peer
 def test_load_umoci_layout(svc, tmp_path):
-    umoci = pytest.importorskip("shutil").which("umoci")
-    if not umoci:
-        pytest.skip("umoci is not installed")
+    need("umoci")
     layout = str(tmp_path / "layout")
     bundle = str(tmp_path / "bundle")
     run = lambda *a: subprocess.run(["umoci", *a], check=True, capture_output=True)  # noqa
@@ -397,8 +397,7 @@ def test_load_garbage(svc):
 
 @pytest.mark.peer
 def test_saved_archive_is_read_by_skopeo_and_skopeo_archives_load(svc, busybox, tmp_path):
-    if not __import__("shutil").which("skopeo"):
-        pytest.skip("skopeo is not installed")
+    need("skopeo")
     ours = tmp_path / "ours.tar"
     with open(ours, "wb") as f:
         save(svc, ["busybox"], f)

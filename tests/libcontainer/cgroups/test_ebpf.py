@@ -30,7 +30,7 @@ SCENARIOS = {
 @pytest.fixture
 def v2_dir():
     if os.geteuid() != 0:
-        pytest.skip("needs root")
+        pytest.fail("the eBPF tests need root: run them with scripts/test.sh as root")
     layout = hierarchy.host_layout()
     if layout.unified is None:
         pytest.skip("no cgroup2 hierarchy on this host")
