@@ -39,8 +39,12 @@ class Log:
         sys.stderr.flush()
 
     def warning(self, msg):
-        self._write("warning", msg)
-        sys.stderr.write("pyrunc: warning: %s\n" % msg)
+        """To the --log file only when there is one (runc's way): the runtime's stderr is often
+        the container's own (a shim's create), where a warning would show in ``docker logs``."""
+        if self.path:
+            self._write("warning", msg)
+        else:
+            sys.stderr.write("pyrunc: warning: %s\n" % msg)
 
     def debug(self, msg):
         if self.debug_enabled:

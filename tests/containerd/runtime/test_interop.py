@@ -91,3 +91,29 @@ def test_ctr_sigkill_to_a_paused_task_stops_it(containerd, runc_binary, busybox_
     finally:
         containerd("tasks", "delete", "-f", cid, check=False)
         containerd("containers", "delete", cid, check=False)
+
+
+# -- warnings go to the --log file only -------------------------------------------------------
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_warnings_go_only_to_the_log(runtime, make_bundle, tmp_path, log_format):
+    """A warning (the deprecated kernel memory limit) must not reach the container's stderr,
+    which is what ``docker logs`` shows: with --log, runc writes it to the log only."""
+    def mutate(spec):
+        spec["linux"]["resources"] = {"memory": {"kernel": 64 << 20}}
+    bundle = make_bundle(["sh", "-c", "echo out; echo err >&2"], mutate=mutate)
+    log = tmp_path / "log"
+    r = runtime("--log", str(log), "--log-format", log_format, "run", "--bundle", bundle,
+                unique_id())
+    assert (r.stdout, r.stderr) == ("out\n", "err\n")
+    text = log.read_text()
+    assert "kernel" in text.lower()
+    lines = text.splitlines()
+    if log_format == "json":
+        levels = [json.loads(line)["level"] for line in lines]
+    else:
+        levels = [line.split("level=")[1].split()[0] for line in lines]
+    assert "warning" in levels
+    # without --log, the warning is on stderr, where else could it go
+    r = runtime("run", "--bundle", bundle, unique_id())
+    assert "kernel" in r.stderr.lower() and "out\n" == r.stdout
