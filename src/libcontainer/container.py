@@ -19,7 +19,7 @@ from _signal import SIGKILL
 
 from pyrunc.errors import (Conflict, FailedPrecondition, InvalidArgument, PyruncError,
                            SystemFailure, Unavailable)
-from pyrunc.libcontainer import jsoncodec
+from pyrunc.libcontainer import jsoncodec, timestamps
 from pyrunc.libcontainer.namespaces import PROC_NAMES
 from pyrunc.libcontainer.state import StateDir, alive, proc_stat, validate_id, write_pid_file
 
@@ -27,14 +27,6 @@ DEFAULT_ROOT = "/run/pyrunc"
 RUNTIME_HOOKS = ("prestart", "create_runtime", "poststart", "poststop")
 
 CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
-
-
-def _now_rfc3339():
-    """UTC now as Go's RFC3339Nano writes it (runc's "created"): trailing zeros dropped."""
-    ns = time.time_ns()
-    fraction = ("%09d" % (ns % 10**9)).rstrip("0")
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + \
-        ("." + fraction if fraction else "") + "Z"
 
 
 class Factory:
@@ -153,7 +145,7 @@ class Factory:
             _check_resources(manager, resources)
         private_pid = any(ns.type == "pid" and not ns.path for ns in spec.linux.namespaces)
         state = dict(base, rootfs=plan.rootfs, pid=0, pid_start=0,
-                     creator=[os.getpid(), proc_stat(os.getpid())[1]], created=_now_rfc3339(),
+                     creator=[os.getpid(), proc_stat(os.getpid())[1]], created=timestamps.now(),
                      owner="", cgroup=manager.to_state(), private_pid_ns=private_pid,
                      namespace_paths={}, session_keyring=plan.session_keyring,
                      hooks={k: runtime_hooks[k] for k in ("poststart", "poststop")},
@@ -258,7 +250,7 @@ def _check_resources(manager, resources):
 
 def _record_init(sd, state, spec, manager, pid, pid_start, pid_file):
     """The container has its init: "created" or "running" from now on."""
-    state.update(pid=pid, pid_start=pid_start, creator=None, created=_now_rfc3339(),
+    state.update(pid=pid, pid_start=pid_start, creator=None, created=timestamps.now(),
                  cgroup=manager.to_state(),
                  namespace_paths={ns.type: ns.path or "/proc/%d/ns/%s" % (
                      pid, PROC_NAMES[ns.type]) for ns in spec.linux.namespaces})

@@ -6,7 +6,8 @@ Each line is written with its own os.write: nothing is buffered, nothing waits f
 """
 import os
 import sys
-import time
+
+from pyrunc.libcontainer import timestamps
 
 
 class Log:
@@ -18,7 +19,7 @@ class Log:
     def _write(self, level, msg):
         if not self.path:
             return
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        now = timestamps.now(nano=False)   # runc's log lines: whole seconds (RFC 3339)
         if self.fmt == "json":
             from pyrunc.libcontainer import jsoncodec
             line = jsoncodec.dumps({"level": level, "msg": msg, "time": now})

@@ -8,11 +8,8 @@ byte offset, so a restarted process continues where it stopped.
 import json
 import os
 import time
-from datetime import datetime, timezone
 
-
-def now_rfc3339():
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+from pyrunc.libcontainer import timestamps
 
 
 class EventLog:
@@ -20,7 +17,7 @@ class EventLog:
         self.path = path
 
     def append(self, container_id, kind, **fields):
-        record = {"time": now_rfc3339(), "id": container_id, "type": kind}
+        record = {"time": timestamps.now(), "id": container_id, "type": kind}
         record.update(fields)
         data = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)

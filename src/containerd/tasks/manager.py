@@ -31,10 +31,11 @@ from typing import Optional
 from pyrunc import errors
 from pyrunc.containerd.shim.client import ShimClient, ShimGone, start_shim
 from pyrunc.containerd.shim.logs import read_log
-from pyrunc.containerd.tasks.events import EventLog, now_rfc3339
+from pyrunc.containerd.tasks.events import EventLog
 from pyrunc.containerd.tasks.locking import IdLock
 from pyrunc.containerd.tasks.runtime_binary import RuntimeBinary, resolve
 from pyrunc.containerd.tasks.stats import read_stats
+from pyrunc.libcontainer import timestamps
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 TASK_FILE = "task.json"
@@ -145,7 +146,7 @@ class TaskManager:
             meta = {"id": container_id, "bundle": bundle, "runtime": runtime_path,
                     "runtime_root": runtime_root, "terminal": bool(terminal),
                     "stdin": bool(stdin), "log": os.path.abspath(log_path) if log_path else None,
-                    "created": now_rfc3339()}
+                    "created": timestamps.now()}
             _write_json(os.path.join(state_dir, TASK_FILE), meta)
             try:
                 start_shim(container_id=container_id, state_dir=state_dir, bundle=bundle,
@@ -296,7 +297,7 @@ class Task:
                 pid = int(f.read())
         except (FileNotFoundError, ValueError):
             pass
-        record = {"id": self.id, "pid": pid, "exit_status": None, "exited_at": now_rfc3339(),
+        record = {"id": self.id, "pid": pid, "exit_status": None, "exited_at": timestamps.now(),
                   "oom_killed": False, "shim_died": True}
         _write_json(os.path.join(self.state_dir, EXIT_FILE), record)
         self.manager.event_log.append(self.id, "exit", pid=pid, exit_status=None,

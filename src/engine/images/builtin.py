@@ -3,7 +3,6 @@ busybox-static with every applet linked) and ``hello-world`` (native/programs/he
 
 The layers are written with fixed times (busybox's package date; a fixed date for hello) and
 gzip without a timestamp, so the same binary always gives the same image ID."""
-import datetime
 import io
 import os
 import shutil
@@ -14,7 +13,7 @@ from pyrunc.engine.images.importer import ingest_layer
 from pyrunc.engine.layers import write_tree
 from pyrunc.engine.platforms import host_platform
 from pyrunc.errors import FailedPrecondition, InvalidArgument
-from pyrunc.libcontainer import bundle
+from pyrunc.libcontainer import bundle, timestamps
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HELLO = os.path.join(os.path.dirname(pyrunc.__file__), "_libexec", "hello")
@@ -60,8 +59,7 @@ def build(service, name):
 
 
 def _record(service, name, descriptor, diff_id, mtime, cmd, origin):
-    created = datetime.datetime.fromtimestamp(mtime, datetime.timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%SZ")
+    created = timestamps.format_ns(mtime * timestamps.NS)
     config = dict(host_platform().to_json(), created=created,
                   config={"Env": [DEFAULT_PATH], "Cmd": cmd},
                   rootfs={"type": "layers", "diff_ids": [diff_id]},

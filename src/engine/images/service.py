@@ -6,7 +6,6 @@ Docker Engine API's shapes (``ImageSummary``, ``ImageInspect``, delete records) 
 CLI layers only serialise them.
 """
 import contextlib
-import datetime
 import json
 import os
 import re
@@ -19,6 +18,7 @@ from pyrunc.engine.images.unpack import (DEFAULT_LIMITS, SIZE_LABEL, chain_ids, 
                                          unpack, unpacked_size)
 from pyrunc.engine.snapshots import COMMITTED, open_snapshotter
 from pyrunc.errors import Conflict, InvalidArgument, NotFound
+from pyrunc.libcontainer import timestamps
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -26,20 +26,18 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 LIST_FILTERS = ("dangling", "reference", "before", "since", "label")
 
 
-def rfc3339_now():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def rfc3339_now() -> str:
+    return timestamps.now()
 
 
 def parse_time(text):
     """Seconds since the epoch of an RFC 3339 timestamp (nanoseconds allowed); 0 if absent."""
     if not text:
         return 0.0
-    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", text)
-    if not m:
+    try:
+        return timestamps.parse_ns(text) / timestamps.NS
+    except InvalidArgument:
         return 0.0
-    base = datetime.datetime.fromisoformat(m.group(1) + (
-        "+00:00" if m.group(3) == "Z" else m.group(3)))
-    return base.timestamp() + float("0." + (m.group(2) or "0"))
 
 
 def _path_match(pattern, name):
@@ -473,8 +471,7 @@ def _until(value):
 def _rfc3339(ts):
     if not ts:
         return "0001-01-01T00:00:00Z"
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%S.%fZ")
+    return timestamps.format_ns(round(ts * timestamps.NS))
 
 
 def _history_comment(config):
