@@ -313,7 +313,6 @@ static void __attribute__((noreturn)) init_main(void)
     }
     core_set_rlimits();
     core_set_scheduling();
-    oom_score_adj();
     umask((mode_t)c->umask);
     if (c->seccomp_len && !c->no_new_privileges)
         load_seccomp();  /* needs CAP_SYS_ADMIN, so before the user changes */
@@ -421,6 +420,7 @@ static void __attribute__((noreturn)) stage1_main(void)
     close_unneeded_fds();
     for (int i = 0; i < c->n_join; i++) {
         if (setns(c->join_fds[i], c->join_types[i]) < 0)
+    oom_score_adj();             /* still in the runtime's user namespace */
             core_fail(errno, "join %s namespace", ns_name(c->join_types[i]));
         close(c->join_fds[i]);
         if (c->join_types[i] == CLONE_NEWUSER)

@@ -117,3 +117,51 @@ def test_warnings_go_only_to_the_log(runtime, make_bundle, tmp_path, log_format)
     # without --log, the warning is on stderr, where else could it go
     r = runtime("run", "--bundle", bundle, unique_id())
     assert "kernel" in r.stderr.lower() and "out\n" == r.stdout
+
+
+# -- oom_score_adj in a container with a user namespace (dockerd --userns-remap) ---------------
+
+@pytest.fixture
+def userns_bundle(busybox_rootfs):
+    """make(args, oom_score_adj): a bundle with a new user namespace mapping the container's
+    ids 0-65535 to 100000-165535. It lives in a directory every user may traverse (the
+    container's root, host uid 100000, must reach its rootfs), removed afterwards."""
+    made = []
+
+    def make(args, oom_score_adj):
+        from pyrunc.libcontainer import bundle as bundles
+        top = tempfile.mkdtemp(prefix="pyrunc-userns-", dir="/tmp")
+        made.append(top)
+        os.chmod(top, 0o755)
+        subprocess.run(["cp", "-a", busybox_rootfs, os.path.join(top, "rootfs")], check=True)
+        subprocess.run(["chown", "-R", "100000:100000", os.path.join(top, "rootfs")],
+                       check=True)
+        spec = bundles.example_spec(args=list(args), terminal=False)
+        spec["linux"]["namespaces"].append({"type": "user"})
+        spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        spec["process"]["oomScoreAdj"] = oom_score_adj
+        bundles.write_spec(top, spec)
+        return top
+
+    yield make
+    for top in made:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def _has_cap_sys_resource():
+    with open("/proc/self/status") as f:
+        eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+    return bool(eff >> 24 & 1)
+
+
+@pytest.mark.parametrize("score", [0, 500, -300])
+def test_oom_score_adj_with_a_user_namespace(runtime, userns_bundle, score):
+    """The score is written from the initial user namespace (runc: before the init enters
+    its user namespace), so every value works, and the container sees it."""
+    if score < 0 and not _has_cap_sys_resource():
+        pytest.skip("lowering oom_score_adj needs CAP_SYS_RESOURCE, which this machine's "
+                    "root lacks")
+    bundle = userns_bundle(["cat", "/proc/self/oom_score_adj"], score)
+    r = runtime("run", "--bundle", bundle, unique_id(), check=False)
+    assert (r.returncode, r.stdout.strip()) == (0, str(score)), r.stderr
