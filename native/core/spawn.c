@@ -195,6 +195,9 @@ static void uts(void)
         core_fail(errno, "set domainname %s", c->domainname);
 }
 
+/* Written by stage 1 before it joins or creates any namespace, as runc writes it before its
+ * children enter theirs: in the initial user namespace the runtime may set any value; inside
+ * a new one the file is not the container root's to write. The init inherits it. */
 static void oom_score_adj(void)
 {
     const struct core_config *c = core_cfg;
