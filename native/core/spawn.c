@@ -420,10 +420,10 @@ static void __attribute__((noreturn)) stage1_main(void)
     close(c->parent_fd);
     core_child_wait_continue();  /* (a message sent with it unread would be lost) */
     join_cgroup();               /* or the parent has placed us */
+    oom_score_adj();             /* still in the runtime's user namespace */
     close_unneeded_fds();
     for (int i = 0; i < c->n_join; i++) {
         if (setns(c->join_fds[i], c->join_types[i]) < 0)
-    oom_score_adj();             /* still in the runtime's user namespace */
             core_fail(errno, "join %s namespace", ns_name(c->join_types[i]));
         close(c->join_fds[i]);
         if (c->join_types[i] == CLONE_NEWUSER)
