@@ -541,14 +541,6 @@ class Container:
         self._reload()
         st = self._state
         if all:
-        # On cgroup v1 a frozen init does not die of SIGKILL until it is thawed: thaw a paused
-        # container after SIGKILL, as runc does (other signals leave it paused).
-        if sig == SIGKILL:
-            try:
-                if self.manager.freezer_state() == "FROZEN":
-                    self.manager.thaw()
-            except (PyruncError, OSError):   # its cgroup is gone: nothing to thaw
-                pass
             self._signal_all(sig)
             return
         if not st["pid"] or not alive(st["pid"], st["pid_start"]):
@@ -557,6 +549,14 @@ class Container:
             os.kill(st["pid"], sig)
         except ProcessLookupError:
             raise FailedPrecondition("container %s is not running" % self.id) from None
+        # On cgroup v1 a frozen init does not die of SIGKILL until it is thawed: thaw a paused
+        # container after SIGKILL, as runc does (other signals leave it paused).
+        if sig == SIGKILL:
+            try:
+                if self.manager.freezer_state() == "FROZEN":
+                    self.manager.thaw()
+            except (PyruncError, OSError):   # its cgroup is gone: nothing to thaw
+                pass
 
     def _signal_all(self, sig):
         """runc's way: freeze the cgroup so that nothing forks meanwhile, signal, thaw."""
