@@ -203,3 +203,11 @@ int core_fmt(char *buf, size_t size, const char *fmt, ...);
 /* Receive one message into buf (size >= sizeof(struct core_msg) + CORE_MSG_MAX_PAYLOAD);
  * *fd_out gets a passed descriptor or -1. Returns the bytes received, 0 at EOF, or -errno. */
 int core_recv(int fd, char *buf, int size, int *fd_out);
+
+/* The parent's own system calls (host.c), each returning 0 or -errno: mount(2) and umount2(2)
+ * (source, fstype and data may be NULL), prctl(PR_SET_CHILD_SUBREAPER, on). The MS_*,
+ * MOUNT_ATTR_* and MNT_* values come from <sys/mount.h> (native/build_core.py declares them). */
+int core_mount(const char *source, const char *target, const char *fstype,
+               unsigned long flags, const char *data);
+int core_umount(const char *target, int flags);
+int core_set_child_subreaper(int on);

@@ -21,7 +21,6 @@ crun tell it:
 
 Cold path: this module may import what it likes.
 """
-import ctypes
 import errno
 import json
 import os
@@ -29,14 +28,13 @@ import stat
 import subprocess
 
 from pyrunc.errors import InvalidArgument, NotFound, SystemFailure, Unavailable
+from pyrunc.libcontainer.mountflags import (
+    MNT_DETACH, MS_BIND, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT, mount, umount)
 
 DESCRIPTORS = "descriptors.json"
 DUMP_LOG = "dump.log"
 RESTORE_LOG = "restore.log"
 MANAGE_CGROUPS_MODES = ("soft", "full", "strict", "ignore")
-
-MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
-MNT_DETACH = 2
 
 
 class Options:
@@ -289,17 +287,6 @@ def _entering(join):
     return enter
 
 
-_libc = []
-
-
-def _mount_call(name, *args):
-    if not _libc:
-        _libc.append(ctypes.CDLL(None, use_errno=True))
-    if getattr(_libc[0], name)(*args) != 0:
-        return ctypes.get_errno()
-    return 0
-
-
 def _bind(source, target, readonly):
     """A private recursive bind of ``source`` on ``target`` (read-only if asked)."""
     steps = [(source, target, MS_BIND | MS_REC, "bind %s" % source),
@@ -308,7 +295,7 @@ def _bind(source, target, readonly):
         steps.append((None, target, MS_REMOUNT | MS_BIND | MS_RDONLY, "remount %s read-only"
                       % target))
     for i, (src, tgt, flags, step) in enumerate(steps):
-        err = _mount_call("mount", src and src.encode(), tgt.encode(), None, flags, None)
+        err = mount(src, tgt, None, flags)
         if err:
             if i:
                 _umount(target)
@@ -316,7 +303,7 @@ def _bind(source, target, readonly):
 
 
 def _umount(target):
-    err = _mount_call("umount2", target.encode(), MNT_DETACH)
+    err = umount(target, MNT_DETACH)
     if err and err != errno.EINVAL:
         raise SystemFailure("restore: unmount %s" % target, err)
 

@@ -17,25 +17,17 @@ import sys
 
 from pyrunc.containerd.runtime.signals import NUMBERS
 
-PR_SET_CHILD_SUBREAPER = 36
 FORWARDED = sorted(set(NUMBERS.values()) - {_signal.SIGKILL, _signal.SIGSTOP, _signal.SIGCHLD,
                                             _signal.SIGWINCH})
 
 
-def set_child_subreaper():
+def set_child_subreaper() -> None:
     """prctl(PR_SET_CHILD_SUBREAPER, 1): orphans of the container's processes (a container
     without its own pid namespace) are reparented to us and reaped, as runc run does.
 
-    The call goes through the cffi backend the native core has loaded already; ctypes would
-    cost the run a further 2 ms of imports."""
-    import _cffi_backend as backend
-    c_int = backend.new_primitive_type("int")
-    c_ulong = backend.new_primitive_type("unsigned long")
-    prctl = backend.load_library(None).load_function(
-        backend.new_function_type((c_int,) + (c_ulong,) * 4, c_int, False), "prctl")
-    if prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        from pyrunc.errors import SystemFailure
-        raise SystemFailure("prctl PR_SET_CHILD_SUBREAPER", backend.get_errno())
+    The call is the native core's, which the run loads anyway to create the container."""
+    from pyrunc.libcontainer.system import set_child_subreaper as set_it
+    set_it()
 
 
 def run(ctx, flags, container_id, create):

@@ -1,40 +1,33 @@
 """Perform a snapshot's mounts onto a target (in the caller's private mount namespace)."""
-import ctypes
-import ctypes.util
-import os
-
 from pyrunc.errors import SystemFailure
-
-MS_RDONLY = 0x1
-MS_REMOUNT = 0x20
-MS_BIND = 0x1000
-MS_REC = 0x4000
-MNT_DETACH = 0x2
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+from pyrunc.libcontainer.mountflags import (
+    MNT_DETACH, MS_BIND, MS_RDONLY, MS_REMOUNT, mount, umount)
+from pyrunc.libcontainer.specconv.mounts import Options
 
 
-def _mount(source, target, fstype, flags, data):
-    if _libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None,
-                   ctypes.c_ulong(flags), data.encode() if data else None) != 0:
-        e = ctypes.get_errno()
-        raise SystemFailure("mount %s on %s" % (source, target), e)
+def _mount(source: "str | None", target: str, fstype: "str | None", flags: int,
+           data: "str | None") -> None:
+    err = mount(source, target, fstype, flags, data)
+    if err:
+        raise SystemFailure("mount %s on %s" % (source, target), err)
 
 
-def mount_all(mounts, target):
+def mount_all(mounts: list, target: str) -> None:
+    """Mount each snapshot mount on ``target``; its options are mount(8)'s words, parsed by the
+    runtime's own table (``rbind``, ``ro``...; the rest is the filesystem's data)."""
     for m in mounts:
+        opts = Options(m.options)
         if m.type == "bind":
-            flags = MS_BIND | (MS_REC if "rbind" in m.options else 0)
-            _mount(m.source, target, None, flags, None)
-            if "ro" in m.options:
-                _mount("none", target, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+            # a bind mount ignores every flag but MS_REC: read-only takes a remount
+            _mount(m.source, target, None, opts.flags | MS_BIND, None)
+            if opts.flags & MS_RDONLY:
+                _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
         else:
-            flags = MS_RDONLY if "ro" in m.options else 0
-            data = ",".join(o for o in m.options if o not in ("ro", "rw"))
-            _mount(m.source, target, m.type, flags, data)
+            _mount(m.source, target, m.type, opts.flags, opts.data)
 
 
-def unmount(target):
-    if _libc.umount2(os.fsencode(target), MNT_DETACH) != 0:
-        e = ctypes.get_errno()
-        raise SystemFailure("unmount %s" % target, e)
+def unmount(target: str) -> None:
+    """Detach the mount on ``target`` (lazily, as containerd does)."""
+    err = umount(target, MNT_DETACH)
+    if err:
+        raise SystemFailure("unmount %s" % target, err)

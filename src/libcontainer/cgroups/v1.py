@@ -8,9 +8,9 @@ from pyrunc.libcontainer.cgroups import resources as R
 from pyrunc.libcontainer.cgroups.manager import (
     Join, Manager, mkdir_p, procs_in_tree, read, read_int, read_keyed, remove_created, rmdir_tree,
     unavailable, write)
+from pyrunc.libcontainer.mountflags import (
+    MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT)
 
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
-MS_REMOUNT, MS_BIND, MS_REC = 0x20, 0x1000, 0x4000
 PER_MOUNT_FLAGS = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
 
 
