@@ -174,8 +174,16 @@ def test_bad_ids(factory, bundle, bad):
 
 
 def test_good_ids(factory, bundle):
+    # runc's rule: letters, digits and _ + - . (the ids here all pass it)
     for cid in ("a", "A_b-c.d+e", "0" * 200):
-        factory.create(cid + unique_id(""), bundle()).destroy()
+        cid += unique_id("")
+        c = factory.create(cid, bundle())
+        assert c.id == cid and factory.load(cid).status == "created"
+        assert os.listdir(factory.root) == [cid]
+        c.destroy()
+        with pytest.raises(errors.NotFound):
+            factory.load(cid)
+        assert os.listdir(factory.root) == []
 
 
 def test_failed_create_leaves_nothing(factory, bundle):

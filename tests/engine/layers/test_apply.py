@@ -244,14 +244,13 @@ def test_hardlink_to_outside(root, outside):
 
 
 def test_huge_member(root, outside):
-    big = make_tar([entry("big", data=b"", size=0)])
     # a header claiming 1 PiB with no data behind it
     import tarfile
     ti = tarfile.TarInfo("big")
     ti.size = 1 << 50
     header = ti.tobuf(tarfile.PAX_FORMAT)
     hostile(root, outside, header + b"\0" * 1024, "do not fit in the .* bytes free")
-    assert big
+    assert os.listdir(root) == []       # refused before anything was written
 
 
 @pytest.mark.parametrize("compression", [None, "gzip", "zstd"])

@@ -96,7 +96,13 @@ def test_wire_encoding_round_trips(values, offset):
 def test_messages_parse_back_with_their_header_fields():
     data = dbus.encode_message(7, "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager",
                                "StopUnit", "org.freedesktop.systemd1", "ss", ["x.scope", "replace"])
-    assert len(data) % 8 == 0 or data[:1] == b"l"
+    # the D-Bus specification's fixed header: little-endian, METHOD_CALL, no flags, version 1,
+    # then the body's length, the serial and the header fields' array (padded to 8)
+    assert data[:4] == b"l\x01\x00\x01"
+    assert int.from_bytes(data[8:12], "little") == 7
+    fields_len = int.from_bytes(data[12:16], "little")
+    body_start = 16 + fields_len + (-fields_len % 8)
+    assert len(data) == body_start + int.from_bytes(data[4:8], "little")
     fields = dict(dbus.Reader(data, 12).read("a(yv)"))
     assert fields[3] == "StopUnit" and fields[8] == "ss"
     header = 16 + len(data[16:]) - int.from_bytes(data[4:8], "little")
