@@ -22,6 +22,7 @@ import subprocess
 
 from setuptools import find_packages, setup
 from setuptools.command.build_ext import build_ext
+from distutils.command.build_scripts import build_scripts  # setuptools' own copy, once imported
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -32,7 +33,12 @@ def cffi_modules():
 
 
 class BuildExtWithPrograms(build_ext):
-    """build_ext that also compiles native/programs/*.c into pyrunc/_libexec/."""
+    """build_ext that also compiles native/programs/*.c into pyrunc/_libexec/.
+
+    A program is its one file, plus every ``native/<folder>/*.c`` of the folders that
+    ``program_parts`` lists for it."""
+
+    program_parts = {"pyrunc-shim": ["shim"]}
 
     def run(self):
         super().run()
@@ -47,8 +53,25 @@ class BuildExtWithPrograms(build_ext):
             target = os.path.join(out_dir, name)
             cmd = [cc, "-O2", "-Wall", "-Werror", "-static", "-s",
                    "-I", os.path.join(HERE, "native"), "-o", target, source]
+            for folder in self.program_parts.get(name, ()):
+                cmd += sorted(glob.glob(os.path.join(HERE, "native", folder, "*.c")))
             self.announce("compiling program %s" % name, level=2)
             subprocess.check_call(cmd)
+
+
+class BuildScriptsWithLauncher(build_scripts):
+    """build_scripts that also makes the ``pyrunc`` command: the static launcher
+    native/programs/pyrunc-launch.c, which runs ``pyrunc-python`` (bin/pyrunc-python, whose
+    ``#!python`` line the installer rewrites) with its interpreter executed from a read-only
+    copy, so that no process pyrunc places in a container can write the host's interpreter."""
+
+    def run(self):
+        super().run()
+        os.makedirs(self.build_dir, exist_ok=True)
+        source = os.path.join(HERE, "native", "programs", "pyrunc-launch.c")
+        self.announce("compiling the pyrunc command", level=2)
+        subprocess.check_call([os.environ.get("CC", "gcc"), "-O2", "-Wall", "-Werror", "-static",
+                               "-s", "-o", os.path.join(self.build_dir, "pyrunc"), source])
 
 
 packages = ["pyrunc"] + ["pyrunc." + p for p in find_packages("src")]
@@ -65,8 +88,8 @@ setup(
     setup_requires=["cffi>=1.15"],
     cffi_modules=cffi_modules(),
     install_requires=["cffi>=1.15", "pyroute2", "jsonschema", "requests", "zstandard"],
-    extras_require={"test": ["pytest", "hypothesis"]},
-    cmdclass={"build_ext": BuildExtWithPrograms},
-    scripts=["bin/pyrunc"],       # see bin/pyrunc for why it is not a console_scripts entry
+    extras_require={"test": ["pytest", "hypothesis", "mypy"]},
+    cmdclass={"build_ext": BuildExtWithPrograms, "build_scripts": BuildScriptsWithLauncher},
+    scripts=["bin/pyrunc-python"],  # run by the pyrunc command; not a console_scripts entry
     zip_safe=False,
 )

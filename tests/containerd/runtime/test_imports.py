@@ -8,7 +8,9 @@ script under ``python -X importtime`` on a real container and read every module 
 
 The interpreter runs with ``-S``: an editable install's site hook imports ``re`` and friends
 before ``pyrunc`` starts, which would hide the command's own imports of them; ``pyrunc`` and the
-cffi backend are put on the path by hand.
+cffi backend are put on the path by hand. The ``pyrunc`` command itself is a static launcher
+that runs the script ``pyrunc-python`` beside it (and imports nothing): the trace runs that
+script.
 """
 import _signal
 import os
@@ -31,7 +33,7 @@ class Traced(Runtime):
     of every command so far."""
 
     def __init__(self, binary, root, path):
-        super().__init__("pyrunc", binary, root)
+        super().__init__("pyrunc", os.path.join(os.path.dirname(binary), "pyrunc-python"), root)
         self.path = path
         self.imported = {}
 
