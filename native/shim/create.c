@@ -1,0 +1,142 @@
+/* The container's create, run once at start-up: "<runtime> create" with the shim as the
+ * subreaper, so that the init reparents to it; on failure, report and clean up. */
+#include "shim.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define ERR_SIZE 4096   /* the reason text of a failed create */
+
+/* Kill and reap every child: after a failed create, what reparented to us is debris of the
+ * runtime (e.g. its init process when the runtime itself was killed). */
+static void kill_children(void)
+{
+	pid_t self = getpid();
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		char path[300], text[512];
+		if (!isdigit((unsigned char)e->d_name[0]))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t r = read(fd, text, sizeof(text) - 1);
+		close(fd);
+		char *end = r > 0 ? (text[r] = 0, strrchr(text, ')')) : NULL;
+		int ppid;
+		char st;
+		if (end && sscanf(end + 1, " %c %d", &st, &ppid) == 2 && ppid == self)
+			kill(atoi(e->d_name), SIGKILL);
+	}
+	if (d)
+		closedir(d);
+	while (waitpid(-1, NULL, __WALL) > 0 || errno == EINTR)
+		;
+}
+
+static __attribute__((noreturn)) void create_failed(int rc, char *err)
+{
+	char ignored[512];
+	const char *del[] = {"delete", "--force", opt.id, NULL};
+	run_runtime(del, -1, -1, -1, ignored, sizeof(ignored));
+	kill_children();
+	if (!err[0])
+		snprintf(err, ERR_SIZE, "runtime create exited with %d", rc);
+	ready("err Unknown runtime create failed: %s", err);
+	unlink("shim.sock");
+	unlink("shim.pid");
+	exit(1);
+}
+
+/* Run the runtime's create with pipes for the init's stdio; the pipes' parent ends stay. */
+static int create_with_pipes(const char **args, int out[2], int errp[2], int in[2], char *err)
+{
+	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+	    (opt.stdin_open && pipe2(in, O_CLOEXEC) < 0)) {
+		ready("err Unknown pipe: %s", strerror(errno));
+		exit(1);
+	}
+	int rc = run_runtime(args, in[0], out[1], errp[1], NULL, 0);
+	close(out[1]);
+	close(errp[1]);
+	if (in[0] >= 0)
+		close(in[0]);
+	if (rc != 0)
+		drain_text(errp[0], err, ERR_SIZE);
+	return rc;
+}
+
+/* The init's stdio: the pty master, or the pipes. */
+static void hold_init_stdio(int master, int out[2], int errp[2], int in[2])
+{
+	if (opt.terminal) {
+		set_nonblock(master);
+		init_proc.pty_fd = init_proc.stdin_fd = master;
+		stream_init(&init_proc.out, master, 1);
+		stream_init(&init_proc.err, -1, 2);
+		return;
+	}
+	set_nonblock(out[0]);
+	set_nonblock(errp[0]);
+	stream_init(&init_proc.out, out[0], 1);
+	stream_init(&init_proc.err, errp[0], 2);
+	if (in[1] >= 0) {
+		set_nonblock(in[1]);
+		init_proc.stdin_fd = in[1];
+	}
+}
+
+void create_container(void)
+{
+	char err[ERR_SIZE] = "", pidfile[PATH_MAX + 32], console[PATH_MAX + 32];
+	int out[2] = {-1, -1}, errp[2] = {-1, -1}, in[2] = {-1, -1}, console_lfd = -1;
+	snprintf(pidfile, sizeof(pidfile), "%s/init.pid", state_dir_abs);
+	const char *args[12] = {"create", "--bundle", opt.bundle, "--pid-file", pidfile};
+	int n = 5;
+	if (opt.terminal) {
+		console_lfd = listen_unix("console.sock");
+		if (console_lfd < 0) {
+			ready("err Unknown console socket: %s", strerror(errno));
+			exit(1);
+		}
+		console_arg("console.sock", console, sizeof(console));
+		args[n++] = "--console-socket";
+		args[n++] = console;
+	}
+	args[n++] = opt.id;
+	args[n] = NULL;
+
+	int rc = opt.terminal ? run_runtime(args, -1, -1, -1, err, sizeof(err))
+			      : create_with_pipes(args, out, errp, in, err);
+	pid_t pid = rc == 0 ? read_pid_file(pidfile) : -1;
+	int master = -1;
+	if (pid > 0 && opt.terminal) {
+		master = receive_console(console_lfd);
+		if (master < 0) {
+			snprintf(err, sizeof(err), "no terminal received on the console socket");
+			pid = -1;
+		}
+	}
+	if (console_lfd >= 0) {
+		close(console_lfd);
+		unlink("console.sock");
+	}
+	if (pid <= 0)
+		create_failed(rc, err);
+	snprintf(init_proc.id, sizeof(init_proc.id), "%s", opt.id);
+	init_proc.is_init = 1;
+	init_proc.pid = pid;
+	hold_init_stdio(master, out, errp, in);
+	oom_watch(pid);
+	emit_event("create", NULL);
+}
