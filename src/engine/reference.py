@@ -38,7 +38,12 @@ _ANCHORED_IDENTIFIER_RE = re.compile(r"^[a-f0-9]{64}$")
 _SPLIT_NAME_RE = re.compile(r"^(?:(" + _DOMAIN + r")/)?(" + _PATH_COMPONENT
                             + r"(?:/" + _PATH_COMPONENT + r")*)$", re.ASCII)
 
-_DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
+# The algorithms the OCI image spec registers (descriptor.md, "Registered algorithms"):
+# sha256 (every implementation MUST verify it) and sha512 (MAY). sha384, which docker's digest
+# package also knows, is not registered: content named by it could not be verified by other
+# OCI tools, so it is refused like any other algorithm rather than accepted unverified.
+DIGEST_ALGORITHMS = {"sha256": 64, "sha512": 128}
+_DIGEST_LENGTHS = DIGEST_ALGORITHMS
 
 
 def _invalid(reason=None):
@@ -48,9 +53,10 @@ def _invalid(reason=None):
     return InvalidArgument(message)
 
 
-def validate_digest(digest):
-    """Check ``algorithm:hex`` the way the distribution digest package does; return it."""
-    if not DIGEST_RE.match(digest):
+def validate_digest(digest: str) -> str:
+    """Check ``algorithm:hex`` for an algorithm this engine verifies (sha256, sha512); return
+    it. Anything else, malformed or another algorithm, is ``InvalidArgument``."""
+    if not isinstance(digest, str) or not DIGEST_RE.match(digest):
         raise InvalidArgument("invalid digest format: %s" % digest)
     algorithm, hex_ = digest.split(":", 1)
     if algorithm not in _DIGEST_LENGTHS:
@@ -59,6 +65,24 @@ def validate_digest(digest):
         raise InvalidArgument("invalid checksum digest length: %s" % digest)
     if hex_ != hex_.lower():
         raise InvalidArgument("invalid checksum digest format: %s" % digest)
+    return digest
+
+
+def compute_digest(data: bytes, algorithm: str = "sha256") -> str:
+    """``algorithm:hex`` of ``data`` for a supported algorithm."""
+    import hashlib
+    if algorithm not in DIGEST_ALGORITHMS:
+        raise InvalidArgument("unsupported digest algorithm: %s" % algorithm)
+    return "%s:%s" % (algorithm, hashlib.new(algorithm, data).hexdigest())
+
+
+def verify_digest(digest: str, data: bytes, what: str) -> str:
+    """Check that ``data`` has ``digest`` (validated first); ``what`` names the content in
+    the error: ``manifest for x@sha512:…: digest mismatch: expected …, got …``."""
+    validate_digest(digest)
+    actual = compute_digest(data, digest.split(":", 1)[0])
+    if actual != digest:
+        raise InvalidArgument("%s: digest mismatch: expected %s, got %s" % (what, digest, actual))
     return digest
 
 

@@ -143,3 +143,51 @@ def test_parser_never_crashes(text):
         assert str(err)
     else:
         assert reference.parse_normalized(str(ref)) == ref
+
+
+# -- digests: the OCI image spec registers sha256 and sha512 (descriptor.md) -------------------
+
+REGISTERED = {"sha256": 64, "sha512": 128}
+algorithm = st.one_of(st.sampled_from(["sha256", "sha512", "sha384", "sha1", "md5", "blake3",
+                                       "sha256+b64u", "multihash+base58", "SHA256"]),
+                      st.from_regex(r"\A[a-z][a-z0-9]{0,8}\Z"))
+encoded = st.one_of(st.integers(1, 140).map(lambda n: "a1" * (n // 2) + "f" * (n % 2)),
+                    st.text("0123456789abcdefABCDEF", min_size=1, max_size=140))
+
+
+@given(algorithm, encoded)
+def test_digest_in_a_reference_is_accepted_only_when_verifiable(alg, hex_):
+    digest = "%s:%s" % (alg, hex_)
+    verifiable = (alg in REGISTERED and len(hex_) == REGISTERED[alg]
+                  and all(c in "0123456789abcdef" for c in hex_))
+    try:
+        ref = reference.parse_normalized("app@" + digest)
+    except InvalidArgument as err:
+        assert not verifiable, digest
+        assert "\n" not in str(err)
+    else:
+        assert verifiable, digest
+        assert ref.digest == digest
+    try:
+        assert reference.validate_digest(digest) == digest
+        assert verifiable
+    except InvalidArgument:
+        assert not verifiable
+
+
+@given(st.sampled_from(sorted(REGISTERED)), st.binary(max_size=200), st.binary(max_size=200))
+def test_verify_digest_against_hashlib(alg, data, other):
+    import hashlib
+    digest = "%s:%s" % (alg, hashlib.new(alg, data).hexdigest())
+    assert reference.compute_digest(data, alg) == digest
+    assert reference.verify_digest(digest, data, "blob") == digest
+    if other != data:
+        with pytest.raises(InvalidArgument, match="^blob: digest mismatch: expected "):
+            reference.verify_digest(digest, other, "blob")
+
+
+@pytest.mark.parametrize("digest", ["sha384:" + "a" * 96, "blake3:" + "a" * 64])
+def test_algorithms_this_engine_cannot_verify_are_refused(digest):
+    with pytest.raises(InvalidArgument) as err:
+        reference.parse_docker_ref("nginx@" + digest)
+    assert str(err.value) == "unsupported digest algorithm: " + digest

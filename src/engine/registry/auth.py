@@ -69,17 +69,21 @@ def basic_header(credentials):
     return "Basic " + base64.b64encode(raw).decode()
 
 
+TOKEN_BODY_LIMIT = 1024 * 1024
+
+
 class Authenticator:
     """Authorization headers for one registry endpoint, from its challenge.
 
-    Thread-safe: layer downloads share it. ``session`` is the requests session used to reach
-    the token server (it carries the endpoint's TLS settings).
+    Thread-safe: layer downloads share it. ``transport`` (transport.Transport) reaches the
+    token server under the registry client's rules: the realm must be https unless its host
+    is insecure, the user's credentials go to the realm's origin only (never to where it
+    redirects), and the answer is read up to ``TOKEN_BODY_LIMIT`` bytes.
     """
 
-    def __init__(self, credentials, session, timeout=30, verify=True):
+    def __init__(self, credentials, transport, timeout: float = 30) -> None:
         self.credentials = credentials
-        self.session = session
-        self.verify = verify
+        self.transport = transport
         self.timeout = timeout
         self.challenge = None
         self._tokens = {}
@@ -114,25 +118,31 @@ class Authenticator:
             self._tokens[key] = (token, time.monotonic() + max(lifetime - TOKEN_EXPIRY_MARGIN, 1))
             return token
 
+    def _get(self, method, realm, params, authorization=None, data=None, headers=None):
+        import urllib.parse
+        from pyrunc.engine.registry.transport import CONNECT_TIMEOUT, origin
+        url = realm
+        if params:
+            url += ("&" if "?" in realm else "?") + urllib.parse.urlencode(params)
+        return self.transport.send(method, url, authorization=authorization,
+                                   auth_origin=origin(realm), data=data, headers=headers,
+                                   timeout=(CONNECT_TIMEOUT, self.timeout),
+                                   body_limit=TOKEN_BODY_LIMIT)
+
     def _fetch(self, scopes):
-        import requests
         realm = self.challenge.params.get("realm")
         if not realm:
             raise Unauthorized("registry's bearer challenge has no realm")
         params = [("scope", scope) for scope in scopes]
         if self.challenge.params.get("service"):
             params.insert(0, ("service", self.challenge.params["service"]))
-        auth = None
+        authorization = None
         if self.credentials.identity_token:
             return self._fetch_oauth(realm, scopes)
         if self.credentials.username:
             params.append(("account", self.credentials.username))
-            auth = (self.credentials.username, self.credentials.password)
-        try:
-            response = self.session.get(realm, params=params, auth=auth, timeout=self.timeout,
-                                        verify=self.verify)
-        except requests.RequestException as err:
-            raise Unavailable("Get %s: %s" % (realm, _reason(err)))
+            authorization = basic_header(self.credentials)
+        response = self._get("GET", realm, params, authorization)
         if response.status_code in (401, 403):
             detail = _error_detail(response) or "incorrect username or password"
             raise Unauthorized("Get %s: unauthorized: %s" % (realm, detail))
@@ -142,16 +152,13 @@ class Authenticator:
         return _parse_token(realm, response)
 
     def _fetch_oauth(self, realm, scopes):
-        import requests
+        import urllib.parse
         form = {"grant_type": "refresh_token", "refresh_token": self.credentials.identity_token,
                 "client_id": "pyrunc", "scope": " ".join(scopes)}
         if self.challenge.params.get("service"):
             form["service"] = self.challenge.params["service"]
-        try:
-            response = self.session.post(realm, data=form, timeout=self.timeout,
-                                         verify=self.verify)
-        except requests.RequestException as err:
-            raise Unavailable("Post %s: %s" % (realm, _reason(err)))
+        response = self._get("POST", realm, None, data=urllib.parse.urlencode(form),
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
         if response.status_code != 200:
             raise Unauthorized("Post %s: unauthorized: %s"
                                % (realm, _error_detail(response) or response.reason))
@@ -163,9 +170,13 @@ def _parse_token(realm, response):
         body = response.json()
     except ValueError:
         raise Unavailable("Get %s: token server answered with invalid JSON" % realm)
-    token = body.get("token") or body.get("access_token")
-    if not token:
+    if not isinstance(body, dict):
         raise Unavailable("Get %s: token server answered without a token" % realm)
+    token = body.get("token") or body.get("access_token")
+    if not token or not isinstance(token, str):
+        raise Unavailable("Get %s: token server answered without a token" % realm)
+    if not token.isascii() or not token.isprintable() or " " in token:
+        raise Unavailable("Get %s: token server answered with a malformed token" % realm)
     lifetime = body.get("expires_in") or TOKEN_DEFAULT_LIFETIME
     try:
         lifetime = int(lifetime)
@@ -175,15 +186,22 @@ def _parse_token(realm, response):
 
 
 def _error_detail(response):
+    """One short line from a token server's error body."""
     try:
         body = response.json()
     except ValueError:
-        return response.text.strip()[:200]
+        return _one_line(response.text)
     if isinstance(body, dict):
-        if body.get("errors"):
-            return "; ".join(e.get("message", "") for e in body["errors"] if isinstance(e, dict))
-        return body.get("details") or body.get("error") or ""
+        if isinstance(body.get("errors"), list):
+            return _one_line("; ".join(str(e.get("message", "")) for e in body["errors"]
+                                       if isinstance(e, dict)))
+        return _one_line(str(body.get("details") or body.get("error") or ""))
     return ""
+
+
+def _one_line(text, limit=200):
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _reason(err):

@@ -16,13 +16,14 @@ import urllib.parse
 
 from pyrunc.errors import InvalidArgument, NotFound, Unavailable
 
-from pyrunc.engine.reference import validate_digest
+from pyrunc.engine.reference import compute_digest, validate_digest, verify_digest
 from pyrunc.engine.registry import mediatypes
-from pyrunc.engine.registry.auth import Authenticator, Unauthorized, repository_scope, _reason
+from pyrunc.engine.registry.auth import (Authenticator, Unauthorized, repository_scope, _one_line,
+                                         _reason)
 from pyrunc.engine.registry.config import AuthFile, Credentials, RegistryOptions, server_domain
+from pyrunc.engine.registry.transport import (Refused, Transport, _tls_adapter, origin,
+                                              read_limited)
 
-CONNECT_TIMEOUT = 10
-READ_TIMEOUT = 60
 DOWNLOAD_CHUNK = 1 << 20
 DOWNLOAD_RETRIES = 5
 UPLOAD_RETRIES = 3
@@ -78,10 +79,10 @@ def registry_error_text(response):
             message = error.get("message") or code
             parts.append("%s: %s" % (code, message))
         if parts:
-            return "; ".join(parts)
-    text = response.text.strip() if response.text else ""
+            return _one_line("; ".join(parts), 300)
+    text = _one_line(response.text) if response.text else ""
     return "%d %s%s" % (response.status_code, response.reason or "",
-                        (": " + text[:200]) if text else "")
+                        (": " + text) if text else "")
 
 
 def _error_codes(response):
@@ -107,59 +108,36 @@ def raise_for_response(response, context):
     raise Unavailable(text)
 
 
-def _tls_adapter(context, pool_size):
-    """A requests adapter whose connections use ``context`` (an endpoint's TLS settings)."""
-    from requests.adapters import HTTPAdapter
-
-    class TLSAdapter(HTTPAdapter):
-        def init_poolmanager(self, *args, **kwargs):
-            kwargs["ssl_context"] = context
-            return super().init_poolmanager(*args, **kwargs)
-
-    return TLSAdapter(pool_connections=4, pool_maxsize=pool_size)
-
-
 class Connection:
-    """One endpoint of a registry: a requests session, its authenticator and the ping state."""
+    """One endpoint of a registry: its transport, its authenticator and the ping state.
 
-    def __init__(self, endpoint, credentials, pool_size=16):
-        import requests
-        from requests.adapters import HTTPAdapter
+    Credentials go only to the endpoint's own origin; redirects follow the transport's rules
+    (see transport.py)."""
+
+    def __init__(self, endpoint, credentials, pool_size=16, options=None):
         self.endpoint = endpoint
         self.url = endpoint.url
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = "pyrunc/0.1 (docker-compatible)"
-        if endpoint.secure:
-            self.session.mount(endpoint.url + "/", _tls_adapter(endpoint.ssl_context(),
-                                                                pool_size))
-            if not endpoint.verify_tls:
-                import urllib3
-                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-        else:
-            self.session.mount(endpoint.url + "/", HTTPAdapter(pool_maxsize=pool_size))
-        # passed on every request: an explicit value wins over REQUESTS_CA_BUNDLE in the
-        # environment (the endpoint's SSL context already holds the roots it needs)
-        self.verify = endpoint.verify_tls or not endpoint.secure
-        self.auth = Authenticator(credentials, self.session, verify=self.verify)
+        self.transport = Transport(endpoint, options or RegistryOptions(), pool_size)
+        self.session = self.transport.session
+        self.auth = Authenticator(credentials, self.transport)
         self._pinged = False
         self._ping_lock = threading.Lock()
 
     def close(self):
-        self.session.close()
+        self.transport.close()
+
+    def _own(self, url):
+        return origin(url) == self.transport.origin
 
     def ping(self):
         """``GET /v2/``: check the endpoint speaks the v2 API and learn its auth challenge."""
-        import requests
         with self._ping_lock:
             if self._pinged:
                 return
             url = self.url + "/v2/"
-            try:
-                response = self.session.get(url, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-                                            verify=self.verify)
-            except requests.RequestException as err:
-                raise Unavailable('Get "%s": %s' % (url, _reason(err)))
-            if response.status_code == 401:
+            response = self.transport.send("GET", url)
+            # a challenge counts only when the registry's own origin gives it
+            if response.status_code == 401 and self._own(response.url):
                 self.auth.set_challenge(response.headers.get("WWW-Authenticate", ""))
             elif response.status_code != 200:
                 raise Unavailable('Get "%s": registry answered %d %s (not a v2 registry?)'
@@ -167,27 +145,24 @@ class Connection:
             self._pinged = True
 
     def request(self, method, path, scopes, stream=False, **kwargs):
-        """Send one authorised request; on 401 re-read the challenge and try once more.
+        """Send one request; on 401 from the registry re-read the challenge and try once more.
 
-        A request body must be re-sendable (bytes, or None): large uploads go through
-        :meth:`request` only after an earlier request on the same scopes got a token.
+        The registry's credentials (or token) go only to its own origin: a ``Location`` on
+        another host gets the request without them. A request body must be re-sendable
+        (bytes, or None): large uploads go through :meth:`request` only after an earlier
+        request on the same scopes got a token.
         """
-        import requests
         self.ping()
         url = path if path.startswith(("http://", "https://")) else self.url + path
         headers = dict(kwargs.pop("headers", None) or {})
+        kwargs.pop("allow_redirects", None)
+        own = self._own(url)
         for attempt in range(2):
-            authorization = self.auth.header(scopes)
-            if authorization:
-                headers["Authorization"] = authorization
-            try:
-                response = self.session.request(method, url, headers=headers, stream=stream,
-                                                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-                                                verify=self.verify, **kwargs)
-            except requests.RequestException as err:
-                raise Unavailable('%s "%s": %s' % (method.capitalize(), _strip_query(url),
-                                                   _reason(err)))
-            if response.status_code == 401 and attempt == 0 and not _is_stream(kwargs):
+            authorization = self.auth.header(scopes) if own else None
+            response = self.transport.send(method, url, authorization=authorization,
+                                           headers=headers, stream=stream, **kwargs)
+            if response.status_code == 401 and attempt == 0 and own \
+                    and not _is_stream(kwargs) and self._own(response.url):
                 challenge = response.headers.get("WWW-Authenticate", "")
                 if challenge and self.auth.set_challenge(challenge):
                     self.auth.invalidate(scopes)
@@ -200,10 +175,6 @@ class Connection:
 def _is_stream(kwargs):
     data = kwargs.get("data")
     return data is not None and not isinstance(data, (bytes, str))
-
-
-def _strip_query(url):
-    return url.split("?")[0]
 
 
 class Registry:
@@ -237,7 +208,8 @@ class Registry:
     def connection(self, endpoint):
         with self._lock:
             if endpoint.url not in self._connections:
-                self._connections[endpoint.url] = Connection(endpoint, self.credentials)
+                self._connections[endpoint.url] = Connection(endpoint, self.credentials,
+                                                             options=self.options)
             return self._connections[endpoint.url]
 
     def connections(self, for_push=False):
@@ -390,6 +362,8 @@ class Repository:
 
     def get_manifest(self, reference, accept=mediatypes.ACCEPT_MANIFESTS, display=None):
         """Fetch a manifest or index by tag or digest; verify its digest; refuse schema 1."""
+        if ":" in reference:
+            validate_digest(reference)
         if display is None:
             display = self.name + ("@" if ":" in reference else ":") + reference
         while True:
@@ -405,15 +379,20 @@ class Repository:
         with response:
             if response.status_code != 200:
                 self._raise_manifest_error(response, display)
-            data = _read_limited(response, mediatypes.MANIFEST_SIZE_LIMIT, display)
+            data = read_limited(response, mediatypes.MANIFEST_SIZE_LIMIT,
+                                "manifest for %s" % display)
             content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
             header_digest = response.headers.get("Docker-Content-Digest")
+        # schema 1 is refused first (a signed one's digest does not cover its bytes); then, by
+        # digest: the bytes must have it, whatever the algorithm (sha256 or sha512); by tag:
+        # the registry's Docker-Content-Digest, when sent, must be theirs
         media_type = manifest_media_type(content_type, data, display)
-        digest = sha256_digest(data)
-        expected = reference if ":" in reference else header_digest
-        if expected and expected.startswith("sha256:") and expected != digest:
-            raise InvalidArgument("manifest for %s: digest mismatch: expected %s, got %s"
-                                  % (display, expected, digest))
+        if ":" in reference:
+            digest = verify_digest(reference, data, "manifest for %s" % display)
+        else:
+            digest = sha256_digest(data)
+            if header_digest:
+                verify_digest(header_digest, data, "manifest for %s" % display)
         return Manifest(media_type, digest, data)
 
     def _raise_manifest_error(self, response, display):
@@ -466,7 +445,7 @@ class Repository:
 
     def blob_size(self, digest):
         """The size of a blob in the repository, or None when it is not there."""
-        response = self._request("HEAD", "blobs/" + digest, allow_redirects=True)
+        response = self._request("HEAD", "blobs/" + digest)
         if response.status_code == 404:
             return None
         if response.status_code != 200:
@@ -480,13 +459,11 @@ class Repository:
         with response:
             if response.status_code != 200:
                 raise_for_response(response, "blob %s in %s" % (digest, self.name))
-            data = _read_limited(response, limit, "blob " + digest)
+            data = read_limited(response, limit, "blob " + digest)
         if size is not None and len(data) != size:
             raise InvalidArgument("blob %s: size mismatch: expected %d, got %d"
                                   % (digest, size, len(data)))
-        if sha256_digest(data) != digest and digest.startswith("sha256:"):
-            raise InvalidArgument("blob %s: digest mismatch: got %s"
-                                  % (digest, sha256_digest(data)))
+        verify_digest(digest, data, "blob %s" % digest)
         return data
 
     def fetch_blob(self, digest, size, writer, progress=None, retries=DOWNLOAD_RETRIES,
@@ -512,6 +489,8 @@ class Repository:
                     raise _Truncated("blob %s: connection closed after %d of %d bytes"
                                      % (digest, writer.offset, size))
                 break
+            except Refused:
+                raise
             except broken as err:
                 if writer.offset > offset:
                     failures = 0
@@ -673,13 +652,6 @@ def _add_query(url, **params):
     parts = urllib.parse.urlsplit(url)
     query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
-
-
-def _read_limited(response, limit, what):
-    data = response.raw.read(limit + 1, decode_content=True)
-    if len(data) > limit:
-        raise InvalidArgument("%s: larger than the %d bytes allowed" % (what, limit))
-    return data
 
 
 def manifest_media_type(content_type, data, display):

@@ -488,3 +488,131 @@ def fault_proxy():
     yield start
     for proxy in proxies:
         proxy.stop()
+
+
+# -- a scripted, possibly hostile, registry ----------------------------------------------------
+
+class FakeRegistry:
+    """An HTTP/1.1 server on a loopback address whose every answer the test scripts.
+
+    ``route(method, prefix, handler)``: the first route whose method matches and whose prefix
+    starts the path answers with ``handler(request)``, where ``request`` is the
+    BaseHTTPRequestHandler (``request.body`` holds the request body). Unrouted requests get
+    404; ``GET /v2/`` answers 200 unless routed. ``requests`` records (method, path, headers)
+    and ``sent`` counts the body bytes written, so tests can bound what a client read.
+    ``tls`` is (cert, key) to serve HTTPS.
+    """
+
+    def __init__(self, host="127.0.0.1", tls=None):
+        self.host = host
+        self.port = free_port()
+        self.tls = tls
+        self.routes = []
+        self.requests = []
+        self.sent = 0
+        self.stopping = threading.Event()
+        self.httpd = None
+
+    @property
+    def domain(self):
+        return "%s:%d" % (self.host, self.port)
+
+    @property
+    def url(self):
+        return "%s://%s" % ("https" if self.tls else "http", self.domain)
+
+    def route(self, method, prefix, handler):
+        self.routes.insert(0, (method, prefix, handler))
+        return self
+
+    def headers_of(self, method, prefix):
+        return [h for m, p, h in self.requests if m == method and p.startswith(prefix)]
+
+    def start(self):
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def handle_one(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                self.body = self.rfile.read(length) if length else b""
+                fake.requests.append((self.command, self.path, dict(self.headers.items())))
+                for method, prefix, handler in fake.routes:
+                    if method == self.command and self.path.startswith(prefix):
+                        try:
+                            handler(self)
+                        except (BrokenPipeError, ConnectionResetError, socket.timeout):
+                            self.close_connection = True
+                        return
+                if self.command == "GET" and self.path == "/v2/":
+                    reply(self, 200, b"{}")
+                else:
+                    reply(self, 404, b'{"errors":[{"code":"NOT_FOUND","message":"not here"}]}')
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = handle_one
+
+        self.httpd = http.server.ThreadingHTTPServer((self.host, self.port), Handler)
+        self.httpd.daemon_threads = True
+        if self.tls:
+            import ssl
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self):
+        self.stopping.set()
+        if self.httpd:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.httpd = None
+
+
+def reply(request, status, body=b"", headers=None, length=None):
+    """Answer ``status`` with ``body``; ``length`` overrides the Content-Length sent."""
+    request.send_response(status)
+    for key, value in (headers or {}).items():
+        request.send_header(key, value)
+    request.send_header("Content-Length", str(len(body) if length is None else length))
+    request.end_headers()
+    if request.command != "HEAD":
+        request.wfile.write(body)
+
+
+def endless(fake, request, status=200, headers=None, chunk=b"x" * 65536, delay=0.0,
+            cap=1 << 30):
+    """Answer with a chunked body that never ends (until the client leaves, the server stops
+    or ``cap`` bytes went out); ``fake.sent`` counts it."""
+    request.send_response(status)
+    for key, value in (headers or {}).items():
+        request.send_header(key, value)
+    request.send_header("Transfer-Encoding", "chunked")
+    request.end_headers()
+    while not fake.stopping.is_set() and fake.sent < cap:
+        request.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        request.wfile.flush()
+        fake.sent += len(chunk)
+        if delay:
+            time.sleep(delay)
+    request.close_connection = True
+
+
+@pytest.fixture
+def fake_registry():
+    """fake_registry(host="127.0.0.1", tls=None) -> a started FakeRegistry, stopped at
+    teardown."""
+    fakes = []
+
+    def start(host="127.0.0.1", tls=None):
+        fake = FakeRegistry(host, tls).start()
+        fakes.append(fake)
+        return fake
+
+    yield start
+    for fake in fakes:
+        fake.stop()
