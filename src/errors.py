@@ -4,6 +4,12 @@ Each category maps onto a process exit code (for ``pyrunc``, ``pydocker``) and a
 (for ``pydockerd``'s Docker Engine API). Raise the most specific category; the message is the
 one line a user sees, so it names the thing and the reason.
 """
+from __future__ import annotations
+
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class PyruncError(Exception):
@@ -13,7 +19,7 @@ class PyruncError(Exception):
     exit_code = 1
     http_status = 500
 
-    def __init__(self, message, *, hint=None):
+    def __init__(self, message: Any, *, hint: Any=None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
@@ -85,7 +91,7 @@ class SystemFailure(PyruncError):
     exit_code = 1
     http_status = 500
 
-    def __init__(self, step, errno_, detail=None, *, hint=None):
+    def __init__(self, step: Any, errno_: Any, detail: Any=None, *, hint: Any=None) -> None:
         import os
         reason = os.strerror(errno_).lower() if errno_ else (detail or "failed")
         message = "%s: %s" % (step, reason)
@@ -108,13 +114,13 @@ def _stderr_warning(message):
 _warning_sink = [_stderr_warning]
 
 
-def warn(message):
+def warn(message: Any) -> None:
     """Report something skipped or adjusted (an unknown syscall name, a capability this kernel
     lacks) without failing. Commands route these to their log with ``set_warning_sink``."""
     _warning_sink[0](message)
 
 
-def set_warning_sink(sink):
+def set_warning_sink(sink: Any) -> Any:
     """Send warnings to ``sink(message)`` from now on; returns the previous sink."""
     previous, _warning_sink[0] = _warning_sink[0], sink
     return previous
