@@ -5,6 +5,12 @@ this table does not know or one the running kernel does not have (above
 ``/proc/sys/kernel/cap_last_cap``); specconv refuses the first kind and, as runc does, only
 warns about the second.
 """
+from __future__ import annotations
+
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CAPABILITIES = (
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
@@ -24,7 +30,7 @@ NUMBERS = {name: number for number, name in enumerate(CAPABILITIES)}
 SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 
 
-def last_cap():
+def last_cap() -> Any:
     """The highest capability number the running kernel knows."""
     try:
         with open("/proc/sys/kernel/cap_last_cap") as f:
@@ -33,7 +39,7 @@ def last_cap():
         return len(CAPABILITIES) - 1
 
 
-def to_mask(names, ignored, last=None):
+def to_mask(names: Any, ignored: Any, last: Any=None) -> Any:
     """The bit mask of ``names``; names unknown here or to the kernel are added to ``ignored``."""
     last = last_cap() if last is None else last
     mask = 0

@@ -12,6 +12,8 @@ gone or a zombie, else "paused" while the cgroup is frozen, else "created" while
 on the exec fifo, else "running". Before the init is recorded the container is "creating" while
 the creating process lives; if that process died, it is "stopped" and delete cleans up.
 """
+from __future__ import annotations
+
 import errno
 import os
 import time
@@ -23,6 +25,10 @@ from pyrunc.libcontainer import jsoncodec, timestamps
 from pyrunc.libcontainer.namespaces import PROC_NAMES
 from pyrunc.libcontainer.state import StateDir, alive, proc_stat, validate_id, write_pid_file
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 DEFAULT_ROOT = "/run/pyrunc"
 RUNTIME_HOOKS = ("prestart", "create_runtime", "poststart", "poststop")
 
@@ -32,12 +38,12 @@ CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", 
 class Factory:
     """Creates and loads the containers kept under ``root``."""
 
-    def __init__(self, root=DEFAULT_ROOT, systemd_cgroup=False):
+    def __init__(self, root: Any=DEFAULT_ROOT, systemd_cgroup: bool=False) -> None:
         self.root = os.path.abspath(root)
         self.systemd_cgroup = systemd_cgroup
 
-    def create(self, container_id, bundle, console_socket=None, pid_file=None, no_pivot=False,
-               no_new_keyring=False, preserve_fds=0, stdio=(0, 1, 2)):
+    def create(self, container_id: str, bundle: str, console_socket: Any=None, pid_file: Any=None, no_pivot: bool=False,
+               no_new_keyring: bool=False, preserve_fds: int=0, stdio: tuple[int, ...]=(0, 1, 2)) -> Container:
         """Create the container from ``bundle``: its init waits on the exec fifo until start.
 
         Everything is checked before anything is made; a failure leaves no process, cgroup or
@@ -152,7 +158,7 @@ class Factory:
                      config=spec.raw)
         return spec, manager, plan, base, resources, runtime_hooks, state
 
-    def restore(self, container_id, bundle, options, criu="criu", pid_file=None):
+    def restore(self, container_id: str, bundle: str, options: Any, criu: str="criu", pid_file: Any=None) -> Container:
         """A new container ``container_id`` from ``bundle`` whose init is the process tree
         checkpointed in ``options.image_path`` (``Container.checkpoint``), restored by CRIU
         inside the container's new cgroup. The init is reparented to the nearest child
@@ -183,14 +189,14 @@ class Factory:
             raise
         return Container(self, sd, state, manager)
 
-    def load(self, container_id):
+    def load(self, container_id: str) -> Container:
         """The container ``container_id``; NotFound when there is none."""
         validate_id(container_id)
         sd = StateDir(self.root, container_id)
         state = sd.read()
         return Container(self, sd, state)
 
-    def remove_unwritten(self, container_id):
+    def remove_unwritten(self, container_id: str) -> bool:
         """Remove the directory a create left when it died before writing any state (no
         state.json: nothing was spawned, no cgroup made), as runc's delete does; returns
         whether there was one."""
@@ -201,7 +207,7 @@ class Factory:
         sd.remove()
         return True
 
-    def list(self):
+    def list(self) -> Any:
         """Every container under root, sorted by id (unreadable entries are skipped)."""
         try:
             names = sorted(os.listdir(self.root))
@@ -322,38 +328,38 @@ def _hook_state(base, status, pid):
 class Container:
     """One container: its state directory, init process and cgroup."""
 
-    def __init__(self, factory, state_dir, state, manager=None):
+    def __init__(self, factory: Any, state_dir: Any, state: Any, manager: Any=None) -> None:
         self.factory = factory
         self._sd = state_dir
         self._state = state
         self._manager = manager
 
     @property
-    def id(self):
+    def id(self) -> Any:
         return self._sd.id
 
     @property
-    def pid(self):
+    def pid(self) -> Any:
         return self._state["pid"]
 
     @property
-    def bundle(self):
+    def bundle(self) -> Any:
         return self._state["bundle"]
 
     @property
-    def config(self):
+    def config(self) -> Any:
         """The config.json document the container was created from."""
         return self._state["config"]
 
     @property
-    def manager(self):
+    def manager(self) -> Any:
         if self._manager is None:
             from pyrunc.libcontainer import cgroups
             self._manager = cgroups.load_manager(self._state["cgroup"])
         return self._manager
 
     @property
-    def status(self):
+    def status(self) -> Any:
         st = self._state
         if not st["pid"]:
             creator = st.get("creator")
@@ -366,7 +372,7 @@ class Container:
             return CREATED
         return RUNNING
 
-    def state(self):
+    def state(self) -> Any:
         """runc's ``state`` JSON as a dict (pid 0 once the container has stopped)."""
         st = self._state
         status = self.status
@@ -391,7 +397,7 @@ class Container:
     def _reload(self):
         self._state = self._sd.read()
 
-    def start(self):
+    def start(self) -> None:
         """Let the init exec the container's process; then run the poststart hooks."""
         with self._sd.lock():
             self._reload()
@@ -439,8 +445,8 @@ class Container:
             except FileNotFoundError:
                 pass
 
-    def exec(self, process, *, console_socket=None, pid_file=None, preserve_fds=0,
-             ignore_paused=False, stdio=(0, 1, 2), source="process.json", json_path=""):
+    def exec(self, process: Any, *, console_socket: Any=None, pid_file: Any=None, preserve_fds: int=0,
+             ignore_paused: bool=False, stdio: tuple[int, ...]=(0, 1, 2), source: str="process.json", json_path: str="") -> Any:
         """Start ``process`` (a runtime-spec ``process`` object, as decoded JSON) in the
         container; returns its pid. The process is a child of the caller: reap it.
 
@@ -536,7 +542,7 @@ class Container:
             plan.seccomp = seccomp.compile(spec.linux.seccomp)
         return plan
 
-    def signal(self, sig, all=False):
+    def signal(self, sig: int, all: bool=False) -> Any:
         """Send ``sig`` to the init (or, with ``all``, to every process of the cgroup)."""
         self._reload()
         st = self._state
@@ -578,7 +584,7 @@ class Container:
             if freeze:
                 self.manager.thaw()
 
-    def checkpoint(self, options, criu="criu"):
+    def checkpoint(self, options: Any, criu: str="criu") -> None:
         """Save the running container's processes in ``options.image_path`` through CRIU
         (``Factory.restore`` brings them back). As runc does, the container is then deleted,
         unless ``options.leave_running`` or ``options.pre_dump``."""
@@ -592,7 +598,7 @@ class Container:
         if not (options.leave_running or options.pre_dump):
             self.destroy(force=True)
 
-    def pause(self):
+    def pause(self) -> None:
         with self._sd.lock():
             self._reload()
             status = self.status
@@ -600,14 +606,14 @@ class Container:
                 raise FailedPrecondition("container %s is %s, not running" % (self.id, status))
             self.manager.freeze()
 
-    def resume(self):
+    def resume(self) -> None:
         with self._sd.lock():
             self._reload()
             if self.status != PAUSED:
                 raise FailedPrecondition("container %s is not paused" % self.id)
             self.manager.thaw()
 
-    def wait(self):
+    def wait(self) -> Any:
         """Wait for the init to exit; its exit status (128+signal) when it is our child."""
         st = self._state
         if not st["pid"]:
@@ -621,7 +627,7 @@ class Container:
                 time.sleep(0.01)
             return None
 
-    def destroy(self, force=False):
+    def destroy(self, force: bool=False) -> None:
         """Delete the container: kill a created one (or any with ``force``), remove its
         processes, cgroup and state, then run the poststop hooks."""
         with self._sd.lock():

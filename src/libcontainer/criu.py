@@ -21,6 +21,8 @@ crun tell it:
 
 Cold path: this module may import what it likes.
 """
+from __future__ import annotations
+
 import errno
 import json
 import os
@@ -30,6 +32,10 @@ import subprocess
 from pyrunc.errors import InvalidArgument, NotFound, SystemFailure, Unavailable
 from pyrunc.libcontainer.mountflags import (
     MNT_DETACH, MS_BIND, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT, mount, umount)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DESCRIPTORS = "descriptors.json"
 DUMP_LOG = "dump.log"
@@ -44,9 +50,9 @@ class Options:
                  "ext_unix_sk", "shell_job", "file_locks", "pre_dump", "auto_dedup",
                  "manage_cgroups_mode")
 
-    def __init__(self, image_path, work_path=None, parent_path=None, leave_running=False,
-                 tcp_established=False, ext_unix_sk=False, shell_job=False, file_locks=False,
-                 pre_dump=False, auto_dedup=False, manage_cgroups_mode=None):
+    def __init__(self, image_path: Any, work_path: Any=None, parent_path: Any=None, leave_running: bool=False,
+                 tcp_established: bool=False, ext_unix_sk: bool=False, shell_job: bool=False, file_locks: bool=False,
+                 pre_dump: bool=False, auto_dedup: bool=False, manage_cgroups_mode: Any=None) -> None:
         if manage_cgroups_mode and manage_cgroups_mode not in MANAGE_CGROUPS_MODES:
             raise InvalidArgument("--manage-cgroups-mode: %r is not one of %s"
                                   % (manage_cgroups_mode, ", ".join(MANAGE_CGROUPS_MODES)))
@@ -65,7 +71,7 @@ class Options:
         self.auto_dedup = auto_dedup
         self.manage_cgroups_mode = manage_cgroups_mode
 
-    def common_args(self, log):
+    def common_args(self, log: Any) -> Any:
         args = ["-D", self.image_path, "-o", log, "-v4",
                 "--manage-cgroups=%s" % (self.manage_cgroups_mode or "ignore")]
         if self.work_path:
@@ -77,11 +83,11 @@ class Options:
                 args.append(flag)
         return args
 
-    def log_path(self, log):
+    def log_path(self, log: Any) -> Any:
         return os.path.join(self.work_path or self.image_path, log)
 
 
-def check_config(config, what):
+def check_config(config: Any, what: Any) -> None:
     """What pyrunc cannot checkpoint or restore, refused before CRIU runs."""
     if (config.get("process") or {}).get("terminal"):
         raise Unavailable("%s: a container with a terminal (process.terminal) is not supported"
@@ -92,7 +98,7 @@ def check_config(config, what):
                               "supported" % (what, ns.get("type")))
 
 
-def cgroup_key(mount):
+def cgroup_key(mount: Any) -> Any:
     """The external-mount key of a cgroup mount (a ``hierarchy.Mount``): "cgroup2", or
     "cgroup-<first controller>" ("cgroup-cpu" for cpu,cpuacct; "cgroup-name=systemd")."""
     if mount.fstype == "cgroup2":
@@ -100,14 +106,14 @@ def cgroup_key(mount):
     return "cgroup-" + (mount.controllers[0] if mount.controllers else "unknown")
 
 
-def cgroup_mounts(pid):
+def cgroup_mounts(pid: int) -> list[Any]:
     """[(mountpoint, key)] of the cgroup mounts in ``pid``'s mount namespace, as it sees them."""
     from pyrunc.libcontainer.cgroups import hierarchy
     with open("/proc/%d/mountinfo" % pid) as f:
         return [(m.mountpoint, cgroup_key(m)) for m in hierarchy.parse_mountinfo(f.read())]
 
 
-def cgroup_mount_map(manager):
+def cgroup_mount_map(manager: Any) -> Any:
     """{key: host directory} of the container's new cgroup, for every key ``cgroup_key`` makes."""
     out = {}
     for controller, directory in manager.paths().items():
@@ -115,7 +121,7 @@ def cgroup_mount_map(manager):
     return out
 
 
-def bind_mounts(config):
+def bind_mounts(config: Any) -> Any:
     """[(destination, source)] of the config's bind mounts."""
     out = []
     for m in config.get("mounts") or []:
@@ -125,7 +131,7 @@ def bind_mounts(config):
     return out
 
 
-def stdio_keys(pid):
+def stdio_keys(pid: int) -> Any:
     """CRIU's key for each of ``pid``'s descriptors 0-2: "pipe:[INODE]" for a pipe,
     "file[MNT_ID:INODE]" (hex) for a file, else what /proc shows ("socket:[...]")."""
     keys = []
@@ -150,7 +156,7 @@ def stdio_keys(pid):
     return keys
 
 
-def run(criu, args, what, log, preexec_fn=None, pass_fds=()):
+def run(criu: Any, args: Any, what: Any, log: Any, preexec_fn: Any=None, pass_fds: Any=()) -> None:
     """Run CRIU; a failure is one line with CRIU's first error and where its log is."""
     try:
         r = subprocess.run([criu] + args, stdin=subprocess.DEVNULL, capture_output=True,
@@ -163,7 +169,7 @@ def run(criu, args, what, log, preexec_fn=None, pass_fds=()):
                             % (first_error(log, r.stderr), log))
 
 
-def first_error(log, stderr=""):
+def first_error(log: Any, stderr: str="") -> Any:
     """The first "Error" line of a CRIU log (the tun probe's is noise), or of its stderr."""
     try:
         with open(log, errors="replace") as f:
@@ -176,7 +182,7 @@ def first_error(log, stderr=""):
     return "failed"
 
 
-def dump(pid, rootfs, config, manager, options, criu):
+def dump(pid: int, rootfs: Any, config: Any, manager: Any, options: Any, criu: Any) -> None:
     """Checkpoint ``pid``'s tree (the container's init) into ``options.image_path``. Without
     ``leave_running`` CRIU kills the tree once it is saved."""
     check_config(config, "checkpoint")
@@ -212,7 +218,7 @@ def dump(pid, rootfs, config, manager, options, criu):
     run(criu, args, "checkpoint", options.log_path(DUMP_LOG))
 
 
-def read_descriptors(options):
+def read_descriptors(options: Any) -> Any:
     path = os.path.join(options.image_path, DESCRIPTORS)
     try:
         with open(path) as f:
@@ -227,7 +233,7 @@ def read_descriptors(options):
     return keys
 
 
-def restore(rootfs, readonly, config, manager, join, options, criu, work_dir):
+def restore(rootfs: Any, readonly: Any, config: Any, manager: Any, join: Any, options: Any, criu: Any, work_dir: Any) -> int:
     """Restore the tree saved in ``options.image_path`` inside the container's cgroup (made
     by the caller; ``join`` is its ``Join``, which CRIU takes before it restores). Returns the
     restored init's pid; it is reparented to the nearest child subreaper (the caller, if it is
@@ -308,7 +314,7 @@ def _umount(target):
         raise SystemFailure("restore: unmount %s" % target, err)
 
 
-def problem(criu):
+def problem(criu: Any) -> Any:
     """Why CRIU cannot run here (``criu check``'s first error), or None."""
     try:
         r = subprocess.run([criu, "check"], stdin=subprocess.DEVNULL, capture_output=True,

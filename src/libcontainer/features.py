@@ -4,10 +4,16 @@ Every list is what pyrunc really does here: the mount options specconv knows, th
 running kernel has, the capabilities it knows; the systemd cgroup driver (cgroup v2 hosts with
 systemd as PID 1); no AppArmor or SELinux.
 """
+from __future__ import annotations
+
 from pyrunc.errors import PyruncError
 from pyrunc.libcontainer import capabilities
 from pyrunc.libcontainer.namespaces import supported as supported_namespaces
 from pyrunc.libcontainer.specconv.mounts import known_options
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 OCI_VERSION_MIN = "1.0.0"
 OCI_VERSION_MAX = "1.2.0"
@@ -15,7 +21,7 @@ HOOKS = ["prestart", "createRuntime", "createContainer", "startContainer", "post
          "poststop"]
 
 
-def features():
+def features() -> dict[str, Any]:
     """The features document as a dict (``json.dumps(features(), indent=4)`` is the output)."""
     from pyrunc import __version__ as version
     last = capabilities.last_cap()

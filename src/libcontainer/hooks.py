@@ -4,21 +4,27 @@ prestart and createRuntime hooks that fail stop the creation; poststart and post
 are logged as warnings and the lifecycle goes on, as the runtime spec says. createContainer and
 startContainer hooks run inside the container, from the native core.
 """
+from __future__ import annotations
+
 import os
 
 from pyrunc.errors import PyruncError, warn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class HookFailed(PyruncError):
     """A hook exited non-zero, was killed, timed out or could not be run."""
 
 
-def to_dict(hook):
+def to_dict(hook: Any) -> dict[str, Any]:
     """A ``plan.Hook`` as the dict kept in the state directory (what ``run`` takes)."""
     return {"path": hook.path, "args": hook.args, "env": hook.env, "timeout": hook.timeout}
 
 
-def run(kind, hook, state_json):
+def run(kind: Any, hook: Any, state_json: Any) -> None:
     """Run one hook (a ``to_dict`` dict); raises HookFailed naming the hook kind and path."""
     path, args, timeout = hook["path"], hook["args"], hook["timeout"]
     name = "%s hook %s" % (kind, path)
@@ -48,13 +54,13 @@ def run(kind, hook, state_json):
         raise HookFailed("%s: %s%s" % (name, how, ": " + detail if detail else ""))
 
 
-def run_all(kind, hooks, state_json):
+def run_all(kind: Any, hooks: Any, state_json: Any) -> None:
     """Run ``hooks`` in order; the first failure stops them and is raised."""
     for hook in hooks:
         run(kind, hook, state_json)
 
 
-def run_all_warn(kind, hooks, state_json):
+def run_all_warn(kind: Any, hooks: Any, state_json: Any) -> None:
     """Run every hook; a failure is logged as a warning and the next hook runs."""
     for hook in hooks:
         try:

@@ -12,7 +12,13 @@ does, and the same ``json.JSONDecodeError`` (a ValueError with ``msg``, ``lineno
 for invalid input. Only that error path imports ``json.decoder``: the C scanner raises its
 exception class, and finds it only once ``json.decoder`` is loaded.
 """
+from __future__ import annotations
+
 import _json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _WHITESPACE = " \t\n\r"
 _CONSTANTS = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}
@@ -34,7 +40,7 @@ class _ScanContext:
 _scan = _json.make_scanner(_ScanContext())
 
 
-def loads(data, parse_constant=None):
+def loads(data: Any, parse_constant: Any=None) -> Any:
     """``json.loads(data, parse_constant=parse_constant)``: ``data`` is str, bytes or bytearray."""
     if isinstance(data, str):
         if data.startswith("\ufeff"):
@@ -63,7 +69,7 @@ def loads(data, parse_constant=None):
     return value
 
 
-def load(f, parse_constant=None):
+def load(f: Any, parse_constant: Any=None) -> Any:
     """``json.load(f)``: the document read from the file object ``f``."""
     return loads(f.read(), parse_constant)
 
@@ -113,7 +119,7 @@ def _floatstr(value):
     return float.__repr__(value)
 
 
-def dumps(value, indent=None, separators=None):
+def dumps(value: Any, indent: Any=None, separators: Any=None) -> str:
     """``json.dumps(value, indent=indent, separators=separators)``."""
     if indent is None:
         item_sep, key_sep = separators or (", ", ": ")

@@ -1,5 +1,11 @@
 """Namespace types of the runtime spec and their clone(2) flags."""
+from __future__ import annotations
+
 import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CLONE_NEWTIME = 0x80
 CLONE_NEWNS = 0x20000
@@ -29,7 +35,7 @@ PROC_NAMES = {
 """Spec namespace type -> its name under /proc/PID/ns/."""
 
 
-def supported():
+def supported() -> Any:
     """The namespace types the running kernel has."""
     return sorted(t for t, name in PROC_NAMES.items()
                   if os.path.exists("/proc/self/ns/" + name))

@@ -62,6 +62,12 @@ What the native core does with a Plan (``pyrunc.libcontainer.process.spawn_init`
   and executes ``args``; descriptors above 2 + preserve_fds are closed by the execve, the
   fifo's write end included, so reading the fifo to EOF waits for the exec.
 """
+from __future__ import annotations
+
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class _Required:
@@ -80,7 +86,7 @@ class Record:
     __slots__ = ()
     FIELDS = ()
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         if len(args) > len(self.FIELDS):
             raise TypeError("%s takes at most %d arguments" % (type(self).__name__,
                                                                len(self.FIELDS)))
@@ -97,7 +103,7 @@ class Record:
         if kwargs:
             raise TypeError("%s: unknown field %r" % (type(self).__name__, next(iter(kwargs))))
 
-    def replace(self, **changes):
+    def replace(self, **changes: Any) -> Any:
         """A copy with some fields changed."""
         values = {name: getattr(self, name) for name, _ in self.FIELDS}
         values.update(changes)

@@ -7,6 +7,8 @@ The handshake is described in ``pyrunc.libcontainer.protocol``.
 The container init is created with ``CLONE_PARENT``: it is a child of the process that called
 ``spawn_init``, which therefore reaps it (``os.waitpid(pid, 0)``) and gets its exit status.
 """
+from __future__ import annotations
+
 import errno
 import mmap
 import os
@@ -15,6 +17,10 @@ from pyrunc._core import ffi, lib
 from pyrunc.errors import InvalidArgument, SystemFailure
 from pyrunc.libcontainer import protocol
 from pyrunc.libcontainer.plan import Namespace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
@@ -28,7 +34,7 @@ _SYSCTL_SEPARATORS = str.maketrans("./", "/.")
 _cap_last = []
 
 
-def cap_last():
+def cap_last() -> Any:
     """The highest capability number this kernel knows."""
     if not _cap_last:
         with open("/proc/sys/kernel/cap_last_cap") as f:
@@ -297,8 +303,8 @@ def _kill_and_reap(pid):
     _reap(pid)
 
 
-def spawn_init(plan, *, exec_fifo_fd, console_socket_fd=None, preserve_fds=0, stdio=(0, 1, 2),
-               cgroup=None, on_pid=None, on_hooks=None, on_seccomp_fd=None):
+def spawn_init(plan: Any, *, exec_fifo_fd: Any, console_socket_fd: Any=None, preserve_fds: int=0, stdio: tuple[int, ...]=(0, 1, 2),
+               cgroup: Any=None, on_pid: Any=None, on_hooks: Any=None, on_seccomp_fd: Any=None) -> Any:
     """Create the container's namespaces and init from ``plan``; return the init's pid.
 
     The init is a child of the caller (reap it with ``os.waitpid``) and waits, set up, until
@@ -363,8 +369,8 @@ NS_FILES = {CLONE_NEWUSER: "user", 0x20000000: "pid", CLONE_NEWNS: "mnt", 0x0400
             0x08000000: "ipc", 0x40000000: "net", 0x02000000: "cgroup", 0x00000080: "time"}
 
 
-def spawn_exec(plan, init_pid, *, console_socket_fd=None, preserve_fds=0, stdio=(0, 1, 2),
-               cgroup=None, on_pid=None, on_seccomp_fd=None):
+def spawn_exec(plan: Any, init_pid: Any, *, console_socket_fd: Any=None, preserve_fds: int=0, stdio: tuple[int, ...]=(0, 1, 2),
+               cgroup: Any=None, on_pid: Any=None, on_seccomp_fd: Any=None) -> Any:
     """Start ``plan``'s process in the running container whose init is ``init_pid``.
 
     The process joins the init's namespaces (each type in ``plan.namespaces``, through

@@ -27,7 +27,13 @@ clones it (``core_config.init_pid_slot``, CLONE_PARENT_SETTID), so the parent kn
 as soon as it exists, even when a child is killed between any two steps. INIT_STARTED, the
 init's first message, wakes the parent (which otherwise could wait on an init waiting for it).
 """
+from __future__ import annotations
+
 from pyrunc._core import ffi, lib
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CONTINUE = lib.CORE_MSG_CONTINUE
 USERNS_READY = lib.CORE_MSG_USERNS_READY
@@ -54,7 +60,7 @@ class Message:
 
     __slots__ = ("type", "err", "value", "payload", "fd")
 
-    def __init__(self, type, err=0, value=0, payload=b"", fd=-1):
+    def __init__(self, type: Any, err: int=0, value: int=0, payload: bytes=b"", fd: int=-1) -> None:
         self.type = type
         self.err = err
         self.value = value
@@ -62,10 +68,10 @@ class Message:
         self.fd = fd
 
     @property
-    def name(self):
+    def name(self) -> Any:
         return NAMES.get(self.type, "message %d" % self.type)
 
-    def error_parts(self):
+    def error_parts(self) -> Any:
         """(step, detail) of an ERROR message."""
         return decode_error(self.payload)
 
@@ -74,19 +80,19 @@ class Message:
             self.name, self.err, self.value, self.payload, self.fd)
 
 
-def encode_error(step, detail=""):
+def encode_error(step: Any, detail: str="") -> Any:
     """The ERROR payload: the step and the detail, each NUL-terminated."""
     return step.encode("utf-8", "replace") + b"\0" + detail.encode("utf-8", "replace") + b"\0"
 
 
-def decode_error(payload):
+def decode_error(payload: Any) -> tuple[Any, ...]:
     parts = bytes(payload).split(b"\0")
     step = parts[0].decode("utf-8", "replace") if parts else ""
     detail = parts[1].decode("utf-8", "replace") if len(parts) > 1 else ""
     return step or "container init", detail
 
 
-def send(fd, type, value=0, payload=b""):
+def send(fd: int, type: Any, value: int=0, payload: bytes=b"") -> None:
     """Send one message; raises ProtocolError(errno, ...) when the peer is gone."""
     if len(payload) > MAX_PAYLOAD:
         raise ValueError("payload of %d bytes exceeds %d" % (len(payload), MAX_PAYLOAD))
@@ -98,12 +104,12 @@ def send(fd, type, value=0, payload=b""):
 class Receiver:
     """Reads messages from one socket into a buffer allocated once."""
 
-    def __init__(self, fd):
+    def __init__(self, fd: int) -> None:
         self.fd = fd
         self._buf = ffi.new("char[]", BUFFER_SIZE)
         self._fdp = ffi.new("int *")
 
-    def recv(self):
+    def recv(self) -> Message | None:
         """The next message, or None at EOF (every child end is closed)."""
         n = lib.core_recv(self.fd, self._buf, BUFFER_SIZE, self._fdp)
         if n < 0:

@@ -4,6 +4,8 @@
 container hold an exclusive ``flock`` on the directory, so they run one at a time while
 different containers proceed in parallel; the lock dies with its holder, never goes stale.
 """
+from __future__ import annotations
+
 import errno
 import fcntl
 import os
@@ -11,13 +13,17 @@ import os
 from pyrunc.errors import AlreadyExists, InvalidArgument, NotFound, SystemFailure
 from pyrunc.libcontainer import jsoncodec
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
 
 ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
 
-def validate_id(container_id):
+def validate_id(container_id: str) -> None:
     """runc's rule: letters, digits, ``_+-.``, not ``.`` or ``..``."""
     if not isinstance(container_id, str) or not container_id:
         raise InvalidArgument("container id cannot be empty")
@@ -28,14 +34,14 @@ def validate_id(container_id):
         raise InvalidArgument("invalid container id %r: longer than 255 bytes" % container_id)
 
 
-def not_found(container_id):
+def not_found(container_id: str) -> NotFound:
     return NotFound('container "%s" does not exist' % container_id)
 
 
 class StateDir:
     """The directory holding one container's state."""
 
-    def __init__(self, root, container_id):
+    def __init__(self, root: Any, container_id: str) -> None:
         self.root = root
         self.id = container_id
         self.path = os.path.join(root, container_id)
@@ -43,7 +49,7 @@ class StateDir:
         self.fifo = os.path.join(self.path, EXEC_FIFO)
 
     @classmethod
-    def create(cls, root, container_id):
+    def create(cls, root: Any, container_id: str) -> Any:
         """Make the directory; AlreadyExists when the id is taken."""
         sd = cls(root, container_id)
         try:
@@ -55,12 +61,12 @@ class StateDir:
             raise SystemFailure("create state directory %s" % sd.path, e.errno) from None
         return sd
 
-    def lock(self):
+    def lock(self) -> _Lock:
         """``with sd.lock():`` holds the container's exclusive lock; NotFound if it was deleted
         meanwhile."""
         return _Lock(self)
 
-    def read(self):
+    def read(self) -> Any:
         try:
             with open(self.state_file, "rb") as f:
                 return jsoncodec.loads(f.read())
@@ -69,13 +75,13 @@ class StateDir:
         except ValueError as e:
             raise SystemFailure("read %s" % self.state_file, 0, "corrupt state: %s" % e) from None
 
-    def write(self, state):
+    def write(self, state: Any) -> None:
         tmp = os.path.join(self.path, ".%s.tmp" % STATE_FILE)
         with open(tmp, "w") as f:
             f.write(jsoncodec.dumps(state))
         os.rename(tmp, self.state_file)
 
-    def make_fifo(self, uid=0, gid=0):
+    def make_fifo(self, uid: int=0, gid: int=0) -> Any:
         """The exec fifo the init blocks on until ``start``; returns an O_PATH descriptor."""
         old = os.umask(0)
         try:
@@ -85,10 +91,10 @@ class StateDir:
         os.chown(self.fifo, uid, gid)
         return os.open(self.fifo, os.O_PATH | os.O_CLOEXEC)
 
-    def fifo_exists(self):
+    def fifo_exists(self) -> bool:
         return os.path.exists(self.fifo)
 
-    def remove(self):
+    def remove(self) -> None:
         _remove_tree(self.path)
 
 
@@ -115,7 +121,7 @@ def _remove_tree(path):
         pass
 
 
-def write_pid_file(path, pid):
+def write_pid_file(path: Any, pid: int) -> None:
     """runc's pid file: the pid, no newline, written atomically."""
     path = os.path.abspath(path)
     tmp = os.path.join(os.path.dirname(path), ".%s.tmp" % os.path.basename(path))
@@ -124,7 +130,7 @@ def write_pid_file(path, pid):
     os.rename(tmp, path)
 
 
-def proc_stat(pid):
+def proc_stat(pid: int) -> tuple[Any, ...] | None:
     """(state letter, start time in clock ticks) of ``pid``, or None when there is no such pid."""
     try:
         with open("/proc/%d/stat" % pid, "rb") as f:
@@ -139,7 +145,7 @@ def proc_stat(pid):
     return fields[0].decode(), int(fields[19])
 
 
-def alive(pid, start_time):
+def alive(pid: int, start_time: Any) -> bool:
     """Whether ``pid`` is still the process that started at ``start_time`` and not a zombie."""
     st = proc_stat(pid)
     return st is not None and st[1] == start_time and st[0] not in ("Z", "X", "x")

@@ -17,10 +17,16 @@ the others have ``create()`` for it), ``apply(pid)``, ``set(resources)``, ``dest
 ``paths()``, ``to_state()``, ``mount_steps(destination, flags, cgroupns)`` and ``oom_events()``
 (see ``events``).
 """
+from __future__ import annotations
+
 from pyrunc.errors import InvalidArgument
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-def new_manager(cgroups_path, container_id, *, systemd=False):
+
+def new_manager(cgroups_path: Any, container_id: str, *, systemd: bool=False) -> Any:
     """The manager for a container's cgroup on this host (nothing is created until apply)."""
     from pyrunc.libcontainer.cgroups import hierarchy
     if systemd:
@@ -35,7 +41,7 @@ def new_manager(cgroups_path, container_id, *, systemd=False):
     return V1Manager(cgroups_path, container_id, dirs)
 
 
-def load_manager(state):
+def load_manager(state: Any) -> Any:
     """The manager described by ``to_state()``'s dict (no host probing, no file access)."""
     try:
         version, driver, paths = state["version"], state.get("driver", "cgroupfs"), state["paths"]

@@ -5,11 +5,17 @@ needed) with EXTERNAL authentication, little-endian messages, and the basic, str
 struct, dict-entry and variant types. Values are Python values; a variant is written as a
 ``(signature, value)`` pair and read as its value.
 """
+from __future__ import annotations
+
 import os
 import socket
 import struct
 
 from pyrunc.errors import SystemFailure, Unavailable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PRIVATE_SOCKET = "/run/systemd/private"
 TIMEOUT = 15.0                  # seconds for any reply
@@ -20,13 +26,13 @@ _ALIGN = dict({k: v[1] for k, v in _FIXED.items()}, s=4, o=4, g=1, a=4, v=1, **{
 
 
 class DBusError(Exception):
-    def __init__(self, name, message):
+    def __init__(self, name: Any, message: Any) -> None:
         super().__init__("%s: %s" % (name, message))
         self.name = name
         self.message = message
 
 
-def split_signature(sig):
+def split_signature(sig: int) -> Any:
     """"sa(sv)a{sv}" -> ["s", "a(sv)", "a{sv}"]"""
     types, i = [], 0
     while i < len(sig):
@@ -55,13 +61,13 @@ def _end_of_type(sig, i):
 
 
 class Writer:
-    def __init__(self):
+    def __init__(self) -> None:
         self.buf = bytearray()
 
-    def align(self, n):
+    def align(self, n: Any) -> None:
         self.buf.extend(b"\0" * (-len(self.buf) % n))
 
-    def write(self, sig, value):
+    def write(self, sig: int, value: Any) -> None:
         c = sig[0]
         if c in _FIXED:
             fmt, size = _FIXED[c]
@@ -98,14 +104,14 @@ class Writer:
 
 
 class Reader:
-    def __init__(self, data, offset=0):
+    def __init__(self, data: Any, offset: int=0) -> None:
         self.data = data
         self.pos = offset
 
-    def align(self, n):
+    def align(self, n: Any) -> None:
         self.pos += -self.pos % n
 
-    def read(self, sig):
+    def read(self, sig: int) -> Any:
         c = sig[0]
         if c in _FIXED:
             fmt, size = _FIXED[c]
@@ -140,7 +146,7 @@ class Reader:
         raise ValueError("D-Bus type %r is not supported" % c)
 
 
-def encode_message(serial, path, interface, member, destination, signature, args):
+def encode_message(serial: Any, path: Any, interface: Any, member: Any, destination: Any, signature: Any, args: Any) -> bytes:
     body = Writer()
     for t, v in zip(split_signature(signature), args):
         body.write(t, v)
@@ -158,7 +164,7 @@ def encode_message(serial, path, interface, member, destination, signature, args
 
 
 class Connection:
-    def __init__(self, path=PRIVATE_SOCKET):
+    def __init__(self, path: Any=PRIVATE_SOCKET) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         self.sock.settimeout(TIMEOUT)
         try:
@@ -212,8 +218,8 @@ class Connection:
             body = [r.read(t) for t in split_signature(fields[8])]
         return data[1], fields, body
 
-    def call(self, path, interface, member, signature="", *args,
-             destination="org.freedesktop.systemd1"):
+    def call(self, path: Any, interface: Any, member: Any, signature: str="", *args: Any,
+             destination: str="org.freedesktop.systemd1") -> Any:
         self._serial += 1
         serial = self._serial
         self.sock.sendall(encode_message(serial, path, interface, member, destination,
@@ -225,7 +231,7 @@ class Connection:
                     raise DBusError(fields.get(4, "error"), body[0] if body else "")
                 return body
 
-    def close(self):
+    def close(self) -> None:
         self.sock.close()
 
     def __enter__(self):

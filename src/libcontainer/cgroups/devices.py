@@ -5,9 +5,15 @@ The rules are evaluated in order and the last one matching an access decides, st
 ``devices.allow`` / ``devices.deny``; cgroup v2 gets an eBPF program of type
 ``BPF_PROG_TYPE_CGROUP_DEVICE`` that encodes the same decision (see ``program``).
 """
+from __future__ import annotations
+
 from _struct import pack
 
 from pyrunc.libcontainer.cgroups.resources import bad, boolean, integer, string
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 WILDCARD = -1
 
@@ -18,7 +24,7 @@ class Rule:
 
     __slots__ = ("allow", "type", "major", "minor", "access")
 
-    def __init__(self, allow, type="a", major=WILDCARD, minor=WILDCARD, access="rwm"):
+    def __init__(self, allow: Any, type: str="a", major: Any=WILDCARD, minor: Any=WILDCARD, access: str="rwm") -> None:
         self.allow = allow
         self.type = type
         self.major = major
@@ -34,18 +40,18 @@ class Rule:
                                              self.access)
 
     @property
-    def is_everything(self):
+    def is_everything(self) -> bool:
         return (self.type == "a" and self.major == WILDCARD and self.minor == WILDCARD
                 and set(self.access) == set("rwm"))
 
-    def v1_line(self):
+    def v1_line(self) -> str:
         """The line for devices.allow / devices.deny: "c 1:3 rwm", "a *:* rwm"."""
         def num(n):
             return "*" if n == WILDCARD else str(n)
         return "%s %s:%s %s" % (self.type, num(self.major), num(self.minor), self.access)
 
 
-def parse_rules(res):
+def parse_rules(res: Any) -> Any:
     """[Rule] from the resources dict's "devices" array."""
     entries = res.get("devices")
     if entries is None:
@@ -78,7 +84,7 @@ def parse_rules(res):
     return rules
 
 
-def v1_writes(rules):
+def v1_writes(rules: Any) -> Any:
     """[(file, line)] that give a v1 devices cgroup the rules' decision, starting from deny-all.
 
     The kernel keeps a default (allow or deny) and a list of exceptions: writing "a" to a file
@@ -119,7 +125,7 @@ def _access_mask(access):
             | (ACC_MKNOD if "m" in access else 0))
 
 
-def program(rules):
+def program(rules: Any) -> str:
     """The bytes of a cgroup device program (struct bpf_insn[]) deciding as ``rules`` do.
 
     r2 = device type, r3 = requested access bits, r4 = major, r5 = minor. Rules are tested
@@ -167,7 +173,7 @@ def _imm32(value):
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
-def decide(rules, kind, major, minor, access):
+def decide(rules: Any, kind: Any, major: Any, minor: Any, access: Any) -> Any:
     """What ``rules`` decide for one access (the reference the program is tested against)."""
     for rule in reversed(rules):
         if rule.type != "a" and rule.type != kind:

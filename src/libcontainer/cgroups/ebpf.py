@@ -3,10 +3,16 @@
 The new program is attached next to the old ones (BPF_F_ALLOW_MULTI) before they are detached,
 so an update never leaves the container without a device policy, not even for an instant.
 """
+from __future__ import annotations
+
 import os
 
 from pyrunc.errors import SystemFailure, Unavailable
 from pyrunc.libcontainer.cgroups import devices
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 INSN_SIZE = 8
 LOG_SIZE = 1 << 16
@@ -21,7 +27,7 @@ def _native():
     return _cgroups
 
 
-def attached(cgroup_fd):
+def attached(cgroup_fd: Any) -> list[Any]:
     """ids of the device programs attached to the cgroup."""
     native = _native()
     room = 64
@@ -33,7 +39,7 @@ def attached(cgroup_fd):
     return [ids[i] for i in range(min(count[0], room))]
 
 
-def set_device_rules(cgroup_dir, rules):
+def set_device_rules(cgroup_dir: Any, rules: Any) -> None:
     """Make ``rules`` the device policy of ``cgroup_dir``, replacing any earlier program."""
     native = _native()
     ffi, lib = native.ffi, native.lib

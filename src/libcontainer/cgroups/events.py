@@ -10,14 +10,21 @@ Iterating yields those counts until the cgroup is gone.
 * cgroup v2: ``memory.events`` polled for POLLPRI (kernfs notifies on change); the count is the
   increase of its ``oom_kill`` line.
 """
+from __future__ import annotations
+
 import os
 import select
 import time
 
 from pyrunc.errors import SystemFailure, Unavailable
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+    from collections.abc import Iterator
 
-def stream(manager, interval=5.0):
+
+def stream(manager: Any, interval: float=5.0) -> Iterator[Any]:
     """``pyrunc events``: yields runc's event objects for the container whose cgroup
     ``manager`` is: ``{"type": "stats", "id": ..., "data": manager.stats()}`` every ``interval``
     seconds (the first after one interval, as runc's ticker) and ``{"type": "oom", "id": ...}``
@@ -50,13 +57,13 @@ def stream(manager, interval=5.0):
 
 
 class OOMNotifier:
-    def __init__(self):
+    def __init__(self) -> None:
         self.closed = False
 
-    def fileno(self):
+    def fileno(self) -> Any:
         raise NotImplementedError
 
-    def poll(self, timeout=None):
+    def poll(self, timeout: Any=None) -> Any:
         """New OOM kills since the last call; 0 on timeout; None once the cgroup is gone."""
         if self.closed:
             return None
@@ -86,12 +93,12 @@ class OOMNotifier:
     def _consume(self):
         raise NotImplementedError
 
-    def close(self):
+    def close(self) -> None:
         self.closed = True
 
 
 class V1OOMNotifier(OOMNotifier):
-    def __init__(self, memory_dir):
+    def __init__(self, memory_dir: Any) -> None:
         super().__init__()
         self.dir = memory_dir
         self._efd = os.eventfd(0, os.EFD_CLOEXEC)
@@ -108,7 +115,7 @@ class V1OOMNotifier(OOMNotifier):
             self._close_fds()
             raise SystemFailure("register an OOM eventfd in %s" % memory_dir, e.errno) from None
 
-    def fileno(self):
+    def fileno(self) -> Any:
         return self._efd
 
     def _consume(self):
@@ -121,14 +128,14 @@ class V1OOMNotifier(OOMNotifier):
         os.close(self._efd)
         os.close(self._ofd)
 
-    def close(self):
+    def close(self) -> None:
         if not self.closed:
             self._close_fds()
         super().close()
 
 
 class V2OOMNotifier(OOMNotifier):
-    def __init__(self, cgroup_dir):
+    def __init__(self, cgroup_dir: Any) -> None:
         super().__init__()
         self.dir = cgroup_dir
         try:
@@ -137,7 +144,7 @@ class V2OOMNotifier(OOMNotifier):
             raise SystemFailure("open %s/memory.events" % cgroup_dir, e.errno) from None
         self._seen = self._oom_kills()
 
-    def fileno(self):
+    def fileno(self) -> Any:
         return self._fd
 
     def _oom_kills(self):
@@ -161,7 +168,7 @@ class V2OOMNotifier(OOMNotifier):
         count, self._seen = now - self._seen, now
         return count
 
-    def close(self):
+    def close(self) -> None:
         if not self.closed:
             os.close(self._fd)
         super().close()

@@ -15,9 +15,15 @@ hierarchy; an absolute path is taken from the hierarchy's root, a relative one f
 this process is in (on cgroup v2 from its parent when that is a systemd ``.scope``); an empty one
 is the container id, relative.
 """
+from __future__ import annotations
+
 import posixpath
 
 from pyrunc.errors import InvalidArgument, Unavailable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MOUNTINFO = "/proc/self/mountinfo"
 PROC_CGROUP = "/proc/self/cgroup"
@@ -35,7 +41,7 @@ class Mount:
 
     __slots__ = ("mountpoint", "root", "fstype", "controllers")
 
-    def __init__(self, mountpoint, root, fstype, controllers):
+    def __init__(self, mountpoint: Any, root: Any, fstype: Any, controllers: Any) -> None:
         self.mountpoint = mountpoint
         self.root = root
         self.fstype = fstype
@@ -49,7 +55,7 @@ class Mount:
         return "Mount(%r, %r, %r, %r)" % (self.mountpoint, self.root, self.fstype,
                                           self.controllers)
 
-    def host_dir(self, cgroup_path):
+    def host_dir(self, cgroup_path: Any) -> Any:
         """The directory of ``cgroup_path`` (as /proc/PID/cgroup names it) under this mount."""
         rel = posixpath.relpath(cgroup_path, self.root)
         if rel == ".":
@@ -76,7 +82,7 @@ def _unescape(field):
     return "".join(out)
 
 
-def parse_mountinfo(text):
+def parse_mountinfo(text: Any) -> Any:
     """The cgroup mounts listed in a mountinfo text, in order, as [Mount]."""
     mounts = []
     for line in text.splitlines():
@@ -100,7 +106,7 @@ def parse_mountinfo(text):
     return mounts
 
 
-def parse_proc_cgroup(text):
+def parse_proc_cgroup(text: Any) -> Any:
     """``/proc/PID/cgroup`` as {controller: path}; the cgroup2 entry is under "" ."""
     paths = {}
     for line in text.splitlines():
@@ -116,7 +122,7 @@ def parse_proc_cgroup(text):
     return paths
 
 
-def clean_path(path):
+def clean_path(path: Any) -> Any:
     """runc's CleanPath: lexically clean; a relative path cannot climb above its start."""
     if not path:
         return ""
@@ -133,17 +139,17 @@ def clean_path(path):
 class Layout:
     """The cgroup layout of this host, seen from this process."""
 
-    def __init__(self, mode, v1, unified, own):
+    def __init__(self, mode: Any, v1: Any, unified: Any, own: Any) -> None:
         self.mode = mode            # "legacy" | "hybrid" | "unified"
         self.v1 = v1                # controller -> Mount (v1 and named hierarchies)
         self.unified = unified      # the cgroup2 Mount, or None
         self.own = own              # controller -> this process's cgroup path ("" for cgroup2)
 
     @property
-    def version(self):
+    def version(self) -> Any:
         return 2 if self.mode == "unified" else 1
 
-    def dirs(self, cgroups_path, container_id):
+    def dirs(self, cgroups_path: Any, container_id: str) -> Any:
         """{controller: host dir} for the container's cgroup (runc's rules; see module doc)."""
         inner = clean_path(cgroups_path) if cgroups_path else container_id
         if not inner or inner in (".", "/"):
@@ -171,7 +177,7 @@ class Layout:
         return posixpath.join(mount.host_dir(own), inner)
 
 
-def layout_from(mountinfo_text, proc_cgroup_text):
+def layout_from(mountinfo_text: Any, proc_cgroup_text: Any) -> Layout:
     """The Layout described by a mountinfo text and a /proc/self/cgroup text."""
     v1, unified = {}, None
     for mount in parse_mountinfo(mountinfo_text):
@@ -192,7 +198,7 @@ def layout_from(mountinfo_text, proc_cgroup_text):
     return Layout(mode, v1, unified, own)
 
 
-def host_layout():
+def host_layout() -> Any:
     """The Layout of this host, read now."""
     with open(MOUNTINFO) as f:
         mountinfo = f.read()

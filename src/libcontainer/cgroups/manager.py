@@ -1,4 +1,6 @@
 """What every cgroup backend shares: file access with clear errors, and the Manager interface."""
+from __future__ import annotations
+
 import errno
 import os
 import time
@@ -6,15 +8,19 @@ import time
 from pyrunc.errors import FailedPrecondition, InvalidArgument, SystemFailure, Unavailable
 from pyrunc.libcontainer.cgroups.resources import field
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 FREEZE_TIMEOUT = 10.0
 REMOVE_TIMEOUT = 2.0
 
 
-def unavailable(controller):
+def unavailable(controller: Any) -> Unavailable:
     return Unavailable('cgroup controller "%s" is not available on this host' % controller)
 
 
-def read(path):
+def read(path: Any) -> Any:
     """A cgroup file's text; a file of a cgroup removed meanwhile (ENODEV) reads as missing."""
     try:
         with open(path) as f:
@@ -25,7 +31,7 @@ def read(path):
         raise
 
 
-def read_int(path, default=0):
+def read_int(path: Any, default: int=0) -> Any:
     """An integer file; "max" (v2) reads as ``default``; a missing file too."""
     try:
         text = read(path).strip()
@@ -36,7 +42,7 @@ def read_int(path, default=0):
     return int(text)
 
 
-def read_keyed(path):
+def read_keyed(path: Any) -> Any:
     """A flat keyed file ("key value" lines) as {key: int}; {} when missing."""
     out = {}
     try:
@@ -53,7 +59,7 @@ def read_keyed(path):
     return out
 
 
-def write(directory, name, value, what=None):
+def write(directory: Any, name: Any, value: Any, what: Any=None) -> None:
     """Write ``value`` into the cgroup file ``directory/name``.
 
     ``what`` is the config field being applied (e.g. "memory.limit"); a kernel refusal becomes
@@ -81,7 +87,7 @@ def write(directory, name, value, what=None):
         os.close(fd)
 
 
-def mkdir_p(path, on_create=None):
+def mkdir_p(path: Any, on_create: Any=None) -> Any:
     """mkdir -p; returns the directories created, outermost first. ``on_create(dir)`` runs on
     each new directory before the next level is made (cpuset needs that)."""
     missing = []
@@ -103,7 +109,7 @@ def mkdir_p(path, on_create=None):
     return created
 
 
-def rmdir_tree(path):
+def rmdir_tree(path: Any) -> Any:
     """Remove a cgroup directory and any child cgroups (deepest first); retry while busy."""
     if not os.path.isdir(path):
         return
@@ -130,7 +136,7 @@ def _rmdir(path):
         delay = min(delay * 2, 0.05)
 
 
-def procs_in_tree(path):
+def procs_in_tree(path: Any) -> Any:
     """Every pid in the cgroup at ``path`` and its descendants."""
     pids = []
     for root, _, files in os.walk(path):
@@ -143,7 +149,7 @@ def procs_in_tree(path):
     return sorted(set(pids))
 
 
-def remove_created(created):
+def remove_created(created: Any) -> None:
     """Undo a failed creation: remove the directories ``mkdir_p`` made, innermost first."""
     for d in reversed(created):
         try:
@@ -164,7 +170,7 @@ class Join:
 
     __slots__ = ("tasks_files", "cgroup2_dir")
 
-    def __init__(self, tasks_files=(), cgroup2_dir=None):
+    def __init__(self, tasks_files: Any=(), cgroup2_dir: Any=None) -> None:
         self.tasks_files = list(tasks_files)
         self.cgroup2_dir = cgroup2_dir
 
@@ -184,19 +190,19 @@ class Manager:
     version = 0
     driver = "cgroupfs"
 
-    def __init__(self, cgroups_path, container_id, dirs):
+    def __init__(self, cgroups_path: Any, container_id: str, dirs: Any) -> None:
         self.cgroups_path = cgroups_path
         self.container_id = container_id
         self._dirs = dict(dirs)
 
-    def paths(self):
+    def paths(self) -> Any:
         return dict(self._dirs)
 
-    def to_state(self):
+    def to_state(self) -> dict[str, Any]:
         return {"version": self.version, "driver": self.driver, "path": self.cgroups_path,
                 "id": self.container_id, "paths": self.paths()}
 
-    def apply(self, pid):
+    def apply(self, pid: int) -> None:
         """Create the cgroup and move the running process ``pid`` in through cgroup.procs (the
         systemd driver has its own)."""
         created = self.create()
@@ -211,20 +217,20 @@ class Manager:
         """The cgroup's directories, one per hierarchy, in the order of ``paths()``."""
         return list(dict.fromkeys(self._dirs.values()))
 
-    def join(self):
+    def join(self) -> Any:
         """The ``Join`` that puts a process the native core starts in this cgroup (which must
         exist: create()), or None when only ``apply(pid)`` can place it."""
         return None
 
-    def freezer_dir(self):
+    def freezer_dir(self) -> Any:
         """The directory whose freezer stops the whole container: the v1 freezer's, else the
         cgroup2 one (``cgroup.freeze``)."""
         return self._dirs.get("freezer") or self._dirs.get("")
 
-    def exists(self):
+    def exists(self) -> bool:
         return any(os.path.isdir(d) for d in set(self._dirs.values()))
 
-    def start_failure(self):
+    def start_failure(self) -> str | None:
         """Why the container's processes died or could not fork, when a limit of this cgroup
         is the cause (for the runtime to report when the init dies during create), else None."""
         if self._oom_kills():

@@ -5,22 +5,28 @@ when the field is absent (``null`` counts as absent); a value of the wrong type 
 ``InvalidArgument("linux.resources.<field>: ...")``. The conversions between cgroup v1 and v2 units
 follow runc's, so a config means the same on both.
 """
+from __future__ import annotations
+
 from pyrunc.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PREFIX = "linux.resources"
 INT64_MAX = (1 << 63) - 1
 UINT64_MAX = (1 << 64) - 1
 
 
-def field(name):
+def field(name: Any) -> str:
     return "%s.%s" % (PREFIX, name)
 
 
-def bad(name, reason):
+def bad(name: Any, reason: Any) -> InvalidArgument:
     return InvalidArgument("%s: %s" % (field(name), reason))
 
 
-def section(parent, key, name=None):
+def section(parent: Any, key: Any, name: Any=None) -> Any:
     """The sub-object ``parent[key]`` as a dict ({} when absent)."""
     name = name or key
     value = parent.get(key)
@@ -31,7 +37,7 @@ def section(parent, key, name=None):
     return value
 
 
-def array(parent, key, name):
+def array(parent: Any, key: Any, name: Any) -> Any:
     value = parent.get(key)
     if value is None:
         return []
@@ -40,7 +46,7 @@ def array(parent, key, name):
     return value
 
 
-def integer(parent, key, name, *, minimum=-INT64_MAX - 1, maximum=UINT64_MAX):
+def integer(parent: Any, key: Any, name: Any, *, minimum: Any=-INT64_MAX - 1, maximum: Any=UINT64_MAX) -> Any:
     value = parent.get(key)
     if value is None:
         return None
@@ -51,7 +57,7 @@ def integer(parent, key, name, *, minimum=-INT64_MAX - 1, maximum=UINT64_MAX):
     return value
 
 
-def boolean(parent, key, name):
+def boolean(parent: Any, key: Any, name: Any) -> Any:
     value = parent.get(key)
     if value is None:
         return None
@@ -60,7 +66,7 @@ def boolean(parent, key, name):
     return value
 
 
-def string(parent, key, name):
+def string(parent: Any, key: Any, name: Any) -> Any:
     value = parent.get(key)
     if value is None:
         return None
@@ -87,7 +93,7 @@ def _is_cpu_list(value):
     return True
 
 
-def cpu_list(parent, key, name):
+def cpu_list(parent: Any, key: Any, name: Any) -> Any:
     """A cpuset list such as "0-3,5" (returned unchanged) or None."""
     value = string(parent, key, name)
     if value is None or value == "":
@@ -101,7 +107,7 @@ def cpu_list(parent, key, name):
     return value
 
 
-def parse_cpu_list(text):
+def parse_cpu_list(text: Any) -> Any:
     """"0-3,5" -> [0, 1, 2, 3, 5]"""
     out = []
     for part in text.strip().split(","):
@@ -116,7 +122,7 @@ def parse_cpu_list(text):
     return out
 
 
-def idle_and_cpuset(cpu):
+def idle_and_cpuset(cpu: Any) -> Any:
     """The writes both versions share: cpu.idle, cpuset.cpus, cpuset.mems (same file names)."""
     writes = []
     idle = integer(cpu, "idle", "cpu.idle", minimum=0, maximum=1)
@@ -129,7 +135,7 @@ def idle_and_cpuset(cpu):
     return writes
 
 
-def device_numbers(entry, name):
+def device_numbers(entry: Any, name: Any) -> tuple[Any, ...]:
     """(major, minor) of a blockIO per-device entry."""
     if not isinstance(entry, dict):
         raise bad(name, "must be an object")
@@ -142,7 +148,7 @@ def device_numbers(entry, name):
 
 # ---- unit conversions between v1 and v2 (runc's formulas) --------------------------------------
 
-def shares_to_weight(shares):
+def shares_to_weight(shares: Any) -> Any:
     """cpu.shares [2, 262144] -> cpu.weight [1, 10000]; 0 means unset."""
     if not shares:
         return 0
@@ -150,14 +156,14 @@ def shares_to_weight(shares):
     return 1 + ((shares - 2) * 9999) // 262142
 
 
-def blkio_weight_to_io_weight(weight):
+def blkio_weight_to_io_weight(weight: Any) -> Any:
     """blkio.weight [10, 1000] -> io.weight [1, 10000]; 0 means unset."""
     if not weight:
         return 0
     return 1 + ((weight - 10) * 9999) // 990
 
 
-def swap_for_v2(swap, limit):
+def swap_for_v2(swap: Any, limit: Any) -> Any:
     """memory.swap.max from the spec's memory+swap total; -1 unlimited, None unset."""
     if limit == -1 and not swap:
         return -1
@@ -170,12 +176,12 @@ def swap_for_v2(swap, limit):
     return swap - limit
 
 
-def v2_limit(value):
+def v2_limit(value: Any) -> Any:
     """A v2 "max"-style value: -1 (or below) is "max"."""
     return "max" if value is None or value < 0 else str(value)
 
 
-def hugepage_limits(res):
+def hugepage_limits(res: Any) -> Any:
     """[(pagesize "2MB", limit)] from hugepageLimits."""
     out = []
     for i, entry in enumerate(array(res, "hugepageLimits", "hugepageLimits")):
@@ -190,7 +196,7 @@ def hugepage_limits(res):
     return out
 
 
-def rdma_limits(res):
+def rdma_limits(res: Any) -> Any:
     """[(device, "hca_handle=N hca_object=M")] from rdma."""
     out = []
     for device, entry in sorted(section(res, "rdma").items()):
@@ -207,7 +213,7 @@ def rdma_limits(res):
     return out
 
 
-def unified_entries(res):
+def unified_entries(res: Any) -> Any:
     """[(file, value)] from unified, with the keys checked."""
     out = []
     for key, value in sorted(section(res, "unified").items()):

@@ -1,9 +1,15 @@
 """Resource usage in the shape of runc's ``events --stats`` "data" (its JSON field names, and its
 habit of leaving out zero counters), read from cgroup v1 or v2 files."""
+from __future__ import annotations
+
 import os
 
 from pyrunc.libcontainer.cgroups.manager import read, read_int, read_keyed
 from pyrunc.libcontainer.cgroups.resources import UINT64_MAX, parse_cpu_list
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 NS_PER_TICK = 1_000_000_000 // CLOCK_TICKS
@@ -33,7 +39,7 @@ def _empty():
 
 # ---- cgroup v1 ----------------------------------------------------------------------------------
 
-def v1_stats(dirs):
+def v1_stats(dirs: Any) -> Any:
     out = _empty()
     if "cpuacct" in dirs:
         d = dirs["cpuacct"]
@@ -129,7 +135,7 @@ def _hugepage_sizes(d, suffix):
 
 # ---- cgroup v2 ----------------------------------------------------------------------------------
 
-def v2_stats(d):
+def v2_stats(d: Any) -> Any:
     out = _empty()
     st = read_keyed(os.path.join(d, "cpu.stat"))
     usage = _compact({"total": st.get("usage_usec", 0) * 1000})

@@ -7,6 +7,8 @@ properties (so systemd keeps them) and in the cgroup files (like the cgroupfs dr
 ``system.slice:pyrunc:<container id>``. Supported where systemd is PID 1 on a cgroup v2 host;
 elsewhere a clear Unavailable error.
 """
+from __future__ import annotations
+
 import os
 import re
 import time
@@ -15,6 +17,10 @@ from pyrunc.errors import AlreadyExists, InvalidArgument, SystemFailure, Unavail
 from pyrunc.libcontainer.cgroups import resources as R
 from pyrunc.libcontainer.cgroups.manager import read, rmdir_tree, write
 from pyrunc.libcontainer.cgroups.v2 import V2Manager
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SYSTEMD_RUNNING = "/run/systemd/system"
 MANAGER_PATH = "/org/freedesktop/systemd1"
@@ -29,7 +35,7 @@ def _require_systemd():
                           "(no %s); run without --systemd-cgroup" % SYSTEMD_RUNNING)
 
 
-def parse_cgroups_path(cgroups_path, container_id):
+def parse_cgroups_path(cgroups_path: Any, container_id: str) -> tuple[Any, ...]:
     """(slice, unit) for a "slice:prefix:name" cgroupsPath."""
     if not cgroups_path:
         return "system.slice", "pyrunc-%s.scope" % container_id
@@ -52,7 +58,7 @@ def parse_cgroups_path(cgroups_path, container_id):
     return slice_, unit
 
 
-def slice_path(slice_):
+def slice_path(slice_: Any) -> Any:
     """"a-b.slice" -> "/a.slice/a-b.slice" (systemd nests slices by their dashes)."""
     if slice_ == "-.slice":
         return "/"
@@ -63,7 +69,7 @@ def slice_path(slice_):
     return "/" + "/".join("-".join(parts[:i + 1]) + ".slice" for i in range(len(parts)))
 
 
-def new_manager(cgroups_path, container_id):
+def new_manager(cgroups_path: Any, container_id: str) -> SystemdManager:
     _require_systemd()
     from pyrunc.libcontainer.cgroups import hierarchy
     layout = hierarchy.host_layout()
@@ -76,7 +82,7 @@ def new_manager(cgroups_path, container_id):
     return SystemdManager(cgroups_path, container_id, {"": directory}, root, slice_, unit)
 
 
-def load_manager(state):
+def load_manager(state: Any) -> SystemdManager:
     return SystemdManager(state.get("path"), state.get("id", ""), state["paths"], state["root"],
                           state["slice"], state["unit"])
 
@@ -84,12 +90,12 @@ def load_manager(state):
 class SystemdManager(V2Manager):
     driver = "systemd"
 
-    def __init__(self, cgroups_path, container_id, dirs, root, slice_, unit):
+    def __init__(self, cgroups_path: Any, container_id: str, dirs: Any, root: Any, slice_: Any, unit: Any) -> None:
         super().__init__(cgroups_path, container_id, dirs, root)
         self.slice = slice_
         self.unit = unit
 
-    def to_state(self):
+    def to_state(self) -> Any:
         state = super().to_state()
         state.update(slice=self.slice, unit=self.unit)
         return state
@@ -99,7 +105,7 @@ class SystemdManager(V2Manager):
         _require_systemd()
         return Connection()
 
-    def apply(self, pid):
+    def apply(self, pid: int) -> Any:
         from pyrunc.libcontainer.cgroups.dbus import DBusError
         props = [("Description", ("s", "pyrunc container %s" % self.container_id)),
                  ("PIDs", ("au", [pid])), ("Delegate", ("b", True)),
@@ -124,7 +130,7 @@ class SystemdManager(V2Manager):
                    str(pid) in read(os.path.join(self.dir, "cgroup.procs")).split(),
                    'systemd unit "%s" to take pid %d' % (self.unit, pid))
 
-    def set(self, resources):
+    def set(self, resources: Any) -> None:
         resources = resources or {}
         self._check(resources)                 # nothing reaches systemd that the files refuse
         props = unit_properties(resources)
@@ -139,7 +145,7 @@ class SystemdManager(V2Manager):
                                         e.message) from None
         super().set(resources)
 
-    def destroy(self):
+    def destroy(self) -> Any:
         from pyrunc.libcontainer.cgroups.dbus import DBusError
         if not os.path.isdir(self.dir):
             # a scope whose processes are all gone is stopped and collected by systemd, with
@@ -170,7 +176,7 @@ class SystemdManager(V2Manager):
             delay = min(delay * 2, 0.05)
 
 
-def unit_properties(res):
+def unit_properties(res: Any) -> Any:
     """The systemd unit properties for the limits systemd itself manages (the rest only go to
     the cgroup files)."""
     props = []

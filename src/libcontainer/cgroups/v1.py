@@ -1,5 +1,7 @@
 """The cgroup v1 backend: one directory per controller hierarchy (and, on a hybrid host, one in
 the unified hierarchy too, which holds the container's processes but no limits)."""
+from __future__ import annotations
+
 import errno
 import os
 
@@ -11,10 +13,14 @@ from pyrunc.libcontainer.cgroups.manager import (
 from pyrunc.libcontainer.mountflags import (
     MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT)
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 PER_MOUNT_FLAGS = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
 
 
-def planned_writes(res):
+def planned_writes(res: Any) -> Any:
     """[(controller, file or (alternatives...), value, field)] for a resources dict, in the order
     they are written. Raises InvalidArgument for any malformed field before anything is written."""
     if not isinstance(res, dict):
@@ -140,7 +146,7 @@ THROTTLES = (("throttleReadBpsDevice", "read_bps_device"),
 class V1Manager(Manager):
     version = 1
 
-    def create(self):
+    def create(self) -> Any:
         """Make the cgroup in every hierarchy; returns the directories made."""
         created = []
         try:
@@ -152,7 +158,7 @@ class V1Manager(Manager):
             raise
         return created
 
-    def join(self):
+    def join(self) -> Join:
         """v1 ``tasks`` files, the freezer's last (a frozen cgroup stops its joiner there and
         then), and on a hybrid host the cgroup2 directory."""
         unified = self._dirs.get("")
@@ -169,7 +175,7 @@ class V1Manager(Manager):
             if not read(os.path.join(directory, name)).strip():
                 write(directory, name, read(os.path.join(parent, name)).strip() or "\n")
 
-    def set(self, resources):
+    def set(self, resources: Any) -> None:
         writes = planned_writes(resources or {})
         for controller in {c for c, _, _, _ in writes}:
             if controller not in self._dirs:
@@ -271,7 +277,7 @@ class V1Manager(Manager):
             write(directory, "cpu.cfs_quota_us", quota, "cpu.quota")
             write(directory, "cpu.cfs_period_us", period, "cpu.period")
 
-    def destroy(self):
+    def destroy(self) -> None:
         for directory in reversed(self._unique_dirs()):
             rmdir_tree(directory)
 
@@ -281,7 +287,7 @@ class V1Manager(Manager):
             raise unavailable("freezer")
         return self._dirs["freezer"]
 
-    def freeze(self):
+    def freeze(self) -> None:
         d = self._freezer()
 
         def frozen():
@@ -294,7 +300,7 @@ class V1Manager(Manager):
         write(d, "freezer.state", "FROZEN")
         self._wait_frozen(frozen, "freeze %s" % d)
 
-    def thaw(self):
+    def thaw(self) -> None:
         d = self._freezer()
         write(d, "freezer.state", "THAWED")
         self._wait_frozen(lambda: self._state(d) == "THAWED", "thaw %s" % d)
@@ -303,17 +309,17 @@ class V1Manager(Manager):
     def _state(d):
         return read(os.path.join(d, "freezer.state")).strip()
 
-    def freezer_state(self):
+    def freezer_state(self) -> Any:
         return "FROZEN" if self._state(self._freezer()) == "FROZEN" else "THAWED"
 
     # ---- processes, stats, events ----------------------------------------------------------
-    def pids(self):
+    def pids(self) -> Any:
         for controller in ("devices", "freezer", "pids", "memory", "cpu"):
             if controller in self._dirs:
                 return procs_in_tree(self._dirs[controller])
         return procs_in_tree(self._unique_dirs()[0])
 
-    def stats(self):
+    def stats(self) -> Any:
         from pyrunc.libcontainer.cgroups import stats
         return stats.v1_stats(self._dirs)
 
@@ -333,14 +339,14 @@ class V1Manager(Manager):
     def _pids_limit(self):
         return read_int(os.path.join(self._dirs.get("pids", "/nonexistent"), "pids.max"))
 
-    def oom_events(self):
+    def oom_events(self) -> Any:
         from pyrunc.libcontainer.cgroups.events import V1OOMNotifier
         if "memory" not in self._dirs:
             raise unavailable("memory")
         return V1OOMNotifier(self._dirs["memory"])
 
     # ---- the view from inside the container ------------------------------------------------
-    def mount_steps(self, destination, flags=0, cgroupns=False):
+    def mount_steps(self, destination: Any, flags: int=0, cgroupns: bool=False) -> Any:
         """runc's layout: a tmpfs with one directory per hierarchy (the container's own cgroup,
         bound from the host, or the hierarchy mounted afresh inside a cgroup namespace) and
         symlinks for co-mounted controllers ("cpu" -> "cpu,cpuacct")."""

@@ -1,5 +1,7 @@
 """The cgroup v2 backend: one directory in the unified hierarchy, controllers enabled on the way
 down from the root, devices through an eBPF program."""
+from __future__ import annotations
+
 import os
 
 from pyrunc.errors import InvalidArgument, SystemFailure, Unavailable, warn
@@ -9,12 +11,16 @@ from pyrunc.libcontainer.cgroups.manager import (
     unavailable, write)
 from pyrunc.libcontainer.cgroups.v1 import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_REC, THROTTLES
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 DEVICE_PROGRAM = "<eBPF device program>"    # not a file: the rules go to ebpf.set_device_rules
 IO_MAX_KEYS = {"throttleReadBpsDevice": "rbps", "throttleWriteBpsDevice": "wbps",
                "throttleReadIOPSDevice": "riops", "throttleWriteIOPSDevice": "wiops"}
 
 
-def planned_writes(res):
+def planned_writes(res: Any) -> Any:
     """[(controller, file or (alternatives...), value or (per alternative...), field)] in write
     order; InvalidArgument for any malformed field before anything is written. The device rules
     come last as (None, DEVICE_PROGRAM, [Rule], "devices")."""
@@ -114,20 +120,20 @@ def planned_writes(res):
 class V2Manager(Manager):
     version = 2
 
-    def __init__(self, cgroups_path, container_id, dirs, root):
+    def __init__(self, cgroups_path: Any, container_id: str, dirs: Any, root: Any) -> None:
         super().__init__(cgroups_path, container_id, dirs)
         self.root = root            # the unified hierarchy's mountpoint
 
     @property
-    def dir(self):
+    def dir(self) -> Any:
         return self._dirs[""]
 
-    def to_state(self):
+    def to_state(self) -> Any:
         state = super().to_state()
         state["root"] = self.root
         return state
 
-    def create(self):
+    def create(self) -> Any:
         """Make the cgroup, handing the controllers down on the way; returns the directories
         made."""
         created = []
@@ -143,7 +149,7 @@ class V2Manager(Manager):
             raise
         return created
 
-    def join(self):
+    def join(self) -> Join:
         return Join((), self.dir)
 
     @staticmethod
@@ -160,7 +166,7 @@ class V2Manager(Manager):
             except (SystemFailure, Unavailable):
                 continue
 
-    def controllers(self):
+    def controllers(self) -> Any:
         return set(read(os.path.join(self.dir, "cgroup.controllers")).split())
 
     def _check(self, resources):
@@ -176,7 +182,7 @@ class V2Manager(Manager):
                 self._check_memory_limit(int(value))
         return writes
 
-    def set(self, resources):
+    def set(self, resources: Any) -> None:
         for controller, file, value, what in self._check(resources or {}):
             if file == DEVICE_PROGRAM:
                 from pyrunc.libcontainer.cgroups import ebpf
@@ -196,27 +202,27 @@ class V2Manager(Manager):
             raise InvalidArgument("linux.resources.memory.limit: %d bytes is below the %d bytes "
                                   "the container already uses" % (limit, usage))
 
-    def destroy(self):
+    def destroy(self) -> None:
         rmdir_tree(self.dir)
 
-    def freeze(self):
+    def freeze(self) -> None:
         write(self.dir, "cgroup.freeze", 1)
         self._wait_frozen(lambda: self._frozen(), "freeze %s" % self.dir)
 
-    def thaw(self):
+    def thaw(self) -> None:
         write(self.dir, "cgroup.freeze", 0)
         self._wait_frozen(lambda: not self._frozen(), "thaw %s" % self.dir)
 
     def _frozen(self):
         return read_keyed(os.path.join(self.dir, "cgroup.events")).get("frozen") == 1
 
-    def freezer_state(self):
+    def freezer_state(self) -> Any:
         return "FROZEN" if self._frozen() else "THAWED"
 
-    def pids(self):
+    def pids(self) -> Any:
         return procs_in_tree(self.dir)
 
-    def stats(self):
+    def stats(self) -> Any:
         from pyrunc.libcontainer.cgroups import stats
         return stats.v2_stats(self.dir)
 
@@ -232,13 +238,13 @@ class V2Manager(Manager):
     def _pids_limit(self):
         return read_int(os.path.join(self.dir, "pids.max"))
 
-    def oom_events(self):
+    def oom_events(self) -> Any:
         from pyrunc.libcontainer.cgroups.events import V2OOMNotifier
         if not os.path.exists(os.path.join(self.dir, "memory.events")):
             raise unavailable("memory")
         return V2OOMNotifier(self.dir)
 
-    def mount_steps(self, destination, flags=0, cgroupns=False):
+    def mount_steps(self, destination: Any, flags: int=0, cgroupns: bool=False) -> list[Any]:
         """Inside a cgroup namespace a fresh cgroup2 mount shows the container's cgroup as the
         root; without one, the container's directory is bound there."""
         from pyrunc.libcontainer.plan import MountStep

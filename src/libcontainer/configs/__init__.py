@@ -26,14 +26,20 @@ both differ from runc 1.1 (which decodes into Go structs and checks little), on 
 
     python -m pyrunc.libcontainer.configs BUNDLE     # load, then list every schema error
 """
+from __future__ import annotations
+
 from pyrunc.libcontainer.configs.fields import ConfigError, snake_case
 from pyrunc.libcontainer.configs.load import CONFIG_FILE, from_dict, from_json, load
 from pyrunc.libcontainer.configs.spec import (
     Capabilities, ConsoleSize, CPUAffinity, Device, Hook, Hooks, IDMapping, IOPriority, Linux,
     Mount, Namespace, NetDevice, Process, Rlimit, Root, Scheduler, Spec, TimeOffset, User)
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-def validate_schema(doc):
+
+def validate_schema(doc: Any) -> Any:
     """Validate ``doc`` against the project's JSON Schema; a list of ``path: reason`` lines.
 
     Imports jsonschema (slow), so it is for tools and tests, not for ``pyrunc create``.

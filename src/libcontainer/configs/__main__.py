@@ -3,13 +3,19 @@
 Loads it as ``pyrunc create`` does, then lists every JSON Schema error (the loader stops at the
 first). Exit status 0 when valid, 2 when not (InvalidArgument), 3 without a config (NotFound).
 """
+from __future__ import annotations
+
 import sys
 
 from pyrunc.errors import PyruncError
 from pyrunc.libcontainer import configs
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-def main(argv=None):
+
+def main(argv: Any=None) -> Any:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1 or argv[0].startswith("-"):
         sys.stderr.write("usage: python -m pyrunc.libcontainer.configs BUNDLE\n")

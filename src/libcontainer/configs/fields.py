@@ -12,8 +12,14 @@ This module is on the hot path of ``pyrunc create`` and imports neither ``re`` n
 string pattern is checked by a plain predicate declared with it (``Str``), and messages quote
 values with ``jsoncodec``.
 """
+from __future__ import annotations
+
 from pyrunc.errors import InvalidArgument
 from pyrunc.libcontainer import jsoncodec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 KEYWORDS = frozenset((
     "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",
@@ -23,7 +29,7 @@ KEYWORDS = frozenset((
 """Python's keywords (``keyword.kwlist``, a test checks), which attribute names avoid."""
 
 
-def snake_case(key):
+def snake_case(key: Any) -> Any:
     """``additionalGids`` -> ``additional_gids``; ``execCPUAffinity`` -> ``exec_cpu_affinity``.
 
     An underscore goes before an upper-case letter that follows a lower-case letter or a digit,
@@ -44,7 +50,7 @@ def snake_case(key):
     return name + "_" if name in KEYWORDS else name
 
 
-def join(path, key):
+def join(path: Any, key: Any) -> Any:
     """The JSON path of ``key`` inside ``path``: ``a.b``, ``a[3]``, ``a["x.y"]``."""
     if isinstance(key, int):
         return "%s[%d]" % (path, key)
@@ -56,7 +62,7 @@ def join(path, key):
 class ConfigError(InvalidArgument):
     """A config value is wrong: carries the JSON path and the reason separately."""
 
-    def __init__(self, source, path, reason):
+    def __init__(self, source: Any, path: Any, reason: Any) -> None:
         where = ": ".join(p for p in (source, path) if p)
         super().__init__("%s: %s" % (where, reason) if where else reason)
         self.source = source
@@ -67,7 +73,7 @@ class ConfigError(InvalidArgument):
 class Invalid(Exception):
     """Raised while decoding; the loader turns it into a ``ConfigError`` with the file name."""
 
-    def __init__(self, path, reason):
+    def __init__(self, path: Any, reason: Any) -> None:
         super().__init__(path, reason)
         self.path = path
         self.reason = reason
@@ -78,33 +84,33 @@ class Kind:
 
     absent = None
 
-    def decode(self, value, path):
+    def decode(self, value: Any, path: Any) -> Any:
         raise NotImplementedError
 
-    def schema(self, defs):
+    def schema(self, defs: Any) -> Any:
         raise NotImplementedError
 
 
 class Bool(Kind):
     absent = False
 
-    def decode(self, value, path):
+    def decode(self, value: Any, path: Any) -> Any:
         if value is True or value is False:
             return value
         raise Invalid(path, "must be a boolean")
 
-    def schema(self, defs):
+    def schema(self, defs: Any) -> dict[str, Any]:
         return {"type": "boolean"}
 
 
 class Int(Kind):
     """An integer within [low, high]; an integral float (``2.0``) counts, as in JSON Schema."""
 
-    def __init__(self, low, high):
+    def __init__(self, low: Any, high: Any) -> None:
         self.low = low
         self.high = high
 
-    def decode(self, value, path):
+    def decode(self, value: Any, path: Any) -> Any:
         if type(value) is float and value.is_integer():
             value = int(value)
         elif type(value) is not int:
@@ -113,7 +119,7 @@ class Int(Kind):
             raise Invalid(path, "must be an integer from %d to %d" % (self.low, self.high))
         return value
 
-    def schema(self, defs):
+    def schema(self, defs: Any) -> dict[str, Any]:
         return {"type": "integer", "minimum": self.low, "maximum": self.high}
 
 
@@ -133,14 +139,14 @@ class Str(Kind):
     off the hot path.
     """
 
-    def __init__(self, choices=None, pattern=None, matches=None):
+    def __init__(self, choices: Any=None, pattern: Any=None, matches: Any=None) -> None:
         if (pattern is None) != (matches is None):
             raise TypeError("Str: a pattern and its predicate go together")
         self.choices = tuple(choices) if choices else None
         self.pattern = pattern
         self.matches = matches
 
-    def decode(self, value, path):
+    def decode(self, value: Any, path: Any) -> Any:
         if type(value) is not str:
             raise Invalid(path, "must be a string")
         if self.choices is not None and value not in self.choices:
@@ -149,7 +155,7 @@ class Str(Kind):
             raise Invalid(path, "%s does not match %s" % (_show(value), self.pattern))
         return value
 
-    def schema(self, defs):
+    def schema(self, defs: Any) -> Any:
         out = {"type": "string"}
         if self.choices is not None:
             out["enum"] = list(self.choices)
@@ -167,33 +173,33 @@ def _show(value):
     return jsoncodec.dumps(value if len(value) <= 60 else value[:57] + "...")
 
 
-def line_end(value):
+def line_end(value: Any) -> Any:
     """``value`` up to where a pattern's ``$`` matches last: a final newline does not count."""
     return value[:-1] if value.endswith("\n") else value
 
 
-def made_of(text, chars):
+def made_of(text: Any, chars: Any) -> bool:
     """Whether every character of ``text`` is one of ``chars`` (true for an empty text)."""
     return not text.strip(chars)
 
 
 class Array(Kind):
-    def __init__(self, item, non_empty=False):
+    def __init__(self, item: Any, non_empty: bool=False) -> None:
         self.item = item
         self.non_empty = non_empty
 
     @property
-    def absent(self):
+    def absent(self) -> list[Any]:
         return []
 
-    def decode(self, value, path):
+    def decode(self, value: Any, path: Any) -> list[Any]:
         if type(value) is not list or (self.non_empty and not value):
             raise Invalid(path, "must be a non-empty array" if self.non_empty
                           else "must be an array")
         item = self.item
         return [item.decode(v, "%s[%d]" % (path, i)) for i, v in enumerate(value)]
 
-    def schema(self, defs):
+    def schema(self, defs: Any) -> Any:
         out = {"type": "array", "items": self.item.schema(defs)}
         if self.non_empty:
             out["minItems"] = 1
@@ -203,33 +209,33 @@ class Array(Kind):
 class Map(Kind):
     """A JSON object with free keys and values of one kind."""
 
-    def __init__(self, value):
+    def __init__(self, value: Any) -> None:
         self.value = value
 
     @property
-    def absent(self):
+    def absent(self) -> dict[Any, Any]:
         return {}
 
-    def decode(self, value, path):
+    def decode(self, value: Any, path: Any) -> dict[Any, Any]:
         if type(value) is not dict:
             raise Invalid(path, "must be an object")
         kind = self.value
         return {k: kind.decode(v, join(path, k)) for k, v in value.items()}
 
-    def schema(self, defs):
+    def schema(self, defs: Any) -> dict[str, Any]:
         return {"type": "object", "additionalProperties": self.value.schema(defs)}
 
 
 class Object(Kind):
     """A JSON object described by a ``Model`` class; decodes to an instance of it."""
 
-    def __init__(self, model):
+    def __init__(self, model: Any) -> None:
         self.model = model
 
-    def decode(self, value, path):
+    def decode(self, value: Any, path: Any) -> str:
         return self.model.decode(value, path)
 
-    def schema(self, defs):
+    def schema(self, defs: Any) -> Any:
         return self.model.schema_ref(defs)
 
 
@@ -240,7 +246,7 @@ class Raw(Object):
     the dict see what the model saw; the runtime spec has no float fields.
     """
 
-    def decode(self, value, path):
+    def decode(self, value: Any, path: Any) -> Any:
         self.model.decode(value, path)
         return _integral(value)
 
@@ -281,7 +287,7 @@ class Model(metaclass=ModelType):
     fields = {}
     required = ()
 
-    def __init__(self, **attrs):
+    def __init__(self, **attrs: Any) -> None:
         for _key, attr, kind in self._table:
             absent = kind.absent
             setattr(self, attr, attrs.pop(attr, absent))
@@ -291,7 +297,7 @@ class Model(metaclass=ModelType):
             raise TypeError("%s has no attribute %s" % (type(self).__name__, ", ".join(attrs)))
 
     @classmethod
-    def decode(cls, value, path):
+    def decode(cls, value: Any, path: Any) -> Model:
         if type(value) is not dict:
             raise Invalid(path, "must be an object")
         for key in cls.required:
@@ -308,7 +314,7 @@ class Model(metaclass=ModelType):
         return self
 
     @classmethod
-    def schema_ref(cls, defs):
+    def schema_ref(cls, defs: Any) -> dict[str, Any]:
         if cls.__name__ not in defs:
             defs[cls.__name__] = None  # reserve the name before recursing
             out = {"type": "object",

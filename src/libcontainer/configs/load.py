@@ -3,6 +3,8 @@
 This is the hot path of ``pyrunc create``: it imports neither jsonschema nor anything heavy.
 The checks are the JSON Schema's (``configs.schema`` renders both from one set of declarations).
 """
+from __future__ import annotations
+
 import os
 
 from pyrunc.errors import NotFound, SystemFailure
@@ -10,10 +12,14 @@ from pyrunc.libcontainer import jsoncodec
 from pyrunc.libcontainer.configs.fields import ConfigError, Invalid
 from pyrunc.libcontainer.configs.spec import Spec
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 CONFIG_FILE = "config.json"
 
 
-def load(bundle):
+def load(bundle: str) -> Any:
     """The ``Spec`` of ``bundle/config.json``."""
     path = os.path.join(bundle, CONFIG_FILE)
     try:
@@ -30,7 +36,7 @@ def _reject_constant(name):
     raise ValueError("%s is not a JSON number" % name)
 
 
-def from_json(data, source=CONFIG_FILE):
+def from_json(data: Any, source: Any=CONFIG_FILE) -> Any:
     """The ``Spec`` of a JSON text (str or bytes)."""
     try:
         doc = jsoncodec.loads(data, parse_constant=_reject_constant)
@@ -46,7 +52,7 @@ def from_json(data, source=CONFIG_FILE):
     return from_dict(doc, source=source)
 
 
-def from_dict(doc, source=CONFIG_FILE):
+def from_dict(doc: Any, source: Any=CONFIG_FILE) -> Any:
     """The ``Spec`` of a decoded JSON document; ``spec.raw`` is ``doc`` itself."""
     try:
         spec = Spec.decode(doc, "")

@@ -8,6 +8,8 @@ changing them with
 
 jsonschema is imported only when ``validate`` runs.
 """
+from __future__ import annotations
+
 import functools
 import json
 import os
@@ -15,12 +17,16 @@ import sys
 
 from pyrunc.libcontainer.configs.spec import Spec
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "schema", "config-schema.json")
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
-def render():
+def render() -> dict[str, Any]:
     """The schema as a dict, from the model's declarations."""
     defs = {}
     ref = Spec.schema_ref(defs)
@@ -31,7 +37,7 @@ def render():
             "$defs": dict(sorted(defs.items()))}
 
 
-def dumps(schema):
+def dumps(schema: Any) -> Any:
     return json.dumps(schema, indent=2) + "\n"
 
 
@@ -50,13 +56,13 @@ def _path(parts):
     return out or "(root)"
 
 
-def validate(doc):
+def validate(doc: Any) -> list[Any]:
     """``["process.args: [] should be non-empty", ...]``; empty when ``doc`` is valid."""
     errors = sorted(_validator().iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
     return ["%s: %s" % (_path(e.absolute_path), e.message) for e in errors]
 
 
-def main(argv=None):
+def main(argv: Any=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     text = dumps(render())
     if argv == ["--write"]:

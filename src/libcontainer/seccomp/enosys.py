@@ -11,8 +11,14 @@ same spirit, from the kernel's classic BPF instructions.
 Differences from runc: the native architecture is covered even when the profile lists no
 architectures, and no stub is made when the default action already returns ENOSYS.
 """
+from __future__ import annotations
+
 import errno
 from _struct import pack
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # classic BPF opcodes (linux/bpf_common.h)
 LD_W_ABS = 0x20           # A <- 32-bit word at offset k of struct seccomp_data
@@ -60,7 +66,7 @@ class _Asm:
         return b"".join(out)
 
 
-def largest_syscalls(lib, arch_tokens, names):
+def largest_syscalls(lib: Any, arch_tokens: Any, names: Any) -> Any:
     """{audit arch: {arch token: largest syscall number of ``names`` on that arch}}."""
     out = {}
     for token in arch_tokens:
@@ -73,7 +79,7 @@ def largest_syscalls(lib, arch_tokens, names):
     return out
 
 
-def stub(lib, arch_tokens, names):
+def stub(lib: Any, arch_tokens: Any, names: Any) -> Any:
     """The stub program (bytes) for a filter over ``arch_tokens`` naming ``names``."""
     largest = largest_syscalls(lib, arch_tokens, names)
     if not largest:

@@ -16,11 +16,17 @@ program notifies. The rules follow runc's:
   ``listenerPath``. SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV is kept only with a listener (the
   kernel refuses it otherwise); TSYNC with a listener adds TSYNC_ESRCH (likewise).
 """
+from __future__ import annotations
+
 import errno
 
 from pyrunc.errors import InvalidArgument, SystemFailure, warn
 from pyrunc.libcontainer import jsoncodec
 from pyrunc.libcontainer.plan import Seccomp
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SECTION = "linux.seccomp"
 MAX_ERRNO_RET = 0xFFFF            # SECCOMP_RET_DATA: 16 bits
@@ -158,17 +164,17 @@ def _strerror(code):
     return os.strerror(code).lower()
 
 
-def version():
+def version() -> tuple[Any, ...]:
     """libseccomp's (major, minor, micro)."""
     v = _native().lib.seccomp_version()
     return (v.major, v.minor, v.micro)
 
 
-def version_string():
+def version_string() -> str:
     return "%d.%d.%d" % version()
 
 
-def compile(config, section=SECTION, source="config.json"):
+def compile(config: Any, section: Any=SECTION, source: str="config.json") -> Any:
     """A ``plan.Seccomp`` (BPF program and load flags) for a ``linux.seccomp`` dict.
 
     Raises InvalidArgument naming the file and the JSON path for unknown actions,
@@ -307,7 +313,7 @@ def _add_syscalls(c, ctx, syscalls, default, section):
     return notify, every_name
 
 
-def syscall_names(arch=None, upto=1024):
+def syscall_names(arch: Any=None, upto: int=1024) -> Any:
     """Every syscall name libseccomp knows for ``arch`` (SCMP_ARCH_*; default: this host's)."""
     native = _native()
     lib, ffi = native.lib, native.ffi
@@ -325,7 +331,7 @@ def syscall_names(arch=None, upto=1024):
     return names
 
 
-def features():
+def features() -> dict[str, Any]:
     """The ``linux.seccomp`` part of ``pyrunc features`` (runc's shape), for this host."""
     from pyrunc.libcontainer.configs.spec import SECCOMP_ACTIONS, SECCOMP_ARCHES
     lib = _native().lib
@@ -341,7 +347,7 @@ def features():
                                    bit | (FLAG_NEW_LISTENER if bit == FLAG_WAIT_KILLABLE else 0))]}
 
 
-def load_filter(bpf, flags=0):
+def load_filter(bpf: Any, flags: int=0) -> Any:
     """Load ``bpf`` into the calling thread (tests; the container's init does this in C).
 
     Returns the listener fd when ``flags`` has SECCOMP_FILTER_FLAG_NEW_LISTENER, else 0.

@@ -4,14 +4,20 @@ As runc does, the runtime connects to the unix socket ``listenerPath`` and sends
 message, the JSON of the container process state (runtime-spec ``ContainerProcessState``) with
 the listener fd attached as SCM_RIGHTS; ``fds`` names that fd ``seccompFd``.
 """
+from __future__ import annotations
+
 from pyrunc.errors import SystemFailure
 from pyrunc.libcontainer import jsoncodec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SECCOMP_FD_NAME = "seccompFd"
 OCI_VERSION = "1.2.0"
 
 
-def process_state(state, metadata="", pid=None):
+def process_state(state: Any, metadata: str="", pid: int | None=None) -> Any:
     """The ``ContainerProcessState`` document for the container ``state`` (runtime-spec State,
     as a dict or its JSON text)."""
     if isinstance(state, (bytes, str)):
@@ -23,7 +29,7 @@ def process_state(state, metadata="", pid=None):
     return doc
 
 
-def send_to_listener(listener_path, notify_fd, state, metadata="", pid=None):
+def send_to_listener(listener_path: Any, notify_fd: Any, state: Any, metadata: str="", pid: int | None=None) -> None:
     """Connect to ``listener_path`` and send the process state with ``notify_fd`` attached.
 
     ``state`` is the container's runtime-spec state (ociVersion, id, status, pid, bundle,

@@ -7,6 +7,8 @@ named is missing on this host). The rules are runc's (libcontainer/specconv and 
 as with runc, a config without a mount namespace is set up in the runtime's own mount namespace
 (the init chroots into the rootfs; its mounts stay behind in that namespace).
 """
+from __future__ import annotations
+
 import os
 
 from pyrunc.errors import InvalidArgument, NotFound, Unavailable, warn
@@ -15,6 +17,10 @@ from pyrunc.libcontainer.namespaces import NAMESPACES
 from pyrunc.libcontainer.plan import Device, Hook, MountStep, Namespace, Plan
 from pyrunc.libcontainer.specconv import mounts as mnt
 from pyrunc.libcontainer.specconv import process as proc
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 HOOK_KINDS = ("prestart", "create_runtime", "create_container", "start_container", "poststart",
@@ -25,18 +31,18 @@ IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", 
                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
 
 
-def invalid(where, reason):
+def invalid(where: Any, reason: Any) -> InvalidArgument:
     return InvalidArgument("config.json: %s: %s" % (where, reason))
 
 
-def camel(snake):
+def camel(snake: Any) -> Any:
     """``create_runtime`` -> ``createRuntime``: JSON paths in messages use the spec's keys."""
     head, *rest = snake.split("_")
     return head + "".join(w.capitalize() for w in rest)
 
 
-def to_plan(spec, bundle, container_id, *, cgroup_manager=None, no_pivot=False, state_json=b"",
-            no_new_keyring=False):
+def to_plan(spec: Any, bundle: str, container_id: str, *, cgroup_manager: Any=None, no_pivot: bool=False, state_json: bytes=b"",
+            no_new_keyring: bool=False) -> Any:
     """Convert ``spec`` (loaded from ``bundle``) into a ``Plan`` for container ``container_id``.
 
     ``cgroup_manager`` expands ``cgroup``-type mounts (its ``mount_steps``); ``state_json`` is
@@ -101,7 +107,7 @@ def to_plan(spec, bundle, container_id, *, cgroup_manager=None, no_pivot=False, 
     return plan
 
 
-def cgroup_resources(spec):
+def cgroup_resources(spec: Any) -> Any:
     """``linux.resources`` for the cgroup manager, with runc's default device rules appended
     to the spec's device rules (nothing is appended when the spec restricts no devices)."""
     linux = spec.linux
@@ -114,7 +120,7 @@ def cgroup_resources(spec):
     return resources or None
 
 
-def hooks_of(hooks, kind):
+def hooks_of(hooks: Any, kind: Any) -> Any:
     """``spec.hooks.<kind>`` as [plan.Hook], checked (absolute path, positive timeout)."""
     out = []
     for i, h in enumerate(getattr(hooks, kind) if hooks is not None else []):

@@ -5,6 +5,8 @@ propagation type, sets or clears a recursive MOUNT_ATTR_* attribute (``rro``, ``
 or, when it is none of those, is passed to the filesystem as data (``mode=755``, ``size=64k``).
 Later words win over earlier ones, as with mount(8).
 """
+from __future__ import annotations
+
 import os
 
 from pyrunc.errors import InvalidArgument, NotFound
@@ -15,6 +17,10 @@ from pyrunc.libcontainer.mountflags import (  # noqa: F401 (the flags, re-export
     MS_LAZYTIME, MS_MANDLOCK, MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC, MS_NOSUID,
     MS_NOSYMFOLLOW, MS_POSIXACL, MS_PRIVATE, MS_RDONLY, MS_REC, MS_RELATIME, MS_REMOUNT,
     MS_SHARED, MS_SILENT, MS_SLAVE, MS_STRICTATIME, MS_SYNCHRONOUS, MS_UNBINDABLE)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # word -> (clear, MS_* flag)
 FLAGS = {
@@ -94,7 +100,7 @@ UNSUPPORTED = {"tmpcopyup"}
 filesystem as data (which would make the mount fail)."""
 
 
-def known_options():
+def known_options() -> Any:
     """Every option word with a meaning of its own (for ``pyrunc features``)."""
     return sorted(set(FLAGS) | set(PROPAGATION) | set(RECURSIVE_ATTRS))
 
@@ -102,7 +108,7 @@ def known_options():
 class Options:
     """The parsed ``options`` of one mount."""
 
-    def __init__(self, words):
+    def __init__(self, words: Any) -> None:
         self.flags = 0
         self.propagation = 0
         self.attr_set = 0
@@ -134,7 +140,7 @@ class Options:
         self.data = ",".join(data)
 
 
-def container_path(where, path):
+def container_path(where: Any, path: Any) -> Any:
     """A clean absolute container path; runc accepts a relative one as relative to /."""
     if "\0" in path:
         raise InvalidArgument("config.json: %s: contains a NUL byte" % where)
@@ -143,7 +149,7 @@ def container_path(where, path):
     return os.path.normpath("/" + path.lstrip("/"))
 
 
-def bind_source(where, source, bundle):
+def bind_source(where: Any, source: Any, bundle: str) -> Any:
     """The absolute host path of a bind mount's source (relative ones are in the bundle)."""
     if not source:
         raise InvalidArgument("config.json: %s: a bind mount needs a source" % where)

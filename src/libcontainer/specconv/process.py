@@ -5,12 +5,18 @@ Shared by the container's init (``config.json``'s ``process``) and by ``exec`` (
 the JSON path as the caller reads it: ``config.json: process.args: must be a non-empty array``,
 ``process.json: args: must be a non-empty array``.
 """
+from __future__ import annotations
+
 import os
 
 from pyrunc.errors import InvalidArgument, Unavailable, warn
 from pyrunc.libcontainer import capabilities as caps
 from pyrunc.libcontainer.plan import Capabilities, Rlimit, Scheduler
 from pyrunc.libcontainer.rlimits import RLIMITS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # sched_setattr(2) policies and flags (include/uapi/linux/sched.h); SCHED_ISO is reserved, not
 # implemented by Linux.
@@ -30,24 +36,24 @@ class At:
 
     __slots__ = ("source", "path")
 
-    def __init__(self, source, path):
+    def __init__(self, source: Any, path: Any) -> None:
         self.source = source
         self.path = path
 
-    def where(self, field):
+    def where(self, field: Any) -> Any:
         return "%s.%s" % (self.path, field) if self.path else field
 
-    def invalid(self, field, reason):
+    def invalid(self, field: Any, reason: Any) -> InvalidArgument:
         return InvalidArgument("%s: %s: %s" % (self.source, self.where(field), reason))
 
-    def unavailable(self, field, reason):
+    def unavailable(self, field: Any, reason: Any) -> Unavailable:
         return Unavailable("%s: %s: %s" % (self.source, self.where(field), reason))
 
 
 IN_CONFIG = At("config.json", "process")
 
 
-def convert(plan, process, home_root, at=IN_CONFIG):
+def convert(plan: Any, process: Any, home_root: Any, at: Any=IN_CONFIG) -> None:
     """Set ``plan``'s process fields from ``process`` (a ``configs.Process``).
 
     ``home_root`` is the host path of the container's root, where /etc/passwd gives HOME when
@@ -188,7 +194,7 @@ def _security(process, at):
             raise at.unavailable(field, "not supported by pyrunc")
 
 
-def home_of(rootfs, uid):
+def home_of(rootfs: Any, uid: Any) -> Any:
     """The home directory of ``uid`` in the container's /etc/passwd ("/" when there is none)."""
     path = resolve_in_root(rootfs, "/etc/passwd")
     try:
@@ -202,7 +208,7 @@ def home_of(rootfs, uid):
     return "/"
 
 
-def resolve_in_root(root, path):
+def resolve_in_root(root: Any, path: Any) -> Any:
     """Host path of container ``path`` with symlinks resolved as if ``root`` were /."""
     parts = [p for p in path.split("/") if p]
     done = []
