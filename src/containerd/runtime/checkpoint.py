@@ -5,10 +5,16 @@ with CRIU's own reason in one line (Debian 12's CRIU 3.17 cannot on newer kernel
 flags that pyrunc does not pass on (lazy pages, page server, status fd, empty namespaces, LSM
 profiles) are refused by name.
 """
+from __future__ import annotations
+
 import os
 
 from pyrunc.errors import (AlreadyExists, FailedPrecondition, InvalidArgument, NotFound,
                            Unavailable)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 UNSUPPORTED = {"lazy_pages": "--lazy-pages", "page_server": "--page-server",
                "status_fd": "--status-fd", "empty_ns": "--empty-ns",
@@ -37,7 +43,7 @@ def _need_criu(what, criu_path):
         raise Unavailable("%s: CRIU cannot run on this host: %s" % (what, problem))
 
 
-def checkpoint(ctx, flags, container_id):
+def checkpoint(ctx: Any, flags: Any, container_id: str) -> None:
     container = ctx.load(container_id)
     options = _options(flags, "checkpoint")
     if container.status not in ("running", "paused"):      # before asking CRIU
@@ -46,7 +52,7 @@ def checkpoint(ctx, flags, container_id):
     container.checkpoint(options, ctx.criu)
 
 
-def restore(ctx, flags, container_id):
+def restore(ctx: Any, flags: Any, container_id: str) -> Any:
     """Restore into a new container; in the foreground, wait for it and return its exit
     code as ``run`` does."""
     try:

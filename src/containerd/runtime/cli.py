@@ -5,12 +5,18 @@ so each command imports only what it needs. Errors print one line, ``pyrunc: <re
 the ``--log`` file in runc's text or json format, and exit with the category's code (see
 docs/cli.md).
 """
+from __future__ import annotations
+
 import os
 import sys
 
 from pyrunc.containerd.runtime.exec import EXEC_FLAGS
 from pyrunc.containerd.runtime.flags import Flag, parse
 from pyrunc.errors import InvalidArgument, NotFound, PyruncError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 VERSION = "0.1.0"
 SPEC_VERSION = "1.2.0"
@@ -50,17 +56,17 @@ RUN_FLAGS = CREATE_FLAGS + [
 class Context:
     """What every command gets: the global flags and the log."""
 
-    def __init__(self, gflags, log):
+    def __init__(self, gflags: Any, log: Any) -> None:
         self.root = os.path.abspath(gflags["root"])
         self.systemd_cgroup = gflags["systemd_cgroup"]
         self.log = log
         self.criu = gflags["criu"]
 
-    def factory(self):
+    def factory(self) -> Any:
         from pyrunc.libcontainer.container import Factory
         return Factory(root=self.root, systemd_cgroup=self.systemd_cgroup)
 
-    def load(self, container_id):
+    def load(self, container_id: str) -> Any:
         return self.factory().load(container_id)
 
 
@@ -91,25 +97,25 @@ def _create(ctx, flags, container_id, console_socket=None):
 
 # -- commands ---------------------------------------------------------------------------------
 
-def cmd_create(ctx, flags, args):
+def cmd_create(ctx: Any, flags: Any, args: Any) -> int:
     """create a container"""
     _create(ctx, flags, _one_id(args, "create"))
     return 0
 
 
-def cmd_start(ctx, flags, args):
+def cmd_start(ctx: Any, flags: Any, args: Any) -> int:
     """executes the user defined process in a created container"""
     ctx.load(_one_id(args, "start")).start()
     return 0
 
 
-def cmd_run(ctx, flags, args):
+def cmd_run(ctx: Any, flags: Any, args: Any) -> Any:
     """create and run a container"""
     from pyrunc.containerd.runtime import foreground
     return foreground.run(ctx, flags, _one_id(args, "run"), _create)
 
 
-def cmd_state(ctx, flags, args):
+def cmd_state(ctx: Any, flags: Any, args: Any) -> int:
     """output the state of a container"""
     from pyrunc.libcontainer import jsoncodec
     state = ctx.load(_one_id(args, "state")).state()
@@ -117,7 +123,7 @@ def cmd_state(ctx, flags, args):
     return 0
 
 
-def cmd_kill(ctx, flags, args):
+def cmd_kill(ctx: Any, flags: Any, args: Any) -> int:
     """kill sends the specified signal (default: SIGTERM) to the container's init process"""
     if not 1 <= len(args) <= 2:
         raise InvalidArgument('kill: "kill" requires a container id and an optional signal')
@@ -127,7 +133,7 @@ def cmd_kill(ctx, flags, args):
     return 0
 
 
-def cmd_delete(ctx, flags, args):
+def cmd_delete(ctx: Any, flags: Any, args: Any) -> int:
     """delete any resources held by the container often used with detached container"""
     container_id = _one_id(args, "delete")
     try:
@@ -142,7 +148,7 @@ def cmd_delete(ctx, flags, args):
     return 0
 
 
-def cmd_list(ctx, flags, args):
+def cmd_list(ctx: Any, flags: Any, args: Any) -> int:
     """lists containers started by pyrunc with the given root"""
     states = [c.state() for c in ctx.factory().list()]
     if flags["quiet"]:
@@ -171,7 +177,7 @@ def _table(header, rows):
     return "".join(lines)
 
 
-def cmd_spec(ctx, flags, args):
+def cmd_spec(ctx: Any, flags: Any, args: Any) -> int:
     """create a new specification file"""
     from pyrunc.libcontainer import bundle
     path = os.path.join(flags["bundle"] or ".", "config.json")
@@ -184,7 +190,7 @@ def cmd_spec(ctx, flags, args):
     return 0
 
 
-def cmd_features(ctx, flags, args):
+def cmd_features(ctx: Any, flags: Any, args: Any) -> int:
     """show the enabled features"""
     from pyrunc.libcontainer import jsoncodec
     from pyrunc.libcontainer.features import features
@@ -192,19 +198,19 @@ def cmd_features(ctx, flags, args):
     return 0
 
 
-def cmd_pause(ctx, flags, args):
+def cmd_pause(ctx: Any, flags: Any, args: Any) -> int:
     """pause suspends all processes inside the container"""
     ctx.load(_one_id(args, "pause")).pause()
     return 0
 
 
-def cmd_resume(ctx, flags, args):
+def cmd_resume(ctx: Any, flags: Any, args: Any) -> int:
     """resumes all processes that have been previously paused"""
     ctx.load(_one_id(args, "resume")).resume()
     return 0
 
 
-def cmd_ps(ctx, flags, args):
+def cmd_ps(ctx: Any, flags: Any, args: Any) -> int:
     """ps displays the processes running inside a container"""
     if not args:
         raise InvalidArgument('ps: "ps" requires a container id')
@@ -213,20 +219,20 @@ def cmd_ps(ctx, flags, args):
     return 0
 
 
-def cmd_events(ctx, flags, args):
+def cmd_events(ctx: Any, flags: Any, args: Any) -> int:
     """display container events such as OOM notifications and usage statistics"""
     from pyrunc.containerd.runtime import observe
     observe.events(ctx.load(_one_id(args, "events")), flags["stats"], flags["interval"])
     return 0
 
 
-def cmd_exec(ctx, flags, args):
+def cmd_exec(ctx: Any, flags: Any, args: Any) -> Any:
     """execute new process inside the container"""
     from pyrunc.containerd.runtime import exec as exec_command
     return exec_command.run(ctx, flags, args, _preserve_fds(flags))
 
 
-def cmd_update(ctx, flags, args):
+def cmd_update(ctx: Any, flags: Any, args: Any) -> int:
     """update container resource constraints"""
     from pyrunc.containerd.runtime import observe
     observe.update(ctx.load(_one_id(args, "update")), flags)
@@ -251,14 +257,14 @@ UPDATE_FLAGS = [
 ]
 
 
-def cmd_checkpoint(ctx, flags, args):
+def cmd_checkpoint(ctx: Any, flags: Any, args: Any) -> int:
     """checkpoint a running container (through CRIU)"""
     from pyrunc.containerd.runtime import checkpoint
     checkpoint.checkpoint(ctx, flags, _one_id(args, "checkpoint"))
     return 0
 
 
-def cmd_restore(ctx, flags, args):
+def cmd_restore(ctx: Any, flags: Any, args: Any) -> Any:
     """restore a container from a previous checkpoint (through CRIU)"""
     from pyrunc.containerd.runtime import checkpoint
     return checkpoint.restore(ctx, flags, _one_id(args, "restore"))
@@ -340,7 +346,7 @@ def _command_usage(name):
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None):
+def main(argv: Any=None) -> Any:
     argv = sys.argv[1:] if argv is None else argv
     from pyrunc.containerd.runtime.log import Log
     log = Log()
@@ -389,7 +395,7 @@ def main(argv=None):
         return 1
 
 
-def entry():
+def entry() -> None:
     """The ``pyrunc`` program: ``main``, then an exit without the interpreter's finalization.
 
     Finalization costs each command 3-5 ms and does nothing a command needs: the commands close

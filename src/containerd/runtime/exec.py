@@ -10,10 +10,16 @@ In the foreground the exec'd process is our child: signals are forwarded to it, 
 and no ``--console-socket`` its pty is proxied to our terminal, and its exit status is ours.
 With ``--detach`` the command returns once the process runs.
 """
+from __future__ import annotations
+
 import os
 
 from pyrunc.containerd.runtime.flags import Flag
 from pyrunc.errors import InvalidArgument, NotFound, SystemFailure, Unavailable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 UNSET = "unset"
 
@@ -40,7 +46,7 @@ EXEC_FLAGS = [
 ]
 
 
-def run(ctx, flags, args, preserve_fds):
+def run(ctx: Any, flags: Any, args: Any, preserve_fds: Any) -> Any:
     """The exec command; returns pyrunc's exit code."""
     if not args:
         raise InvalidArgument('exec: "exec" requires a container id and a command')
@@ -92,7 +98,7 @@ def _read_process_file(path):
     return doc
 
 
-def process_from_flags(base, args, flags):
+def process_from_flags(base: Any, args: Any, flags: Any) -> Any:
     """The container's process ``base`` (a dict) with ``args`` and the flags laid over it."""
     from pyrunc.libcontainer import jsoncodec
     p = jsoncodec.loads(jsoncodec.dumps(base))   # a deep copy

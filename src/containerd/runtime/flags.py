@@ -5,13 +5,19 @@ avoids argparse and its imports. Each command declares its flags; parsing accept
 ``--flag value``, ``--flag=value``, ``-f value`` and boolean flags, in any order before or
 between positional arguments, and ``--`` to end flags.
 """
+from __future__ import annotations
+
 from pyrunc.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Flag:
     __slots__ = ("names", "dest", "kind", "default", "help", "metavar")
 
-    def __init__(self, names, kind=str, default=None, help="", dest=None, metavar="value"):
+    def __init__(self, names: Any, kind: Any=str, default: Any=None, help: str="", dest: Any=None, metavar: str="value") -> None:
         self.names = names.split(",") if isinstance(names, str) else list(names)
         self.dest = dest or self.names[0].lstrip("-").replace("-", "_")
         self.kind = kind                  # str, int, bool, or list (repeatable)
@@ -20,12 +26,12 @@ class Flag:
         self.help = help
         self.metavar = metavar
 
-    def spelling(self):
+    def spelling(self) -> Any:
         opts = ", ".join(("-" if len(n) == 1 else "--") + n for n in self.names)
         return opts if self.kind is bool else "%s %s" % (opts, self.metavar)
 
 
-def parse(flags, argv, where, interleave=True):
+def parse(flags: Any, argv: Any, where: Any, interleave: bool=True) -> tuple[Any, ...]:
     """Parse ``argv`` against ``flags``; returns (values dict, positional list).
 
     With ``interleave`` false (runc's exec/run style for the command after the id), parsing stops

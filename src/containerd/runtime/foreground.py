@@ -8,6 +8,8 @@ Signals the run process receives are forwarded to the init, as runc does; with
 ``process.terminal`` the pty master arrives over a private console socket and is proxied to the
 run process's own terminal, with window size changes passed on.
 """
+from __future__ import annotations
+
 import _signal
 import errno
 import gc
@@ -16,6 +18,10 @@ import select
 import sys
 
 from pyrunc.containerd.runtime.signals import NUMBERS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FORWARDED = sorted(set(NUMBERS.values()) - {_signal.SIGKILL, _signal.SIGSTOP, _signal.SIGCHLD,
                                             _signal.SIGWINCH})
@@ -30,7 +36,7 @@ def set_child_subreaper() -> None:
     set_it()
 
 
-def run(ctx, flags, container_id, create):
+def run(ctx: Any, flags: Any, container_id: str, create: Any) -> Any:
     """create + start (+ wait and delete unless detached); returns the exit code."""
     if flags["detach"]:
         container = create(ctx, flags, container_id)
@@ -80,7 +86,7 @@ def _spec_wants_terminal(bundle):
 class ConsoleReceiver:
     """A private console socket: the container's init sends its pty master here."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         import socket
         import tempfile
         self.dir = tempfile.mkdtemp(prefix="pyrunc-console-")
@@ -89,7 +95,7 @@ class ConsoleReceiver:
         self.sock.bind(self.path)
         self.sock.listen(1)
 
-    def receive(self):
+    def receive(self) -> Any:
         import socket
         conn, _ = self.sock.accept()
         with conn:
@@ -99,7 +105,7 @@ class ConsoleReceiver:
             raise SystemFailure("receive the console from the container", errno.EPROTO)
         return fds[0]
 
-    def close(self):
+    def close(self) -> None:
         self.sock.close()
         try:
             os.unlink(self.path)
@@ -130,7 +136,7 @@ class Signals:
         os.close(self.w)
 
 
-def supervise(signals, pid, master):
+def supervise(signals: Any, pid: int, master: Any) -> Any:
     """Forward signals to ``pid`` (our child, or reparented to us), proxy ``master`` if given,
     and return ``pid``'s exit code."""
     gc.enable()         # bin/pyrunc turns it off for short commands; this one may wait for days

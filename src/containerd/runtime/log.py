@@ -4,14 +4,20 @@ containerd's runc shim passes ``--log FILE --log-format json`` and reads the las
 file, so the json lines follow runc's shape: ``{"level": "error", "msg": ..., "time": ...}``.
 Each line is written with its own os.write: nothing is buffered, nothing waits for the exit.
 """
+from __future__ import annotations
+
 import os
 import sys
 
 from pyrunc.libcontainer import timestamps
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 class Log:
-    def __init__(self, path=None, fmt="text", debug=False):
+    def __init__(self, path: Any=None, fmt: str="text", debug: bool=False) -> None:
         self.path = path
         self.fmt = fmt
         self.debug_enabled = debug
@@ -34,12 +40,12 @@ class Log:
         finally:
             os.close(fd)
 
-    def error(self, msg):
+    def error(self, msg: Any) -> None:
         self._write("error", msg)
         sys.stderr.write("pyrunc: %s\n" % msg)
         sys.stderr.flush()
 
-    def warning(self, msg):
+    def warning(self, msg: Any) -> None:
         """To the --log file only when there is one (runc's way): the runtime's stderr is often
         the container's own (a shim's create), where a warning would show in ``docker logs``."""
         if self.path:
@@ -47,7 +53,7 @@ class Log:
         else:
             sys.stderr.write("pyrunc: warning: %s\n" % msg)
 
-    def debug(self, msg):
+    def debug(self, msg: Any) -> None:
         if self.debug_enabled:
             self._write("debug", msg)
             if not self.path:

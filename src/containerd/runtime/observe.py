@@ -1,9 +1,15 @@
 """``pyrunc ps``, ``events`` and ``update``: watching and adjusting a running container."""
+from __future__ import annotations
+
 import gc
 import sys
 
 from pyrunc.errors import FailedPrecondition, InvalidArgument
 from pyrunc.libcontainer import jsoncodec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # runc's update flags: (flag dest, path in linux.resources, parser)
 UPDATE_FIELDS = [
@@ -25,7 +31,7 @@ _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 2
           "g": 1 << 30, "gb": 1 << 30, "t": 1 << 40, "tb": 1 << 40}
 
 
-def parse_bytes(flag, text):
+def parse_bytes(flag: Any, text: Any) -> Any:
     """'512m' -> 536870912; '-1' stays -1 (unlimited), as runc's RAMInBytes."""
     s = text.strip().lower()
     if s == "-1":
@@ -41,7 +47,7 @@ def parse_bytes(flag, text):
     return int(value * _UNITS[unit])
 
 
-def resources_from_flags(values):
+def resources_from_flags(values: Any) -> Any:
     res = {}
     for dest, (section, key), kind in UPDATE_FIELDS:
         raw = values.get(dest)
@@ -61,7 +67,7 @@ def resources_from_flags(values):
     return res
 
 
-def resources_from_file(path):
+def resources_from_file(path: Any) -> Any:
     try:
         if path == "-":
             return jsoncodec.load(sys.stdin)
@@ -73,7 +79,7 @@ def resources_from_file(path):
         raise InvalidArgument("update: --resources %s: invalid JSON: %s" % (path, e)) from None
 
 
-def update(container, values):
+def update(container: Any, values: Any) -> None:
     if values["resources"]:
         res = resources_from_file(values["resources"])
         if not isinstance(res, dict):
@@ -85,7 +91,7 @@ def update(container, values):
     container.manager.set(res)
 
 
-def ps(container, fmt, ps_args):
+def ps(container: Any, fmt: Any, ps_args: Any) -> Any:
     pids = container.manager.pids()
     if fmt == "json":
         sys.stdout.write(jsoncodec.dumps(pids) + "\n")
@@ -116,7 +122,7 @@ def _event(event):
     sys.stdout.flush()
 
 
-def parse_interval(text):
+def parse_interval(text: Any) -> Any:
     units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
     for suffix in ("ms", "s", "m", "h"):
         if text.endswith(suffix) and text[:-len(suffix)].replace(".", "", 1).isdigit():
@@ -126,7 +132,7 @@ def parse_interval(text):
     raise InvalidArgument("events: --interval: invalid duration %r (e.g. 5s, 500ms)" % text)
 
 
-def events(container, stats_once, interval):
+def events(container: Any, stats_once: Any, interval: Any) -> Any:
     """runc's events: one stats event with --stats, else stats every interval and OOM events
     as they happen, until the container's cgroup is gone."""
     if container.status == "stopped":

@@ -3,16 +3,22 @@
 Built on ``_signal``, the C core of the ``signal`` module: ``signal`` imports enum (1 ms) to
 make ``signal.Signals``, which the runtime's commands do without.
 """
+from __future__ import annotations
+
 import _signal
 
 from pyrunc.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 NUMBERS = {name: number for name, number in vars(_signal).items()
            if name.isupper() and name.startswith("SIG") and not name.startswith("SIG_")}
 """Signal name -> number: the names of ``signal.Signals``, aliases (SIGIOT, SIGCLD) included."""
 
 
-def parse_signal(text):
+def parse_signal(text: Any) -> Any:
     if text.isascii() and text.isdigit():
         num = int(text)
         if 0 < num < _signal.SIGRTMAX + 1:

@@ -4,6 +4,8 @@ Requests are one line; replies are ``ok[ PAYLOAD]`` or ``err CATEGORY MESSAGE``.
 reached through ``/proc/self/fd/N/shim.sock`` (N an O_PATH descriptor of the state directory), so
 state directories deeper than a sockaddr_un path allows still work.
 """
+from __future__ import annotations
+
 import json
 import os
 import re
@@ -12,6 +14,10 @@ import struct
 import subprocess
 
 from pyrunc import errors
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SHIM_NAME = "pyrunc-shim"
 SOCKET = "shim.sock"
@@ -25,7 +31,7 @@ class ShimGone(Exception):
     """The shim is not answering: it exited or was killed."""
 
 
-def shim_binary():
+def shim_binary() -> Any:
     """Path of the compiled shim shipped in the package."""
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     path = os.path.join(here, "_libexec", SHIM_NAME)
@@ -37,7 +43,7 @@ def shim_binary():
 _RUNC_MSG = re.compile(r'level=(?:error|fatal) msg="((?:[^"\\]|\\.)*)"')
 
 
-def runtime_message(text):
+def runtime_message(text: Any) -> Any:
     """The one-line reason out of a runtime's stderr (runc's logrus lines or plain text)."""
     found = _RUNC_MSG.findall(text)
     if found:
@@ -46,7 +52,7 @@ def runtime_message(text):
     return lines[-1] if lines else text.strip()
 
 
-def error_from_reply(text):
+def error_from_reply(text: Any) -> Any:
     """Turn ``CATEGORY MESSAGE`` into the matching pyrunc error."""
     category, _, message = text.partition(" ")
     cls = _CATEGORIES.get(category, errors.PyruncError)
@@ -56,8 +62,8 @@ def error_from_reply(text):
     return cls(message)
 
 
-def start_shim(*, container_id, state_dir, bundle, runtime, runtime_root=None, log=None,
-               log_max_size=0, log_max_file=1, terminal=False, stdin=False, events=None):
+def start_shim(*, container_id: str, state_dir: Any, bundle: str, runtime: Any, runtime_root: Any=None, log: Any=None,
+               log_max_size: int=0, log_max_file: int=1, terminal: bool=False, stdin: bool=False, events: Any=None) -> int:
     """Start a detached shim that creates the container; returns the init's pid.
 
     Raises the runtime's create error (with the container left deleted) on failure.
@@ -108,10 +114,10 @@ def start_shim(*, container_id, state_dir, bundle, runtime, runtime_root=None, l
 class ShimClient:
     """Requests to the shim of one container."""
 
-    def __init__(self, state_dir):
+    def __init__(self, state_dir: Any) -> None:
         self.state_dir = state_dir
 
-    def connect(self, timeout=30.0):
+    def connect(self, timeout: float=30.0) -> Any:
         try:
             dfd = os.open(self.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -130,7 +136,7 @@ class ShimClient:
             os.close(dfd)
         return sock
 
-    def call(self, *words, timeout=30.0):
+    def call(self, *words: Any, timeout: float=30.0) -> Any:
         """Send one request; return the reply payload (str) or raise its error."""
         sock = self.connect(timeout)
         try:
@@ -142,10 +148,10 @@ class ShimClient:
             sock.close()
         return _parse_reply(line)
 
-    def call_json(self, *words, timeout=30.0):
+    def call_json(self, *words: Any, timeout: float=30.0) -> Any:
         return json.loads(self.call(*words, timeout=timeout))
 
-    def attach(self, *words):
+    def attach(self, *words: Any) -> tuple[Any, ...]:
         """Send a request that turns the connection into an ``Attachment`` (``attach [EXEC]``,
         or ``exec ... attach``); returns ``(reply payload, Attachment)``."""
         sock = self.connect()
@@ -193,7 +199,7 @@ class Attachment:
     multiplexing header.
     """
 
-    def __init__(self, sock):
+    def __init__(self, sock: Any) -> None:
         self.sock = sock
         self._buf = b""
 
@@ -206,7 +212,7 @@ class Attachment:
         data, self._buf = self._buf[:n], self._buf[n:]
         return data
 
-    def read(self, timeout=None):
+    def read(self, timeout: Any=None) -> tuple[Any, ...]:
         self.sock.settimeout(timeout)
         header = self._recv_exactly(8)
         if header is None:
@@ -217,14 +223,14 @@ class Attachment:
             return None, b""
         return stream, payload
 
-    def write(self, data):
+    def write(self, data: Any) -> None:
         if data:
             self.sock.sendall(struct.pack(">BxxxI", STDIN, len(data)) + data)
 
-    def close_stdin(self):
+    def close_stdin(self) -> None:
         self.sock.sendall(struct.pack(">BxxxI", STDIN, 0))
 
-    def read_all(self, timeout=None):
+    def read_all(self, timeout: Any=None) -> tuple[Any, ...]:
         """Collect everything until the exit frame: ({stream: bytes}, exit status or None)."""
         out = {STDOUT: b"", STDERR: b""}
         while True:
@@ -235,7 +241,7 @@ class Attachment:
                 return out, int(data)
             out[stream] = out.get(stream, b"") + data
 
-    def close(self):
+    def close(self) -> None:
         self.sock.close()
 
     def __enter__(self):

@@ -4,10 +4,17 @@ Each line is ``{"log": TEXT, "stream": "stdout"|"stderr", "time": RFC3339Nano}``
 the line's newline, and a line longer than 16 KiB is split into pieces without one. Rotation
 renames ``PATH`` to ``PATH.1``, ``PATH.1`` to ``PATH.2`` ... up to ``max-file - 1``.
 """
+from __future__ import annotations
+
 import glob
 import json
 import os
 from dataclasses import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+    from collections.abc import Iterator
 
 
 @dataclass
@@ -17,7 +24,7 @@ class LogEntry:
     time: str
 
 
-def log_files(path):
+def log_files(path: Any) -> Any:
     """The log's files, oldest first (rotated ones, then the current one)."""
     rotated = []
     for name in glob.glob(glob.escape(path) + ".*"):
@@ -30,7 +37,7 @@ def log_files(path):
     return files
 
 
-def read_log(path):
+def read_log(path: Any) -> Iterator[Any]:
     """Every entry still on disk, oldest first."""
     for name in log_files(path):
         try:

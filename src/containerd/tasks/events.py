@@ -5,18 +5,25 @@ number of managers) never interleave. An event is ``{"time", "id", "type", ...}`
 create, start, pause, resume, exec-start, exec-exit, oom, exit, delete. Readers resume from a
 byte offset, so a restarted process continues where it stopped.
 """
+from __future__ import annotations
+
 import json
 import os
 import time
 
 from pyrunc.libcontainer import timestamps
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+    from collections.abc import Iterator
+
 
 class EventLog:
-    def __init__(self, path):
+    def __init__(self, path: Any) -> None:
         self.path = path
 
-    def append(self, container_id, kind, **fields):
+    def append(self, container_id: str, kind: Any, **fields: Any) -> None:
         record = {"time": timestamps.now(), "id": container_id, "type": kind}
         record.update(fields)
         data = (json.dumps(record, separators=(",", ":")) + "\n").encode()
@@ -26,7 +33,7 @@ class EventLog:
         finally:
             os.close(fd)
 
-    def read(self, since=0, follow=False, timeout=None, poll_interval=0.05):
+    def read(self, since: int=0, follow: bool=False, timeout: Any=None, poll_interval: float=0.05) -> Iterator[Any]:
         """Yield ``(offset_after, event)`` from byte offset ``since``.
 
         With ``follow`` keep waiting for new events until ``timeout`` seconds pass without one.

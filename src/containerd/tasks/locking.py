@@ -3,14 +3,20 @@
 A lock file is removed by the holder that deletes the container; a waiter that then gets the
 lock on the unlinked file notices (the path no longer names its inode) and locks the new file.
 """
+from __future__ import annotations
+
 import fcntl
 import os
 
 from pyrunc.errors import Conflict
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 class IdLock:
-    def __init__(self, lock_dir, container_id, blocking=True):
+    def __init__(self, lock_dir: Any, container_id: str, blocking: bool=True) -> None:
         self.path = os.path.join(lock_dir, container_id)
         self.blocking = blocking
         self.fd = -1
@@ -34,7 +40,7 @@ class IdLock:
                 return self
             os.close(fd)
 
-    def remove(self):
+    def remove(self) -> None:
         """Drop the lock file (call while holding it, when the container is gone)."""
         try:
             os.unlink(self.path)

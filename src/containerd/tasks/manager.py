@@ -19,6 +19,8 @@ delete runs the runtime's delete itself; a stopped container kept by the engine 
 A task whose shim is gone without an exit record is reported honestly: stopped, exit status
 unknown; what the runtime left of it is force-deleted.
 """
+from __future__ import annotations
+
 import json
 import os
 import re
@@ -36,6 +38,10 @@ from pyrunc.containerd.tasks.locking import IdLock
 from pyrunc.containerd.tasks.runtime_binary import RuntimeBinary, resolve
 from pyrunc.containerd.tasks.stats import read_stats
 from pyrunc.libcontainer import timestamps
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 TASK_FILE = "task.json"
@@ -82,7 +88,7 @@ def _write_json(path, value):
     os.rename(tmp, path)
 
 
-def check_id(container_id):
+def check_id(container_id: str) -> None:
     if not isinstance(container_id, str) or not ID_PATTERN.match(container_id):
         raise errors.InvalidArgument("container id %r: must match %s"
                                      % (container_id, ID_PATTERN.pattern))
@@ -104,7 +110,7 @@ def _wait_gone(pid, timeout=2.0):
 class TaskManager:
     """Creates tasks and finds the ones that exist (also those made by an earlier process)."""
 
-    def __init__(self, root, runtime="pyrunc"):
+    def __init__(self, root: Any, runtime: str="pyrunc") -> None:
         self.root = os.path.abspath(root)
         self.runtime = runtime
         self.tasks_dir = os.path.join(self.root, "tasks")
@@ -116,8 +122,8 @@ class TaskManager:
     def _lock(self, container_id, blocking=True):
         return IdLock(self.locks_dir, container_id, blocking)
 
-    def create(self, container_id, bundle, *, runtime=None, terminal=False, stdin=False,
-               log_path=None, log_max_size=0, log_max_file=1):
+    def create(self, container_id: str, bundle: str, *, runtime: Any=None, terminal: bool=False, stdin: bool=False,
+               log_path: Any=None, log_max_size: int=0, log_max_file: int=1) -> Task:
         """Create a task from a bundle (created, not started); returns its ``Task``.
 
         ``log_path``: where the json-file log goes (default: in the task's state directory;
@@ -159,13 +165,13 @@ class TaskManager:
                 raise type(e)("container %s: %s" % (container_id, e)) from None
         return Task(self, container_id)
 
-    def get(self, container_id):
+    def get(self, container_id: str) -> Any:
         check_id(container_id)
         task = Task(self, container_id)
         task.meta()
         return task
 
-    def list(self):
+    def list(self) -> Any:
         """Every task under the root, in id order."""
         found = []
         for name in sorted(os.listdir(self.tasks_dir)):
@@ -173,7 +179,7 @@ class TaskManager:
                 found.append(Task(self, name))
         return found
 
-    def events(self, since=0, follow=False, timeout=None):
+    def events(self, since: int=0, follow: bool=False, timeout: Any=None) -> Any:
         """``(offset, event)`` pairs from byte offset ``since`` of the event log."""
         return self.event_log.read(since=since, follow=follow, timeout=timeout)
 
@@ -181,7 +187,7 @@ class TaskManager:
 class Task:
     """One container driven through its shim."""
 
-    def __init__(self, manager, container_id):
+    def __init__(self, manager: Any, container_id: str) -> None:
         self.manager = manager
         self.id = container_id
         self.state_dir = os.path.join(manager.tasks_dir, container_id)
@@ -191,20 +197,20 @@ class Task:
     def __repr__(self):
         return "<Task %s>" % self.id
 
-    def meta(self):
+    def meta(self) -> Any:
         if self._meta is None:
             self._meta = _read_json(os.path.join(self.state_dir, TASK_FILE))
             if self._meta is None:
                 raise errors.NotFound("container %s: not found" % self.id)
         return self._meta
 
-    def runtime(self):
+    def runtime(self) -> RuntimeBinary:
         meta = self.meta()
         return RuntimeBinary(meta["runtime"], meta["runtime_root"])
 
     # ------------------------------------------------------------------ state
 
-    def state(self):
+    def state(self) -> Any:
         meta = self.meta()
         try:
             return self._collect_if_stopped(self._from_shim(meta, self.client.call_json("state")))
@@ -318,22 +324,22 @@ class Task:
             st = self._settled_state(locked)
             raise errors.FailedPrecondition("container %s is %s" % (self.id, st.status)) from None
 
-    def start(self):
+    def start(self) -> None:
         with self.manager._lock(self.id):
             self._call("start", locked=True)
 
-    def kill(self, sig=signal.SIGTERM, all=False):
+    def kill(self, sig: int=signal.SIGTERM, all: bool=False) -> None:
         self._call("kill", int(sig), *(["all"] if all else []))
 
-    def pause(self):
+    def pause(self) -> None:
         with self.manager._lock(self.id):
             self._call("pause", locked=True)
 
-    def resume(self):
+    def resume(self) -> None:
         with self.manager._lock(self.id):
             self._call("resume", locked=True)
 
-    def wait(self, timeout=None):
+    def wait(self, timeout: Any=None) -> Any:
         """Block until the container has exited and its output is logged; ``ExitStatus``."""
         return self._wait(timeout, locked=False)
 
@@ -353,7 +359,7 @@ class Task:
         self._collect()
         return ExitStatus(record["exit_status"], record["exited_at"], record["oom_killed"])
 
-    def delete(self, force=False):
+    def delete(self, force: bool=False) -> ExitStatus:
         """Delete the container and its state; running ones only with ``force`` (SIGKILL)."""
         with self.manager._lock(self.id) as lock:
             st = self._state_locked()
@@ -383,23 +389,23 @@ class Task:
 
     # ------------------------------------------------------------------ processes, resources
 
-    def pids(self):
+    def pids(self) -> Any:
         """Host pids of the container's processes (the runtime's ``ps``)."""
         self.meta()
         return self.runtime().ps(self.id)
 
-    def update(self, resources):
+    def update(self, resources: Any) -> None:
         """Change the container's cgroup limits (OCI ``linux.resources`` subset)."""
         self.meta()
         self.runtime().update(self.id, resources)
 
-    def stats(self):
+    def stats(self) -> Any:
         st = self.state()
         if st.status == STOPPED:
             raise errors.FailedPrecondition("container %s is stopped" % self.id)
         return read_stats(st.pid)
 
-    def exec(self, exec_id, process, *, tty=False, stdin=False, attach=False):
+    def exec(self, exec_id: Any, process: Any, *, tty: bool=False, stdin: bool=False, attach: bool=False) -> ExecProcess:
         """Run another process in the container; ``process`` is an OCI process or an argv list.
 
         Its output goes to ``exec-ID.log`` in the state directory (json-file format). With
@@ -431,12 +437,12 @@ class Task:
             raise errors.FailedPrecondition("container %s is not running" % self.id) from None
         return ExecProcess(self, exec_id, int(pid), attachment)
 
-    def resize(self, columns, rows):
+    def resize(self, columns: Any, rows: Any) -> None:
         self._call("resize", int(columns), int(rows))
 
     # ------------------------------------------------------------------ stdio
 
-    def attach(self):
+    def attach(self) -> Any:
         """A live ``Attachment`` to the container's stdio."""
         self.meta()
         try:
@@ -444,7 +450,7 @@ class Task:
         except ShimGone:
             raise errors.FailedPrecondition("container %s is not running" % self.id) from None
 
-    def logs(self):
+    def logs(self) -> Any:
         """Every json-file log entry still on disk, oldest first."""
         path = self.meta()["log"]
         if not path:
@@ -455,23 +461,23 @@ class Task:
 class ExecProcess:
     """A process started in a running container with ``Task.exec``."""
 
-    def __init__(self, task, exec_id, pid, attachment=None):
+    def __init__(self, task: Any, exec_id: Any, pid: int, attachment: Any=None) -> None:
         self.task = task
         self.id = exec_id
         self.pid = pid
         self.attachment = attachment
 
-    def attach(self):
+    def attach(self) -> Any:
         """A new ``Attachment`` to this process's stdio (output from now on)."""
         return self.task.client.attach("attach", self.id)[1]
 
-    def resize(self, columns, rows):
+    def resize(self, columns: Any, rows: Any) -> None:
         self.task._call("resize", int(columns), int(rows), self.id)
 
     def _file(self, suffix):
         return os.path.join(self.task.state_dir, "exec-%s.%s" % (self.id, suffix))
 
-    def wait(self, timeout=None):
+    def wait(self, timeout: Any=None) -> ExitStatus:
         try:
             record = self.task.client.call_json("wait-exec", self.id, timeout=timeout)
         except (errors.NotFound, ShimGone):
@@ -480,7 +486,7 @@ class ExecProcess:
                 raise errors.NotFound("exec %s: no exit status recorded" % self.id) from None
         return ExitStatus(record["exit_status"], record["exited_at"])
 
-    def output(self):
+    def output(self) -> tuple[Any, ...]:
         """(stdout, stderr) as text, from the exec's log."""
         out = {"stdout": [], "stderr": []}
         for entry in read_log(self._file("log")):

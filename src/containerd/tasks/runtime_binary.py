@@ -4,6 +4,8 @@ The shim runs the runtime for create/start/kill/pause/resume/exec/delete (so tha
 reparent to it); the manager runs it directly only for requests that start no process: ps,
 update, state, and the forced delete that cleans up after a dead shim.
 """
+from __future__ import annotations
+
 import json
 import os
 import shutil
@@ -14,8 +16,12 @@ import tempfile
 from pyrunc import errors
 from pyrunc.containerd.shim.client import runtime_message
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-def resolve(name):
+
+def resolve(name: Any) -> Any:
     """Absolute path of a runtime given by name or path (the venv's own bin dir first)."""
     if os.sep in name:
         path = os.path.abspath(name)
@@ -28,15 +34,15 @@ def resolve(name):
 
 
 class RuntimeBinary:
-    def __init__(self, path, root=None):
+    def __init__(self, path: Any, root: Any=None) -> None:
         self.path = path
         self.root = root
 
     @property
-    def name(self):
+    def name(self) -> Any:
         return os.path.basename(self.path)
 
-    def run(self, *args, input=None, check=True):
+    def run(self, *args: Any, input: Any=None, check: bool=True) -> Any:
         argv = [self.path] + (["--root", self.root] if self.root else []) + list(args)
         proc = subprocess.run(argv, input=input, capture_output=True)
         if check and proc.returncode:
@@ -46,20 +52,20 @@ class RuntimeBinary:
             raise errors.PyruncError("%s %s: %s" % (self.name, args[0], text))
         return proc
 
-    def state(self, container_id):
+    def state(self, container_id: str) -> Any:
         return json.loads(self.run("state", container_id).stdout)
 
-    def ps(self, container_id):
+    def ps(self, container_id: str) -> Any:
         return json.loads(self.run("ps", "--format", "json", container_id).stdout or b"[]")
 
-    def update(self, container_id, resources):
+    def update(self, container_id: str, resources: Any) -> None:
         # a file rather than "-": crun opens /dev/stdin, absent on some minimal systems
         with tempfile.NamedTemporaryFile("w", prefix="resources-", suffix=".json") as f:
             json.dump(resources, f)
             f.flush()
             self.run("update", "--resources", f.name, container_id)
 
-    def force_delete(self, container_id):
+    def force_delete(self, container_id: str) -> None:
         """Kill and delete whatever is left of the container; absent is fine."""
         proc = self.run("delete", "--force", container_id, check=False)
         if proc.returncode:

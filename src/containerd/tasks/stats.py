@@ -1,10 +1,16 @@
 """Resource usage of a running task, read from its cgroups (any runtime, v1 or v2)."""
+from __future__ import annotations
+
 import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 
-def cgroups_of(pid):
+def cgroups_of(pid: int) -> Any:
     """{controller: cgroup directory} of a process; the v2 hierarchy is under key ""."""
     found = {}
     with open("/proc/%d/cgroup" % pid) as f:
@@ -39,7 +45,7 @@ def _read_keyed(path):
         return {}
 
 
-def read_stats(pid):
+def read_stats(pid: int) -> Any:
     """{"memory": {...}, "cpu": {...}, "pids": {...}} for the cgroups of ``pid``."""
     groups = cgroups_of(pid)
     stats = {"memory": {}, "cpu": {}, "pids": {}}
