@@ -4,14 +4,21 @@ atomically (temp file, fsync, rename) so a crash never leaves half a document.
     with locked_document(root, "images.json", lambda: {"images": {}}) as doc:
         doc["images"][...] = ...          # written back when the block ends (write=True)
 """
+from __future__ import annotations
+
 import contextlib
 import fcntl
 import json
 import os
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+    from collections.abc import Iterator
+
 
 @contextlib.contextmanager
-def locked_document(root, name, empty, write=True):
+def locked_document(root: Any, name: Any, empty: Any, write: bool=True) -> Iterator[Any]:
     """Yield the document ``root/name`` (``empty()`` when there is none yet) under the flock of
     ``root/lock``; with ``write``, save it back when the block ends without an exception."""
     path = os.path.join(root, name)

@@ -1,7 +1,13 @@
 """Platforms (``linux/arm64/v8``): parsing, the host's default, matching, choosing from an index."""
+from __future__ import annotations
+
 import platform as _platform
 
 from pyrunc.errors import InvalidArgument, NotFound
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _ARCH_ALIASES = {
     "x86_64": "amd64", "x86-64": "amd64", "amd64": "amd64",
@@ -19,12 +25,12 @@ _KNOWN_OS = ("linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "sola
 class Platform:
     __slots__ = ("os", "architecture", "variant")
 
-    def __init__(self, os, architecture, variant=""):
+    def __init__(self, os: Any, architecture: Any, variant: str="") -> None:
         self.os = os
         self.architecture = architecture
         self.variant = variant or ""
 
-    def normalized(self):
+    def normalized(self) -> Platform:
         """containerd's normalisation: arm64 without variant is v8, arm without is v7."""
         arch = _ARCH_ALIASES.get(self.architecture, self.architecture)
         variant = self.variant
@@ -38,7 +44,7 @@ class Platform:
             variant = ""
         return Platform(self.os.lower(), arch, variant)
 
-    def matches(self, other):
+    def matches(self, other: Any) -> bool:
         """Whether an image for ``other`` runs on this platform (same os, arch and variant)."""
         mine, theirs = self.normalized(), other.normalized()
         return (mine.os == theirs.os and mine.architecture == theirs.architecture
@@ -57,7 +63,7 @@ class Platform:
     def __hash__(self):
         return hash(str(self))
 
-    def to_json(self):
+    def to_json(self) -> Any:
         """The ``os``/``architecture``/``variant`` fields of an image config or descriptor."""
         out = {"architecture": self.architecture, "os": self.os}
         if self.variant:
@@ -65,19 +71,19 @@ class Platform:
         return out
 
     @classmethod
-    def from_json(cls, data):
+    def from_json(cls, data: Any) -> Any:
         data = data or {}
         return cls(data.get("os", ""), data.get("architecture", ""), data.get("variant", ""))
 
 
-def host_platform():
+def host_platform() -> Any:
     machine = _platform.machine().lower()
     arch = _ARCH_ALIASES.get(machine, machine)
     variant = _ARM_VARIANTS.get(machine, "")
     return Platform("linux", arch, variant).normalized()
 
 
-def parse_platform(text):
+def parse_platform(text: Any) -> Any:
     """``os[/arch[/variant]]`` or ``arch`` alone (os defaults to linux), as ``--platform``."""
     parts = text.strip().lower().split("/")
     if not text.strip() or any(not p for p in parts) or len(parts) > 3:
@@ -96,7 +102,7 @@ def parse_platform(text):
     return Platform(*parts).normalized()
 
 
-def select_manifest(index, wanted):
+def select_manifest(index: Any, wanted: Any) -> Any:
     """The descriptor in an index (parsed JSON) for platform ``wanted``; docker's error if none."""
     candidates = []
     for desc in index.get("manifests") or []:

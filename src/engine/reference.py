@@ -8,9 +8,15 @@ A reference names an image in a registry::
 ``latest`` with :meth:`Reference.with_default_tag` where docker would); ``familiar`` turns
 the canonical form back into what a user typed.
 """
+from __future__ import annotations
+
 import re
 
 from pyrunc.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DEFAULT_DOMAIN = "index.docker.io"
@@ -95,19 +101,19 @@ class Reference:
 
     __slots__ = ("domain", "path", "tag", "digest")
 
-    def __init__(self, domain, path, tag=None, digest=None):
+    def __init__(self, domain: Any, path: Any, tag: Any=None, digest: Any=None) -> None:
         self.domain = domain
         self.path = path
         self.tag = tag
         self.digest = digest
 
     @property
-    def name(self):
+    def name(self) -> Any:
         """The repository's full name: ``docker.io/library/nginx``."""
         return self.domain + "/" + self.path if self.domain else self.path
 
     @property
-    def familiar_name(self):
+    def familiar_name(self) -> Any:
         """The repository as a user writes it: ``nginx``, ``user/app``, ``host:5000/app``."""
         if self.domain == DEFAULT_DOMAIN:
             path = self.path
@@ -118,7 +124,7 @@ class Reference:
         return self.name
 
     @property
-    def familiar(self):
+    def familiar(self) -> Any:
         return self.familiar_name + self._suffix()
 
     def _suffix(self):
@@ -129,26 +135,26 @@ class Reference:
             suffix += "@" + self.digest
         return suffix
 
-    def with_default_tag(self):
+    def with_default_tag(self) -> Reference:
         """The reference docker pulls: ``latest`` when neither tag nor digest is given."""
         if self.tag is None and self.digest is None:
             return Reference(self.domain, self.path, DEFAULT_TAG)
         return self
 
-    def with_tag(self, tag):
+    def with_tag(self, tag: Any) -> Reference:
         if not TAG_RE.match(tag):
             raise InvalidArgument("invalid tag format: %s" % tag)
         return Reference(self.domain, self.path, tag)
 
-    def with_digest(self, digest):
+    def with_digest(self, digest: Any) -> Reference:
         return Reference(self.domain, self.path, self.tag, validate_digest(digest))
 
-    def repository(self):
+    def repository(self) -> Reference:
         """The reference without tag and digest."""
         return Reference(self.domain, self.path)
 
     @property
-    def object(self):
+    def object(self) -> Any:
         """What the registry is asked for: the digest if there is one, else the tag."""
         return self.digest or self.tag or DEFAULT_TAG
 
@@ -165,7 +171,7 @@ class Reference:
         return hash(str(self))
 
 
-def parse(text):
+def parse(text: Any) -> Reference:
     """Parse a reference exactly as written (no normalisation): docker's ``reference.Parse``."""
     match = REFERENCE_RE.match(text)
     if match is None:
@@ -185,7 +191,7 @@ def parse(text):
     return Reference(domain or "", path, tag, digest)
 
 
-def split_docker_domain(name):
+def split_docker_domain(name: Any) -> tuple[Any, ...]:
     """Split ``name`` into (domain, remainder) with docker.io and ``library/`` filled in."""
     slash = name.find("/")
     first = name[:slash]
@@ -201,7 +207,7 @@ def split_docker_domain(name):
     return domain, remainder
 
 
-def parse_normalized(text):
+def parse_normalized(text: Any) -> Any:
     """Parse what a user typed into a canonical reference: docker's ``ParseNormalizedNamed``.
 
     ``nginx`` -> ``docker.io/library/nginx``; no tag is added.
@@ -220,6 +226,6 @@ def parse_normalized(text):
     return ref
 
 
-def parse_docker_ref(text):
+def parse_docker_ref(text: Any) -> Any:
     """A normalised reference with ``latest`` added when no tag or digest is given."""
     return parse_normalized(text).with_default_tag()

@@ -5,7 +5,13 @@ every digest a live lease holds. A manifest references its config and layers; an
 references its manifests; anything reachable is kept, everything else is deleted. Ingests no
 live writer holds are removed too (containerd's collector drops expired ingests).
 """
+from __future__ import annotations
+
 import json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
                "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -13,7 +19,7 @@ MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json",
                   "application/vnd.docker.distribution.manifest.v2+json")
 
 
-def children(store, digest):
+def children(store: Any, digest: Any) -> list[Any]:
     """Digests a blob references, if it is a manifest or an index; else nothing."""
     try:
         info = store.info(digest)
@@ -42,7 +48,7 @@ def children(store, digest):
     return [d for d in out if isinstance(d, str)]
 
 
-def reachable(store, roots):
+def reachable(store: Any, roots: Any) -> Any:
     seen = set()
     stack = list(roots) + list(store.live_leases()[0])
     while stack:
@@ -54,7 +60,7 @@ def reachable(store, roots):
     return seen
 
 
-def collect(store, roots):
+def collect(store: Any, roots: Any) -> tuple[Any, ...]:
     """Delete every ingest no writer holds and every blob not reachable from ``roots``;
     returns (deleted digests, bytes freed). The caller holds ``store.gc_lock(exclusive=True)``
     (or knows nobody else uses the store)."""

@@ -16,6 +16,8 @@ renames the file into ``blobs/`` in one step, so a crash never leaves a corrupt 
 says where to resume, until the next garbage collection removes it: liveness is the writer's
 lock, never a guess from the file's age (``collect_ingests``, ``live_leases``).
 """
+from __future__ import annotations
+
 import collections
 import contextlib
 import fcntl
@@ -27,6 +29,11 @@ import uuid
 
 from pyrunc.errors import InvalidArgument, NotFound, SystemFailure, Unavailable
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+    from collections.abc import Iterator
+
 Info = collections.namedtuple("Info", "digest size")
 
 _ALGORITHMS = {"sha256": 64, "sha512": 128}
@@ -34,7 +41,7 @@ _DIGEST = re.compile(r"^([a-z0-9]+):([a-f0-9]+)$")
 _CHUNK = 1 << 20
 
 
-def parse_digest(digest):
+def parse_digest(digest: Any) -> tuple[Any, ...]:
     """Split ``algorithm:hex``; raise InvalidArgument naming the digest when malformed."""
     m = _DIGEST.match(digest) if isinstance(digest, str) else None
     if not m:
@@ -48,7 +55,7 @@ def parse_digest(digest):
     return algorithm, hexpart
 
 
-def digest_bytes(data, algorithm="sha256"):
+def digest_bytes(data: Any, algorithm: str="sha256") -> str:
     return "%s:%s" % (algorithm, hashlib.new(algorithm, data).hexdigest())
 
 
@@ -61,42 +68,42 @@ def _fsync_dir(path):
 
 
 class ContentStore:
-    def __init__(self, root):
+    def __init__(self, root: Any) -> None:
         self.root = os.path.abspath(root)
         for d in ("blobs/sha256", "ingest", "leases"):
             os.makedirs(os.path.join(self.root, d), exist_ok=True)
 
     # reading -------------------------------------------------------------------------------
-    def path(self, digest):
+    def path(self, digest: Any) -> Any:
         algorithm, hexpart = parse_digest(digest)
         return os.path.join(self.root, "blobs", algorithm, hexpart)
 
-    def exists(self, digest):
+    def exists(self, digest: Any) -> bool:
         return os.path.exists(self.path(digest))
 
-    def info(self, digest):
+    def info(self, digest: Any) -> Any:
         try:
             return Info(digest, os.stat(self.path(digest)).st_size)
         except FileNotFoundError:
             raise NotFound("content %s: not found" % digest) from None
 
-    def open(self, digest):
+    def open(self, digest: Any) -> Any:
         try:
             return open(self.path(digest), "rb")
         except FileNotFoundError:
             raise NotFound("content %s: not found" % digest) from None
 
-    def read(self, digest):
+    def read(self, digest: Any) -> Any:
         with self.open(digest) as f:
             return f.read()
 
-    def delete(self, digest):
+    def delete(self, digest: Any) -> None:
         try:
             os.unlink(self.path(digest))
         except FileNotFoundError:
             raise NotFound("content %s: not found" % digest) from None
 
-    def walk(self):
+    def walk(self) -> Iterator[Any]:
         """Yield Info(digest, size) for every committed blob."""
         blobs = os.path.join(self.root, "blobs")
         for algorithm in sorted(os.listdir(blobs)):
@@ -108,12 +115,12 @@ class ContentStore:
                         yield Info("%s:%s" % (algorithm, entry.name), entry.stat().st_size)
 
     # writing -------------------------------------------------------------------------------
-    def writer(self, ref, expected_digest=None, expected_size=None, wait=False):
+    def writer(self, ref: Any, expected_digest: Any=None, expected_size: Any=None, wait: bool=False) -> Writer:
         """Open (or resume) the ingest named ``ref``; see ``Writer``. Another writer of the
         same ref makes this Unavailable, or with ``wait`` is waited for."""
         return Writer(self, ref, expected_digest, expected_size, wait)
 
-    def ingests(self):
+    def ingests(self) -> Iterator[Any]:
         """Yield (ref, offset) for every in-flight ingest."""
         base = os.path.join(self.root, "ingest")
         for name in sorted(os.listdir(base)):
@@ -126,7 +133,7 @@ class ContentStore:
                 continue
             yield ref, offset
 
-    def collect_ingests(self):
+    def collect_ingests(self) -> Any:
         """Remove every ingest no live writer holds (its lock is free: the writer closed it,
         or died); returns [(ref, bytes)] of what was removed."""
         base = os.path.join(self.root, "ingest")
@@ -155,7 +162,7 @@ class ContentStore:
                 os.close(fd)
         return removed
 
-    def put(self, data, expected_digest=None, media_ref=None):
+    def put(self, data: Any, expected_digest: Any=None, media_ref: Any=None) -> Any:
         """Store ``data`` (bytes) and return its digest."""
         digest = expected_digest or digest_bytes(data)
         if self.exists(digest):
@@ -172,7 +179,7 @@ class ContentStore:
             w.abort()
             raise
 
-    def ingest_file(self, fileobj, ref=None, expected_digest=None, expected_size=None):
+    def ingest_file(self, fileobj: Any, ref: Any=None, expected_digest: Any=None, expected_size: Any=None) -> Any:
         """Copy a whole stream into the store; returns Info(digest, size)."""
         w = self.writer(ref or "stream-" + uuid.uuid4().hex, expected_digest, expected_size)
         try:
@@ -189,7 +196,7 @@ class ContentStore:
             raise
 
     @contextlib.contextmanager
-    def gc_lock(self, exclusive=False):
+    def gc_lock(self, exclusive: bool=False) -> Iterator[Any]:
         """The collection lock: a collection (mark and sweep) holds it exclusively; adding to
         a lease holds it shared, so an addition never falls between a mark and its sweep."""
         fd = os.open(os.path.join(self.root, "gc.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
@@ -200,12 +207,12 @@ class ContentStore:
         finally:
             os.close(fd)
 
-    def lease(self):
+    def lease(self) -> Lease:
         """A lease: what is added to it survives garbage collection until it is released
         (or its holder dies)."""
         return Lease(self)
 
-    def live_leases(self):
+    def live_leases(self) -> tuple[Any, ...]:
         """The (content digests, snapshot keys) of every lease whose holder is alive; lease
         files whose holder died are removed."""
         digests, snapshots = set(), set()
@@ -237,7 +244,7 @@ class ContentStore:
 class Writer:
     """One in-flight write. ``offset`` is how many bytes the ingest holds (the resume point)."""
 
-    def __init__(self, store, ref, expected_digest=None, expected_size=None, wait=False):
+    def __init__(self, store: Any, ref: Any, expected_digest: Any=None, expected_size: Any=None, wait: bool=False) -> None:
         if not ref or not isinstance(ref, str):
             raise InvalidArgument("content writer: ref must be a non-empty string")
         self.store = store
@@ -296,13 +303,13 @@ class Writer:
             self._hash.update(chunk)
             self.offset += len(chunk)
 
-    def truncate(self, size):
+    def truncate(self, size: Any) -> None:
         """Drop everything after ``size`` bytes (e.g. when a resumed download restarts)."""
         self._check_open()
         os.ftruncate(self._fd, size)
         self._rehash()
 
-    def write(self, data):
+    def write(self, data: Any) -> int:
         self._check_open()
         if self.expected_size is not None and self.offset + len(data) > self.expected_size:
             raise InvalidArgument("content %s: more than the expected %d bytes"
@@ -318,10 +325,10 @@ class Writer:
         self.offset += len(data)
         return len(data)
 
-    def digest(self):
+    def digest(self) -> str:
         return "%s:%s" % (self.algorithm, self._hash.hexdigest())
 
-    def commit(self, expected_digest=None, expected_size=None):
+    def commit(self, expected_digest: Any=None, expected_size: Any=None) -> Any:
         """Verify, fsync and rename into place; returns the digest. A mismatch raises
         InvalidArgument and discards the ingest."""
         self._check_open()
@@ -352,7 +359,7 @@ class Writer:
         self._finish()
         return actual
 
-    def abort(self):
+    def abort(self) -> Any:
         if self._fd is None:
             return
         self._finish()
@@ -363,7 +370,7 @@ class Writer:
         shutil.rmtree(self.dir, ignore_errors=True)
         os.close(self._lock)
 
-    def close(self):
+    def close(self) -> None:
         """Stop writing but keep the ingest for a later resume (until a garbage collection
         removes it: nobody holds it any more)."""
         if self._fd is not None:
@@ -385,7 +392,7 @@ class Writer:
             self.close()
 
 
-def try_lock(path, create=False):
+def try_lock(path: Any, create: bool=False) -> Any:
     """An fd holding the exclusive flock of ``path`` when nobody else holds it (and the file
     exists, or ``create`` makes it, and is still linked), else None."""
     try:
@@ -408,7 +415,7 @@ class Lease:
     (``snapshot <key>``) that garbage collection treats as roots. The holder keeps the file
     flock'ed, so a holder that dies releases it (``ContentStore.live_leases``)."""
 
-    def __init__(self, store):
+    def __init__(self, store: Any) -> None:
         self.store = store
         self.digests = []
         self.snapshots = []
@@ -422,13 +429,13 @@ class Lease:
                 break
             os.close(self._fd)           # a collection saw it before we locked it: again
 
-    def add(self, digest):
+    def add(self, digest: Any) -> None:
         """Hold the content ``digest``."""
         parse_digest(digest)
         self.digests.append(digest)
         self._write("content", digest)
 
-    def add_snapshot(self, key):
+    def add_snapshot(self, key: Any) -> None:
         """Hold the snapshot ``key`` (and, through it, its parents)."""
         if not key or not isinstance(key, str) or "\n" in key:
             raise InvalidArgument("lease: snapshot key must be a one-line non-empty string")
@@ -441,7 +448,7 @@ class Lease:
         with self.store.gc_lock():
             os.write(self._fd, ("%s %s\n" % (kind, value)).encode())
 
-    def release(self):
+    def release(self) -> Any:
         if self._fd is None:
             return
         try:

@@ -4,8 +4,14 @@ Events are the Engine API's JSON messages: ``{"status": ..., "id": ..., "progres
 {"current": n, "total": t}, "progress": "[===>   ]  1.2MB/3.4MB"}``. :func:`render_plain` turns
 a stream of them into what ``docker pull`` prints when its output is not a terminal.
 """
+from __future__ import annotations
+
 import threading
 import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PULLING_FS_LAYER = "Pulling fs layer"
 WAITING = "Waiting"
@@ -24,7 +30,7 @@ BAR_WIDTH = 50
 _UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
 
 
-def human_size(size):
+def human_size(size: Any) -> str:
     """docker's ``units.HumanSize``: decimal units, four significant digits (``1.089MB``)."""
     size = float(size)
     unit = 0
@@ -34,7 +40,7 @@ def human_size(size):
     return "%.4g%s" % (size, _UNITS[unit])
 
 
-def progress_bar(current, total):
+def progress_bar(current: Any, total: Any) -> Any:
     """The ``progress`` string: ``[=====>     ]  1.2MB/3.4MB`` (a 50-column bar)."""
     if total and total > 0:
         filled = min(int(current * 100 / total) // 2, BAR_WIDTH)
@@ -43,20 +49,20 @@ def progress_bar(current, total):
     return "%8s" % human_size(current)
 
 
-def short_id(digest):
+def short_id(digest: Any) -> Any:
     return digest.split(":", 1)[-1][:12]
 
 
 class Progress:
     """Sends events to a callback from several threads; throttles byte progress per layer."""
 
-    def __init__(self, callback=None, interval=0.1):
+    def __init__(self, callback: Any=None, interval: float=0.1) -> None:
         self.callback = callback
         self.interval = interval
         self._lock = threading.Lock()
         self._last = {}
 
-    def emit(self, status, id=None, **extra):
+    def emit(self, status: Any, id: Any=None, **extra: Any) -> Any:
         if self.callback is None:
             return
         event = {"status": status}
@@ -67,10 +73,10 @@ class Progress:
         with self._lock:
             self.callback(event)
 
-    def layer(self, id, status):
+    def layer(self, id: Any, status: Any) -> None:
         self.emit(status, id, progressDetail={})
 
-    def bytes(self, id, status, current, total, force=False):
+    def bytes(self, id: Any, status: Any, current: Any, total: Any, force: bool=False) -> Any:
         """A Downloading/Extracting/Pushing update, at most every ``interval`` per layer."""
         if self.callback is None:
             return
@@ -83,7 +89,7 @@ class Progress:
                   progress=progress_bar(current, total))
 
 
-def render_plain(events):
+def render_plain(events: Any) -> Any:
     """docker's non-terminal output: one line per event, byte progress left out."""
     lines = []
     for event in events:

@@ -20,6 +20,8 @@ layer blobs and the layers' snapshots (chain IDs) before any of them is looked f
 or unpacked, and adding to a lease waits for a collection under way to finish. Nothing holds
 off collection, or other pulls, for the length of a download.
 """
+from __future__ import annotations
+
 import concurrent.futures
 import json
 import threading
@@ -33,14 +35,18 @@ from pyrunc.engine.platforms import Platform, host_platform, select_manifest
 from pyrunc.engine.registry import mediatypes
 from pyrunc.engine.registry.client import DOWNLOAD_RETRIES
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 MAX_CONCURRENT_DOWNLOADS = 3
 
 
 class PullResult:
     """What a pull resolved and stored."""
 
-    def __init__(self, ref, digest, manifest, index, config_digest, config, layers, downloaded,
-                 up_to_date, warning=None):
+    def __init__(self, ref: Any, digest: Any, manifest: Any, index: Any, config_digest: Any, config: Any, layers: Any, downloaded: Any,
+                 up_to_date: Any, warning: Any=None) -> None:
         self.ref = ref                      # the Reference pulled (with a tag or a digest)
         self.digest = digest                # what the name points at: the index or manifest
         self.manifest = manifest            # Manifest for the chosen platform
@@ -53,7 +59,7 @@ class PullResult:
         self.warning = warning
 
     @property
-    def image_id(self):
+    def image_id(self) -> Any:
         return self.config_digest
 
 
@@ -69,7 +75,7 @@ def _check_descriptor(desc, what, display):
     references.validate_digest(desc["digest"])
 
 
-def validate_manifest(manifest, display):
+def validate_manifest(manifest: Any, display: Any) -> tuple[Any, ...]:
     """The config and layer descriptors of an image manifest, checked."""
     body = manifest.json
     config = body.get("config")
@@ -92,8 +98,8 @@ def validate_manifest(manifest, display):
     return config, layers
 
 
-def pull(ref, images, registries, platform=None, progress=None,
-         max_concurrent_downloads=MAX_CONCURRENT_DOWNLOADS, retries=DOWNLOAD_RETRIES):
+def pull(ref: Any, images: Any, registries: Any, platform: Any=None, progress: Any=None,
+         max_concurrent_downloads: Any=MAX_CONCURRENT_DOWNLOADS, retries: Any=DOWNLOAD_RETRIES) -> Any:
     """``docker pull``: fetch ``ref`` into ``images`` (an ImageService), unpack it, name it.
 
     ``ref`` is a string or a Reference (``latest`` is added when it has neither tag nor
@@ -104,8 +110,8 @@ def pull(ref, images, registries, platform=None, progress=None,
                  max_concurrent_downloads, retries)
 
 
-def fetch(ref, content, registries, platform=None, progress=None,
-          max_concurrent_downloads=MAX_CONCURRENT_DOWNLOADS, retries=DOWNLOAD_RETRIES):
+def fetch(ref: Any, content: Any, registries: Any, platform: Any=None, progress: Any=None,
+          max_concurrent_downloads: Any=MAX_CONCURRENT_DOWNLOADS, retries: Any=DOWNLOAD_RETRIES) -> Any:
     """Download ``ref``'s index, manifest, config and layers into a content store only
     (no unpacking, no name recorded); the events are pull's. Returns a :class:`PullResult`."""
     return _pull(ref, content, registries, None, platform, progress,

@@ -6,6 +6,8 @@ uploaded (``Pushing`` with bytes, ``Pushed``), ``max_concurrent_uploads`` at a t
 follows, then the manifest by tag (and by digest when the reference has one). An index is
 pushed as its manifests (by digest) and then the index itself.
 """
+from __future__ import annotations
+
 import concurrent.futures
 import json
 
@@ -15,11 +17,15 @@ from pyrunc.engine import reference as references
 from pyrunc.engine.distribution import progress as events
 from pyrunc.engine.registry import mediatypes
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 MAX_CONCURRENT_UPLOADS = 5
 
 
 class PushResult:
-    def __init__(self, ref, digest, size, pushed, mounted, existing):
+    def __init__(self, ref: Any, digest: Any, size: Any, pushed: Any, mounted: Any, existing: Any) -> None:
         self.ref = ref
         self.digest = digest        # the manifest (or index) digest the tag now points at
         self.size = size
@@ -57,8 +63,8 @@ def _local_manifest(images, ref):
     return images.store.record(image_id)["manifest"]["digest"]
 
 
-def push(ref, content, registries, manifest_digest=None, progress=None, images=None,
-         mount_from=(), chunk_size=None, max_concurrent_uploads=MAX_CONCURRENT_UPLOADS):
+def push(ref: Any, content: Any, registries: Any, manifest_digest: Any=None, progress: Any=None, images: Any=None,
+         mount_from: Any=(), chunk_size: Any=None, max_concurrent_uploads: Any=MAX_CONCURRENT_UPLOADS) -> Any:
     """Push the image ``manifest_digest`` (default: the image ``images``, an ImageService,
     has under the name ``ref``) as ``ref``.
 

@@ -8,6 +8,8 @@ layers, plus ``manifest.json`` and ``repositories`` for docker's loader.
 and OCI layout directories (what ``umoci`` and ``skopeo`` make). Every blob goes through the
 content store, whose digest check rejects a tampered archive.
 """
+from __future__ import annotations
+
 import io
 import json
 import os
@@ -23,6 +25,10 @@ from pyrunc.engine.platforms import Platform, host_platform
 from pyrunc.engine.images.store import parse_name
 from pyrunc.engine.layers import decompressed, detect
 from pyrunc.errors import InvalidArgument, NotFound
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 LAYER_TYPES = {"gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -61,7 +67,7 @@ class _Out:
         self.tar.close()
 
 
-def save(service, names, out):
+def save(service: Any, names: Any, out: Any) -> None:
     """Write the images ``names`` (names or IDs) as one archive into the binary file ``out``."""
     if not names:
         raise InvalidArgument("save: no images given")
@@ -191,7 +197,7 @@ class _Archive:
         return self.blobs[path]
 
 
-def load(service, source, progress=None):
+def load(service: Any, source: Any, progress: Any=None) -> Any:
     """Load a docker-archive or OCI archive from the binary file ``source`` (or an OCI layout
     directory path); returns the loaded image references and IDs like docker prints them:
     ["Loaded image: busybox:latest", "Loaded image ID: sha256:..."]."""

@@ -3,6 +3,8 @@ busybox-static with every applet linked) and ``hello-world`` (native/programs/he
 
 The layers are written with fixed times (busybox's package date; a fixed date for hello) and
 gzip without a timestamp, so the same binary always gives the same image ID."""
+from __future__ import annotations
+
 import io
 import os
 import shutil
@@ -14,6 +16,10 @@ from pyrunc.engine.layers import write_tree
 from pyrunc.engine.platforms import host_platform
 from pyrunc.errors import FailedPrecondition, InvalidArgument
 from pyrunc.libcontainer import bundle, timestamps
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HELLO = os.path.join(os.path.dirname(pyrunc.__file__), "_libexec", "hello")
@@ -40,7 +46,7 @@ def _hello_tree(root):
 BUILTIN = {"busybox": _busybox_tree, "hello-world": _hello_tree}
 
 
-def build(service, name):
+def build(service: Any, name: Any) -> Any:
     """Create (or find) the built-in image ``name`` and tag it ``name:latest``; returns its ID."""
     if name not in BUILTIN:
         raise InvalidArgument("no built-in image %r (there are: %s)" % (name, ", ".join(BUILTIN)))

@@ -2,6 +2,8 @@
 with ``--change`` lines (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER,
 VOLUME, WORKDIR) applied to its config. Also ``ingest_layer``: any tar stream into the content
 store as a gzip layer, with its diffID computed on the way."""
+from __future__ import annotations
+
 import gzip
 import hashlib
 import json
@@ -13,6 +15,10 @@ from pyrunc.engine.images.service import rfc3339_now
 from pyrunc.engine.layers import decompressed
 from pyrunc.engine.platforms import Platform, host_platform
 from pyrunc.errors import InvalidArgument, NotFound
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 CHANGE_COMMANDS = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "STOPSIGNAL",
@@ -30,7 +36,7 @@ class _ToWriter:
         pass
 
 
-def ingest_layer(content, stream):
+def ingest_layer(content: Any, stream: Any) -> tuple[Any, ...]:
     """Store the tar read from ``stream`` (plain or compressed) as a gzip layer; returns
     (descriptor, diff_id, uncompressed size)."""
     plain = decompressed(stream)
@@ -96,7 +102,7 @@ def _pairs(cmd, args):
     return out
 
 
-def apply_changes(config, changes):
+def apply_changes(config: Any, changes: Any) -> Any:
     """Apply Dockerfile-style ``changes`` to an image's ``config`` section (a dict)."""
     for line in changes:
         line = line.strip()
@@ -145,8 +151,8 @@ def apply_changes(config, changes):
     return config
 
 
-def import_image(service, stream, ref=None, changes=(), message="", source="-",
-                 platform=None):
+def import_image(service: Any, stream: Any, ref: Any=None, changes: Any=(), message: str="", source: str="-",
+                 platform: Any=None) -> Any:
     """Import the rootfs tarball read from ``stream`` (a binary file, or a path); returns the
     image ID."""
     config_section = apply_changes({}, changes)

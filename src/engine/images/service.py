@@ -5,6 +5,8 @@ and the built-in images are in their own modules and use the same service). Resu
 Docker Engine API's shapes (``ImageSummary``, ``ImageInspect``, delete records) so the API and
 CLI layers only serialise them.
 """
+from __future__ import annotations
+
 import contextlib
 import json
 import os
@@ -20,6 +22,11 @@ from pyrunc.engine.snapshots import COMMITTED, open_snapshotter
 from pyrunc.errors import Conflict, InvalidArgument, NotFound
 from pyrunc.libcontainer import timestamps
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+    from collections.abc import Iterator
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -30,7 +37,7 @@ def rfc3339_now() -> str:
     return timestamps.now()
 
 
-def parse_time(text):
+def parse_time(text: Any) -> Any:
     """Seconds since the epoch of an RFC 3339 timestamp (nanoseconds allowed); 0 if absent."""
     if not text:
         return 0.0
@@ -70,7 +77,7 @@ def _path_match(pattern, name):
 class Image:
     """One image as the operations see it."""
 
-    def __init__(self, image_id, record, refs, config, manifest):
+    def __init__(self, image_id: Any, record: Any, refs: Any, config: Any, manifest: Any) -> None:
         self.id = image_id
         self.record = record
         self.refs = [reference.parse(r) for r in refs]
@@ -78,50 +85,50 @@ class Image:
         self.manifest = manifest
 
     @property
-    def tags(self):
+    def tags(self) -> list[Any]:
         return [r for r in self.refs if r.tag and not r.digest]
 
     @property
-    def digest_refs(self):
+    def digest_refs(self) -> list[Any]:
         return [r for r in self.refs if r.digest]
 
     @property
-    def dangling(self):
+    def dangling(self) -> bool:
         """No name at all: neither a tag nor a digest reference (docker's notion)."""
         return not self.refs
 
     @property
-    def repo_tags(self):
+    def repo_tags(self) -> list[Any]:
         return [r.familiar for r in self.tags]
 
     @property
-    def repo_digests(self):
+    def repo_digests(self) -> Any:
         return sorted({r.familiar for r in self.digest_refs})
 
     @property
-    def created(self):
+    def created(self) -> Any:
         return parse_time(self.config.get("created"))
 
     @property
-    def labels(self):
+    def labels(self) -> Any:
         return (self.config.get("config") or {}).get("Labels") or {}
 
     @property
-    def diff_ids(self):
+    def diff_ids(self) -> Any:
         return self.config.get("rootfs", {}).get("diff_ids", [])
 
     @property
-    def size(self):
+    def size(self) -> Any:
         if self.record.get("size") is not None:
             return self.record["size"]
         return sum(layer.get("size", 0) for layer in self.manifest.get("layers", []))
 
     @property
-    def top_chain(self):
+    def top_chain(self) -> Any:
         chain = chain_ids(self.diff_ids)
         return chain[-1] if chain else None
 
-    def summary(self):
+    def summary(self) -> dict[str, Any]:
         """Engine API ImageSummary."""
         return {"Id": self.id, "ParentId": "", "RepoTags": self.repo_tags,
                 "RepoDigests": self.repo_digests, "Created": int(self.created),
@@ -137,7 +144,7 @@ class ImageService:
     unpacked; its ``cap`` is the configurable ceiling.
     """
 
-    def __init__(self, root, snapshotter=None, containers=None, layer_limits=DEFAULT_LIMITS):
+    def __init__(self, root: Any, snapshotter: Any=None, containers: Any=None, layer_limits: Any=DEFAULT_LIMITS) -> None:
         self.root = os.path.abspath(root)
         os.makedirs(self.root, exist_ok=True)
         self.content = ContentStore(os.path.join(self.root, "content"))
@@ -148,7 +155,7 @@ class ImageService:
         self._local = threading.local()
 
     @contextlib.contextmanager
-    def holding_gc(self):
+    def holding_gc(self) -> Iterator[Any]:
         """Hold off garbage collection (a shared lock; collection takes it exclusively) while
         writing content and snapshots that no image records yet: ``with svc.holding_gc():``.
         A gc() asked for inside runs when the outermost hold ends."""
@@ -169,7 +176,7 @@ class ImageService:
     def _gc_lock(self, exclusive):
         return self.content.gc_lock(exclusive)
 
-    def unpack(self, manifest, config, progress=None):
+    def unpack(self, manifest: Any, config: Any, progress: Any=None) -> Any:
         """Unpack an image's layers (see ``unpack.unpack``) under this service's layer limits;
         returns the top chain ID. Callers keep the content and snapshots from collection
         (``holding_gc`` or a lease)."""
@@ -183,17 +190,17 @@ class ImageService:
         manifest = json.loads(self.content.read(rec["manifest"]["digest"]))
         return Image(image_id, rec, self.store.refs_of(image_id, state), config, manifest)
 
-    def get(self, name):
+    def get(self, name: Any) -> Any:
         state = self.store.state()
         return self._image(self.store.resolve(name, state), state)
 
-    def images(self):
+    def images(self) -> list[Any]:
         state = self.store.state()
         return [self._image(i, state) for i in state["images"]]
 
     # adding images --------------------------------------------------------------------------
-    def add(self, manifest_digest, refs=(), index_digest=None, unpack_layers=True,
-            progress=None):
+    def add(self, manifest_digest: Any, refs: Any=(), index_digest: Any=None, unpack_layers: bool=True,
+            progress: Any=None) -> Any:
         """Record the image whose manifest is ``manifest_digest`` (in the content store), name
         it ``refs`` (References or strings) and unpack it; returns the image ID."""
         manifest_bytes = self.content.read(manifest_digest)
@@ -214,7 +221,7 @@ class ImageService:
             self.store.put(image_id, descriptor, index_digest, refs, size)
         return image_id
 
-    def put_image(self, config, layers, refs=(), progress=None):
+    def put_image(self, config: Any, layers: Any, refs: Any=(), progress: Any=None) -> Any:
         """Store ``config`` (a dict) and an OCI manifest over ``layers`` (descriptors of blobs
         already in the content store); record and unpack the image; returns its ID."""
         config_bytes = json.dumps(config, separators=(",", ":")).encode()
@@ -233,7 +240,7 @@ class ImageService:
             raise
 
     # containers' root filesystems ------------------------------------------------------------
-    def prepare_rootfs(self, key, name, readonly=False, labels=None):
+    def prepare_rootfs(self, key: Any, name: Any, readonly: bool=False, labels: Any=None) -> Any:
         """An active snapshot (or a read-only view) ``key`` over the image ``name``'s layers,
         unpacking any layer whose snapshot is missing; returns the mounts to perform."""
         img = self.get(name)
@@ -243,7 +250,7 @@ class ImageService:
             return make(key, top, labels={**(labels or {}), "pyrunc.io/image": img.id})
 
     # tag ------------------------------------------------------------------------------------
-    def tag(self, source, target):
+    def tag(self, source: Any, target: Any) -> Any:
         image_id = self.store.resolve(source)
         ref = parse_name(target)
         if ref.digest:
@@ -252,7 +259,7 @@ class ImageService:
         return ref
 
     # inspect / history ----------------------------------------------------------------------
-    def inspect(self, name):
+    def inspect(self, name: Any) -> dict[Any, Any]:
         img = self.get(name)
         c = img.config
         return {
@@ -275,7 +282,7 @@ class ImageService:
             "Metadata": {"LastTagTime": _rfc3339(img.record.get("last_tag"))},
         }
 
-    def history(self, name):
+    def history(self, name: Any) -> Any:
         img = self.get(name)
         sizes = []
         top = img.top_chain
@@ -305,7 +312,7 @@ class ImageService:
         return out
 
     # list -----------------------------------------------------------------------------------
-    def list(self, filters=None):
+    def list(self, filters: Any=None) -> list[Any]:
         """ImageSummary dicts, newest first, filtered like ``docker image ls --filter``."""
         filters = _normalise_filters(filters)
         images = self.images()
@@ -333,7 +340,7 @@ class ImageService:
         return [i.summary() for i in out]
 
     # remove ---------------------------------------------------------------------------------
-    def remove(self, name, force=False, prune=True):
+    def remove(self, name: Any, force: bool=False, prune: bool=True) -> Any:
         """docker rmi: untag a name, or delete an image by ID; returns delete records
         ([{"Untagged": ...}, {"Deleted": ...}]) or raises Conflict/NotFound like docker."""
         state = self.store.state()
@@ -398,7 +405,7 @@ class ImageService:
                            "used by stopped container %s" % (sid, short_id(stopped[0])))
 
     # prune / gc -----------------------------------------------------------------------------
-    def prune(self, all_images=False, filters=None):
+    def prune(self, all_images: bool=False, filters: Any=None) -> dict[str, Any]:
         """docker image prune: delete dangling (or, with ``all_images``, unused) images."""
         filters = _normalise_filters(filters, allowed=("label", "until"))
         deleted = []
@@ -422,7 +429,7 @@ class ImageService:
         return {"ImagesDeleted": deleted or None,
                 "SpaceReclaimed": max(0, before - self._disk_usage())}
 
-    def gc(self):
+    def gc(self) -> Any:
         """Remove content and layer snapshots no image or live lease holds, ingests and
         extraction snapshots whose writer is gone; returns bytes of content freed (inside
         holding_gc() it is deferred to the end of the hold, and returns 0)."""

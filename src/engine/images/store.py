@@ -11,6 +11,8 @@ One JSON document, rewritten by atomic rename under an flock::
 Configs, manifests and indexes themselves live in the content store; these records are the
 roots its garbage collector keeps.
 """
+from __future__ import annotations
+
 import os
 import re
 import time
@@ -20,34 +22,38 @@ from pyrunc.engine.content import parse_digest
 from pyrunc.engine.metadata import locked_document
 from pyrunc.errors import InvalidArgument, NotFound
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 _HEX_PREFIX = re.compile(r"^(?:sha256:)?([a-f0-9]{1,64})$")
 
 
-def short_id(image_id):
+def short_id(image_id: Any) -> Any:
     return image_id.split(":", 1)[-1][:12]
 
 
-def parse_name(text):
+def parse_name(text: Any) -> Any:
     """A user's image name as a canonical reference (docker's normalisation, ``latest``)."""
     return reference.parse_docker_ref(text)
 
 
 class ImageStore:
-    def __init__(self, root):
+    def __init__(self, root: Any) -> None:
         self.root = os.path.abspath(root)
         os.makedirs(self.root, exist_ok=True)
 
-    def transaction(self, write=True):
+    def transaction(self, write: bool=True) -> Any:
         return locked_document(self.root, "images.json", lambda: {"images": {}, "refs": {}},
                                write=write)
 
-    def state(self):
+    def state(self) -> Any:
         """The whole document as read now (a copy: later changes do not show in it)."""
         with self.transaction(write=False) as state:
             return state
 
     # records --------------------------------------------------------------------------------
-    def put(self, image_id, manifest, index=None, refs=(), size=None):
+    def put(self, image_id: Any, manifest: Any, index: Any=None, refs: Any=(), size: Any=None) -> None:
         """Record an image (``manifest`` is its descriptor) and point ``refs`` at it."""
         parse_digest(image_id)
         now = time.time()
@@ -64,24 +70,24 @@ class ImageStore:
                 if getattr(ref, "tag", None):
                     rec["last_tag"] = now
 
-    def set_size(self, image_id, size):
+    def set_size(self, image_id: Any, size: Any) -> None:
         with self.transaction() as state:
             if image_id in state["images"]:
                 state["images"][image_id]["size"] = size
 
-    def record(self, image_id):
+    def record(self, image_id: Any) -> Any:
         with self.transaction(write=False) as state:
             rec = state["images"].get(image_id)
             if rec is None:
                 raise NotFound("No such image: %s" % image_id)
             return rec
 
-    def refs_of(self, image_id, state=None):
+    def refs_of(self, image_id: Any, state: Any=None) -> Any:
         if state is None:
             state = self.state()
         return sorted(r for r, i in state["refs"].items() if i == image_id)
 
-    def resolve(self, text, state=None):
+    def resolve(self, text: Any, state: Any=None) -> Any:
         """The image ID ``text`` names: a reference, a full ID or an unambiguous ID prefix."""
         if state is None:
             state = self.state()
@@ -114,7 +120,7 @@ class ImageStore:
             raise InvalidArgument("invalid reference format: %s" % text)
         raise NotFound("No such image: %s" % text)
 
-    def add_ref(self, ref, image_id):
+    def add_ref(self, ref: Any, image_id: Any) -> None:
         with self.transaction() as state:
             if image_id not in state["images"]:
                 raise NotFound("No such image: %s" % image_id)
@@ -122,18 +128,18 @@ class ImageStore:
             if ref.tag:
                 state["images"][image_id]["last_tag"] = time.time()
 
-    def remove_ref(self, ref):
+    def remove_ref(self, ref: Any) -> None:
         with self.transaction() as state:
             if state["refs"].pop(str(ref), None) is None:
                 raise NotFound("No such image: %s" % ref.familiar)
 
-    def remove_image(self, image_id):
+    def remove_image(self, image_id: Any) -> None:
         with self.transaction() as state:
             state["images"].pop(image_id, None)
             for r in [r for r, i in state["refs"].items() if i == image_id]:
                 del state["refs"][r]
 
-    def roots(self):
+    def roots(self) -> Any:
         """Content digests the images hold (for the content garbage collector)."""
         state = self.state()
         out = set()

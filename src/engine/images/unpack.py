@@ -15,6 +15,8 @@ blob must have the declared size, and its uncompressed stream may be at most ``r
 that (deflate cannot expand more than 1032:1), at least ``floor``, at most ``cap``. A layer
 past the limit is refused (LayerTooLarge) and leaves nothing behind.
 """
+from __future__ import annotations
+
 import collections
 import contextlib
 import fcntl
@@ -27,6 +29,10 @@ from pyrunc.engine.layers import LayerTooLarge, apply_layer
 from pyrunc.engine.snapshots import ACTIVE
 from pyrunc.errors import AlreadyExists, InvalidArgument, NotFound
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 SIZE_LABEL = "pyrunc.io/unpacked-size"
 DIFF_LABEL = "pyrunc.io/diff-id"
 EXTRACT_PREFIX = "extract-"
@@ -36,7 +42,7 @@ class LayerLimits(collections.namedtuple("LayerLimits", "ratio floor cap")):
     """How far a layer may expand: ``ratio`` times its declared size, at least ``floor``
     bytes, at most ``cap`` bytes (None: no cap)."""
 
-    def for_layer(self, declared):
+    def for_layer(self, declared: Any) -> Any:
         limit = max(declared * self.ratio, self.floor)
         return limit if self.cap is None else min(limit, self.cap)
 
@@ -44,7 +50,7 @@ class LayerLimits(collections.namedtuple("LayerLimits", "ratio floor cap")):
 DEFAULT_LIMITS = LayerLimits(ratio=1100, floor=256 << 20, cap=None)
 
 
-def chain_ids(diff_ids):
+def chain_ids(diff_ids: Any) -> Any:
     out = []
     for diff_id in diff_ids:
         if not out:
@@ -54,7 +60,7 @@ def chain_ids(diff_ids):
     return out
 
 
-def unpack(content, snapshotter, manifest, config, progress=None, limits=DEFAULT_LIMITS):
+def unpack(content: Any, snapshotter: Any, manifest: Any, config: Any, progress: Any=None, limits: Any=DEFAULT_LIMITS) -> Any:
     """Make sure every layer of the image is a committed snapshot; returns the top chain ID
     (None for an image without layers). ``progress(layer_digest, status)`` gets docker's
     "Extracting", "Pull complete" or "Already exists"."""
@@ -137,7 +143,7 @@ def _extraction_lock(snapshotter):
         os.close(fd)
 
 
-def remove_abandoned(snapshotter):
+def remove_abandoned(snapshotter: Any) -> Any:
     """Remove the extraction snapshots (and lock files) of extractors that are gone; returns
     the keys removed. One whose extractor still holds its lock is left alone."""
     removed = []
@@ -167,7 +173,7 @@ def remove_abandoned(snapshotter):
     return removed
 
 
-def unpacked_size(snapshotter, top_chain):
+def unpacked_size(snapshotter: Any, top_chain: Any) -> Any:
     """Sum of the unpacked sizes along the chain ending at ``top_chain``."""
     size = 0
     key = top_chain

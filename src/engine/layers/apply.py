@@ -18,6 +18,8 @@ directory of what lower layers put there. ``overlay`` (an overlayfs upper direct
 The diffID (sha256 of the uncompressed tar) is computed while streaming and checked against
 ``expected_diff_id`` at the end.
 """
+from __future__ import annotations
+
 import collections
 import errno
 import os
@@ -27,6 +29,10 @@ import stat
 from pyrunc.engine.layers.compression import decompressed, detect
 from pyrunc.engine.layers.tarstream import LayerError, LayerTooLarge, MappedTarReader, TarReader
 from pyrunc.errors import InvalidArgument, SystemFailure
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -38,7 +44,7 @@ _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 Result = collections.namedtuple("Result", "diff_id size")
 
 
-def clean(name):
+def clean(name: Any) -> Any:
     """Lexically clean a member name into components; refuse one that leaves the root."""
     parts = []
     for comp in name.split("/"):
@@ -198,7 +204,7 @@ def _set_xattrs(parent_fd, comp, member):
 class Applier:
     """One application of one layer onto ``root``."""
 
-    def __init__(self, root, whiteouts="delete", lowers=(), max_size=None):
+    def __init__(self, root: Any, whiteouts: str="delete", lowers: Any=(), max_size: Any=None) -> None:
         if whiteouts not in ("delete", "overlay"):
             raise InvalidArgument("layer: unknown whiteout format %r" % whiteouts)
         self.tree = _Tree(root, lowers)
@@ -209,7 +215,7 @@ class Applier:
         self.dir_times = []
         self.current = None          # the member being applied, for error messages
 
-    def member(self, tf, m):
+    def member(self, tf: Any, m: Any) -> Any:
         """Apply the member ``m``; ``tf`` (a TarReader) supplies its data."""
         self.current = m.name
         parts = clean(m.name)
@@ -378,7 +384,7 @@ class Applier:
         if self.whiteouts == "overlay":
             os.mknod(name, stat.S_IFCHR | 0o600, os.makedev(0, 0), dir_fd=parent)
 
-    def finish(self):
+    def finish(self) -> None:
         for parts, mtime in reversed(self.dir_times):
             try:
                 fd = self.tree.dir(parts, "/".join(parts), create=False)
@@ -387,7 +393,7 @@ class Applier:
             ns = int(mtime * 1e9)
             os.utime(fd, ns=(ns, ns))
 
-    def close(self):
+    def close(self) -> None:
         self.tree.close()
 
 
@@ -405,8 +411,8 @@ def _tar_reader(stream):
     return TarReader(decompressed(stream))
 
 
-def apply_layer(stream, root, *, whiteouts="delete", lowers=(), expected_diff_id=None,
-                max_size=None):
+def apply_layer(stream: Any, root: Any, *, whiteouts: str="delete", lowers: Any=(), expected_diff_id: Any=None,
+                max_size: Any=None) -> Any:
     """Apply the layer read from ``stream`` onto the directory ``root``; returns Result.
 
     ``max_size`` bounds both the uncompressed stream and the file data written: past it the

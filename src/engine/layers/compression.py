@@ -3,17 +3,23 @@
 bzip2 and xz are read too (``docker import`` accepts them). zstd uses the ``zstandard``
 package from PyPI (imported only when a zstd layer shows up).
 """
+from __future__ import annotations
+
 import gzip
 import io
 
 from pyrunc.engine.layers.tarstream import LayerError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 BZIP2_MAGIC = b"BZh"
 XZ_MAGIC = b"\xfd7zXZ\x00"
 
-def detect(head):
+def detect(head: Any) -> str:
     if head.startswith(GZIP_MAGIC):
         return "gzip"
     if head.startswith(ZSTD_MAGIC):
@@ -25,7 +31,7 @@ def detect(head):
     return "none"
 
 
-def decompressed(stream):
+def decompressed(stream: Any) -> Any:
     """A readable of the uncompressed tar behind ``stream`` (any readable binary file)."""
     if not hasattr(stream, "peek"):
         stream = io.BufferedReader(stream, 1 << 20) if isinstance(stream, io.RawIOBase) \

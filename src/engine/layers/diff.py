@@ -3,12 +3,18 @@
 Entries are sorted, so the same tree gives the same bytes (and the same diffID); hard links
 inside the tree are written once and linked after; xattrs go in PAX ``SCHILY.xattr.`` records.
 """
+from __future__ import annotations
+
 import os
 import stat
 import tarfile
 
 from pyrunc.engine.layers.apply import OPAQUE, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX, \
     XATTR_PAX_PREFIX
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _CHUNK = 1 << 20
 
@@ -33,13 +39,13 @@ def _xattrs(path):
 class TarWriter:
     """Adds filesystem entries to a tar stream with their metadata."""
 
-    def __init__(self, out, mtime=None):
+    def __init__(self, out: Any, mtime: Any=None) -> None:
         self.tar = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
                                 bufsize=_CHUNK)
         self.inodes = {}
         self.mtime = mtime
 
-    def add(self, path, name, st=None):
+    def add(self, path: Any, name: Any, st: Any=None) -> Any:
         st = st or os.lstat(path)
         ti = tarfile.TarInfo(name)
         ti.mode = stat.S_IMODE(st.st_mode)
@@ -77,12 +83,12 @@ class TarWriter:
             with open(data, "rb") as f:
                 self.tar.addfile(ti, f)
 
-    def add_whiteout(self, name):
+    def add_whiteout(self, name: Any) -> None:
         ti = tarfile.TarInfo(name)
         ti.mtime = self.mtime or 0
         self.tar.addfile(ti)
 
-    def close(self):
+    def close(self) -> None:
         self.tar.close()
 
 
@@ -95,7 +101,7 @@ def _walk_sub(root, rel):
             yield from _walk_sub(root, child)
 
 
-def write_tree(root, out, mtime=None):
+def write_tree(root: Any, out: Any, mtime: Any=None) -> None:
     """Write the whole tree under ``root`` as an uncompressed tar into ``out``."""
     w = TarWriter(out, mtime)
     for entry in sorted(os.listdir(root)):
@@ -107,7 +113,7 @@ def write_tree(root, out, mtime=None):
     w.close()
 
 
-def write_overlay_diff(upper, out, mtime=None):
+def write_overlay_diff(upper: Any, out: Any, mtime: Any=None) -> None:
     """Write an overlayfs upper directory as an OCI layer (whiteouts in ``.wh.`` form)."""
     w = TarWriter(out, mtime)
 
@@ -149,7 +155,7 @@ def _same(a_path, a, b_path, b):
     return _xattrs(a_path) == _xattrs(b_path)
 
 
-def write_tree_diff(lower, upper, out, mtime=None):
+def write_tree_diff(lower: Any, upper: Any, out: Any, mtime: Any=None) -> None:
     """Write what turns the tree ``lower`` into the tree ``upper`` as an OCI layer: new and
     changed entries, and ``.wh.`` whiteouts for removed ones (the copying snapshotter's diff)."""
     w = TarWriter(out, mtime)

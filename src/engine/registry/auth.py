@@ -5,6 +5,8 @@ stored credentials on every request. For ``Bearer`` it asks the token server nam
 ``realm`` for a token covering the scopes it needs (``repository:library/busybox:pull``),
 anonymously or with the credentials, and caches the token until it expires.
 """
+from __future__ import annotations
+
 import base64
 import re
 import threading
@@ -12,6 +14,10 @@ import time
 
 from pyrunc import errors
 from pyrunc.errors import Unavailable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 TOKEN_DEFAULT_LIFETIME = 60
 TOKEN_EXPIRY_MARGIN = 5
@@ -26,7 +32,7 @@ class Unauthorized(errors.Unauthorized):
 class Challenge:
     __slots__ = ("scheme", "params")
 
-    def __init__(self, scheme, params):
+    def __init__(self, scheme: Any, params: Any) -> None:
         self.scheme = scheme.lower()
         self.params = params
 
@@ -34,7 +40,7 @@ class Challenge:
         return "Challenge(%r, %r)" % (self.scheme, self.params)
 
 
-def parse_challenges(header):
+def parse_challenges(header: Any) -> Any:
     """Parse a ``WWW-Authenticate`` value into challenges (scheme + parameters)."""
     challenges = []
     rest = (header or "").strip()
@@ -60,11 +66,11 @@ def parse_challenges(header):
     return challenges
 
 
-def repository_scope(name, actions):
+def repository_scope(name: Any, actions: Any) -> str:
     return "repository:%s:%s" % (name, ",".join(actions))
 
 
-def basic_header(credentials):
+def basic_header(credentials: Any) -> Any:
     raw = ("%s:%s" % (credentials.username, credentials.password)).encode()
     return "Basic " + base64.b64encode(raw).decode()
 
@@ -81,7 +87,7 @@ class Authenticator:
     redirects), and the answer is read up to ``TOKEN_BODY_LIMIT`` bytes.
     """
 
-    def __init__(self, credentials, transport, timeout: float = 30) -> None:
+    def __init__(self, credentials: Any, transport: Any, timeout: float = 30) -> None:
         self.credentials = credentials
         self.transport = transport
         self.timeout = timeout
@@ -89,14 +95,14 @@ class Authenticator:
         self._tokens = {}
         self._lock = threading.Lock()
 
-    def set_challenge(self, header):
+    def set_challenge(self, header: Any) -> bool:
         for challenge in parse_challenges(header):
             if challenge.scheme in ("bearer", "basic"):
                 self.challenge = challenge
                 return True
         return False
 
-    def header(self, scopes):
+    def header(self, scopes: Any) -> Any:
         """The ``Authorization`` value for a request needing ``scopes`` (None: send none)."""
         if self.challenge is None:
             return None
@@ -104,11 +110,11 @@ class Authenticator:
             return basic_header(self.credentials) if self.credentials.username else None
         return "Bearer " + self.token(scopes)
 
-    def invalidate(self, scopes):
+    def invalidate(self, scopes: Any) -> None:
         with self._lock:
             self._tokens.pop(tuple(sorted(scopes)), None)
 
-    def token(self, scopes):
+    def token(self, scopes: Any) -> Any:
         key = tuple(sorted(scopes))
         with self._lock:
             cached = self._tokens.get(key)

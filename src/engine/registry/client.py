@@ -8,6 +8,8 @@ back as ``pyrunc.errors`` categories with docker's wording.
 
 ``requests`` is imported lazily: importing this module costs nothing on runtime hot paths.
 """
+from __future__ import annotations
+
 import hashlib
 import json
 import threading
@@ -24,6 +26,11 @@ from pyrunc.engine.registry.config import AuthFile, Credentials, RegistryOptions
 from pyrunc.engine.registry.transport import (Refused, Transport, _tls_adapter, origin,
                                               read_limited)
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+    from collections.abc import Iterator
+
 DOWNLOAD_CHUNK = 1 << 20
 DOWNLOAD_RETRIES = 5
 UPLOAD_RETRIES = 3
@@ -36,35 +43,35 @@ class Manifest:
 
     __slots__ = ("media_type", "digest", "data", "_json")
 
-    def __init__(self, media_type, digest, data):
+    def __init__(self, media_type: Any, digest: Any, data: Any) -> None:
         self.media_type = media_type
         self.digest = digest
         self.data = data
         self._json = None
 
     @property
-    def json(self):
+    def json(self) -> Any:
         if self._json is None:
             self._json = json.loads(self.data)
         return self._json
 
     @property
-    def size(self):
+    def size(self) -> int:
         return len(self.data)
 
     @property
-    def is_index(self):
+    def is_index(self) -> bool:
         return self.media_type in mediatypes.INDEXES
 
     def __repr__(self):
         return "Manifest(%r, %r)" % (self.media_type, self.digest)
 
 
-def sha256_digest(data):
+def sha256_digest(data: Any) -> Any:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def registry_error_text(response):
+def registry_error_text(response: Any) -> Any:
     """docker's text for a registry error body: ``manifest unknown: manifest unknown``."""
     try:
         body = response.json()
@@ -95,7 +102,7 @@ def _error_codes(response):
     return {e.get("code") for e in body["errors"] if isinstance(e, dict)}
 
 
-def raise_for_response(response, context):
+def raise_for_response(response: Any, context: Any) -> None:
     """Raise the category matching an error response; ``context`` prefixes the message."""
     text = context + ": " + registry_error_text(response)
     status = response.status_code
@@ -114,7 +121,7 @@ class Connection:
     Credentials go only to the endpoint's own origin; redirects follow the transport's rules
     (see transport.py)."""
 
-    def __init__(self, endpoint, credentials, pool_size=16, options=None):
+    def __init__(self, endpoint: Any, credentials: Any, pool_size: int=16, options: Any=None) -> None:
         self.endpoint = endpoint
         self.url = endpoint.url
         self.transport = Transport(endpoint, options or RegistryOptions(), pool_size)
@@ -123,13 +130,13 @@ class Connection:
         self._pinged = False
         self._ping_lock = threading.Lock()
 
-    def close(self):
+    def close(self) -> None:
         self.transport.close()
 
     def _own(self, url):
         return origin(url) == self.transport.origin
 
-    def ping(self):
+    def ping(self) -> Any:
         """``GET /v2/``: check the endpoint speaks the v2 API and learn its auth challenge."""
         with self._ping_lock:
             if self._pinged:
@@ -144,7 +151,7 @@ class Connection:
                                   % (url, response.status_code, response.reason))
             self._pinged = True
 
-    def request(self, method, path, scopes, stream=False, **kwargs):
+    def request(self, method: Any, path: Any, scopes: Any, stream: bool=False, **kwargs: Any) -> Any:
         """Send one request; on 401 from the registry re-read the challenge and try once more.
 
         The registry's credentials (or token) go only to its own origin: a ``Location`` on
@@ -180,7 +187,7 @@ def _is_stream(kwargs):
 class Registry:
     """A registry domain (``docker.io``, ``127.0.0.1:5000``...) and how to reach it."""
 
-    def __init__(self, domain, options=None, auth_file=None, credentials=None):
+    def __init__(self, domain: Any, options: Any=None, auth_file: Any=None, credentials: Any=None) -> None:
         self.domain = domain
         self.options = options or RegistryOptions()
         self.auth_file = auth_file or AuthFile()
@@ -189,12 +196,12 @@ class Registry:
         self._lock = threading.Lock()
 
     @property
-    def credentials(self):
+    def credentials(self) -> Any:
         if self._credentials is None:
             self._credentials = self.auth_file.get(self.domain)
         return self._credentials
 
-    def close(self):
+    def close(self) -> None:
         for connection in self._connections.values():
             connection.close()
         self._connections.clear()
@@ -205,14 +212,14 @@ class Registry:
     def __exit__(self, *exc):
         self.close()
 
-    def connection(self, endpoint):
+    def connection(self, endpoint: Any) -> Any:
         with self._lock:
             if endpoint.url not in self._connections:
                 self._connections[endpoint.url] = Connection(endpoint, self.credentials,
                                                              options=self.options)
             return self._connections[endpoint.url]
 
-    def connections(self, for_push=False):
+    def connections(self, for_push: bool=False) -> Iterator[Any]:
         """Pinged connections, best first: mirrors, then the registry (HTTPS, then HTTP if
         insecure). Endpoints that cannot be reached are skipped; none at all raises the first
         endpoint's error."""
@@ -228,13 +235,13 @@ class Registry:
         if errors:
             raise errors[-1]
 
-    def ping(self, for_push=False):
+    def ping(self, for_push: bool=False) -> Any:
         """The first endpoint that answers the v2 ping."""
         for connection in self.connections(for_push=for_push):
             return connection
         raise Unavailable("registry %s: no endpoint to try" % self.domain)
 
-    def login(self, credentials, store=True):
+    def login(self, credentials: Any, store: bool=True) -> str:
         """Check ``credentials`` against the registry and store them; docker's message back."""
         self._credentials = credentials
         with self._lock:
@@ -255,12 +262,12 @@ class Registry:
             self.auth_file.store(self.domain, credentials)
         return "Login Succeeded"
 
-    def logout(self):
+    def logout(self) -> Any:
         """Forget stored credentials; False when there were none."""
         self._credentials = Credentials()
         return self.auth_file.erase(self.domain)
 
-    def repository(self, path, for_push=False, extra_pull_scopes=()):
+    def repository(self, path: Any, for_push: bool=False, extra_pull_scopes: Any=()) -> Repository:
         return Repository(self, path, for_push=for_push, extra_pull_scopes=extra_pull_scopes)
 
 
@@ -268,19 +275,19 @@ class RegistryService:
     """The daemon's registries: one :class:`Registry` per domain, sharing the options and the
     stored credentials, so connections and tokens are reused across pulls and pushes."""
 
-    def __init__(self, options=None, auth_file=None):
+    def __init__(self, options: Any=None, auth_file: Any=None) -> None:
         self.options = options or RegistryOptions()
         self.auth_file = auth_file or AuthFile()
         self._registries = {}
         self._lock = threading.Lock()
 
-    def get(self, domain):
+    def get(self, domain: Any) -> Any:
         with self._lock:
             if domain not in self._registries:
                 self._registries[domain] = Registry(domain, self.options, self.auth_file)
             return self._registries[domain]
 
-    def login(self, server, credentials):
+    def login(self, server: Any, credentials: Any) -> Any:
         """Check and store credentials for a registry (``docker login``'s server argument:
         ``myreg:5000``, ``https://index.docker.io/v1/``...): ``Login Succeeded``."""
         domain = server_domain(server)
@@ -298,7 +305,7 @@ class RegistryService:
             self._registries[domain] = registry
         return message
 
-    def logout(self, server):
+    def logout(self, server: Any) -> Any:
         """Forget stored credentials; False when there were none."""
         domain = server_domain(server)
         with self._lock:
@@ -307,7 +314,7 @@ class RegistryService:
             old.close()
         return Registry(domain, self.options, self.auth_file).logout()
 
-    def close(self):
+    def close(self) -> None:
         with self._lock:
             registries, self._registries = list(self._registries.values()), {}
         for registry in registries:
@@ -323,7 +330,7 @@ class RegistryService:
 class Repository:
     """One repository of a registry; manifests and blobs in it."""
 
-    def __init__(self, registry, path, for_push=False, extra_pull_scopes=()):
+    def __init__(self, registry: Any, path: Any, for_push: bool=False, extra_pull_scopes: Any=()) -> None:
         self.registry = registry
         self.path = path
         self.for_push = for_push
@@ -334,11 +341,11 @@ class Repository:
         self._fallbacks = None
 
     @property
-    def name(self):
+    def name(self) -> str:
         return "%s/%s" % (self.registry.domain, self.path)
 
     @property
-    def connection(self):
+    def connection(self) -> Any:
         if self._connection is None:
             self._fallbacks = self.registry.connections(for_push=self.for_push)
             self._connection = next(self._fallbacks)
@@ -360,7 +367,7 @@ class Repository:
 
     # -- manifests ---------------------------------------------------------------------------
 
-    def get_manifest(self, reference, accept=mediatypes.ACCEPT_MANIFESTS, display=None):
+    def get_manifest(self, reference: Any, accept: Any=mediatypes.ACCEPT_MANIFESTS, display: Any=None) -> Any:
         """Fetch a manifest or index by tag or digest; verify its digest; refuse schema 1."""
         if ":" in reference:
             validate_digest(reference)
@@ -407,7 +414,7 @@ class Repository:
                                   registry_error_text(response)))
         raise_for_response(response, "manifest for %s" % display)
 
-    def head_manifest(self, reference, accept=mediatypes.ACCEPT_MANIFESTS):
+    def head_manifest(self, reference: Any, accept: Any=mediatypes.ACCEPT_MANIFESTS) -> tuple[Any, ...] | None:
         """(media type, digest, size) of a manifest, or None when there is none."""
         response = self._request("HEAD", "manifests/" + reference,
                                  headers={"Accept": ", ".join(accept)})
@@ -419,7 +426,7 @@ class Repository:
                 response.headers.get("Docker-Content-Digest"),
                 int(response.headers.get("Content-Length", 0)))
 
-    def put_manifest(self, reference, media_type, data):
+    def put_manifest(self, reference: Any, media_type: Any, data: Any) -> Any:
         """Store a manifest under a tag or its digest; return the digest."""
         digest = sha256_digest(data)
         if ":" in reference and reference != digest:
@@ -435,7 +442,7 @@ class Repository:
                                   % (self.name, reference, served, digest))
         return digest
 
-    def tags(self):
+    def tags(self) -> Any:
         response = self._request("GET", "tags/list")
         if response.status_code != 200:
             raise_for_response(response, "tags of %s" % self.name)
@@ -443,7 +450,7 @@ class Repository:
 
     # -- blobs -------------------------------------------------------------------------------
 
-    def blob_size(self, digest):
+    def blob_size(self, digest: Any) -> int | None:
         """The size of a blob in the repository, or None when it is not there."""
         response = self._request("HEAD", "blobs/" + digest)
         if response.status_code == 404:
@@ -452,7 +459,7 @@ class Repository:
             raise_for_response(response, "blob %s in %s" % (digest, self.name))
         return int(response.headers.get("Content-Length", -1))
 
-    def get_blob(self, digest, size=None, limit=mediatypes.MANIFEST_SIZE_LIMIT):
+    def get_blob(self, digest: Any, size: Any=None, limit: Any=mediatypes.MANIFEST_SIZE_LIMIT) -> Any:
         """A small blob (a config) in memory, verified."""
         validate_digest(digest)
         response = self._request("GET", "blobs/" + digest, stream=True)
@@ -466,8 +473,8 @@ class Repository:
         verify_digest(digest, data, "blob %s" % digest)
         return data
 
-    def fetch_blob(self, digest, size, writer, progress=None, retries=DOWNLOAD_RETRIES,
-                   verifying=None):
+    def fetch_blob(self, digest: Any, size: Any, writer: Any, progress: Any=None, retries: Any=DOWNLOAD_RETRIES,
+                   verifying: Any=None) -> None:
         """Stream a blob into a content-store ``writer`` and commit it.
 
         The size is checked while streaming, the digest by ``writer.commit``. A broken
@@ -546,7 +553,7 @@ class Repository:
                 if progress:
                     progress(received)
 
-    def mount_blob(self, digest, source_path):
+    def mount_blob(self, digest: Any, source_path: Any) -> bool:
         """Ask the registry to link a blob from another repository: True when mounted.
 
         When the registry does not mount (it answers with an upload session instead), the
@@ -563,7 +570,7 @@ class Repository:
             return False
         raise_for_response(response, "blob mount %s from %s" % (digest, source_path))
 
-    def upload_blob(self, digest, size, opener, chunk_size=None, progress=None):
+    def upload_blob(self, digest: Any, size: Any, opener: Any, chunk_size: Any=None, progress: Any=None) -> Any:
         """Upload a blob (``opener()`` returns a fresh binary file on it).
 
         Monolithic (one PUT) by default; with ``chunk_size``, PATCH chunks then a closing PUT.
@@ -654,7 +661,7 @@ def _add_query(url, **params):
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
-def manifest_media_type(content_type, data, display):
+def manifest_media_type(content_type: Any, data: Any, display: Any) -> Any:
     """The media type of a served manifest; schema 1 refused with docker's explanation."""
     try:
         body = json.loads(data)

@@ -7,6 +7,8 @@ Two pieces of docker's configuration:
 * :class:`AuthFile`, the client's ``config.json`` with its ``auths`` section, where ``login``
   stores credentials as base64 ``user:password``.
 """
+from __future__ import annotations
+
 import base64
 import ipaddress
 import json
@@ -16,6 +18,10 @@ import socket
 from pyrunc.errors import InvalidArgument
 
 from pyrunc.engine.reference import DEFAULT_DOMAIN
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_CERTS_DIR = "/etc/docker/certs.d"
 DEFAULT_INSECURE_CIDRS = ("127.0.0.0/8", "::1/128")
@@ -28,7 +34,7 @@ class Endpoint:
 
     __slots__ = ("url", "host", "verify_tls", "mirror", "ca_files", "client_certs")
 
-    def __init__(self, url, host, verify_tls=True, mirror=False, ca_files=(), client_certs=()):
+    def __init__(self, url: Any, host: Any, verify_tls: bool=True, mirror: bool=False, ca_files: Any=(), client_certs: Any=()) -> None:
         self.url = url.rstrip("/")
         self.host = host
         self.verify_tls = verify_tls
@@ -37,10 +43,10 @@ class Endpoint:
         self.client_certs = tuple(client_certs)
 
     @property
-    def secure(self):
+    def secure(self) -> bool:
         return self.url.startswith("https://")
 
-    def ssl_context(self):
+    def ssl_context(self) -> Any:
         """The TLS context for this endpoint: system roots plus certs.d CAs and client pair."""
         import ssl
         context = ssl.create_default_context()
@@ -74,8 +80,8 @@ class RegistryOptions:
     ``mirrors`` are URLs tried before Docker Hub for ``docker.io`` pulls.
     """
 
-    def __init__(self, insecure_registries=(), mirrors=(), certs_dir=DEFAULT_CERTS_DIR,
-                 insecure_cidrs=DEFAULT_INSECURE_CIDRS):
+    def __init__(self, insecure_registries: Any=(), mirrors: Any=(), certs_dir: Any=DEFAULT_CERTS_DIR,
+                 insecure_cidrs: Any=DEFAULT_INSECURE_CIDRS) -> None:
         self.insecure_hosts = set()
         self.insecure_networks = []
         for entry in list(insecure_registries) + list(insecure_cidrs):
@@ -97,7 +103,7 @@ class RegistryOptions:
         self.certs_dir = certs_dir
 
     @classmethod
-    def from_daemon_config(cls, config, certs_dir=DEFAULT_CERTS_DIR):
+    def from_daemon_config(cls, config: Any, certs_dir: Any=DEFAULT_CERTS_DIR) -> Any:
         """Options from a parsed ``daemon.json`` (``insecure-registries``, ``registry-mirrors``)."""
         for key in ("insecure-registries", "registry-mirrors"):
             value = config.get(key, [])
@@ -106,7 +112,7 @@ class RegistryOptions:
         return cls(insecure_registries=config.get("insecure-registries", []),
                    mirrors=config.get("registry-mirrors", []), certs_dir=certs_dir)
 
-    def is_secure(self, host):
+    def is_secure(self, host: Any) -> bool:
         """Whether ``host[:port]`` must be reached over verified TLS."""
         if host in self.insecure_hosts:
             return False
@@ -122,7 +128,7 @@ class RegistryOptions:
                 return False
         return True
 
-    def tls_files(self, host):
+    def tls_files(self, host: Any) -> tuple[Any, ...]:
         """CA files and (cert, key) pairs from ``certs_dir/host/``, in docker's layout."""
         directory = os.path.join(self.certs_dir, host) if self.certs_dir else None
         ca_files, pairs = [], []
@@ -144,7 +150,7 @@ class RegistryOptions:
                                           % (name[:-len(".key")], name))
         return ca_files, pairs
 
-    def endpoints(self, domain, for_push=False):
+    def endpoints(self, domain: Any, for_push: bool=False) -> Any:
         """The endpoints to try for ``domain``, best first."""
         result = []
         if domain == DEFAULT_DOMAIN:
@@ -185,7 +191,7 @@ def _addresses(name):
     return result
 
 
-def server_domain(server):
+def server_domain(server: Any) -> Any:
     """The registry domain a ``docker login`` server argument names (default docker.io)."""
     if not server:
         return DEFAULT_DOMAIN
@@ -197,12 +203,12 @@ def server_domain(server):
     return host
 
 
-def auth_key(domain):
+def auth_key(domain: Any) -> Any:
     """The ``auths`` key docker uses for a registry domain."""
     return DOCKER_HUB_AUTH_KEY if domain == DEFAULT_DOMAIN else domain
 
 
-def default_auth_file_path():
+def default_auth_file_path() -> Any:
     config_dir = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"),
                                                                  ".docker")
     return os.path.join(config_dir, "config.json")
@@ -213,7 +219,7 @@ class Credentials:
 
     __slots__ = ("username", "password", "identity_token")
 
-    def __init__(self, username="", password="", identity_token=""):
+    def __init__(self, username: str="", password: str="", identity_token: str="") -> None:
         self.username = username
         self.password = password
         self.identity_token = identity_token
@@ -228,7 +234,7 @@ class Credentials:
 class AuthFile:
     """docker's ``config.json``: credentials under ``auths``, other keys kept as they are."""
 
-    def __init__(self, path=None):
+    def __init__(self, path: Any=None) -> None:
         self.path = path or default_auth_file_path()
 
     def _load(self):
@@ -254,7 +260,7 @@ class AuthFile:
                 return entry
         return None
 
-    def get(self, domain):
+    def get(self, domain: Any) -> Credentials:
         """Credentials stored for ``domain`` (empty when there are none)."""
         entry = self._entry(self._load().get("auths") or {}, domain)
         if not entry:
@@ -269,7 +275,7 @@ class AuthFile:
                                       % (self.path, auth_key(domain)))
         return Credentials(username, password, entry.get("identitytoken", ""))
 
-    def store(self, domain, credentials):
+    def store(self, domain: Any, credentials: Any) -> None:
         data = self._load()
         auths = data.setdefault("auths", {})
         entry = {"auth": base64.b64encode(("%s:%s" % (credentials.username,
@@ -280,7 +286,7 @@ class AuthFile:
         auths[auth_key(domain)] = entry
         self._write(data)
 
-    def erase(self, domain):
+    def erase(self, domain: Any) -> bool:
         """Forget the credentials for ``domain``; False when there were none."""
         data = self._load()
         auths = data.get("auths") or {}

@@ -14,10 +14,16 @@ how much of a response is read.
 
 ``requests`` is imported lazily.
 """
+from __future__ import annotations
+
 import time
 import urllib.parse
 
 from pyrunc.errors import InvalidArgument, Unavailable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 60
@@ -79,7 +85,7 @@ class Transport:
     whether TLS is verified; ``endpoint`` is the registry's own base URL and TLS settings.
     """
 
-    def __init__(self, endpoint, options, pool_size: int = 16) -> None:
+    def __init__(self, endpoint: Any, options: Any, pool_size: int = 16) -> None:
         import requests
         from requests.adapters import HTTPAdapter
         self.endpoint = endpoint
@@ -141,9 +147,9 @@ class Transport:
             import urllib3
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
-    def send(self, method: str, url: str, *, authorization: str = None, auth_origin=None,
-             headers: dict = None, stream: bool = False, data=None, timeout=None,
-             body_limit: int = SMALL_BODY_LIMIT):
+    def send(self, method: str, url: str, *, authorization: str = None, auth_origin: Any=None,
+             headers: dict = None, stream: bool = False, data: Any=None, timeout: Any=None,
+             body_limit: int = SMALL_BODY_LIMIT) -> Any:
         """Send one request, following redirects under the rules; the final response.
 
         ``authorization`` goes only to ``auth_origin`` (default: the endpoint's origin).
@@ -193,7 +199,7 @@ class Transport:
         return response
 
 
-def buffer(response, limit: int, what: str, truncate: bool = False) -> None:
+def buffer(response: Any, limit: int, what: str, truncate: bool = False) -> None:
     """Read a response's body now (``response.content`` then holds it), bounded."""
     if response._content_consumed:
         return
@@ -205,7 +211,7 @@ def buffer(response, limit: int, what: str, truncate: bool = False) -> None:
     response._content_consumed = True
 
 
-def read_limited(response, limit: int, what: str, truncate: bool = False,
+def read_limited(response: Any, limit: int, what: str, truncate: bool = False,
                  deadline: float = None) -> bytes:
     """At most ``limit`` bytes of a streamed body, within ``BODY_DEADLINE`` seconds.
 

@@ -3,6 +3,8 @@
 ``open_snapshotter(root)`` picks overlayfs where the kernel and the filesystem allow it, else
 the copying backend; ``open_snapshotter(root, "native")`` forces one.
 """
+from __future__ import annotations
+
 import os
 
 from pyrunc.engine.snapshots.base import ACTIVE, COMMITTED, VIEW, Info, Mount, Snapshotter, Usage
@@ -10,10 +12,14 @@ from pyrunc.engine.snapshots.copy import CopySnapshotter
 from pyrunc.engine.snapshots.overlay import OverlaySnapshotter, supported as overlay_supported
 from pyrunc.errors import InvalidArgument
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 BACKENDS = {"overlayfs": OverlaySnapshotter, "native": CopySnapshotter}
 
 
-def open_snapshotter(root, backend=None):
+def open_snapshotter(root: Any, backend: Any=None) -> Any:
     """The snapshotter stored under ``root/<backend>``; the default prefers overlayfs."""
     os.makedirs(root, exist_ok=True)
     if backend is None:

@@ -8,6 +8,8 @@ perform the mounts (in their own private mount namespace), see ``mount.mount_all
 Metadata lives in ``metadata.json`` under the backend's root, rewritten by atomic rename under
 an flock; each snapshot's files live in ``snapshots/<id>/``.
 """
+from __future__ import annotations
+
 import collections
 import os
 import shutil
@@ -16,6 +18,11 @@ import time
 
 from pyrunc.engine.metadata import locked_document
 from pyrunc.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+    from collections.abc import Iterator
 
 ACTIVE, VIEW, COMMITTED = "active", "view", "committed"
 
@@ -27,7 +34,7 @@ class Mount(collections.namedtuple("Mount", "type source options")):
     """One mount(2): ``type`` ("bind" or "overlay"), ``source`` and fstab-style options."""
 
 
-def tree_usage(path):
+def tree_usage(path: Any) -> Any:
     """Bytes (allocated blocks) and distinct inodes under ``path``."""
     seen = set()
     size = 0
@@ -47,7 +54,7 @@ class Snapshotter:
     name = None
     whiteouts = "delete"     # how a layer's whiteouts are written into writable_dir()
 
-    def __init__(self, root):
+    def __init__(self, root: Any) -> None:
         self.root = os.path.abspath(root)
         os.makedirs(os.path.join(self.root, "snapshots"), exist_ok=True)
 
@@ -79,20 +86,20 @@ class Snapshotter:
         return Info(key, s["kind"], s["parent"], dict(s["labels"]), s["created"], s["updated"])
 
     # the interface --------------------------------------------------------------------------
-    def stat(self, key):
+    def stat(self, key: Any) -> Any:
         with self._locked(write=False) as meta:
             return self._info(key, self._get(meta, key))
 
-    def walk(self):
+    def walk(self) -> Iterator[Any]:
         with self._locked(write=False) as meta:
             items = sorted(meta["snapshots"].items(), key=lambda kv: kv[1]["id"])
         for key, s in items:
             yield self._info(key, s)
 
-    def prepare(self, key, parent=None, labels=None):
+    def prepare(self, key: Any, parent: Any=None, labels: Any=None) -> Any:
         return self._create(ACTIVE, key, parent, labels)
 
-    def view(self, key, parent=None, labels=None):
+    def view(self, key: Any, parent: Any=None, labels: Any=None) -> Any:
         return self._create(VIEW, key, parent, labels)
 
     def _create(self, kind, key, parent, labels):
@@ -120,7 +127,7 @@ class Snapshotter:
             meta["snapshots"][key] = snap
             return self._mounts(d, self._chain(meta, parent), kind)
 
-    def mounts(self, key):
+    def mounts(self, key: Any) -> Any:
         with self._locked(write=False) as meta:
             s = self._get(meta, key)
             if s["kind"] == COMMITTED:
@@ -128,7 +135,7 @@ class Snapshotter:
                                          "make a view" % key)
             return self._mounts(self._dir(s), self._chain(meta, s["parent"]), s["kind"])
 
-    def commit(self, name, key, labels=None):
+    def commit(self, name: Any, key: Any, labels: Any=None) -> None:
         with self._locked() as meta:
             s = self._get(meta, key)
             if s["kind"] != ACTIVE:
@@ -143,7 +150,7 @@ class Snapshotter:
             del meta["snapshots"][key]
             meta["snapshots"][name] = s
 
-    def remove(self, key):
+    def remove(self, key: Any) -> None:
         with self._locked() as meta:
             s = self._get(meta, key)
             children = sorted(k for k, c in meta["snapshots"].items() if c["parent"] == key)
@@ -159,7 +166,7 @@ class Snapshotter:
                 os.rename(d, trash)
                 _force_rmtree(trash)
 
-    def cleanup(self):
+    def cleanup(self) -> Any:
         """Remove the directories no snapshot record owns: what a process killed while
         creating or removing a snapshot left behind (containerd's Cleaner). Creation and
         removal happen under the metadata lock, so holding it makes this safe."""
@@ -173,12 +180,12 @@ class Snapshotter:
                     removed.append(name)
             return removed
 
-    def usage(self, key):
+    def usage(self, key: Any) -> Any:
         with self._locked(write=False) as meta:
             d = self._dir(self._get(meta, key))
         return tree_usage(self._data_dir(d))
 
-    def writable_dir(self, key):
+    def writable_dir(self, key: Any) -> Any:
         """Where to apply a layer into the active snapshot ``key`` without mounting it."""
         with self._locked(write=False) as meta:
             s = self._get(meta, key)
@@ -186,13 +193,13 @@ class Snapshotter:
                 raise FailedPrecondition("snapshot %s: is not active" % key)
             return self._data_dir(self._dir(s))
 
-    def lower_dirs(self, key):
+    def lower_dirs(self, key: Any) -> list[Any]:
         """The committed parents' data directories under ``key``, nearest first."""
         with self._locked(write=False) as meta:
             s = self._get(meta, key)
             return [self._data_dir(d) for d in self._chain(meta, s["parent"])]
 
-    def diff(self, key, out):
+    def diff(self, key: Any, out: Any) -> None:
         """Write the changes of ``key`` over its parent as an uncompressed OCI layer tar."""
         with self._locked(write=False) as meta:
             s = self._get(meta, key)

@@ -3,13 +3,19 @@
 Layers are applied straight into the upper directory (whiteouts in overlay form), so
 unpacking needs no mount; an active snapshot mounts as overlay(lower=parents, upper, work).
 """
+from __future__ import annotations
+
 import os
 import shutil
 
 from pyrunc.engine.snapshots.base import VIEW, Mount, Snapshotter
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-def supported(root):
+
+def supported(root: Any) -> bool:
     """Overlayfs is available and ``root``'s filesystem can hold upper directories."""
     try:
         with open("/proc/filesystems") as f:
