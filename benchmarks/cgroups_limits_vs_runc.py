@@ -19,7 +19,8 @@ import time
 
 from side_by_side import RuntimeFailed, arguments, leave_out, pause, report, runtimes, time_run
 
-from pyrunc.libcontainer import bundle as bundles
+from pyrunc.containerd.runtime import spec as runtime_spec
+from pyrunc.engine import busybox
 from pyrunc.libcontainer import cgroups
 
 PARENT = "/pyrunc-bench-cgroups"
@@ -53,10 +54,10 @@ def main():
         bundle_of = {}
         for name in found:
             bundle = os.path.join(work, "bundle-" + name)
-            spec = bundles.example_spec(args=["true"], terminal=False)
+            spec = runtime_spec.example_spec(args=["true"], terminal=False)
             spec["linux"]["resources"] = RESOURCES
             spec["linux"]["cgroupsPath"] = "%s/%s" % (PARENT, name)
-            bundles.make_bundle(bundle, spec=spec)
+            busybox.make_bundle(bundle, spec=spec)
             bundle_of[name] = bundle
         for name in list(found):
             try:

@@ -15,7 +15,7 @@ import time
 
 from side_by_side import RuntimeFailed, arguments, leave_out, pause, report, runtimes
 
-from pyrunc.libcontainer import bundle as bundles
+from pyrunc.engine import busybox
 
 
 def call(binary, root, *args):
@@ -42,7 +42,7 @@ def main():
     started = []
     try:
         bundle = os.path.join(work, "bundle")
-        bundles.make_bundle(bundle, args=["sleep", "100000"])
+        busybox.make_bundle(bundle, args=["sleep", "100000"])
         for name, binary in list(found.items()):
             root = os.path.join(work, "root-" + name)
             cid = "bench-exec-%s-%d" % (name, os.getpid())

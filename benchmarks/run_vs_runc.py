@@ -13,7 +13,7 @@ import tempfile
 
 from side_by_side import RuntimeFailed, arguments, leave_out, pause, report, runtimes, time_run
 
-from pyrunc.libcontainer import bundle as bundles
+from pyrunc.engine import busybox
 
 
 def main():
@@ -21,7 +21,7 @@ def main():
     work = tempfile.mkdtemp(prefix="bench-run-")
     try:
         bundle = os.path.join(work, "bundle")
-        bundles.make_bundle(bundle, args=["true"])
+        busybox.make_bundle(bundle, args=["true"])
         found = runtimes(args.pyrunc)
         for name, binary in list(found.items()):   # warm-up
             try:

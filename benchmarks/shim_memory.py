@@ -34,16 +34,17 @@ def memory_of(pid):
 
 
 def make_bundles(work, count):
-    from pyrunc.libcontainer import bundle as bundles
+    from pyrunc.containerd.runtime import spec as runtime_spec
+    from pyrunc.engine import busybox
     rootfs = os.path.join(work, "rootfs")
-    bundles.make_busybox_rootfs(rootfs)
+    busybox.make_rootfs(rootfs)
     paths = []
     for i in range(count):
         path = os.path.join(work, "bundles", "bench-%03d" % i)
         os.makedirs(path)
-        spec = bundles.example_spec(args=["sleep", "100000"], terminal=False)
+        spec = runtime_spec.example_spec(args=["sleep", "100000"], terminal=False)
         spec["root"]["path"] = rootfs
-        bundles.write_spec(path, spec)
+        runtime_spec.write_spec(path, spec)
         paths.append(path)
     return rootfs, paths
 

@@ -4,6 +4,6 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 bundle=$(mktemp -d /tmp/pyrunc-demo.XXXXXX)
 trap 'rm -rf "$bundle"' EXIT
-"$top/.venv/bin/python" -m pyrunc.libcontainer.bundle "$bundle" \
+"$top/.venv/bin/python" -m pyrunc.engine.busybox "$bundle" \
     -- sh -c 'echo "hello from pyrunc: pid $$ on $(hostname)"; ls /'
 exec unshare --mount --propagation private -- "$top/.venv/bin/pyrunc" run --bundle "$bundle" "demo-$$"

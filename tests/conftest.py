@@ -10,7 +10,8 @@ import sys
 import pytest
 
 import support
-from pyrunc.libcontainer import bundle as bundles
+from pyrunc.containerd.runtime import spec as runtime_spec
+from pyrunc.engine import busybox
 
 VENV_BIN = os.path.dirname(sys.executable)
 
@@ -61,7 +62,7 @@ def private_mount_ns():
 def busybox_rootfs(tmp_path_factory):
     """A busybox-static rootfs built once per session (treat as read-only; copy to change)."""
     root = tmp_path_factory.mktemp("busybox") / "rootfs"
-    bundles.make_busybox_rootfs(str(root))
+    busybox.make_rootfs(str(root))
     return str(root)
 
 
@@ -79,10 +80,10 @@ def make_bundle(tmp_path, busybox_rootfs):
         bundle = tmp_path / ("bundle%d" % counter[0])
         bundle.mkdir()
         subprocess.run(["cp", "-al", busybox_rootfs, str(bundle / "rootfs")], check=True)
-        spec = bundles.example_spec(args=list(args), terminal=terminal)
+        spec = runtime_spec.example_spec(args=list(args), terminal=terminal)
         if mutate:
             mutate(spec)
-        bundles.write_spec(str(bundle), spec)
+        runtime_spec.write_spec(str(bundle), spec)
         return str(bundle)
 
     return make

@@ -10,14 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyrunc import errors
-from pyrunc.libcontainer import bundle as bundles
+from pyrunc.containerd.runtime import spec as runtime_spec
 from pyrunc.libcontainer import configs
 from pyrunc.libcontainer.configs import fields
 
 
 def full_doc():
     """The example spec with one value in most sections the model knows."""
-    doc = bundles.example_spec(args=["sh", "-c", "true"])
+    doc = runtime_spec.example_spec(args=["sh", "-c", "true"])
     doc["ociVersion"] = "1.2.0"
     doc["process"]["user"].update({"umask": 18, "additionalGids": [5, 6], "username": "root"})
     doc["process"]["consoleSize"] = {"height": 24, "width": 80}
@@ -59,7 +59,7 @@ def test_every_key_is_a_snake_case_attribute():
     assert p.args == ["sh", "-c", "true"] and p.cwd == "/" and p.terminal is True
     assert p.user.uid == 0 and p.user.umask == 18 and p.user.additional_gids == [5, 6]
     assert p.console_size.height == 24
-    assert p.capabilities.bounding == bundles.DEFAULT_CAPS
+    assert p.capabilities.bounding == runtime_spec.DEFAULT_CAPS
     assert p.capabilities.inheritable == []
     assert p.rlimits[0].type == "RLIMIT_NOFILE" and p.rlimits[0].soft == 1024
     assert p.no_new_privileges is True and p.oom_score_adj == -500
@@ -193,7 +193,7 @@ def test_unknown_keys_are_ignored():
 
 
 def test_load_reads_the_bundle(tmp_path):
-    bundles.write_spec(str(tmp_path), full_doc())
+    runtime_spec.write_spec(str(tmp_path), full_doc())
     spec = configs.load(str(tmp_path))
     assert spec.process.args == ["sh", "-c", "true"] and spec.raw == full_doc()
 
@@ -231,8 +231,9 @@ def test_spec_equality_and_repr():
 
 
 def test_import_is_cheap_and_skips_jsonschema():
-    code = ("import sys; from pyrunc.libcontainer import configs, bundle;"
-            "configs.from_dict(bundle.example_spec());"
+    code = ("import sys; from pyrunc.libcontainer import configs;"
+            "from pyrunc.containerd.runtime.spec import example_spec;"
+            "configs.from_dict(example_spec());"
             "bad = [m for m in ('jsonschema', 'requests', 'pyroute2', 'dataclasses',"
             " 'pyrunc._seccomp', 'pyrunc.libcontainer.seccomp') if m in sys.modules];"
             "print(bad)")
@@ -276,12 +277,12 @@ def test_check_command(tmp_path):
     r = check()
     assert r.returncode == 3 and "config.json: not found in bundle" in r.stderr
     doc = full_doc()
-    bundles.write_spec(str(tmp_path), doc)
+    runtime_spec.write_spec(str(tmp_path), doc)
     r = check()
     assert (r.returncode, r.stdout) == (0, "config.json: valid (ociVersion 1.2.0)\n")
     doc["process"]["args"] = []
     doc["process"]["user"]["uid"] = -1
-    bundles.write_spec(str(tmp_path), doc)
+    runtime_spec.write_spec(str(tmp_path), doc)
     r = check()
     lines = r.stderr.splitlines()
     assert r.returncode == 2

@@ -254,15 +254,15 @@ def test_without_a_session_keyring_the_callers_is_kept(rootfs):
 
 
 def test_specconv_names_the_keyring_after_the_container(tmp_path, busybox_rootfs):
-    from pyrunc.libcontainer import bundle as bundles
+    from pyrunc.containerd.runtime import spec as runtime_spec
     from pyrunc.libcontainer import specconv
     from pyrunc.libcontainer.configs import load
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     os.symlink(busybox_rootfs, bundle / "rootfs")
-    spec = bundles.example_spec(args=["true"])
+    spec = runtime_spec.example_spec(args=["true"])
     spec["mounts"] = [m for m in spec["mounts"] if m["type"] != "cgroup"]
-    bundles.write_spec(str(bundle), spec)
+    runtime_spec.write_spec(str(bundle), spec)
     spec = load(str(bundle))
     assert specconv.to_plan(spec, str(bundle), "web").session_keyring == "_ses.web"
     assert specconv.to_plan(spec, str(bundle), "web", no_new_keyring=True).session_keyring \

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pyrunc import errors
-from pyrunc.libcontainer import bundle as bundles
+from pyrunc.containerd.runtime import spec as runtime_spec
 from pyrunc.libcontainer import configs, specconv
 from pyrunc.libcontainer.plan import MountStep, Namespace
 
@@ -30,7 +30,7 @@ def bundle(tmp_path):
 
 
 def example(**process):
-    spec = bundles.example_spec(args=["sh"], terminal=False)
+    spec = runtime_spec.example_spec(args=["sh"], terminal=False)
     spec["mounts"] = [m for m in spec["mounts"] if m["type"] != "cgroup"]
     spec["process"].update(process)
     return spec

@@ -179,12 +179,12 @@ def _table(header, rows):
 
 def cmd_spec(ctx: Any, flags: Any, args: Any) -> int:
     """create a new specification file"""
-    from pyrunc.libcontainer import bundle
+    from pyrunc.containerd.runtime.spec import example_spec
     path = os.path.join(flags["bundle"] or ".", "config.json")
     if os.path.exists(path):
         raise InvalidArgument("File config.json exists. Remove it first")
     from pyrunc.libcontainer import jsoncodec
-    spec = bundle.example_spec(rootless=flags["rootless"])
+    spec = example_spec(rootless=flags["rootless"])
     with open(path, "w") as f:
         f.write(jsoncodec.dumps(spec, indent="\t"))
     return 0
@@ -346,7 +346,7 @@ def _command_usage(name):
     return "\n".join(lines) + "\n"
 
 
-def main(argv: Any=None) -> Any:
+def main(argv: Any = None) -> Any:
     argv = sys.argv[1:] if argv is None else argv
     from pyrunc.containerd.runtime.log import Log
     log = Log()

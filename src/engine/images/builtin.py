@@ -11,11 +11,12 @@ import shutil
 import tempfile
 
 import pyrunc
+from pyrunc.engine import busybox
 from pyrunc.engine.images.importer import ingest_layer
 from pyrunc.engine.layers import write_tree
 from pyrunc.engine.platforms import host_platform
 from pyrunc.errors import FailedPrecondition, InvalidArgument
-from pyrunc.libcontainer import bundle, timestamps
+from pyrunc.libcontainer import timestamps
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,8 +30,8 @@ HELLO_TIME = 1683046167        # 2023-05-02T16:49:27Z: hello-world's date, whate
 
 
 def _busybox_tree(root):
-    bundle.make_busybox_rootfs(root)
-    return int(os.stat(bundle.BUSYBOX).st_mtime), ["sh"], "busybox-static"
+    busybox.make_rootfs(root)
+    return int(os.stat(busybox.BUSYBOX).st_mtime), ["sh"], "busybox-static"
 
 
 def _hello_tree(root):

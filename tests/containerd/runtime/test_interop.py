@@ -129,19 +129,19 @@ def userns_bundle(busybox_rootfs):
     made = []
 
     def make(args, oom_score_adj):
-        from pyrunc.libcontainer import bundle as bundles
+        from pyrunc.containerd.runtime import spec as runtime_spec
         top = tempfile.mkdtemp(prefix="pyrunc-userns-", dir="/tmp")
         made.append(top)
         os.chmod(top, 0o755)
         subprocess.run(["cp", "-a", busybox_rootfs, os.path.join(top, "rootfs")], check=True)
         subprocess.run(["chown", "-R", "100000:100000", os.path.join(top, "rootfs")],
                        check=True)
-        spec = bundles.example_spec(args=list(args), terminal=False)
+        spec = runtime_spec.example_spec(args=list(args), terminal=False)
         spec["linux"]["namespaces"].append({"type": "user"})
         spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
         spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
         spec["process"]["oomScoreAdj"] = oom_score_adj
-        bundles.write_spec(top, spec)
+        runtime_spec.write_spec(top, spec)
         return top
 
     yield make

@@ -41,14 +41,14 @@ def probe(name, tmp_path_factory, busybox_rootfs):
     if not path:
         _probed[name] = "%s is not installed" % name
         return _probed[name]
-    from pyrunc.libcontainer import bundle as bundles
+    from pyrunc.containerd.runtime import spec as runtime_spec
     work = tmp_path_factory.mktemp("probe-" + name)
     bundle = work / "bundle"
     bundle.mkdir()
     subprocess.run(["cp", "-al", busybox_rootfs, str(bundle / "rootfs")], check=True)
-    spec = bundles.example_spec(args=["true"], terminal=False)
+    spec = runtime_spec.example_spec(args=["true"], terminal=False)
     spec["mounts"] = [m for m in spec["mounts"] if m["type"] != "cgroup"]
-    bundles.write_spec(str(bundle), spec)
+    runtime_spec.write_spec(str(bundle), spec)
     cid = "shimt-probe-%s" % uuid.uuid4().hex[:8]
     try:
         proc = subprocess.run([path, "--root", str(work / "state"), "run", "--bundle",

@@ -25,7 +25,7 @@ def start_driver(root, runtime, *args):
 def make_bundles(directory, rootfs, count):
     """Bundles sharing one read-only rootfs; even ones exit with a code, odd ones keep running
     and write more lines after the manager is gone."""
-    from pyrunc.libcontainer import bundle as bundles
+    from pyrunc.containerd.runtime import spec as runtime_spec
     expected = {}
     for i in range(count):
         cid = new_id("r%02d" % i)
@@ -36,12 +36,12 @@ def make_bundles(directory, rootfs, count):
         else:
             code = None
             script = lines + "sleep 0.5; echo %s late >&2; sleep 1000" % cid
-        spec = bundles.example_spec(args=["sh", "-c", script], terminal=False)
+        spec = runtime_spec.example_spec(args=["sh", "-c", script], terminal=False)
         spec["root"]["path"] = rootfs
         spec["mounts"] = [m for m in spec["mounts"] if m["type"] != "cgroup"]
         path = os.path.join(directory, cid)
         os.mkdir(path)
-        bundles.write_spec(path, spec)
+        runtime_spec.write_spec(path, spec)
         expected[cid] = code
     return expected
 
