@@ -462,6 +462,11 @@ static void __attribute__((noreturn)) stage1_main(void)
                             strlen(c->time_offsets)) < 0)
             core_fail(errno, "write time namespace offsets");
     }
+    /* The init (or exec's process) and its hook callers are the first of us in the container's
+     * pid namespace: non-dumpable until the container's execve resets it, as runc's, so that a
+     * process there without CAP_SYS_PTRACE over us cannot open their /proc/PID/exe (the host's
+     * interpreter), fd or mem. Not earlier: stage 1 still writes its own /proc files above. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     pid_t pid = core_clone(CLONE_PARENT | CLONE_PARENT_SETTID, c->init_pid_slot);
     if (pid < 0)
         core_fail(errno, "clone the container init");
