@@ -39,7 +39,7 @@ def last_cap() -> Any:
         return len(CAPABILITIES) - 1
 
 
-def to_mask(names: Any, ignored: Any, last: Any=None) -> Any:
+def to_mask(names: Any, ignored: Any, last: Any = None) -> Any:
     """The bit mask of ``names``; names unknown here or to the kernel are added to ``ignored``."""
     last = last_cap() if last is None else last
     mask = 0

@@ -38,12 +38,13 @@ CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", 
 class Factory:
     """Creates and loads the containers kept under ``root``."""
 
-    def __init__(self, root: Any=DEFAULT_ROOT, systemd_cgroup: bool=False) -> None:
+    def __init__(self, root: Any = DEFAULT_ROOT, systemd_cgroup: bool = False) -> None:
         self.root = os.path.abspath(root)
         self.systemd_cgroup = systemd_cgroup
 
-    def create(self, container_id: str, bundle: str, console_socket: Any=None, pid_file: Any=None, no_pivot: bool=False,
-               no_new_keyring: bool=False, preserve_fds: int=0, stdio: tuple[int, ...]=(0, 1, 2)) -> Container:
+    def create(self, container_id: str, bundle: str, console_socket: Any = None,
+               pid_file: Any = None, no_pivot: bool = False, no_new_keyring: bool = False,
+               preserve_fds: int = 0, stdio: tuple[int, ...] = (0, 1, 2)) -> Container:
         """Create the container from ``bundle``: its init waits on the exec fifo until start.
 
         Everything is checked before anything is made; a failure leaves no process, cgroup or
@@ -151,14 +152,15 @@ class Factory:
             _check_resources(manager, resources)
         private_pid = any(ns.type == "pid" and not ns.path for ns in spec.linux.namespaces)
         state = dict(base, rootfs=plan.rootfs, pid=0, pid_start=0,
-                     creator=[os.getpid(), proc_stat(os.getpid())[1]], created=timestamps.now(),
+                     creator=[os.getpid(), proc_stat(os.getpid())[1]], created=timestamps.now(),  # type: ignore[index]
                      owner="", cgroup=manager.to_state(), private_pid_ns=private_pid,
                      namespace_paths={}, session_keyring=plan.session_keyring,
                      hooks={k: runtime_hooks[k] for k in ("poststart", "poststop")},
                      config=spec.raw)
         return spec, manager, plan, base, resources, runtime_hooks, state
 
-    def restore(self, container_id: str, bundle: str, options: Any, criu: str="criu", pid_file: Any=None) -> Container:
+    def restore(self, container_id: str, bundle: str, options: Any, criu: str = "criu",
+                pid_file: Any = None) -> Container:
         """A new container ``container_id`` from ``bundle`` whose init is the process tree
         checkpointed in ``options.image_path`` (``Container.checkpoint``), restored by CRIU
         inside the container's new cgroup. The init is reparented to the nearest child
@@ -328,7 +330,7 @@ def _hook_state(base, status, pid):
 class Container:
     """One container: its state directory, init process and cgroup."""
 
-    def __init__(self, factory: Any, state_dir: Any, state: Any, manager: Any=None) -> None:
+    def __init__(self, factory: Any, state_dir: Any, state: Any, manager: Any = None) -> None:
         self.factory = factory
         self._sd = state_dir
         self._state = state
@@ -445,8 +447,9 @@ class Container:
             except FileNotFoundError:
                 pass
 
-    def exec(self, process: Any, *, console_socket: Any=None, pid_file: Any=None, preserve_fds: int=0,
-             ignore_paused: bool=False, stdio: tuple[int, ...]=(0, 1, 2), source: str="process.json", json_path: str="") -> Any:
+    def exec(self, process: Any, *, console_socket: Any = None, pid_file: Any = None,
+             preserve_fds: int = 0, ignore_paused: bool = False, stdio: tuple[int, ...] = (0, 1, 2),
+             source: str = "process.json", json_path: str = "") -> Any:
         """Start ``process`` (a runtime-spec ``process`` object, as decoded JSON) in the
         container; returns its pid. The process is a child of the caller: reap it.
 
@@ -542,7 +545,7 @@ class Container:
             plan.seccomp = seccomp.compile(spec.linux.seccomp)
         return plan
 
-    def signal(self, sig: int, all: bool=False) -> Any:
+    def signal(self, sig: int, all: bool = False) -> Any:
         """Send ``sig`` to the init (or, with ``all``, to every process of the cgroup)."""
         self._reload()
         st = self._state
@@ -584,7 +587,7 @@ class Container:
             if freeze:
                 self.manager.thaw()
 
-    def checkpoint(self, options: Any, criu: str="criu") -> None:
+    def checkpoint(self, options: Any, criu: str = "criu") -> None:
         """Save the running container's processes in ``options.image_path`` through CRIU
         (``Factory.restore`` brings them back). As runc does, the container is then deleted,
         unless ``options.leave_running`` or ``options.pre_dump``."""
@@ -627,7 +630,7 @@ class Container:
                 time.sleep(0.01)
             return None
 
-    def destroy(self, force: bool=False) -> None:
+    def destroy(self, force: bool = False) -> None:
         """Delete the container: kill a created one (or any with ``force``), remove its
         processes, cgroup and state, then run the poststop hooks."""
         with self._sd.lock():

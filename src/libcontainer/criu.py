@@ -50,9 +50,11 @@ class Options:
                  "ext_unix_sk", "shell_job", "file_locks", "pre_dump", "auto_dedup",
                  "manage_cgroups_mode")
 
-    def __init__(self, image_path: Any, work_path: Any=None, parent_path: Any=None, leave_running: bool=False,
-                 tcp_established: bool=False, ext_unix_sk: bool=False, shell_job: bool=False, file_locks: bool=False,
-                 pre_dump: bool=False, auto_dedup: bool=False, manage_cgroups_mode: Any=None) -> None:
+    def __init__(self, image_path: Any, work_path: Any = None, parent_path: Any = None,
+                 leave_running: bool = False, tcp_established: bool = False,
+                 ext_unix_sk: bool = False, shell_job: bool = False, file_locks: bool = False,
+                 pre_dump: bool = False, auto_dedup: bool = False,
+                 manage_cgroups_mode: Any = None) -> None:
         if manage_cgroups_mode and manage_cgroups_mode not in MANAGE_CGROUPS_MODES:
             raise InvalidArgument("--manage-cgroups-mode: %r is not one of %s"
                                   % (manage_cgroups_mode, ", ".join(MANAGE_CGROUPS_MODES)))
@@ -156,7 +158,8 @@ def stdio_keys(pid: int) -> Any:
     return keys
 
 
-def run(criu: Any, args: Any, what: Any, log: Any, preexec_fn: Any=None, pass_fds: Any=()) -> None:
+def run(criu: Any, args: Any, what: Any, log: Any, preexec_fn: Any = None,
+        pass_fds: Any = ()) -> None:
     """Run CRIU; a failure is one line with CRIU's first error and where its log is."""
     try:
         r = subprocess.run([criu] + args, stdin=subprocess.DEVNULL, capture_output=True,
@@ -169,7 +172,7 @@ def run(criu: Any, args: Any, what: Any, log: Any, preexec_fn: Any=None, pass_fd
                             % (first_error(log, r.stderr), log))
 
 
-def first_error(log: Any, stderr: str="") -> Any:
+def first_error(log: Any, stderr: str = "") -> Any:
     """The first "Error" line of a CRIU log (the tun probe's is noise), or of its stderr."""
     try:
         with open(log, errors="replace") as f:
@@ -233,7 +236,8 @@ def read_descriptors(options: Any) -> Any:
     return keys
 
 
-def restore(rootfs: Any, readonly: Any, config: Any, manager: Any, join: Any, options: Any, criu: Any, work_dir: Any) -> int:
+def restore(rootfs: Any, readonly: Any, config: Any, manager: Any, join: Any, options: Any,
+            criu: Any, work_dir: Any) -> int:
     """Restore the tree saved in ``options.image_path`` inside the container's cgroup (made
     by the caller; ``join`` is its ``Join``, which CRIU takes before it restores). Returns the
     restored init's pid; it is reparented to the nearest child subreaper (the caller, if it is

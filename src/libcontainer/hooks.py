@@ -40,7 +40,7 @@ def run(kind: Any, hook: Any, state_json: Any) -> None:
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, close_fds=True, start_new_session=True)
     except OSError as e:
-        raise HookFailed("%s: %s" % (name, os.strerror(e.errno).lower())) from None
+        raise HookFailed("%s: %s" % (name, os.strerror(e.errno).lower())) from None  # type: ignore[arg-type]
     try:
         out, err = proc.communicate(state_json, timeout=timeout)
     except subprocess.TimeoutExpired:

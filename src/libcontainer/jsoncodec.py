@@ -37,10 +37,10 @@ class _ScanContext:
         self.parse_constant = parse_constant or _CONSTANTS.__getitem__
 
 
-_scan = _json.make_scanner(_ScanContext())
+_scan = _json.make_scanner(_ScanContext())  # type: ignore[arg-type]
 
 
-def loads(data: Any, parse_constant: Any=None) -> Any:
+def loads(data: Any, parse_constant: Any = None) -> Any:
     """``json.loads(data, parse_constant=parse_constant)``: ``data`` is str, bytes or bytearray."""
     if isinstance(data, str):
         if data.startswith("\ufeff"):
@@ -50,7 +50,7 @@ def loads(data: Any, parse_constant: Any=None) -> Any:
     else:
         raise TypeError("the JSON object must be str, bytes or bytearray, not %s"
                         % type(data).__name__)
-    scan = _scan if parse_constant is None else _json.make_scanner(_ScanContext(parse_constant))
+    scan = _scan if parse_constant is None else _json.make_scanner(_ScanContext(parse_constant))  # type: ignore[arg-type]
     start = _skip_whitespace(data, 0)
     try:
         value, end = scan(data, start)
@@ -69,7 +69,7 @@ def loads(data: Any, parse_constant: Any=None) -> Any:
     return value
 
 
-def load(f: Any, parse_constant: Any=None) -> Any:
+def load(f: Any, parse_constant: Any = None) -> Any:
     """``json.load(f)``: the document read from the file object ``f``."""
     return loads(f.read(), parse_constant)
 
@@ -119,7 +119,7 @@ def _floatstr(value):
     return float.__repr__(value)
 
 
-def dumps(value: Any, indent: Any=None, separators: Any=None) -> str:
+def dumps(value: Any, indent: Any = None, separators: Any = None) -> str:
     """``json.dumps(value, indent=indent, separators=separators)``."""
     if indent is None:
         item_sep, key_sep = separators or (", ", ": ")
@@ -127,7 +127,7 @@ def dumps(value: Any, indent: Any=None, separators: Any=None) -> str:
                                     key_sep, item_sep, False, False, True)
         return "".join(encode(value, 0))
     item_sep, key_sep = separators or (",", ": ")
-    out = []
+    out: list[Any] = []
     _write(value, out, "\n", indent if isinstance(indent, str) else " " * indent,
            item_sep, key_sep, {})
     return "".join(out)

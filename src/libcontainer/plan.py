@@ -67,7 +67,10 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, dataclass_transform
+else:
+    def dataclass_transform() -> Any:   # for the type checker only: _record makes __init__
+        return lambda f: f
 
 
 class _Required:
@@ -84,7 +87,7 @@ class Record:
     """
 
     __slots__ = ()
-    FIELDS = ()
+    FIELDS: tuple[tuple[str, Any], ...] = ()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if len(args) > len(self.FIELDS):
@@ -118,7 +121,8 @@ class Record:
             "%s=%r" % (n, getattr(self, n)) for n, _ in self.FIELDS))
 
 
-def _record(cls):
+@dataclass_transform()
+def _record(cls: Any) -> Any:
     """Turn the class's annotated attributes (``name = default  # comment``) into FIELDS."""
     fields = tuple((name, cls.__dict__.get(name, REQUIRED)) for name in cls.__annotations__)
     namespace = {k: v for k, v in cls.__dict__.items()

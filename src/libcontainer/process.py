@@ -31,7 +31,7 @@ _DEVICE_TYPES = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}
 
 _SYSCTL_SEPARATORS = str.maketrans("./", "/.")
 
-_cap_last = []
+_cap_last: list[Any] = []
 
 
 def cap_last() -> Any:
@@ -303,8 +303,9 @@ def _kill_and_reap(pid):
     _reap(pid)
 
 
-def spawn_init(plan: Any, *, exec_fifo_fd: Any, console_socket_fd: Any=None, preserve_fds: int=0, stdio: tuple[int, ...]=(0, 1, 2),
-               cgroup: Any=None, on_pid: Any=None, on_hooks: Any=None, on_seccomp_fd: Any=None) -> Any:
+def spawn_init(plan: Any, *, exec_fifo_fd: Any, console_socket_fd: Any = None,
+               preserve_fds: int = 0, stdio: tuple[int, ...] = (0, 1, 2), cgroup: Any = None,
+               on_pid: Any = None, on_hooks: Any = None, on_seccomp_fd: Any = None) -> Any:
     """Create the container's namespaces and init from ``plan``; return the init's pid.
 
     The init is a child of the caller (reap it with ``os.waitpid``) and waits, set up, until
@@ -328,7 +329,7 @@ def spawn_init(plan: Any, *, exec_fifo_fd: Any, console_socket_fd: Any=None, pre
     cfg = _Config()
     c = cfg.c
     c.root_fd = -1
-    ns_fds = []
+    ns_fds: list[Any] = []
     try:
         _build(plan, cfg, ns_fds, plan.namespaces)
         _set_io(c, console_socket_fd, exec_fifo_fd, preserve_fds, stdio)
@@ -369,8 +370,9 @@ NS_FILES = {CLONE_NEWUSER: "user", 0x20000000: "pid", CLONE_NEWNS: "mnt", 0x0400
             0x08000000: "ipc", 0x40000000: "net", 0x02000000: "cgroup", 0x00000080: "time"}
 
 
-def spawn_exec(plan: Any, init_pid: Any, *, console_socket_fd: Any=None, preserve_fds: int=0, stdio: tuple[int, ...]=(0, 1, 2),
-               cgroup: Any=None, on_pid: Any=None, on_seccomp_fd: Any=None) -> Any:
+def spawn_exec(plan: Any, init_pid: Any, *, console_socket_fd: Any = None, preserve_fds: int = 0,
+               stdio: tuple[int, ...] = (0, 1, 2), cgroup: Any = None, on_pid: Any = None,
+               on_seccomp_fd: Any = None) -> Any:
     """Start ``plan``'s process in the running container whose init is ``init_pid``.
 
     The process joins the init's namespaces (each type in ``plan.namespaces``, through

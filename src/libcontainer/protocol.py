@@ -60,7 +60,8 @@ class Message:
 
     __slots__ = ("type", "err", "value", "payload", "fd")
 
-    def __init__(self, type: Any, err: int=0, value: int=0, payload: bytes=b"", fd: int=-1) -> None:
+    def __init__(self, type: Any, err: int = 0, value: int = 0, payload: bytes = b"",
+                 fd: int = -1) -> None:
         self.type = type
         self.err = err
         self.value = value
@@ -80,7 +81,7 @@ class Message:
             self.name, self.err, self.value, self.payload, self.fd)
 
 
-def encode_error(step: Any, detail: str="") -> Any:
+def encode_error(step: Any, detail: str = "") -> Any:
     """The ERROR payload: the step and the detail, each NUL-terminated."""
     return step.encode("utf-8", "replace") + b"\0" + detail.encode("utf-8", "replace") + b"\0"
 
@@ -92,7 +93,7 @@ def decode_error(payload: Any) -> tuple[Any, ...]:
     return step or "container init", detail
 
 
-def send(fd: int, type: Any, value: int=0, payload: bytes=b"") -> None:
+def send(fd: int, type: Any, value: int = 0, payload: bytes = b"") -> None:
     """Send one message; raises ProtocolError(errno, ...) when the peer is gone."""
     if len(payload) > MAX_PAYLOAD:
         raise ValueError("payload of %d bytes exceeds %d" % (len(payload), MAX_PAYLOAD))
@@ -109,7 +110,7 @@ class Receiver:
         self._buf = ffi.new("char[]", BUFFER_SIZE)
         self._fdp = ffi.new("int *")
 
-    def recv(self) -> Message | None:
+    def recv(self) -> Any:
         """The next message, or None at EOF (every child end is closed)."""
         n = lib.core_recv(self.fd, self._buf, BUFFER_SIZE, self._fdp)
         if n < 0:

@@ -81,7 +81,7 @@ class StateDir:
             f.write(jsoncodec.dumps(state))
         os.rename(tmp, self.state_file)
 
-    def make_fifo(self, uid: int=0, gid: int=0) -> Any:
+    def make_fifo(self, uid: int = 0, gid: int = 0) -> Any:
         """The exec fifo the init blocks on until ``start``; returns an O_PATH descriptor."""
         old = os.umask(0)
         try:
@@ -177,5 +177,5 @@ class _Lock:
         return self
 
     def __exit__(self, *exc):
-        os.close(self.fd)
+        os.close(self.fd)  # type: ignore[arg-type]
         self.fd = None

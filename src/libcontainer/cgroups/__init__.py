@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def new_manager(cgroups_path: Any, container_id: str, *, systemd: bool=False) -> Any:
+def new_manager(cgroups_path: Any, container_id: str, *, systemd: bool = False) -> Any:
     """The manager for a container's cgroup on this host (nothing is created until apply)."""
     from pyrunc.libcontainer.cgroups import hierarchy
     if systemd:

@@ -32,7 +32,7 @@ class DBusError(Exception):
         self.message = message
 
 
-def split_signature(sig: int) -> Any:
+def split_signature(sig: str) -> list[str]:
     """"sa(sv)a{sv}" -> ["s", "a(sv)", "a{sv}"]"""
     types, i = [], 0
     while i < len(sig):
@@ -67,7 +67,7 @@ class Writer:
     def align(self, n: Any) -> None:
         self.buf.extend(b"\0" * (-len(self.buf) % n))
 
-    def write(self, sig: int, value: Any) -> None:
+    def write(self, sig: str, value: Any) -> None:
         c = sig[0]
         if c in _FIXED:
             fmt, size = _FIXED[c]
@@ -104,14 +104,14 @@ class Writer:
 
 
 class Reader:
-    def __init__(self, data: Any, offset: int=0) -> None:
+    def __init__(self, data: Any, offset: int = 0) -> None:
         self.data = data
         self.pos = offset
 
     def align(self, n: Any) -> None:
         self.pos += -self.pos % n
 
-    def read(self, sig: int) -> Any:
+    def read(self, sig: str) -> Any:
         c = sig[0]
         if c in _FIXED:
             fmt, size = _FIXED[c]
@@ -146,7 +146,8 @@ class Reader:
         raise ValueError("D-Bus type %r is not supported" % c)
 
 
-def encode_message(serial: Any, path: Any, interface: Any, member: Any, destination: Any, signature: Any, args: Any) -> bytes:
+def encode_message(serial: Any, path: Any, interface: Any, member: Any, destination: Any,
+                   signature: Any, args: Any) -> bytes:
     body = Writer()
     for t, v in zip(split_signature(signature), args):
         body.write(t, v)
@@ -164,7 +165,7 @@ def encode_message(serial: Any, path: Any, interface: Any, member: Any, destinat
 
 
 class Connection:
-    def __init__(self, path: Any=PRIVATE_SOCKET) -> None:
+    def __init__(self, path: Any = PRIVATE_SOCKET) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         self.sock.settimeout(TIMEOUT)
         try:
@@ -172,7 +173,7 @@ class Connection:
         except OSError as e:
             self.sock.close()
             raise Unavailable("systemd cgroup driver: cannot connect to %s: %s"
-                              % (path, os.strerror(e.errno).lower())) from None
+                              % (path, os.strerror(e.errno).lower())) from None  # type: ignore[arg-type]
         self._buf = b""
         self._serial = 0
         self._auth()
@@ -218,8 +219,8 @@ class Connection:
             body = [r.read(t) for t in split_signature(fields[8])]
         return data[1], fields, body
 
-    def call(self, path: Any, interface: Any, member: Any, signature: str="", *args: Any,
-             destination: str="org.freedesktop.systemd1") -> Any:
+    def call(self, path: Any, interface: Any, member: Any, signature: str = "", *args: Any,
+             destination: str = "org.freedesktop.systemd1") -> Any:
         self._serial += 1
         serial = self._serial
         self.sock.sendall(encode_message(serial, path, interface, member, destination,

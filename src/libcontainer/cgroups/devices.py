@@ -24,7 +24,8 @@ class Rule:
 
     __slots__ = ("allow", "type", "major", "minor", "access")
 
-    def __init__(self, allow: Any, type: str="a", major: Any=WILDCARD, minor: Any=WILDCARD, access: str="rwm") -> None:
+    def __init__(self, allow: Any, type: str = "a", major: Any = WILDCARD, minor: Any = WILDCARD,
+                 access: str = "rwm") -> None:
         self.allow = allow
         self.type = type
         self.major = major
@@ -125,7 +126,7 @@ def _access_mask(access):
             | (ACC_MKNOD if "m" in access else 0))
 
 
-def program(rules: Any) -> str:
+def program(rules: Any) -> bytes:
     """The bytes of a cgroup device program (struct bpf_insn[]) deciding as ``rules`` do.
 
     r2 = device type, r3 = requested access bits, r4 = major, r5 = minor. Rules are tested

@@ -20,7 +20,7 @@ LOG_SIZE = 1 << 16
 
 def _native():
     try:
-        from pyrunc import _cgroups
+        from pyrunc import _cgroups  # type: ignore[attr-defined]
     except ImportError:
         raise Unavailable("cgroup v2 device control needs the native module pyrunc._cgroups; "
                           "rebuild pyrunc") from None

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
-def stream(manager: Any, interval: float=5.0) -> Iterator[Any]:
+def stream(manager: Any, interval: float = 5.0) -> Iterator[Any]:
     """``pyrunc events``: yields runc's event objects for the container whose cgroup
     ``manager`` is: ``{"type": "stats", "id": ..., "data": manager.stats()}`` every ``interval``
     seconds (the first after one interval, as runc's ticker) and ``{"type": "oom", "id": ...}``
@@ -63,7 +63,7 @@ class OOMNotifier:
     def fileno(self) -> Any:
         raise NotImplementedError
 
-    def poll(self, timeout: Any=None) -> Any:
+    def poll(self, timeout: Any = None) -> Any:
         """New OOM kills since the last call; 0 on timeout; None once the cgroup is gone."""
         if self.closed:
             return None

@@ -179,6 +179,7 @@ class Layout:
 
 def layout_from(mountinfo_text: Any, proc_cgroup_text: Any) -> Layout:
     """The Layout described by a mountinfo text and a /proc/self/cgroup text."""
+    v1: dict[Any, Any]
     v1, unified = {}, None
     for mount in parse_mountinfo(mountinfo_text):
         if mount.fstype == "cgroup2":

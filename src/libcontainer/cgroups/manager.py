@@ -31,7 +31,7 @@ def read(path: Any) -> Any:
         raise
 
 
-def read_int(path: Any, default: int=0) -> Any:
+def read_int(path: Any, default: int = 0) -> Any:
     """An integer file; "max" (v2) reads as ``default``; a missing file too."""
     try:
         text = read(path).strip()
@@ -44,7 +44,7 @@ def read_int(path: Any, default: int=0) -> Any:
 
 def read_keyed(path: Any) -> Any:
     """A flat keyed file ("key value" lines) as {key: int}; {} when missing."""
-    out = {}
+    out: dict[Any, Any] = {}
     try:
         text = read(path)
     except FileNotFoundError:
@@ -59,7 +59,7 @@ def read_keyed(path: Any) -> Any:
     return out
 
 
-def write(directory: Any, name: Any, value: Any, what: Any=None) -> None:
+def write(directory: Any, name: Any, value: Any, what: Any = None) -> None:
     """Write ``value`` into the cgroup file ``directory/name``.
 
     ``what`` is the config field being applied (e.g. "memory.limit"); a kernel refusal becomes
@@ -81,13 +81,13 @@ def write(directory: Any, name: Any, value: Any, what: Any=None) -> None:
     except OSError as e:
         if what and e.errno in (errno.EINVAL, errno.ERANGE, errno.EOVERFLOW):
             raise InvalidArgument("%s: the kernel refused %s for %s: %s"
-                                  % (field(what), value, name, os.strerror(e.errno).lower())) from None
+                                  % (field(what), value, name, os.strerror(e.errno).lower())) from None  # type: ignore[arg-type]
         raise SystemFailure("write %r to %s" % (value, path), e.errno) from None
     finally:
         os.close(fd)
 
 
-def mkdir_p(path: Any, on_create: Any=None) -> Any:
+def mkdir_p(path: Any, on_create: Any = None) -> Any:
     """mkdir -p; returns the directories created, outermost first. ``on_create(dir)`` runs on
     each new directory before the next level is made (cpuset needs that)."""
     missing = []
@@ -131,14 +131,14 @@ def _rmdir(path):
         except OSError as e:
             if e.errno != errno.EBUSY or time.monotonic() > deadline:
                 raise FailedPrecondition("remove cgroup %s: %s (processes still in it?)"
-                                         % (path, os.strerror(e.errno).lower())) from None
+                                         % (path, os.strerror(e.errno).lower())) from None  # type: ignore[arg-type]
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
 
 
 def procs_in_tree(path: Any) -> Any:
     """Every pid in the cgroup at ``path`` and its descendants."""
-    pids = []
+    pids: list[Any] = []
     for root, _, files in os.walk(path):
         if "cgroup.procs" in files:
             try:
@@ -170,7 +170,7 @@ class Join:
 
     __slots__ = ("tasks_files", "cgroup2_dir")
 
-    def __init__(self, tasks_files: Any=(), cgroup2_dir: Any=None) -> None:
+    def __init__(self, tasks_files: Any = (), cgroup2_dir: Any = None) -> None:
         self.tasks_files = list(tasks_files)
         self.cgroup2_dir = cgroup2_dir
 
@@ -189,6 +189,12 @@ class Manager:
 
     version = 0
     driver = "cgroupfs"
+    if TYPE_CHECKING:   # each subclass has them
+        def create(self) -> Any: ...
+        def _oom_kills(self) -> int: ...
+        def _memory_limit(self) -> int | None: ...
+        def _pids_limit_hits(self) -> int: ...
+        def _pids_limit(self) -> int: ...
 
     def __init__(self, cgroups_path: Any, container_id: str, dirs: Any) -> None:
         self.cgroups_path = cgroups_path

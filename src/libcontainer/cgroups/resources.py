@@ -26,7 +26,7 @@ def bad(name: Any, reason: Any) -> InvalidArgument:
     return InvalidArgument("%s: %s" % (field(name), reason))
 
 
-def section(parent: Any, key: Any, name: Any=None) -> Any:
+def section(parent: Any, key: Any, name: Any = None) -> Any:
     """The sub-object ``parent[key]`` as a dict ({} when absent)."""
     name = name or key
     value = parent.get(key)
@@ -46,7 +46,8 @@ def array(parent: Any, key: Any, name: Any) -> Any:
     return value
 
 
-def integer(parent: Any, key: Any, name: Any, *, minimum: Any=-INT64_MAX - 1, maximum: Any=UINT64_MAX) -> Any:
+def integer(parent: Any, key: Any, name: Any, *, minimum: Any = -INT64_MAX - 1,
+            maximum: Any = UINT64_MAX) -> Any:
     value = parent.get(key)
     if value is None:
         return None
@@ -109,7 +110,7 @@ def cpu_list(parent: Any, key: Any, name: Any) -> Any:
 
 def parse_cpu_list(text: Any) -> Any:
     """"0-3,5" -> [0, 1, 2, 3, 5]"""
-    out = []
+    out: list[Any] = []
     for part in text.strip().split(","):
         part = part.strip()
         if not part:

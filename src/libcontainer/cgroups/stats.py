@@ -104,7 +104,7 @@ def _cpuset(d):
 
 def _blkio(path):
     """"8:0 Read 4096" lines -> [{"major", "minor", "op", "value"}] (the Total line dropped)."""
-    entries = []
+    entries: list[Any] = []
     try:
         text = read(path)
     except FileNotFoundError:
@@ -120,7 +120,7 @@ def _blkio(path):
 
 
 def _hugepage_sizes(d, suffix):
-    sizes = []
+    sizes: list[Any] = []
     try:
         names = os.listdir(d)
     except FileNotFoundError:
@@ -176,6 +176,8 @@ def v2_stats(d: Any) -> Any:
 
 def _io_stat(path):
     """io.stat ("8:0 rbytes=1 wbytes=2 rios=3 wios=4 ...") in v1's blkio entry shape."""
+    service_bytes: list[Any]
+    serviced: list[Any]
     service_bytes, serviced = [], []
     try:
         text = read(path)

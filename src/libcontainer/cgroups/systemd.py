@@ -90,7 +90,8 @@ def load_manager(state: Any) -> SystemdManager:
 class SystemdManager(V2Manager):
     driver = "systemd"
 
-    def __init__(self, cgroups_path: Any, container_id: str, dirs: Any, root: Any, slice_: Any, unit: Any) -> None:
+    def __init__(self, cgroups_path: Any, container_id: str, dirs: Any, root: Any, slice_: Any,
+                 unit: Any) -> None:
         super().__init__(cgroups_path, container_id, dirs, root)
         self.slice = slice_
         self.unit = unit

@@ -25,7 +25,7 @@ def planned_writes(res: Any) -> Any:
     they are written. Raises InvalidArgument for any malformed field before anything is written."""
     if not isinstance(res, dict):
         raise InvalidArgument("linux.resources: must be an object")
-    w = []
+    w: list[Any] = []
 
     mem = R.section(res, "memory")
     limit = R.integer(mem, "limit", "memory.limit")
@@ -346,7 +346,7 @@ class V1Manager(Manager):
         return V1OOMNotifier(self._dirs["memory"])
 
     # ---- the view from inside the container ------------------------------------------------
-    def mount_steps(self, destination: Any, flags: int=0, cgroupns: bool=False) -> Any:
+    def mount_steps(self, destination: Any, flags: int = 0, cgroupns: bool = False) -> Any:
         """runc's layout: a tmpfs with one directory per hierarchy (the container's own cgroup,
         bound from the host, or the hierarchy mounted afresh inside a cgroup namespace) and
         symlinks for co-mounted controllers ("cpu" -> "cpu,cpuacct")."""
@@ -355,7 +355,7 @@ class V1Manager(Manager):
         per_mount = flags & PER_MOUNT_FLAGS
         steps = [MountStep("mount", destination, "tmpfs", "tmpfs",
                            (flags & ~MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755")]
-        links = []
+        links: list[Any] = []
         for name, controllers, host_dir in layout:
             target = os.path.join(destination, name)
             steps.append(MountStep("mkdir", target))

@@ -26,7 +26,7 @@ def planned_writes(res: Any) -> Any:
     come last as (None, DEVICE_PROGRAM, [Rule], "devices")."""
     if not isinstance(res, dict):
         raise InvalidArgument("linux.resources: must be an object")
-    w = []
+    w: list[Any] = []
 
     mem = R.section(res, "memory")
     limit = R.integer(mem, "limit", "memory.limit")
@@ -244,7 +244,7 @@ class V2Manager(Manager):
             raise unavailable("memory")
         return V2OOMNotifier(self.dir)
 
-    def mount_steps(self, destination: Any, flags: int=0, cgroupns: bool=False) -> list[Any]:
+    def mount_steps(self, destination: Any, flags: int = 0, cgroupns: bool = False) -> list[Any]:
         """Inside a cgroup namespace a fresh cgroup2 mount shows the container's cgroup as the
         root; without one, the container's directory is bound there."""
         from pyrunc.libcontainer.plan import MountStep

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def main(argv: Any=None) -> Any:
+def main(argv: Any = None) -> Any:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1 or argv[0].startswith("-"):
         sys.stderr.write("usage: python -m pyrunc.libcontainer.configs BUNDLE\n")

@@ -82,7 +82,7 @@ class Invalid(Exception):
 class Kind:
     """How one JSON value is checked and decoded."""
 
-    absent = None
+    absent: Any = None
 
     def decode(self, value: Any, path: Any) -> Any:
         raise NotImplementedError
@@ -139,7 +139,7 @@ class Str(Kind):
     off the hot path.
     """
 
-    def __init__(self, choices: Any=None, pattern: Any=None, matches: Any=None) -> None:
+    def __init__(self, choices: Any = None, pattern: Any = None, matches: Any = None) -> None:
         if (pattern is None) != (matches is None):
             raise TypeError("Str: a pattern and its predicate go together")
         self.choices = tuple(choices) if choices else None
@@ -156,7 +156,7 @@ class Str(Kind):
         return value
 
     def schema(self, defs: Any) -> Any:
-        out = {"type": "string"}
+        out: dict[str, Any] = {"type": "string"}
         if self.choices is not None:
             out["enum"] = list(self.choices)
         if self.pattern is not None:
@@ -184,7 +184,7 @@ def made_of(text: Any, chars: Any) -> bool:
 
 
 class Array(Kind):
-    def __init__(self, item: Any, non_empty: bool=False) -> None:
+    def __init__(self, item: Any, non_empty: bool = False) -> None:
         self.item = item
         self.non_empty = non_empty
 
@@ -256,7 +256,7 @@ def _integral(value):
     if type(value) is float:
         return int(value) if value.is_integer() else value
     if type(value) is dict:
-        out = {k: _integral(v) for k, v in value.items()}
+        out: Any = {k: _integral(v) for k, v in value.items()}
         return value if all(out[k] is v for k, v in value.items()) else out
     if type(value) is list:
         out = [_integral(v) for v in value]
@@ -271,6 +271,10 @@ def _empty(value):
 class ModelType(type):
     """Gives each model ``__slots__`` for its attributes and the key -> (attribute, kind) table."""
 
+    if TYPE_CHECKING:
+        _table: tuple[tuple[str, str, Kind], ...]
+        _extra: tuple[str, ...]
+
     def __new__(mcs, name, bases, ns):
         table = tuple((key, snake_case(key), kind) for key, kind in ns.get("fields", {}).items())
         extra = tuple(ns.get("extra_slots", ()))
@@ -284,8 +288,12 @@ class ModelType(type):
 class Model(metaclass=ModelType):
     """A JSON object of the runtime spec. Subclasses set ``fields`` and ``required``."""
 
-    fields = {}
-    required = ()
+    fields: dict[str, Kind] = {}
+    required: tuple[str, ...] = ()
+    if TYPE_CHECKING:
+        __slots__: tuple[str, ...]
+
+        def __getattr__(self, name: str) -> Any: ...   # the fields' attributes
 
     def __init__(self, **attrs: Any) -> None:
         for _key, attr, kind in self._table:
@@ -297,7 +305,7 @@ class Model(metaclass=ModelType):
             raise TypeError("%s has no attribute %s" % (type(self).__name__, ", ".join(attrs)))
 
     @classmethod
-    def decode(cls, value: Any, path: Any) -> Model:
+    def decode(cls, value: Any, path: Any) -> Any:
         if type(value) is not dict:
             raise Invalid(path, "must be an object")
         for key in cls.required:

@@ -36,7 +36,7 @@ def _reject_constant(name):
     raise ValueError("%s is not a JSON number" % name)
 
 
-def from_json(data: Any, source: Any=CONFIG_FILE) -> Any:
+def from_json(data: Any, source: Any = CONFIG_FILE) -> Any:
     """The ``Spec`` of a JSON text (str or bytes)."""
     try:
         doc = jsoncodec.loads(data, parse_constant=_reject_constant)
@@ -45,14 +45,14 @@ def from_json(data: Any, source: Any=CONFIG_FILE) -> Any:
     except ValueError as e:   # json.JSONDecodeError has the position; _reject_constant has not
         if hasattr(e, "lineno"):
             raise ConfigError(source, "", "invalid JSON at line %d column %d: %s"
-                              % (e.lineno, e.colno, e.msg)) from None
+                              % (e.lineno, e.colno, e.msg)) from None  # type: ignore[attr-defined]
         raise ConfigError(source, "", "invalid JSON: %s" % e) from None
     except RecursionError:
         raise ConfigError(source, "", "invalid JSON: nested too deeply") from None
     return from_dict(doc, source=source)
 
 
-def from_dict(doc: Any, source: Any=CONFIG_FILE) -> Any:
+def from_dict(doc: Any, source: Any = CONFIG_FILE) -> Any:
     """The ``Spec`` of a decoded JSON document; ``spec.raw`` is ``doc`` itself."""
     try:
         spec = Spec.decode(doc, "")

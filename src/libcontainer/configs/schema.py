@@ -28,7 +28,7 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 def render() -> dict[str, Any]:
     """The schema as a dict, from the model's declarations."""
-    defs = {}
+    defs: dict[Any, Any] = {}
     ref = Spec.schema_ref(defs)
     return {"$schema": DIALECT,
             "$id": "https://pyrunc.invalid/schema/config-schema.json",
@@ -62,7 +62,7 @@ def validate(doc: Any) -> list[Any]:
     return ["%s: %s" % (_path(e.absolute_path), e.message) for e in errors]
 
 
-def main(argv: Any=None) -> None:
+def main(argv: Any = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     text = dumps(render())
     if argv == ["--write"]:

@@ -68,7 +68,7 @@ class _Asm:
 
 def largest_syscalls(lib: Any, arch_tokens: Any, names: Any) -> Any:
     """{audit arch: {arch token: largest syscall number of ``names`` on that arch}}."""
-    out = {}
+    out: dict[Any, Any] = {}
     for token in arch_tokens:
         numbers = [lib.seccomp_syscall_resolve_name_arch(token, n.encode()) for n in names]
         numbers = [n for n in numbers if n >= 0]      # negative: unknown or a pseudo-syscall

@@ -63,7 +63,7 @@ def _bad(path, reason):
 
 def _native():
     try:
-        from pyrunc import _seccomp
+        from pyrunc import _seccomp  # type: ignore[attr-defined]
     except ImportError as e:
         from pyrunc.errors import Unavailable
         raise Unavailable("seccomp: the libseccomp binding pyrunc._seccomp is not built (%s)"
@@ -174,7 +174,7 @@ def version_string() -> str:
     return "%d.%d.%d" % version()
 
 
-def compile(config: Any, section: Any=SECTION, source: str="config.json") -> Any:
+def compile(config: Any, section: Any = SECTION, source: str = "config.json") -> Any:
     """A ``plan.Seccomp`` (BPF program and load flags) for a ``linux.seccomp`` dict.
 
     Raises InvalidArgument naming the file and the JSON path for unknown actions,
@@ -313,7 +313,7 @@ def _add_syscalls(c, ctx, syscalls, default, section):
     return notify, every_name
 
 
-def syscall_names(arch: Any=None, upto: int=1024) -> Any:
+def syscall_names(arch: Any = None, upto: int = 1024) -> Any:
     """Every syscall name libseccomp knows for ``arch`` (SCMP_ARCH_*; default: this host's)."""
     native = _native()
     lib, ffi = native.lib, native.ffi
@@ -347,7 +347,7 @@ def features() -> dict[str, Any]:
                                    bit | (FLAG_NEW_LISTENER if bit == FLAG_WAIT_KILLABLE else 0))]}
 
 
-def load_filter(bpf: Any, flags: int=0) -> Any:
+def load_filter(bpf: Any, flags: int = 0) -> Any:
     """Load ``bpf`` into the calling thread (tests; the container's init does this in C).
 
     Returns the listener fd when ``flags`` has SECCOMP_FILTER_FLAG_NEW_LISTENER, else 0.

@@ -17,7 +17,7 @@ SECCOMP_FD_NAME = "seccompFd"
 OCI_VERSION = "1.2.0"
 
 
-def process_state(state: Any, metadata: str="", pid: int | None=None) -> Any:
+def process_state(state: Any, metadata: str = "", pid: int | None = None) -> Any:
     """The ``ContainerProcessState`` document for the container ``state`` (runtime-spec State,
     as a dict or its JSON text)."""
     if isinstance(state, (bytes, str)):
@@ -29,7 +29,8 @@ def process_state(state: Any, metadata: str="", pid: int | None=None) -> Any:
     return doc
 
 
-def send_to_listener(listener_path: Any, notify_fd: Any, state: Any, metadata: str="", pid: int | None=None) -> None:
+def send_to_listener(listener_path: Any, notify_fd: Any, state: Any, metadata: str = "",
+                     pid: int | None = None) -> None:
     """Connect to ``listener_path`` and send the process state with ``notify_fd`` attached.
 
     ``state`` is the container's runtime-spec state (ociVersion, id, status, pid, bundle,

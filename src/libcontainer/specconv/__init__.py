@@ -41,8 +41,8 @@ def camel(snake: Any) -> Any:
     return head + "".join(w.capitalize() for w in rest)
 
 
-def to_plan(spec: Any, bundle: str, container_id: str, *, cgroup_manager: Any=None, no_pivot: bool=False, state_json: bytes=b"",
-            no_new_keyring: bool=False) -> Any:
+def to_plan(spec: Any, bundle: str, container_id: str, *, cgroup_manager: Any = None,
+            no_pivot: bool = False, state_json: bytes = b"", no_new_keyring: bool = False) -> Any:
     """Convert ``spec`` (loaded from ``bundle``) into a ``Plan`` for container ``container_id``.
 
     ``cgroup_manager`` expands ``cgroup``-type mounts (its ``mount_steps``); ``state_json`` is

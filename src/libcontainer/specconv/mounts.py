@@ -159,5 +159,5 @@ def bind_source(where: Any, source: Any, bundle: str) -> Any:
     try:
         os.stat(path)
     except OSError as e:
-        raise NotFound("config.json: %s: %s: %s" % (where, source, os.strerror(e.errno).lower()))
+        raise NotFound("config.json: %s: %s: %s" % (where, source, os.strerror(e.errno).lower()))  # type: ignore[arg-type]
     return path

@@ -53,7 +53,7 @@ class At:
 IN_CONFIG = At("config.json", "process")
 
 
-def convert(plan: Any, process: Any, home_root: Any, at: Any=IN_CONFIG) -> None:
+def convert(plan: Any, process: Any, home_root: Any, at: Any = IN_CONFIG) -> None:
     """Set ``plan``'s process fields from ``process`` (a ``configs.Process``).
 
     ``home_root`` is the host path of the container's root, where /etc/passwd gives HOME when
@@ -111,7 +111,7 @@ def convert(plan: Any, process: Any, home_root: Any, at: Any=IN_CONFIG) -> None:
                 if name not in caps.NUMBERS:
                     raise at.invalid("capabilities.%s[%d]" % (s, i),
                                      "unknown capability %r" % name)
-        ignored = set()
+        ignored: set[Any] = set()
         last = caps.last_cap()
         plan.capabilities = Capabilities(**{
             s: caps.to_mask(getattr(process.capabilities, s), ignored, last) for s in caps.SETS})
@@ -211,7 +211,7 @@ def home_of(rootfs: Any, uid: Any) -> Any:
 def resolve_in_root(root: Any, path: Any) -> Any:
     """Host path of container ``path`` with symlinks resolved as if ``root`` were /."""
     parts = [p for p in path.split("/") if p]
-    done = []
+    done: list[Any] = []
     hops = 0
     while parts:
         part = parts.pop(0)
