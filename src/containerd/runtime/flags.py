@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 class Flag:
     __slots__ = ("names", "dest", "kind", "default", "help", "metavar")
 
-    def __init__(self, names: Any, kind: Any=str, default: Any=None, help: str="", dest: Any=None, metavar: str="value") -> None:
+    def __init__(self, names: Any, kind: Any = str, default: Any = None, help: str = "",
+                 dest: Any = None, metavar: str = "value") -> None:
         self.names = names.split(",") if isinstance(names, str) else list(names)
         self.dest = dest or self.names[0].lstrip("-").replace("-", "_")
         self.kind = kind                  # str, int, bool, or list (repeatable)
@@ -31,7 +32,7 @@ class Flag:
         return opts if self.kind is bool else "%s %s" % (opts, self.metavar)
 
 
-def parse(flags: Any, argv: Any, where: Any, interleave: bool=True) -> tuple[Any, ...]:
+def parse(flags: Any, argv: Any, where: Any, interleave: bool = True) -> tuple[Any, ...]:
     """Parse ``argv`` against ``flags``; returns (values dict, positional list).
 
     With ``interleave`` false (runc's exec/run style for the command after the id), parsing stops

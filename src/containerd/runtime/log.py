@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 class Log:
-    def __init__(self, path: Any=None, fmt: str="text", debug: bool=False) -> None:
+    def __init__(self, path: Any = None, fmt: str = "text", debug: bool = False) -> None:
         self.path = path
         self.fmt = fmt
         self.debug_enabled = debug

@@ -48,7 +48,7 @@ def parse_bytes(flag: Any, text: Any) -> Any:
 
 
 def resources_from_flags(values: Any) -> Any:
-    res = {}
+    res: dict[Any, Any] = {}
     for dest, (section, key), kind in UPDATE_FIELDS:
         raw = values.get(dest)
         if raw is None:
@@ -74,7 +74,7 @@ def resources_from_file(path: Any) -> Any:
         with open(path, "rb") as f:
             return jsoncodec.load(f)
     except OSError as e:
-        raise InvalidArgument("update: --resources %s: %s" % (path, e.strerror.lower())) from None
+        raise InvalidArgument("update: --resources %s: %s" % (path, e.strerror.lower())) from None  # type: ignore[union-attr]
     except ValueError as e:
         raise InvalidArgument("update: --resources %s: invalid JSON: %s" % (path, e)) from None
 

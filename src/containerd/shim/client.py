@@ -62,8 +62,10 @@ def error_from_reply(text: Any) -> Any:
     return cls(message)
 
 
-def start_shim(*, container_id: str, state_dir: Any, bundle: str, runtime: Any, runtime_root: Any=None, log: Any=None,
-               log_max_size: int=0, log_max_file: int=1, terminal: bool=False, stdin: bool=False, events: Any=None) -> int:
+def start_shim(*, container_id: str, state_dir: Any, bundle: str, runtime: Any,
+               runtime_root: Any = None, log: Any = None, log_max_size: int = 0,
+               log_max_file: int = 1, terminal: bool = False, stdin: bool = False,
+               events: Any = None) -> int:
     """Start a detached shim that creates the container; returns the init's pid.
 
     Raises the runtime's create error (with the container left deleted) on failure.
@@ -117,7 +119,7 @@ class ShimClient:
     def __init__(self, state_dir: Any) -> None:
         self.state_dir = state_dir
 
-    def connect(self, timeout: float=30.0) -> Any:
+    def connect(self, timeout: float = 30.0) -> Any:
         try:
             dfd = os.open(self.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -136,7 +138,7 @@ class ShimClient:
             os.close(dfd)
         return sock
 
-    def call(self, *words: Any, timeout: float=30.0) -> Any:
+    def call(self, *words: Any, timeout: float = 30.0) -> Any:
         """Send one request; return the reply payload (str) or raise its error."""
         sock = self.connect(timeout)
         try:
@@ -148,7 +150,7 @@ class ShimClient:
             sock.close()
         return _parse_reply(line)
 
-    def call_json(self, *words: Any, timeout: float=30.0) -> Any:
+    def call_json(self, *words: Any, timeout: float = 30.0) -> Any:
         return json.loads(self.call(*words, timeout=timeout))
 
     def attach(self, *words: Any) -> tuple[Any, ...]:
@@ -212,7 +214,7 @@ class Attachment:
         data, self._buf = self._buf[:n], self._buf[n:]
         return data
 
-    def read(self, timeout: Any=None) -> tuple[Any, ...]:
+    def read(self, timeout: Any = None) -> tuple[Any, ...]:
         self.sock.settimeout(timeout)
         header = self._recv_exactly(8)
         if header is None:
@@ -230,7 +232,7 @@ class Attachment:
     def close_stdin(self) -> None:
         self.sock.sendall(struct.pack(">BxxxI", STDIN, 0))
 
-    def read_all(self, timeout: Any=None) -> tuple[Any, ...]:
+    def read_all(self, timeout: Any = None) -> tuple[Any, ...]:
         """Collect everything until the exit frame: ({stream: bytes}, exit status or None)."""
         out = {STDOUT: b"", STDERR: b""}
         while True:

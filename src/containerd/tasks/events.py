@@ -33,7 +33,8 @@ class EventLog:
         finally:
             os.close(fd)
 
-    def read(self, since: int=0, follow: bool=False, timeout: Any=None, poll_interval: float=0.05) -> Iterator[Any]:
+    def read(self, since: int = 0, follow: bool = False, timeout: Any = None,
+             poll_interval: float = 0.05) -> Iterator[Any]:
         """Yield ``(offset_after, event)`` from byte offset ``since``.
 
         With ``follow`` keep waiting for new events until ``timeout`` seconds pass without one.

@@ -110,7 +110,7 @@ def _wait_gone(pid, timeout=2.0):
 class TaskManager:
     """Creates tasks and finds the ones that exist (also those made by an earlier process)."""
 
-    def __init__(self, root: Any, runtime: str="pyrunc") -> None:
+    def __init__(self, root: Any, runtime: str = "pyrunc") -> None:
         self.root = os.path.abspath(root)
         self.runtime = runtime
         self.tasks_dir = os.path.join(self.root, "tasks")
@@ -122,8 +122,9 @@ class TaskManager:
     def _lock(self, container_id, blocking=True):
         return IdLock(self.locks_dir, container_id, blocking)
 
-    def create(self, container_id: str, bundle: str, *, runtime: Any=None, terminal: bool=False, stdin: bool=False,
-               log_path: Any=None, log_max_size: int=0, log_max_file: int=1) -> Task:
+    def create(self, container_id: str, bundle: str, *, runtime: Any = None, terminal: bool = False,
+               stdin: bool = False, log_path: Any = None, log_max_size: int = 0,
+               log_max_file: int = 1) -> Task:
         """Create a task from a bundle (created, not started); returns its ``Task``.
 
         ``log_path``: where the json-file log goes (default: in the task's state directory;
@@ -179,7 +180,7 @@ class TaskManager:
                 found.append(Task(self, name))
         return found
 
-    def events(self, since: int=0, follow: bool=False, timeout: Any=None) -> Any:
+    def events(self, since: int = 0, follow: bool = False, timeout: Any = None) -> Any:
         """``(offset, event)`` pairs from byte offset ``since`` of the event log."""
         return self.event_log.read(since=since, follow=follow, timeout=timeout)
 
@@ -328,7 +329,7 @@ class Task:
         with self.manager._lock(self.id):
             self._call("start", locked=True)
 
-    def kill(self, sig: int=signal.SIGTERM, all: bool=False) -> None:
+    def kill(self, sig: int = signal.SIGTERM, all: bool = False) -> None:
         self._call("kill", int(sig), *(["all"] if all else []))
 
     def pause(self) -> None:
@@ -339,7 +340,7 @@ class Task:
         with self.manager._lock(self.id):
             self._call("resume", locked=True)
 
-    def wait(self, timeout: Any=None) -> Any:
+    def wait(self, timeout: Any = None) -> Any:
         """Block until the container has exited and its output is logged; ``ExitStatus``."""
         return self._wait(timeout, locked=False)
 
@@ -359,7 +360,7 @@ class Task:
         self._collect()
         return ExitStatus(record["exit_status"], record["exited_at"], record["oom_killed"])
 
-    def delete(self, force: bool=False) -> ExitStatus:
+    def delete(self, force: bool = False) -> ExitStatus:
         """Delete the container and its state; running ones only with ``force`` (SIGKILL)."""
         with self.manager._lock(self.id) as lock:
             st = self._state_locked()
@@ -405,7 +406,8 @@ class Task:
             raise errors.FailedPrecondition("container %s is stopped" % self.id)
         return read_stats(st.pid)
 
-    def exec(self, exec_id: Any, process: Any, *, tty: bool=False, stdin: bool=False, attach: bool=False) -> ExecProcess:
+    def exec(self, exec_id: Any, process: Any, *, tty: bool = False, stdin: bool = False,
+             attach: bool = False) -> ExecProcess:
         """Run another process in the container; ``process`` is an OCI process or an argv list.
 
         Its output goes to ``exec-ID.log`` in the state directory (json-file format). With
@@ -461,7 +463,7 @@ class Task:
 class ExecProcess:
     """A process started in a running container with ``Task.exec``."""
 
-    def __init__(self, task: Any, exec_id: Any, pid: int, attachment: Any=None) -> None:
+    def __init__(self, task: Any, exec_id: Any, pid: int, attachment: Any = None) -> None:
         self.task = task
         self.id = exec_id
         self.pid = pid
@@ -477,7 +479,7 @@ class ExecProcess:
     def _file(self, suffix):
         return os.path.join(self.task.state_dir, "exec-%s.%s" % (self.id, suffix))
 
-    def wait(self, timeout: Any=None) -> ExitStatus:
+    def wait(self, timeout: Any = None) -> ExitStatus:
         try:
             record = self.task.client.call_json("wait-exec", self.id, timeout=timeout)
         except (errors.NotFound, ShimGone):
@@ -488,7 +490,7 @@ class ExecProcess:
 
     def output(self) -> tuple[Any, ...]:
         """(stdout, stderr) as text, from the exec's log."""
-        out = {"stdout": [], "stderr": []}
+        out: dict[str, list[Any]] = {"stdout": [], "stderr": []}
         for entry in read_log(self._file("log")):
             out[entry.stream].append(entry.text)
         return "".join(out["stdout"]), "".join(out["stderr"])

@@ -34,7 +34,7 @@ def resolve(name: Any) -> Any:
 
 
 class RuntimeBinary:
-    def __init__(self, path: Any, root: Any=None) -> None:
+    def __init__(self, path: Any, root: Any = None) -> None:
         self.path = path
         self.root = root
 
@@ -42,7 +42,7 @@ class RuntimeBinary:
     def name(self) -> Any:
         return os.path.basename(self.path)
 
-    def run(self, *args: Any, input: Any=None, check: bool=True) -> Any:
+    def run(self, *args: Any, input: Any = None, check: bool = True) -> Any:
         argv = [self.path] + (["--root", self.root] if self.root else []) + list(args)
         proc = subprocess.run(argv, input=input, capture_output=True)
         if check and proc.returncode:

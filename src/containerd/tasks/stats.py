@@ -48,7 +48,7 @@ def _read_keyed(path):
 def read_stats(pid: int) -> Any:
     """{"memory": {...}, "cpu": {...}, "pids": {...}} for the cgroups of ``pid``."""
     groups = cgroups_of(pid)
-    stats = {"memory": {}, "cpu": {}, "pids": {}}
+    stats: dict[str, Any] = {"memory": {}, "cpu": {}, "pids": {}}
     if "memory" in groups:
         m = groups["memory"]
         stats["memory"] = {"usage": _read_int(m + "/memory.usage_in_bytes"),
