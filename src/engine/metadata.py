@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 @contextlib.contextmanager
-def locked_document(root: Any, name: Any, empty: Any, write: bool=True) -> Iterator[Any]:
+def locked_document(root: Any, name: Any, empty: Any, write: bool = True) -> Iterator[Any]:
     """Yield the document ``root/name`` (``empty()`` when there is none yet) under the flock of
     ``root/lock``; with ``write``, save it back when the block ends without an exception."""
     path = os.path.join(root, name)

@@ -25,7 +25,7 @@ _KNOWN_OS = ("linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "sola
 class Platform:
     __slots__ = ("os", "architecture", "variant")
 
-    def __init__(self, os: Any, architecture: Any, variant: str="") -> None:
+    def __init__(self, os: Any, architecture: Any, variant: str = "") -> None:
         self.os = os
         self.architecture = architecture
         self.variant = variant or ""

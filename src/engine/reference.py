@@ -101,7 +101,7 @@ class Reference:
 
     __slots__ = ("domain", "path", "tag", "digest")
 
-    def __init__(self, domain: Any, path: Any, tag: Any=None, digest: Any=None) -> None:
+    def __init__(self, domain: Any, path: Any, tag: Any = None, digest: Any = None) -> None:
         self.domain = domain
         self.path = path
         self.tag = tag
@@ -187,7 +187,7 @@ def parse(text: Any) -> Reference:
     if digest is not None:
         validate_digest(digest)
     parts = _SPLIT_NAME_RE.match(name)
-    domain, path = parts.group(1), parts.group(2)
+    domain, path = parts.group(1), parts.group(2)  # type: ignore[union-attr]
     return Reference(domain or "", path, tag, digest)
 
 

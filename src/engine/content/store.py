@@ -55,7 +55,7 @@ def parse_digest(digest: Any) -> tuple[Any, ...]:
     return algorithm, hexpart
 
 
-def digest_bytes(data: Any, algorithm: str="sha256") -> str:
+def digest_bytes(data: Any, algorithm: str = "sha256") -> str:
     return "%s:%s" % (algorithm, hashlib.new(algorithm, data).hexdigest())
 
 
@@ -115,7 +115,8 @@ class ContentStore:
                         yield Info("%s:%s" % (algorithm, entry.name), entry.stat().st_size)
 
     # writing -------------------------------------------------------------------------------
-    def writer(self, ref: Any, expected_digest: Any=None, expected_size: Any=None, wait: bool=False) -> Writer:
+    def writer(self, ref: Any, expected_digest: Any = None, expected_size: Any = None,
+               wait: bool = False) -> Writer:
         """Open (or resume) the ingest named ``ref``; see ``Writer``. Another writer of the
         same ref makes this Unavailable, or with ``wait`` is waited for."""
         return Writer(self, ref, expected_digest, expected_size, wait)
@@ -162,7 +163,7 @@ class ContentStore:
                 os.close(fd)
         return removed
 
-    def put(self, data: Any, expected_digest: Any=None, media_ref: Any=None) -> Any:
+    def put(self, data: Any, expected_digest: Any = None, media_ref: Any = None) -> Any:
         """Store ``data`` (bytes) and return its digest."""
         digest = expected_digest or digest_bytes(data)
         if self.exists(digest):
@@ -179,7 +180,8 @@ class ContentStore:
             w.abort()
             raise
 
-    def ingest_file(self, fileobj: Any, ref: Any=None, expected_digest: Any=None, expected_size: Any=None) -> Any:
+    def ingest_file(self, fileobj: Any, ref: Any = None, expected_digest: Any = None,
+                    expected_size: Any = None) -> Any:
         """Copy a whole stream into the store; returns Info(digest, size)."""
         w = self.writer(ref or "stream-" + uuid.uuid4().hex, expected_digest, expected_size)
         try:
@@ -196,7 +198,7 @@ class ContentStore:
             raise
 
     @contextlib.contextmanager
-    def gc_lock(self, exclusive: bool=False) -> Iterator[Any]:
+    def gc_lock(self, exclusive: bool = False) -> Iterator[Any]:
         """The collection lock: a collection (mark and sweep) holds it exclusively; adding to
         a lease holds it shared, so an addition never falls between a mark and its sweep."""
         fd = os.open(os.path.join(self.root, "gc.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
@@ -244,7 +246,8 @@ class ContentStore:
 class Writer:
     """One in-flight write. ``offset`` is how many bytes the ingest holds (the resume point)."""
 
-    def __init__(self, store: Any, ref: Any, expected_digest: Any=None, expected_size: Any=None, wait: bool=False) -> None:
+    def __init__(self, store: Any, ref: Any, expected_digest: Any = None, expected_size: Any = None,
+                 wait: bool = False) -> None:
         if not ref or not isinstance(ref, str):
             raise InvalidArgument("content writer: ref must be a non-empty string")
         self.store = store
@@ -263,7 +266,7 @@ class Writer:
                 f.write(ref)
             os.rename(ref_path + ".tmp", ref_path)
         self.data_path = os.path.join(self.dir, "data")
-        self._fd = os.open(self.data_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._fd: Any = os.open(self.data_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self._hash = hashlib.new(self.algorithm)
         self.offset = 0
         self._rehash()
@@ -328,7 +331,7 @@ class Writer:
     def digest(self) -> str:
         return "%s:%s" % (self.algorithm, self._hash.hexdigest())
 
-    def commit(self, expected_digest: Any=None, expected_size: Any=None) -> Any:
+    def commit(self, expected_digest: Any = None, expected_size: Any = None) -> Any:
         """Verify, fsync and rename into place; returns the digest. A mismatch raises
         InvalidArgument and discards the ingest."""
         self._check_open()
@@ -392,7 +395,7 @@ class Writer:
             self.close()
 
 
-def try_lock(path: Any, create: bool=False) -> Any:
+def try_lock(path: Any, create: bool = False) -> Any:
     """An fd holding the exclusive flock of ``path`` when nobody else holds it (and the file
     exists, or ``create`` makes it, and is still linked), else None."""
     try:
@@ -417,13 +420,13 @@ class Lease:
 
     def __init__(self, store: Any) -> None:
         self.store = store
-        self.digests = []
-        self.snapshots = []
+        self.digests: list[Any] = []
+        self.snapshots: list[Any] = []
         while True:
             self.id = uuid.uuid4().hex
             self.path = os.path.join(store.root, "leases", self.id)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-                               | os.O_APPEND, 0o600)
+            self._fd: Any = os.open(
+                self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_APPEND, 0o600)
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             if os.fstat(self._fd).st_nlink:
                 break

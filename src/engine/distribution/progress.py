@@ -56,13 +56,13 @@ def short_id(digest: Any) -> Any:
 class Progress:
     """Sends events to a callback from several threads; throttles byte progress per layer."""
 
-    def __init__(self, callback: Any=None, interval: float=0.1) -> None:
+    def __init__(self, callback: Any = None, interval: float = 0.1) -> None:
         self.callback = callback
         self.interval = interval
         self._lock = threading.Lock()
-        self._last = {}
+        self._last: dict[Any, Any] = {}
 
-    def emit(self, status: Any, id: Any=None, **extra: Any) -> Any:
+    def emit(self, status: Any, id: Any = None, **extra: Any) -> Any:
         if self.callback is None:
             return
         event = {"status": status}
@@ -76,7 +76,7 @@ class Progress:
     def layer(self, id: Any, status: Any) -> None:
         self.emit(status, id, progressDetail={})
 
-    def bytes(self, id: Any, status: Any, current: Any, total: Any, force: bool=False) -> Any:
+    def bytes(self, id: Any, status: Any, current: Any, total: Any, force: bool = False) -> Any:
         """A Downloading/Extracting/Pushing update, at most every ``interval`` per layer."""
         if self.callback is None:
             return

@@ -45,8 +45,9 @@ MAX_CONCURRENT_DOWNLOADS = 3
 class PullResult:
     """What a pull resolved and stored."""
 
-    def __init__(self, ref: Any, digest: Any, manifest: Any, index: Any, config_digest: Any, config: Any, layers: Any, downloaded: Any,
-                 up_to_date: Any, warning: Any=None) -> None:
+    def __init__(self, ref: Any, digest: Any, manifest: Any, index: Any, config_digest: Any,
+                 config: Any, layers: Any, downloaded: Any, up_to_date: Any,
+                 warning: Any = None) -> None:
         self.ref = ref                      # the Reference pulled (with a tag or a digest)
         self.digest = digest                # what the name points at: the index or manifest
         self.manifest = manifest            # Manifest for the chosen platform
@@ -98,8 +99,9 @@ def validate_manifest(manifest: Any, display: Any) -> tuple[Any, ...]:
     return config, layers
 
 
-def pull(ref: Any, images: Any, registries: Any, platform: Any=None, progress: Any=None,
-         max_concurrent_downloads: Any=MAX_CONCURRENT_DOWNLOADS, retries: Any=DOWNLOAD_RETRIES) -> Any:
+def pull(ref: Any, images: Any, registries: Any, platform: Any = None, progress: Any = None,
+         max_concurrent_downloads: Any = MAX_CONCURRENT_DOWNLOADS,
+         retries: Any = DOWNLOAD_RETRIES) -> Any:
     """``docker pull``: fetch ``ref`` into ``images`` (an ImageService), unpack it, name it.
 
     ``ref`` is a string or a Reference (``latest`` is added when it has neither tag nor
@@ -110,8 +112,9 @@ def pull(ref: Any, images: Any, registries: Any, platform: Any=None, progress: A
                  max_concurrent_downloads, retries)
 
 
-def fetch(ref: Any, content: Any, registries: Any, platform: Any=None, progress: Any=None,
-          max_concurrent_downloads: Any=MAX_CONCURRENT_DOWNLOADS, retries: Any=DOWNLOAD_RETRIES) -> Any:
+def fetch(ref: Any, content: Any, registries: Any, platform: Any = None, progress: Any = None,
+          max_concurrent_downloads: Any = MAX_CONCURRENT_DOWNLOADS,
+          retries: Any = DOWNLOAD_RETRIES) -> Any:
     """Download ``ref``'s index, manifest, config and layers into a content store only
     (no unpacking, no name recorded); the events are pull's. Returns a :class:`PullResult`."""
     return _pull(ref, content, registries, None, platform, progress,

@@ -25,7 +25,8 @@ MAX_CONCURRENT_UPLOADS = 5
 
 
 class PushResult:
-    def __init__(self, ref: Any, digest: Any, size: Any, pushed: Any, mounted: Any, existing: Any) -> None:
+    def __init__(self, ref: Any, digest: Any, size: Any, pushed: Any, mounted: Any,
+                 existing: Any) -> None:
         self.ref = ref
         self.digest = digest        # the manifest (or index) digest the tag now points at
         self.size = size
@@ -63,8 +64,9 @@ def _local_manifest(images, ref):
     return images.store.record(image_id)["manifest"]["digest"]
 
 
-def push(ref: Any, content: Any, registries: Any, manifest_digest: Any=None, progress: Any=None, images: Any=None,
-         mount_from: Any=(), chunk_size: Any=None, max_concurrent_uploads: Any=MAX_CONCURRENT_UPLOADS) -> Any:
+def push(ref: Any, content: Any, registries: Any, manifest_digest: Any = None, progress: Any = None,
+         images: Any = None, mount_from: Any = (), chunk_size: Any = None,
+         max_concurrent_uploads: Any = MAX_CONCURRENT_UPLOADS) -> Any:
     """Push the image ``manifest_digest`` (default: the image ``images``, an ImageService,
     has under the name ``ref``) as ``ref``.
 
@@ -109,7 +111,7 @@ def _push_image(repo, content, body, sources, out, result, chunk_size, max_concu
     for layer in layers:
         if not content.exists(layer["digest"]):
             raise NotFound("layer %s is not in the local store" % layer["digest"])
-    unique = []
+    unique: list[Any] = []
     for layer in reversed(layers):
         if layer["digest"] not in [u["digest"] for u in unique]:
             unique.append(layer)

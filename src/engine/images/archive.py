@@ -76,6 +76,7 @@ def save(service: Any, names: Any, out: Any) -> None:
     images = [(img, _save_tags(service, img, n, state)) for img, n in images]
     w = _Out(out)
     written = set()
+    repositories: dict[Any, Any]
     manifest_json, repositories, index = [], {}, []
     for img, tags in images:
         layer_paths, layer_descs = [], []
@@ -197,7 +198,7 @@ class _Archive:
         return self.blobs[path]
 
 
-def load(service: Any, source: Any, progress: Any=None) -> Any:
+def load(service: Any, source: Any, progress: Any = None) -> Any:
     """Load a docker-archive or OCI archive from the binary file ``source`` (or an OCI layout
     directory path); returns the loaded image references and IDs like docker prints them:
     ["Loaded image: busybox:latest", "Loaded image ID: sha256:..."]."""

@@ -151,8 +151,8 @@ def apply_changes(config: Any, changes: Any) -> Any:
     return config
 
 
-def import_image(service: Any, stream: Any, ref: Any=None, changes: Any=(), message: str="", source: str="-",
-                 platform: Any=None) -> Any:
+def import_image(service: Any, stream: Any, ref: Any = None, changes: Any = (), message: str = "",
+                 source: str = "-", platform: Any = None) -> Any:
     """Import the rootfs tarball read from ``stream`` (a binary file, or a path); returns the
     image ID."""
     config_section = apply_changes({}, changes)

@@ -144,13 +144,14 @@ class ImageService:
     unpacked; its ``cap`` is the configurable ceiling.
     """
 
-    def __init__(self, root: Any, snapshotter: Any=None, containers: Any=None, layer_limits: Any=DEFAULT_LIMITS) -> None:
+    def __init__(self, root: Any, snapshotter: Any = None, containers: Any = None,
+                 layer_limits: Any = DEFAULT_LIMITS) -> None:
         self.root = os.path.abspath(root)
         os.makedirs(self.root, exist_ok=True)
         self.content = ContentStore(os.path.join(self.root, "content"))
         self.store = ImageStore(os.path.join(self.root, "images"))
         self.snapshotter = open_snapshotter(os.path.join(self.root, "snapshots"), snapshotter)
-        self.containers = containers or (lambda image_id: [])
+        self.containers: Any = containers or (lambda image_id: [])
         self.layer_limits = layer_limits
         self._local = threading.local()
 
@@ -176,7 +177,7 @@ class ImageService:
     def _gc_lock(self, exclusive):
         return self.content.gc_lock(exclusive)
 
-    def unpack(self, manifest: Any, config: Any, progress: Any=None) -> Any:
+    def unpack(self, manifest: Any, config: Any, progress: Any = None) -> Any:
         """Unpack an image's layers (see ``unpack.unpack``) under this service's layer limits;
         returns the top chain ID. Callers keep the content and snapshots from collection
         (``holding_gc`` or a lease)."""
@@ -199,8 +200,8 @@ class ImageService:
         return [self._image(i, state) for i in state["images"]]
 
     # adding images --------------------------------------------------------------------------
-    def add(self, manifest_digest: Any, refs: Any=(), index_digest: Any=None, unpack_layers: bool=True,
-            progress: Any=None) -> Any:
+    def add(self, manifest_digest: Any, refs: Any = (), index_digest: Any = None,
+            unpack_layers: bool = True, progress: Any = None) -> Any:
         """Record the image whose manifest is ``manifest_digest`` (in the content store), name
         it ``refs`` (References or strings) and unpack it; returns the image ID."""
         manifest_bytes = self.content.read(manifest_digest)
@@ -221,7 +222,7 @@ class ImageService:
             self.store.put(image_id, descriptor, index_digest, refs, size)
         return image_id
 
-    def put_image(self, config: Any, layers: Any, refs: Any=(), progress: Any=None) -> Any:
+    def put_image(self, config: Any, layers: Any, refs: Any = (), progress: Any = None) -> Any:
         """Store ``config`` (a dict) and an OCI manifest over ``layers`` (descriptors of blobs
         already in the content store); record and unpack the image; returns its ID."""
         config_bytes = json.dumps(config, separators=(",", ":")).encode()
@@ -240,7 +241,8 @@ class ImageService:
             raise
 
     # containers' root filesystems ------------------------------------------------------------
-    def prepare_rootfs(self, key: Any, name: Any, readonly: bool=False, labels: Any=None) -> Any:
+    def prepare_rootfs(self, key: Any, name: Any, readonly: bool = False,
+                       labels: Any = None) -> Any:
         """An active snapshot (or a read-only view) ``key`` over the image ``name``'s layers,
         unpacking any layer whose snapshot is missing; returns the mounts to perform."""
         img = self.get(name)
@@ -312,7 +314,7 @@ class ImageService:
         return out
 
     # list -----------------------------------------------------------------------------------
-    def list(self, filters: Any=None) -> list[Any]:
+    def list(self, filters: Any = None) -> list[Any]:
         """ImageSummary dicts, newest first, filtered like ``docker image ls --filter``."""
         filters = _normalise_filters(filters)
         images = self.images()
@@ -340,7 +342,7 @@ class ImageService:
         return [i.summary() for i in out]
 
     # remove ---------------------------------------------------------------------------------
-    def remove(self, name: Any, force: bool=False, prune: bool=True) -> Any:
+    def remove(self, name: Any, force: bool = False, prune: bool = True) -> Any:
         """docker rmi: untag a name, or delete an image by ID; returns delete records
         ([{"Untagged": ...}, {"Deleted": ...}]) or raises Conflict/NotFound like docker."""
         state = self.store.state()
@@ -405,7 +407,7 @@ class ImageService:
                            "used by stopped container %s" % (sid, short_id(stopped[0])))
 
     # prune / gc -----------------------------------------------------------------------------
-    def prune(self, all_images: bool=False, filters: Any=None) -> dict[str, Any]:
+    def prune(self, all_images: bool = False, filters: Any = None) -> dict[str, Any]:
         """docker image prune: delete dangling (or, with ``all_images``, unused) images."""
         filters = _normalise_filters(filters, allowed=("label", "until"))
         deleted = []
@@ -502,7 +504,7 @@ def _docker_config(c):
 
 def _normalise_filters(filters, allowed=LIST_FILTERS):
     """Accept {"key": [values]} (the Engine API's form), {"key": value} or ["key=value"]."""
-    out = {}
+    out: dict[Any, Any] = {}
     if not filters:
         return out
     if isinstance(filters, (list, tuple)):

@@ -43,7 +43,7 @@ class ImageStore:
         self.root = os.path.abspath(root)
         os.makedirs(self.root, exist_ok=True)
 
-    def transaction(self, write: bool=True) -> Any:
+    def transaction(self, write: bool = True) -> Any:
         return locked_document(self.root, "images.json", lambda: {"images": {}, "refs": {}},
                                write=write)
 
@@ -53,7 +53,8 @@ class ImageStore:
             return state
 
     # records --------------------------------------------------------------------------------
-    def put(self, image_id: Any, manifest: Any, index: Any=None, refs: Any=(), size: Any=None) -> None:
+    def put(self, image_id: Any, manifest: Any, index: Any = None, refs: Any = (),
+            size: Any = None) -> None:
         """Record an image (``manifest`` is its descriptor) and point ``refs`` at it."""
         parse_digest(image_id)
         now = time.time()
@@ -82,12 +83,12 @@ class ImageStore:
                 raise NotFound("No such image: %s" % image_id)
             return rec
 
-    def refs_of(self, image_id: Any, state: Any=None) -> Any:
+    def refs_of(self, image_id: Any, state: Any = None) -> Any:
         if state is None:
             state = self.state()
         return sorted(r for r, i in state["refs"].items() if i == image_id)
 
-    def resolve(self, text: Any, state: Any=None) -> Any:
+    def resolve(self, text: Any, state: Any = None) -> Any:
         """The image ID ``text`` names: a reference, a full ID or an unambiguous ID prefix."""
         if state is None:
             state = self.state()

@@ -51,7 +51,7 @@ DEFAULT_LIMITS = LayerLimits(ratio=1100, floor=256 << 20, cap=None)
 
 
 def chain_ids(diff_ids: Any) -> Any:
-    out = []
+    out: list[Any] = []
     for diff_id in diff_ids:
         if not out:
             out.append(diff_id)
@@ -60,7 +60,8 @@ def chain_ids(diff_ids: Any) -> Any:
     return out
 
 
-def unpack(content: Any, snapshotter: Any, manifest: Any, config: Any, progress: Any=None, limits: Any=DEFAULT_LIMITS) -> Any:
+def unpack(content: Any, snapshotter: Any, manifest: Any, config: Any, progress: Any = None,
+           limits: Any = DEFAULT_LIMITS) -> Any:
     """Make sure every layer of the image is a committed snapshot; returns the top chain ID
     (None for an image without layers). ``progress(layer_digest, status)`` gets docker's
     "Extracting", "Pull complete" or "Already exists"."""

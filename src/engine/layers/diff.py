@@ -20,7 +20,7 @@ _CHUNK = 1 << 20
 
 
 def _xattrs(path):
-    out = {}
+    out: dict[Any, Any] = {}
     try:
         names = os.listxattr(path, follow_symlinks=False)
     except OSError:
@@ -39,13 +39,13 @@ def _xattrs(path):
 class TarWriter:
     """Adds filesystem entries to a tar stream with their metadata."""
 
-    def __init__(self, out: Any, mtime: Any=None) -> None:
+    def __init__(self, out: Any, mtime: Any = None) -> None:
         self.tar = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
                                 bufsize=_CHUNK)
-        self.inodes = {}
+        self.inodes: dict[Any, Any] = {}
         self.mtime = mtime
 
-    def add(self, path: Any, name: Any, st: Any=None) -> Any:
+    def add(self, path: Any, name: Any, st: Any = None) -> Any:
         st = st or os.lstat(path)
         ti = tarfile.TarInfo(name)
         ti.mode = stat.S_IMODE(st.st_mode)
@@ -101,7 +101,7 @@ def _walk_sub(root, rel):
             yield from _walk_sub(root, child)
 
 
-def write_tree(root: Any, out: Any, mtime: Any=None) -> None:
+def write_tree(root: Any, out: Any, mtime: Any = None) -> None:
     """Write the whole tree under ``root`` as an uncompressed tar into ``out``."""
     w = TarWriter(out, mtime)
     for entry in sorted(os.listdir(root)):
@@ -113,7 +113,7 @@ def write_tree(root: Any, out: Any, mtime: Any=None) -> None:
     w.close()
 
 
-def write_overlay_diff(upper: Any, out: Any, mtime: Any=None) -> None:
+def write_overlay_diff(upper: Any, out: Any, mtime: Any = None) -> None:
     """Write an overlayfs upper directory as an OCI layer (whiteouts in ``.wh.`` form)."""
     w = TarWriter(out, mtime)
 
@@ -155,7 +155,7 @@ def _same(a_path, a, b_path, b):
     return _xattrs(a_path) == _xattrs(b_path)
 
 
-def write_tree_diff(lower: Any, upper: Any, out: Any, mtime: Any=None) -> None:
+def write_tree_diff(lower: Any, upper: Any, out: Any, mtime: Any = None) -> None:
     """Write what turns the tree ``lower`` into the tree ``upper`` as an OCI layer: new and
     changed entries, and ``.wh.`` whiteouts for removed ones (the copying snapshotter's diff)."""
     w = TarWriter(out, mtime)

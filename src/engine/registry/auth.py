@@ -91,8 +91,8 @@ class Authenticator:
         self.credentials = credentials
         self.transport = transport
         self.timeout = timeout
-        self.challenge = None
-        self._tokens = {}
+        self.challenge: Any = None
+        self._tokens: dict[Any, Any] = {}
         self._lock = threading.Lock()
 
     def set_challenge(self, header: Any) -> bool:

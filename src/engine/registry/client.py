@@ -28,7 +28,7 @@ from pyrunc.engine.registry.transport import (Refused, Transport, _tls_adapter, 
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NoReturn
     from collections.abc import Iterator
 
 DOWNLOAD_CHUNK = 1 << 20
@@ -102,7 +102,7 @@ def _error_codes(response):
     return {e.get("code") for e in body["errors"] if isinstance(e, dict)}
 
 
-def raise_for_response(response: Any, context: Any) -> None:
+def raise_for_response(response: Any, context: Any) -> NoReturn:
     """Raise the category matching an error response; ``context`` prefixes the message."""
     text = context + ": " + registry_error_text(response)
     status = response.status_code
@@ -121,7 +121,8 @@ class Connection:
     Credentials go only to the endpoint's own origin; redirects follow the transport's rules
     (see transport.py)."""
 
-    def __init__(self, endpoint: Any, credentials: Any, pool_size: int=16, options: Any=None) -> None:
+    def __init__(self, endpoint: Any, credentials: Any, pool_size: int = 16,
+                 options: Any = None) -> None:
         self.endpoint = endpoint
         self.url = endpoint.url
         self.transport = Transport(endpoint, options or RegistryOptions(), pool_size)
@@ -151,7 +152,8 @@ class Connection:
                                   % (url, response.status_code, response.reason))
             self._pinged = True
 
-    def request(self, method: Any, path: Any, scopes: Any, stream: bool=False, **kwargs: Any) -> Any:
+    def request(self, method: Any, path: Any, scopes: Any, stream: bool = False,
+                **kwargs: Any) -> Any:
         """Send one request; on 401 from the registry re-read the challenge and try once more.
 
         The registry's credentials (or token) go only to its own origin: a ``Location`` on
@@ -187,12 +189,13 @@ def _is_stream(kwargs):
 class Registry:
     """A registry domain (``docker.io``, ``127.0.0.1:5000``...) and how to reach it."""
 
-    def __init__(self, domain: Any, options: Any=None, auth_file: Any=None, credentials: Any=None) -> None:
+    def __init__(self, domain: Any, options: Any = None, auth_file: Any = None,
+                 credentials: Any = None) -> None:
         self.domain = domain
         self.options = options or RegistryOptions()
         self.auth_file = auth_file or AuthFile()
         self._credentials = credentials
-        self._connections = {}
+        self._connections: dict[Any, Any] = {}
         self._lock = threading.Lock()
 
     @property
@@ -219,7 +222,7 @@ class Registry:
                                                              options=self.options)
             return self._connections[endpoint.url]
 
-    def connections(self, for_push: bool=False) -> Iterator[Any]:
+    def connections(self, for_push: bool = False) -> Iterator[Any]:
         """Pinged connections, best first: mirrors, then the registry (HTTPS, then HTTP if
         insecure). Endpoints that cannot be reached are skipped; none at all raises the first
         endpoint's error."""
@@ -235,13 +238,13 @@ class Registry:
         if errors:
             raise errors[-1]
 
-    def ping(self, for_push: bool=False) -> Any:
+    def ping(self, for_push: bool = False) -> Any:
         """The first endpoint that answers the v2 ping."""
         for connection in self.connections(for_push=for_push):
             return connection
         raise Unavailable("registry %s: no endpoint to try" % self.domain)
 
-    def login(self, credentials: Any, store: bool=True) -> str:
+    def login(self, credentials: Any, store: bool = True) -> str:
         """Check ``credentials`` against the registry and store them; docker's message back."""
         self._credentials = credentials
         with self._lock:
@@ -267,7 +270,8 @@ class Registry:
         self._credentials = Credentials()
         return self.auth_file.erase(self.domain)
 
-    def repository(self, path: Any, for_push: bool=False, extra_pull_scopes: Any=()) -> Repository:
+    def repository(self, path: Any, for_push: bool = False,
+                   extra_pull_scopes: Any = ()) -> Repository:
         return Repository(self, path, for_push=for_push, extra_pull_scopes=extra_pull_scopes)
 
 
@@ -275,10 +279,10 @@ class RegistryService:
     """The daemon's registries: one :class:`Registry` per domain, sharing the options and the
     stored credentials, so connections and tokens are reused across pulls and pushes."""
 
-    def __init__(self, options: Any=None, auth_file: Any=None) -> None:
+    def __init__(self, options: Any = None, auth_file: Any = None) -> None:
         self.options = options or RegistryOptions()
         self.auth_file = auth_file or AuthFile()
-        self._registries = {}
+        self._registries: dict[Any, Any] = {}
         self._lock = threading.Lock()
 
     def get(self, domain: Any) -> Any:
@@ -330,7 +334,8 @@ class RegistryService:
 class Repository:
     """One repository of a registry; manifests and blobs in it."""
 
-    def __init__(self, registry: Any, path: Any, for_push: bool=False, extra_pull_scopes: Any=()) -> None:
+    def __init__(self, registry: Any, path: Any, for_push: bool = False,
+                 extra_pull_scopes: Any = ()) -> None:
         self.registry = registry
         self.path = path
         self.for_push = for_push
@@ -338,7 +343,7 @@ class Repository:
         self.scopes = (repository_scope(path, actions),) + tuple(
             repository_scope(p, ("pull",)) for p in extra_pull_scopes)
         self._connection = None
-        self._fallbacks = None
+        self._fallbacks: Any = None
 
     @property
     def name(self) -> str:
@@ -367,7 +372,8 @@ class Repository:
 
     # -- manifests ---------------------------------------------------------------------------
 
-    def get_manifest(self, reference: Any, accept: Any=mediatypes.ACCEPT_MANIFESTS, display: Any=None) -> Any:
+    def get_manifest(self, reference: Any, accept: Any = mediatypes.ACCEPT_MANIFESTS,
+                     display: Any = None) -> Any:
         """Fetch a manifest or index by tag or digest; verify its digest; refuse schema 1."""
         if ":" in reference:
             validate_digest(reference)
@@ -414,7 +420,8 @@ class Repository:
                                   registry_error_text(response)))
         raise_for_response(response, "manifest for %s" % display)
 
-    def head_manifest(self, reference: Any, accept: Any=mediatypes.ACCEPT_MANIFESTS) -> tuple[Any, ...] | None:
+    def head_manifest(self, reference: Any,
+                      accept: Any = mediatypes.ACCEPT_MANIFESTS) -> tuple[Any, ...] | None:
         """(media type, digest, size) of a manifest, or None when there is none."""
         response = self._request("HEAD", "manifests/" + reference,
                                  headers={"Accept": ", ".join(accept)})
@@ -459,7 +466,8 @@ class Repository:
             raise_for_response(response, "blob %s in %s" % (digest, self.name))
         return int(response.headers.get("Content-Length", -1))
 
-    def get_blob(self, digest: Any, size: Any=None, limit: Any=mediatypes.MANIFEST_SIZE_LIMIT) -> Any:
+    def get_blob(self, digest: Any, size: Any = None,
+                 limit: Any = mediatypes.MANIFEST_SIZE_LIMIT) -> Any:
         """A small blob (a config) in memory, verified."""
         validate_digest(digest)
         response = self._request("GET", "blobs/" + digest, stream=True)
@@ -473,8 +481,8 @@ class Repository:
         verify_digest(digest, data, "blob %s" % digest)
         return data
 
-    def fetch_blob(self, digest: Any, size: Any, writer: Any, progress: Any=None, retries: Any=DOWNLOAD_RETRIES,
-                   verifying: Any=None) -> None:
+    def fetch_blob(self, digest: Any, size: Any, writer: Any, progress: Any = None,
+                   retries: Any = DOWNLOAD_RETRIES, verifying: Any = None) -> None:
         """Stream a blob into a content-store ``writer`` and commit it.
 
         The size is checked while streaming, the digest by ``writer.commit``. A broken
@@ -570,7 +578,8 @@ class Repository:
             return False
         raise_for_response(response, "blob mount %s from %s" % (digest, source_path))
 
-    def upload_blob(self, digest: Any, size: Any, opener: Any, chunk_size: Any=None, progress: Any=None) -> Any:
+    def upload_blob(self, digest: Any, size: Any, opener: Any, chunk_size: Any = None,
+                    progress: Any = None) -> Any:
         """Upload a blob (``opener()`` returns a fresh binary file on it).
 
         Monolithic (one PUT) by default; with ``chunk_size``, PATCH chunks then a closing PUT.
@@ -609,7 +618,7 @@ class Repository:
                     offset = end + 1
                     if progress:
                         progress(offset)
-                body = b""
+                body: Any = b""
             else:
                 body = _ProgressReader(f, size, progress)
             response = self.connection.request(

@@ -34,7 +34,8 @@ class Endpoint:
 
     __slots__ = ("url", "host", "verify_tls", "mirror", "ca_files", "client_certs")
 
-    def __init__(self, url: Any, host: Any, verify_tls: bool=True, mirror: bool=False, ca_files: Any=(), client_certs: Any=()) -> None:
+    def __init__(self, url: Any, host: Any, verify_tls: bool = True, mirror: bool = False,
+                 ca_files: Any = (), client_certs: Any = ()) -> None:
         self.url = url.rstrip("/")
         self.host = host
         self.verify_tls = verify_tls
@@ -80,8 +81,9 @@ class RegistryOptions:
     ``mirrors`` are URLs tried before Docker Hub for ``docker.io`` pulls.
     """
 
-    def __init__(self, insecure_registries: Any=(), mirrors: Any=(), certs_dir: Any=DEFAULT_CERTS_DIR,
-                 insecure_cidrs: Any=DEFAULT_INSECURE_CIDRS) -> None:
+    def __init__(self, insecure_registries: Any = (), mirrors: Any = (),
+                 certs_dir: Any = DEFAULT_CERTS_DIR,
+                 insecure_cidrs: Any = DEFAULT_INSECURE_CIDRS) -> None:
         self.insecure_hosts = set()
         self.insecure_networks = []
         for entry in list(insecure_registries) + list(insecure_cidrs):
@@ -103,7 +105,7 @@ class RegistryOptions:
         self.certs_dir = certs_dir
 
     @classmethod
-    def from_daemon_config(cls, config: Any, certs_dir: Any=DEFAULT_CERTS_DIR) -> Any:
+    def from_daemon_config(cls, config: Any, certs_dir: Any = DEFAULT_CERTS_DIR) -> Any:
         """Options from a parsed ``daemon.json`` (``insecure-registries``, ``registry-mirrors``)."""
         for key in ("insecure-registries", "registry-mirrors"):
             value = config.get(key, [])
@@ -131,6 +133,8 @@ class RegistryOptions:
     def tls_files(self, host: Any) -> tuple[Any, ...]:
         """CA files and (cert, key) pairs from ``certs_dir/host/``, in docker's layout."""
         directory = os.path.join(self.certs_dir, host) if self.certs_dir else None
+        ca_files: list[Any]
+        pairs: list[Any]
         ca_files, pairs = [], []
         if not directory or not os.path.isdir(directory):
             return ca_files, pairs
@@ -150,7 +154,7 @@ class RegistryOptions:
                                           % (name[:-len(".key")], name))
         return ca_files, pairs
 
-    def endpoints(self, domain: Any, for_push: bool=False) -> Any:
+    def endpoints(self, domain: Any, for_push: bool = False) -> Any:
         """The endpoints to try for ``domain``, best first."""
         result = []
         if domain == DEFAULT_DOMAIN:
@@ -185,7 +189,7 @@ def _addresses(name):
     result = []
     for info in infos:
         try:
-            result.append(ipaddress.ip_address(info[4][0].split("%")[0]))
+            result.append(ipaddress.ip_address(info[4][0].split("%")[0]))  # type: ignore[union-attr]
         except ValueError:
             continue
     return result
@@ -219,7 +223,7 @@ class Credentials:
 
     __slots__ = ("username", "password", "identity_token")
 
-    def __init__(self, username: str="", password: str="", identity_token: str="") -> None:
+    def __init__(self, username: str = "", password: str = "", identity_token: str = "") -> None:
         self.username = username
         self.password = password
         self.identity_token = identity_token
@@ -234,7 +238,7 @@ class Credentials:
 class AuthFile:
     """docker's ``config.json``: credentials under ``auths``, other keys kept as they are."""
 
-    def __init__(self, path: Any=None) -> None:
+    def __init__(self, path: Any = None) -> None:
         self.path = path or default_auth_file_path()
 
     def _load(self):

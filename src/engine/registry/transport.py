@@ -147,9 +147,9 @@ class Transport:
             import urllib3
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
-    def send(self, method: str, url: str, *, authorization: str = None, auth_origin: Any=None,
-             headers: dict = None, stream: bool = False, data: Any=None, timeout: Any=None,
-             body_limit: int = SMALL_BODY_LIMIT) -> Any:
+    def send(self, method: str, url: str, *, authorization: str | None = None,
+             auth_origin: Any = None, headers: dict | None = None, stream: bool = False,
+             data: Any = None, timeout: Any = None, body_limit: int = SMALL_BODY_LIMIT) -> Any:
         """Send one request, following redirects under the rules; the final response.
 
         ``authorization`` goes only to ``auth_origin`` (default: the endpoint's origin).
@@ -212,7 +212,7 @@ def buffer(response: Any, limit: int, what: str, truncate: bool = False) -> None
 
 
 def read_limited(response: Any, limit: int, what: str, truncate: bool = False,
-                 deadline: float = None) -> bytes:
+                 deadline: float | None = None) -> bytes:
     """At most ``limit`` bytes of a streamed body, within ``BODY_DEADLINE`` seconds.
 
     More than ``limit`` is InvalidArgument (``what: larger than the N bytes allowed``), or with

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 BACKENDS = {"overlayfs": OverlaySnapshotter, "native": CopySnapshotter}
 
 
-def open_snapshotter(root: Any, backend: Any=None) -> Any:
+def open_snapshotter(root: Any, backend: Any = None) -> Any:
     """The snapshotter stored under ``root/<backend>``; the default prefers overlayfs."""
     os.makedirs(root, exist_ok=True)
     if backend is None:

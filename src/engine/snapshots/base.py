@@ -51,7 +51,7 @@ def tree_usage(path: Any) -> Any:
 class Snapshotter:
     """Base of the backends: metadata bookkeeping; backends lay out and describe the files."""
 
-    name = None
+    name: str | None = None
     whiteouts = "delete"     # how a layer's whiteouts are written into writable_dir()
 
     def __init__(self, root: Any) -> None:
@@ -96,10 +96,10 @@ class Snapshotter:
         for key, s in items:
             yield self._info(key, s)
 
-    def prepare(self, key: Any, parent: Any=None, labels: Any=None) -> Any:
+    def prepare(self, key: Any, parent: Any = None, labels: Any = None) -> Any:
         return self._create(ACTIVE, key, parent, labels)
 
-    def view(self, key: Any, parent: Any=None, labels: Any=None) -> Any:
+    def view(self, key: Any, parent: Any = None, labels: Any = None) -> Any:
         return self._create(VIEW, key, parent, labels)
 
     def _create(self, kind, key, parent, labels):
@@ -135,7 +135,7 @@ class Snapshotter:
                                          "make a view" % key)
             return self._mounts(self._dir(s), self._chain(meta, s["parent"]), s["kind"])
 
-    def commit(self, name: Any, key: Any, labels: Any=None) -> None:
+    def commit(self, name: Any, key: Any, labels: Any = None) -> None:
         with self._locked() as meta:
             s = self._get(meta, key)
             if s["kind"] != ACTIVE:
