@@ -145,12 +145,36 @@ def memory_cases():
            zstd_rle_bomb(100_000, header(b"zeros", size=12 << 30)),
            "exceed|do not fit|limit")
     yield ("memory", "gzip-bomb-1GiB-of-zeros", gzip_bomb(1 << 30), "limit")
+    yield ("memory", "xz-3GiB-dictionary", xz_dictionary(39), "corrupt.*[Mm]emory")
+    yield ("memory", "zstd-128MiB-window-filled", zstd_window_bomb(1024), "limit")
     yield ("memory", "many-pax-headers-before-one-member",
            b"".join(pax({"comment": "x" * 100}) for _ in range(64)) + member("x") + _END,
            "extended headers")
     yield ("memory", "global-pax-headers-accumulate",
            b"".join(pax({"k%d" % i: "v" * 200_000}, kind=b"g") + member("f%d" % i)
                     for i in range(8)) + _END, "global PAX headers exceed")
+
+
+def xz_dictionary(byte):
+    """An xz stream whose one block asks for the LZMA2 dictionary coded by ``byte`` (39 is
+    3 GiB): a small valid stream with that field and its header's CRC rewritten."""
+    import lzma
+    import zlib
+    data = lzma.compress(b"\0" * (1 << 20), preset=1)
+    size = (data[12] + 1) * 4
+    block = bytearray(data[12:12 + size])
+    block[4] = byte
+    block[-4:] = zlib.crc32(bytes(block[:-4])).to_bytes(4, "little")
+    return data[:12] + bytes(block) + data[12 + size:]
+
+
+def zstd_window_bomb(blocks):
+    """A zstd frame asking for a 128 MiB window (the most allowed) and filling it with RLE
+    blocks of zeros (an empty archive, then zeros the reader drains): the decompressor's own
+    worst case, with nothing written to disk."""
+    data = bytearray(zstd_rle_bomb(blocks))
+    data[5] = (27 - 10) << 3
+    return bytes(data)
 
 
 def size_cases():
