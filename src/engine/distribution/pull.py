@@ -29,6 +29,7 @@ import time
 
 from pyrunc.errors import InvalidArgument, NotFound, PyruncError, Unavailable
 
+from pyrunc.engine import imagespec
 from pyrunc.engine import reference as references
 from pyrunc.engine.distribution import progress as events
 from pyrunc.engine.platforms import Platform, host_platform, select_manifest
@@ -153,14 +154,15 @@ def _pull(ref, content, registries, images, platform, progress, max_concurrent_d
         config_digest = config_desc["digest"]
         lease.add(config_digest)
         have_image = content.exists(config_digest)
+        # the config is checked against its schema before it is stored or used
         if not have_image:
             data = repo.get_blob(config_digest, config_desc["size"])
+            config = imagespec.load("config", data, "image config %s" % config_digest)
             _put(content, data, config_digest)
             downloaded.append(config_digest)
-        try:
-            config = json.loads(content.read(config_digest))
-        except ValueError:
-            raise InvalidArgument("image config %s: invalid JSON" % config_digest)
+        else:
+            config = imagespec.load("config", content.read(config_digest),
+                                    "image config %s" % config_digest)
         diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
         if len(diff_ids) != len(layers):
             raise InvalidArgument("image config %s: %d diff_ids for %d layers"

@@ -13,6 +13,7 @@ import json
 
 from pyrunc.errors import InvalidArgument, NotFound
 
+from pyrunc.engine import imagespec
 from pyrunc.engine import reference as references
 from pyrunc.engine.distribution import progress as events
 from pyrunc.engine.registry import mediatypes
@@ -40,15 +41,20 @@ def _load(content, digest):
         data = content.read(digest)
     except NotFound:
         raise NotFound("content %s is not in the local store" % digest)
+    imagespec.check_limits(data, "manifest %s" % digest)
     try:
         body = json.loads(data)
     except ValueError:
         raise InvalidArgument("manifest %s: invalid JSON" % digest)
+    if not isinstance(body, dict):
+        raise InvalidArgument("manifest %s: not a JSON object" % digest)
     media_type = body.get("mediaType")
     if media_type is None:
         media_type = mediatypes.OCI_INDEX if "manifests" in body else mediatypes.OCI_MANIFEST
     if media_type not in mediatypes.MANIFESTS + mediatypes.INDEXES:
         raise InvalidArgument("manifest %s: cannot push media type %s" % (digest, media_type))
+    # a registry would refuse a malformed one only after the layers went up
+    imagespec.validate(imagespec.kind_for_media_type(media_type), body, "manifest %s" % digest)
     return media_type, data, body
 
 

@@ -18,7 +18,7 @@ import tarfile
 import time
 import uuid
 
-from pyrunc.engine import reference
+from pyrunc.engine import imagespec, reference
 from pyrunc.engine.content import digest_bytes
 from pyrunc.engine.images.service import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST
 from pyrunc.engine.platforms import Platform, host_platform
@@ -259,7 +259,8 @@ def _load_docker(service, arch, progress):
     for e in entries:
         config_digest, _ = arch.blob(e["Config"])
         try:
-            config = json.loads(service.content.read(config_digest))
+            config = imagespec.load("config", service.content.read(config_digest),
+                                    "load: %s" % e["Config"])
         except ValueError:
             raise InvalidArgument("load: %s: not valid JSON" % e["Config"]) from None
         layers = [_layer_descriptor(service, *arch.blob(p)) for p in e.get("Layers", [])]
@@ -302,7 +303,7 @@ def _moved_tags(service, refs, image_id):
 
 def _load_oci(service, arch, progress):
     try:
-        index = json.loads(arch.docs["index.json"])
+        index = imagespec.load("index", arch.docs["index.json"], "load: index.json")
     except ValueError:
         raise InvalidArgument("load: index.json: not valid JSON") from None
     if not isinstance(index, dict) or not all(
@@ -321,7 +322,8 @@ def _load_oci_descriptor(service, arch, desc, annotations, progress):
     if not service.content.exists(digest):
         raise InvalidArgument("load: archive is missing blob %s" % digest)
     if media in (OCI_INDEX, "application/vnd.docker.distribution.manifest.list.v2+json"):
-        sub = json.loads(service.content.read(digest))
+        sub = imagespec.load(imagespec.kind_for_media_type(media), service.content.read(digest),
+                             "load: index %s" % digest)
         out = []
         want = host_platform()
         for m in sub.get("manifests", []):
@@ -343,7 +345,10 @@ def _load_oci_descriptor(service, arch, desc, annotations, progress):
                 refs = [r]
         except InvalidArgument:
             refs = []
-    manifest = json.loads(service.content.read(digest))
+    manifest = imagespec.load(imagespec.kind_for_media_type(media, "manifest"),
+                              service.content.read(digest), "load: manifest %s" % digest)
+    imagespec.load("config", service.content.read(manifest["config"]["digest"]),
+                   "load: image config %s" % manifest["config"]["digest"])
     for layer in manifest.get("layers", []):
         if not service.content.exists(layer["digest"]):
             raise InvalidArgument("load: archive is missing layer %s" % layer["digest"])

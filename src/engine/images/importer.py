@@ -11,6 +11,7 @@ import posixpath
 import shlex
 import uuid
 
+from pyrunc.engine import imagespec
 from pyrunc.engine.images.service import rfc3339_now
 from pyrunc.engine.layers import decompressed
 from pyrunc.engine.platforms import Platform, host_platform
@@ -180,4 +181,5 @@ def _record(service, descriptor, diff_id, ref, config_section, message, source, 
               "history": [{"created": created, "comment": msg}]}
     if plat.get("variant"):
         config["variant"] = plat["variant"]
+    imagespec.validate("config", config, "import: image config")
     return service.put_image(config, [descriptor], [ref] if ref else [])

@@ -399,14 +399,20 @@ class Repository:
         # schema 1 is refused first (a signed one's digest does not cover its bytes); then, by
         # digest: the bytes must have it, whatever the algorithm (sha256 or sha512); by tag:
         # the registry's Docker-Content-Digest, when sent, must be theirs
-        media_type = manifest_media_type(content_type, data, display)
+        media_type, body = parse_manifest(content_type, data, display, validate=False)
         if ":" in reference:
             digest = verify_digest(reference, data, "manifest for %s" % display)
         else:
             digest = sha256_digest(data)
             if header_digest:
                 verify_digest(header_digest, data, "manifest for %s" % display)
-        return Manifest(media_type, digest, data)
+        # verified bytes only go through the schema (the spec: no heavy processing before)
+        from pyrunc.engine import imagespec
+        imagespec.validate(imagespec.kind_for_media_type(media_type), body,
+                           "manifest for %s" % display)
+        manifest = Manifest(media_type, digest, data)
+        manifest._json = body
+        return manifest
 
     def _raise_manifest_error(self, response, display):
         status = response.status_code
@@ -672,9 +678,19 @@ def _add_query(url, **params):
 
 def manifest_media_type(content_type: Any, data: Any, display: Any) -> Any:
     """The media type of a served manifest; schema 1 refused with docker's explanation."""
+    return parse_manifest(content_type, data, display)[0]
+
+
+def parse_manifest(content_type: str, data: bytes, display: str, validate: bool = True) -> tuple:
+    """(media type, parsed body) of a served manifest or index, checked against its OCI or
+    docker schema after the size and depth limits; schema 1 refused with docker's
+    explanation."""
+    from pyrunc.engine import imagespec
+    what = "manifest for %s" % display
+    imagespec.check_limits(data, what)
     try:
         body = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidArgument("manifest for %s: invalid JSON" % display)
     if not isinstance(body, dict):
         raise InvalidArgument("manifest for %s: not a JSON object" % display)
@@ -697,4 +713,6 @@ def manifest_media_type(content_type: Any, data: Any, display: Any) -> Any:
     if declared and declared != media_type:
         raise InvalidArgument("manifest for %s: mediaType %s does not match Content-Type %s"
                               % (display, declared, media_type))
-    return media_type
+    if validate:
+        imagespec.validate(imagespec.kind_for_media_type(media_type), body, what)
+    return media_type, body

@@ -212,8 +212,10 @@ def test_push_errors(plain_registry, registries, store, tmp_path):
         push("%s/test/none:v1" % plain_registry.domain, store, registries,
              images=ImageService(str(tmp_path / "engine")))
     missing = store.put(json.dumps({"schemaVersion": 2, "mediaType": mediatypes.OCI_MANIFEST,
-                                    "config": {"digest": "sha256:" + "1" * 64, "size": 1},
-                                    "layers": [{"digest": "sha256:" + "2" * 64, "size": 1}]
+                                    "config": {"mediaType": mediatypes.OCI_CONFIG,
+                                               "digest": "sha256:" + "1" * 64, "size": 1},
+                                    "layers": [{"mediaType": mediatypes.OCI_LAYER_GZIP,
+                                                "digest": "sha256:" + "2" * 64, "size": 1}]
                                     }).encode())
     with pytest.raises(NotFound, match="layer sha256:2222.* is not in the local store"):
         push("%s/test/none:v1" % plain_registry.domain, store, registries, missing)
