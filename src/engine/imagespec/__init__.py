@@ -21,6 +21,10 @@ import threading
 
 from pyrunc.errors import InvalidArgument
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 MAX_DOCUMENT_SIZE = 4 * 1024 * 1024     # docker's limit on a manifest; configs share it
 MAX_DEPTH = 64                          # arrays and objects inside each other
 
@@ -89,7 +93,7 @@ def check_limits(data: bytes, what: str, max_size: int = MAX_DOCUMENT_SIZE,
 
 
 def load(kind: str, data: bytes, what: str | None = None,
-         max_size: int = MAX_DOCUMENT_SIZE) -> object:
+         max_size: int = MAX_DOCUMENT_SIZE) -> Any:
     """Check the limits, parse, and validate ``data`` as ``kind``; the parsed document."""
     what = what or _label(kind)
     check_limits(data, what, max_size)
