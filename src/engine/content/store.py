@@ -27,6 +27,7 @@ import re
 import shutil
 import uuid
 
+from pyrunc.engine.content.private import private_dir
 from pyrunc.errors import InvalidArgument, NotFound, SystemFailure, Unavailable
 
 TYPE_CHECKING = False
@@ -70,8 +71,9 @@ def _fsync_dir(path):
 class ContentStore:
     def __init__(self, root: Any) -> None:
         self.root = os.path.abspath(root)
-        for d in ("blobs/sha256", "ingest", "leases"):
-            os.makedirs(os.path.join(self.root, d), exist_ok=True)
+        private_dir(self.root)
+        for d in ("blobs", "blobs/sha256", "ingest", "leases"):
+            private_dir(os.path.join(self.root, d))
 
     # reading -------------------------------------------------------------------------------
     def path(self, digest: Any) -> Any:
@@ -275,7 +277,7 @@ class Writer:
         """Lock the ingest (waiting for another writer of the same ref if ``wait``)."""
         while True:
             try:
-                os.makedirs(self.dir, exist_ok=True)
+                os.makedirs(self.dir, 0o700, exist_ok=True)
             except FileExistsError:
                 continue                 # a finishing writer was removing it: make it again
             try:
@@ -353,7 +355,7 @@ class Writer:
             raise
         os.fsync(self._fd)
         target = self.store.path(actual)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.makedirs(os.path.dirname(target), 0o700, exist_ok=True)
         if os.path.exists(target):
             self.abort()
             return actual

@@ -15,6 +15,7 @@ import threading
 
 from pyrunc.engine import reference
 from pyrunc.engine.content import ContentStore, collect
+from pyrunc.engine.content.private import private_dir
 from pyrunc.engine.images.store import ImageStore, parse_name, short_id
 from pyrunc.engine.images.unpack import (DEFAULT_LIMITS, SIZE_LABEL, chain_ids, remove_abandoned,
                                          unpack, unpacked_size)
@@ -147,7 +148,7 @@ class ImageService:
     def __init__(self, root: Any, snapshotter: Any = None, containers: Any = None,
                  layer_limits: Any = DEFAULT_LIMITS) -> None:
         self.root = os.path.abspath(root)
-        os.makedirs(self.root, exist_ok=True)
+        private_dir(self.root)
         self.content = ContentStore(os.path.join(self.root, "content"))
         self.store = ImageStore(os.path.join(self.root, "images"))
         self.snapshotter = open_snapshotter(os.path.join(self.root, "snapshots"), snapshotter)

@@ -19,6 +19,7 @@ import time
 
 from pyrunc.engine import reference
 from pyrunc.engine.content import parse_digest
+from pyrunc.engine.content.private import private_dir
 from pyrunc.engine.metadata import locked_document
 from pyrunc.errors import InvalidArgument, NotFound
 
@@ -41,7 +42,7 @@ def parse_name(text: Any) -> Any:
 class ImageStore:
     def __init__(self, root: Any) -> None:
         self.root = os.path.abspath(root)
-        os.makedirs(self.root, exist_ok=True)
+        private_dir(self.root)
 
     def transaction(self, write: bool = True) -> Any:
         return locked_document(self.root, "images.json", lambda: {"images": {}, "refs": {}},

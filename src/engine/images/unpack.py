@@ -24,6 +24,7 @@ import hashlib
 import os
 import uuid
 
+from pyrunc.engine.content.private import private_dir
 from pyrunc.engine.content.store import try_lock
 from pyrunc.engine.layers import LayerTooLarge, apply_layer
 from pyrunc.engine.snapshots import ACTIVE
@@ -125,7 +126,7 @@ def _apply(content, snapshotter, desc, diff_id, chain, parent, limits):
 def _extraction_lock(snapshotter):
     """A fresh id whose lock file this process holds until the block ends."""
     base = os.path.join(snapshotter.root, "extracting")
-    os.makedirs(base, exist_ok=True)
+    private_dir(base)
     while True:
         ident = uuid.uuid4().hex
         path = os.path.join(base, ident)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from pyrunc.engine.content.private import private_dir
 from pyrunc.engine.snapshots.base import ACTIVE, COMMITTED, VIEW, Info, Mount, Snapshotter, Usage
 from pyrunc.engine.snapshots.copy import CopySnapshotter
 from pyrunc.engine.snapshots.overlay import OverlaySnapshotter, supported as overlay_supported
@@ -21,7 +22,7 @@ BACKENDS = {"overlayfs": OverlaySnapshotter, "native": CopySnapshotter}
 
 def open_snapshotter(root: Any, backend: Any = None) -> Any:
     """The snapshotter stored under ``root/<backend>``; the default prefers overlayfs."""
-    os.makedirs(root, exist_ok=True)
+    private_dir(root)
     if backend is None:
         backend = "overlayfs" if overlay_supported(root) else "native"
     if backend not in BACKENDS:

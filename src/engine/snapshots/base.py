@@ -16,6 +16,7 @@ import shutil
 import stat
 import time
 
+from pyrunc.engine.content.private import private_dir
 from pyrunc.engine.metadata import locked_document
 from pyrunc.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
@@ -56,7 +57,8 @@ class Snapshotter:
 
     def __init__(self, root: Any) -> None:
         self.root = os.path.abspath(root)
-        os.makedirs(os.path.join(self.root, "snapshots"), exist_ok=True)
+        private_dir(self.root)
+        private_dir(os.path.join(self.root, "snapshots"))
 
     # metadata -------------------------------------------------------------------------------
     def _locked(self, write=True):
