@@ -65,7 +65,7 @@ class BuildScriptsWithLauncher(build_scripts):
     ``#!python`` line the installer rewrites) with its interpreter executed from a read-only
     copy, so that no process pyrunc places in a container can write the host's interpreter."""
 
-    def run(self):
+    def run(self) -> None:
         super().run()
         os.makedirs(self.build_dir, exist_ok=True)
         source = os.path.join(HERE, "native", "programs", "pyrunc-launch.c")
