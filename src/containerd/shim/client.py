@@ -1,6 +1,6 @@
 """Starting a shim and talking to it over its unix socket.
 
-Requests are one line; replies are ``ok[ PAYLOAD]`` or ``err CATEGORY MESSAGE``. The socket is
+The wire protocol is described in docs/containerd.md, "The shim protocol". The socket is
 reached through ``/proc/self/fd/N/shim.sock`` (N an O_PATH descriptor of the state directory), so
 state directories deeper than a sockaddr_un path allows still work.
 """
