@@ -90,10 +90,8 @@ def test_hostile_layer(place, source, cls, ident, expect):
     assert tree(outside) == before
     assert sorted(os.listdir(base)) in (["outside", "root"], ["layer", "outside", "root"])
     if expect is None:
-        # what applied stays inside the root: no symlink in it is ever followed outwards
-        for dirpath, dirs, files in os.walk(root):
-            for name in dirs:
-                assert not os.path.islink(os.path.join(dirpath, name)) or True
+        # what applied stays inside the root: the outside tree is unchanged (above) and so is
+        # its file's content (a symlink in the root may point anywhere; it is never followed)
         assert (outside / "secret").read_text() == "keep"
 
 
