@@ -80,7 +80,7 @@ class Factory:
                 applied = True
                 manager.create()
                 if resources:
-                    manager.set(resources)
+                    _set_resources(manager, resources)
 
             def on_pid(first_child):
                 nonlocal applied
@@ -88,7 +88,7 @@ class Factory:
                     applied = True
                     manager.apply(first_child)
                     if resources:
-                        manager.set(resources)
+                        _set_resources(manager, resources)
 
             def on_hooks(init_pid):
                 nonlocal announced_pid
@@ -254,6 +254,20 @@ def _check_resources(manager, resources):
         missing = sorted({c for c, _, _, _ in writes} - set(manager.paths()))
         if missing:
             raise unavailable(missing[0])
+
+
+_REFUSED_VALUE = (errno.EINVAL, errno.ENODEV, errno.ERANGE, errno.EOVERFLOW, errno.ENOENT)
+
+
+def _set_resources(manager, resources: dict) -> None:
+    """``manager.set(resources)``; the kernel refusing a value of the config (a device that
+    does not exist, a number out of its range) is the config's fault: InvalidArgument."""
+    try:
+        manager.set(resources)
+    except SystemFailure as e:
+        if e.errno in _REFUSED_VALUE:
+            raise InvalidArgument("config.json: linux.resources: %s" % e) from None
+        raise
 
 
 def _record_init(sd, state, spec, manager, pid, pid_start, pid_file):

@@ -54,7 +54,11 @@ class _Config:
     def str(self, s):
         if s is None:
             return ffi.NULL
-        b = ffi.new("char[]", s.encode() if isinstance(s, str) else s)
+        b = s.encode() if isinstance(s, str) else s
+        if b"\0" in b:    # the config's checks refuse NUL; C would end the string there
+            raise InvalidArgument("plan: a string for the native core contains a NUL byte: %r"
+                                  % b[:60])
+        b = ffi.new("char[]", b)
         self.keep.append(b)
         return b
 

@@ -33,13 +33,13 @@ def valid(kind):
     if isinstance(kind, fields.Str):
         if kind.choices:
             return st.sampled_from(kind.choices)
-        if kind.pattern:
-            return st.from_regex(kind.pattern, fullmatch=True)
-        return st.text(max_size=6)
+        text = st.from_regex(kind.pattern, fullmatch=True) if kind.pattern else st.text(max_size=6)
+        return text.filter(lambda s: "\0" not in s) if kind.c_string else text   # NUL: C's end
     if isinstance(kind, fields.Array):
         return st.lists(valid(kind.item), min_size=1 if kind.non_empty else 0, max_size=2)
     if isinstance(kind, fields.Map):
-        return st.dictionaries(st.text(max_size=4), valid(kind.value), max_size=2)
+        return st.dictionaries(valid(kind.key).filter(lambda k: len(k) <= 4), valid(kind.value),
+                               max_size=2)
     if isinstance(kind, fields.Object):
         return model(kind.model)
     raise AssertionError(kind)

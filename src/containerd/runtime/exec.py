@@ -81,18 +81,14 @@ def run(ctx: Any, flags: Any, args: Any, preserve_fds: Any) -> Any:
 
 
 def _read_process_file(path):
+    from pyrunc.libcontainer.configs.load import decode, read_limited
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_limited(path, "process.json")
     except FileNotFoundError:
         raise NotFound("--process %s: no such file" % path) from None
     except OSError as e:
         raise SystemFailure("read %s" % path, e.errno) from None
-    from pyrunc.libcontainer import jsoncodec
-    try:
-        doc = jsoncodec.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidArgument("process.json: invalid JSON: %s" % e) from None
+    doc = decode(data, "process.json")    # bounded in size and depth, one-line errors
     if not isinstance(doc, dict):
         raise InvalidArgument("process.json: must be a JSON object")
     return doc

@@ -139,16 +139,19 @@ class Str(Kind):
     off the hot path.
     """
 
-    def __init__(self, choices: Any = None, pattern: Any = None, matches: Any = None) -> None:
+    def __init__(self, choices: Any = None, pattern: Any = None, matches: Any = None,
+                 c_string: bool = True) -> None:
         if (pattern is None) != (matches is None):
             raise TypeError("Str: a pattern and its predicate go together")
         self.choices = tuple(choices) if choices else None
         self.pattern = pattern
         self.matches = matches
+        self.c_string = c_string
 
     def decode(self, value: Any, path: Any) -> Any:
         if type(value) is not str:
             raise Invalid(path, "must be a string")
+        check_text(value, path, self.c_string)
         if self.choices is not None and value not in self.choices:
             raise Invalid(path, "%s is not one of %s" % (_show(value), ", ".join(self.choices)))
         if self.matches is not None and not self.matches(value):
@@ -161,10 +164,27 @@ class Str(Kind):
             out["enum"] = list(self.choices)
         if self.pattern is not None:
             out["pattern"] = self.pattern
+        if self.c_string and self.choices is None:
+            out["not"] = {"pattern": "\u0000"}
         return out
 
 
+def check_text(value: str, path: str, c_string: bool = True) -> None:
+    """What every string must be: real Unicode (JSON's ``\\ud800`` escapes give lone
+    surrogates, which no file name or C string can hold) and, when it reaches the kernel or a
+    C library (``c_string``), free of NUL, which C would read as the string's end."""
+    if c_string and "\0" in value:
+        raise Invalid(path, "contains a NUL byte")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Invalid(path, "is not valid Unicode (a lone surrogate)") from None
+
+
 STRING = Str()
+TEXT = Str(c_string=False)
+"""A string that never reaches C (``ociVersion``, annotations): NUL allowed."""
 BOOL = Bool()
 
 
@@ -207,10 +227,11 @@ class Array(Kind):
 
 
 class Map(Kind):
-    """A JSON object with free keys and values of one kind."""
+    """A JSON object with free keys (strings of the ``key`` kind) and values of one kind."""
 
-    def __init__(self, value: Any) -> None:
+    def __init__(self, value: Any, key: "Str" = STRING) -> None:
         self.value = value
+        self.key = key
 
     @property
     def absent(self) -> dict[Any, Any]:
@@ -219,11 +240,17 @@ class Map(Kind):
     def decode(self, value: Any, path: Any) -> dict[Any, Any]:
         if type(value) is not dict:
             raise Invalid(path, "must be an object")
-        kind = self.value
-        return {k: kind.decode(v, join(path, k)) for k, v in value.items()}
+        kind, key = self.value, self.key
+        out = {}
+        for k, v in value.items():
+            where = join(path, k)
+            key.decode(k, where)
+            out[k] = kind.decode(v, where)
+        return out
 
     def schema(self, defs: Any) -> dict[str, Any]:
-        return {"type": "object", "additionalProperties": self.value.schema(defs)}
+        return {"type": "object", "propertyNames": self.key.schema(defs),
+                "additionalProperties": self.value.schema(defs)}
 
 
 class Object(Kind):

@@ -23,8 +23,7 @@ def load(bundle: str) -> Any:
     """The ``Spec`` of ``bundle/config.json``."""
     path = os.path.join(bundle, CONFIG_FILE)
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_limited(path, CONFIG_FILE)
     except FileNotFoundError:
         raise NotFound("%s: not found in bundle %s" % (CONFIG_FILE, bundle)) from None
     except OSError as e:
@@ -32,12 +31,30 @@ def load(bundle: str) -> Any:
     return from_json(data, source=CONFIG_FILE)
 
 
-def _reject_constant(name):
-    raise ValueError("%s is not a JSON number" % name)
+MAX_BYTES = 8 << 20
+"""The largest config (or process.json) read: a real one is a few KiB (Docker's with its
+seccomp profile about 40 KiB); a bigger one would only cost memory."""
+
+MAX_DEPTH = 100
+"""How deep a document's arrays and objects may nest: the spec's go 6 levels down. Deeper
+ones are refused before anything walks them recursively (and meets Python's recursion
+limit: the state file, the JSON encoder, the schema)."""
 
 
-def from_json(data: Any, source: Any = CONFIG_FILE) -> Any:
-    """The ``Spec`` of a JSON text (str or bytes)."""
+def read_limited(path: str, source: str = CONFIG_FILE) -> bytes:
+    """The bytes of ``path``, refused (``ConfigError``) beyond ``MAX_BYTES``; OSError as is."""
+    with open(path, "rb") as f:
+        data = f.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise ConfigError(source, "", "larger than %d MiB" % (MAX_BYTES >> 20))
+    return data
+
+
+def decode(data: Any, source: str = CONFIG_FILE) -> Any:
+    """The JSON document of ``data`` (str or bytes), with one-line errors naming ``source``:
+    invalid JSON, text that is not UTF-8, NaN or Infinity, nesting deeper than MAX_DEPTH."""
+    if len(data) > MAX_BYTES:
+        raise ConfigError(source, "", "larger than %d MiB" % (MAX_BYTES >> 20))
     try:
         doc = jsoncodec.loads(data, parse_constant=_reject_constant)
     except UnicodeDecodeError:
@@ -49,7 +66,35 @@ def from_json(data: Any, source: Any = CONFIG_FILE) -> Any:
         raise ConfigError(source, "", "invalid JSON: %s" % e) from None
     except RecursionError:
         raise ConfigError(source, "", "invalid JSON: nested too deeply") from None
-    return from_dict(doc, source=source)
+    brackets = ("[", "{") if isinstance(data, str) else (b"[", b"{")
+    if data.count(brackets[0]) + data.count(brackets[1]) > MAX_DEPTH:   # else it cannot be
+        _check_depth(doc, source)
+    return doc
+
+
+def _check_depth(doc: Any, source: str) -> None:
+    """Refuse a document nested deeper than MAX_DEPTH, walking it without recursion."""
+    level = [doc]
+    for _ in range(MAX_DEPTH):
+        inner = []
+        for node in level:
+            if type(node) is dict:
+                inner.extend(v for v in node.values() if type(v) is dict or type(v) is list)
+            elif type(node) is list:
+                inner.extend(v for v in node if type(v) is dict or type(v) is list)
+        if not inner:
+            return
+        level = inner
+    raise ConfigError(source, "", "nested deeper than %d levels" % MAX_DEPTH)
+
+
+def _reject_constant(name):
+    raise ValueError("%s is not a JSON number" % name)
+
+
+def from_json(data: Any, source: Any = CONFIG_FILE) -> Any:
+    """The ``Spec`` of a JSON text (str or bytes)."""
+    return from_dict(decode(data, source), source=source)
 
 
 def from_dict(doc: Any, source: Any = CONFIG_FILE) -> Any:

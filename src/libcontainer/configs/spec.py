@@ -8,8 +8,8 @@ the JSON dicts they were (the cgroup managers and the seccomp compiler read them
 Keys the spec does not define are ignored, as runc ignores them (the spec allows extensions).
 """
 from pyrunc.libcontainer.configs.fields import (
-    BOOL, INT32, INT64, STRING, UINT16, UINT32, UINT64, Array, Int, Map, Model, Object, Raw, Str,
-    line_end, made_of)
+    BOOL, INT32, INT64, STRING, TEXT, UINT16, UINT32, UINT64, Array, Int, Map, Model, Object,
+    Raw, Str, line_end, made_of)
 
 UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 DIGITS = "0123456789"
@@ -348,8 +348,8 @@ class Linux(Model):
 class Spec(Model):
     """The runtime configuration of a container (config.json)."""
 
-    fields = {"ociVersion": STRING, "root": Object(Root), "mounts": Array(Object(Mount)),
+    fields = {"ociVersion": TEXT, "root": Object(Root), "mounts": Array(Object(Mount)),
               "process": Object(Process), "hostname": STRING, "domainname": STRING,
-              "hooks": Object(Hooks), "annotations": Map(STRING), "linux": Object(Linux)}
+              "hooks": Object(Hooks), "annotations": Map(TEXT, key=TEXT), "linux": Object(Linux)}
     required = ("ociVersion",)
     extra_slots = ("raw",)

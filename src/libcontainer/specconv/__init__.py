@@ -32,7 +32,13 @@ IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", 
 
 
 def invalid(where: Any, reason: Any) -> InvalidArgument:
-    return InvalidArgument("config.json: %s: %s" % (where, reason))
+    return InvalidArgument("config.json: %s: %s" % (where, shorten(reason, 300)))
+
+
+def shorten(text: str, limit: int = 100) -> str:
+    """``text`` cut to ``limit`` characters: a value quoted in a message keeps it one short
+    line, however long the config made it."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def camel(snake: Any) -> Any:
@@ -137,10 +143,15 @@ def _rootfs(spec, bundle):
     root = spec.root
     if root is None or not root.path:
         raise invalid("root.path", "must be set")
-    path = root.path if os.path.isabs(root.path) else os.path.join(bundle, root.path)
+    # runc's rule: the rootfs, made absolute from the bundle's real path, must be its own real
+    # path: neither a symlink nor below one (a symlink could be swapped to point elsewhere).
+    path = os.path.normpath(os.path.join(os.path.realpath(bundle), root.path))
     real = os.path.realpath(path)
     if not os.path.isdir(real):
-        raise NotFound("config.json: root.path: %s: no such directory" % root.path)
+        raise NotFound("config.json: root.path: %s: no such directory" % shorten(root.path))
+    if real != path:
+        raise invalid("root.path", "%s is or passes through a symlink (it resolves to %s)"
+                      % (shorten(root.path), shorten(real)))
     return real
 
 
@@ -282,6 +293,10 @@ def _devices(linux, new_user):
         kind = devs.KINDS[d.type]
         if kind != "p" and (d.major is None or d.minor is None):
             raise invalid(where, "a %s device needs major and minor numbers" % kind)
+        # Linux device numbers: a 12-bit major and a 20-bit minor (mknod refuses larger ones)
+        for field, value, high in (("major", d.major, 0xFFF), ("minor", d.minor, 0xFFFFF)):
+            if value is not None and not 0 <= value <= high:
+                raise invalid("%s.%s" % (where, field), "must be from 0 to %d" % high)
         mode = 0o666 if d.file_mode is None else d.file_mode & 0o7777
         uid = root_uid if d.uid is None else d.uid
         gid = root_gid if d.gid is None else d.gid

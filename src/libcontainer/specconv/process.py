@@ -44,6 +44,8 @@ class At:
         return "%s.%s" % (self.path, field) if self.path else field
 
     def invalid(self, field: Any, reason: Any) -> InvalidArgument:
+        if len(reason) > 300:   # a long value quoted: the message stays one short line
+            reason = reason[:297] + "..."
         return InvalidArgument("%s: %s: %s" % (self.source, self.where(field), reason))
 
     def unavailable(self, field: Any, reason: Any) -> Unavailable:
@@ -73,6 +75,9 @@ def convert(plan: Any, process: Any, home_root: Any, at: Any = IN_CONFIG) -> Non
     plan.cwd = os.path.normpath("/" + cwd.lstrip("/"))
     plan.terminal = bool(process.terminal)
     if process.console_size is not None:
+        for field in ("height", "width"):    # a pty's size is two unsigned shorts
+            if getattr(process.console_size, field) > 0xFFFF:
+                raise at.invalid("consoleSize." + field, "must be from 0 to 65535")
         plan.console_size = (process.console_size.height, process.console_size.width)
     env, names = [], set()
     for i, entry in enumerate(process.env):
