@@ -302,3 +302,18 @@ def test_runc_and_pyrunc_accept_the_same_configs(base, tmp_path, pyrunc_bin, bus
     assert not unexplained, "differences from runc in no explained class:\n" + "\n".join(
         "%r: runc %r; pyrunc %r" % r[:3] for r in unexplained)
     assert counts["agreements"] > 0
+
+
+def test_a_difference_outside_the_classes_is_unexplained(base):
+    """The classes are narrow: the same outcomes on an unrelated change, or the other way
+    round, fall in none of them (so the comparison can fail)."""
+    hostname = Case(("hostname",), "replace", "x" * 300)
+    refused = Outcome(False, "pyrunc: config.json: hostname: too long")
+    assert classify(hostname, hostname.apply(base), Outcome(True, ""), refused) is None
+    uid = Case(("process", "user", "uid"), "replace", 2 ** 31)
+    assert classify(uid, uid.apply(base), Outcome(True, ""), Outcome(False, "pyrunc: x")) is None
+    null = Case(("hostname",), "replace", None)
+    assert classify(null, null.apply(base), Outcome(False, "runc: x"), Outcome(True, "")) is None
+    # and the ones the classes are for are recognised
+    assert classify(null, null.apply(base), Outcome(True, ""), Outcome(
+        False, "pyrunc: config.json: hostname: must be a string")) == "null"
