@@ -22,6 +22,9 @@ both differ from runc 1.1 (which decodes into Go structs and checks little), on 
 * An integral float such as ``1.0`` counts as an integer (JSON Schema's rule); Go refuses it.
 * Ranges and enums are checked up front (uid/gid are uint32, ``oomScoreAdj`` is -1000..1000,
   namespace types, seccomp actions, ...), where runc fails later or passes them on.
+* NUL is refused in every string that reaches C (all but ``ociVersion`` and annotations), and
+  lone surrogates everywhere (the schema cannot express that one); a document above 8 MiB or
+  nested deeper than 100 levels is refused (``configs.load``).
 * Unknown keys are ignored, as in runc.
 
     python -m pyrunc.libcontainer.configs BUNDLE     # load, then list every schema error
