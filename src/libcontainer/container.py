@@ -256,7 +256,8 @@ def _check_resources(manager, resources):
             raise unavailable(missing[0])
 
 
-_REFUSED_VALUE = (errno.EINVAL, errno.ENODEV, errno.ERANGE, errno.EOVERFLOW, errno.ENOENT)
+REFUSED_VALUE = (errno.EINVAL, errno.ENODEV, errno.ERANGE, errno.EOVERFLOW)
+"""errnos of a cgroup write that mean the kernel refused the value written."""
 
 
 def _set_resources(manager, resources: dict) -> None:
@@ -265,7 +266,7 @@ def _set_resources(manager, resources: dict) -> None:
     try:
         manager.set(resources)
     except SystemFailure as e:
-        if e.errno in _REFUSED_VALUE:
+        if e.errno in REFUSED_VALUE:
             raise InvalidArgument("config.json: linux.resources: %s" % e) from None
         raise
 

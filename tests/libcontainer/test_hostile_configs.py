@@ -428,3 +428,43 @@ def test_fuzz_create(private_mount_ns, pyrunc_bin, hostile_bundle, tmp_path_fact
     root = str(tmp_path_factory.mktemp("state"))
     code, err = pyrunc_create(pyrunc_bin, hostile_bundle, _encode(doc), root)
     check_command_refusal(code, err)
+
+
+# -- pyrunc update --resources: the same object, from a file or stdin ------------------------
+
+RESOURCES = [
+    {"memory": {"limit": "64m"}},
+    {"memory": {"limit": 2 ** 64}},
+    {"pids": {"limit": None}},
+    {"cpu": {"cpus": "0\0-1"}},
+    {"blockIO": {"throttleReadBpsDevice": [{"major": 0, "minor": 0, "rate": 1}]}},
+    {"devices": [{"allow": "yes"}]},
+    {"unified": {"cpu.max\0": "max"}},
+    {"hugepageLimits": [{"pageSize": "\ud800", "limit": 1}]},
+    {"x": deep(500)},
+    [],
+    "memory",
+]
+
+
+def test_update_with_hostile_resources(private_mount_ns, pyrunc_bin, hostile_bundle, tmp_path):
+    root = str(tmp_path / "state")
+    with open(os.path.join(hostile_bundle, "config.json"), "wb") as f:
+        f.write(_encode(_with((("process", "args"), ["sleep", "100"]))))
+    cid = unique_id("hostile")
+    subprocess.run([pyrunc_bin, "--root", root, "run", "-d", "--bundle", hostile_bundle, cid],
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=True, timeout=60)
+    try:
+        for resources in RESOURCES:
+            path = tmp_path / "resources.json"
+            path.write_bytes(_encode(resources))
+            r = subprocess.run([pyrunc_bin, "--root", root, "update", "-r", str(path), cid],
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == InvalidArgument.exit_code, (resources, r.stderr)
+            check_command_refusal(r.returncode, r.stderr)
+            r = subprocess.run([pyrunc_bin, "--root", root, "update", "-r", "-", cid],
+                               input=_encode(resources), capture_output=True, timeout=60)
+            assert r.returncode == InvalidArgument.exit_code, (resources, r.stderr)
+    finally:
+        subprocess.run([pyrunc_bin, "--root", root, "delete", "--force", cid], timeout=60)

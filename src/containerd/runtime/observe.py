@@ -68,15 +68,25 @@ def resources_from_flags(values: Any) -> Any:
 
 
 def resources_from_file(path: Any) -> Any:
+    """The ``linux.resources`` object of ``path`` (``-``: stdin), read and checked as
+    config.json's is (size, depth, NUL, the model's types and ranges): one-line
+    InvalidArgument errors naming the JSON path."""
+    from pyrunc.libcontainer.configs.fields import ConfigError, Invalid, Raw
+    from pyrunc.libcontainer.configs.load import MAX_BYTES, decode, read_limited
+    from pyrunc.libcontainer.configs.spec import Resources
+    source = "update: --resources %s" % path
     try:
         if path == "-":
-            return jsoncodec.load(sys.stdin)
-        with open(path, "rb") as f:
-            return jsoncodec.load(f)
+            data = sys.stdin.buffer.read(MAX_BYTES + 1)
+        else:
+            data = read_limited(path, source)
     except OSError as e:
-        raise InvalidArgument("update: --resources %s: %s" % (path, e.strerror.lower())) from None  # type: ignore[union-attr]
-    except ValueError as e:
-        raise InvalidArgument("update: --resources %s: invalid JSON: %s" % (path, e)) from None
+        raise InvalidArgument("%s: %s" % (source, (e.strerror or str(e)).lower())) from None
+    doc = decode(data, source)
+    try:
+        return Raw(Resources).decode(doc, "")
+    except Invalid as e:
+        raise ConfigError(source, e.path, e.reason) from None
 
 
 def update(container: Any, values: Any) -> None:
@@ -88,7 +98,14 @@ def update(container: Any, values: Any) -> None:
         res = resources_from_flags(values)
     if container.status == "stopped":
         raise FailedPrecondition("container %s is not running" % container.id)
-    container.manager.set(res)
+    from pyrunc.errors import SystemFailure
+    from pyrunc.libcontainer.container import REFUSED_VALUE
+    try:
+        container.manager.set(res)
+    except SystemFailure as e:   # the kernel refused a value given: the caller's fault
+        if e.errno in REFUSED_VALUE:
+            raise InvalidArgument("update: %s" % e) from None
+        raise
 
 
 def ps(container: Any, fmt: Any, ps_args: Any) -> Any:
