@@ -344,17 +344,27 @@ def test_corpus_prepare(hostile_bundle, name):
     assert named in str(error), str(error)
 
 
-def test_huge_config_is_refused_before_it_is_decoded(hostile_bundle):
-    """A config.json of 64 MiB (one long string) is refused by its size: the runtime reads
-    at most the limit plus one byte."""
-    import resource
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    data = b'{"ociVersion": "' + b"x" * (64 << 20) + b'"}'
-    error = prepare(hostile_bundle, data)
-    del data
-    assert isinstance(error, InvalidArgument) and "larger than" in str(error), error
-    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-    assert grown < 200 << 10, "%d KiB" % grown   # the 64 MiB text itself, and no copy of it
+def test_huge_config_is_refused_before_it_is_decoded(private_mount_ns, pyrunc_bin, tmp_path):
+    """A config.json of 64 MiB (one long string) is refused by its size: ``pyrunc create``
+    reads at most the limit plus one byte (once it read, decoded and copied it all: 200 MiB
+    and more)."""
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    with open(bundle / "config.json", "wb") as f:
+        f.write(b'{"ociVersion": "')
+        for _ in range(64):
+            f.write(b"x" * (1 << 20))
+        f.write(b'"}')
+    probe = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], "
+             "capture_output=True, text=True); print(r.returncode, "
+             "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+             "sys.stderr.write(r.stderr)")
+    r = subprocess.run([sys.executable, "-c", probe, pyrunc_bin, "--root", str(tmp_path / "s"),
+                        "create", "--bundle", str(bundle), unique_id()],
+                       capture_output=True, text=True, timeout=120)
+    code, max_rss_kib = map(int, r.stdout.split())
+    assert code == InvalidArgument.exit_code and "larger than 8 MiB" in r.stderr, r.stderr
+    assert max_rss_kib < 60 << 10, "pyrunc create used %d MiB" % (max_rss_kib >> 10)
 
 
 def test_deep_config_is_refused_without_recursion(hostile_bundle):
