@@ -165,3 +165,16 @@ def test_oom_score_adj_with_a_user_namespace(runtime, userns_bundle, score):
     bundle = userns_bundle(["cat", "/proc/self/oom_score_adj"], score)
     r = runtime("run", "--bundle", bundle, unique_id(), check=False)
     assert (r.returncode, r.stdout.strip()) == (0, str(score)), r.stderr
+
+
+def test_oom_score_adj_of_exec_with_a_user_namespace(runtime, userns_bundle):
+    """A process ``exec`` starts gets the container's score, set before it joins the
+    container's user namespace, as the init's is."""
+    bundle = userns_bundle(["sleep", "100"], 200)
+    cid = unique_id()
+    runtime("run", "-d", "--bundle", bundle, cid)
+    try:
+        r = runtime("exec", cid, "cat", "/proc/self/oom_score_adj", check=False)
+        assert (r.returncode, r.stdout.strip()) == (0, "200"), r.stderr
+    finally:
+        runtime("delete", "--force", cid, check=False)
