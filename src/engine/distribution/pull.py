@@ -39,6 +39,11 @@ from pyrunc.engine.registry.client import DOWNLOAD_RETRIES
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from collections.abc import Callable
+    from pyrunc.engine.content.store import ContentStore
+    from pyrunc.engine.images.service import ImageService
+    from pyrunc.engine.reference import Reference
+    from pyrunc.engine.registry.client import Manifest, RegistryService
 
 MAX_CONCURRENT_DOWNLOADS = 3
 
@@ -46,9 +51,9 @@ MAX_CONCURRENT_DOWNLOADS = 3
 class PullResult:
     """What a pull resolved and stored."""
 
-    def __init__(self, ref: Any, digest: Any, manifest: Any, index: Any, config_digest: Any,
-                 config: Any, layers: Any, downloaded: Any, up_to_date: Any,
-                 warning: Any = None) -> None:
+    def __init__(self, ref: Reference, digest: str, manifest: Manifest, index: Manifest | None,
+                 config_digest: str, config: Any, layers: Any, downloaded: Any, up_to_date: bool,
+                 warning: str | None = None) -> None:
         self.ref = ref                      # the Reference pulled (with a tag or a digest)
         self.digest = digest                # what the name points at: the index or manifest
         self.manifest = manifest            # Manifest for the chosen platform
@@ -61,7 +66,7 @@ class PullResult:
         self.warning = warning
 
     @property
-    def image_id(self) -> Any:
+    def image_id(self) -> str:
         return self.config_digest
 
 
@@ -77,7 +82,7 @@ def _check_descriptor(desc, what, display):
     references.validate_digest(desc["digest"])
 
 
-def validate_manifest(manifest: Any, display: Any) -> tuple[Any, ...]:
+def validate_manifest(manifest: Manifest, display: str) -> tuple[Any, ...]:
     """The config and layer descriptors of an image manifest, checked."""
     body = manifest.json
     config = body.get("config")
@@ -100,9 +105,9 @@ def validate_manifest(manifest: Any, display: Any) -> tuple[Any, ...]:
     return config, layers
 
 
-def pull(ref: Any, images: Any, registries: Any, platform: Any = None, progress: Any = None,
-         max_concurrent_downloads: Any = MAX_CONCURRENT_DOWNLOADS,
-         retries: Any = DOWNLOAD_RETRIES) -> Any:
+def pull(ref: str, images: ImageService, registries: RegistryService, platform: None = None,
+         progress: Callable | None = None, max_concurrent_downloads: int = MAX_CONCURRENT_DOWNLOADS,
+         retries: int = DOWNLOAD_RETRIES) -> Any:
     """``docker pull``: fetch ``ref`` into ``images`` (an ImageService), unpack it, name it.
 
     ``ref`` is a string or a Reference (``latest`` is added when it has neither tag nor
@@ -113,9 +118,10 @@ def pull(ref: Any, images: Any, registries: Any, platform: Any = None, progress:
                  max_concurrent_downloads, retries)
 
 
-def fetch(ref: Any, content: Any, registries: Any, platform: Any = None, progress: Any = None,
-          max_concurrent_downloads: Any = MAX_CONCURRENT_DOWNLOADS,
-          retries: Any = DOWNLOAD_RETRIES) -> Any:
+def fetch(ref: str, content: ContentStore, registries: RegistryService,
+          platform: Platform | None = None, progress: Callable | None = None,
+          max_concurrent_downloads: int = MAX_CONCURRENT_DOWNLOADS,
+          retries: int = DOWNLOAD_RETRIES) -> Any:
     """Download ``ref``'s index, manifest, config and layers into a content store only
     (no unpacking, no name recorded); the events are pull's. Returns a :class:`PullResult`."""
     return _pull(ref, content, registries, None, platform, progress,
@@ -140,6 +146,9 @@ def _pull(ref, content, registries, images, platform, progress, max_concurrent_d
         index = top
         chosen = select_manifest(index.json, wanted)
         manifest = repo.get_manifest(chosen["digest"], display=display)
+        if manifest.size != chosen["size"]:
+            raise InvalidArgument("manifest for %s: %s has %d bytes, the index says %d"
+                                  % (display, chosen["digest"], manifest.size, chosen["size"]))
         if manifest.is_index:
             raise InvalidArgument("manifest for %s: an index inside an index is not supported"
                                   % display)

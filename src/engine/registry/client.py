@@ -30,6 +30,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, NoReturn
     from collections.abc import Iterator
+    from collections.abc import Callable
+    from pyrunc.engine.content.store import Writer
+    from pyrunc.engine.registry.config import Endpoint
+    from requests.models import Response
 
 DOWNLOAD_CHUNK = 1 << 20
 DOWNLOAD_RETRIES = 5
@@ -43,7 +47,7 @@ class Manifest:
 
     __slots__ = ("media_type", "digest", "data", "_json")
 
-    def __init__(self, media_type: Any, digest: Any, data: Any) -> None:
+    def __init__(self, media_type: str, digest: str, data: bytes) -> None:
         self.media_type = media_type
         self.digest = digest
         self.data = data
@@ -67,11 +71,11 @@ class Manifest:
         return "Manifest(%r, %r)" % (self.media_type, self.digest)
 
 
-def sha256_digest(data: Any) -> Any:
+def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def registry_error_text(response: Any) -> Any:
+def registry_error_text(response: Response) -> str:
     """docker's text for a registry error body: ``manifest unknown: manifest unknown``."""
     try:
         body = response.json()
@@ -102,7 +106,7 @@ def _error_codes(response):
     return {e.get("code") for e in body["errors"] if isinstance(e, dict)}
 
 
-def raise_for_response(response: Any, context: Any) -> NoReturn:
+def raise_for_response(response: Response, context: str) -> NoReturn:
     """Raise the category matching an error response; ``context`` prefixes the message."""
     text = context + ": " + registry_error_text(response)
     status = response.status_code
@@ -121,8 +125,8 @@ class Connection:
     Credentials go only to the endpoint's own origin; redirects follow the transport's rules
     (see transport.py)."""
 
-    def __init__(self, endpoint: Any, credentials: Any, pool_size: int = 16,
-                 options: Any = None) -> None:
+    def __init__(self, endpoint: Endpoint, credentials: Credentials, pool_size: int = 16,
+                 options: RegistryOptions | None = None) -> None:
         self.endpoint = endpoint
         self.url = endpoint.url
         self.transport = Transport(endpoint, options or RegistryOptions(), pool_size)
@@ -137,7 +141,7 @@ class Connection:
     def _own(self, url):
         return origin(url) == self.transport.origin
 
-    def ping(self) -> Any:
+    def ping(self) -> None:
         """``GET /v2/``: check the endpoint speaks the v2 API and learn its auth challenge."""
         with self._ping_lock:
             if self._pinged:
@@ -152,8 +156,8 @@ class Connection:
                                   % (url, response.status_code, response.reason))
             self._pinged = True
 
-    def request(self, method: Any, path: Any, scopes: Any, stream: bool = False,
-                **kwargs: Any) -> Any:
+    def request(self, method: str, path: str, scopes: Any, stream: bool = False,
+                **kwargs: Any) -> Response:
         """Send one request; on 401 from the registry re-read the challenge and try once more.
 
         The registry's credentials (or token) go only to its own origin: a ``Location`` on
@@ -189,8 +193,8 @@ def _is_stream(kwargs):
 class Registry:
     """A registry domain (``docker.io``, ``127.0.0.1:5000``...) and how to reach it."""
 
-    def __init__(self, domain: Any, options: Any = None, auth_file: Any = None,
-                 credentials: Any = None) -> None:
+    def __init__(self, domain: str, options: RegistryOptions | None = None,
+                 auth_file: AuthFile | None = None, credentials: Credentials | None = None) -> None:
         self.domain = domain
         self.options = options or RegistryOptions()
         self.auth_file = auth_file or AuthFile()
@@ -199,7 +203,7 @@ class Registry:
         self._lock = threading.Lock()
 
     @property
-    def credentials(self) -> Any:
+    def credentials(self) -> Credentials:
         if self._credentials is None:
             self._credentials = self.auth_file.get(self.domain)
         return self._credentials
@@ -215,7 +219,7 @@ class Registry:
     def __exit__(self, *exc):
         self.close()
 
-    def connection(self, endpoint: Any) -> Any:
+    def connection(self, endpoint: Endpoint) -> Any:
         with self._lock:
             if endpoint.url not in self._connections:
                 self._connections[endpoint.url] = Connection(endpoint, self.credentials,
@@ -244,7 +248,7 @@ class Registry:
             return connection
         raise Unavailable("registry %s: no endpoint to try" % self.domain)
 
-    def login(self, credentials: Any, store: bool = True) -> str:
+    def login(self, credentials: Credentials, store: bool = True) -> str:
         """Check ``credentials`` against the registry and store them; docker's message back."""
         self._credentials = credentials
         with self._lock:
@@ -265,12 +269,12 @@ class Registry:
             self.auth_file.store(self.domain, credentials)
         return "Login Succeeded"
 
-    def logout(self) -> Any:
+    def logout(self) -> bool:
         """Forget stored credentials; False when there were none."""
         self._credentials = Credentials()
         return self.auth_file.erase(self.domain)
 
-    def repository(self, path: Any, for_push: bool = False,
+    def repository(self, path: str, for_push: bool = False,
                    extra_pull_scopes: Any = ()) -> Repository:
         return Repository(self, path, for_push=for_push, extra_pull_scopes=extra_pull_scopes)
 
@@ -279,19 +283,20 @@ class RegistryService:
     """The daemon's registries: one :class:`Registry` per domain, sharing the options and the
     stored credentials, so connections and tokens are reused across pulls and pushes."""
 
-    def __init__(self, options: Any = None, auth_file: Any = None) -> None:
+    def __init__(self, options: RegistryOptions | None = None,
+                 auth_file: AuthFile | None = None) -> None:
         self.options = options or RegistryOptions()
         self.auth_file = auth_file or AuthFile()
         self._registries: dict[Any, Any] = {}
         self._lock = threading.Lock()
 
-    def get(self, domain: Any) -> Any:
+    def get(self, domain: str) -> Any:
         with self._lock:
             if domain not in self._registries:
                 self._registries[domain] = Registry(domain, self.options, self.auth_file)
             return self._registries[domain]
 
-    def login(self, server: Any, credentials: Any) -> Any:
+    def login(self, server: str, credentials: Credentials) -> str:
         """Check and store credentials for a registry (``docker login``'s server argument:
         ``myreg:5000``, ``https://index.docker.io/v1/``...): ``Login Succeeded``."""
         domain = server_domain(server)
@@ -309,7 +314,7 @@ class RegistryService:
             self._registries[domain] = registry
         return message
 
-    def logout(self, server: Any) -> Any:
+    def logout(self, server: str) -> bool:
         """Forget stored credentials; False when there were none."""
         domain = server_domain(server)
         with self._lock:
@@ -334,7 +339,7 @@ class RegistryService:
 class Repository:
     """One repository of a registry; manifests and blobs in it."""
 
-    def __init__(self, registry: Any, path: Any, for_push: bool = False,
+    def __init__(self, registry: Any, path: str, for_push: bool = False,
                  extra_pull_scopes: Any = ()) -> None:
         self.registry = registry
         self.path = path
@@ -372,8 +377,8 @@ class Repository:
 
     # -- manifests ---------------------------------------------------------------------------
 
-    def get_manifest(self, reference: Any, accept: Any = mediatypes.ACCEPT_MANIFESTS,
-                     display: Any = None) -> Any:
+    def get_manifest(self, reference: str, accept: Any = mediatypes.ACCEPT_MANIFESTS,
+                     display: str | None = None) -> Any:
         """Fetch a manifest or index by tag or digest; verify its digest; refuse schema 1."""
         if ":" in reference:
             validate_digest(reference)
@@ -426,8 +431,9 @@ class Repository:
                                   registry_error_text(response)))
         raise_for_response(response, "manifest for %s" % display)
 
-    def head_manifest(self, reference: Any,
-                      accept: Any = mediatypes.ACCEPT_MANIFESTS) -> tuple[Any, ...] | None:
+    def head_manifest(
+            self, reference: str,
+            accept: tuple[str, str, str, str] = mediatypes.ACCEPT_MANIFESTS) -> tuple[Any, ...] | None:
         """(media type, digest, size) of a manifest, or None when there is none."""
         response = self._request("HEAD", "manifests/" + reference,
                                  headers={"Accept": ", ".join(accept)})
@@ -437,9 +443,9 @@ class Repository:
             raise_for_response(response, "manifest for %s:%s" % (self.name, reference))
         return (response.headers.get("Content-Type", "").split(";")[0].strip(),
                 response.headers.get("Docker-Content-Digest"),
-                int(response.headers.get("Content-Length", 0)))
+                _content_length(response, "manifest for %s:%s" % (self.name, reference), 0))
 
-    def put_manifest(self, reference: Any, media_type: Any, data: Any) -> Any:
+    def put_manifest(self, reference: str, media_type: str, data: bytes) -> str:
         """Store a manifest under a tag or its digest; return the digest."""
         digest = sha256_digest(data)
         if ":" in reference and reference != digest:
@@ -455,25 +461,35 @@ class Repository:
                                   % (self.name, reference, served, digest))
         return digest
 
-    def tags(self) -> Any:
+    def tags(self) -> list[str]:
         response = self._request("GET", "tags/list")
         if response.status_code != 200:
             raise_for_response(response, "tags of %s" % self.name)
-        return response.json().get("tags") or []
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        tags = body.get("tags") if isinstance(body, dict) else None
+        if tags is None:
+            return []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise InvalidArgument("tags of %s: the registry's answer is not a list of tags"
+                                  % self.name)
+        return tags
 
     # -- blobs -------------------------------------------------------------------------------
 
-    def blob_size(self, digest: Any) -> int | None:
+    def blob_size(self, digest: str) -> int | None:
         """The size of a blob in the repository, or None when it is not there."""
         response = self._request("HEAD", "blobs/" + digest)
         if response.status_code == 404:
             return None
         if response.status_code != 200:
             raise_for_response(response, "blob %s in %s" % (digest, self.name))
-        return int(response.headers.get("Content-Length", -1))
+        return _content_length(response, "blob %s in %s" % (digest, self.name), -1)
 
-    def get_blob(self, digest: Any, size: Any = None,
-                 limit: Any = mediatypes.MANIFEST_SIZE_LIMIT) -> Any:
+    def get_blob(self, digest: str, size: int | None = None,
+                 limit: int = mediatypes.MANIFEST_SIZE_LIMIT) -> bytes:
         """A small blob (a config) in memory, verified."""
         validate_digest(digest)
         response = self._request("GET", "blobs/" + digest, stream=True)
@@ -487,8 +503,8 @@ class Repository:
         verify_digest(digest, data, "blob %s" % digest)
         return data
 
-    def fetch_blob(self, digest: Any, size: Any, writer: Any, progress: Any = None,
-                   retries: Any = DOWNLOAD_RETRIES, verifying: Any = None) -> None:
+    def fetch_blob(self, digest: str, size: int, writer: Writer, progress: Callable | None = None,
+                   retries: int = DOWNLOAD_RETRIES, verifying: None = None) -> None:
         """Stream a blob into a content-store ``writer`` and commit it.
 
         The size is checked while streaming, the digest by ``writer.commit``. A broken
@@ -567,7 +583,7 @@ class Repository:
                 if progress:
                     progress(received)
 
-    def mount_blob(self, digest: Any, source_path: Any) -> bool:
+    def mount_blob(self, digest: str, source_path: str) -> bool:
         """Ask the registry to link a blob from another repository: True when mounted.
 
         When the registry does not mount (it answers with an upload session instead), the
@@ -668,6 +684,16 @@ class _ProgressReader:
             if not data:
                 return
             yield data
+
+
+def _content_length(response, what, default):
+    value = response.headers.get("Content-Length")
+    if value is None:
+        return default
+    if not value.isdigit() or len(value) > 19:
+        raise InvalidArgument("%s: the registry sent Content-Length %s" % (what,
+                                                                          _one_line(value, 40)))
+    return int(value)
 
 
 def _add_query(url, **params):

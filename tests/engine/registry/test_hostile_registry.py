@@ -16,6 +16,7 @@ import pytest
 
 from pyrunc.engine.content import ContentStore
 from pyrunc.engine.distribution import fetch
+from pyrunc.engine.platforms import Platform
 from pyrunc.engine.registry import AuthFile, Credentials, RegistryOptions, RegistryService
 from pyrunc.engine.registry import client as registry_client
 from pyrunc.engine.registry import mediatypes, transport
@@ -331,3 +332,36 @@ def test_layer_longer_than_its_descriptor(fake_registry, content, registries):
     message = refused(fake, content, registries, InvalidArgument)
     assert message == ("blob %s: size mismatch: registry sent more than the %d bytes the "
                        "manifest declares" % (LAYER_DIGEST, len(LAYER)))
+
+
+def test_index_entry_with_a_lying_size(fake_registry, content, registries):
+    index = json.dumps({"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX, "manifests": [
+        {"mediaType": mediatypes.OCI_MANIFEST, "digest": sha256(MANIFEST),
+         "size": len(MANIFEST) - 1, "platform": {"architecture": "amd64", "os": "linux"}}]})
+    fake = image(fake_registry())
+    fake.route("GET", "/v2/test/app/manifests/v1", lambda r: reply(
+        r, 200, index.encode(), {"Content-Type": mediatypes.OCI_INDEX}))
+    with pytest.raises(InvalidArgument) as err:
+        fetch("%s/test/app:v1" % fake.domain, content, registries,
+              platform=Platform("linux", "amd64"))
+    assert str(err.value) == ("manifest for %s/test/app:v1: %s has %d bytes, the index says %d"
+                              % (fake.domain, sha256(MANIFEST), len(MANIFEST),
+                                 len(MANIFEST) - 1))
+    assert list(content.ingests()) == []
+
+
+@pytest.mark.parametrize("length", ["-1", "12abc", "9" * 40])
+def test_junk_content_length_in_a_head(fake_registry, registries, length):
+    fake = fake_registry()
+    fake.route("HEAD", "/v2/test/app/blobs/", lambda r: reply(r, 200, length=length))
+    with pytest.raises(InvalidArgument) as err:
+        registries.get(fake.domain).repository("test/app").blob_size(LAYER_DIGEST)
+    assert "the registry sent Content-Length" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_tags_answer_of_the_wrong_shape(fake_registry, registries):
+    fake = fake_registry()
+    fake.route("GET", "/v2/test/app/tags/list", lambda r: reply(r, 200, b'{"tags": [1, {}]}'))
+    with pytest.raises(InvalidArgument, match="not a list of tags"):
+        registries.get(fake.domain).repository("test/app").tags()
