@@ -365,3 +365,43 @@ def test_tags_answer_of_the_wrong_shape(fake_registry, registries):
     fake.route("GET", "/v2/test/app/tags/list", lambda r: reply(r, 200, b'{"tags": [1, {}]}'))
     with pytest.raises(InvalidArgument, match="not a list of tags"):
         registries.get(fake.domain).repository("test/app").tags()
+
+
+def test_pull_by_sha512_digest(fake_registry, content, registries, tmp_path):
+    fake = image(fake_registry())
+    good = "sha512:" + hashlib.sha512(MANIFEST).hexdigest()
+    result = fetch("%s/test/app@%s" % (fake.domain, good), content, registries)
+    assert result.digest == good and content.read(good) == MANIFEST
+    wrong = "sha512:" + hashlib.sha512(MANIFEST + b" ").hexdigest()
+    with pytest.raises(InvalidArgument) as err:
+        fetch("%s/test/app@%s" % (fake.domain, wrong), content, registries)
+    assert str(err.value) == ("manifest for %s/test/app@%s: digest mismatch: expected %s, got %s"
+                              % (fake.domain, wrong, wrong, good))
+    with pytest.raises(InvalidArgument, match="^unsupported digest algorithm: sha384:"):
+        fetch("%s/test/app@sha384:%s" % (fake.domain, "a" * 96), content, registries)
+
+
+def test_image_pulled_by_sha512_digest_is_named_by_it(fake_registry, registries, tmp_path,
+                                                      images):
+    from pyrunc.engine.distribution import pull
+    from pyrunc.engine.images import ImageService
+    blob, diff_id = images.layer({"etc/hostname": b"sha512\n"})
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": mediatypes.OCI_MANIFEST,
+        "config": {"mediaType": mediatypes.OCI_CONFIG, "digest": sha256(config),
+                   "size": len(config)},
+        "layers": [{"mediaType": mediatypes.OCI_LAYER_GZIP, "digest": sha256(blob),
+                    "size": len(blob)}]}).encode()
+    fake = fake_registry()
+    fake.route("GET", "/v2/test/app/manifests/", lambda r: reply(
+        r, 200, manifest, {"Content-Type": mediatypes.OCI_MANIFEST}))
+    fake.route("GET", "/v2/test/app/blobs/" + sha256(config), lambda r: reply(r, 200, config))
+    fake.route("GET", "/v2/test/app/blobs/" + sha256(blob), lambda r: reply(r, 200, blob))
+    digest = "sha512:" + hashlib.sha512(manifest).hexdigest()
+    engine = ImageService(str(tmp_path / "engine"))
+    name = "%s/test/app@%s" % (fake.domain, digest)
+    result = pull(name, engine, registries)
+    assert result.image_id == sha256(config)
+    assert engine.inspect(name)["Id"] == sha256(config)
