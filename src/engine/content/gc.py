@@ -12,6 +12,7 @@ import json
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from pyrunc.engine.content.store import ContentStore
 
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
                "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -19,7 +20,7 @@ MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json",
                   "application/vnd.docker.distribution.manifest.v2+json")
 
 
-def children(store: Any, digest: Any) -> list[Any]:
+def children(store: ContentStore, digest: str) -> list[Any]:
     """Digests a blob references, if it is a manifest or an index; else nothing."""
     try:
         info = store.info(digest)
@@ -32,23 +33,27 @@ def children(store: Any, digest: Any) -> list[Any]:
         return []
     try:
         doc = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):      # not JSON, or nested past the parser's depth
         return []
     if not isinstance(doc, dict):
         return []
     media = doc.get("mediaType")
     out = []
     if media in INDEX_TYPES or (media is None and "manifests" in doc):
-        out += [m.get("digest") for m in doc.get("manifests", []) if isinstance(m, dict)]
+        out += [m.get("digest") for m in _list(doc.get("manifests")) if isinstance(m, dict)]
     if media in MANIFEST_TYPES or (media is None and "layers" in doc and "config" in doc):
         config = doc.get("config")
         if isinstance(config, dict):
             out.append(config.get("digest"))
-        out += [m.get("digest") for m in doc.get("layers", []) if isinstance(m, dict)]
+        out += [m.get("digest") for m in _list(doc.get("layers")) if isinstance(m, dict)]
     return [d for d in out if isinstance(d, str)]
 
 
-def reachable(store: Any, roots: Any) -> Any:
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def reachable(store: ContentStore, roots: Any) -> set[str]:
     seen = set()
     stack = list(roots) + list(store.live_leases()[0])
     while stack:
@@ -60,7 +65,7 @@ def reachable(store: Any, roots: Any) -> Any:
     return seen
 
 
-def collect(store: Any, roots: Any) -> tuple[Any, ...]:
+def collect(store: ContentStore, roots: Any) -> tuple[Any, ...]:
     """Delete every ingest no writer holds and every blob not reachable from ``roots``;
     returns (deleted digests, bytes freed). The caller holds ``store.gc_lock(exclusive=True)``
     (or knows nobody else uses the store)."""

@@ -34,15 +34,17 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
     from collections.abc import Iterator
+    from io import BufferedReader
 
 Info = collections.namedtuple("Info", "digest size")
 
 _ALGORITHMS = {"sha256": 64, "sha512": 128}
 _DIGEST = re.compile(r"^([a-z0-9]+):([a-f0-9]+)$")
 _CHUNK = 1 << 20
+MAX_READ = 16 << 20         # the most read() returns: documents, never layers
 
 
-def parse_digest(digest: Any) -> tuple[Any, ...]:
+def parse_digest(digest: str | None) -> tuple[Any, ...]:
     """Split ``algorithm:hex``; raise InvalidArgument naming the digest when malformed."""
     m = _DIGEST.match(digest) if isinstance(digest, str) else None
     if not m:
@@ -56,7 +58,7 @@ def parse_digest(digest: Any) -> tuple[Any, ...]:
     return algorithm, hexpart
 
 
-def digest_bytes(data: Any, algorithm: str = "sha256") -> str:
+def digest_bytes(data: bytes, algorithm: str = "sha256") -> str:
     return "%s:%s" % (algorithm, hashlib.new(algorithm, data).hexdigest())
 
 
@@ -69,37 +71,44 @@ def _fsync_dir(path):
 
 
 class ContentStore:
-    def __init__(self, root: Any) -> None:
+    def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
         private_dir(self.root)
         for d in ("blobs", "blobs/sha256", "ingest", "leases"):
             private_dir(os.path.join(self.root, d))
 
     # reading -------------------------------------------------------------------------------
-    def path(self, digest: Any) -> Any:
+    def path(self, digest: str | None) -> str:
         algorithm, hexpart = parse_digest(digest)
         return os.path.join(self.root, "blobs", algorithm, hexpart)
 
-    def exists(self, digest: Any) -> bool:
+    def exists(self, digest: str | None) -> bool:
         return os.path.exists(self.path(digest))
 
-    def info(self, digest: Any) -> Any:
+    def info(self, digest: str) -> Any:
         try:
             return Info(digest, os.stat(self.path(digest)).st_size)
         except FileNotFoundError:
             raise NotFound("content %s: not found" % digest) from None
 
-    def open(self, digest: Any) -> Any:
+    def open(self, digest: str) -> BufferedReader:
         try:
             return open(self.path(digest), "rb")
         except FileNotFoundError:
             raise NotFound("content %s: not found" % digest) from None
 
-    def read(self, digest: Any) -> Any:
+    def read(self, digest: str, limit: int = MAX_READ) -> bytes:
+        """The whole blob, which must be at most ``limit`` bytes: ``read`` is for documents
+        (manifests, indexes, configs), so a hostile blob named as one cannot fill memory;
+        layers are streamed with ``open``."""
         with self.open(digest) as f:
-            return f.read()
+            size = os.fstat(f.fileno()).st_size
+            if size > limit:
+                raise InvalidArgument("content %s: %d bytes, more than the %d bytes a document "
+                                      "may have" % (digest, size, limit))
+            return f.read(limit + 1)
 
-    def delete(self, digest: Any) -> None:
+    def delete(self, digest: str) -> None:
         try:
             os.unlink(self.path(digest))
         except FileNotFoundError:
@@ -117,7 +126,7 @@ class ContentStore:
                         yield Info("%s:%s" % (algorithm, entry.name), entry.stat().st_size)
 
     # writing -------------------------------------------------------------------------------
-    def writer(self, ref: Any, expected_digest: Any = None, expected_size: Any = None,
+    def writer(self, ref: str, expected_digest: str | None = None, expected_size: int | None = None,
                wait: bool = False) -> Writer:
         """Open (or resume) the ingest named ``ref``; see ``Writer``. Another writer of the
         same ref makes this Unavailable, or with ``wait`` is waited for."""
@@ -165,7 +174,7 @@ class ContentStore:
                 os.close(fd)
         return removed
 
-    def put(self, data: Any, expected_digest: Any = None, media_ref: Any = None) -> Any:
+    def put(self, data: bytes, expected_digest: str | None = None, media_ref: None = None) -> str:
         """Store ``data`` (bytes) and return its digest."""
         digest = expected_digest or digest_bytes(data)
         if self.exists(digest):
@@ -182,8 +191,8 @@ class ContentStore:
             w.abort()
             raise
 
-    def ingest_file(self, fileobj: Any, ref: Any = None, expected_digest: Any = None,
-                    expected_size: Any = None) -> Any:
+    def ingest_file(self, fileobj: Any, ref: str | None = None, expected_digest: str | None = None,
+                    expected_size: int | None = None) -> Any:
         """Copy a whole stream into the store; returns Info(digest, size)."""
         w = self.writer(ref or "stream-" + uuid.uuid4().hex, expected_digest, expected_size)
         try:
@@ -248,8 +257,8 @@ class ContentStore:
 class Writer:
     """One in-flight write. ``offset`` is how many bytes the ingest holds (the resume point)."""
 
-    def __init__(self, store: Any, ref: Any, expected_digest: Any = None, expected_size: Any = None,
-                 wait: bool = False) -> None:
+    def __init__(self, store: Any, ref: str, expected_digest: str | None = None,
+                 expected_size: int | None = None, wait: bool = False) -> None:
         if not ref or not isinstance(ref, str):
             raise InvalidArgument("content writer: ref must be a non-empty string")
         self.store = store
@@ -308,7 +317,7 @@ class Writer:
             self._hash.update(chunk)
             self.offset += len(chunk)
 
-    def truncate(self, size: Any) -> None:
+    def truncate(self, size: int) -> None:
         """Drop everything after ``size`` bytes (e.g. when a resumed download restarts)."""
         self._check_open()
         os.ftruncate(self._fd, size)
@@ -333,7 +342,7 @@ class Writer:
     def digest(self) -> str:
         return "%s:%s" % (self.algorithm, self._hash.hexdigest())
 
-    def commit(self, expected_digest: Any = None, expected_size: Any = None) -> Any:
+    def commit(self, expected_digest: str | None = None, expected_size: int | None = None) -> str:
         """Verify, fsync and rename into place; returns the digest. A mismatch raises
         InvalidArgument and discards the ingest."""
         self._check_open()
@@ -364,7 +373,7 @@ class Writer:
         self._finish()
         return actual
 
-    def abort(self) -> Any:
+    def abort(self) -> None:
         if self._fd is None:
             return
         self._finish()
@@ -397,7 +406,7 @@ class Writer:
             self.close()
 
 
-def try_lock(path: Any, create: bool = False) -> Any:
+def try_lock(path: str, create: bool = False) -> int | None:
     """An fd holding the exclusive flock of ``path`` when nobody else holds it (and the file
     exists, or ``create`` makes it, and is still linked), else None."""
     try:
@@ -434,13 +443,13 @@ class Lease:
                 break
             os.close(self._fd)           # a collection saw it before we locked it: again
 
-    def add(self, digest: Any) -> None:
+    def add(self, digest: str) -> None:
         """Hold the content ``digest``."""
         parse_digest(digest)
         self.digests.append(digest)
         self._write("content", digest)
 
-    def add_snapshot(self, key: Any) -> None:
+    def add_snapshot(self, key: str) -> None:
         """Hold the snapshot ``key`` (and, through it, its parents)."""
         if not key or not isinstance(key, str) or "\n" in key:
             raise InvalidArgument("lease: snapshot key must be a one-line non-empty string")
@@ -453,7 +462,7 @@ class Lease:
         with self.store.gc_lock():
             os.write(self._fd, ("%s %s\n" % (kind, value)).encode())
 
-    def release(self) -> Any:
+    def release(self) -> None:
         if self._fd is None:
             return
         try:

@@ -14,21 +14,25 @@ import io
 import json
 import os
 import posixpath
+import stat
 import tarfile
 import time
 import uuid
+import zlib
 
 from pyrunc.engine import imagespec, reference
 from pyrunc.engine.content import digest_bytes
 from pyrunc.engine.images.service import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST
 from pyrunc.engine.platforms import Platform, host_platform
 from pyrunc.engine.images.store import parse_name
-from pyrunc.engine.layers import decompressed, detect
+from pyrunc.engine.layers import LayerError, decompressed, detect
+from pyrunc.engine.layers.tarstream import TarReader
 from pyrunc.errors import InvalidArgument, NotFound
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from pyrunc.engine.images.service import ImageService
 
 LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 LAYER_TYPES = {"gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -169,9 +173,10 @@ class _Archive:
         self.docs = {}          # path -> bytes (json, oci-layout, repositories)
         self.blobs = {}         # path -> (digest, size)
         self.links = {}         # path -> target path (old docker-archive layer symlinks)
+        self.kind = "archive"   # or "directory"
 
     def add_member(self, name, fileobj, size):
-        name = posixpath.normpath(name)
+        name = _inside(name)
         if name in ("manifest.json", "index.json", "oci-layout", "repositories"):
             if size > _JSON_LIMIT:
                 raise InvalidArgument("load: %s: too large (%d bytes)" % (name, size))
@@ -188,6 +193,15 @@ class _Archive:
                                                 expected_digest=expected, expected_size=size)
         self.blobs[name] = (info.digest, info.size)
 
+    def add_link(self, name, target):
+        """A symlink of the archive: a name for another member, never followed outside."""
+        name = _inside(name)
+        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
+        if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
+            raise InvalidArgument("load: %s: symlink to %s leaves the %s"
+                                  % (name, _short(target), self.kind))
+        self.links[name] = resolved
+
     def blob(self, path):
         path = posixpath.normpath(path)
         seen = 0
@@ -198,7 +212,7 @@ class _Archive:
         return self.blobs[path]
 
 
-def load(service: Any, source: Any, progress: Any = None) -> Any:
+def load(service: ImageService, source: Any, progress: None = None) -> list[str]:
     """Load a docker-archive or OCI archive from the binary file ``source`` (or an OCI layout
     directory path); returns the loaded image references and IDs like docker prints them:
     ["Loaded image: busybox:latest", "Loaded image ID: sha256:..."]."""
@@ -219,25 +233,105 @@ def load(service: Any, source: Any, progress: Any = None) -> Any:
         service.gc()
 
 
+def _inside(name):
+    """A member name of the archive, refused when it would name something outside it."""
+    clean = posixpath.normpath(name)
+    if clean.startswith("/") or clean == ".." or clean.startswith("../"):
+        raise InvalidArgument("load: %s: a name outside the archive" % _short(name))
+    return clean
+
+
+def _short(text, limit=200):
+    text = text if text.isprintable() else repr(text)[1:-1]
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _read_tar(arch, source):
+    """The members of a tar (any compression), read by the layers' reader: the same limits
+    on headers, names and member counts, and memory bounded whatever the archive holds."""
+    if isinstance(source, str):
+        try:
+            with open(source, "rb") as f:
+                return _read_tar(arch, f)
+        except FileNotFoundError:
+            raise NotFound("load: %s: no such file" % source) from None
     try:
-        tf = tarfile.open(fileobj=decompressed(source), mode="r|", bufsize=1 << 20)
-        for m in tf:
+        reader = TarReader(decompressed(source))
+        for m in reader:
             if m.isreg():
-                arch.add_member(m.name, tf.extractfile(m), m.size)
+                arch.add_member(m.name, reader.data(m), m.size)
             elif m.issym():
-                arch.links[posixpath.normpath(m.name)] = posixpath.normpath(
-                    posixpath.join(posixpath.dirname(m.name), m.linkname))
-    except (tarfile.ReadError, EOFError) as e:
+                arch.add_link(m.name, m.linkname)
+    except LayerError as e:
+        raise InvalidArgument("load: not a valid archive: %s"
+                              % str(e).removeprefix("layer: ")) from None
+    except (EOFError, zlib.error) as e:
+        raise InvalidArgument("load: not a valid archive: %s" % (e or "unexpected end")) \
+            from None
+    except OSError as e:
+        if e.errno is not None:
+            raise
         raise InvalidArgument("load: not a valid archive: %s" % e) from None
+    except Exception as e:
+        if type(e).__name__ in ("ZstdError", "LZMAError"):
+            raise InvalidArgument("load: not a valid archive: %s" % e) from None
+        raise
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_MAX_DIR_DEPTH = 16         # an OCI layout needs 3 levels, a docker archive 2
+_MAX_DIR_ENTRIES = 1 << 20
 
 
 def _read_dir(arch, root):
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            path = os.path.join(dirpath, f)
-            with open(path, "rb") as fh:
-                arch.add_member(os.path.relpath(path, root), fh, os.fstat(fh.fileno()).st_size)
+    """The regular files under ``root``, opened without following any symlink; a symlink
+    is recorded as a name for another file of the directory, refused if it leaves it;
+    anything else (fifos, sockets, devices) is ignored."""
+    arch.kind = "directory"
+    top = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        pending = [""]
+        seen = 0
+        while pending:
+            rel = pending.pop()
+            fd = _open_subdir(top, rel)
+            try:
+                for name in sorted(os.listdir(fd)):
+                    seen += 1
+                    if seen > _MAX_DIR_ENTRIES:
+                        raise InvalidArgument("load: %s: more than %d entries"
+                                              % (root, _MAX_DIR_ENTRIES))
+                    path = rel + "/" + name if rel else name
+                    st = os.lstat(name, dir_fd=fd)
+                    if stat.S_ISDIR(st.st_mode):
+                        if path.count("/") + 1 >= _MAX_DIR_DEPTH:
+                            raise InvalidArgument("load: %s: directories nested deeper than %d"
+                                                  % (_short(path), _MAX_DIR_DEPTH))
+                        pending.append(path)
+                    elif stat.S_ISLNK(st.st_mode):
+                        arch.add_link(path, os.readlink(name, dir_fd=fd))
+                    elif stat.S_ISREG(st.st_mode):
+                        ffd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+                                      | os.O_CLOEXEC, dir_fd=fd)
+                        with os.fdopen(ffd, "rb") as fh:
+                            arch.add_member(path, fh, os.fstat(ffd).st_size)
+            finally:
+                os.close(fd)
+    finally:
+        os.close(top)
+
+
+def _open_subdir(top, rel):
+    """The descriptor of ``rel`` under ``top``, opened one component at a time, never
+    through a symlink."""
+    fd = os.dup(top)
+    for comp in rel.split("/") if rel else ():
+        try:
+            nfd = os.open(comp, _DIR_FLAGS, dir_fd=fd)
+        finally:
+            os.close(fd)
+        fd = nfd
+    return fd
 
 
 def _layer_descriptor(service, digest, size):
@@ -249,7 +343,7 @@ def _layer_descriptor(service, digest, size):
 def _load_docker(service, arch, progress):
     try:
         entries = json.loads(arch.docs["manifest.json"])
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidArgument("load: manifest.json: not valid JSON") from None
     if not isinstance(entries, list) or not all(
             isinstance(e, dict) and isinstance(e.get("Config"), str)
@@ -316,7 +410,13 @@ def _load_oci(service, arch, progress):
     return out
 
 
-def _load_oci_descriptor(service, arch, desc, annotations, progress):
+_MAX_NESTING = 8            # indexes within indexes (docker and containerd make one level)
+
+
+def _load_oci_descriptor(service, arch, desc, annotations, progress, depth=0):
+    if depth > _MAX_NESTING:
+        raise InvalidArgument("load: %s: indexes nested deeper than %d"
+                              % (desc.get("digest"), _MAX_NESTING))
     media = desc.get("mediaType")
     digest = desc["digest"]
     if not service.content.exists(digest):
@@ -330,7 +430,7 @@ def _load_oci_descriptor(service, arch, desc, annotations, progress):
             p = m.get("platform") or {}
             if p and not want.matches(Platform.from_json(p)):
                 continue
-            out += _load_oci_descriptor(service, arch, m, annotations, progress)
+            out += _load_oci_descriptor(service, arch, m, annotations, progress, depth + 1)
             break
         return out
     name = annotations.get(NAME_ANNOTATION) or ""

@@ -10,16 +10,20 @@ import json
 import posixpath
 import shlex
 import uuid
+import zlib
 
 from pyrunc.engine import imagespec
 from pyrunc.engine.images.service import rfc3339_now
-from pyrunc.engine.layers import decompressed
+from pyrunc.engine.layers import LayerTooLarge, decompressed
 from pyrunc.engine.platforms import Platform, host_platform
 from pyrunc.errors import InvalidArgument, NotFound
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from pyrunc.engine.content.store import ContentStore
+    from pyrunc.engine.images.service import ImageService
+    from pyrunc.engine.images.unpack import LayerLimits
 
 LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 CHANGE_COMMANDS = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "STOPSIGNAL",
@@ -37,10 +41,30 @@ class _ToWriter:
         pass
 
 
-def ingest_layer(content: Any, stream: Any) -> tuple[Any, ...]:
+class _Counting:
+    """A readable that counts the bytes read through it (the compressed input)."""
+
+    def __init__(self, f: Any) -> None:
+        self._f = f
+        self.count = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self.count += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+
+def ingest_layer(content: ContentStore, stream: Any,
+                 limits: LayerLimits | None = None) -> tuple[Any, ...]:
     """Store the tar read from ``stream`` (plain or compressed) as a gzip layer; returns
-    (descriptor, diff_id, uncompressed size)."""
-    plain = decompressed(stream)
+    (descriptor, diff_id, uncompressed size). With ``limits``, the input may expand to at
+    most ``limits.for_layer(compressed bytes read)`` (so a bomb stops at the floor or the
+    cap, long before it is stored)."""
+    counted = _Counting(stream)
+    plain = decompressed(counted)
     diff = hashlib.sha256()
     size = 0
     w = content.writer("layer-" + uuid.uuid4().hex)
@@ -52,17 +76,29 @@ def ingest_layer(content: Any, stream: Any) -> tuple[Any, ...]:
                 break
             diff.update(chunk)
             size += len(chunk)
+            if limits is not None and size > limits.for_layer(counted.count):
+                raise LayerTooLarge("import: refused: the archive expands past %d bytes, the "
+                                    "limit for its %d compressed bytes"
+                                    % (limits.for_layer(counted.count), counted.count))
             gz.write(chunk)
         gz.close()
         if size == 0:
             raise InvalidArgument("import: the archive is empty")
         compressed = w.offset
         digest = w.commit()
-    except EOFError as e:
+    except (EOFError, zlib.error) as e:
         w.abort()
-        raise InvalidArgument("import: truncated or corrupt archive: %s" % e) from None
-    except BaseException:
+        raise InvalidArgument("import: truncated or corrupt archive: %s"
+                              % (e or "unexpected end")) from None
+    except OSError as e:
         w.abort()
+        if e.errno is not None:
+            raise
+        raise InvalidArgument("import: corrupt compressed archive: %s" % e) from None
+    except BaseException as e:
+        w.abort()
+        if type(e).__name__ in ("ZstdError", "LZMAError"):
+            raise InvalidArgument("import: corrupt compressed archive: %s" % e) from None
         raise
     return ({"mediaType": LAYER_GZIP, "digest": digest, "size": compressed},
             "sha256:" + diff.hexdigest(), size)
@@ -103,7 +139,7 @@ def _pairs(cmd, args):
     return out
 
 
-def apply_changes(config: Any, changes: Any) -> Any:
+def apply_changes(config: dict[Any, Any], changes: Any) -> Any:
     """Apply Dockerfile-style ``changes`` to an image's ``config`` section (a dict)."""
     for line in changes:
         line = line.strip()
@@ -152,8 +188,8 @@ def apply_changes(config: Any, changes: Any) -> Any:
     return config
 
 
-def import_image(service: Any, stream: Any, ref: Any = None, changes: Any = (), message: str = "",
-                 source: str = "-", platform: Any = None) -> Any:
+def import_image(service: ImageService, stream: Any, ref: str | None = None, changes: Any = (),
+                 message: str = "", source: str = "-", platform: None = None) -> str:
     """Import the rootfs tarball read from ``stream`` (a binary file, or a path); returns the
     image ID."""
     config_section = apply_changes({}, changes)
@@ -161,11 +197,13 @@ def import_image(service: Any, stream: Any, ref: Any = None, changes: Any = (), 
         if isinstance(stream, str):
             try:
                 with open(stream, "rb") as f:
-                    descriptor, diff_id, _ = ingest_layer(service.content, f)
+                    descriptor, diff_id, _ = ingest_layer(service.content, f,
+                                                          service.layer_limits)
             except FileNotFoundError:
                 raise NotFound("import: %s: no such file" % stream) from None
         else:
-            descriptor, diff_id, _ = ingest_layer(service.content, stream)
+            descriptor, diff_id, _ = ingest_layer(service.content, stream,
+                                                  service.layer_limits)
         return _record(service, descriptor, diff_id, ref, config_section, message, source,
                        platform)
 

@@ -27,11 +27,27 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
     from collections.abc import Iterator
+    from collections.abc import Callable
+    from pyrunc.engine.images.unpack import LayerLimits
+    from pyrunc.engine.reference import Reference
+    from pyrunc.engine.snapshots.base import Mount
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 LIST_FILTERS = ("dangling", "reference", "before", "since", "label")
+
+
+def json_object(data: bytes, what: str) -> dict[str, Any]:
+    """``data`` parsed as a JSON object, or InvalidArgument naming ``what`` (bad JSON,
+    nesting past the parser's depth, or not an object)."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        raise InvalidArgument("%s: not valid JSON" % what) from None
+    if not isinstance(doc, dict):
+        raise InvalidArgument("%s: not a JSON object" % what)
+    return doc
 
 
 def rfc3339_now() -> str:
@@ -78,7 +94,8 @@ def _path_match(pattern, name):
 class Image:
     """One image as the operations see it."""
 
-    def __init__(self, image_id: Any, record: Any, refs: Any, config: Any, manifest: Any) -> None:
+    def __init__(self, image_id: str, record: Any, refs: Any, config: dict[str, Any],
+                 manifest: Any) -> None:
         self.id = image_id
         self.record = record
         self.refs = [reference.parse(r) for r in refs]
@@ -111,15 +128,15 @@ class Image:
         return parse_time(self.config.get("created"))
 
     @property
-    def labels(self) -> Any:
+    def labels(self) -> dict[str, str]:
         return (self.config.get("config") or {}).get("Labels") or {}
 
     @property
-    def diff_ids(self) -> Any:
+    def diff_ids(self) -> list[str]:
         return self.config.get("rootfs", {}).get("diff_ids", [])
 
     @property
-    def size(self) -> Any:
+    def size(self) -> int:
         if self.record.get("size") is not None:
             return self.record["size"]
         return sum(layer.get("size", 0) for layer in self.manifest.get("layers", []))
@@ -145,8 +162,8 @@ class ImageService:
     unpacked; its ``cap`` is the configurable ceiling.
     """
 
-    def __init__(self, root: Any, snapshotter: Any = None, containers: Any = None,
-                 layer_limits: Any = DEFAULT_LIMITS) -> None:
+    def __init__(self, root: str, snapshotter: str | None = None, containers: None = None,
+                 layer_limits: LayerLimits = DEFAULT_LIMITS) -> None:
         self.root = os.path.abspath(root)
         private_dir(self.root)
         self.content = ContentStore(os.path.join(self.root, "content"))
@@ -178,7 +195,8 @@ class ImageService:
     def _gc_lock(self, exclusive):
         return self.content.gc_lock(exclusive)
 
-    def unpack(self, manifest: Any, config: Any, progress: Any = None) -> Any:
+    def unpack(self, manifest: Any, config: dict[str, Any],
+               progress: Callable | None = None) -> str:
         """Unpack an image's layers (see ``unpack.unpack``) under this service's layer limits;
         returns the top chain ID. Callers keep the content and snapshots from collection
         (``holding_gc`` or a lease)."""
@@ -192,7 +210,7 @@ class ImageService:
         manifest = json.loads(self.content.read(rec["manifest"]["digest"]))
         return Image(image_id, rec, self.store.refs_of(image_id, state), config, manifest)
 
-    def get(self, name: Any) -> Any:
+    def get(self, name: str) -> Any:
         state = self.store.state()
         return self._image(self.store.resolve(name, state), state)
 
@@ -201,17 +219,17 @@ class ImageService:
         return [self._image(i, state) for i in state["images"]]
 
     # adding images --------------------------------------------------------------------------
-    def add(self, manifest_digest: Any, refs: Any = (), index_digest: Any = None,
-            unpack_layers: bool = True, progress: Any = None) -> Any:
+    def add(self, manifest_digest: str, refs: Any = (), index_digest: None = None,
+            unpack_layers: bool = True, progress: None = None) -> str:
         """Record the image whose manifest is ``manifest_digest`` (in the content store), name
         it ``refs`` (References or strings) and unpack it; returns the image ID."""
         manifest_bytes = self.content.read(manifest_digest)
-        manifest = json.loads(manifest_bytes)
+        manifest = json_object(manifest_bytes, "manifest %s" % manifest_digest)
         config_desc = manifest.get("config") or {}
-        image_id = config_desc.get("digest")
-        if not image_id:
+        image_id = config_desc.get("digest") if isinstance(config_desc, dict) else None
+        if not image_id or not isinstance(image_id, str):
             raise InvalidArgument("manifest %s: has no config" % manifest_digest)
-        config = json.loads(self.content.read(image_id))
+        config = json_object(self.content.read(image_id), "image config %s" % image_id)
         refs = [parse_name(r) if isinstance(r, str) else r for r in refs]
         size = None
         with self.holding_gc():
@@ -223,7 +241,8 @@ class ImageService:
             self.store.put(image_id, descriptor, index_digest, refs, size)
         return image_id
 
-    def put_image(self, config: Any, layers: Any, refs: Any = (), progress: Any = None) -> Any:
+    def put_image(self, config: dict[str, Any], layers: Any, refs: Any = (),
+                  progress: None = None) -> str:
         """Store ``config`` (a dict) and an OCI manifest over ``layers`` (descriptors of blobs
         already in the content store); record and unpack the image; returns its ID."""
         config_bytes = json.dumps(config, separators=(",", ":")).encode()
@@ -242,8 +261,8 @@ class ImageService:
             raise
 
     # containers' root filesystems ------------------------------------------------------------
-    def prepare_rootfs(self, key: Any, name: Any, readonly: bool = False,
-                       labels: Any = None) -> Any:
+    def prepare_rootfs(self, key: str, name: str, readonly: bool = False,
+                       labels: None = None) -> list[Mount]:
         """An active snapshot (or a read-only view) ``key`` over the image ``name``'s layers,
         unpacking any layer whose snapshot is missing; returns the mounts to perform."""
         img = self.get(name)
@@ -253,7 +272,7 @@ class ImageService:
             return make(key, top, labels={**(labels or {}), "pyrunc.io/image": img.id})
 
     # tag ------------------------------------------------------------------------------------
-    def tag(self, source: Any, target: Any) -> Any:
+    def tag(self, source: str, target: str) -> Reference:
         image_id = self.store.resolve(source)
         ref = parse_name(target)
         if ref.digest:
@@ -262,7 +281,7 @@ class ImageService:
         return ref
 
     # inspect / history ----------------------------------------------------------------------
-    def inspect(self, name: Any) -> dict[Any, Any]:
+    def inspect(self, name: str) -> dict[Any, Any]:
         img = self.get(name)
         c = img.config
         return {
@@ -285,7 +304,7 @@ class ImageService:
             "Metadata": {"LastTagTime": _rfc3339(img.record.get("last_tag"))},
         }
 
-    def history(self, name: Any) -> Any:
+    def history(self, name: str) -> Any:
         img = self.get(name)
         sizes = []
         top = img.top_chain
@@ -432,7 +451,7 @@ class ImageService:
         return {"ImagesDeleted": deleted or None,
                 "SpaceReclaimed": max(0, before - self._disk_usage())}
 
-    def gc(self) -> Any:
+    def gc(self) -> int:
         """Remove content and layer snapshots no image or live lease holds, ingests and
         extraction snapshots whose writer is gone; returns bytes of content freed (inside
         holding_gc() it is deferred to the end of the hold, and returns 0)."""

@@ -43,7 +43,7 @@ class LayerLimits(collections.namedtuple("LayerLimits", "ratio floor cap")):
     """How far a layer may expand: ``ratio`` times its declared size, at least ``floor``
     bytes, at most ``cap`` bytes (None: no cap)."""
 
-    def for_layer(self, declared: Any) -> Any:
+    def for_layer(self, declared: int) -> int:
         limit = max(declared * self.ratio, self.floor)
         return limit if self.cap is None else min(limit, self.cap)
 
@@ -51,7 +51,7 @@ class LayerLimits(collections.namedtuple("LayerLimits", "ratio floor cap")):
 DEFAULT_LIMITS = LayerLimits(ratio=1100, floor=256 << 20, cap=None)
 
 
-def chain_ids(diff_ids: Any) -> Any:
+def chain_ids(diff_ids: list[str]) -> list[str]:
     out: list[Any] = []
     for diff_id in diff_ids:
         if not out:
@@ -67,7 +67,14 @@ def unpack(content: Any, snapshotter: Any, manifest: Any, config: Any, progress:
     (None for an image without layers). ``progress(layer_digest, status)`` gets docker's
     "Extracting", "Pull complete" or "Already exists"."""
     layers = manifest.get("layers", [])
-    diff_ids = config.get("rootfs", {}).get("diff_ids", [])
+    rootfs = config.get("rootfs", {})
+    diff_ids = rootfs.get("diff_ids", []) if isinstance(rootfs, dict) else None
+    if not isinstance(layers, list) or not all(
+            isinstance(d, dict) and isinstance(d.get("digest"), str)
+            and isinstance(d.get("size", 0), int) for d in layers):
+        raise InvalidArgument("image manifest: layers must be a list of descriptors")
+    if not isinstance(diff_ids, list) or not all(isinstance(d, str) for d in diff_ids):
+        raise InvalidArgument("image config: rootfs.diff_ids must be a list of digests")
     if len(layers) != len(diff_ids):
         raise InvalidArgument("image config has %d diff_ids for %d layers"
                               % (len(diff_ids), len(layers)))
@@ -175,7 +182,7 @@ def remove_abandoned(snapshotter: Any) -> Any:
     return removed
 
 
-def unpacked_size(snapshotter: Any, top_chain: Any) -> Any:
+def unpacked_size(snapshotter: Any, top_chain: str) -> int:
     """Sum of the unpacked sizes along the chain ending at ``top_chain``."""
     size = 0
     key = top_chain
