@@ -54,7 +54,7 @@ _INPUT_ERRNOS = {errno.ENAMETOOLONG, errno.EMLINK, errno.EINVAL, errno.E2BIG, er
 Result = collections.namedtuple("Result", "diff_id size")
 
 
-def clean(name: Any) -> Any:
+def clean(name: str) -> Any:
     """Lexically clean a member name into components; refuse one that leaves the root, or
     deeper than MAX_DEPTH, or with a component longer than MAX_COMPONENT bytes."""
     parts: list[Any] = []
@@ -246,8 +246,8 @@ def _set_xattrs(parent_fd, comp, member):
 class Applier:
     """One application of one layer onto ``root``."""
 
-    def __init__(self, root: Any, whiteouts: str = "delete", lowers: Any = (),
-                 max_size: Any = None) -> None:
+    def __init__(self, root: str, whiteouts: str = "delete", lowers: Any = (),
+                 max_size: int | None = None) -> None:
         if whiteouts not in ("delete", "overlay"):
             raise InvalidArgument("layer: unknown whiteout format %r" % whiteouts)
         self.tree = _Tree(root, lowers)
@@ -283,6 +283,8 @@ class Applier:
             if m.isreg():
                 self._regular(tf, parent, base, m)
             elif m.issym():
+                if not m.linkname:
+                    raise LayerError("layer: %s: symlink with an empty target" % _shown(m.name))
                 os.symlink(m.linkname, base, dir_fd=parent)
             elif m.islnk():
                 self._hardlink(parent, base, m)
@@ -463,7 +465,7 @@ def _tar_reader(stream):
     return TarReader(decompressed(stream))
 
 
-def apply_layer(stream: Any, root: Any, *, whiteouts: str = "delete", lowers: Any = (),
+def apply_layer(stream: Any, root: str, *, whiteouts: str = "delete", lowers: Any = (),
                 expected_diff_id: Any = None, max_size: Any = None) -> Any:
     """Apply the layer read from ``stream`` onto the directory ``root``; returns Result.
 

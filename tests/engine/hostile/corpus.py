@@ -269,6 +269,8 @@ def link_cases(outside):
            "hard link to the root")
     yield ("links", "hardlink-to-itself", tar([(ti("h", tarfile.LNKTYPE, "h"), b"")]),
            "not found")
+    yield ("links", "symlink-empty-target", member("s", kind=b"2") + _END,
+           "symlink with an empty target")
     yield ("links", "symlink-replaced-not-followed",
            tar([(ti("s", tarfile.SYMTYPE, outside + "/secret"), b""), (ti("s"), b"new")]),
            None)
