@@ -16,6 +16,7 @@ how much of a response is read.
 """
 from __future__ import annotations
 
+import threading
 import time
 import urllib.parse
 
@@ -24,6 +25,8 @@ from pyrunc.errors import InvalidArgument, Unavailable
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from pyrunc.engine.registry.config import Endpoint, RegistryOptions
+    from requests.models import Response
 
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 60
@@ -85,7 +88,7 @@ class Transport:
     whether TLS is verified; ``endpoint`` is the registry's own base URL and TLS settings.
     """
 
-    def __init__(self, endpoint: Any, options: Any, pool_size: int = 16) -> None:
+    def __init__(self, endpoint: Endpoint, options: RegistryOptions, pool_size: int = 16) -> None:
         import requests
         from requests.adapters import HTTPAdapter
         self.endpoint = endpoint
@@ -95,6 +98,10 @@ class Transport:
         self.pool_size = pool_size
         self.origin = origin(endpoint.url)
         self._verify = {}
+        # other origins (redirect targets, a token server) get sessions of their own, made
+        # once under the lock: mounting adapters on a session other threads use is unsafe
+        self._sessions: dict = {}
+        self._lock = threading.Lock()
         if endpoint.secure:
             self.session.mount(endpoint.url + "/", _tls_adapter(endpoint.ssl_context(),
                                                                 pool_size))
@@ -109,6 +116,8 @@ class Transport:
 
     def close(self) -> None:
         self.session.close()
+        for session in list(self._sessions.values()):
+            session.close()
 
     def allowed(self, url: str, context: str) -> bool:
         """Check ``url`` against the scheme and host rules; returns whether to verify TLS.
@@ -117,6 +126,12 @@ class Transport:
         key = origin(url)
         if key in self._verify:
             return self._verify[key]
+        with self._lock:
+            if key not in self._verify:
+                self._verify[key] = self._check(url, key, context)
+            return self._verify[key]
+
+    def _check(self, url, key, context):
         scheme, host = key[0], host_port(url)
         if scheme not in ("http", "https") or not key[1]:
             raise Refused("%s: refused %s: only http and https URLs are followed"
@@ -130,26 +145,29 @@ class Transport:
                               "registries, and %s is not one" % (context,
                                                                  _short(strip_query(url)),
                                                                  host))
+        import requests
+        session = requests.Session()
+        session.headers["User-Agent"] = self.session.headers["User-Agent"]
         if scheme == "https":
-            self._mount_tls(url, host, secure)
-        self._verify[key] = secure or scheme == "http"
-        return self._verify[key]
+            self._mount_tls(session, url, host, secure)
+        self._sessions[key] = session
+        return secure or scheme == "http"
 
-    def _mount_tls(self, url, host, secure):
+    def _mount_tls(self, session, url, host, secure):
         from pyrunc.engine.registry.config import Endpoint
         ca_files, pairs = self.options.tls_files(host)
         parts = urllib.parse.urlsplit(url)
         base = "https://" + parts.netloc
         endpoint = Endpoint(base, host, verify_tls=secure, ca_files=ca_files,
                             client_certs=pairs)
-        self.session.mount(base + "/", _tls_adapter(endpoint.ssl_context(), 4))
+        session.mount(base + "/", _tls_adapter(endpoint.ssl_context(), 4))
         if not secure:
             import urllib3
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
     def send(self, method: str, url: str, *, authorization: str | None = None,
              auth_origin: Any = None, headers: dict | None = None, stream: bool = False,
-             data: Any = None, timeout: Any = None, body_limit: int = SMALL_BODY_LIMIT) -> Any:
+             data: Any = None, timeout: Any = None, body_limit: int = SMALL_BODY_LIMIT) -> Response:
         """Send one request, following redirects under the rules; the final response.
 
         ``authorization`` goes only to ``auth_origin`` (default: the endpoint's origin).
@@ -167,9 +185,10 @@ class Transport:
             if authorization and origin(url) == auth_origin:
                 request_headers["Authorization"] = authorization
             try:
-                response = self.session.request(method, url, headers=request_headers,
-                                                data=data, stream=True, timeout=timeout,
-                                                verify=verify, allow_redirects=False)
+                session = self._sessions.get(origin(url), self.session)
+                response = session.request(method, url, headers=request_headers,
+                                           data=data, stream=True, timeout=timeout,
+                                           verify=verify, allow_redirects=False)
             except requests.RequestException as err:
                 from pyrunc.engine.registry.auth import _reason
                 raise Unavailable('%s "%s": %s' % (method.capitalize(),
@@ -199,7 +218,7 @@ class Transport:
         return response
 
 
-def buffer(response: Any, limit: int, what: str, truncate: bool = False) -> None:
+def buffer(response: Response, limit: int, what: str, truncate: bool = False) -> None:
     """Read a response's body now (``response.content`` then holds it), bounded."""
     if response._content_consumed:
         return
@@ -211,7 +230,7 @@ def buffer(response: Any, limit: int, what: str, truncate: bool = False) -> None
     response._content_consumed = True
 
 
-def read_limited(response: Any, limit: int, what: str, truncate: bool = False,
+def read_limited(response: Response, limit: int, what: str, truncate: bool = False,
                  deadline: float | None = None) -> bytes:
     """At most ``limit`` bytes of a streamed body, within ``BODY_DEADLINE`` seconds.
 
