@@ -611,8 +611,8 @@ class Repository:
         for attempt in range(UPLOAD_RETRIES):
             try:
                 return self._upload(digest, size, opener, chunk_size, progress)
-            except Unavailable:
-                if attempt == UPLOAD_RETRIES - 1:
+            except Unavailable as err:
+                if isinstance(err, Refused) or attempt == UPLOAD_RETRIES - 1:
                     raise
                 time.sleep(RETRY_BACKOFF * (2 ** attempt))
 

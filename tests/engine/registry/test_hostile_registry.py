@@ -405,3 +405,20 @@ def test_image_pulled_by_sha512_digest_is_named_by_it(fake_registry, registries,
     result = pull(name, engine, registries)
     assert result.image_id == sha256(config)
     assert engine.inspect(name)["Id"] == sha256(config)
+
+
+def test_upload_location_over_plain_http_to_a_secure_host_is_refused_once(fake_registry,
+                                                                          tmp_path):
+    fake = fake_registry()
+    other = fake_registry()
+    fake.route("POST", "/v2/test/app/blobs/uploads/", lambda r: reply(
+        r, 202, headers={"Location": other.url + "/upload/1"}))
+    other.route("PUT", "/upload/", lambda r: reply(r, 201))
+    options = RegistryOptions(certs_dir=str(tmp_path / "certs.d"), insecure_cidrs=(),
+                              insecure_registries=[fake.domain])
+    with RegistryService(options, AuthFile(str(tmp_path / "c.json"))) as registries:
+        repo = registries.get(fake.domain).repository("test/app", for_push=True)
+        with pytest.raises(Unavailable, match="plain HTTP is allowed only to insecure"):
+            repo.upload_blob(LAYER_DIGEST, len(LAYER), lambda: __import__("io").BytesIO(LAYER))
+    assert other.requests == []
+    assert len(fake.headers_of("POST", "/v2/test/app/blobs/uploads/")) == 1
