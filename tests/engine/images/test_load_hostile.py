@@ -294,3 +294,22 @@ def test_the_engine_walkers_take_hostile_documents(svc):
         one_line(err)
     svc.gc()
     assert_nothing_left(svc)
+
+
+def test_symlinks_in_a_loop(svc):
+    """Old docker archives name layers through symlinks; a loop of them is a missing file,
+    not a hang or a RecursionError."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        m = json.dumps([{"Config": "a", "RepoTags": ["evil:1"], "Layers": []}]).encode()
+        ti = tarfile.TarInfo("manifest.json")
+        ti.size = len(m)
+        tf.addfile(ti, io.BytesIO(m))
+        for name, target in (("a", "b"), ("b", "c/../a")):
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.linkname = tarfile.SYMTYPE, target
+            tf.addfile(ti)
+    buf.seek(0)
+    with pytest.raises(InvalidArgument, match="^load: archive is missing [ab]$"):
+        load(svc, buf)
+    assert_nothing_left(svc)
