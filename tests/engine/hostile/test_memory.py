@@ -1,4 +1,5 @@
-"""The unpacker runs in bounded memory: each worst case is applied by a child process inside
+"""The unpacker runs in bounded memory (and load and import with it): each worst case is run
+by a child process inside
 a memory cgroup (v1, limit 256 MiB) and must end with its expected outcome, without the cgroup
 ever reaching its limit. The peak of each is printed (the cgroup's max usage, which counts
 the page cache too, and the child's own maximum resident set).
@@ -20,14 +21,24 @@ LIMIT = 256 << 20
 
 CHILD = r"""
 import sys
-from pyrunc.engine.layers import LayerError, apply_layer
-path, root, limit = sys.argv[1], sys.argv[2], int(sys.argv[3])
+from pyrunc.errors import InvalidArgument
+mode, path, root, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 try:
-    with open(path, "rb") as f:
-        apply_layer(f, root, max_size=limit)
+    if mode == "apply":
+        from pyrunc.engine.layers import apply_layer
+        with open(path, "rb") as f:
+            apply_layer(f, root, max_size=limit)
+    else:
+        from pyrunc.engine.images import ImageService, import_image, load
+        svc = ImageService(root, snapshotter="native")
+        with open(path, "rb") as f:
+            if mode == "load":
+                load(svc, f)
+            else:
+                import_image(svc, f, "worst:1")
     print("applied")
-except LayerError as e:
-    print("LayerError: %s" % e)
+except InvalidArgument as e:
+    print("%s: %s" % (type(e).__name__, e))
 with open("/proc/self/status") as f:
     print([line for line in f if line.startswith("VmHWM:")][0].split()[1])
 """
@@ -50,7 +61,18 @@ def _worst_cases():
     out.append(("gnu-long-name-1MiB-the-most-allowed",
                 corpus.gnu_long("n/" * ((1 << 19) - 8)) + corpus.member("x") + corpus._END,
                 "longer than 4095"))
-    assert len(out) == 8
+    out = [("apply", ident, data, expect) for ident, data, expect in out]
+    # load and import read the same inputs through their own paths
+    load_pax = corpus.gz(corpus.header(b"PaxHeader", size=1 << 30, kind=b"x")
+                         + b"9 a=bbb\n" * (1 << 17))
+    out.append(("load", "load-tar-with-a-1GiB-pax-header", load_pax, "extended headers of"))
+    members = b"".join(corpus.member("blobs/sha256/%064x" % i, b"") for i in range(20_000))
+    out.append(("load", "load-tar-of-20000-bogus-blobs", corpus.gz(members + corpus._END),
+                "digest mismatch|index.json|manifest.json"))
+    for ident in ("zstd-rle-bomb-400KB-12GiB", "gnu-long-name-1M-components-gzip"):
+        data = [d for c, i, d, _ in corpus.memory_cases() if i == ident][0]
+        out.append(("import", "import-" + ident, data, "expands past|extended headers"))
+    assert len(out) == 12
     return out
 
 
@@ -94,17 +116,18 @@ def _read(cg, name):
 def test_unpacker_memory_is_bounded(memcg, tmp_path, private_mount_ns):
     peaks = []
     procs = os.path.join(memcg, "cgroup.procs")
-    for ident, data, expect in _worst_cases():
+    for mode, ident, data, expect in _worst_cases():
         layer = tmp_path / (ident + ".layer")
         layer.write_bytes(data)
         root = tmp_path / (ident + ".root")
-        root.mkdir()
+        if mode == "apply":
+            root.mkdir()
         with open(os.path.join(memcg, "memory.max_usage_in_bytes"), "w") as f:
             f.write("0")
         failcnt = _read(memcg, "memory.failcnt")
         limit = DEFAULT_LIMITS.for_layer(len(data))
         child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(layer), str(root), str(limit)],
+            [sys.executable, "-c", CHILD, mode, str(layer), str(root), str(limit)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             preexec_fn=lambda: _join(procs))
         out, err = child.communicate(timeout=300)
@@ -120,7 +143,7 @@ def test_unpacker_memory_is_bounded(memcg, tmp_path, private_mount_ns):
     print("\nunpacker peak memory per worst case (cgroup max usage incl. page cache / "
           "the child's peak RSS, MiB):")
     for ident, peak, rss in peaks:
-        print("  %-40s %6.1f / %6.1f" % (ident, peak / 2 ** 20, rss / 2 ** 20))
+        print("  %-44s %6.1f / %6.1f" % (ident, peak / 2 ** 20, rss / 2 ** 20))
     print("worst: %s, %.1f MiB (limit %d MiB)" % (worst[0], worst[1] / 2 ** 20, LIMIT >> 20))
 
 
