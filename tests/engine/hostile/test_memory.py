@@ -1,7 +1,6 @@
 """The unpacker runs in bounded memory (and load and import with it): each worst case is run
-by a child process inside
-a memory cgroup (v1, limit 256 MiB) and must end with its expected outcome, without the cgroup
-ever reaching its limit. The peak of each is printed (the cgroup's max usage, which counts
+by a child process inside a memory cgroup (v1, limit 256 MiB) and must end with its expected
+outcome, without the cgroup ever reaching its limit. The peak of each is printed (the cgroup's max usage, which counts
 the page cache too, and the child's own maximum resident set).
 
 Before the limits, the first three cases drove the unpacker to gigabytes and the OOM killer.
