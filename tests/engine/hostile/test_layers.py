@@ -102,3 +102,38 @@ def test_counts_per_class_are_reported(capsys):
             "%s %d" % kv for kv in sorted(counts.items())) + " (total %d, each run as a stream "
             "and as a file)" % sum(counts.values()))
     assert sum(counts.values()) >= 100
+
+
+_OVERLAY_CLASSES = ("names", "links", "whiteouts", "duplicates", "devices", "xattrs")
+
+
+@pytest.mark.parametrize("cls,ident,expect", [p for p in _cases()
+                                               if p.values[0] in _OVERLAY_CLASSES])
+def test_hostile_layer_in_an_overlay_upper(place, cls, ident, expect):
+    """The same cases in overlay form, over a lower layer holding a symlink out, a
+    directory and a file: refused or applied, never outside the upper, the lower unchanged."""
+    base, root, outside = place
+    lower = base / "lower"
+    lower.mkdir()
+    os.symlink(str(outside), lower / "evil")
+    (lower / "d").mkdir()
+    (lower / "d" / "f").write_text("lower")
+    (lower / "x").write_text("lower x")
+    before, lower_before = tree(outside), tree(lower)
+    data = _data(cls, ident, outside)
+    try:
+        apply_layer(io.BytesIO(data), str(root), whiteouts="overlay", lowers=[str(lower)],
+                    max_size=CAP)
+    except InvalidArgument as e:
+        assert isinstance(e, LayerError) and "\n" not in str(e)
+        if expect is not None:
+            assert __import__("re").search(expect, str(e)), str(e)
+    else:
+        assert expect is None, "%s/%s applied in overlay form" % (cls, ident)
+    assert tree(outside) == before and tree(lower) == lower_before
+    for ident_ in ("evil/x", "evil/.wh.secret", "evil/h"):
+        payload = corpus.member(ident_, b"x") + corpus._END
+        with pytest.raises(LayerError, match="write through symlink evil"):
+            apply_layer(io.BytesIO(payload), str(root), whiteouts="overlay",
+                        lowers=[str(lower)])
+    assert tree(outside) == before and tree(lower) == lower_before
