@@ -64,6 +64,8 @@ void client_flush(struct client *c)
 
 static void client_send(struct client *c, const void *data, size_t n)
 {
+	if (c->close_after_flush)   /* being closed: what is queued is all it gets */
+		return;
 	if (c->out.len + n > CLIENT_OUT_LIMIT) {
 		/* a client that does not read loses its stream; the log keeps the output */
 		c->out.len = 0;
@@ -102,6 +104,8 @@ void send_frame(struct client *c, int stream, const char *data, size_t n)
 	unsigned char h[8] = {(unsigned char)stream, 0, 0, 0,
 			      (unsigned char)(n >> 24), (unsigned char)(n >> 16),
 			      (unsigned char)(n >> 8), (unsigned char)n};
+	if (c->close_after_flush)
+		return;
 	if (c->out.len + n + 8 > CLIENT_OUT_LIMIT) {
 		c->out.len = 0;
 		c->close_after_flush = 1;
@@ -112,21 +116,47 @@ void send_frame(struct client *c, int stream, const char *data, size_t n)
 	client_flush(c);
 }
 
-/* Attach input: frames with stream 0 are stdin; a zero-length frame closes stdin. */
+/* A client that broke the protocol: nothing more is read from it or sent to it, and it is
+ * closed at the next round of the loop (its queued output dropped: it may never read it). */
+static void drop_client(struct client *c)
+{
+	c->in.len = 0;
+	c->out.len = 0;
+	c->frame_left = 0;
+	c->close_after_flush = 1;
+}
+
+/* Attach input: frames with stream 0, stdin; a zero-length frame closes stdin. A payload goes
+ * to pending_stdin as it arrives, so a frame is never held whole: the input held stays within
+ * one read (the loop reads no more while pending_stdin waits for the container). A header
+ * with another stream, non-zero padding or a length over ATTACH_FRAME_MAX drops the client. */
 static void attach_input(struct client *c)
 {
-	while (c->in.len >= 8) {
-		unsigned char *h = (unsigned char *)c->in.p;
-		size_t n = ((size_t)h[4] << 24) | (h[5] << 16) | (h[6] << 8) | h[7];
-		if (c->in.len < 8 + n)
-			return;
-		if (h[0] == 0 && n == 0) {
-			c->close_stdin = 1;
-		} else if (h[0] == 0 && c->target && c->target->stdin_fd >= 0 && !c->close_stdin) {
-			buf_add(&c->pending_stdin, c->in.p + 8, n);
+	size_t used = 0;
+	while (used < c->in.len) {
+		size_t have = c->in.len - used;
+		if (c->frame_left) {
+			size_t n = have < c->frame_left ? have : c->frame_left;
+			if (c->target && c->target->stdin_fd >= 0 && !c->close_stdin)
+				buf_add(&c->pending_stdin, c->in.p + used, n);
+			used += n;
+			c->frame_left -= n;
+			continue;
 		}
-		buf_consume(&c->in, 8 + n);
+		if (have < 8)
+			break;
+		const unsigned char *h = (const unsigned char *)c->in.p + used;
+		size_t n = ((size_t)h[4] << 24) | ((size_t)h[5] << 16) | ((size_t)h[6] << 8) | h[7];
+		if (h[0] != 0 || h[1] || h[2] || h[3] || n > ATTACH_FRAME_MAX) {
+			drop_client(c);
+			return;
+		}
+		used += 8;
+		if (n == 0)
+			c->close_stdin = 1;
+		c->frame_left = n;
 	}
+	buf_consume(&c->in, used);
 }
 
 void flush_stdin(struct client *c)
@@ -162,7 +192,7 @@ static void refuse_too_long(struct client *c)
 static void serve_requests(struct client *c)
 {
 	char line[REQUEST_LINE_MAX];
-	while (c->mode == C_CMD && !quit) {
+	while (c->mode == C_CMD && !quit && !c->close_after_flush) {
 		int got = request_next_line(&c->in, line);
 		if (got == 0)
 			break;
@@ -176,7 +206,7 @@ static void serve_requests(struct client *c)
 			flush_stdin(c);
 		}
 	}
-	if (c->in.len > REQUEST_PENDING_MAX)
+	if (c->mode != C_ATTACH && !c->close_after_flush && c->in.len > REQUEST_PENDING_MAX)
 		refuse_too_long(c);
 }
 
@@ -190,6 +220,8 @@ void client_read(struct client *c)
 		client_close(c);
 		return;
 	}
+	if (c->close_after_flush)   /* answered for the last time: its input is not read */
+		return;
 	buf_add(&c->in, data, r);
 	if (c->mode == C_ATTACH) {
 		attach_input(c);

@@ -57,10 +57,14 @@ static void add_clients(struct pollset *ps)
 			client_close(c);
 			continue;
 		}
+		/* Its input is read only while none of its stdin waits for the container, and
+		 * not at all once it is being closed: the input held stays within one read. A
+		 * client with only stdin waiting is not polled (its hang-up is read after). */
 		short ev = c->out.len ? POLLOUT : 0;
-		if (!c->pending_stdin.len)
+		if (!c->pending_stdin.len && !c->close_after_flush)
 			ev |= POLLIN;
-		add(ps, c->fd, ev, K_CLIENT, c);
+		if (ev)
+			add(ps, c->fd, ev, K_CLIENT, c);
 		struct proc *t = c->target;
 		if (c->pending_stdin.len && t && t->stdin_fd >= 0 && t->stdin_fd != t->pty_fd)
 			add(ps, t->stdin_fd, POLLOUT, K_STDIN, NULL);
@@ -98,7 +102,7 @@ static void on_client(struct client *c, short revents)
 		return;
 	if (revents & POLLOUT)
 		client_flush(c);
-	if (revents & (POLLIN | POLLHUP | POLLERR))
+	if ((revents & (POLLIN | POLLHUP | POLLERR)) && !c->pending_stdin.len)
 		client_read(c);
 }
 

@@ -36,7 +36,8 @@
 #define MAX_EXECS 32
 #define LINE_CAP 16384          /* longest log line before it is split (docker: 16K) */
 #define READ_CAP 65536
-#define CLIENT_OUT_LIMIT (1 << 20)
+#define CLIENT_OUT_LIMIT (1 << 20)   /* output queued for one client */
+#define ATTACH_FRAME_MAX (1 << 20)   /* longest attach frame payload a client may announce */
 #define DRAIN_GRACE_MS 2000     /* after the init exits, wait this long for its output */
 
 /* ---------------------------------------------------------------- util.c */
@@ -141,6 +142,7 @@ struct client {
 	char exec_id[128];
 	struct proc *target;        /* C_ATTACH: the process whose stdio this client holds */
 	struct buf in, out;
+	size_t frame_left;          /* attach input: payload bytes of the current frame to come */
 	struct buf pending_stdin;   /* attach input not yet accepted by the container */
 	int close_stdin;            /* close stdin once pending_stdin is written */
 	int close_after_flush;
