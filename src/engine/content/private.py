@@ -9,13 +9,24 @@ closes the directories an older version left open.
 import os
 import stat
 
+from pyrunc.errors import InvalidArgument
+
 MODE = 0o700
 
 
 def private_dir(path: str) -> str:
-    """Make ``path`` (and missing parents) if needed, and make sure it is 0700; returns it."""
+    """Make ``path`` (and missing parents) if needed, and make sure it is 0700; returns it.
+    A directory this user does not own, or a sticky one (``/tmp``), is not the store's own:
+    it is refused rather than closed to everyone else."""
     os.makedirs(path, MODE, exist_ok=True)
-    st = os.stat(path)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise InvalidArgument("store directory %s: not a directory" % path)
+    if st.st_uid != os.geteuid() or st.st_mode & stat.S_ISVTX:
+        raise InvalidArgument("store directory %s: a shared directory (%s): give the store "
+                              "a directory of its own" % (
+                                  path, "sticky" if st.st_mode & stat.S_ISVTX
+                                  else "owned by uid %d" % st.st_uid))
     if stat.S_IMODE(st.st_mode) != MODE:
         os.chmod(path, MODE)
     return path

@@ -13,6 +13,7 @@ import pytest
 
 from engine.layers.tarbuild import entry, make_tar
 from pyrunc.engine.images import ImageService, import_image
+from pyrunc.errors import InvalidArgument
 
 NOBODY = 65534
 
@@ -139,3 +140,34 @@ def test_an_open_store_is_closed_when_opened(base):
         find(root, "/bin/rootshell")[0]]["exec"] == "ok"          # the exposure, reproduced
     ImageService(root, snapshotter="native")
     check_closed(root)
+
+
+def test_a_shared_directory_is_refused_not_closed(base):
+    """Closing the root must not close a directory others use: a sticky one like /tmp, or
+    one another user owns, is refused and keeps its mode."""
+    sticky = os.path.join(base, "sticky")
+    os.mkdir(sticky)
+    os.chmod(sticky, 0o1777)
+    with pytest.raises(InvalidArgument, match="^store directory .*/sticky: a shared directory "
+                                              r"\(sticky\): give the store a directory of "
+                                              "its own$"):
+        ImageService(sticky)
+    assert stat.S_IMODE(os.stat(sticky).st_mode) == 0o1777
+    theirs = os.path.join(base, "theirs")
+    os.mkdir(theirs, 0o755)
+    os.chown(theirs, NOBODY, NOBODY)
+    with pytest.raises(InvalidArgument, match="owned by uid 65534"):
+        ImageService(theirs)
+    assert stat.S_IMODE(os.stat(theirs).st_mode) == 0o755
+
+
+def test_an_ingest_in_progress_is_closed_too(base):
+    svc = ImageService(os.path.join(base, "engine"), snapshotter="native")
+    w = svc.content.writer("in-progress")
+    try:
+        w.write(b"partial")
+        assert stat.S_IMODE(os.stat(w.dir).st_mode) == 0o700
+        seen = as_nobody([w.data_path], os.path.join(base, "public"))
+        assert seen[w.data_path]["open"] == "EACCES"
+    finally:
+        w.abort()
