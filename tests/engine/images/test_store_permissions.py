@@ -148,11 +148,19 @@ def test_a_shared_directory_is_refused_not_closed(base):
     sticky = os.path.join(base, "sticky")
     os.mkdir(sticky)
     os.chmod(sticky, 0o1777)
+    with open(os.path.join(sticky, "someone-elses-file"), "w"):
+        pass
     with pytest.raises(InvalidArgument, match="^store directory .*/sticky: a shared directory "
                                               r"\(sticky\): give the store a directory of "
                                               "its own$"):
         ImageService(sticky)
     assert stat.S_IMODE(os.stat(sticky).st_mode) == 0o1777
+    # an empty sticky directory (a tmpfs just mounted for the store) is taken and closed
+    fresh = os.path.join(base, "fresh")
+    os.mkdir(fresh)
+    os.chmod(fresh, 0o1777)
+    ImageService(fresh, snapshotter="native")
+    assert stat.S_IMODE(os.stat(fresh).st_mode) == 0o700
     theirs = os.path.join(base, "theirs")
     os.mkdir(theirs, 0o755)
     os.chown(theirs, NOBODY, NOBODY)
