@@ -10,6 +10,7 @@ content store, whose digest check rejects a tampered archive.
 """
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -328,6 +329,15 @@ def _open_subdir(top, rel):
     for comp in rel.split("/") if rel else ():
         try:
             nfd = os.open(comp, _DIR_FLAGS, dir_fd=fd)
+        except (NotADirectoryError, FileNotFoundError) as e:
+            raise InvalidArgument("load: %s: %s while it was read" % (
+                _short(rel), "replaced" if isinstance(e, NotADirectoryError) else "removed")) \
+                from None
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            raise InvalidArgument("load: %s: replaced by a symlink while it was read"
+                                  % _short(rel)) from None
         finally:
             os.close(fd)
         fd = nfd

@@ -313,3 +313,21 @@ def test_symlinks_in_a_loop(svc):
     with pytest.raises(InvalidArgument, match="^load: archive is missing [ab]$"):
         load(svc, buf)
     assert_nothing_left(svc)
+
+
+def test_a_directory_swapped_for_a_symlink_during_the_walk(tmp_path):
+    """The walk reopens each directory one component at a time without following symlinks:
+    one swapped for a symlink out between listing and reading is refused, not followed."""
+    from pyrunc.engine.images.archive import _open_subdir
+    src = tmp_path / "arch"
+    (src / "blobs").mkdir(parents=True)
+    (tmp_path / "host").mkdir()
+    top = os.open(src, os.O_RDONLY)
+    try:
+        os.close(_open_subdir(top, "blobs"))
+        os.rmdir(src / "blobs")
+        os.symlink(str(tmp_path / "host"), src / "blobs")
+        with pytest.raises(InvalidArgument, match="^load: blobs: replaced by a symlink"):
+            _open_subdir(top, "blobs")
+    finally:
+        os.close(top)
