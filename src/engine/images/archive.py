@@ -331,13 +331,13 @@ def _open_subdir(top, rel):
             nfd = os.open(comp, _DIR_FLAGS, dir_fd=fd)
         except (NotADirectoryError, FileNotFoundError) as e:
             raise InvalidArgument("load: %s: %s while it was read" % (
-                _short(rel), "replaced" if isinstance(e, NotADirectoryError) else "removed")) \
-                from None
+                _short(rel), "replaced (by a symlink or a file)"
+                if isinstance(e, NotADirectoryError) else "removed")) from None
         except OSError as e:
             if e.errno != errno.ELOOP:
                 raise
-            raise InvalidArgument("load: %s: replaced by a symlink while it was read"
-                                  % _short(rel)) from None
+            raise InvalidArgument("load: %s: replaced (by a symlink or a file) while it was "
+                                  "read" % _short(rel)) from None
         finally:
             os.close(fd)
         fd = nfd
