@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import signal
 import tarfile
 
 import pytest
@@ -19,6 +20,21 @@ from pyrunc.errors import InvalidArgument, NotFound
 
 def sha(data):
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(autouse=True)
+def deadline():
+    """An input that makes the engine loop (a negative size once did, holding the collection
+    lock) fails its test instead of hanging the suite."""
+    def fail(signum, frame):
+        raise TimeoutError("still running after 240 s: the engine loops on this input")
+    old = signal.signal(signal.SIGALRM, fail)
+    signal.alarm(240)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.fixture
