@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 SHIM_NAME = "pyrunc-shim"
 SOCKET = "shim.sock"
+# The longest attach frame payload (the protocol's 1 MiB; the shim's ATTACH_FRAME_MAX): the
+# shim drops a client that announces more.
+ATTACH_FRAME_MAX = 1 << 20
 
 _CATEGORIES = {cls.__name__: cls for cls in (errors.InvalidArgument, errors.NotFound,
                                              errors.AlreadyExists, errors.Conflict,
@@ -143,7 +146,7 @@ class ShimClient:
         sock = self.connect(timeout)
         try:
             sock.sendall((" ".join(str(w) for w in words) + "\n").encode())
-            line = _read_line(sock)
+            line = _read_line(sock)[0]
         except (ConnectionResetError, BrokenPipeError) as e:
             raise ShimGone(str(e)) from None
         finally:
@@ -159,7 +162,8 @@ class ShimClient:
         sock = self.connect()
         try:
             sock.sendall((" ".join(str(w) for w in words) + "\n").encode())
-            payload = _parse_reply(_read_line(sock))
+            line, rest = _read_line(sock)
+            payload = _parse_reply(line)
         except (ConnectionResetError, BrokenPipeError) as e:
             sock.close()
             raise ShimGone(str(e)) from None
@@ -167,17 +171,22 @@ class ShimClient:
             sock.close()
             raise
         sock.settimeout(None)
-        return payload, Attachment(sock)
+        return payload, Attachment(sock, rest)
 
 
-def _read_line(sock):
+def _read_line(sock: Any) -> tuple[str, bytes]:
+    """One reply line (without its newline) and the bytes read past it: the frames the shim
+    sends right after ``ok`` to an attach may come in the same read."""
     data = b""
-    while not data.endswith(b"\n"):
+    while True:
         chunk = sock.recv(65536)
         if not chunk:
             raise ShimGone("connection closed before a reply")
+        start = len(data)
         data += chunk
-    return data.decode(errors="replace").rstrip("\n")
+        end = data.find(b"\n", start)
+        if end >= 0:
+            return data[:end].decode(errors="replace"), data[end + 1:]
 
 
 def _parse_reply(line):
@@ -201,9 +210,10 @@ class Attachment:
     multiplexing header.
     """
 
-    def __init__(self, sock: Any) -> None:
+    def __init__(self, sock: Any, buffered: bytes = b"") -> None:
+        """``buffered``: stream bytes already read from ``sock`` (after the attach reply)."""
         self.sock = sock
-        self._buf = b""
+        self._buf = buffered
 
     def _recv_exactly(self, n):
         while len(self._buf) < n:
@@ -226,22 +236,27 @@ class Attachment:
         return stream, payload
 
     def write(self, data: Any) -> None:
-        if data:
-            self.sock.sendall(struct.pack(">BxxxI", STDIN, len(data)) + data)
+        """Send ``data`` to stdin, in frames of at most ATTACH_FRAME_MAX bytes."""
+        view = memoryview(data)
+        for start in range(0, len(view), ATTACH_FRAME_MAX):
+            piece = view[start:start + ATTACH_FRAME_MAX]
+            self.sock.sendall(struct.pack(">BxxxI", STDIN, len(piece)))
+            self.sock.sendall(piece)
 
     def close_stdin(self) -> None:
         self.sock.sendall(struct.pack(">BxxxI", STDIN, 0))
 
     def read_all(self, timeout: Any = None) -> tuple[Any, ...]:
         """Collect everything until the exit frame: ({stream: bytes}, exit status or None)."""
-        out = {STDOUT: b"", STDERR: b""}
+        # joined at the end: adding each frame to the bytes so far is quadratic, and a reader
+        # that slow gets dropped by the shim (more than 1 MiB of its output queued)
+        parts: dict[int, list[bytes]] = {STDOUT: [], STDERR: []}
         while True:
             stream, data = self.read(timeout)
-            if stream is None:
-                return out, None
-            if stream == EXIT:
-                return out, int(data)
-            out[stream] = out.get(stream, b"") + data
+            if stream is None or stream == EXIT:
+                out = {s: b"".join(p) for s, p in parts.items()}
+                return out, None if stream is None else int(data)
+            parts.setdefault(stream, []).append(data)
 
     def close(self) -> None:
         self.sock.close()
