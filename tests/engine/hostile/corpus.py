@@ -92,6 +92,14 @@ def gzip_bomb(total, unit=16 << 20):
     return one * max(1, total // unit)
 
 
+def pax_bomb(size, unit=16 << 20):
+    """A gzip layer whose first member is a PAX header of ``size`` bytes of valid records,
+    then an end of archive (multi-member gzip: one member of records, repeated)."""
+    records = gzip.compress(b"9 a=bbb\n" * (unit // 8), compresslevel=9, mtime=0)
+    return gz(header(b"PaxHeader", size=size, kind=b"x")) + records * (size // unit) + \
+        gz(member("x") + _END)
+
+
 def zstd_rle_bomb(blocks, prefix=b""):
     """A zstd frame of ``prefix`` (one raw block) then ``blocks`` RLE blocks of 128 KiB of
     zeros each: 4 bytes of input per 128 KiB of output."""
@@ -134,10 +142,8 @@ def memory_cases():
            gz(gnu_long(million) + member("x") + _END), "extended headers of")
     yield ("memory", "gnu-long-link-1M-components",
            gnu_long(million, b"K") + member("x", kind=b"2") + _END, "extended headers of")
-    # a 1 GiB PAX header: only the first MiBs of its data are there, the size is the attack
-    yield ("memory", "pax-header-1GiB-gzip",
-           gz(header(b"PaxHeader", size=1 << 30, kind=b"x") + b"9 a=bbb\n" * (1 << 17)),
-           "extended headers of")
+    # a 1 GiB PAX header, all of it there: 1 MB of gzip
+    yield ("memory", "pax-header-1GiB-gzip", pax_bomb(1 << 30), "extended headers of")
     yield ("memory", "pax-global-header-1GiB",
            header(b"PaxHeader", size=1 << 30, kind=b"g") + b"\0" * 4096,
            "extended headers of")
