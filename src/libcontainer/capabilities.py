@@ -30,7 +30,7 @@ NUMBERS = {name: number for number, name in enumerate(CAPABILITIES)}
 SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 
 
-def last_cap() -> Any:
+def last_cap() -> int:
     """The highest capability number the running kernel knows."""
     try:
         with open("/proc/sys/kernel/cap_last_cap") as f:
@@ -39,7 +39,7 @@ def last_cap() -> Any:
         return len(CAPABILITIES) - 1
 
 
-def to_mask(names: Any, ignored: Any, last: Any = None) -> Any:
+def to_mask(names: Any, ignored: set[str], last: int | None = None) -> int:
     """The bit mask of ``names``; names unknown here or to the kernel are added to ``ignored``."""
     last = last_cap() if last is None else last
     mask = 0

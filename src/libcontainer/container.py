@@ -28,6 +28,7 @@ from pyrunc.libcontainer.state import StateDir, alive, proc_stat, validate_id, w
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from pyrunc.libcontainer.cgroups.v1 import V1Manager
 
 DEFAULT_ROOT = "/run/pyrunc"
 RUNTIME_HOOKS = ("prestart", "create_runtime", "poststart", "poststop")
@@ -38,12 +39,12 @@ CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", 
 class Factory:
     """Creates and loads the containers kept under ``root``."""
 
-    def __init__(self, root: Any = DEFAULT_ROOT, systemd_cgroup: bool = False) -> None:
+    def __init__(self, root: str = DEFAULT_ROOT, systemd_cgroup: bool = False) -> None:
         self.root = os.path.abspath(root)
         self.systemd_cgroup = systemd_cgroup
 
-    def create(self, container_id: str, bundle: str, console_socket: Any = None,
-               pid_file: Any = None, no_pivot: bool = False, no_new_keyring: bool = False,
+    def create(self, container_id: str, bundle: str, console_socket: str | None = None,
+               pid_file: str | None = None, no_pivot: bool = False, no_new_keyring: bool = False,
                preserve_fds: int = 0, stdio: tuple[int, ...] = (0, 1, 2)) -> Container:
         """Create the container from ``bundle``: its init waits on the exec fifo until start.
 
@@ -345,18 +346,19 @@ def _hook_state(base, status, pid):
 class Container:
     """One container: its state directory, init process and cgroup."""
 
-    def __init__(self, factory: Any, state_dir: Any, state: Any, manager: Any = None) -> None:
+    def __init__(self, factory: Any, state_dir: StateDir, state: dict[str, Any],
+                 manager: V1Manager | None = None) -> None:
         self.factory = factory
         self._sd = state_dir
         self._state = state
         self._manager = manager
 
     @property
-    def id(self) -> Any:
+    def id(self) -> str:
         return self._sd.id
 
     @property
-    def pid(self) -> Any:
+    def pid(self) -> int:
         return self._state["pid"]
 
     @property
@@ -369,14 +371,14 @@ class Container:
         return self._state["config"]
 
     @property
-    def manager(self) -> Any:
+    def manager(self) -> V1Manager:
         if self._manager is None:
             from pyrunc.libcontainer import cgroups
             self._manager = cgroups.load_manager(self._state["cgroup"])
         return self._manager
 
     @property
-    def status(self) -> Any:
+    def status(self) -> str:
         st = self._state
         if not st["pid"]:
             creator = st.get("creator")
@@ -462,9 +464,9 @@ class Container:
             except FileNotFoundError:
                 pass
 
-    def exec(self, process: Any, *, console_socket: Any = None, pid_file: Any = None,
+    def exec(self, process: dict[str, Any], *, console_socket: Any = None, pid_file: Any = None,
              preserve_fds: int = 0, ignore_paused: bool = False, stdio: tuple[int, ...] = (0, 1, 2),
-             source: str = "process.json", json_path: str = "") -> Any:
+             source: str = "process.json", json_path: str = "") -> int:
         """Start ``process`` (a runtime-spec ``process`` object, as decoded JSON) in the
         container; returns its pid. The process is a child of the caller: reap it.
 
@@ -560,7 +562,7 @@ class Container:
             plan.seccomp = seccomp.compile(spec.linux.seccomp)
         return plan
 
-    def signal(self, sig: int, all: bool = False) -> Any:
+    def signal(self, sig: int, all: bool = False) -> None:
         """Send ``sig`` to the init (or, with ``all``, to every process of the cgroup)."""
         self._reload()
         st = self._state

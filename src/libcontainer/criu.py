@@ -36,6 +36,8 @@ from pyrunc.libcontainer.mountflags import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from pyrunc.libcontainer.cgroups.hierarchy import Mount
+    from pyrunc.libcontainer.cgroups.v1 import V1Manager
 
 DESCRIPTORS = "descriptors.json"
 DUMP_LOG = "dump.log"
@@ -50,11 +52,11 @@ class Options:
                  "ext_unix_sk", "shell_job", "file_locks", "pre_dump", "auto_dedup",
                  "manage_cgroups_mode")
 
-    def __init__(self, image_path: Any, work_path: Any = None, parent_path: Any = None,
-                 leave_running: bool = False, tcp_established: bool = False,
-                 ext_unix_sk: bool = False, shell_job: bool = False, file_locks: bool = False,
-                 pre_dump: bool = False, auto_dedup: bool = False,
-                 manage_cgroups_mode: Any = None) -> None:
+    def __init__(self, image_path: str, work_path: str | None = None,
+                 parent_path: str | None = None, leave_running: bool = False,
+                 tcp_established: bool = False, ext_unix_sk: bool = False, shell_job: bool = False,
+                 file_locks: bool = False, pre_dump: bool = False, auto_dedup: bool = False,
+                 manage_cgroups_mode: str | None = None) -> None:
         if manage_cgroups_mode and manage_cgroups_mode not in MANAGE_CGROUPS_MODES:
             raise InvalidArgument("--manage-cgroups-mode: %r is not one of %s"
                                   % (manage_cgroups_mode, ", ".join(MANAGE_CGROUPS_MODES)))
@@ -73,7 +75,7 @@ class Options:
         self.auto_dedup = auto_dedup
         self.manage_cgroups_mode = manage_cgroups_mode
 
-    def common_args(self, log: Any) -> Any:
+    def common_args(self, log: str) -> list[str]:
         args = ["-D", self.image_path, "-o", log, "-v4",
                 "--manage-cgroups=%s" % (self.manage_cgroups_mode or "ignore")]
         if self.work_path:
@@ -89,7 +91,7 @@ class Options:
         return os.path.join(self.work_path or self.image_path, log)
 
 
-def check_config(config: Any, what: Any) -> None:
+def check_config(config: Any, what: str) -> None:
     """What pyrunc cannot checkpoint or restore, refused before CRIU runs."""
     if (config.get("process") or {}).get("terminal"):
         raise Unavailable("%s: a container with a terminal (process.terminal) is not supported"
@@ -100,7 +102,7 @@ def check_config(config: Any, what: Any) -> None:
                               "supported" % (what, ns.get("type")))
 
 
-def cgroup_key(mount: Any) -> Any:
+def cgroup_key(mount: Mount) -> str:
     """The external-mount key of a cgroup mount (a ``hierarchy.Mount``): "cgroup2", or
     "cgroup-<first controller>" ("cgroup-cpu" for cpu,cpuacct; "cgroup-name=systemd")."""
     if mount.fstype == "cgroup2":
@@ -115,7 +117,7 @@ def cgroup_mounts(pid: int) -> list[Any]:
         return [(m.mountpoint, cgroup_key(m)) for m in hierarchy.parse_mountinfo(f.read())]
 
 
-def cgroup_mount_map(manager: Any) -> Any:
+def cgroup_mount_map(manager: V1Manager) -> dict[str, str]:
     """{key: host directory} of the container's new cgroup, for every key ``cgroup_key`` makes."""
     out = {}
     for controller, directory in manager.paths().items():
@@ -123,7 +125,7 @@ def cgroup_mount_map(manager: Any) -> Any:
     return out
 
 
-def bind_mounts(config: Any) -> Any:
+def bind_mounts(config: Any) -> list[tuple[str, str]]:
     """[(destination, source)] of the config's bind mounts."""
     out = []
     for m in config.get("mounts") or []:

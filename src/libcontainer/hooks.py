@@ -13,18 +13,19 @@ from pyrunc.errors import PyruncError, warn
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from pyrunc.libcontainer.plan import Hook
 
 
 class HookFailed(PyruncError):
     """A hook exited non-zero, was killed, timed out or could not be run."""
 
 
-def to_dict(hook: Any) -> dict[str, Any]:
+def to_dict(hook: Hook) -> dict[str, Any]:
     """A ``plan.Hook`` as the dict kept in the state directory (what ``run`` takes)."""
     return {"path": hook.path, "args": hook.args, "env": hook.env, "timeout": hook.timeout}
 
 
-def run(kind: Any, hook: Any, state_json: Any) -> None:
+def run(kind: str, hook: Any, state_json: bytes) -> None:
     """Run one hook (a ``to_dict`` dict); raises HookFailed naming the hook kind and path."""
     path, args, timeout = hook["path"], hook["args"], hook["timeout"]
     name = "%s hook %s" % (kind, path)
@@ -54,13 +55,13 @@ def run(kind: Any, hook: Any, state_json: Any) -> None:
         raise HookFailed("%s: %s%s" % (name, how, ": " + detail if detail else ""))
 
 
-def run_all(kind: Any, hooks: Any, state_json: Any) -> None:
+def run_all(kind: str, hooks: Any, state_json: bytes) -> None:
     """Run ``hooks`` in order; the first failure stops them and is raised."""
     for hook in hooks:
         run(kind, hook, state_json)
 
 
-def run_all_warn(kind: Any, hooks: Any, state_json: Any) -> None:
+def run_all_warn(kind: str, hooks: Any, state_json: bytes) -> None:
     """Run every hook; a failure is logged as a warning and the next hook runs."""
     for hook in hooks:
         try:

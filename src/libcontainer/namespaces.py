@@ -35,7 +35,7 @@ PROC_NAMES = {
 """Spec namespace type -> its name under /proc/PID/ns/."""
 
 
-def supported() -> Any:
+def supported() -> list[str]:
     """The namespace types the running kernel has."""
     return sorted(t for t, name in PROC_NAMES.items()
                   if os.path.exists("/proc/self/ns/" + name))

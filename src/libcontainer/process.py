@@ -21,6 +21,7 @@ from pyrunc.libcontainer.plan import Namespace
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from pyrunc.libcontainer.plan import Plan
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
@@ -34,7 +35,7 @@ _SYSCTL_SEPARATORS = str.maketrans("./", "/.")
 _cap_last: list[Any] = []
 
 
-def cap_last() -> Any:
+def cap_last() -> int:
     """The highest capability number this kernel knows."""
     if not _cap_last:
         with open("/proc/sys/kernel/cap_last_cap") as f:
@@ -307,9 +308,9 @@ def _kill_and_reap(pid):
     _reap(pid)
 
 
-def spawn_init(plan: Any, *, exec_fifo_fd: Any, console_socket_fd: Any = None,
+def spawn_init(plan: Plan, *, exec_fifo_fd: Any, console_socket_fd: Any = None,
                preserve_fds: int = 0, stdio: tuple[int, ...] = (0, 1, 2), cgroup: Any = None,
-               on_pid: Any = None, on_hooks: Any = None, on_seccomp_fd: Any = None) -> Any:
+               on_pid: Any = None, on_hooks: Any = None, on_seccomp_fd: Any = None) -> int:
     """Create the container's namespaces and init from ``plan``; return the init's pid.
 
     The init is a child of the caller (reap it with ``os.waitpid``) and waits, set up, until

@@ -60,7 +60,7 @@ class Message:
 
     __slots__ = ("type", "err", "value", "payload", "fd")
 
-    def __init__(self, type: Any, err: int = 0, value: int = 0, payload: bytes = b"",
+    def __init__(self, type: int, err: int = 0, value: int = 0, payload: bytes = b"",
                  fd: int = -1) -> None:
         self.type = type
         self.err = err
@@ -72,7 +72,7 @@ class Message:
     def name(self) -> Any:
         return NAMES.get(self.type, "message %d" % self.type)
 
-    def error_parts(self) -> Any:
+    def error_parts(self) -> tuple[str, str]:
         """(step, detail) of an ERROR message."""
         return decode_error(self.payload)
 
@@ -81,19 +81,19 @@ class Message:
             self.name, self.err, self.value, self.payload, self.fd)
 
 
-def encode_error(step: Any, detail: str = "") -> Any:
+def encode_error(step: str, detail: str = "") -> bytes:
     """The ERROR payload: the step and the detail, each NUL-terminated."""
     return step.encode("utf-8", "replace") + b"\0" + detail.encode("utf-8", "replace") + b"\0"
 
 
-def decode_error(payload: Any) -> tuple[Any, ...]:
+def decode_error(payload: bytes) -> tuple[Any, ...]:
     parts = bytes(payload).split(b"\0")
     step = parts[0].decode("utf-8", "replace") if parts else ""
     detail = parts[1].decode("utf-8", "replace") if len(parts) > 1 else ""
     return step or "container init", detail
 
 
-def send(fd: int, type: Any, value: int = 0, payload: bytes = b"") -> None:
+def send(fd: int, type: int, value: int = 0, payload: bytes = b"") -> None:
     """Send one message; raises ProtocolError(errno, ...) when the peer is gone."""
     if len(payload) > MAX_PAYLOAD:
         raise ValueError("payload of %d bytes exceeds %d" % (len(payload), MAX_PAYLOAD))

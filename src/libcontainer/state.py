@@ -41,7 +41,7 @@ def not_found(container_id: str) -> NotFound:
 class StateDir:
     """The directory holding one container's state."""
 
-    def __init__(self, root: Any, container_id: str) -> None:
+    def __init__(self, root: str, container_id: str) -> None:
         self.root = root
         self.id = container_id
         self.path = os.path.join(root, container_id)
@@ -66,7 +66,7 @@ class StateDir:
         meanwhile."""
         return _Lock(self)
 
-    def read(self) -> Any:
+    def read(self) -> dict[str, Any]:
         try:
             with open(self.state_file, "rb") as f:
                 return jsoncodec.loads(f.read())
@@ -75,13 +75,13 @@ class StateDir:
         except ValueError as e:
             raise SystemFailure("read %s" % self.state_file, 0, "corrupt state: %s" % e) from None
 
-    def write(self, state: Any) -> None:
+    def write(self, state: dict[str, Any]) -> None:
         tmp = os.path.join(self.path, ".%s.tmp" % STATE_FILE)
         with open(tmp, "w") as f:
             f.write(jsoncodec.dumps(state))
         os.rename(tmp, self.state_file)
 
-    def make_fifo(self, uid: int = 0, gid: int = 0) -> Any:
+    def make_fifo(self, uid: int = 0, gid: int = 0) -> int:
         """The exec fifo the init blocks on until ``start``; returns an O_PATH descriptor."""
         old = os.umask(0)
         try:
@@ -121,7 +121,7 @@ def _remove_tree(path):
         pass
 
 
-def write_pid_file(path: Any, pid: int) -> None:
+def write_pid_file(path: str, pid: int) -> None:
     """runc's pid file: the pid, no newline, written atomically."""
     path = os.path.abspath(path)
     tmp = os.path.join(os.path.dirname(path), ".%s.tmp" % os.path.basename(path))
@@ -145,7 +145,7 @@ def proc_stat(pid: int) -> tuple[Any, ...] | None:
     return fields[0].decode(), int(fields[19])
 
 
-def alive(pid: int, start_time: Any) -> bool:
+def alive(pid: int, start_time: int) -> bool:
     """Whether ``pid`` is still the process that started at ``start_time`` and not a zombie."""
     st = proc_stat(pid)
     return st is not None and st[1] == start_time and st[0] not in ("Z", "X", "x")

@@ -26,7 +26,7 @@ _ALIGN = dict({k: v[1] for k, v in _FIXED.items()}, s=4, o=4, g=1, a=4, v=1, **{
 
 
 class DBusError(Exception):
-    def __init__(self, name: Any, message: Any) -> None:
+    def __init__(self, name: str, message: str) -> None:
         super().__init__("%s: %s" % (name, message))
         self.name = name
         self.message = message
@@ -64,7 +64,7 @@ class Writer:
     def __init__(self) -> None:
         self.buf = bytearray()
 
-    def align(self, n: Any) -> None:
+    def align(self, n: int) -> None:
         self.buf.extend(b"\0" * (-len(self.buf) % n))
 
     def write(self, sig: str, value: Any) -> None:
@@ -104,11 +104,11 @@ class Writer:
 
 
 class Reader:
-    def __init__(self, data: Any, offset: int = 0) -> None:
+    def __init__(self, data: bytes, offset: int = 0) -> None:
         self.data = data
         self.pos = offset
 
-    def align(self, n: Any) -> None:
+    def align(self, n: int) -> None:
         self.pos += -self.pos % n
 
     def read(self, sig: str) -> Any:
@@ -146,8 +146,8 @@ class Reader:
         raise ValueError("D-Bus type %r is not supported" % c)
 
 
-def encode_message(serial: Any, path: Any, interface: Any, member: Any, destination: Any,
-                   signature: Any, args: Any) -> bytes:
+def encode_message(serial: int, path: str, interface: str, member: str, destination: str,
+                   signature: str, args: Any) -> bytes:
     body = Writer()
     for t, v in zip(split_signature(signature), args):
         body.write(t, v)
@@ -165,7 +165,7 @@ def encode_message(serial: Any, path: Any, interface: Any, member: Any, destinat
 
 
 class Connection:
-    def __init__(self, path: Any = PRIVATE_SOCKET) -> None:
+    def __init__(self, path: str = PRIVATE_SOCKET) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         self.sock.settimeout(TIMEOUT)
         try:
@@ -219,7 +219,7 @@ class Connection:
             body = [r.read(t) for t in split_signature(fields[8])]
         return data[1], fields, body
 
-    def call(self, path: Any, interface: Any, member: Any, signature: str = "", *args: Any,
+    def call(self, path: str, interface: str, member: str, signature: str = "", *args: Any,
              destination: str = "org.freedesktop.systemd1") -> Any:
         self._serial += 1
         serial = self._serial

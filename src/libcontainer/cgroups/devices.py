@@ -24,7 +24,7 @@ class Rule:
 
     __slots__ = ("allow", "type", "major", "minor", "access")
 
-    def __init__(self, allow: Any, type: str = "a", major: Any = WILDCARD, minor: Any = WILDCARD,
+    def __init__(self, allow: bool, type: str = "a", major: int = WILDCARD, minor: int = WILDCARD,
                  access: str = "rwm") -> None:
         self.allow = allow
         self.type = type
@@ -52,7 +52,7 @@ class Rule:
         return "%s %s:%s %s" % (self.type, num(self.major), num(self.minor), self.access)
 
 
-def parse_rules(res: Any) -> Any:
+def parse_rules(res: dict[str, Any]) -> Any:
     """[Rule] from the resources dict's "devices" array."""
     entries = res.get("devices")
     if entries is None:
@@ -85,7 +85,7 @@ def parse_rules(res: Any) -> Any:
     return rules
 
 
-def v1_writes(rules: Any) -> Any:
+def v1_writes(rules: Any) -> list[tuple[str, str]]:
     """[(file, line)] that give a v1 devices cgroup the rules' decision, starting from deny-all.
 
     The kernel keeps a default (allow or deny) and a list of exceptions: writing "a" to a file
@@ -174,7 +174,7 @@ def _imm32(value):
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
-def decide(rules: Any, kind: Any, major: Any, minor: Any, access: Any) -> Any:
+def decide(rules: Any, kind: str, major: int, minor: int, access: str) -> bool:
     """What ``rules`` decide for one access (the reference the program is tested against)."""
     for rule in reversed(rules):
         if rule.type != "a" and rule.type != kind:

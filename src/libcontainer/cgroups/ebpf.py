@@ -27,7 +27,7 @@ def _native():
     return _cgroups
 
 
-def attached(cgroup_fd: Any) -> list[Any]:
+def attached(cgroup_fd: int) -> list[Any]:
     """ids of the device programs attached to the cgroup."""
     native = _native()
     room = 64
@@ -39,7 +39,7 @@ def attached(cgroup_fd: Any) -> list[Any]:
     return [ids[i] for i in range(min(count[0], room))]
 
 
-def set_device_rules(cgroup_dir: Any, rules: Any) -> None:
+def set_device_rules(cgroup_dir: str, rules: Any) -> None:
     """Make ``rules`` the device policy of ``cgroup_dir``, replacing any earlier program."""
     native = _native()
     ffi, lib = native.ffi, native.lib

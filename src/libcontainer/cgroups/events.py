@@ -22,9 +22,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
     from collections.abc import Iterator
+    from pyrunc.libcontainer.cgroups.v1 import V1Manager
 
 
-def stream(manager: Any, interval: float = 5.0) -> Iterator[Any]:
+def stream(manager: V1Manager, interval: float = 5.0) -> Iterator[Any]:
     """``pyrunc events``: yields runc's event objects for the container whose cgroup
     ``manager`` is: ``{"type": "stats", "id": ..., "data": manager.stats()}`` every ``interval``
     seconds (the first after one interval, as runc's ticker) and ``{"type": "oom", "id": ...}``
@@ -63,7 +64,7 @@ class OOMNotifier:
     def fileno(self) -> Any:
         raise NotImplementedError
 
-    def poll(self, timeout: Any = None) -> Any:
+    def poll(self, timeout: Any = None) -> int | None:
         """New OOM kills since the last call; 0 on timeout; None once the cgroup is gone."""
         if self.closed:
             return None
@@ -115,7 +116,7 @@ class V1OOMNotifier(OOMNotifier):
             self._close_fds()
             raise SystemFailure("register an OOM eventfd in %s" % memory_dir, e.errno) from None
 
-    def fileno(self) -> Any:
+    def fileno(self) -> int:
         return self._efd
 
     def _consume(self):

@@ -41,7 +41,7 @@ class Mount:
 
     __slots__ = ("mountpoint", "root", "fstype", "controllers")
 
-    def __init__(self, mountpoint: Any, root: Any, fstype: Any, controllers: Any) -> None:
+    def __init__(self, mountpoint: str, root: str, fstype: str, controllers: Any) -> None:
         self.mountpoint = mountpoint
         self.root = root
         self.fstype = fstype
@@ -55,7 +55,7 @@ class Mount:
         return "Mount(%r, %r, %r, %r)" % (self.mountpoint, self.root, self.fstype,
                                           self.controllers)
 
-    def host_dir(self, cgroup_path: Any) -> Any:
+    def host_dir(self, cgroup_path: str) -> str:
         """The directory of ``cgroup_path`` (as /proc/PID/cgroup names it) under this mount."""
         rel = posixpath.relpath(cgroup_path, self.root)
         if rel == ".":
@@ -106,7 +106,7 @@ def parse_mountinfo(text: Any) -> Any:
     return mounts
 
 
-def parse_proc_cgroup(text: Any) -> Any:
+def parse_proc_cgroup(text: str) -> dict[str, str]:
     """``/proc/PID/cgroup`` as {controller: path}; the cgroup2 entry is under "" ."""
     paths = {}
     for line in text.splitlines():
@@ -122,7 +122,7 @@ def parse_proc_cgroup(text: Any) -> Any:
     return paths
 
 
-def clean_path(path: Any) -> Any:
+def clean_path(path: str) -> str:
     """runc's CleanPath: lexically clean; a relative path cannot climb above its start."""
     if not path:
         return ""
@@ -139,17 +139,17 @@ def clean_path(path: Any) -> Any:
 class Layout:
     """The cgroup layout of this host, seen from this process."""
 
-    def __init__(self, mode: Any, v1: Any, unified: Any, own: Any) -> None:
+    def __init__(self, mode: str, v1: Any, unified: Any, own: dict[str, str]) -> None:
         self.mode = mode            # "legacy" | "hybrid" | "unified"
         self.v1 = v1                # controller -> Mount (v1 and named hierarchies)
         self.unified = unified      # the cgroup2 Mount, or None
         self.own = own              # controller -> this process's cgroup path ("" for cgroup2)
 
     @property
-    def version(self) -> Any:
+    def version(self) -> int:
         return 2 if self.mode == "unified" else 1
 
-    def dirs(self, cgroups_path: Any, container_id: str) -> Any:
+    def dirs(self, cgroups_path: str, container_id: str) -> dict[str, str]:
         """{controller: host dir} for the container's cgroup (runc's rules; see module doc)."""
         inner = clean_path(cgroups_path) if cgroups_path else container_id
         if not inner or inner in (".", "/"):
@@ -177,7 +177,7 @@ class Layout:
         return posixpath.join(mount.host_dir(own), inner)
 
 
-def layout_from(mountinfo_text: Any, proc_cgroup_text: Any) -> Layout:
+def layout_from(mountinfo_text: str, proc_cgroup_text: str) -> Layout:
     """The Layout described by a mountinfo text and a /proc/self/cgroup text."""
     v1: dict[Any, Any]
     v1, unified = {}, None

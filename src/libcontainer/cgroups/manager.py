@@ -16,11 +16,11 @@ FREEZE_TIMEOUT = 10.0
 REMOVE_TIMEOUT = 2.0
 
 
-def unavailable(controller: Any) -> Unavailable:
+def unavailable(controller: str) -> Unavailable:
     return Unavailable('cgroup controller "%s" is not available on this host' % controller)
 
 
-def read(path: Any) -> Any:
+def read(path: str) -> str:
     """A cgroup file's text; a file of a cgroup removed meanwhile (ENODEV) reads as missing."""
     try:
         with open(path) as f:
@@ -31,7 +31,7 @@ def read(path: Any) -> Any:
         raise
 
 
-def read_int(path: Any, default: int = 0) -> Any:
+def read_int(path: str, default: int = 0) -> int:
     """An integer file; "max" (v2) reads as ``default``; a missing file too."""
     try:
         text = read(path).strip()
@@ -42,7 +42,7 @@ def read_int(path: Any, default: int = 0) -> Any:
     return int(text)
 
 
-def read_keyed(path: Any) -> Any:
+def read_keyed(path: str) -> dict[str, int]:
     """A flat keyed file ("key value" lines) as {key: int}; {} when missing."""
     out: dict[Any, Any] = {}
     try:
@@ -109,7 +109,7 @@ def mkdir_p(path: Any, on_create: Any = None) -> Any:
     return created
 
 
-def rmdir_tree(path: Any) -> Any:
+def rmdir_tree(path: str) -> None:
     """Remove a cgroup directory and any child cgroups (deepest first); retry while busy."""
     if not os.path.isdir(path):
         return
@@ -136,7 +136,7 @@ def _rmdir(path):
         delay = min(delay * 2, 0.05)
 
 
-def procs_in_tree(path: Any) -> Any:
+def procs_in_tree(path: str) -> Any:
     """Every pid in the cgroup at ``path`` and its descendants."""
     pids: list[Any] = []
     for root, _, files in os.walk(path):
@@ -170,7 +170,7 @@ class Join:
 
     __slots__ = ("tasks_files", "cgroup2_dir")
 
-    def __init__(self, tasks_files: Any = (), cgroup2_dir: Any = None) -> None:
+    def __init__(self, tasks_files: Any = (), cgroup2_dir: str | None = None) -> None:
         self.tasks_files = list(tasks_files)
         self.cgroup2_dir = cgroup2_dir
 
@@ -196,12 +196,12 @@ class Manager:
         def _pids_limit_hits(self) -> int: ...
         def _pids_limit(self) -> int: ...
 
-    def __init__(self, cgroups_path: Any, container_id: str, dirs: Any) -> None:
+    def __init__(self, cgroups_path: str | None, container_id: str, dirs: dict[str, str]) -> None:
         self.cgroups_path = cgroups_path
         self.container_id = container_id
         self._dirs = dict(dirs)
 
-    def paths(self) -> Any:
+    def paths(self) -> dict[str, str]:
         return dict(self._dirs)
 
     def to_state(self) -> dict[str, Any]:

@@ -18,7 +18,7 @@ INT64_MAX = (1 << 63) - 1
 UINT64_MAX = (1 << 64) - 1
 
 
-def field(name: Any) -> str:
+def field(name: str) -> str:
     return "%s.%s" % (PREFIX, name)
 
 
@@ -37,7 +37,7 @@ def section(parent: Any, key: Any, name: Any = None) -> Any:
     return value
 
 
-def array(parent: Any, key: Any, name: Any) -> Any:
+def array(parent: dict[str, Any], key: str, name: str) -> list[Any]:
     value = parent.get(key)
     if value is None:
         return []
@@ -46,8 +46,8 @@ def array(parent: Any, key: Any, name: Any) -> Any:
     return value
 
 
-def integer(parent: Any, key: Any, name: Any, *, minimum: Any = -INT64_MAX - 1,
-            maximum: Any = UINT64_MAX) -> Any:
+def integer(parent: dict[str, Any], key: str, name: str, *, minimum: Any = -INT64_MAX - 1,
+            maximum: Any = UINT64_MAX) -> int | None:
     value = parent.get(key)
     if value is None:
         return None
@@ -58,7 +58,7 @@ def integer(parent: Any, key: Any, name: Any, *, minimum: Any = -INT64_MAX - 1,
     return value
 
 
-def boolean(parent: Any, key: Any, name: Any) -> Any:
+def boolean(parent: dict[str, Any], key: str, name: str) -> bool | None:
     value = parent.get(key)
     if value is None:
         return None
@@ -67,7 +67,7 @@ def boolean(parent: Any, key: Any, name: Any) -> Any:
     return value
 
 
-def string(parent: Any, key: Any, name: Any) -> Any:
+def string(parent: dict[str, Any], key: str, name: str) -> str | None:
     value = parent.get(key)
     if value is None:
         return None
@@ -94,7 +94,7 @@ def _is_cpu_list(value):
     return True
 
 
-def cpu_list(parent: Any, key: Any, name: Any) -> Any:
+def cpu_list(parent: dict[str, Any], key: str, name: str) -> str | None:
     """A cpuset list such as "0-3,5" (returned unchanged) or None."""
     value = string(parent, key, name)
     if value is None or value == "":
@@ -108,7 +108,7 @@ def cpu_list(parent: Any, key: Any, name: Any) -> Any:
     return value
 
 
-def parse_cpu_list(text: Any) -> Any:
+def parse_cpu_list(text: str) -> list[int]:
     """"0-3,5" -> [0, 1, 2, 3, 5]"""
     out: list[Any] = []
     for part in text.strip().split(","):
@@ -125,7 +125,7 @@ def parse_cpu_list(text: Any) -> Any:
 
 def idle_and_cpuset(cpu: Any) -> Any:
     """The writes both versions share: cpu.idle, cpuset.cpus, cpuset.mems (same file names)."""
-    writes = []
+    writes: list[Any] = []
     idle = integer(cpu, "idle", "cpu.idle", minimum=0, maximum=1)
     if idle is not None:
         writes.append(("cpu", "cpu.idle", idle, "cpu.idle"))
@@ -136,7 +136,7 @@ def idle_and_cpuset(cpu: Any) -> Any:
     return writes
 
 
-def device_numbers(entry: Any, name: Any) -> tuple[Any, ...]:
+def device_numbers(entry: Any, name: str) -> tuple[Any, ...]:
     """(major, minor) of a blockIO per-device entry."""
     if not isinstance(entry, dict):
         raise bad(name, "must be an object")
@@ -149,7 +149,7 @@ def device_numbers(entry: Any, name: Any) -> tuple[Any, ...]:
 
 # ---- unit conversions between v1 and v2 (runc's formulas) --------------------------------------
 
-def shares_to_weight(shares: Any) -> Any:
+def shares_to_weight(shares: int | None) -> int:
     """cpu.shares [2, 262144] -> cpu.weight [1, 10000]; 0 means unset."""
     if not shares:
         return 0
@@ -157,14 +157,14 @@ def shares_to_weight(shares: Any) -> Any:
     return 1 + ((shares - 2) * 9999) // 262142
 
 
-def blkio_weight_to_io_weight(weight: Any) -> Any:
+def blkio_weight_to_io_weight(weight: int) -> int:
     """blkio.weight [10, 1000] -> io.weight [1, 10000]; 0 means unset."""
     if not weight:
         return 0
     return 1 + ((weight - 10) * 9999) // 990
 
 
-def swap_for_v2(swap: Any, limit: Any) -> Any:
+def swap_for_v2(swap: int | None, limit: int | None) -> int | None:
     """memory.swap.max from the spec's memory+swap total; -1 unlimited, None unset."""
     if limit == -1 and not swap:
         return -1
@@ -177,12 +177,12 @@ def swap_for_v2(swap: Any, limit: Any) -> Any:
     return swap - limit
 
 
-def v2_limit(value: Any) -> Any:
+def v2_limit(value: int) -> str:
     """A v2 "max"-style value: -1 (or below) is "max"."""
     return "max" if value is None or value < 0 else str(value)
 
 
-def hugepage_limits(res: Any) -> Any:
+def hugepage_limits(res: dict[str, Any]) -> Any:
     """[(pagesize "2MB", limit)] from hugepageLimits."""
     out = []
     for i, entry in enumerate(array(res, "hugepageLimits", "hugepageLimits")):
@@ -197,7 +197,7 @@ def hugepage_limits(res: Any) -> Any:
     return out
 
 
-def rdma_limits(res: Any) -> Any:
+def rdma_limits(res: dict[str, Any]) -> Any:
     """[(device, "hca_handle=N hca_object=M")] from rdma."""
     out = []
     for device, entry in sorted(section(res, "rdma").items()):
@@ -214,7 +214,7 @@ def rdma_limits(res: Any) -> Any:
     return out
 
 
-def unified_entries(res: Any) -> Any:
+def unified_entries(res: dict[str, Any]) -> Any:
     """[(file, value)] from unified, with the keys checked."""
     out = []
     for key, value in sorted(section(res, "unified").items()):

@@ -39,7 +39,7 @@ def _empty():
 
 # ---- cgroup v1 ----------------------------------------------------------------------------------
 
-def v1_stats(dirs: Any) -> Any:
+def v1_stats(dirs: dict[str, str]) -> dict[str, Any]:
     out = _empty()
     if "cpuacct" in dirs:
         d = dirs["cpuacct"]

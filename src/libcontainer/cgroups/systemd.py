@@ -35,7 +35,7 @@ def _require_systemd():
                           "(no %s); run without --systemd-cgroup" % SYSTEMD_RUNNING)
 
 
-def parse_cgroups_path(cgroups_path: Any, container_id: str) -> tuple[Any, ...]:
+def parse_cgroups_path(cgroups_path: str, container_id: str) -> tuple[Any, ...]:
     """(slice, unit) for a "slice:prefix:name" cgroupsPath."""
     if not cgroups_path:
         return "system.slice", "pyrunc-%s.scope" % container_id
@@ -58,7 +58,7 @@ def parse_cgroups_path(cgroups_path: Any, container_id: str) -> tuple[Any, ...]:
     return slice_, unit
 
 
-def slice_path(slice_: Any) -> Any:
+def slice_path(slice_: str) -> str:
     """"a-b.slice" -> "/a.slice/a-b.slice" (systemd nests slices by their dashes)."""
     if slice_ == "-.slice":
         return "/"
@@ -177,7 +177,7 @@ class SystemdManager(V2Manager):
             delay = min(delay * 2, 0.05)
 
 
-def unit_properties(res: Any) -> Any:
+def unit_properties(res: dict[str, dict[str, int]]) -> list[tuple[str, tuple[str, int]]]:
     """The systemd unit properties for the limits systemd itself manages (the rest only go to
     the cgroup files)."""
     props = []

@@ -16,11 +16,13 @@ from pyrunc.libcontainer.mountflags import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from pyrunc.libcontainer.cgroups.events import V1OOMNotifier
+    from pyrunc.libcontainer.plan import MountStep
 
 PER_MOUNT_FLAGS = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
 
 
-def planned_writes(res: Any) -> Any:
+def planned_writes(res: dict[str, Any]) -> Any:
     """[(controller, file or (alternatives...), value, field)] for a resources dict, in the order
     they are written. Raises InvalidArgument for any malformed field before anything is written."""
     if not isinstance(res, dict):
@@ -309,7 +311,7 @@ class V1Manager(Manager):
     def _state(d):
         return read(os.path.join(d, "freezer.state")).strip()
 
-    def freezer_state(self) -> Any:
+    def freezer_state(self) -> str:
         return "FROZEN" if self._state(self._freezer()) == "FROZEN" else "THAWED"
 
     # ---- processes, stats, events ----------------------------------------------------------
@@ -319,7 +321,7 @@ class V1Manager(Manager):
                 return procs_in_tree(self._dirs[controller])
         return procs_in_tree(self._unique_dirs()[0])
 
-    def stats(self) -> Any:
+    def stats(self) -> dict[str, Any]:
         from pyrunc.libcontainer.cgroups import stats
         return stats.v1_stats(self._dirs)
 
@@ -339,14 +341,15 @@ class V1Manager(Manager):
     def _pids_limit(self):
         return read_int(os.path.join(self._dirs.get("pids", "/nonexistent"), "pids.max"))
 
-    def oom_events(self) -> Any:
+    def oom_events(self) -> V1OOMNotifier:
         from pyrunc.libcontainer.cgroups.events import V1OOMNotifier
         if "memory" not in self._dirs:
             raise unavailable("memory")
         return V1OOMNotifier(self._dirs["memory"])
 
     # ---- the view from inside the container ------------------------------------------------
-    def mount_steps(self, destination: Any, flags: int = 0, cgroupns: bool = False) -> Any:
+    def mount_steps(self, destination: str, flags: int = 0,
+                    cgroupns: bool = False) -> list[MountStep]:
         """runc's layout: a tmpfs with one directory per hierarchy (the container's own cgroup,
         bound from the host, or the hierarchy mounted afresh inside a cgroup namespace) and
         symlinks for co-mounted controllers ("cpu" -> "cpu,cpuacct")."""

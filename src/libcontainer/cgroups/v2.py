@@ -20,7 +20,7 @@ IO_MAX_KEYS = {"throttleReadBpsDevice": "rbps", "throttleWriteBpsDevice": "wbps"
                "throttleReadIOPSDevice": "riops", "throttleWriteIOPSDevice": "wiops"}
 
 
-def planned_writes(res: Any) -> Any:
+def planned_writes(res: dict[str, Any]) -> list[Any]:
     """[(controller, file or (alternatives...), value or (per alternative...), field)] in write
     order; InvalidArgument for any malformed field before anything is written. The device rules
     come last as (None, DEVICE_PROGRAM, [Rule], "devices")."""

@@ -62,7 +62,7 @@ def join(path: Any, key: Any) -> Any:
 class ConfigError(InvalidArgument):
     """A config value is wrong: carries the JSON path and the reason separately."""
 
-    def __init__(self, source: Any, path: Any, reason: Any) -> None:
+    def __init__(self, source: str, path: str, reason: str) -> None:
         where = ": ".join(p for p in (source, path) if p)
         super().__init__("%s: %s" % (where, reason) if where else reason)
         self.source = source
@@ -73,7 +73,7 @@ class ConfigError(InvalidArgument):
 class Invalid(Exception):
     """Raised while decoding; the loader turns it into a ``ConfigError`` with the file name."""
 
-    def __init__(self, path: Any, reason: Any) -> None:
+    def __init__(self, path: str, reason: str) -> None:
         super().__init__(path, reason)
         self.path = path
         self.reason = reason
@@ -94,23 +94,23 @@ class Kind:
 class Bool(Kind):
     absent = False
 
-    def decode(self, value: Any, path: Any) -> Any:
+    def decode(self, value: Any, path: str) -> bool:
         if value is True or value is False:
             return value
         raise Invalid(path, "must be a boolean")
 
-    def schema(self, defs: Any) -> dict[str, Any]:
+    def schema(self, defs: dict[str, Any]) -> dict[str, Any]:
         return {"type": "boolean"}
 
 
 class Int(Kind):
     """An integer within [low, high]; an integral float (``2.0``) counts, as in JSON Schema."""
 
-    def __init__(self, low: Any, high: Any) -> None:
+    def __init__(self, low: int, high: int) -> None:
         self.low = low
         self.high = high
 
-    def decode(self, value: Any, path: Any) -> Any:
+    def decode(self, value: Any, path: str) -> int:
         if type(value) is float and value.is_integer():
             value = int(value)
         elif type(value) is not int:
@@ -119,7 +119,7 @@ class Int(Kind):
             raise Invalid(path, "must be an integer from %d to %d" % (self.low, self.high))
         return value
 
-    def schema(self, defs: Any) -> dict[str, Any]:
+    def schema(self, defs: dict[str, Any]) -> dict[str, Any]:
         return {"type": "integer", "minimum": self.low, "maximum": self.high}
 
 
@@ -212,14 +212,14 @@ class Array(Kind):
     def absent(self) -> list[Any]:
         return []
 
-    def decode(self, value: Any, path: Any) -> list[Any]:
+    def decode(self, value: Any, path: str) -> list[Any]:
         if type(value) is not list or (self.non_empty and not value):
             raise Invalid(path, "must be a non-empty array" if self.non_empty
                           else "must be an array")
         item = self.item
         return [item.decode(v, "%s[%d]" % (path, i)) for i, v in enumerate(value)]
 
-    def schema(self, defs: Any) -> Any:
+    def schema(self, defs: dict[str, Any]) -> dict[str, Any]:
         out = {"type": "array", "items": self.item.schema(defs)}
         if self.non_empty:
             out["minItems"] = 1
@@ -237,7 +237,7 @@ class Map(Kind):
     def absent(self) -> dict[Any, Any]:
         return {}
 
-    def decode(self, value: Any, path: Any) -> dict[Any, Any]:
+    def decode(self, value: Any, path: str) -> dict[Any, Any]:
         if type(value) is not dict:
             raise Invalid(path, "must be an object")
         kind, key = self.value, self.key
@@ -248,7 +248,7 @@ class Map(Kind):
             out[k] = kind.decode(v, where)
         return out
 
-    def schema(self, defs: Any) -> dict[str, Any]:
+    def schema(self, defs: dict[str, Any]) -> dict[str, Any]:
         return {"type": "object", "propertyNames": self.key.schema(defs),
                 "additionalProperties": self.value.schema(defs)}
 
@@ -332,7 +332,7 @@ class Model(metaclass=ModelType):
             raise TypeError("%s has no attribute %s" % (type(self).__name__, ", ".join(attrs)))
 
     @classmethod
-    def decode(cls, value: Any, path: Any) -> Any:
+    def decode(cls, value: Any, path: str) -> Any:
         if type(value) is not dict:
             raise Invalid(path, "must be an object")
         for key in cls.required:

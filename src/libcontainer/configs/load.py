@@ -50,7 +50,7 @@ def read_limited(path: str, source: str = CONFIG_FILE) -> bytes:
     return data
 
 
-def decode(data: Any, source: str = CONFIG_FILE) -> Any:
+def decode(data: bytes, source: str = CONFIG_FILE) -> Any:
     """The JSON document of ``data`` (str or bytes), with one-line errors naming ``source``:
     invalid JSON, text that is not UTF-8, NaN or Infinity, nesting deeper than MAX_DEPTH."""
     if len(data) > MAX_BYTES:
@@ -92,12 +92,12 @@ def _reject_constant(name):
     raise ValueError("%s is not a JSON number" % name)
 
 
-def from_json(data: Any, source: Any = CONFIG_FILE) -> Any:
+def from_json(data: bytes, source: str = CONFIG_FILE) -> Spec:
     """The ``Spec`` of a JSON text (str or bytes)."""
     return from_dict(decode(data, source), source=source)
 
 
-def from_dict(doc: Any, source: Any = CONFIG_FILE) -> Any:
+def from_dict(doc: Any, source: str = CONFIG_FILE) -> Spec:
     """The ``Spec`` of a decoded JSON document; ``spec.raw`` is ``doc`` itself."""
     try:
         spec = Spec.decode(doc, "")

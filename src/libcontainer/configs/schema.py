@@ -37,7 +37,7 @@ def render() -> dict[str, Any]:
             "$defs": dict(sorted(defs.items()))}
 
 
-def dumps(schema: Any) -> Any:
+def dumps(schema: Any) -> str:
     return json.dumps(schema, indent=2) + "\n"
 
 

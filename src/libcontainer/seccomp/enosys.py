@@ -66,7 +66,7 @@ class _Asm:
         return b"".join(out)
 
 
-def largest_syscalls(lib: Any, arch_tokens: Any, names: Any) -> Any:
+def largest_syscalls(lib: Any, arch_tokens: list[int], names: Any) -> dict[int, dict[int, int]]:
     """{audit arch: {arch token: largest syscall number of ``names`` on that arch}}."""
     out: dict[Any, Any] = {}
     for token in arch_tokens:
@@ -79,7 +79,7 @@ def largest_syscalls(lib: Any, arch_tokens: Any, names: Any) -> Any:
     return out
 
 
-def stub(lib: Any, arch_tokens: Any, names: Any) -> Any:
+def stub(lib: Any, arch_tokens: list[int], names: Any) -> bytes:
     """The stub program (bytes) for a filter over ``arch_tokens`` naming ``names``."""
     largest = largest_syscalls(lib, arch_tokens, names)
     if not largest:

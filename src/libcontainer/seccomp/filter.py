@@ -174,7 +174,8 @@ def version_string() -> str:
     return "%d.%d.%d" % version()
 
 
-def compile(config: Any, section: Any = SECTION, source: str = "config.json") -> Any:
+def compile(config: dict[str, Any], section: str = SECTION,
+            source: str = "config.json") -> Seccomp | None:
     """A ``plan.Seccomp`` (BPF program and load flags) for a ``linux.seccomp`` dict.
 
     Raises InvalidArgument naming the file and the JSON path for unknown actions,
@@ -313,7 +314,7 @@ def _add_syscalls(c, ctx, syscalls, default, section):
     return notify, every_name
 
 
-def syscall_names(arch: Any = None, upto: int = 1024) -> Any:
+def syscall_names(arch: str | None = None, upto: int = 1024) -> list[str]:
     """Every syscall name libseccomp knows for ``arch`` (SCMP_ARCH_*; default: this host's)."""
     native = _native()
     lib, ffi = native.lib, native.ffi

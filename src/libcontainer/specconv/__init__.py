@@ -21,6 +21,7 @@ from pyrunc.libcontainer.specconv import process as proc
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from pyrunc.libcontainer.configs.spec import Hooks, Spec
 
 
 HOOK_KINDS = ("prestart", "create_runtime", "create_container", "start_container", "poststart",
@@ -31,7 +32,7 @@ IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", 
                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
 
 
-def invalid(where: Any, reason: Any) -> InvalidArgument:
+def invalid(where: str, reason: str) -> InvalidArgument:
     return InvalidArgument("config.json: %s: %s" % (where, shorten(reason, 300)))
 
 
@@ -41,14 +42,14 @@ def shorten(text: str, limit: int = 100) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def camel(snake: Any) -> Any:
+def camel(snake: str) -> str:
     """``create_runtime`` -> ``createRuntime``: JSON paths in messages use the spec's keys."""
     head, *rest = snake.split("_")
     return head + "".join(w.capitalize() for w in rest)
 
 
-def to_plan(spec: Any, bundle: str, container_id: str, *, cgroup_manager: Any = None,
-            no_pivot: bool = False, state_json: bytes = b"", no_new_keyring: bool = False) -> Any:
+def to_plan(spec: Spec, bundle: str, container_id: str, *, cgroup_manager: Any = None,
+            no_pivot: bool = False, state_json: bytes = b"", no_new_keyring: bool = False) -> Plan:
     """Convert ``spec`` (loaded from ``bundle``) into a ``Plan`` for container ``container_id``.
 
     ``cgroup_manager`` expands ``cgroup``-type mounts (its ``mount_steps``); ``state_json`` is
@@ -126,7 +127,7 @@ def cgroup_resources(spec: Any) -> Any:
     return resources or None
 
 
-def hooks_of(hooks: Any, kind: Any) -> Any:
+def hooks_of(hooks: Hooks | None, kind: str) -> Any:
     """``spec.hooks.<kind>`` as [plan.Hook], checked (absolute path, positive timeout)."""
     out = []
     for i, h in enumerate(getattr(hooks, kind) if hooks is not None else []):

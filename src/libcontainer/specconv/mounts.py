@@ -100,7 +100,7 @@ UNSUPPORTED = {"tmpcopyup"}
 filesystem as data (which would make the mount fail)."""
 
 
-def known_options() -> Any:
+def known_options() -> list[str]:
     """Every option word with a meaning of its own (for ``pyrunc features``)."""
     return sorted(set(FLAGS) | set(PROPAGATION) | set(RECURSIVE_ATTRS))
 
@@ -140,7 +140,7 @@ class Options:
         self.data = ",".join(data)
 
 
-def container_path(where: Any, path: Any) -> Any:
+def container_path(where: str, path: str) -> str:
     """A clean absolute container path; runc accepts a relative one as relative to /."""
     if "\0" in path:
         raise InvalidArgument("config.json: %s: contains a NUL byte" % where)
@@ -149,7 +149,7 @@ def container_path(where: Any, path: Any) -> Any:
     return os.path.normpath("/" + path.lstrip("/"))
 
 
-def bind_source(where: Any, source: Any, bundle: str) -> Any:
+def bind_source(where: str, source: str | None, bundle: str) -> str:
     """The absolute host path of a bind mount's source (relative ones are in the bundle)."""
     if not source:
         raise InvalidArgument("config.json: %s: a bind mount needs a source" % where)

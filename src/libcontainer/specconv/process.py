@@ -17,6 +17,8 @@ from pyrunc.libcontainer.rlimits import RLIMITS
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from pyrunc.libcontainer.configs.spec import Process
+    from pyrunc.libcontainer.plan import Plan
 
 # sched_setattr(2) policies and flags (include/uapi/linux/sched.h); SCHED_ISO is reserved, not
 # implemented by Linux.
@@ -36,26 +38,26 @@ class At:
 
     __slots__ = ("source", "path")
 
-    def __init__(self, source: Any, path: Any) -> None:
+    def __init__(self, source: str, path: str) -> None:
         self.source = source
         self.path = path
 
-    def where(self, field: Any) -> Any:
+    def where(self, field: str) -> str:
         return "%s.%s" % (self.path, field) if self.path else field
 
-    def invalid(self, field: Any, reason: Any) -> InvalidArgument:
+    def invalid(self, field: str, reason: str) -> InvalidArgument:
         if len(reason) > 300:   # a long value quoted: the message stays one short line
             reason = reason[:297] + "..."
         return InvalidArgument("%s: %s: %s" % (self.source, self.where(field), reason))
 
-    def unavailable(self, field: Any, reason: Any) -> Unavailable:
+    def unavailable(self, field: str, reason: str) -> Unavailable:
         return Unavailable("%s: %s: %s" % (self.source, self.where(field), reason))
 
 
 IN_CONFIG = At("config.json", "process")
 
 
-def convert(plan: Any, process: Any, home_root: Any, at: Any = IN_CONFIG) -> None:
+def convert(plan: Plan, process: Process, home_root: str, at: Any = IN_CONFIG) -> None:
     """Set ``plan``'s process fields from ``process`` (a ``configs.Process``).
 
     ``home_root`` is the host path of the container's root, where /etc/passwd gives HOME when
@@ -199,7 +201,7 @@ def _security(process, at):
             raise at.unavailable(field, "not supported by pyrunc")
 
 
-def home_of(rootfs: Any, uid: Any) -> Any:
+def home_of(rootfs: str, uid: int) -> str:
     """The home directory of ``uid`` in the container's /etc/passwd ("/" when there is none)."""
     path = resolve_in_root(rootfs, "/etc/passwd")
     try:
@@ -213,7 +215,7 @@ def home_of(rootfs: Any, uid: Any) -> Any:
     return "/"
 
 
-def resolve_in_root(root: Any, path: Any) -> Any:
+def resolve_in_root(root: str, path: str) -> str:
     """Host path of container ``path`` with symlinks resolved as if ``root`` were /."""
     parts = [p for p in path.split("/") if p]
     done: list[Any] = []
