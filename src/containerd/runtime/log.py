@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 class Log:
-    def __init__(self, path: Any = None, fmt: str = "text", debug: bool = False) -> None:
+    def __init__(self, path: str | None = None, fmt: str = "text", debug: bool = False) -> None:
         self.path = path
         self.fmt = fmt
         self.debug_enabled = debug
@@ -40,7 +40,7 @@ class Log:
         finally:
             os.close(fd)
 
-    def error(self, msg: Any) -> None:
+    def error(self, msg: str) -> None:
         self._write("error", msg)
         sys.stderr.write("pyrunc: %s\n" % msg)
         sys.stderr.flush()

@@ -34,7 +34,7 @@ class ShimGone(Exception):
     """The shim is not answering: it exited or was killed."""
 
 
-def shim_binary() -> Any:
+def shim_binary() -> str:
     """Path of the compiled shim shipped in the package."""
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     path = os.path.join(here, "_libexec", SHIM_NAME)
@@ -46,7 +46,7 @@ def shim_binary() -> Any:
 _RUNC_MSG = re.compile(r'level=(?:error|fatal) msg="((?:[^"\\]|\\.)*)"')
 
 
-def runtime_message(text: Any) -> Any:
+def runtime_message(text: str) -> str:
     """The one-line reason out of a runtime's stderr (runc's logrus lines or plain text)."""
     found = _RUNC_MSG.findall(text)
     if found:
@@ -55,7 +55,7 @@ def runtime_message(text: Any) -> Any:
     return lines[-1] if lines else text.strip()
 
 
-def error_from_reply(text: Any) -> Any:
+def error_from_reply(text: str) -> Any:
     """Turn ``CATEGORY MESSAGE`` into the matching pyrunc error."""
     category, _, message = text.partition(" ")
     cls = _CATEGORIES.get(category, errors.PyruncError)
@@ -119,7 +119,7 @@ def start_shim(*, container_id: str, state_dir: Any, bundle: str, runtime: Any,
 class ShimClient:
     """Requests to the shim of one container."""
 
-    def __init__(self, state_dir: Any) -> None:
+    def __init__(self, state_dir: str) -> None:
         self.state_dir = state_dir
 
     def connect(self, timeout: float = 30.0) -> Any:
@@ -141,7 +141,7 @@ class ShimClient:
             os.close(dfd)
         return sock
 
-    def call(self, *words: Any, timeout: float = 30.0) -> Any:
+    def call(self, *words: Any, timeout: float = 30.0) -> str:
         """Send one request; return the reply payload (str) or raise its error."""
         sock = self.connect(timeout)
         try:
@@ -224,7 +224,7 @@ class Attachment:
         data, self._buf = self._buf[:n], self._buf[n:]
         return data
 
-    def read(self, timeout: Any = None) -> tuple[Any, ...]:
+    def read(self, timeout: int | None = None) -> tuple[Any, ...]:
         self.sock.settimeout(timeout)
         header = self._recv_exactly(8)
         if header is None:
@@ -235,7 +235,7 @@ class Attachment:
             return None, b""
         return stream, payload
 
-    def write(self, data: Any) -> None:
+    def write(self, data: bytes) -> None:
         """Send ``data`` to stdin, in frames of at most ATTACH_FRAME_MAX bytes."""
         view = memoryview(data)
         for start in range(0, len(view), ATTACH_FRAME_MAX):
@@ -246,7 +246,7 @@ class Attachment:
     def close_stdin(self) -> None:
         self.sock.sendall(struct.pack(">BxxxI", STDIN, 0))
 
-    def read_all(self, timeout: Any = None) -> tuple[Any, ...]:
+    def read_all(self, timeout: int | None = None) -> tuple[Any, ...]:
         """Collect everything until the exit frame: ({stream: bytes}, exit status or None)."""
         # joined at the end: adding each frame to the bytes so far is quadratic, and a reader
         # that slow gets dropped by the shim (more than 1 MiB of its output queued)

@@ -24,7 +24,7 @@ class LogEntry:
     time: str
 
 
-def log_files(path: Any) -> Any:
+def log_files(path: str) -> list[str]:
     """The log's files, oldest first (rotated ones, then the current one)."""
     rotated = []
     for name in glob.glob(glob.escape(path) + ".*"):
@@ -37,7 +37,7 @@ def log_files(path: Any) -> Any:
     return files
 
 
-def read_log(path: Any) -> Iterator[Any]:
+def read_log(path: str) -> Iterator[Any]:
     """Every entry still on disk, oldest first."""
     for name in log_files(path):
         try:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 class EventLog:
-    def __init__(self, path: Any) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
 
     def append(self, container_id: str, kind: Any, **fields: Any) -> None:
@@ -33,7 +33,7 @@ class EventLog:
         finally:
             os.close(fd)
 
-    def read(self, since: int = 0, follow: bool = False, timeout: Any = None,
+    def read(self, since: int = 0, follow: bool = False, timeout: None = None,
              poll_interval: float = 0.05) -> Iterator[Any]:
         """Yield ``(offset_after, event)`` from byte offset ``since``.
 

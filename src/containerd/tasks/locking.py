@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 class IdLock:
-    def __init__(self, lock_dir: Any, container_id: str, blocking: bool = True) -> None:
+    def __init__(self, lock_dir: str, container_id: str, blocking: bool = True) -> None:
         self.path = os.path.join(lock_dir, container_id)
         self.blocking = blocking
         self.fd = -1

@@ -42,6 +42,9 @@ from pyrunc.libcontainer import timestamps
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from collections.abc import Iterator
+    from pyrunc.containerd.shim.client import Attachment
+    from pyrunc.containerd.shim.logs import LogEntry
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 TASK_FILE = "task.json"
@@ -110,7 +113,7 @@ def _wait_gone(pid, timeout=2.0):
 class TaskManager:
     """Creates tasks and finds the ones that exist (also those made by an earlier process)."""
 
-    def __init__(self, root: Any, runtime: str = "pyrunc") -> None:
+    def __init__(self, root: str, runtime: str = "pyrunc") -> None:
         self.root = os.path.abspath(root)
         self.runtime = runtime
         self.tasks_dir = os.path.join(self.root, "tasks")
@@ -180,7 +183,7 @@ class TaskManager:
                 found.append(Task(self, name))
         return found
 
-    def events(self, since: int = 0, follow: bool = False, timeout: Any = None) -> Any:
+    def events(self, since: int = 0, follow: bool = False, timeout: None = None) -> Iterator[Any]:
         """``(offset, event)`` pairs from byte offset ``since`` of the event log."""
         return self.event_log.read(since=since, follow=follow, timeout=timeout)
 
@@ -340,7 +343,7 @@ class Task:
         with self.manager._lock(self.id):
             self._call("resume", locked=True)
 
-    def wait(self, timeout: Any = None) -> Any:
+    def wait(self, timeout: int | None = None) -> Any:
         """Block until the container has exited and its output is logged; ``ExitStatus``."""
         return self._wait(timeout, locked=False)
 
@@ -390,17 +393,17 @@ class Task:
 
     # ------------------------------------------------------------------ processes, resources
 
-    def pids(self) -> Any:
+    def pids(self) -> list[int]:
         """Host pids of the container's processes (the runtime's ``ps``)."""
         self.meta()
         return self.runtime().ps(self.id)
 
-    def update(self, resources: Any) -> None:
+    def update(self, resources: dict[str, dict[str, int]]) -> None:
         """Change the container's cgroup limits (OCI ``linux.resources`` subset)."""
         self.meta()
         self.runtime().update(self.id, resources)
 
-    def stats(self) -> Any:
+    def stats(self) -> dict[str, dict[str, int]]:
         st = self.state()
         if st.status == STOPPED:
             raise errors.FailedPrecondition("container %s is stopped" % self.id)
@@ -439,12 +442,12 @@ class Task:
             raise errors.FailedPrecondition("container %s is not running" % self.id) from None
         return ExecProcess(self, exec_id, int(pid), attachment)
 
-    def resize(self, columns: Any, rows: Any) -> None:
+    def resize(self, columns: int, rows: int) -> None:
         self._call("resize", int(columns), int(rows))
 
     # ------------------------------------------------------------------ stdio
 
-    def attach(self) -> Any:
+    def attach(self) -> Attachment:
         """A live ``Attachment`` to the container's stdio."""
         self.meta()
         try:
@@ -452,7 +455,7 @@ class Task:
         except ShimGone:
             raise errors.FailedPrecondition("container %s is not running" % self.id) from None
 
-    def logs(self) -> Any:
+    def logs(self) -> list[LogEntry]:
         """Every json-file log entry still on disk, oldest first."""
         path = self.meta()["log"]
         if not path:
@@ -463,7 +466,8 @@ class Task:
 class ExecProcess:
     """A process started in a running container with ``Task.exec``."""
 
-    def __init__(self, task: Any, exec_id: Any, pid: int, attachment: Any = None) -> None:
+    def __init__(self, task: Any, exec_id: str, pid: int,
+                 attachment: Attachment | None = None) -> None:
         self.task = task
         self.id = exec_id
         self.pid = pid
@@ -473,13 +477,13 @@ class ExecProcess:
         """A new ``Attachment`` to this process's stdio (output from now on)."""
         return self.task.client.attach("attach", self.id)[1]
 
-    def resize(self, columns: Any, rows: Any) -> None:
+    def resize(self, columns: int, rows: int) -> None:
         self.task._call("resize", int(columns), int(rows), self.id)
 
     def _file(self, suffix):
         return os.path.join(self.task.state_dir, "exec-%s.%s" % (self.id, suffix))
 
-    def wait(self, timeout: Any = None) -> ExitStatus:
+    def wait(self, timeout: int | None = None) -> ExitStatus:
         try:
             record = self.task.client.call_json("wait-exec", self.id, timeout=timeout)
         except (errors.NotFound, ShimGone):

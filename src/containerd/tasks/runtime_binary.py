@@ -19,6 +19,7 @@ from pyrunc.containerd.shim.client import runtime_message
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from subprocess import CompletedProcess
 
 
 def resolve(name: Any) -> Any:
@@ -34,7 +35,7 @@ def resolve(name: Any) -> Any:
 
 
 class RuntimeBinary:
-    def __init__(self, path: Any, root: Any = None) -> None:
+    def __init__(self, path: str, root: str | None = None) -> None:
         self.path = path
         self.root = root
 
@@ -42,7 +43,7 @@ class RuntimeBinary:
     def name(self) -> Any:
         return os.path.basename(self.path)
 
-    def run(self, *args: Any, input: Any = None, check: bool = True) -> Any:
+    def run(self, *args: Any, input: Any = None, check: bool = True) -> CompletedProcess:
         argv = [self.path] + (["--root", self.root] if self.root else []) + list(args)
         proc = subprocess.run(argv, input=input, capture_output=True)
         if check and proc.returncode:
@@ -55,10 +56,10 @@ class RuntimeBinary:
     def state(self, container_id: str) -> Any:
         return json.loads(self.run("state", container_id).stdout)
 
-    def ps(self, container_id: str) -> Any:
+    def ps(self, container_id: str) -> list[int]:
         return json.loads(self.run("ps", "--format", "json", container_id).stdout or b"[]")
 
-    def update(self, container_id: str, resources: Any) -> None:
+    def update(self, container_id: str, resources: dict[str, dict[str, int]]) -> None:
         # a file rather than "-": crun opens /dev/stdin, absent on some minimal systems
         with tempfile.NamedTemporaryFile("w", prefix="resources-", suffix=".json") as f:
             json.dump(resources, f)

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 
-def cgroups_of(pid: int) -> Any:
+def cgroups_of(pid: int) -> dict[str, str]:
     """{controller: cgroup directory} of a process; the v2 hierarchy is under key ""."""
     found = {}
     with open("/proc/%d/cgroup" % pid) as f:
@@ -45,7 +45,7 @@ def _read_keyed(path):
         return {}
 
 
-def read_stats(pid: int) -> Any:
+def read_stats(pid: int) -> dict[str, dict[str, int]]:
     """{"memory": {...}, "cpu": {...}, "pids": {...}} for the cgroups of ``pid``."""
     groups = cgroups_of(pid)
     stats: dict[str, Any] = {"memory": {}, "cpu": {}, "pids": {}}
