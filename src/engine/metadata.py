@@ -15,10 +15,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
     from collections.abc import Iterator
+    from collections.abc import Callable
 
 
 @contextlib.contextmanager
-def locked_document(root: Any, name: Any, empty: Any, write: bool = True) -> Iterator[Any]:
+def locked_document(root: str, name: str, empty: Callable, write: bool = True) -> Iterator[Any]:
     """Yield the document ``root/name`` (``empty()`` when there is none yet) under the flock of
     ``root/lock``; with ``write``, save it back when the block ends without an exception."""
     path = os.path.join(root, name)

@@ -25,7 +25,7 @@ _KNOWN_OS = ("linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "sola
 class Platform:
     __slots__ = ("os", "architecture", "variant")
 
-    def __init__(self, os: Any, architecture: Any, variant: str = "") -> None:
+    def __init__(self, os: str, architecture: str, variant: str = "") -> None:
         self.os = os
         self.architecture = architecture
         self.variant = variant or ""
@@ -63,7 +63,7 @@ class Platform:
     def __hash__(self):
         return hash(str(self))
 
-    def to_json(self) -> Any:
+    def to_json(self) -> dict[str, str]:
         """The ``os``/``architecture``/``variant`` fields of an image config or descriptor."""
         out = {"architecture": self.architecture, "os": self.os}
         if self.variant:
@@ -83,7 +83,7 @@ def host_platform() -> Any:
     return Platform("linux", arch, variant).normalized()
 
 
-def parse_platform(text: Any) -> Any:
+def parse_platform(text: str) -> Any:
     """``os[/arch[/variant]]`` or ``arch`` alone (os defaults to linux), as ``--platform``."""
     parts = text.strip().lower().split("/")
     if not text.strip() or any(not p for p in parts) or len(parts) > 3:

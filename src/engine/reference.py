@@ -101,19 +101,20 @@ class Reference:
 
     __slots__ = ("domain", "path", "tag", "digest")
 
-    def __init__(self, domain: Any, path: Any, tag: Any = None, digest: Any = None) -> None:
+    def __init__(self, domain: str, path: str, tag: str | None = None,
+                 digest: str | None = None) -> None:
         self.domain = domain
         self.path = path
         self.tag = tag
         self.digest = digest
 
     @property
-    def name(self) -> Any:
+    def name(self) -> str:
         """The repository's full name: ``docker.io/library/nginx``."""
         return self.domain + "/" + self.path if self.domain else self.path
 
     @property
-    def familiar_name(self) -> Any:
+    def familiar_name(self) -> str:
         """The repository as a user writes it: ``nginx``, ``user/app``, ``host:5000/app``."""
         if self.domain == DEFAULT_DOMAIN:
             path = self.path
@@ -124,7 +125,7 @@ class Reference:
         return self.name
 
     @property
-    def familiar(self) -> Any:
+    def familiar(self) -> str:
         return self.familiar_name + self._suffix()
 
     def _suffix(self):
@@ -141,12 +142,12 @@ class Reference:
             return Reference(self.domain, self.path, DEFAULT_TAG)
         return self
 
-    def with_tag(self, tag: Any) -> Reference:
+    def with_tag(self, tag: str) -> Reference:
         if not TAG_RE.match(tag):
             raise InvalidArgument("invalid tag format: %s" % tag)
         return Reference(self.domain, self.path, tag)
 
-    def with_digest(self, digest: Any) -> Reference:
+    def with_digest(self, digest: str) -> Reference:
         return Reference(self.domain, self.path, self.tag, validate_digest(digest))
 
     def repository(self) -> Reference:
@@ -154,7 +155,7 @@ class Reference:
         return Reference(self.domain, self.path)
 
     @property
-    def object(self) -> Any:
+    def object(self) -> str:
         """What the registry is asked for: the digest if there is one, else the tag."""
         return self.digest or self.tag or DEFAULT_TAG
 
@@ -171,7 +172,7 @@ class Reference:
         return hash(str(self))
 
 
-def parse(text: Any) -> Reference:
+def parse(text: str) -> Reference:
     """Parse a reference exactly as written (no normalisation): docker's ``reference.Parse``."""
     match = REFERENCE_RE.match(text)
     if match is None:
@@ -191,7 +192,7 @@ def parse(text: Any) -> Reference:
     return Reference(domain or "", path, tag, digest)
 
 
-def split_docker_domain(name: Any) -> tuple[Any, ...]:
+def split_docker_domain(name: str) -> tuple[Any, ...]:
     """Split ``name`` into (domain, remainder) with docker.io and ``library/`` filled in."""
     slash = name.find("/")
     first = name[:slash]
@@ -207,7 +208,7 @@ def split_docker_domain(name: Any) -> tuple[Any, ...]:
     return domain, remainder
 
 
-def parse_normalized(text: Any) -> Any:
+def parse_normalized(text: str) -> Any:
     """Parse what a user typed into a canonical reference: docker's ``ParseNormalizedNamed``.
 
     ``nginx`` -> ``docker.io/library/nginx``; no tag is added.
@@ -226,6 +227,6 @@ def parse_normalized(text: Any) -> Any:
     return ref
 
 
-def parse_docker_ref(text: Any) -> Any:
+def parse_docker_ref(text: str) -> Any:
     """A normalised reference with ``latest`` added when no tag or digest is given."""
     return parse_normalized(text).with_default_tag()

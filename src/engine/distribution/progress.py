@@ -12,6 +12,7 @@ import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from collections.abc import Callable
 
 PULLING_FS_LAYER = "Pulling fs layer"
 WAITING = "Waiting"
@@ -40,7 +41,7 @@ def human_size(size: Any) -> str:
     return "%.4g%s" % (size, _UNITS[unit])
 
 
-def progress_bar(current: Any, total: Any) -> Any:
+def progress_bar(current: int, total: int) -> str:
     """The ``progress`` string: ``[=====>     ]  1.2MB/3.4MB`` (a 50-column bar)."""
     if total and total > 0:
         filled = min(int(current * 100 / total) // 2, BAR_WIDTH)
@@ -49,14 +50,14 @@ def progress_bar(current: Any, total: Any) -> Any:
     return "%8s" % human_size(current)
 
 
-def short_id(digest: Any) -> Any:
+def short_id(digest: str) -> str:
     return digest.split(":", 1)[-1][:12]
 
 
 class Progress:
     """Sends events to a callback from several threads; throttles byte progress per layer."""
 
-    def __init__(self, callback: Any = None, interval: float = 0.1) -> None:
+    def __init__(self, callback: Callable | None = None, interval: float = 0.1) -> None:
         self.callback = callback
         self.interval = interval
         self._lock = threading.Lock()
@@ -73,10 +74,10 @@ class Progress:
         with self._lock:
             self.callback(event)
 
-    def layer(self, id: Any, status: Any) -> None:
+    def layer(self, id: str, status: str) -> None:
         self.emit(status, id, progressDetail={})
 
-    def bytes(self, id: Any, status: Any, current: Any, total: Any, force: bool = False) -> Any:
+    def bytes(self, id: str, status: str, current: int, total: int, force: bool = False) -> None:
         """A Downloading/Extracting/Pushing update, at most every ``interval`` per layer."""
         if self.callback is None:
             return
@@ -89,7 +90,7 @@ class Progress:
                   progress=progress_bar(current, total))
 
 
-def render_plain(events: Any) -> Any:
+def render_plain(events: Any) -> list[str]:
     """docker's non-terminal output: one line per event, byte progress left out."""
     lines = []
     for event in events:

@@ -21,6 +21,7 @@ from pyrunc.libcontainer import timestamps
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from pyrunc.engine.images.service import ImageService
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HELLO = os.path.join(os.path.dirname(pyrunc.__file__), "_libexec", "hello")
@@ -47,7 +48,7 @@ def _hello_tree(root):
 BUILTIN = {"busybox": _busybox_tree, "hello-world": _hello_tree}
 
 
-def build(service: Any, name: Any) -> Any:
+def build(service: ImageService, name: str) -> str:
     """Create (or find) the built-in image ``name`` and tag it ``name:latest``; returns its ID."""
     if name not in BUILTIN:
         raise InvalidArgument("no built-in image %r (there are: %s)" % (name, ", ".join(BUILTIN)))

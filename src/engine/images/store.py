@@ -26,21 +26,22 @@ from pyrunc.errors import InvalidArgument, NotFound
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from pyrunc.engine.reference import Reference
 
 _HEX_PREFIX = re.compile(r"^(?:sha256:)?([a-f0-9]{1,64})$")
 
 
-def short_id(image_id: Any) -> Any:
+def short_id(image_id: str) -> str:
     return image_id.split(":", 1)[-1][:12]
 
 
-def parse_name(text: Any) -> Any:
+def parse_name(text: str) -> Reference:
     """A user's image name as a canonical reference (docker's normalisation, ``latest``)."""
     return reference.parse_docker_ref(text)
 
 
 class ImageStore:
-    def __init__(self, root: Any) -> None:
+    def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
         private_dir(self.root)
 
@@ -54,8 +55,8 @@ class ImageStore:
             return state
 
     # records --------------------------------------------------------------------------------
-    def put(self, image_id: Any, manifest: Any, index: Any = None, refs: Any = (),
-            size: Any = None) -> None:
+    def put(self, image_id: str, manifest: Any, index: None = None, refs: Any = (),
+            size: int | None = None) -> None:
         """Record an image (``manifest`` is its descriptor) and point ``refs`` at it."""
         parse_digest(image_id)
         now = time.time()
@@ -77,19 +78,19 @@ class ImageStore:
             if image_id in state["images"]:
                 state["images"][image_id]["size"] = size
 
-    def record(self, image_id: Any) -> Any:
+    def record(self, image_id: str) -> Any:
         with self.transaction(write=False) as state:
             rec = state["images"].get(image_id)
             if rec is None:
                 raise NotFound("No such image: %s" % image_id)
             return rec
 
-    def refs_of(self, image_id: Any, state: Any = None) -> Any:
+    def refs_of(self, image_id: str, state: Any = None) -> Any:
         if state is None:
             state = self.state()
         return sorted(r for r, i in state["refs"].items() if i == image_id)
 
-    def resolve(self, text: Any, state: Any = None) -> Any:
+    def resolve(self, text: str, state: Any = None) -> str:
         """The image ID ``text`` names: a reference, a full ID or an unambiguous ID prefix."""
         if state is None:
             state = self.state()
@@ -122,7 +123,7 @@ class ImageStore:
             raise InvalidArgument("invalid reference format: %s" % text)
         raise NotFound("No such image: %s" % text)
 
-    def add_ref(self, ref: Any, image_id: Any) -> None:
+    def add_ref(self, ref: Reference, image_id: str) -> None:
         with self.transaction() as state:
             if image_id not in state["images"]:
                 raise NotFound("No such image: %s" % image_id)
@@ -130,18 +131,18 @@ class ImageStore:
             if ref.tag:
                 state["images"][image_id]["last_tag"] = time.time()
 
-    def remove_ref(self, ref: Any) -> None:
+    def remove_ref(self, ref: Reference) -> None:
         with self.transaction() as state:
             if state["refs"].pop(str(ref), None) is None:
                 raise NotFound("No such image: %s" % ref.familiar)
 
-    def remove_image(self, image_id: Any) -> None:
+    def remove_image(self, image_id: str) -> None:
         with self.transaction() as state:
             state["images"].pop(image_id, None)
             for r in [r for r, i in state["refs"].items() if i == image_id]:
                 del state["refs"][r]
 
-    def roots(self) -> Any:
+    def roots(self) -> set[str]:
         """Content digests the images hold (for the content garbage collector)."""
         state = self.state()
         out = set()

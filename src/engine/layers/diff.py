@@ -15,6 +15,8 @@ from pyrunc.engine.layers.apply import OPAQUE, OVERLAY_OPAQUE_XATTR, WHITEOUT_PR
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from io import BytesIO
+    from os import stat_result
 
 _CHUNK = 1 << 20
 
@@ -39,13 +41,13 @@ def _xattrs(path):
 class TarWriter:
     """Adds filesystem entries to a tar stream with their metadata."""
 
-    def __init__(self, out: Any, mtime: Any = None) -> None:
+    def __init__(self, out: BytesIO, mtime: int | None = None) -> None:
         self.tar = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
                                 bufsize=_CHUNK)
         self.inodes: dict[Any, Any] = {}
         self.mtime = mtime
 
-    def add(self, path: Any, name: Any, st: Any = None) -> Any:
+    def add(self, path: str, name: str, st: stat_result | None = None) -> None:
         st = st or os.lstat(path)
         ti = tarfile.TarInfo(name)
         ti.mode = stat.S_IMODE(st.st_mode)
@@ -83,7 +85,7 @@ class TarWriter:
             with open(data, "rb") as f:
                 self.tar.addfile(ti, f)
 
-    def add_whiteout(self, name: Any) -> None:
+    def add_whiteout(self, name: str) -> None:
         ti = tarfile.TarInfo(name)
         ti.mtime = self.mtime or 0
         self.tar.addfile(ti)
@@ -101,7 +103,7 @@ def _walk_sub(root, rel):
             yield from _walk_sub(root, child)
 
 
-def write_tree(root: Any, out: Any, mtime: Any = None) -> None:
+def write_tree(root: str, out: BytesIO, mtime: int | None = None) -> None:
     """Write the whole tree under ``root`` as an uncompressed tar into ``out``."""
     w = TarWriter(out, mtime)
     for entry in sorted(os.listdir(root)):
@@ -113,7 +115,7 @@ def write_tree(root: Any, out: Any, mtime: Any = None) -> None:
     w.close()
 
 
-def write_overlay_diff(upper: Any, out: Any, mtime: Any = None) -> None:
+def write_overlay_diff(upper: str, out: BytesIO, mtime: None = None) -> None:
     """Write an overlayfs upper directory as an OCI layer (whiteouts in ``.wh.`` form)."""
     w = TarWriter(out, mtime)
 
@@ -155,7 +157,7 @@ def _same(a_path, a, b_path, b):
     return _xattrs(a_path) == _xattrs(b_path)
 
 
-def write_tree_diff(lower: Any, upper: Any, out: Any, mtime: Any = None) -> None:
+def write_tree_diff(lower: str, upper: str, out: BytesIO, mtime: None = None) -> None:
     """Write what turns the tree ``lower`` into the tree ``upper`` as an OCI layer: new and
     changed entries, and ``.wh.`` whiteouts for removed ones (the copying snapshotter's diff)."""
     w = TarWriter(out, mtime)

@@ -18,6 +18,8 @@ from pyrunc.errors import Unavailable
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from pyrunc.engine.registry.config import Credentials
+    from pyrunc.engine.registry.transport import Transport
 
 TOKEN_DEFAULT_LIFETIME = 60
 TOKEN_EXPIRY_MARGIN = 5
@@ -32,7 +34,7 @@ class Unauthorized(errors.Unauthorized):
 class Challenge:
     __slots__ = ("scheme", "params")
 
-    def __init__(self, scheme: Any, params: Any) -> None:
+    def __init__(self, scheme: str, params: dict[str, str]) -> None:
         self.scheme = scheme.lower()
         self.params = params
 
@@ -40,7 +42,7 @@ class Challenge:
         return "Challenge(%r, %r)" % (self.scheme, self.params)
 
 
-def parse_challenges(header: Any) -> Any:
+def parse_challenges(header: str) -> Any:
     """Parse a ``WWW-Authenticate`` value into challenges (scheme + parameters)."""
     challenges = []
     rest = (header or "").strip()
@@ -66,11 +68,11 @@ def parse_challenges(header: Any) -> Any:
     return challenges
 
 
-def repository_scope(name: Any, actions: Any) -> str:
+def repository_scope(name: str, actions: Any) -> str:
     return "repository:%s:%s" % (name, ",".join(actions))
 
 
-def basic_header(credentials: Any) -> Any:
+def basic_header(credentials: Credentials) -> str:
     raw = ("%s:%s" % (credentials.username, credentials.password)).encode()
     return "Basic " + base64.b64encode(raw).decode()
 
@@ -87,7 +89,7 @@ class Authenticator:
     redirects), and the answer is read up to ``TOKEN_BODY_LIMIT`` bytes.
     """
 
-    def __init__(self, credentials: Any, transport: Any, timeout: float = 30) -> None:
+    def __init__(self, credentials: Credentials, transport: Transport, timeout: float = 30) -> None:
         self.credentials = credentials
         self.transport = transport
         self.timeout = timeout
@@ -95,14 +97,14 @@ class Authenticator:
         self._tokens: dict[Any, Any] = {}
         self._lock = threading.Lock()
 
-    def set_challenge(self, header: Any) -> bool:
+    def set_challenge(self, header: str) -> bool:
         for challenge in parse_challenges(header):
             if challenge.scheme in ("bearer", "basic"):
                 self.challenge = challenge
                 return True
         return False
 
-    def header(self, scopes: Any) -> Any:
+    def header(self, scopes: Any) -> str | None:
         """The ``Authorization`` value for a request needing ``scopes`` (None: send none)."""
         if self.challenge is None:
             return None
@@ -114,7 +116,7 @@ class Authenticator:
         with self._lock:
             self._tokens.pop(tuple(sorted(scopes)), None)
 
-    def token(self, scopes: Any) -> Any:
+    def token(self, scopes: Any) -> str:
         key = tuple(sorted(scopes))
         with self._lock:
             cached = self._tokens.get(key)

@@ -22,6 +22,7 @@ from pyrunc.engine.reference import DEFAULT_DOMAIN
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from ssl import SSLContext
 
 DEFAULT_CERTS_DIR = "/etc/docker/certs.d"
 DEFAULT_INSECURE_CIDRS = ("127.0.0.0/8", "::1/128")
@@ -34,7 +35,7 @@ class Endpoint:
 
     __slots__ = ("url", "host", "verify_tls", "mirror", "ca_files", "client_certs")
 
-    def __init__(self, url: Any, host: Any, verify_tls: bool = True, mirror: bool = False,
+    def __init__(self, url: str, host: str, verify_tls: bool = True, mirror: bool = False,
                  ca_files: Any = (), client_certs: Any = ()) -> None:
         self.url = url.rstrip("/")
         self.host = host
@@ -47,7 +48,7 @@ class Endpoint:
     def secure(self) -> bool:
         return self.url.startswith("https://")
 
-    def ssl_context(self) -> Any:
+    def ssl_context(self) -> SSLContext:
         """The TLS context for this endpoint: system roots plus certs.d CAs and client pair."""
         import ssl
         context = ssl.create_default_context()
@@ -82,7 +83,7 @@ class RegistryOptions:
     """
 
     def __init__(self, insecure_registries: Any = (), mirrors: Any = (),
-                 certs_dir: Any = DEFAULT_CERTS_DIR,
+                 certs_dir: str = DEFAULT_CERTS_DIR,
                  insecure_cidrs: Any = DEFAULT_INSECURE_CIDRS) -> None:
         self.insecure_hosts = set()
         self.insecure_networks = []
@@ -105,7 +106,7 @@ class RegistryOptions:
         self.certs_dir = certs_dir
 
     @classmethod
-    def from_daemon_config(cls, config: Any, certs_dir: Any = DEFAULT_CERTS_DIR) -> Any:
+    def from_daemon_config(cls, config: Any, certs_dir: str = DEFAULT_CERTS_DIR) -> Any:
         """Options from a parsed ``daemon.json`` (``insecure-registries``, ``registry-mirrors``)."""
         for key in ("insecure-registries", "registry-mirrors"):
             value = config.get(key, [])
@@ -114,7 +115,7 @@ class RegistryOptions:
         return cls(insecure_registries=config.get("insecure-registries", []),
                    mirrors=config.get("registry-mirrors", []), certs_dir=certs_dir)
 
-    def is_secure(self, host: Any) -> bool:
+    def is_secure(self, host: str) -> bool:
         """Whether ``host[:port]`` must be reached over verified TLS."""
         if host in self.insecure_hosts:
             return False
@@ -130,7 +131,7 @@ class RegistryOptions:
                 return False
         return True
 
-    def tls_files(self, host: Any) -> tuple[Any, ...]:
+    def tls_files(self, host: str) -> tuple[Any, ...]:
         """CA files and (cert, key) pairs from ``certs_dir/host/``, in docker's layout."""
         directory = os.path.join(self.certs_dir, host) if self.certs_dir else None
         ca_files: list[Any]
@@ -154,7 +155,7 @@ class RegistryOptions:
                                           % (name[:-len(".key")], name))
         return ca_files, pairs
 
-    def endpoints(self, domain: Any, for_push: bool = False) -> Any:
+    def endpoints(self, domain: str, for_push: bool = False) -> Any:
         """The endpoints to try for ``domain``, best first."""
         result = []
         if domain == DEFAULT_DOMAIN:
@@ -195,7 +196,7 @@ def _addresses(name):
     return result
 
 
-def server_domain(server: Any) -> Any:
+def server_domain(server: str) -> str:
     """The registry domain a ``docker login`` server argument names (default docker.io)."""
     if not server:
         return DEFAULT_DOMAIN
@@ -207,12 +208,12 @@ def server_domain(server: Any) -> Any:
     return host
 
 
-def auth_key(domain: Any) -> Any:
+def auth_key(domain: str) -> str:
     """The ``auths`` key docker uses for a registry domain."""
     return DOCKER_HUB_AUTH_KEY if domain == DEFAULT_DOMAIN else domain
 
 
-def default_auth_file_path() -> Any:
+def default_auth_file_path() -> str:
     config_dir = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"),
                                                                  ".docker")
     return os.path.join(config_dir, "config.json")
@@ -238,7 +239,7 @@ class Credentials:
 class AuthFile:
     """docker's ``config.json``: credentials under ``auths``, other keys kept as they are."""
 
-    def __init__(self, path: Any = None) -> None:
+    def __init__(self, path: str | None = None) -> None:
         self.path = path or default_auth_file_path()
 
     def _load(self):
@@ -264,7 +265,7 @@ class AuthFile:
                 return entry
         return None
 
-    def get(self, domain: Any) -> Credentials:
+    def get(self, domain: str) -> Credentials:
         """Credentials stored for ``domain`` (empty when there are none)."""
         entry = self._entry(self._load().get("auths") or {}, domain)
         if not entry:
@@ -279,7 +280,7 @@ class AuthFile:
                                       % (self.path, auth_key(domain)))
         return Credentials(username, password, entry.get("identitytoken", ""))
 
-    def store(self, domain: Any, credentials: Any) -> None:
+    def store(self, domain: str, credentials: Any) -> None:
         data = self._load()
         auths = data.setdefault("auths", {})
         entry = {"auth": base64.b64encode(("%s:%s" % (credentials.username,
@@ -290,7 +291,7 @@ class AuthFile:
         auths[auth_key(domain)] = entry
         self._write(data)
 
-    def erase(self, domain: Any) -> bool:
+    def erase(self, domain: str) -> bool:
         """Forget the credentials for ``domain``; False when there were none."""
         data = self._load()
         auths = data.get("auths") or {}

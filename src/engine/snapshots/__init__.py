@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 BACKENDS = {"overlayfs": OverlaySnapshotter, "native": CopySnapshotter}
 
 
-def open_snapshotter(root: Any, backend: Any = None) -> Any:
+def open_snapshotter(root: str, backend: str | None = None) -> Any:
     """The snapshotter stored under ``root/<backend>``; the default prefers overlayfs."""
     private_dir(root)
     if backend is None:

@@ -24,6 +24,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
     from collections.abc import Iterator
+    from io import BytesIO
 
 ACTIVE, VIEW, COMMITTED = "active", "view", "committed"
 
@@ -35,7 +36,7 @@ class Mount(collections.namedtuple("Mount", "type source options")):
     """One mount(2): ``type`` ("bind" or "overlay"), ``source`` and fstab-style options."""
 
 
-def tree_usage(path: Any) -> Any:
+def tree_usage(path: str) -> Any:
     """Bytes (allocated blocks) and distinct inodes under ``path``."""
     seen = set()
     size = 0
@@ -55,7 +56,7 @@ class Snapshotter:
     name: str | None = None
     whiteouts = "delete"     # how a layer's whiteouts are written into writable_dir()
 
-    def __init__(self, root: Any) -> None:
+    def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
         private_dir(self.root)
         private_dir(os.path.join(self.root, "snapshots"))
@@ -88,7 +89,7 @@ class Snapshotter:
         return Info(key, s["kind"], s["parent"], dict(s["labels"]), s["created"], s["updated"])
 
     # the interface --------------------------------------------------------------------------
-    def stat(self, key: Any) -> Any:
+    def stat(self, key: str) -> Any:
         with self._locked(write=False) as meta:
             return self._info(key, self._get(meta, key))
 
@@ -98,10 +99,11 @@ class Snapshotter:
         for key, s in items:
             yield self._info(key, s)
 
-    def prepare(self, key: Any, parent: Any = None, labels: Any = None) -> Any:
+    def prepare(self, key: str, parent: str | None = None,
+                labels: dict[str, str] | None = None) -> Any:
         return self._create(ACTIVE, key, parent, labels)
 
-    def view(self, key: Any, parent: Any = None, labels: Any = None) -> Any:
+    def view(self, key: str, parent: str | None = None, labels: None = None) -> Any:
         return self._create(VIEW, key, parent, labels)
 
     def _create(self, kind, key, parent, labels):
@@ -129,7 +131,7 @@ class Snapshotter:
             meta["snapshots"][key] = snap
             return self._mounts(d, self._chain(meta, parent), kind)
 
-    def mounts(self, key: Any) -> Any:
+    def mounts(self, key: str) -> Any:
         with self._locked(write=False) as meta:
             s = self._get(meta, key)
             if s["kind"] == COMMITTED:
@@ -137,7 +139,7 @@ class Snapshotter:
                                          "make a view" % key)
             return self._mounts(self._dir(s), self._chain(meta, s["parent"]), s["kind"])
 
-    def commit(self, name: Any, key: Any, labels: Any = None) -> None:
+    def commit(self, name: str, key: str, labels: dict[str, str] | None = None) -> None:
         with self._locked() as meta:
             s = self._get(meta, key)
             if s["kind"] != ACTIVE:
@@ -152,7 +154,7 @@ class Snapshotter:
             del meta["snapshots"][key]
             meta["snapshots"][name] = s
 
-    def remove(self, key: Any) -> None:
+    def remove(self, key: str) -> None:
         with self._locked() as meta:
             s = self._get(meta, key)
             children = sorted(k for k, c in meta["snapshots"].items() if c["parent"] == key)
@@ -182,12 +184,12 @@ class Snapshotter:
                     removed.append(name)
             return removed
 
-    def usage(self, key: Any) -> Any:
+    def usage(self, key: str) -> Any:
         with self._locked(write=False) as meta:
             d = self._dir(self._get(meta, key))
         return tree_usage(self._data_dir(d))
 
-    def writable_dir(self, key: Any) -> Any:
+    def writable_dir(self, key: str) -> str:
         """Where to apply a layer into the active snapshot ``key`` without mounting it."""
         with self._locked(write=False) as meta:
             s = self._get(meta, key)
@@ -195,13 +197,13 @@ class Snapshotter:
                 raise FailedPrecondition("snapshot %s: is not active" % key)
             return self._data_dir(self._dir(s))
 
-    def lower_dirs(self, key: Any) -> list[Any]:
+    def lower_dirs(self, key: str) -> list[Any]:
         """The committed parents' data directories under ``key``, nearest first."""
         with self._locked(write=False) as meta:
             s = self._get(meta, key)
             return [self._data_dir(d) for d in self._chain(meta, s["parent"])]
 
-    def diff(self, key: Any, out: Any) -> None:
+    def diff(self, key: str, out: BytesIO) -> None:
         """Write the changes of ``key`` over its parent as an uncompressed OCI layer tar."""
         with self._locked(write=False) as meta:
             s = self._get(meta, key)

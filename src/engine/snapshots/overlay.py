@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def supported(root: Any) -> bool:
+def supported(root: str) -> bool:
     """Overlayfs is available and ``root``'s filesystem can hold upper directories."""
     try:
         with open("/proc/filesystems") as f:
