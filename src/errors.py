@@ -10,6 +10,7 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from collections.abc import Callable
 
 
 class PyruncError(Exception):
@@ -19,7 +20,7 @@ class PyruncError(Exception):
     exit_code = 1
     http_status = 500
 
-    def __init__(self, message: Any, *, hint: Any=None) -> None:
+    def __init__(self, message: str, *, hint: Any = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
@@ -91,7 +92,7 @@ class SystemFailure(PyruncError):
     exit_code = 1
     http_status = 500
 
-    def __init__(self, step: Any, errno_: Any, detail: Any=None, *, hint: Any=None) -> None:
+    def __init__(self, step: Any, errno_: Any, detail: Any = None, *, hint: Any = None) -> None:
         import os
         reason = os.strerror(errno_).lower() if errno_ else (detail or "failed")
         message = "%s: %s" % (step, reason)
@@ -114,13 +115,13 @@ def _stderr_warning(message):
 _warning_sink = [_stderr_warning]
 
 
-def warn(message: Any) -> None:
+def warn(message: str) -> None:
     """Report something skipped or adjusted (an unknown syscall name, a capability this kernel
     lacks) without failing. Commands route these to their log with ``set_warning_sink``."""
     _warning_sink[0](message)
 
 
-def set_warning_sink(sink: Any) -> Any:
+def set_warning_sink(sink: Callable) -> Callable:
     """Send warnings to ``sink(message)`` from now on; returns the previous sink."""
     previous, _warning_sink[0] = _warning_sink[0], sink
     return previous
