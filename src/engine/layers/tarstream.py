@@ -15,6 +15,7 @@ from pyrunc.errors import InvalidArgument
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from tarfile import TarInfo
 
 BLOCK = 512
 _CHUNK = 1 << 20
@@ -73,7 +74,7 @@ class TarReader:
             raise LayerTooLarge("layer: the uncompressed layer exceeds the limit of %d bytes"
                                 % self.limit)
 
-    def hexdigest(self) -> Any:
+    def hexdigest(self) -> str:
         """The sha256 of everything read so far."""
         return self._hash.hexdigest()
 
@@ -259,7 +260,7 @@ class TarReader:
             pos += length
         return out
 
-    def copy_to(self, fd: int, member: Any) -> None:
+    def copy_to(self, fd: int, member: TarInfo) -> None:
         """Write the current member's data to ``fd``."""
         size = member.size
         remaining = size
@@ -279,7 +280,7 @@ class TarReader:
         """A readable of the current member's data (``read(n)``), read through this reader."""
         return _MemberData(self, member.size)
 
-    def drain(self) -> Any:
+    def drain(self) -> None:
         """Read (and hash) whatever follows the end-of-archive marker."""
         if self._pending:
             self._skip(self._pending)
@@ -351,7 +352,7 @@ class MappedTarReader(TarReader):
         self.count += n
         return view
 
-    def copy_to(self, fd: int, member: Any) -> None:
+    def copy_to(self, fd: int, member: TarInfo) -> None:
         remaining = member.size
         while remaining:
             k = min(remaining, 8 * _CHUNK)
