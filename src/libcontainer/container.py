@@ -28,7 +28,7 @@ from pyrunc.libcontainer.state import StateDir, alive, proc_stat, validate_id, w
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-    from pyrunc.libcontainer.cgroups.v1 import V1Manager
+    from pyrunc.libcontainer.cgroups.manager import Manager
 
 DEFAULT_ROOT = "/run/pyrunc"
 RUNTIME_HOOKS = ("prestart", "create_runtime", "poststart", "poststop")
@@ -261,7 +261,7 @@ REFUSED_VALUE = (errno.EINVAL, errno.ENODEV, errno.ERANGE, errno.EOVERFLOW)
 """errnos of a cgroup write that mean the kernel refused the value written."""
 
 
-def _set_resources(manager, resources: dict) -> None:
+def _set_resources(manager: Manager, resources: dict) -> None:
     """``manager.set(resources)``; the kernel refusing a value of the config (a device that
     does not exist, a number out of its range) is the config's fault: InvalidArgument."""
     try:
@@ -347,7 +347,7 @@ class Container:
     """One container: its state directory, init process and cgroup."""
 
     def __init__(self, factory: Any, state_dir: StateDir, state: dict[str, Any],
-                 manager: V1Manager | None = None) -> None:
+                 manager: Manager | None = None) -> None:
         self.factory = factory
         self._sd = state_dir
         self._state = state
@@ -371,7 +371,7 @@ class Container:
         return self._state["config"]
 
     @property
-    def manager(self) -> V1Manager:
+    def manager(self) -> Manager:
         if self._manager is None:
             from pyrunc.libcontainer import cgroups
             self._manager = cgroups.load_manager(self._state["cgroup"])

@@ -37,7 +37,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
     from pyrunc.libcontainer.cgroups.hierarchy import Mount
-    from pyrunc.libcontainer.cgroups.v1 import V1Manager
+    from pyrunc.libcontainer.cgroups.manager import Manager
 
 DESCRIPTORS = "descriptors.json"
 DUMP_LOG = "dump.log"
@@ -117,7 +117,7 @@ def cgroup_mounts(pid: int) -> list[Any]:
         return [(m.mountpoint, cgroup_key(m)) for m in hierarchy.parse_mountinfo(f.read())]
 
 
-def cgroup_mount_map(manager: V1Manager) -> dict[str, str]:
+def cgroup_mount_map(manager: Manager) -> dict[str, str]:
     """{key: host directory} of the container's new cgroup, for every key ``cgroup_key`` makes."""
     out = {}
     for controller, directory in manager.paths().items():

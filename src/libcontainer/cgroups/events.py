@@ -22,10 +22,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
     from collections.abc import Iterator
-    from pyrunc.libcontainer.cgroups.v1 import V1Manager
+    from pyrunc.libcontainer.cgroups.manager import Manager
 
 
-def stream(manager: V1Manager, interval: float = 5.0) -> Iterator[Any]:
+def stream(manager: Manager, interval: float = 5.0) -> Iterator[Any]:
     """``pyrunc events``: yields runc's event objects for the container whose cgroup
     ``manager`` is: ``{"type": "stats", "id": ..., "data": manager.stats()}`` every ``interval``
     seconds (the first after one interval, as runc's ticker) and ``{"type": "oom", "id": ...}``

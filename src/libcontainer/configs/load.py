@@ -76,7 +76,7 @@ def _check_depth(doc: Any, source: str) -> None:
     """Refuse a document nested deeper than MAX_DEPTH, walking it without recursion."""
     level = [doc]
     for _ in range(MAX_DEPTH):
-        inner = []
+        inner: list[Any] = []
         for node in level:
             if type(node) is dict:
                 inner.extend(v for v in node.values() if type(v) is dict or type(v) is list)
