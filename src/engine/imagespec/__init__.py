@@ -93,7 +93,7 @@ def check_limits(data: bytes, what: str, max_size: int = MAX_DOCUMENT_SIZE,
 
 
 def load(kind: str, data: bytes, what: str | None = None,
-         max_size: int = MAX_DOCUMENT_SIZE) -> Any:
+         max_size: int = MAX_DOCUMENT_SIZE) -> dict[str, Any]:
     """Check the limits, parse, and validate ``data`` as ``kind``; the parsed document."""
     what = what or _label(kind)
     check_limits(data, what, max_size)
