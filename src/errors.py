@@ -9,7 +9,6 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
     from collections.abc import Callable
 
 
@@ -20,7 +19,7 @@ class PyruncError(Exception):
     exit_code = 1
     http_status = 500
 
-    def __init__(self, message: str, *, hint: Any = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
@@ -92,7 +91,8 @@ class SystemFailure(PyruncError):
     exit_code = 1
     http_status = 500
 
-    def __init__(self, step: Any, errno_: Any, detail: Any = None, *, hint: Any = None) -> None:
+    def __init__(self, step: str, errno_: int | None, detail: str | None = None, *,
+                 hint: str | None = None) -> None:
         import os
         reason = os.strerror(errno_).lower() if errno_ else (detail or "failed")
         message = "%s: %s" % (step, reason)
@@ -121,7 +121,7 @@ def warn(message: str) -> None:
     _warning_sink[0](message)
 
 
-def set_warning_sink(sink: Callable) -> Callable:
+def set_warning_sink(sink: Callable[[str], object]) -> Callable[[str], object]:
     """Send warnings to ``sink(message)`` from now on; returns the previous sink."""
     previous, _warning_sink[0] = _warning_sink[0], sink
     return previous

@@ -44,7 +44,7 @@ class Platform:
             variant = ""
         return Platform(self.os.lower(), arch, variant)
 
-    def matches(self, other: Any) -> bool:
+    def matches(self, other: Platform) -> bool:
         """Whether an image for ``other`` runs on this platform (same os, arch and variant)."""
         mine, theirs = self.normalized(), other.normalized()
         return (mine.os == theirs.os and mine.architecture == theirs.architecture
@@ -71,19 +71,19 @@ class Platform:
         return out
 
     @classmethod
-    def from_json(cls, data: Any) -> Any:
+    def from_json(cls, data: dict[str, Any] | None) -> Platform:
         data = data or {}
         return cls(data.get("os", ""), data.get("architecture", ""), data.get("variant", ""))
 
 
-def host_platform() -> Any:
+def host_platform() -> Platform:
     machine = _platform.machine().lower()
     arch = _ARCH_ALIASES.get(machine, machine)
     variant = _ARM_VARIANTS.get(machine, "")
     return Platform("linux", arch, variant).normalized()
 
 
-def parse_platform(text: str) -> Any:
+def parse_platform(text: str) -> Platform:
     """``os[/arch[/variant]]`` or ``arch`` alone (os defaults to linux), as ``--platform``."""
     parts = text.strip().lower().split("/")
     if not text.strip() or any(not p for p in parts) or len(parts) > 3:
@@ -102,7 +102,7 @@ def parse_platform(text: str) -> Any:
     return Platform(*parts).normalized()
 
 
-def select_manifest(index: Any, wanted: Any) -> Any:
+def select_manifest(index: dict[str, Any], wanted: Platform) -> dict[str, Any]:
     """The descriptor in an index (parsed JSON) for platform ``wanted``; docker's error if none."""
     candidates = []
     for desc in index.get("manifests") or []:

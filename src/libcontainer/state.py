@@ -49,7 +49,7 @@ class StateDir:
         self.fifo = os.path.join(self.path, EXEC_FIFO)
 
     @classmethod
-    def create(cls, root: Any, container_id: str) -> Any:
+    def create(cls, root: str, container_id: str) -> StateDir:
         """Make the directory; AlreadyExists when the id is taken."""
         sd = cls(root, container_id)
         try:
@@ -130,7 +130,7 @@ def write_pid_file(path: str, pid: int) -> None:
     os.rename(tmp, path)
 
 
-def proc_stat(pid: int) -> tuple[Any, ...] | None:
+def proc_stat(pid: int) -> tuple[str, int] | None:
     """(state letter, start time in clock ticks) of ``pid``, or None when there is no such pid."""
     try:
         with open("/proc/%d/stat" % pid, "rb") as f:
