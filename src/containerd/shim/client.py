@@ -224,7 +224,7 @@ class Attachment:
         data, self._buf = self._buf[:n], self._buf[n:]
         return data
 
-    def read(self, timeout: int | None = None) -> tuple[Any, ...]:
+    def read(self, timeout: float | None = None) -> tuple[Any, ...]:
         self.sock.settimeout(timeout)
         header = self._recv_exactly(8)
         if header is None:
@@ -246,7 +246,7 @@ class Attachment:
     def close_stdin(self) -> None:
         self.sock.sendall(struct.pack(">BxxxI", STDIN, 0))
 
-    def read_all(self, timeout: int | None = None) -> tuple[Any, ...]:
+    def read_all(self, timeout: float | None = None) -> tuple[Any, ...]:
         """Collect everything until the exit frame: ({stream: bytes}, exit status or None)."""
         # joined at the end: adding each frame to the bytes so far is quadratic, and a reader
         # that slow gets dropped by the shim (more than 1 MiB of its output queued)

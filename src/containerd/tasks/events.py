@@ -33,7 +33,7 @@ class EventLog:
         finally:
             os.close(fd)
 
-    def read(self, since: int = 0, follow: bool = False, timeout: None = None,
+    def read(self, since: int = 0, follow: bool = False, timeout: float | None = None,
              poll_interval: float = 0.05) -> Iterator[Any]:
         """Yield ``(offset_after, event)`` from byte offset ``since``.
 

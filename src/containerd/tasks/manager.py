@@ -183,7 +183,7 @@ class TaskManager:
                 found.append(Task(self, name))
         return found
 
-    def events(self, since: int = 0, follow: bool = False, timeout: None = None) -> Iterator[Any]:
+    def events(self, since: int = 0, follow: bool = False, timeout: float | None = None) -> Iterator[Any]:
         """``(offset, event)`` pairs from byte offset ``since`` of the event log."""
         return self.event_log.read(since=since, follow=follow, timeout=timeout)
 
@@ -343,7 +343,7 @@ class Task:
         with self.manager._lock(self.id):
             self._call("resume", locked=True)
 
-    def wait(self, timeout: int | None = None) -> Any:
+    def wait(self, timeout: float | None = None) -> Any:
         """Block until the container has exited and its output is logged; ``ExitStatus``."""
         return self._wait(timeout, locked=False)
 
@@ -483,7 +483,7 @@ class ExecProcess:
     def _file(self, suffix):
         return os.path.join(self.task.state_dir, "exec-%s.%s" % (self.id, suffix))
 
-    def wait(self, timeout: int | None = None) -> ExitStatus:
+    def wait(self, timeout: float | None = None) -> ExitStatus:
         try:
             record = self.task.client.call_json("wait-exec", self.id, timeout=timeout)
         except (errors.NotFound, ShimGone):

@@ -174,7 +174,7 @@ class ContentStore:
                 os.close(fd)
         return removed
 
-    def put(self, data: bytes, expected_digest: str | None = None, media_ref: None = None) -> str:
+    def put(self, data: bytes, expected_digest: str | None = None, media_ref: Any = None) -> str:
         """Store ``data`` (bytes) and return its digest."""
         digest = expected_digest or digest_bytes(data)
         if self.exists(digest):

@@ -105,7 +105,7 @@ def validate_manifest(manifest: Manifest, display: str) -> tuple[Any, ...]:
     return config, layers
 
 
-def pull(ref: str, images: ImageService, registries: RegistryService, platform: None = None,
+def pull(ref: str, images: ImageService, registries: RegistryService, platform: Any = None,
          progress: Callable | None = None, max_concurrent_downloads: int = MAX_CONCURRENT_DOWNLOADS,
          retries: int = DOWNLOAD_RETRIES) -> Any:
     """``docker pull``: fetch ``ref`` into ``images`` (an ImageService), unpack it, name it.

@@ -213,7 +213,7 @@ class _Archive:
         return self.blobs[path]
 
 
-def load(service: ImageService, source: Any, progress: None = None) -> list[str]:
+def load(service: ImageService, source: Any, progress: Any = None) -> list[str]:
     """Load a docker-archive or OCI archive from the binary file ``source`` (or an OCI layout
     directory path); returns the loaded image references and IDs like docker prints them:
     ["Loaded image: busybox:latest", "Loaded image ID: sha256:..."]."""

@@ -189,7 +189,7 @@ def apply_changes(config: dict[Any, Any], changes: Any) -> Any:
 
 
 def import_image(service: ImageService, stream: Any, ref: str | None = None, changes: Any = (),
-                 message: str = "", source: str = "-", platform: None = None) -> str:
+                 message: str = "", source: str = "-", platform: Any = None) -> str:
     """Import the rootfs tarball read from ``stream`` (a binary file, or a path); returns the
     image ID."""
     config_section = apply_changes({}, changes)

@@ -162,7 +162,7 @@ class ImageService:
     unpacked; its ``cap`` is the configurable ceiling.
     """
 
-    def __init__(self, root: str, snapshotter: str | None = None, containers: None = None,
+    def __init__(self, root: str, snapshotter: str | None = None, containers: Any = None,
                  layer_limits: LayerLimits = DEFAULT_LIMITS) -> None:
         self.root = os.path.abspath(root)
         private_dir(self.root)
@@ -219,8 +219,8 @@ class ImageService:
         return [self._image(i, state) for i in state["images"]]
 
     # adding images --------------------------------------------------------------------------
-    def add(self, manifest_digest: str, refs: Any = (), index_digest: None = None,
-            unpack_layers: bool = True, progress: None = None) -> str:
+    def add(self, manifest_digest: str, refs: Any = (), index_digest: Any = None,
+            unpack_layers: bool = True, progress: Any = None) -> str:
         """Record the image whose manifest is ``manifest_digest`` (in the content store), name
         it ``refs`` (References or strings) and unpack it; returns the image ID."""
         manifest_bytes = self.content.read(manifest_digest)
@@ -242,7 +242,7 @@ class ImageService:
         return image_id
 
     def put_image(self, config: dict[str, Any], layers: Any, refs: Any = (),
-                  progress: None = None) -> str:
+                  progress: Any = None) -> str:
         """Store ``config`` (a dict) and an OCI manifest over ``layers`` (descriptors of blobs
         already in the content store); record and unpack the image; returns its ID."""
         config_bytes = json.dumps(config, separators=(",", ":")).encode()
@@ -262,7 +262,7 @@ class ImageService:
 
     # containers' root filesystems ------------------------------------------------------------
     def prepare_rootfs(self, key: str, name: str, readonly: bool = False,
-                       labels: None = None) -> list[Mount]:
+                       labels: Any = None) -> list[Mount]:
         """An active snapshot (or a read-only view) ``key`` over the image ``name``'s layers,
         unpacking any layer whose snapshot is missing; returns the mounts to perform."""
         img = self.get(name)

@@ -55,7 +55,7 @@ class ImageStore:
             return state
 
     # records --------------------------------------------------------------------------------
-    def put(self, image_id: str, manifest: Any, index: None = None, refs: Any = (),
+    def put(self, image_id: str, manifest: Any, index: Any = None, refs: Any = (),
             size: int | None = None) -> None:
         """Record an image (``manifest`` is its descriptor) and point ``refs`` at it."""
         parse_digest(image_id)

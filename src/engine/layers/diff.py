@@ -115,7 +115,7 @@ def write_tree(root: str, out: BytesIO, mtime: int | None = None) -> None:
     w.close()
 
 
-def write_overlay_diff(upper: str, out: BytesIO, mtime: None = None) -> None:
+def write_overlay_diff(upper: str, out: BytesIO, mtime: Any = None) -> None:
     """Write an overlayfs upper directory as an OCI layer (whiteouts in ``.wh.`` form)."""
     w = TarWriter(out, mtime)
 
@@ -157,7 +157,7 @@ def _same(a_path, a, b_path, b):
     return _xattrs(a_path) == _xattrs(b_path)
 
 
-def write_tree_diff(lower: str, upper: str, out: BytesIO, mtime: None = None) -> None:
+def write_tree_diff(lower: str, upper: str, out: BytesIO, mtime: Any = None) -> None:
     """Write what turns the tree ``lower`` into the tree ``upper`` as an OCI layer: new and
     changed entries, and ``.wh.`` whiteouts for removed ones (the copying snapshotter's diff)."""
     w = TarWriter(out, mtime)

@@ -504,7 +504,7 @@ class Repository:
         return data
 
     def fetch_blob(self, digest: str, size: int, writer: Writer, progress: Callable | None = None,
-                   retries: int = DOWNLOAD_RETRIES, verifying: None = None) -> None:
+                   retries: int = DOWNLOAD_RETRIES, verifying: Any = None) -> None:
         """Stream a blob into a content-store ``writer`` and commit it.
 
         The size is checked while streaming, the digest by ``writer.commit``. A broken

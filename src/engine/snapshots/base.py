@@ -103,7 +103,7 @@ class Snapshotter:
                 labels: dict[str, str] | None = None) -> Any:
         return self._create(ACTIVE, key, parent, labels)
 
-    def view(self, key: str, parent: str | None = None, labels: None = None) -> Any:
+    def view(self, key: str, parent: str | None = None, labels: Any = None) -> Any:
         return self._create(VIEW, key, parent, labels)
 
     def _create(self, kind, key, parent, labels):
