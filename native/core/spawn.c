@@ -148,6 +148,27 @@ static void wait_exec_fifo(void)
     close(c->exec_fifo_fd);
 }
 
+/* wait_exec_fifo reopens the fifo through /proc/self/fd after READY, when a failure can no
+ * longer fail `create`. Check before READY that the path leads to the fifo: without a proc
+ * file system at /proc the container would be created and stop at once. */
+static void check_exec_fifo(void)
+{
+    const struct core_config *c = core_cfg;
+    struct stat by_fd, by_path;
+    char path[64];
+
+    if (c->exec_fifo_fd < 0)
+        return;
+    core_fmt(path, sizeof(path), "/proc/self/fd/%d", c->exec_fifo_fd);
+    if (fstat(c->exec_fifo_fd, &by_fd) < 0)
+        core_fail(errno, "find the exec fifo");
+    if (stat(path, &by_path) < 0)
+        core_fail(errno, "find the exec fifo at %s", path);
+    if (by_path.st_dev != by_fd.st_dev || by_path.st_ino != by_fd.st_ino)
+        core_fail_detail("not the fifo: /proc is not the container's proc file system",
+                         "find the exec fifo at %s", path);
+}
+
 /* Descriptors above 2 + preserve_fds do not reach the program: marked close-on-exec (so the
  * fifo's write end lives until execve), or closed on kernels without CLOSE_RANGE_CLOEXEC. */
 static void close_fds(void)
@@ -314,6 +335,7 @@ static void __attribute__((noreturn)) init_main(void)
         if (c->rootfs)
             core_finish_rootfs();
     }
+    check_exec_fifo();  /* before the user changes and seccomp applies */
     core_set_rlimits();
     core_set_scheduling();
     umask((mode_t)c->umask);

@@ -279,6 +279,8 @@ def _hint(step, err):
         return "the kernel does not know this filesystem type (see /proc/filesystems)"
     if step == "pivot_root" and err == errno.EINVAL:
         return "pivot_root cannot move this root (a ramfs or the host's /): try --no-pivot"
+    if step.startswith("find the exec fifo"):
+        return "the container needs a proc file system mounted at /proc (see mounts)"
     if step.startswith("exec ") and err in (0, errno.ENOENT):
         return "check process.args and the PATH in process.env"
     return None

@@ -116,11 +116,12 @@ def to_plan(spec: Spec, bundle: str, container_id: str, *, cgroup_manager: Any =
 
 def cgroup_resources(spec: Any) -> Any:
     """``linux.resources`` for the cgroup manager, with runc's default device rules appended
-    to the spec's device rules (nothing is appended when the spec restricts no devices)."""
+    to the spec's device rules (nothing is appended when the spec has no ``devices``). An empty
+    array is rules too: deny-all, which the defaults follow, as runc reads it."""
     linux = spec.linux
     resources = dict(linux.resources or {}) if linux is not None else {}
     rules = resources.get("devices")
-    if rules:
+    if isinstance(rules, list):
         replaced = {d.path for d in linux.devices}
         resources["devices"] = list(rules) + [dict(rule) for rule, path in devs.DEFAULT_RULES
                                               if path not in replaced]
@@ -236,6 +237,9 @@ def _mounts(entries, bundle, cgroup_manager, cgroupns):
     for i, m in enumerate(entries):
         where = "mounts[%d]" % i
         destination = mnt.container_path(where + ".destination", m.destination or "")
+        if destination == "/":
+            raise invalid(where + ".destination", "must not be / (a mount there would cover "
+                          "the root filesystem)")
         options = mnt.Options(m.options)
         for word in options.ignored:
             warn("config.json: %s.options: %r is not supported, ignored" % (where, word))
