@@ -133,11 +133,6 @@ def _get(doc, *keys):
     return doc
 
 
-def _mounts(doc):
-    mounts = doc.get("mounts")
-    return [m for m in mounts if isinstance(m, dict)] if isinstance(mounts, list) else []
-
-
 def _path(case, *prefix):
     return case.path[:len(prefix)] == prefix
 
@@ -182,25 +177,6 @@ def _no_mount_ns(case, doc, runc, ours):
             and ours.accepted and "without a private MNT namespace" in runc.message)
 
 
-def _no_proc(case, doc, runc, ours):
-    return (not any(m.get("destination") == "/proc" for m in _mounts(doc))
-            and not runc.accepted and ours.accepted)
-
-
-def _mount_over_root(case, doc, runc, ours):
-    return (any(m.get("destination") == "/" for m in _mounts(doc))
-            and not runc.accepted and ours.accepted)
-
-
-def _no_deny_all(case, doc, runc, ours):
-    rules = _get(doc, "linux", "resources", "devices")
-    deny_all = isinstance(rules, list) and any(
-        isinstance(r, dict) and r.get("allow") is False and not ({"type", "major", "minor"} & set(r))
-        for r in rules)
-    return (not deny_all and runc.accepted
-            and ours.message.startswith("pyrunc: create device /dev/") and not ours.accepted)
-
-
 CLASSES = [
     # (key, kind, predicate(case, mutated doc, runc's outcome, pyrunc's outcome))
     ("null", "explained", _null),
@@ -210,9 +186,6 @@ CLASSES = [
     ("device-access", "explained", _device_access),
     ("path-lookup", "explained", _path_lookup),
     ("no-mount-namespace", "explained", _no_mount_ns),
-    ("no-proc", "defect", _no_proc),
-    ("mount-over-root", "defect", _mount_over_root),
-    ("no-deny-all", "defect", _no_deny_all),
 ]
 
 
@@ -314,6 +287,16 @@ def test_a_difference_outside_the_classes_is_unexplained(base):
     assert classify(uid, uid.apply(base), Outcome(True, ""), Outcome(False, "pyrunc: x")) is None
     null = Case(("hostname",), "replace", None)
     assert classify(null, null.apply(base), Outcome(False, "runc: x"), Outcome(True, "")) is None
+    # the fixed defects are no longer allowed: no proc mount, a mount over /, no deny-all rule
+    no_proc = Case(("mounts", 0), "delete")
+    assert classify(no_proc, no_proc.apply(base), Outcome(False, "runc: x"),
+                    Outcome(True, "")) is None
+    over_root = Case(("mounts", 0, "destination"), "replace", "/")
+    assert classify(over_root, over_root.apply(base), Outcome(False, "runc: x"),
+                    Outcome(True, "")) is None
+    no_rules = Case(("linux", "resources", "devices"), "replace", [])
+    assert classify(no_rules, no_rules.apply(base), Outcome(True, ""), Outcome(
+        False, "pyrunc: create device /dev/null: operation not permitted")) is None
     # and the ones the classes are for are recognised
     assert classify(null, null.apply(base), Outcome(True, ""), Outcome(
         False, "pyrunc: config.json: hostname: must be a string")) == "null"
