@@ -114,18 +114,20 @@ def to_plan(spec: Spec, bundle: str, container_id: str, *, cgroup_manager: Any =
     return plan
 
 
-def cgroup_resources(spec: Any) -> Any:
+def cgroup_resources(spec: Any) -> dict[str, Any]:
     """``linux.resources`` for the cgroup manager, with runc's default device rules appended
-    to the spec's device rules (nothing is appended when the spec has no ``devices``). An empty
-    array is rules too: deny-all, which the defaults follow, as runc reads it."""
+    to the spec's device rules, as runc does in every case: the device cgroup starts from
+    deny-all, then the spec's rules (none when ``linux.resources`` or its ``devices`` is absent
+    or empty), then the defaults. ``linux.devices`` entries get no rule of their own (runc
+    gives none: /dev/fuse stays denied); one at a default's path drops that default's rule."""
     linux = spec.linux
     resources = dict(linux.resources or {}) if linux is not None else {}
     rules = resources.get("devices")
-    if isinstance(rules, list):
-        replaced = {d.path for d in linux.devices}
-        resources["devices"] = list(rules) + [dict(rule) for rule, path in devs.DEFAULT_RULES
-                                              if path not in replaced]
-    return resources or None
+    if rules is None or isinstance(rules, list):
+        replaced = {d.path for d in linux.devices} if linux is not None else set()
+        resources["devices"] = list(rules or []) + [
+            dict(rule) for rule, path in devs.DEFAULT_RULES if path not in replaced]
+    return resources
 
 
 def hooks_of(hooks: Hooks | None, kind: str) -> Any:
