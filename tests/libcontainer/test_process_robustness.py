@@ -259,8 +259,10 @@ def test_specconv_names_the_keyring_after_the_container(tmp_path, busybox_rootfs
     from pyrunc.libcontainer.configs import load
     bundle = tmp_path / "bundle"
     bundle.mkdir()
-    os.symlink(busybox_rootfs, bundle / "rootfs")
     spec = runtime_spec.example_spec(args=["true"])
+    # the shared rootfs by its real path: a symlink to it as bundle/rootfs is refused, as runc
+    # refuses it ("invalid rootfs: not an absolute path, or a symlink")
+    spec["root"]["path"] = os.path.realpath(busybox_rootfs)
     spec["mounts"] = [m for m in spec["mounts"] if m["type"] != "cgroup"]
     runtime_spec.write_spec(str(bundle), spec)
     spec = load(str(bundle))
