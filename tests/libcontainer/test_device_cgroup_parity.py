@@ -171,3 +171,36 @@ def test_cgroup_v2_gets_a_device_program_in_every_case(name, tmp_path):
     assert any(r.allow and (r.type, r.major, r.minor) == ("c", 1, 3) for r in rules)
     if name != "allow-all-deny-disk":
         assert not any(r.allow and r.type == "a" for r in rules)
+
+
+@pytest.mark.peer
+def test_update_leaves_the_device_rules_as_runc_does(make_bundle, pyrunc_bin, tmp_path):
+    """``update --resources`` with an allow-all device rule: runc ignores ``devices`` (the
+    pids limit in the same file is set), so the cgroup keeps the config's rules."""
+    runc = need("runc")
+    mount = _v1_devices_mount()
+    if mount is None:
+        pytest.skip("this host has no cgroup v1 devices controller (devices.list)")
+    update = tmp_path / "resources.json"
+    update.write_text('{"devices": [{"allow": true, "access": "rwm"}], "pids": {"limit": 500}}')
+    lists = {}
+    for tool, binary in (("runc", runc), ("pyrunc", pyrunc_bin)):
+        cgroup = unique_id("devupdate")
+        bundle = _bundle(make_bundle, ["sleep", "60"], _no_resources, cgroup)
+        root = str(tmp_path / ("state-" + tool))
+        cid = unique_id(tool)
+        try:
+            r = _run(binary, root, "create", "--bundle", bundle, cid)
+            assert r.returncode == 0, (tool, r.stderr)
+            r = _run(binary, root, "update", "--resources", str(update), cid)
+            assert r.returncode == 0, (tool, r.stderr)
+            with open(os.path.join(mount, cgroup, "devices.list")) as f:
+                lists[tool] = sorted(f.read().splitlines())
+            pids = os.path.join(os.path.dirname(mount), "pids", cgroup, "pids.max")
+            if os.path.exists(pids):
+                with open(pids) as f:
+                    assert f.read().strip() == "500", tool
+        finally:
+            _run(binary, root, "delete", "--force", cid)
+    assert "a *:* rwm" not in lists["runc"], lists["runc"]
+    assert lists["pyrunc"] == lists["runc"]

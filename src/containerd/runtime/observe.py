@@ -94,6 +94,9 @@ def update(container: Any, values: Any) -> None:
         res = resources_from_file(values["resources"])
         if not isinstance(res, dict):
             raise InvalidArgument("update: --resources: must be a JSON object")
+        # runc update ignores "devices": the device cgroup stays the config's (deny-all, its
+        # rules, runc's defaults); applied here, an allow-all rule would open every device
+        res = {k: v for k, v in res.items() if k != "devices"}
     else:
         res = resources_from_flags(values)
     if container.status == "stopped":
