@@ -10,8 +10,9 @@ if sys.argv[1] == "set":
 r, w = os.pipe()
 child = os.fork()
 if child == 0:
+    me = os.getpid()                 # in the child, fork returned 0, not this pid
     if os.fork() == 0:
-        while os.getppid() == child:   # until its parent has exited
+        while os.getppid() == me:      # until its parent has exited
             time.sleep(0.01)
         os.write(w, b"%d" % os.getppid())
         os._exit(0)
