@@ -137,9 +137,9 @@ class Factory:
     def _prepare(self, container_id, bundle, **plan_options):
         """What create and restore check before they make anything: (spec, manager, plan,
         base state, resources, runtime hooks, the "creating" state)."""
-        from pyrunc.libcontainer import cgroups, configs, hooks, specconv
+        from pyrunc.libcontainer import cgroups, ocispec, hooks, specconv
         bundle = os.path.abspath(bundle)
-        spec = configs.load(bundle)
+        spec = ocispec.load(bundle)
         manager = cgroups.new_manager(spec.linux.cgroups_path if spec.linux else None,
                                       container_id, systemd=self.systemd_cgroup)
         base = {"ociVersion": spec.oci_version, "id": container_id, "bundle": bundle,
@@ -481,11 +481,11 @@ class Container:
         """
         if preserve_fds < 0:
             raise InvalidArgument("--preserve-fds: must not be negative")
-        from pyrunc.libcontainer import configs, process as native
-        from pyrunc.libcontainer.configs.fields import ConfigError, Invalid
+        from pyrunc.libcontainer import ocispec, process as native
+        from pyrunc.libcontainer.ocispec.fields import ConfigError, Invalid
         from pyrunc.libcontainer.specconv import process as specproc
         try:
-            proc = configs.Process.decode(process, json_path)
+            proc = ocispec.Process.decode(process, json_path)
         except Invalid as e:
             raise ConfigError(source, e.path, e.reason) from None
         with self._sd.lock():
@@ -545,13 +545,13 @@ class Container:
 
     def _exec_plan(self, proc, at):
         """The Plan of an exec'd process: the container's namespaces and seccomp filter, the
-        rest from ``proc`` (a ``configs.Process``)."""
-        from pyrunc.libcontainer import configs
+        rest from ``proc`` (a ``ocispec.Process``)."""
+        from pyrunc.libcontainer import ocispec
         from pyrunc.libcontainer.namespaces import NAMESPACES
         from pyrunc.libcontainer.plan import Namespace, Plan
         from pyrunc.libcontainer.specconv import process as specproc
         st = self._state
-        spec = configs.from_dict(st["config"])
+        spec = ocispec.from_dict(st["config"])
         plan = Plan(container_id=self.id, bundle=st["bundle"], rootfs=st["rootfs"],
                     session_keyring=st.get("session_keyring"))
         plan.namespaces = [Namespace(NAMESPACES[ns.type]) for ns in spec.linux.namespaces]

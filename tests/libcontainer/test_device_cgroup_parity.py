@@ -15,7 +15,7 @@ import tempfile
 import pytest
 
 from support import need, unique_id
-from pyrunc.libcontainer import configs, specconv
+from pyrunc.libcontainer import ocispec, specconv
 from pyrunc.containerd.runtime import spec as runtime_spec
 
 pytestmark = pytest.mark.usefixtures("private_mount_ns")
@@ -163,7 +163,7 @@ def test_cgroup_v2_gets_a_device_program_in_every_case(name, tmp_path):
     CONFIGS[name](spec)
     bundle = tmp_path / "bundle"
     (bundle / "rootfs").mkdir(parents=True)
-    resources = specconv.cgroup_resources(configs.from_dict(spec))
+    resources = specconv.cgroup_resources(ocispec.from_dict(spec))
     programs = [rules for _, file, rules, _ in v2.planned_writes(resources)
                 if file == v2.DEVICE_PROGRAM]
     assert len(programs) == 1

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from pyrunc.errors import InvalidArgument, NotFound, PyruncError, Unavailable
 from pyrunc.containerd.runtime import spec as runtime_spec
-from pyrunc.libcontainer.configs import fields as F
-from pyrunc.libcontainer.configs import spec as S
+from pyrunc.libcontainer.ocispec import fields as F
+from pyrunc.libcontainer.ocispec import spec as S
 
 from support import unique_id
 

@@ -256,7 +256,7 @@ def test_without_a_session_keyring_the_callers_is_kept(rootfs):
 def test_specconv_names_the_keyring_after_the_container(tmp_path, busybox_rootfs):
     from pyrunc.containerd.runtime import spec as runtime_spec
     from pyrunc.libcontainer import specconv
-    from pyrunc.libcontainer.configs import load
+    from pyrunc.libcontainer.ocispec import load
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     spec = runtime_spec.example_spec(args=["true"])

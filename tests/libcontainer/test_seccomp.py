@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from pyrunc import errors
 from pyrunc.libcontainer import seccomp
-from pyrunc.libcontainer.configs import spec as model
+from pyrunc.libcontainer.ocispec import spec as model
 from pyrunc.libcontainer.seccomp import enosys
 
 from pyrunc._seccomp import lib  # noqa: E402 - a missing native module is a failure, not a skip

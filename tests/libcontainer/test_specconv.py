@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from pyrunc import errors
 from pyrunc.containerd.runtime import spec as runtime_spec
-from pyrunc.libcontainer import configs, specconv
+from pyrunc.libcontainer import ocispec, specconv
 from pyrunc.libcontainer.plan import MountStep, Namespace
 
 # Kernel values (include/uapi/linux/mount.h, sched.h), written out independently of the code.
@@ -37,7 +37,7 @@ def example(**process):
 
 
 def plan_of(bundle, spec, **kw):
-    return specconv.to_plan(configs.from_dict(spec), bundle, "c1", **kw)
+    return specconv.to_plan(ocispec.from_dict(spec), bundle, "c1", **kw)
 
 
 def mount_with(bundle, options, type="tmpfs", source="tmpfs", destination="/mnt"):
@@ -514,7 +514,7 @@ def test_rootfs_propagation(bundle):
     # the recursive forms runc accepts and Docker writes, through the schema as well
     for word in ("rslave", "rshared", "rprivate", "runbindable"):
         spec["linux"]["rootfsPropagation"] = word
-        assert configs.validate_schema(spec) == []
+        assert ocispec.validate_schema(spec) == []
         assert plan_of(bundle, spec).rootfs_propagation == \
             MS[word[1:].upper()] | MS["REC"]
 
@@ -706,7 +706,7 @@ def random_specs(draw):
 @given(doc=random_specs(), no_pivot=st.booleans())
 def test_random_configs_become_a_plan_or_a_clear_error(bundle, doc, no_pivot):
     try:
-        plan = specconv.to_plan(configs.from_dict(doc), bundle, "c1", no_pivot=no_pivot)
+        plan = specconv.to_plan(ocispec.from_dict(doc), bundle, "c1", no_pivot=no_pivot)
     except errors.PyruncError as e:
         message = str(e)
         assert message and "\n" not in message
@@ -740,6 +740,6 @@ def test_any_json_in_a_section_is_a_plan_or_a_clear_error(bundle, section, value
         parent = parent.setdefault(key, {})
     parent[section[-1]] = value
     try:
-        specconv.to_plan(configs.from_dict(doc), bundle, "c1")
+        specconv.to_plan(ocispec.from_dict(doc), bundle, "c1")
     except errors.PyruncError as e:
         assert isinstance(e, errors.CATEGORIES) and str(e) and "\n" not in str(e)

@@ -81,7 +81,7 @@ def run(ctx: Any, flags: Any, args: Any, preserve_fds: Any) -> Any:
 
 
 def _read_process_file(path):
-    from pyrunc.libcontainer.configs.load import decode, read_limited
+    from pyrunc.libcontainer.ocispec.load import decode, read_limited
     try:
         data = read_limited(path, "process.json")
     except FileNotFoundError:

@@ -71,9 +71,9 @@ def resources_from_file(path: Any) -> Any:
     """The ``linux.resources`` object of ``path`` (``-``: stdin), read and checked as
     config.json's is (size, depth, NUL, the model's types and ranges): one-line
     InvalidArgument errors naming the JSON path."""
-    from pyrunc.libcontainer.configs.fields import ConfigError, Invalid, Raw
-    from pyrunc.libcontainer.configs.load import MAX_BYTES, decode, read_limited
-    from pyrunc.libcontainer.configs.spec import Resources
+    from pyrunc.libcontainer.ocispec.fields import ConfigError, Invalid, Raw
+    from pyrunc.libcontainer.ocispec.load import MAX_BYTES, decode, read_limited
+    from pyrunc.libcontainer.ocispec.spec import Resources
     source = "update: --resources %s" % path
     try:
         if path == "-":

@@ -334,7 +334,7 @@ def syscall_names(arch: str | None = None, upto: int = 1024) -> list[str]:
 
 def features() -> dict[str, Any]:
     """The ``linux.seccomp`` part of ``pyrunc features`` (runc's shape), for this host."""
-    from pyrunc.libcontainer.configs.spec import SECCOMP_ACTIONS, SECCOMP_ARCHES
+    from pyrunc.libcontainer.ocispec.spec import SECCOMP_ACTIONS, SECCOMP_ARCHES
     lib = _native().lib
     archs = [a for a in SECCOMP_ARCHES
              if lib.seccomp_arch_resolve_name(a[len("SCMP_ARCH_"):].lower().encode())]

@@ -1,4 +1,4 @@
-"""specconv: a runtime config (``configs.Spec``) -> the execution ``Plan`` the native core runs.
+"""specconv: a runtime config (``ocispec.Spec``) -> the execution ``Plan`` the native core runs.
 
 Everything is decided and checked here, before anything is created: a bad config fails with one
 line naming the JSON path and the reason (``config.json: process.rlimits[1].type: unknown rlimit
@@ -21,7 +21,7 @@ from pyrunc.libcontainer.specconv import process as proc
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-    from pyrunc.libcontainer.configs.spec import Hooks, Spec
+    from pyrunc.libcontainer.ocispec.spec import Hooks, Spec
 
 
 HOOK_KINDS = ("prestart", "create_runtime", "create_container", "start_container", "poststart",

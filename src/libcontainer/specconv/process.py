@@ -17,7 +17,7 @@ from pyrunc.libcontainer.rlimits import RLIMITS
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-    from pyrunc.libcontainer.configs.spec import Process
+    from pyrunc.libcontainer.ocispec.spec import Process
     from pyrunc.libcontainer.plan import Plan
 
 # sched_setattr(2) policies and flags (include/uapi/linux/sched.h); SCHED_ISO is reserved, not
@@ -58,7 +58,7 @@ IN_CONFIG = At("config.json", "process")
 
 
 def convert(plan: Plan, process: Process, home_root: str, at: Any = IN_CONFIG) -> None:
-    """Set ``plan``'s process fields from ``process`` (a ``configs.Process``).
+    """Set ``plan``'s process fields from ``process`` (a ``ocispec.Process``).
 
     ``home_root`` is the host path of the container's root, where /etc/passwd gives HOME when
     ``env`` has none.

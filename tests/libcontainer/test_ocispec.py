@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from pyrunc import errors
 from pyrunc.containerd.runtime import spec as runtime_spec
-from pyrunc.libcontainer import configs
-from pyrunc.libcontainer.configs import fields
+from pyrunc.libcontainer import ocispec
+from pyrunc.libcontainer.ocispec import fields
 
 
 def full_doc():
@@ -50,7 +50,7 @@ def full_doc():
 
 
 def test_every_key_is_a_snake_case_attribute():
-    spec = configs.from_dict(full_doc())
+    spec = ocispec.from_dict(full_doc())
     assert spec.oci_version == "1.2.0"
     assert spec.root.path == "rootfs" and spec.root.readonly is True
     assert spec.mounts[0].destination == "/proc" and spec.mounts[0].type == "proc"
@@ -86,7 +86,7 @@ def test_every_key_is_a_snake_case_attribute():
 
 def test_raw_sections_stay_dicts_and_raw_is_the_document():
     doc = full_doc()
-    spec = configs.from_dict(doc)
+    spec = ocispec.from_dict(doc)
     assert spec.raw is doc
     assert spec.linux.resources is doc["linux"]["resources"]
     assert spec.linux.seccomp["syscalls"][0]["names"] == ["mkdir"]
@@ -95,11 +95,11 @@ def test_raw_sections_stay_dicts_and_raw_is_the_document():
 
 
 def test_absent_values():
-    spec = configs.from_dict({"ociVersion": "1.0.0"})
+    spec = ocispec.from_dict({"ociVersion": "1.0.0"})
     assert spec.root is None and spec.process is None and spec.linux is None
     assert spec.hooks is None and spec.hostname is None
     assert spec.mounts == [] and spec.annotations == {}
-    spec = configs.from_dict({"ociVersion": "1.0.0", "process": {"cwd": "/", "args": ["x"],
+    spec = ocispec.from_dict({"ociVersion": "1.0.0", "process": {"cwd": "/", "args": ["x"],
                                                                  "user": {"uid": 1, "gid": 2}},
                               "linux": {}})
     assert spec.process.terminal is False and spec.process.env == []
@@ -113,14 +113,14 @@ def test_absent_values():
                                      "0.5.0", "anything"])
 def test_oci_versions_runc_accepts(version):
     # runc 1.1 reads ociVersion as an opaque string and never compares it.
-    assert configs.from_dict(dict(full_doc(), ociVersion=version)).oci_version == version
+    assert ocispec.from_dict(dict(full_doc(), ociVersion=version)).oci_version == version
 
 
 def _error(doc):
     with pytest.raises(errors.InvalidArgument) as e:
-        configs.from_dict(doc)
+        ocispec.from_dict(doc)
     assert "\n" not in str(e.value)
-    assert not configs.validate_schema(doc) == []
+    assert not ocispec.validate_schema(doc) == []
     return str(e.value)
 
 
@@ -166,9 +166,9 @@ def test_top_level_must_be_an_object():
 def test_integral_floats_count_as_integers():
     doc = full_doc()
     doc["process"]["user"]["uid"] = 7.0
-    spec = configs.from_dict(doc)
+    spec = ocispec.from_dict(doc)
     assert spec.process.user.uid == 7 and type(spec.process.user.uid) is int
-    assert configs.validate_schema(doc) == []
+    assert ocispec.validate_schema(doc) == []
     doc["process"]["user"]["uid"] = 7.5
     assert _error(doc) == "config.json: process.user.uid: must be an integer"
 
@@ -177,7 +177,7 @@ def test_integral_floats_in_raw_sections_become_ints():
     doc = full_doc()
     doc["linux"]["seccomp"]["syscalls"][0]["errnoRet"] = 1.0
     doc["linux"]["resources"]["pids"]["limit"] = 100.0
-    spec = configs.from_dict(doc)
+    spec = ocispec.from_dict(doc)
     assert type(spec.linux.seccomp["syscalls"][0]["errnoRet"]) is int
     assert spec.linux.resources["pids"] == {"limit": 100}
     assert type(spec.linux.resources["pids"]["limit"]) is int
@@ -188,19 +188,19 @@ def test_unknown_keys_are_ignored():
     doc = full_doc()
     doc["windows"] = {"layerFolders": []}
     doc["process"]["x-extension"] = 1
-    assert configs.from_dict(doc).process.args == ["sh", "-c", "true"]
-    assert configs.validate_schema(doc) == []
+    assert ocispec.from_dict(doc).process.args == ["sh", "-c", "true"]
+    assert ocispec.validate_schema(doc) == []
 
 
 def test_load_reads_the_bundle(tmp_path):
     runtime_spec.write_spec(str(tmp_path), full_doc())
-    spec = configs.load(str(tmp_path))
+    spec = ocispec.load(str(tmp_path))
     assert spec.process.args == ["sh", "-c", "true"] and spec.raw == full_doc()
 
 
 def test_load_without_config_is_not_found(tmp_path):
     with pytest.raises(errors.NotFound) as e:
-        configs.load(str(tmp_path))
+        ocispec.load(str(tmp_path))
     assert str(e.value) == "config.json: not found in bundle %s" % tmp_path
 
 
@@ -216,24 +216,24 @@ def test_invalid_json(tmp_path, text, message):
     path = tmp_path / "config.json"
     (path.write_bytes if isinstance(text, bytes) else path.write_text)(text)
     with pytest.raises(errors.InvalidArgument) as e:
-        configs.load(str(tmp_path))
+        ocispec.load(str(tmp_path))
     assert str(e.value).startswith(message)
 
 
 def test_spec_equality_and_repr():
-    a = configs.from_dict(full_doc())
-    b = configs.from_dict(copy.deepcopy(full_doc()))
+    a = ocispec.from_dict(full_doc())
+    b = ocispec.from_dict(copy.deepcopy(full_doc()))
     assert a == b
     b.process.user.uid = 5
     assert a != b
     assert "uid=5" in repr(b.process.user)
-    assert configs.User(uid=1, gid=2).additional_gids == []
+    assert ocispec.User(uid=1, gid=2).additional_gids == []
 
 
 def test_import_is_cheap_and_skips_jsonschema():
-    code = ("import sys; from pyrunc.libcontainer import configs;"
+    code = ("import sys; from pyrunc.libcontainer import ocispec;"
             "from pyrunc.containerd.runtime.spec import example_spec;"
-            "configs.from_dict(example_spec());"
+            "ocispec.from_dict(example_spec());"
             "bad = [m for m in ('jsonschema', 'requests', 'pyroute2', 'dataclasses',"
             " 'pyrunc._seccomp', 'pyrunc.libcontainer.seccomp') if m in sys.modules];"
             "print(bad)")
@@ -246,9 +246,9 @@ def test_import_is_cheap_and_skips_jsonschema():
 def test_peer_generated_specs_load_and_validate(tmp_path, tool, args):
     from support import need
     subprocess.run([need(tool)] + args, cwd=str(tmp_path), check=True)
-    spec = configs.load(str(tmp_path))
+    spec = ocispec.load(str(tmp_path))
     assert spec.process.args == ["sh"] and spec.root.path == "rootfs"
-    assert configs.validate_schema(spec.raw) == []
+    assert ocispec.validate_schema(spec.raw) == []
 
 
 @pytest.mark.peer
@@ -264,15 +264,15 @@ def test_umoci_unpacked_bundle_loads(tmp_path):
     run("config", "--image", layout + ":t", "--config.env", "FOO=bar", "--config.user",
         "1000:1000", "--config.workingdir", "/srv", "--config.cmd", "sh")
     run("unpack", "--rootless", "--image", layout + ":t", str(tmp_path / "bundle"))
-    spec = configs.load(str(tmp_path / "bundle"))
+    spec = ocispec.load(str(tmp_path / "bundle"))
     assert (spec.process.user.uid, spec.process.user.gid) == (1000, 1000)
     assert spec.process.cwd == "/srv" and "FOO=bar" in spec.process.env
-    assert configs.validate_schema(spec.raw) == []
+    assert ocispec.validate_schema(spec.raw) == []
 
 
 def test_check_command(tmp_path):
     def check():
-        return subprocess.run([sys.executable, "-m", "pyrunc.libcontainer.configs",
+        return subprocess.run([sys.executable, "-m", "pyrunc.libcontainer.ocispec",
                                str(tmp_path)], capture_output=True, text=True)
     r = check()
     assert r.returncode == 3 and "config.json: not found in bundle" in r.stderr
@@ -296,7 +296,7 @@ def test_check_command(tmp_path):
 
 def patterned_kinds():
     """(model, key, Str kind) for every string field with a pattern."""
-    out, todo = [], [configs.Spec]
+    out, todo = [], [ocispec.Spec]
     seen = set()
     while todo:
         model = todo.pop()

@@ -1,4 +1,4 @@
-"""``python -m pyrunc.libcontainer.configs BUNDLE``: check a bundle's config.json.
+"""``python -m pyrunc.libcontainer.ocispec BUNDLE``: check a bundle's config.json.
 
 Loads it as ``pyrunc create`` does, then lists every JSON Schema error (the loader stops at the
 first). Exit status 0 when valid, 2 when not (InvalidArgument), 3 without a config (NotFound).
@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 
 from pyrunc.errors import PyruncError
-from pyrunc.libcontainer import configs
+from pyrunc.libcontainer import ocispec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,19 +18,19 @@ if TYPE_CHECKING:
 def main(argv: Any = None) -> Any:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1 or argv[0].startswith("-"):
-        sys.stderr.write("usage: python -m pyrunc.libcontainer.configs BUNDLE\n")
+        sys.stderr.write("usage: python -m pyrunc.libcontainer.ocispec BUNDLE\n")
         return 2
     try:
-        spec = configs.load(argv[0])
+        spec = ocispec.load(argv[0])
     except PyruncError as e:
         sys.stderr.write("%s\n" % e)
-        if isinstance(e, configs.ConfigError) and not e.reason.startswith("invalid JSON"):
+        if isinstance(e, ocispec.ConfigError) and not e.reason.startswith("invalid JSON"):
             import json
             import os
-            with open(os.path.join(argv[0], configs.CONFIG_FILE), "rb") as f:
+            with open(os.path.join(argv[0], ocispec.CONFIG_FILE), "rb") as f:
                 doc = json.load(f)
-            for line in configs.validate_schema(doc):
-                sys.stderr.write("%s: %s\n" % (configs.CONFIG_FILE, line))
+            for line in ocispec.validate_schema(doc):
+                sys.stderr.write("%s: %s\n" % (ocispec.CONFIG_FILE, line))
         return e.exit_code
     sys.stdout.write("config.json: valid (ociVersion %s)\n" % spec.oci_version)
     return 0

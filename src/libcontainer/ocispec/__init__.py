@@ -1,9 +1,9 @@
 """The OCI runtime configuration: a typed model of ``config.json`` (runtime-spec 1.0 to 1.2).
 
-    from pyrunc.libcontainer import configs
-    spec = configs.load(bundle_dir)                     # bundle/config.json -> Spec
-    spec = configs.from_dict(doc, source="config.json")
-    errors = configs.validate_schema(doc)               # JSON Schema validation (jsonschema)
+    from pyrunc.libcontainer import ocispec
+    spec = ocispec.load(bundle_dir)                     # bundle/config.json -> Spec
+    spec = ocispec.from_dict(doc, source="config.json")
+    errors = ocispec.validate_schema(doc)               # JSON Schema validation (jsonschema)
 
 Every JSON key is an attribute in snake_case (``spec.process.user.additional_gids``,
 ``spec.linux.uid_mappings[0].container_id``, ``spec.hooks.create_runtime[0].path``). Absent
@@ -24,16 +24,16 @@ both differ from runc 1.1 (which decodes into Go structs and checks little), on 
   namespace types, seccomp actions, ...), where runc fails later or passes them on.
 * NUL is refused in every string that reaches C (all but ``ociVersion`` and annotations), and
   lone surrogates everywhere (the schema cannot express that one); a document above 8 MiB or
-  nested deeper than 100 levels is refused (``configs.load``).
+  nested deeper than 100 levels is refused (``ocispec.load``).
 * Unknown keys are ignored, as in runc.
 
-    python -m pyrunc.libcontainer.configs BUNDLE     # load, then list every schema error
+    python -m pyrunc.libcontainer.ocispec BUNDLE     # load, then list every schema error
 """
 from __future__ import annotations
 
-from pyrunc.libcontainer.configs.fields import ConfigError, snake_case
-from pyrunc.libcontainer.configs.load import CONFIG_FILE, from_dict, from_json, load
-from pyrunc.libcontainer.configs.spec import (
+from pyrunc.libcontainer.ocispec.fields import ConfigError, snake_case
+from pyrunc.libcontainer.ocispec.load import CONFIG_FILE, from_dict, from_json, load
+from pyrunc.libcontainer.ocispec.spec import (
     Capabilities, ConsoleSize, CPUAffinity, Device, Hook, Hooks, IDMapping, IOPriority, Linux,
     Mount, Namespace, NetDevice, Process, Rlimit, Root, Scheduler, Spec, TimeOffset, User)
 
@@ -47,7 +47,7 @@ def validate_schema(doc: Any) -> Any:
 
     Imports jsonschema (slow), so it is for tools and tests, not for ``pyrunc create``.
     """
-    from pyrunc.libcontainer.configs.schema import validate
+    from pyrunc.libcontainer.ocispec.schema import validate
     return validate(doc)
 
 

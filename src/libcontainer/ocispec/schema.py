@@ -1,10 +1,10 @@
 """The JSON Schema of ``config.json`` and validation against it with jsonschema.
 
 The schema file (``libcontainer/schema/config-schema.json``, draft 2020-12) is rendered from the
-model's declarations in ``configs.spec``, which follow the runtime spec's text; regenerate it after
+model's declarations in ``ocispec.spec``, which follow the runtime spec's text; regenerate it after
 changing them with
 
-    python -m pyrunc.libcontainer.configs.schema --write
+    python -m pyrunc.libcontainer.ocispec.schema --write
 
 jsonschema is imported only when ``validate`` runs.
 """
@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-from pyrunc.libcontainer.configs.spec import Spec
+from pyrunc.libcontainer.ocispec.spec import Spec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

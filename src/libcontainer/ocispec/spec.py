@@ -7,7 +7,7 @@ the JSON dicts they were (the cgroup managers and the seccomp compiler read them
 
 Keys the spec does not define are ignored, as runc ignores them (the spec allows extensions).
 """
-from pyrunc.libcontainer.configs.fields import (
+from pyrunc.libcontainer.ocispec.fields import (
     BOOL, INT32, INT64, STRING, TEXT, UINT16, UINT32, UINT64, Array, Int, Map, Model, Object,
     Raw, Str, line_end, made_of)
 

@@ -1,7 +1,7 @@
 """Reading ``config.json``: JSON decoding and the model's own checks, with one-line errors.
 
 This is the hot path of ``pyrunc create``: it imports neither jsonschema nor anything heavy.
-The checks are the JSON Schema's (``configs.schema`` renders both from one set of declarations).
+The checks are the JSON Schema's (``ocispec.schema`` renders both from one set of declarations).
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import os
 
 from pyrunc.errors import NotFound, SystemFailure
 from pyrunc.libcontainer import jsoncodec
-from pyrunc.libcontainer.configs.fields import ConfigError, Invalid
-from pyrunc.libcontainer.configs.spec import Spec
+from pyrunc.libcontainer.ocispec.fields import ConfigError, Invalid
+from pyrunc.libcontainer.ocispec.spec import Spec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pyrunc import errors
-from pyrunc.libcontainer import configs
-from pyrunc.libcontainer.configs import fields, schema
-from pyrunc.libcontainer.configs.spec import Spec
+from pyrunc.libcontainer import ocispec
+from pyrunc.libcontainer.ocispec import fields, schema
+from pyrunc.libcontainer.ocispec.spec import Spec
 
 SETTINGS = settings(max_examples=int(os.environ.get("PYRUNC_HYPOTHESIS_EXAMPLES", 150)),
                     deadline=None,
@@ -107,7 +107,7 @@ def documents(draw):
 
 def loader_error(doc):
     try:
-        configs.from_dict(doc)
+        ocispec.from_dict(doc)
     except errors.InvalidArgument as e:
         assert e.source == "config.json"
         return e
@@ -133,7 +133,7 @@ def within(inner, outer):
 @given(documents())
 def test_loader_accepts_exactly_what_the_schema_accepts(doc):
     error = loader_error(doc)
-    problems = configs.validate_schema(doc)
+    problems = ocispec.validate_schema(doc)
     if error is None:
         assert problems == [], problems
     else:
@@ -145,10 +145,10 @@ def test_loader_accepts_exactly_what_the_schema_accepts(doc):
 @SETTINGS
 @given(model(Spec))
 def test_valid_documents_load_and_round_trip(doc):
-    spec = configs.from_dict(doc)
+    spec = ocispec.from_dict(doc)
     assert spec.raw is doc
-    assert configs.validate_schema(doc) == []
-    assert configs.from_dict(json.loads(json.dumps(doc))) == spec
+    assert ocispec.validate_schema(doc) == []
+    assert ocispec.from_dict(json.loads(json.dumps(doc))) == spec
 
 
 @SETTINGS
@@ -157,7 +157,7 @@ def test_random_documents_fail_cleanly(doc):
     # The OCI runtime spec: the configuration is an object and ociVersion is REQUIRED; the
     # random objects here have keys of at most 4 characters, so every document is refused.
     with pytest.raises(errors.InvalidArgument) as e:
-        configs.from_dict(doc)
+        ocispec.from_dict(doc)
     if not isinstance(doc, dict):
         assert str(e.value) == "config.json: must be an object"
     elif not doc:
@@ -186,7 +186,7 @@ def _stdlib_json(data):
 def test_random_bytes_fail_cleanly(data):
     doc, reason = _stdlib_json(data)
     with pytest.raises(errors.InvalidArgument) as e:
-        configs.from_json(data)
+        ocispec.from_json(data)
     message = str(e.value)
     assert "\n" not in message and message.startswith("config.json: ")
     if reason is not None:      # either reason may come first (b"\0\x80": both hold)
@@ -209,7 +209,7 @@ def test_schema_is_a_valid_draft_2020_12_schema():
 
 
 def test_schema_check_command():
-    subprocess.run([sys.executable, "-m", "pyrunc.libcontainer.configs.schema", "--check"],
+    subprocess.run([sys.executable, "-m", "pyrunc.libcontainer.ocispec.schema", "--check"],
                    check=True)
 
 

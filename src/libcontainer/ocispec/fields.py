@@ -3,7 +3,7 @@
 A model class lists its JSON keys and their kinds; the attribute of each key is its snake_case
 form (``additionalGids`` -> ``additional_gids``, ``containerID`` -> ``container_id``). Decoding a
 document walks the classes, so every check names the JSON path of the value it rejects. The same
-declarations also describe the JSON Schema (``configs.schema`` renders them), which keeps the
+declarations also describe the JSON Schema (``ocispec.schema`` renders them), which keeps the
 loader and ``validate_schema`` in step.
 
 Absent values: objects -> None, arrays -> [], maps -> {}, booleans -> False, other scalars -> None.
