@@ -63,3 +63,23 @@ def need_vm():
     if not os.path.exists("/usr/lib/qemu/virtiofsd"):
         pytest.skip("virtiofsd is not installed")
     return VM_RUNNER
+
+
+def go_json_text(data: bytes) -> str:
+    """Go's encoding/json on a byte string (what Docker's json-file keeps of output bytes): valid
+    UTF-8 kept, each other byte U+FFFD."""
+    out, i = [], 0
+    while i < len(data):
+        for n in (1, 2, 3, 4):
+            try:
+                ch = data[i:i + n].decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            if len(ch) == 1:
+                out.append(ch)
+                i += n
+                break
+        else:
+            out.append("\ufffd")
+            i += 1
+    return "".join(out)

@@ -9,26 +9,9 @@ from hypothesis import strategies as st
 from pyrunc.containerd.shim.client import runtime_message
 from pyrunc.containerd.tasks.events import EventLog
 
+from support import go_json_text
+
 from .conftest import new_id
-
-
-def go_json_text(data):
-    """What Docker's json-file keeps of output bytes: invalid UTF-8, byte by byte, is U+FFFD."""
-    out, i = [], 0
-    while i < len(data):
-        for n in (1, 2, 3, 4):
-            try:
-                ch = data[i:i + n].decode("utf-8")
-            except UnicodeDecodeError:
-                continue
-            if len(ch) == 1:
-                out.append(ch)
-                i += n
-                break
-        else:
-            out.append("\ufffd")
-            i += 1
-    return "".join(out)
 
 
 def test_any_output_line_is_logged_faithfully(manager, bundle):

@@ -20,6 +20,7 @@ import subprocess
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import go_json_text
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
@@ -72,25 +73,6 @@ def run(driver, args, items, timeout=30, **kw):
 
 
 # ---------------------------------------------------------------- JSON escaping
-
-def go_json_text(data: bytes) -> str:
-    """Go's encoding/json on a byte string: valid UTF-8 kept, each other byte U+FFFD."""
-    out, i = [], 0
-    while i < len(data):
-        for n in (1, 2, 3, 4):
-            try:
-                ch = data[i:i + n].decode("utf-8")
-            except UnicodeDecodeError:
-                continue
-            if len(ch) == 1:
-                out.append(ch)
-                i += n
-                break
-        else:
-            out.append("\ufffd")
-            i += 1
-    return "".join(out)
-
 
 def escaped(drivers, items):
     lines = run(drivers["escape"], [], items).split(b"\n")
