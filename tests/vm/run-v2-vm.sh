@@ -61,6 +61,8 @@ cleanup() {
   local p
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  # virtiofsd keeps a pid file per socket in /run/virtiofsd, named after the socket's path
+  rm -f "/run/virtiofsd/${work//\//.}".*.sock.pid
   rm -rf "$work"
 }
 trap cleanup EXIT
