@@ -27,6 +27,7 @@ import time
 import pytest
 
 from pyrunc.containerd.runtime.spec import DEFAULT_CAPS
+from pyrunc.libcontainer.capabilities import CAPABILITIES
 from support import need, unique_id
 
 from .conftest import Runtime
@@ -151,24 +152,15 @@ int main(int argc, char **argv)
 }
 """
 
-ALL_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-            "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-            "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-            "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-            "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-            "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-            "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-            "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND",
-            "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"]
 
 EROFS, EPERM, EACCES, ETXTBSY = 30, 1, 13, 26
 
 
 def host_caps():
-    """Every capability of ALL_CAPS (indexed by number) in our bounding set."""
+    """Every capability of CAPABILITIES (indexed by number) in our bounding set."""
     with open("/proc/self/status") as f:
         bnd = int(next(line for line in f if line.startswith("CapBnd:")).split()[1], 16)
-    return [name for bit, name in enumerate(ALL_CAPS) if bnd >> bit & 1]
+    return [name for bit, name in enumerate(CAPABILITIES) if bnd >> bit & 1]
 
 
 def sha256(path):
