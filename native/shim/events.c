@@ -9,10 +9,8 @@ void emit_event(const char *type, const char *extra)
 {
 	if (!opt.events)
 		return;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
 	char when[64];
-	rfc3339nano(&ts, when, sizeof(when));
+	rfc3339nano_now(when, sizeof(when));
 	struct buf b = {0};
 	buf_add(&b, "{\"time\":\"", 9);
 	buf_add(&b, when, strlen(when));

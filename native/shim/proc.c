@@ -25,10 +25,8 @@ static void emit_log_line(struct proc *p, struct stream *s, const char *data, si
 {
 	if (!p->has_log)
 		return;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
 	char when[64];
-	rfc3339nano(&ts, when, sizeof(when));
+	rfc3339nano_now(when, sizeof(when));
 	struct buf b = {0};
 	buf_add(&b, "{\"log\":\"", 8);
 	json_escape(&b, (const unsigned char *)data, n);

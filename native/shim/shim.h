@@ -53,6 +53,7 @@ void buf_free(struct buf *b);
 long long now_ms(void);
 /* RFC 3339 with nanoseconds, trailing zeros trimmed, UTC (Go's time.RFC3339Nano). */
 void rfc3339nano(const struct timespec *ts, char *out, size_t size);
+void rfc3339nano_now(char *out, size_t size);
 int write_all(int fd, const void *data, size_t n);
 /* Write a small file atomically (tmp + rename). */
 void write_file(const char *path, const char *text);

@@ -126,3 +126,10 @@ void one_line(char *s)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
 }
+
+void rfc3339nano_now(char *out, size_t size)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	rfc3339nano(&ts, out, size);
+}
