@@ -545,7 +545,7 @@ class Container:
 
     def _exec_plan(self, proc, at):
         """The Plan of an exec'd process: the container's namespaces and seccomp filter, the
-        rest from ``proc`` (a ``ocispec.Process``)."""
+        rest from ``proc`` (an ``ocispec.Process``)."""
         from pyrunc.libcontainer import ocispec
         from pyrunc.libcontainer.namespaces import NAMESPACES
         from pyrunc.libcontainer.plan import Namespace, Plan

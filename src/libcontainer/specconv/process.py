@@ -58,7 +58,7 @@ IN_CONFIG = At("config.json", "process")
 
 
 def convert(plan: Plan, process: Process, home_root: str, at: Any = IN_CONFIG) -> None:
-    """Set ``plan``'s process fields from ``process`` (a ``ocispec.Process``).
+    """Set ``plan``'s process fields from ``process`` (an ``ocispec.Process``).
 
     ``home_root`` is the host path of the container's root, where /etc/passwd gives HOME when
     ``env`` has none.
