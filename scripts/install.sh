@@ -19,7 +19,16 @@ done
 if [ -n "$missing" ]; then
     echo "install.sh: apt packages:$missing"
     apt-get update -qq
+    # No package may start a service here (docker.io would start dockerd, which rewrites the
+    # host's firewall): a policy-rc.d that denies every start, unless one is already there.
+    guard=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        guard=/usr/sbin/policy-rc.d
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    [ -z "$guard" ] || rm -f "$guard"
 fi
 
 # Debian's interpreter starts in about 10 ms; the pyrunc command is on engines' hot path.
