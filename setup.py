@@ -89,7 +89,7 @@ setup(
     setup_requires=["cffi>=1.15"],
     cffi_modules=cffi_modules(),
     install_requires=["cffi>=1.15", "pyroute2", "jsonschema", "requests", "zstandard"],
-    extras_require={"test": ["pytest", "hypothesis", "mypy"]},
+    extras_require={"test": ["pytest", "hypothesis", "mypy", "docker"]},
     cmdclass={"build_ext": BuildExtWithPrograms, "build_scripts": BuildScriptsWithLauncher},
     scripts=["bin/pyrunc-python"],  # run by the pyrunc command; not a console_scripts entry
     zip_safe=False,
