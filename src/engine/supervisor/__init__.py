@@ -1,0 +1,8 @@
+"""The supervisor: restart policies and health checks, the part of dockerd that stays running.
+
+``policy`` and ``health`` are pure (parsing, validation, decisions); ``Supervisor`` applies them
+to an ``Engine``'s containers.
+"""
+from pyrunc.engine.supervisor import health, policy
+
+__all__ = ["health", "policy"]
