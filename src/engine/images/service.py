@@ -20,7 +20,7 @@ from pyrunc.engine.images.store import ImageStore, parse_name, short_id
 from pyrunc.engine.images.unpack import (DEFAULT_LIMITS, SIZE_LABEL, chain_ids, remove_abandoned,
                                          unpack, unpacked_size)
 from pyrunc.engine.snapshots import COMMITTED, open_snapshotter
-from pyrunc.errors import Conflict, InvalidArgument, NotFound
+from pyrunc.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
 from pyrunc.libcontainer import timestamps
 
 TYPE_CHECKING = False
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from typing import Any
     from collections.abc import Iterator
     from collections.abc import Callable
+    from pyrunc.engine.idmap import IDMap
     from pyrunc.engine.images.unpack import LayerLimits
     from pyrunc.engine.reference import Reference
     from pyrunc.engine.snapshots.base import Mount
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+REMAP_MARKER = "remapped-root"   # UID.GID of the mapping a store's layers are unpacked for
 LIST_FILTERS = ("dangling", "reference", "before", "since", "label")
 
 
@@ -160,15 +162,20 @@ class ImageService:
     (the container side of the engine provides it; without it no image is in use).
     ``layer_limits`` (an ``unpack.LayerLimits``) bounds how far a layer may expand when it is
     unpacked; its ``cap`` is the configurable ceiling.
+    ``idmap`` (``--userns-remap``) unpacks every layer with its owners shifted to the remapped
+    root's host ids; a store is for one mapping (or none) only, as each of docker's
+    ``ROOT/UID.GID`` trees is: opening it with another is refused.
     """
 
     def __init__(self, root: str, snapshotter: str | None = None, containers: Any = None,
-                 layer_limits: LayerLimits = DEFAULT_LIMITS) -> None:
+                 layer_limits: LayerLimits = DEFAULT_LIMITS, idmap: IDMap | None = None) -> None:
         self.root = os.path.abspath(root)
         private_dir(self.root)
         self.content = ContentStore(os.path.join(self.root, "content"))
         self.store = ImageStore(os.path.join(self.root, "images"))
         self.snapshotter = open_snapshotter(os.path.join(self.root, "snapshots"), snapshotter)
+        self.idmap = idmap
+        self._check_mapping()
         self.containers: Any = containers or (lambda image_id: [])
         self.layer_limits = layer_limits
         self._local = threading.local()
@@ -195,13 +202,34 @@ class ImageService:
     def _gc_lock(self, exclusive):
         return self.content.gc_lock(exclusive)
 
+    def _check_mapping(self):
+        """Refuse a store unpacked for another id mapping; mark a fresh one with ours."""
+        path = os.path.join(self.root, REMAP_MARKER)
+        want = self.idmap.dir_name if self.idmap is not None else None
+        try:
+            with open(path) as f:
+                have: str | None = f.read().strip()
+        except FileNotFoundError:
+            have = None
+        if have == want:
+            return
+        if want is None or have is not None or any(True for _ in self.snapshotter.walk()):
+            raise FailedPrecondition(
+                "image store %s: its layers are unpacked for %s, not for %s: each userns-remap "
+                "mapping has a store of its own" % (
+                    self.root, "remapped root " + have if have else "no userns-remap",
+                    "remapped root " + want if want else "no userns-remap"))
+        with open(path + ".tmp", "w") as f:
+            f.write(want + "\n")
+        os.replace(path + ".tmp", path)
+
     def unpack(self, manifest: Any, config: dict[str, Any],
                progress: Callable | None = None) -> str:
         """Unpack an image's layers (see ``unpack.unpack``) under this service's layer limits;
         returns the top chain ID. Callers keep the content and snapshots from collection
         (``holding_gc`` or a lease)."""
         return unpack(self.content, self.snapshotter, manifest, config, progress,
-                      self.layer_limits)
+                      self.layer_limits, self.idmap)
 
     # loading images -------------------------------------------------------------------------
     def _image(self, image_id, state):
@@ -269,7 +297,11 @@ class ImageService:
         with self.holding_gc():
             top = self.unpack(img.manifest, img.config)
             make = self.snapshotter.view if readonly else self.snapshotter.prepare
-            return make(key, top, labels={**(labels or {}), "pyrunc.io/image": img.id})
+            mounts = make(key, top, labels={**(labels or {}), "pyrunc.io/image": img.id})
+            if self.idmap is not None and not readonly:
+                # the container's root directory is its root's (the layers' roots already are)
+                os.chown(self.snapshotter.writable_dir(key), *self.idmap.root)
+            return mounts
 
     # tag ------------------------------------------------------------------------------------
     def tag(self, source: str, target: str) -> Reference:

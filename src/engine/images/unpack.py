@@ -14,6 +14,9 @@ Each layer is applied under a size limit derived from its descriptor (``LayerLim
 blob must have the declared size, and its uncompressed stream may be at most ``ratio`` times
 that (deflate cannot expand more than 1032:1), at least ``floor``, at most ``cap``. A layer
 past the limit is refused (LayerTooLarge) and leaves nothing behind.
+
+With an ``idmap`` (``--userns-remap``) the layers are applied with their owners shifted to the
+remapped root's host ids (``layers.apply``): such snapshots belong to that mapping's own store.
 """
 from __future__ import annotations
 
@@ -33,6 +36,8 @@ from pyrunc.errors import AlreadyExists, InvalidArgument, NotFound
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from pyrunc.engine.idmap import IDMap
 
 SIZE_LABEL = "pyrunc.io/unpacked-size"
 DIFF_LABEL = "pyrunc.io/diff-id"
@@ -62,7 +67,7 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
 
 
 def unpack(content: Any, snapshotter: Any, manifest: Any, config: Any, progress: Any = None,
-           limits: Any = DEFAULT_LIMITS) -> Any:
+           limits: Any = DEFAULT_LIMITS, idmap: IDMap | None = None) -> Any:
     """Make sure every layer of the image is a committed snapshot; returns the top chain ID
     (None for an image without layers). ``progress(layer_digest, status)`` gets docker's
     "Extracting", "Pull complete" or "Already exists"."""
@@ -87,7 +92,7 @@ def unpack(content: Any, snapshotter: Any, manifest: Any, config: Any, progress:
         except NotFound:
             if progress:
                 progress(desc["digest"], "Extracting")
-            _apply(content, snapshotter, desc, diff_id, chain, parent, limits)
+            _apply(content, snapshotter, desc, diff_id, chain, parent, limits, idmap)
             if progress:
                 progress(desc["digest"], "Pull complete")
         parent = chain
@@ -104,7 +109,7 @@ def _layer_limit(content, desc, limits):
     return limits.for_layer(declared)
 
 
-def _apply(content, snapshotter, desc, diff_id, chain, parent, limits):
+def _apply(content, snapshotter, desc, diff_id, chain, parent, limits, idmap):
     limit = _layer_limit(content, desc, limits)
     with _extraction_lock(snapshotter) as ident:
         key = "%s%s %s" % (EXTRACT_PREFIX, ident, chain)
@@ -114,7 +119,7 @@ def _apply(content, snapshotter, desc, diff_id, chain, parent, limits):
                 result = apply_layer(blob, snapshotter.writable_dir(key),
                                      whiteouts=snapshotter.whiteouts,
                                      lowers=snapshotter.lower_dirs(key),
-                                     expected_diff_id=diff_id, max_size=limit)
+                                     expected_diff_id=diff_id, max_size=limit, idmap=idmap)
             snapshotter.commit(chain, key,
                                labels={SIZE_LABEL: str(result.size), DIFF_LABEL: diff_id})
         except AlreadyExists:

@@ -17,6 +17,10 @@ directory of what lower layers put there. ``overlay`` (an overlayfs upper direct
 
 The diffID (sha256 of the uncompressed tar) is computed while streaming and checked against
 ``expected_diff_id`` at the end.
+
+With ``idmap`` (a ``pyrunc.engine.idmap.IDMap``, for an engine with ``--userns-remap``) every
+owner is shifted to the host ids of the container's: a member's uid:gid and the root of the
+tree become ``idmap.to_host(uid, gid)``; an id outside the map refuses the layer.
 """
 from __future__ import annotations
 
@@ -35,6 +39,8 @@ from pyrunc.errors import InvalidArgument, SystemFailure
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from pyrunc.engine.idmap import IDMap
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -80,10 +86,11 @@ def clean(name: str) -> Any:
 class _Tree:
     """The target directory, walked only through descriptors."""
 
-    def __init__(self, root, lowers):
+    def __init__(self, root, lowers, root_owner=(0, 0)):
         self.root = root
         self.fd = os.open(root, _O_DIR)
         self.lowers = list(lowers)
+        self.root_owner = root_owner   # host ids of the container's 0:0
         self._dirs = {}
 
     def close(self):
@@ -143,7 +150,7 @@ class _Tree:
     def _make_dir(self, parent, parts, name):
         """Create a missing parent; in an overlay upper, copy the lower directory's metadata."""
         lower = self.lower_lookup(parts, name)
-        mode, uid, gid = 0o755, 0, 0
+        mode, (uid, gid) = 0o755, self.root_owner
         if lower is not None:
             path, st = lower
             if stat.S_ISLNK(st.st_mode):
@@ -247,10 +254,13 @@ class Applier:
     """One application of one layer onto ``root``."""
 
     def __init__(self, root: str, whiteouts: str = "delete", lowers: Any = (),
-                 max_size: int | None = None) -> None:
+                 max_size: int | None = None, idmap: IDMap | None = None) -> None:
         if whiteouts not in ("delete", "overlay"):
             raise InvalidArgument("layer: unknown whiteout format %r" % whiteouts)
-        self.tree = _Tree(root, lowers)
+        self.idmap = idmap
+        self.tree = _Tree(root, lowers, idmap.root if idmap is not None else (0, 0))
+        if idmap is not None:
+            os.fchown(self.tree.fd, *idmap.root)
         self.whiteouts = whiteouts
         self.max_size = max_size
         self.size = 0
@@ -265,6 +275,11 @@ class Applier:
         """Apply the member ``m``; ``tf`` (a TarReader) supplies its data."""
         self.current = m.name
         parts = clean(m.name)
+        if self.idmap is not None:
+            try:
+                m.uid, m.gid = self.idmap.to_host(m.uid, m.gid)
+            except InvalidArgument as e:
+                raise LayerError("layer: %s: %s" % (_shown(m.name), e)) from None
         if self.tree.cached() > 512:
             self.tree.forget()
         if not parts:
@@ -466,7 +481,8 @@ def _tar_reader(stream):
 
 
 def apply_layer(stream: Any, root: str, *, whiteouts: str = "delete", lowers: Any = (),
-                expected_diff_id: Any = None, max_size: Any = None) -> Any:
+                expected_diff_id: Any = None, max_size: Any = None,
+                idmap: IDMap | None = None) -> Any:
     """Apply the layer read from ``stream`` onto the directory ``root``; returns Result.
 
     ``max_size`` bounds both the uncompressed stream and the file data written: past it the
@@ -477,7 +493,7 @@ def apply_layer(stream: Any, root: str, *, whiteouts: str = "delete", lowers: An
     """
     reader = _tar_reader(stream)
     reader.limit = max_size
-    applier = Applier(root, whiteouts, lowers, max_size)
+    applier = Applier(root, whiteouts, lowers, max_size, idmap)
     try:
         try:
             for m in reader:
