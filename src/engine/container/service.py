@@ -1,0 +1,828 @@
+"""Containers made from images: dockerd's container half as a library.
+
+A container's record (ROOT/containers/ID/config.v2.json) says what was asked and what was last
+seen; the running process is the lifecycle manager's task of the same ID. Every read refreshes
+the record from the task: a task that has exited is collected there (exit code, FinishedAt,
+OOMKilled, the "die" event), its task deleted and its root filesystem unmounted, so states are
+right without any process watching the containers. Every change holds the container's flock.
+"""
+from __future__ import annotations
+
+import errno as errno_
+import os
+import shutil
+import signal as signal_
+import time
+
+from pyrunc.engine.container import files, names, top, view
+from pyrunc.engine.container import state as cstate
+from pyrunc.engine.container.exec import ExecService
+from pyrunc.engine.container.store import Container, ContainerStore, write_json
+from pyrunc.engine.initbin import INIT_PATH
+from pyrunc.engine.logger import parse_log_config, read_logs
+from pyrunc.engine.oci import build_spec, merge_image_config
+from pyrunc.engine.snapshots.mount import mount_all, unmount
+from pyrunc.engine.volume import (copy_up, release_mounts, resolve_mounts, setup_mounts,
+                                 teardown_mounts)
+from pyrunc.errors import (Conflict, FailedPrecondition, InvalidArgument, NotFound, PyruncError,
+                           SystemFailure)
+from pyrunc.containerd.tasks import PAUSED, STOPPED
+from pyrunc.containerd.tasks.runtime_binary import resolve as resolve_runtime
+from pyrunc.containerd.tasks.stats import read_stats
+from pyrunc.libcontainer import timestamps
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+    from collections.abc import Iterator
+    from pyrunc.containerd.shim.client import Attachment
+    from pyrunc.containerd.tasks import ExecProcess, Task, TaskManager
+    from pyrunc.engine.events import EventService
+    from pyrunc.engine.images.service import ImageService
+    from pyrunc.engine.volume import VolumeService
+
+DEFAULT_STOP_TIMEOUT = 10
+CGROUP_PARENT = "/pyrunc"
+UPDATABLE = ("BlkioWeight", "CpuShares", "CpuPeriod", "CpuQuota", "CpuRealtimePeriod",
+             "CpuRealtimeRuntime", "CpusetCpus", "CpusetMems", "Memory", "MemorySwap",
+             "MemoryReservation", "NanoCpus", "PidsLimit", "RestartPolicy", "KernelMemory")
+RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
+
+
+def parse_signal(sig: Any) -> int:
+    """A signal by number or name (``KILL``, ``SIGKILL``, ``9``); InvalidArgument otherwise."""
+    if isinstance(sig, int) and not isinstance(sig, bool):
+        number = sig
+    elif isinstance(sig, str) and sig.strip().isdigit():
+        number = int(sig)
+    elif isinstance(sig, str):
+        name = sig.strip().upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        try:
+            number = int(signal_.Signals[name])
+        except KeyError:
+            raise InvalidArgument("Invalid signal: %s" % sig) from None
+    else:
+        raise InvalidArgument("Invalid signal: %r" % (sig,))
+    if not 0 < number <= 64:
+        raise InvalidArgument("Invalid signal: %s" % sig)
+    return number
+
+
+def start_error_code(message: str, command: str) -> int | None:
+    """docker's exit code for a process that could not start: 127 for a command not found,
+    126 for one that cannot be executed, None for other failures."""
+    text = message.lower()
+    if command.lower() in text and ("executable file not found" in text
+                                    or "no such file or directory" in text):
+        return 127
+    if "permission denied" in text:
+        return 126
+    if "not a directory" in text:
+        return 127
+    return None
+
+
+class ContainerService:
+    """Containers under ``root`` (ENGINE_ROOT/containers), run as ``tasks``' tasks."""
+
+    def __init__(self, root: str, *, tasks: TaskManager, images: ImageService,
+                 volumes: VolumeService, events: EventService, runtime: str = "pyrunc",
+                 idmap: Any = None) -> None:
+        self.store = ContainerStore(root, tasks)
+        self.tasks = tasks
+        self.images = images
+        self.volumes = volumes
+        self.events = events
+        self.runtime = runtime
+        self.idmap = idmap
+        self.execs = ExecService(self)
+
+    # ------------------------------------------------------------------ lookup, refresh
+    def get(self, ref: str) -> Container:
+        """The container ``ref`` names (full ID, unique ID prefix or name), refreshed from
+        its task."""
+        return self.refresh(self.store.get(ref))
+
+    def refresh(self, c: Container) -> Container:
+        """Bring ``c``'s state up to date with its task (collecting an exit)."""
+        if not cstate.is_active(c.state):
+            return c
+        if self._task_alive(c.id):
+            return c
+        with c.lock():
+            c.reload()
+            self._refresh_locked(c)
+        return c
+
+    def _task_alive(self, cid):
+        try:
+            return self.tasks.get(cid).state().status != STOPPED
+        except NotFound:
+            return False
+
+    def _refresh_locked(self, c):
+        if not cstate.is_active(c.state):
+            return
+        try:
+            task: Any = self.tasks.get(c.id)
+            ts: Any = task.state()
+        except NotFound:
+            task = ts = None
+        if ts is not None and ts.status != STOPPED:
+            if (ts.status == PAUSED) != c.state["Paused"]:
+                cstate.set_paused(c.state, ts.status == PAUSED)
+                c.save_state()
+            return
+        code = ts.exit_status if ts is not None and ts.exit_status is not None else 255
+        oom = bool(ts is not None and ts.oom_killed)
+        cstate.set_exited(c.state, code, ts.exited_at if ts is not None else None, oom)
+        c.save_state()
+        self._teardown(c, task)
+        if oom:
+            self._emit(c, "oom")
+        self._emit(c, "die", {"exitCode": str(code)})
+
+    def _teardown(self, c, task):
+        """After an exit: keep the execs' exit codes, delete the task, unmount the root."""
+        if task is not None:
+            self.execs.collect(c)
+            try:
+                task.delete(force=True)
+            except NotFound:
+                pass
+        teardown_mounts(c.mount_points, self.volumes, c.id)
+        self._unmount(c)
+
+    def _unmount(self, c):
+        for _ in range(8):          # a start that died part way may have stacked mounts
+            try:
+                unmount(c.rootfs)
+            except SystemFailure as e:
+                if e.errno in (errno_.EINVAL, errno_.ENOENT):
+                    return
+                raise
+
+    def _emit(self, c: Container, action: str, extra: dict[str, str] | None = None) -> None:
+        attributes = dict(c.config.get("Labels") or {})
+        attributes.update(image=c.config.get("Image", ""), name=c.name[1:])
+        attributes.update(extra or {})
+        self.events.emit("container", action, c.id, attributes)
+
+    # ------------------------------------------------------------------ create
+    def create(self, config: dict[str, Any], host_config: dict[str, Any] | None = None,
+               name: str | None = None, networking_config: dict[str, Any] | None = None,
+               platform: str | None = None) -> dict[str, Any]:
+        """docker create: a container from ``config["Image"]``; {"Id", "Warnings"}."""
+        if not isinstance(config, dict):
+            raise InvalidArgument("config: must be a JSON object")
+        if name is not None and name != "":
+            name = names.normalise(name)
+        ref = config.get("Image")
+        if not isinstance(ref, str) or not ref:
+            raise InvalidArgument("config.Image: an image is required")
+        image = self._image(ref)
+        if platform:
+            self._check_platform(ref, image, platform)
+        merged = merge_image_config((image.config.get("config") or {}), config)
+        merged["Image"] = ref
+        if not merged.get("Entrypoint") and not merged.get("Cmd"):
+            raise InvalidArgument("no command specified")
+        hc = view.normalise_host_config(host_config or {}, self.runtime)
+        self._check_runtime(hc["Runtime"])
+        parse_log_config(hc["LogConfig"])
+        self._check_restart_policy(hc)
+        cid = self.store.new_id()
+        undo: list[Any] = []
+        with self.store.lock(cid) as lock:
+            d = os.path.join(self.store.root, cid)
+            os.mkdir(d, 0o710)
+            try:
+                undo.append(lambda: self.store.release_names_of(cid))
+                if name:
+                    self.store.reserve_name(name, cid)
+                else:
+                    name = self.store.random_name(cid)
+                mounts = resolve_mounts(hc, merged.get("Volumes") or {}, container_id=cid,
+                                        volumes=self.volumes)
+                undo.append(lambda: release_mounts(mounts, self.volumes, cid,
+                                                   remove_anonymous=True))
+                self.images.prepare_rootfs(cid, image.id)
+                undo.append(lambda: self._remove_snapshot(cid))
+                merged["Hostname"] = merged.get("Hostname") or cid[:12]
+                paths = files.write_container_files(d, merged["Hostname"], hc,
+                                                    merged.get("Domainname") or "")
+                entrypoint = list(merged.get("Entrypoint") or [])
+                argv = entrypoint + list(merged.get("Cmd") or [])
+                record = {
+                    "ID": cid, "Name": name, "Created": timestamps.now(), "Path": argv[0],
+                    "Args": argv[1:], "Config": merged, "State": cstate.new_state(),
+                    "Image": image.id, "LogPath": os.path.join(d, cid + "-json.log"),
+                    "Driver": self.images.snapshotter.name, "SnapshotKey": cid,
+                    "Platform": image.config.get("os") or "linux", "RestartCount": 0,
+                    "HasBeenStartedBefore": False, "HasBeenManuallyStopped": False,
+                    "MountPoints": [m.to_dict() for m in mounts],
+                    "NetworkSettings": _network_settings(networking_config),
+                    **paths,
+                }
+                Container(self.store, record, hc).save()
+            except BaseException:
+                for step in reversed(undo):
+                    try:
+                        step()
+                    except Exception:       # best effort: the first error is the one to report
+                        pass
+                shutil.rmtree(d, ignore_errors=True)
+                lock.remove()
+                raise
+        c = self.store.load(cid)
+        assert c is not None
+        self._emit(c, "create")
+        return {"Id": cid, "Warnings": []}
+
+    def _image(self, ref):
+        try:
+            return self.images.get(ref)
+        except NotFound:
+            raise NotFound("No such image: %s" % ref) from None
+
+    @staticmethod
+    def _check_platform(ref, image, platform):
+        want = platform.split("/")
+        have = [image.config.get("os", ""), image.config.get("architecture", "")]
+        if want[0] != have[0] or (len(want) > 1 and want[1] != have[1]):
+            raise NotFound("image with reference %s was found but does not match the specified "
+                           "platform: wanted %s, actual: %s" % (ref, platform, "/".join(have)))
+
+    @staticmethod
+    def _check_runtime(runtime):
+        if not isinstance(runtime, str) or not runtime or os.sep in runtime:
+            raise InvalidArgument("unknown or invalid runtime name: %s" % (runtime,))
+        try:
+            resolve_runtime(runtime)
+        except PyruncError:
+            raise InvalidArgument("unknown or invalid runtime name: %s" % runtime) from None
+
+    @staticmethod
+    def _check_restart_policy(hc):
+        policy = hc["RestartPolicy"]
+        if policy["Name"] not in RESTART_POLICIES:
+            raise InvalidArgument("invalid restart policy '%s'" % policy["Name"])
+        if policy["MaximumRetryCount"] < 0:
+            raise InvalidArgument("invalid restart policy: maximum retry count cannot be "
+                                  "negative")
+        if policy["MaximumRetryCount"] and policy["Name"] != "on-failure":
+            raise InvalidArgument("invalid restart policy: maximum retry count can only be "
+                                  "used with 'on-failure'")
+        if hc.get("AutoRemove") and policy["Name"] != "no":
+            raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
+
+    def _remove_snapshot(self, key):
+        try:
+            self.images.snapshotter.remove(key)
+        except NotFound:
+            pass
+
+    # ------------------------------------------------------------------ start
+    def start(self, ref: str) -> None:
+        """docker start; a running container is left as it is (docker's 304)."""
+        c = self.store.get(ref)
+        with c.lock():
+            c.reload()
+            self._refresh_locked(c)
+            status = c.state["Status"]
+            if status == cstate.PAUSED:
+                raise Conflict("cannot start a paused container, try unpause instead")
+            if status == cstate.RUNNING:
+                return
+            if status in (cstate.REMOVING, cstate.DEAD):
+                raise Conflict("container is marked for removal and cannot be started")
+            self._start_locked(c)
+        self._emit(c, "start")
+
+    def _start_locked(self, c):
+        self._drop_task(c)
+        self._unmount(c)
+        os.makedirs(c.rootfs, exist_ok=True)
+        mount_all(self.images.snapshotter.mounts(c.snapshot_key), c.rootfs)
+        task = None
+        try:
+            mounts = c.mount_points
+            setup_mounts(mounts, self.volumes, c.id)
+            if not c.record["HasBeenStartedBefore"]:
+                copy_up(mounts, c.rootfs)
+            hc = c.host_config
+            spec = build_spec(config=c.config, host_config=hc, rootfs=c.rootfs,
+                              container_dir=c.dir, mounts=[m.to_oci() for m in mounts],
+                              cgroups_path=self._cgroups_path(c), hostname=c.config["Hostname"],
+                              idmap=self.idmap, init_path=INIT_PATH if hc.get("Init") else None)
+            write_json(os.path.join(c.dir, "config.json"), spec)
+            log = parse_log_config(hc.get("LogConfig"))
+            try:
+                task = self.tasks.create(
+                    c.id, c.dir, runtime=hc.get("Runtime") or self.runtime,
+                    terminal=bool(c.config.get("Tty")), stdin=bool(c.config.get("OpenStdin")),
+                    log_path=False if log.type == "none" else c.log_path,
+                    log_max_size=log.max_size, log_max_file=log.max_file)
+                task.start()
+            except PyruncError as e:
+                raise self._start_failed(c, task, e) from None
+            cstate.set_running(c.state, task.state().pid)
+            c.record["HasBeenStartedBefore"] = True
+            c.record["HasBeenManuallyStopped"] = False
+            c.save_state()
+        except BaseException:
+            if not c.state["Running"]:
+                self._drop_task(c)
+            teardown_mounts(c.mount_points, self.volumes, c.id)
+            self._unmount(c)
+            raise
+
+    def _cgroups_path(self, c):
+        parent = c.host_config.get("CgroupParent") or CGROUP_PARENT
+        return "%s/%s" % (parent.rstrip("/"), c.id)
+
+    def _drop_task(self, c):
+        try:
+            task = self.tasks.get(c.id)
+        except NotFound:
+            return
+        task.delete(force=True)
+
+    def _start_failed(self, c, task, e):
+        """Record why the process could not start (docker's exit code and reason)."""
+        message = str(e)
+        prefix = "container %s: " % c.id
+        if message.startswith(prefix):
+            message = message[len(prefix):]
+        if task is not None:
+            try:
+                task.delete(force=True)
+            except PyruncError:
+                pass
+        code = start_error_code(message, c.record["Path"])
+        cstate.set_start_failed(c.state, 128 if code is None else code, message)
+        c.save_state()
+        if code is None:
+            return e
+        return InvalidArgument(message)
+
+    # ------------------------------------------------------------------ stop, kill, restart
+    def stop(self, ref: str, timeout: int | None = None, signal: str | None = None) -> None:
+        """docker stop: the stop signal, SIGKILL after ``timeout`` seconds (the container's
+        StopTimeout, else 10; -1 waits for ever)."""
+        c = self.get(ref)
+        sig = parse_signal(signal or c.config.get("StopSignal") or "SIGTERM")
+        if timeout is None:
+            timeout = c.config.get("StopTimeout")
+        if timeout is None:
+            timeout = DEFAULT_STOP_TIMEOUT
+        with c.lock():
+            c.reload()
+            c.record["HasBeenManuallyStopped"] = True
+            c.save_state()
+        if cstate.is_active(c.state):
+            self._stop(c, sig, timeout)
+        self._emit(c, "stop")
+
+    def _stop(self, c, sig, timeout):
+        try:
+            task = self.tasks.get(c.id)
+        except NotFound:
+            self.refresh(c)
+            return
+        self._emit(c, "kill", {"signal": str(sig)})
+        self._signal(task, sig, c.state["Paused"])
+        try:
+            task.wait(None if timeout < 0 else timeout)
+        except TimeoutError:
+            self._emit(c, "kill", {"signal": str(int(signal_.SIGKILL))})
+            self._signal(task, int(signal_.SIGKILL), False)
+            task.wait()
+        except FailedPrecondition:
+            pass
+        self.refresh(c)
+
+    @staticmethod
+    def _signal(task, sig, paused):
+        try:
+            task.kill(sig, all=True)
+            if paused:
+                task.resume()
+        except (FailedPrecondition, NotFound):
+            pass                    # exited meanwhile
+
+    def restart(self, ref: str, timeout: int | None = None, signal: str | None = None) -> None:
+        c = self.get(ref)
+        if cstate.is_active(c.state):
+            self.stop(ref, timeout=timeout, signal=signal)
+        self.start(c.id)
+        self._emit(c, "restart")
+
+    def kill(self, ref: str, signal: str | int = "KILL") -> None:
+        """docker kill: send ``signal``; SIGKILL also waits for the exit to be recorded."""
+        sig = parse_signal(signal)
+        c = self.get(ref)
+        if not cstate.is_active(c.state):
+            raise Conflict("Cannot kill container: %s: Container %s is not running"
+                           % (ref, c.id))
+        task = c.task()
+        self._emit(c, "kill", {"signal": str(sig)})
+        try:
+            task.kill(sig, all=sig == signal_.SIGKILL)
+        except FailedPrecondition:
+            pass
+        if sig == signal_.SIGKILL:
+            try:
+                task.wait(DEFAULT_STOP_TIMEOUT)
+            except (TimeoutError, FailedPrecondition):
+                pass
+            self.refresh(c)
+
+    def pause(self, ref: str) -> None:
+        c = self.get(ref)
+        with c.lock():
+            c.reload()
+            self._refresh_locked(c)
+            if not cstate.is_active(c.state):
+                raise Conflict("Container %s is not running" % c.id)
+            if c.state["Paused"]:
+                raise Conflict("Container %s is already paused" % c.id)
+            c.task().pause()
+            cstate.set_paused(c.state, True)
+            c.save_state()
+        self._emit(c, "pause")
+
+    def unpause(self, ref: str) -> None:
+        c = self.get(ref)
+        with c.lock():
+            c.reload()
+            self._refresh_locked(c)
+            if not c.state["Paused"]:
+                raise Conflict("Container %s is not paused" % c.id)
+            c.task().resume()
+            cstate.set_paused(c.state, False)
+            c.save_state()
+        self._emit(c, "unpause")
+
+    # ------------------------------------------------------------------ wait
+    def wait(self, ref: str, condition: str = "not-running",
+             timeout: float | None = None) -> dict[str, Any]:
+        """docker wait: {"StatusCode", "Error"} once the condition holds; TimeoutError when
+        ``timeout`` seconds pass first."""
+        if condition not in ("not-running", "next-exit", "removed"):
+            raise InvalidArgument("invalid condition: %r" % (condition,))
+        c = self.get(ref)
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def left():
+            if deadline is None:
+                return None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("container %s: %s not reached in %ss"
+                                   % (c.id, condition, timeout))
+            return remaining
+
+        if condition == "removed":
+            while self.store.load(c.id) is not None:
+                c = self.refresh(self.store.load(c.id) or c)
+                left()
+                time.sleep(0.05)
+            return _wait_result(c)
+        if condition == "next-exit" and not cstate.is_active(c.state):
+            seen = c.state["StartedAt"]
+            while c.state["StartedAt"] == seen:     # until it has started (and maybe exited)
+                left()
+                time.sleep(0.05)
+                c = self.get(c.id)
+        while cstate.is_active(c.state):
+            try:
+                c.task().wait(left())
+            except TimeoutError:
+                left()
+            except (NotFound, FailedPrecondition):
+                pass
+            c = self.get(c.id)
+        return _wait_result(c)
+
+    # ------------------------------------------------------------------ remove, rename, update
+    def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        """docker rm (``force``: kill a running one; ``volumes``: remove its anonymous
+        volumes)."""
+        c = self.store.get(ref)
+        with c.lock() as lock:
+            c.reload()
+            self._refresh_locked(c)
+            if cstate.is_active(c.state) and not force:
+                if c.state["Paused"]:
+                    raise Conflict("You cannot remove a paused container %s. Unpause and then "
+                                   "stop the container before attempting removal or force "
+                                   "remove" % c.id)
+                raise Conflict("You cannot remove a running container %s. Stop the container "
+                               "before attempting removal or force remove" % c.id)
+            if cstate.is_active(c.state):
+                self._emit(c, "kill", {"signal": str(int(signal_.SIGKILL))})
+                c.task().delete(force=True)
+                self._refresh_locked(c)
+            c.state["Status"] = cstate.REMOVING
+            c.save_state()
+            self._drop_task(c)
+            self._unmount(c)
+            self._remove_snapshot(c.snapshot_key)
+            release_mounts(c.mount_points, self.volumes, c.id, remove_anonymous=volumes)
+            self.execs.forget(c)
+            self.store.release_names_of(c.id)
+            shutil.rmtree(c.dir)
+            lock.remove()
+        self._emit(c, "destroy")
+
+    def rename(self, ref: str, name: str) -> None:
+        new = names.normalise(name)
+        c = self.get(ref)
+        with c.lock():
+            c.reload()
+            old = c.name
+            if new == old:
+                raise InvalidArgument("Renaming a container with the same name as its current "
+                                      "name")
+            self.store.reserve_name(new, c.id)
+            c.record["Name"] = new
+            c.save_state()
+            self.store.release_name(old, c.id)
+        self._emit(c, "rename", {"oldName": old})
+
+    def update(self, ref: str, update: dict[str, Any]) -> dict[str, Any]:
+        """docker update: resources (applied to a running task too) and the restart policy."""
+        if not isinstance(update, dict):
+            raise InvalidArgument("update: must be a JSON object")
+        unknown = sorted(k for k in update if k not in UPDATABLE)
+        if unknown:
+            raise InvalidArgument("update: %s cannot be updated" % ", ".join(unknown))
+        c = self.get(ref)
+        with c.lock():
+            c.reload()
+            self._refresh_locked(c)
+            hc = dict(c.host_config)
+            for k, v in update.items():
+                if v is not None and not (k in ("CpusetCpus", "CpusetMems") and v == ""):
+                    hc[k] = v
+            hc = view.normalise_host_config(hc, self.runtime)
+            if "RestartPolicy" in update and c.host_config.get("AutoRemove") \
+                    and hc["RestartPolicy"]["Name"] != "no":
+                raise InvalidArgument("Restart policy cannot be updated because AutoRemove is "
+                                      "enabled for the container")
+            self._check_restart_policy(hc)
+            if hc["Memory"] and hc["MemorySwap"] > 0 and hc["Memory"] > hc["MemorySwap"]:
+                raise InvalidArgument("Memory limit should be smaller than already set "
+                                      "memoryswap limit, update the memoryswap at the same time")
+            if update.get("NanoCpus") and (hc["CpuQuota"] or hc["CpuPeriod"]):
+                raise InvalidArgument("Conflicting options: Nano CPUs cannot be updated as CPU "
+                                      "Period/Quota has already been set")
+            if cstate.is_active(c.state):
+                resources = oci_resources(hc, update)
+                if resources:
+                    c.task().update(resources)
+            c.host_config = hc
+            c.save()
+        self._emit(c, "update")
+        return {"Warnings": []}
+
+    # ------------------------------------------------------------------ reading
+    def list(self, all: bool = False, limit: int = -1, size: bool = False,
+             filters: Any = None) -> list[dict[str, Any]]:
+        """docker ps: ContainerSummary dicts, newest first."""
+        parsed = view.parse_filters(filters)
+        match = view.Matcher(parsed, self.store.get, self._ancestor_ids)
+        found = [self.refresh(c) for c in self.store.all()]
+        found.sort(key=lambda c: c.record["Created"], reverse=True)
+        out = []
+        for c in found:
+            if not all and limit <= 0 and not parsed.get("status") and not parsed.get("exited") \
+                    and not cstate.is_active(c.state):
+                continue
+            if not match(c):
+                continue
+            out.append(view.summary(c, self._size(c) if size else None))
+            if limit > 0 and len(out) >= limit:
+                break
+        return out
+
+    def _ancestor_ids(self, ref):
+        target = self.images.get(ref)
+        ids = {target.id}
+        for img in self.images.images():        # images built on top of it: docker's rule
+            if target.diff_ids and img.diff_ids[:len(target.diff_ids)] == target.diff_ids:
+                ids.add(img.id)
+        return ids
+
+    def _size(self, c):
+        try:
+            rw = self.images.snapshotter.usage(c.snapshot_key).size
+        except NotFound:
+            rw = 0
+        try:
+            base = self.images.get(c.image_id).size
+        except NotFound:
+            base = 0
+        return {"SizeRw": rw, "SizeRootFs": rw + base}
+
+    def inspect(self, ref: str, size: bool = False) -> dict[str, Any]:
+        c = self.get(ref)
+        return view.inspect(c, self.images.snapshotter.name, self._size(c) if size else None,
+                            self.execs.running_ids(c))
+
+    def top(self, ref: str, ps_args: str | None = None) -> dict[str, Any]:
+        """docker top: the container's processes as ``ps -ef`` shows them (``ps_args``: the
+        host's ps with those options, its rows limited to the container's pids)."""
+        c = self.get(ref)
+        if not cstate.is_active(c.state):
+            raise Conflict("Container %s is not running" % c.id)
+        return top.top(c.task().pids(), ps_args)
+
+    def stats(self, ref: str, stream: bool = False) -> Any:
+        """docker stats: the Engine API's stats document, or (``stream``) an iterator of them,
+        one a second, until the container stops."""
+        c = self.get(ref)
+        if not stream:
+            return self._stats(c, None)
+        return self._stats_stream(c)
+
+    def _stats_stream(self, c):
+        previous = None
+        while True:
+            c = self.get(c.id)
+            doc = self._stats(c, previous)
+            yield doc
+            if not cstate.is_active(c.state):
+                return
+            previous = doc
+            time.sleep(1)
+
+    def _stats(self, c, previous):
+        raw = None
+        if cstate.is_active(c.state):
+            try:
+                raw = read_stats(c.task().state().pid)
+            except (FileNotFoundError, ProcessLookupError, NotFound, FailedPrecondition):
+                raw = None
+        return top.stats_document(c.id, c.name, raw, previous)
+
+    def logs(self, ref: str, **opts: Any) -> Iterator[Any]:
+        """docker logs: ``LogMessage``s from the json-file log (read_logs' options: follow,
+        tail, since, until, stdout, stderr); follow ends when the container stops."""
+        c = self.get(ref)
+        log = parse_log_config(c.host_config.get("LogConfig"))
+        if log.type == "none":
+            raise FailedPrecondition('configured logging driver does not support reading')
+        opts.pop("timestamps", None)
+
+        def running():
+            return cstate.is_active(self.get(c.id).state)
+
+        return read_logs(c.log_path, running=running, **opts)
+
+    def attach(self, ref: str) -> Attachment:
+        """An attachment to the running container's stdio (docker attach)."""
+        c = self.get(ref)
+        if not cstate.is_active(c.state):
+            raise Conflict("You cannot attach to a stopped container, start it first")
+        if c.state["Paused"]:
+            raise Conflict("You cannot attach to a paused container, unpause it first")
+        attachment = c.task().attach()
+        self._emit(c, "attach")
+        return attachment
+
+    def resize(self, ref: str, height: int, width: int) -> None:
+        c = self.get(ref)
+        if not cstate.is_active(c.state):
+            raise Conflict("Container %s is not running" % c.id)
+        c.task().resize(width, height)
+        self._emit(c, "resize", {"height": str(height), "width": str(width)})
+
+    def prune(self, filters: Any = None) -> dict[str, Any]:
+        """docker container prune: remove every stopped container (filters: until, label)."""
+        parsed = view.parse_filters(filters) if filters else {}
+        deleted, reclaimed = [], 0
+        until = [_until(v) for v in parsed.pop("until", [])] if "until" in parsed else []
+        labels = parsed.pop("label", [])
+        for c in self.store.all():
+            c = self.refresh(c)
+            if cstate.is_active(c.state):
+                continue
+            created = timestamps.parse_ns(c.record["Created"])
+            if any(created >= u for u in until):
+                continue
+            if labels and not view.Matcher({"label": labels}, self.store.get,
+                                           self._ancestor_ids)(c):
+                continue
+            size = self._size(c)["SizeRw"]
+            try:
+                self.remove(c.id)
+            except (Conflict, NotFound):
+                continue
+            deleted.append(c.id)
+            reclaimed += size
+        return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+
+    # ------------------------------------------------------------------ exec
+    def exec_create(self, ref: str, config: dict[str, Any]) -> str:
+        return self.execs.create(self.get(ref), config)
+
+    def exec_start(self, exec_id: str, detach: bool = False,
+                   tty: bool = False) -> ExecProcess:
+        return self.execs.start(exec_id, detach=detach, tty=tty)
+
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        return self.execs.inspect(exec_id)
+
+    def exec_resize(self, exec_id: str, h: int, w: int) -> None:
+        self.execs.resize(exec_id, h, w)
+
+    # ------------------------------------------------------------------ engine start-up
+    def clean_abandoned(self) -> list[str]:
+        """Remove what creates whose process died left (directory, name, snapshot), and
+        finish removals that were interrupted; returns the IDs cleaned."""
+        cleaned = []
+        for cid in self.store.abandoned():
+            with self.store.lock(cid) as lock:
+                d = os.path.join(self.store.root, cid)
+                if os.path.exists(os.path.join(d, "config.v2.json")):
+                    continue
+                self._remove_snapshot(cid)
+                self.store.release_names_of(cid)
+                shutil.rmtree(d, ignore_errors=True)
+                lock.remove()
+                cleaned.append(cid)
+        for c in self.store.all():
+            if c.state["Status"] == cstate.REMOVING:
+                try:
+                    self.remove(c.id, force=True)
+                    cleaned.append(c.id)
+                except Conflict:
+                    pass            # another process is removing it
+        return cleaned
+
+    def image_users(self, image_id: str) -> list[tuple[str, bool]]:
+        """[(container ID, running)] of the containers made from ``image_id``."""
+        return [(c.id, cstate.is_active(c.state)) for c in self.store.all()
+                if c.image_id == image_id]
+
+
+def _wait_result(c: Container) -> dict[str, Any]:
+    error = c.state.get("Error") or None
+    return {"StatusCode": c.state["ExitCode"], "Error": {"Message": error} if error else None}
+
+
+def _network_settings(networking_config):
+    networks = {}
+    for name, endpoint in ((networking_config or {}).get("EndpointsConfig") or {}).items():
+        networks[name] = dict(endpoint or {})
+    return {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
+            "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
+            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
+            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": networks}
+
+
+def _until(value: str) -> int:
+    try:
+        return int(float(value) * timestamps.NS)
+    except ValueError:
+        return timestamps.parse_ns(value)
+
+
+def oci_resources(hc: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """OCI linux.resources for the keys of ``update`` (values from the merged ``hc``)."""
+    out: dict[str, Any] = {}
+    memory = {}
+    if "Memory" in update or "MemorySwap" in update:
+        if hc["Memory"]:
+            memory["limit"] = hc["Memory"]
+        if hc["MemorySwap"]:
+            memory["swap"] = hc["MemorySwap"]
+    if "MemoryReservation" in update:
+        memory["reservation"] = hc["MemoryReservation"]
+    if memory:
+        out["memory"] = memory
+    cpu: dict[str, Any] = {}
+    if "CpuShares" in update and hc["CpuShares"]:
+        cpu["shares"] = hc["CpuShares"]
+    if "NanoCpus" in update and hc["NanoCpus"]:
+        cpu["period"] = 100000
+        cpu["quota"] = hc["NanoCpus"] * 100000 // 1000000000
+    if "CpuPeriod" in update and hc["CpuPeriod"]:
+        cpu["period"] = hc["CpuPeriod"]
+    if "CpuQuota" in update and hc["CpuQuota"]:
+        cpu["quota"] = hc["CpuQuota"]
+    if "CpusetCpus" in update and hc.get("CpusetCpus"):
+        cpu["cpus"] = hc["CpusetCpus"]
+    if "CpusetMems" in update and hc.get("CpusetMems"):
+        cpu["mems"] = hc["CpusetMems"]
+    if cpu:
+        out["cpu"] = cpu
+    if "PidsLimit" in update and hc.get("PidsLimit") is not None:
+        out["pids"] = {"limit": hc["PidsLimit"] if hc["PidsLimit"] > 0 else -1}
+    if "BlkioWeight" in update and hc.get("BlkioWeight"):
+        out["blockIO"] = {"weight": hc["BlkioWeight"]}
+    return out

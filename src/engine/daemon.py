@@ -1,0 +1,79 @@
+"""The engine as one object: dockerd's services over one root directory, without a daemon.
+
+    engine = Engine(root="/var/lib/pyrunc")
+    engine.load_builtin("busybox")
+    cid = engine.containers.create({"Image": "busybox", "Cmd": ["echo", "hi"]})["Id"]
+    engine.containers.start(cid)
+
+Layout under ROOT: the image service's content/, images/ and snapshots/; containers/;
+volumes/; events.jsonl; and the task manager's state at the exec root (ROOT/exec unless
+given). Several processes may use one root at once: every container has its own flock and
+the indexes are locked documents. What a library user gets without the supervisor
+(``pyrunc.engine.supervisor``): correct states and exit codes on every read, but no restart
+policies and no health checks.
+"""
+from __future__ import annotations
+
+import os
+
+from pyrunc.containerd.tasks import TaskManager
+from pyrunc.engine.container import ContainerService
+from pyrunc.engine.content.private import private_dir
+from pyrunc.engine.events import EventService
+from pyrunc.engine.images import builtin
+from pyrunc.engine.images.service import ImageService
+from pyrunc.engine.volume import VolumeService
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+DEFAULT_ROOT = "/var/lib/pyrunc"
+
+
+class Engine:
+    """Images, containers, volumes and events under ``root``."""
+
+    def __init__(self, root: str = DEFAULT_ROOT, *, exec_root: str | None = None,
+                 runtime: str = "pyrunc", snapshotter: str | None = None,
+                 userns_remap: str | None = None) -> None:
+        self.root = os.path.abspath(root)
+        private_dir(self.root)
+        self.exec_root = os.path.abspath(exec_root or os.path.join(self.root, "exec"))
+        self.runtime = runtime
+        self.userns_remap = userns_remap
+        self.idmap = self._idmap(userns_remap)
+        self.events = EventService(os.path.join(self.root, "events.jsonl"))
+        self.images = ImageService(self.root, snapshotter, containers=self._image_users)
+        self.volumes = VolumeService(os.path.join(self.root, "volumes"))
+        self.tasks = TaskManager(self.exec_root, runtime=runtime)
+        self.containers = ContainerService(os.path.join(self.root, "containers"),
+                                           tasks=self.tasks, images=self.images,
+                                           volumes=self.volumes, events=self.events,
+                                           runtime=runtime, idmap=self.idmap)
+        self.containers.clean_abandoned()
+
+    @staticmethod
+    def _idmap(userns_remap: str | None) -> Any:
+        if not userns_remap:
+            return None
+        from pyrunc.engine import idmap
+        return idmap.parse_remap(userns_remap)
+
+    def _image_users(self, image_id: str) -> list[tuple[str, bool]]:
+        return self.containers.image_users(image_id)
+
+    def load_builtin(self, name: str) -> str:
+        """Make the built-in image ``name`` (busybox, hello-world) and tag it NAME:latest;
+        returns its ID. A fresh engine has no images until this (or a pull) adds one."""
+        return builtin.build(self.images, name)
+
+    def close(self) -> None:
+        """Nothing stays open between calls (every operation opens and closes its files);
+        kept so callers can release an engine the same way whatever it holds later."""
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
