@@ -156,7 +156,7 @@ def _check_target(target: str) -> str | None:
     if _clean(target) == "/":
         return "invalid specification: destination can't be '/'"
     if not target.startswith("/"):
-        return "invalid mount path: '%s' mount path must be absolute" % target
+        return "invalid mount path: '%s' mount path must be absolute" % shown(target)
     return None
 
 
@@ -194,7 +194,7 @@ def parse_bind(raw: Any, volume_driver: str = "") -> MountPoint:
     """One ``-v`` string as a MountPoint (no volume created, no path checked on the host);
     InvalidArgument with docker's text when it is not valid."""
     raw = _check_text("volume specification", raw)
-    invalid = "invalid volume specification: '%s'" % raw
+    invalid = "invalid volume specification: '%s'" % shown(raw)
     parts = raw.split(":", 3)
     if parts[0] == "":
         raise InvalidArgument(invalid)
@@ -212,7 +212,7 @@ def parse_bind(raw: Any, volume_driver: str = "") -> MountPoint:
         raise InvalidArgument(invalid)
     words = _mode_words(mode)
     if words is None:
-        raise InvalidArgument("invalid mode: %s" % mode)
+        raise InvalidArgument("invalid mode: %s" % shown(mode))
     kind = "bind" if source.startswith("/") else "volume"
     propagation = next((w for w in words if w in PROPAGATIONS), "")
     nocopy = "nocopy" in words
@@ -329,10 +329,11 @@ def _bind_mount(source: str, target: str, readonly: bool, bind: dict | None,
     if vol is not None:
         raise _ConfigError("field VolumeOptions must not be specified")
     if not source.startswith("/"):
-        raise _ConfigError("invalid mount path: '%s' mount path must be absolute" % source)
+        raise _ConfigError("invalid mount path: '%s' mount path must be absolute"
+                           % shown(source))
     create = _field(bind, "CreateMountpoint", bool, False, "BindOptions")
     if not os.path.lexists(source) and not create:
-        raise _ConfigError("bind mount source path does not exist: %s" % source)
+        raise _ConfigError("bind mount source path does not exist: %s" % shown(source))
     non_recursive_ro = _field(bind, "ReadOnlyNonRecursive", bool, False, "BindOptions")
     force_ro = _field(bind, "ReadOnlyForceRecursive", bool, False, "BindOptions")
     if non_recursive_ro and force_ro:
@@ -453,7 +454,7 @@ def parse_mounts(host_config: dict | None, image_volumes: Any = None) -> list[Mo
 
     def add(mp: MountPoint) -> None:
         if mp.destination in by_destination:
-            raise InvalidArgument("Duplicate mount point: %s" % mp.destination)
+            raise InvalidArgument("Duplicate mount point: %s" % shown(mp.destination))
         by_destination[mp.destination] = mp
 
     tmpfs_points = [parse_tmpfs(t, o) for t, o in tmpfs.items()]
@@ -461,12 +462,12 @@ def parse_mounts(host_config: dict | None, image_volumes: Any = None) -> list[Mo
     for raw in binds:
         mp = parse_bind(raw, driver)
         if mp.destination in tmpfs_targets:
-            raise InvalidArgument("Duplicate mount point: %s" % mp.destination)
+            raise InvalidArgument("Duplicate mount point: %s" % shown(mp.destination))
         add(mp)
     for spec in mounts:
         mp = parse_mount(spec)
         if mp.destination in tmpfs_targets:
-            raise InvalidArgument("Duplicate mount point: %s" % mp.destination)
+            raise InvalidArgument("Duplicate mount point: %s" % shown(mp.destination))
         add(mp)
     for mp in tmpfs_points:
         add(mp)
