@@ -23,12 +23,12 @@ def run_init(tmp_path, private_mount_ns, pyrunc_bin, busybox_rootfs):
     root = str(tmp_path / "state")
     started = []
 
-    def run(script, popen=False):
+    def run(script, popen=False, terminal=False):
         cid = "init%d" % len(started)
         bundle = tmp_path / cid
         bundle.mkdir()
         subprocess.run(["cp", "-al", busybox_rootfs, str(bundle / "rootfs")], check=True)
-        spec = example_spec(args=[INIT_DESTINATION, "--", "sh", "-c", script])
+        spec = example_spec(args=[INIT_DESTINATION, "--", "sh", "-c", script], terminal=terminal)
         spec["mounts"].append({"destination": INIT_DESTINATION, "type": "bind",
                                "source": INIT_PATH, "options": ["rbind", "ro"]})
         write_spec(str(bundle), spec)
@@ -135,6 +135,16 @@ def test_sigterm_to_a_command_without_a_trap_ends_it(run_init):
             run_init.kill(cid, "KILL")
             proc.wait(10)
     assert proc.returncode == 128 + signal.SIGTERM
+
+
+def test_in_a_container_with_a_terminal_the_command_is_the_foreground_group(run_init):
+    # the runtime made PID 1 (the init) the session leader of the console: the command leads
+    # its own group, which is the terminal's foreground group (fields of /proc/PID/stat)
+    r = run_init("read -r _ _ _ _ pgrp sid _ tpgid _ < /proc/$$/stat; "
+                 "echo \"ids $$ $pgrp $sid $tpgid\"", terminal=True)
+    assert r.returncode == 0, r.stderr
+    pid, pgrp, sid, tpgid = map(int, r.stdout.split("ids ", 1)[1].split()[:4])
+    assert (pgrp, sid, tpgid) == (pid, 1, pid)
 
 
 def test_usage_without_a_command():
