@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from collections.abc import Callable
     from pyrunc.engine.idmap import IDMap
+    from pyrunc.engine.events import EventService
     from pyrunc.engine.images.unpack import LayerLimits
     from pyrunc.engine.reference import Reference
     from pyrunc.engine.snapshots.base import Mount
@@ -162,10 +163,14 @@ class ImageService:
     (the container side of the engine provides it; without it no image is in use).
     ``layer_limits`` (an ``unpack.LayerLimits``) bounds how far a layer may expand when it is
     unpacked; its ``cap`` is the configurable ceiling.
+    ``events`` (an ``events.EventService``, None by default: no events) receives docker's
+    image events: pull, tag, untag, delete, prune.
     ``idmap`` (``--userns-remap``) unpacks every layer with its owners shifted to the remapped
     root's host ids; a store is for one mapping (or none) only, as each of docker's
     ``ROOT/UID.GID`` trees is: opening it with another is refused.
     """
+
+    events: EventService | None = None
 
     def __init__(self, root: str, snapshotter: str | None = None, containers: Any = None,
                  layer_limits: LayerLimits = DEFAULT_LIMITS, idmap: IDMap | None = None) -> None:
@@ -213,7 +218,8 @@ class ImageService:
             have = None
         if have == want:
             return
-        if want is None or have is not None or any(True for _ in self.snapshotter.walk()):
+        if want is None or have is not None or self.store.state()["images"] or any(
+                True for _ in self.snapshotter.walk()):
             raise FailedPrecondition(
                 "image store %s: its layers are unpacked for %s, not for %s: each userns-remap "
                 "mapping has a store of its own" % (
@@ -230,6 +236,19 @@ class ImageService:
         (``holding_gc`` or a lease)."""
         return unpack(self.content, self.snapshotter, manifest, config, progress,
                       self.layer_limits, self.idmap)
+
+    def log_event(self, action: str, actor_id: str, name: str,
+                  labels: dict[str, str] | None = None) -> None:
+        """Emit an image event as dockerd's LogImageEvent does (no-op without ``events``)."""
+        if self.events is not None:
+            from pyrunc.engine.events import image_attributes
+            self.events.emit("image", action, actor_id, image_attributes(labels, name))
+
+    def _untagged(self, records: list[dict[str, str]], image_id: str, ref: Reference,
+                  labels: dict[str, str]) -> None:
+        self.store.remove_ref(ref)
+        records.append({"Untagged": ref.familiar})
+        self.log_event("untag", image_id, image_id, labels)
 
     # loading images -------------------------------------------------------------------------
     def _image(self, image_id, state):
@@ -310,7 +329,17 @@ class ImageService:
         if ref.digest:
             raise InvalidArgument("refusing to create a tag with a digest reference")
         self.store.add_ref(ref, image_id)
+        if self.events is not None:
+            self.log_event("tag", image_id, ref.familiar, self._labels(image_id))
         return ref
+
+    def _labels(self, image_id: str) -> dict[str, str]:
+        try:
+            config = json.loads(self.content.read(image_id))
+        except (NotFound, ValueError):
+            return {}
+        labels = (config.get("config") or {}).get("Labels") if isinstance(config, dict) else None
+        return labels if isinstance(labels, dict) else {}
 
     # inspect / history ----------------------------------------------------------------------
     def inspect(self, name: str) -> dict[Any, Any]:
@@ -403,6 +432,7 @@ class ImageService:
         records = []
         users = self.containers(image_id)
         by_id = _is_id_prefix(image_id, name)
+        labels = self._labels(image_id) if self.events is not None else {}
         removed_ref = False
         if not by_id:
             given = parse_name(name)
@@ -414,13 +444,11 @@ class ImageService:
             if not match and given.digest:
                 match = [r for r in refs if r.digest == given.digest and r.name == given.name]
             for r in match:
-                self.store.remove_ref(r)
-                records.append({"Untagged": r.familiar})
+                self._untagged(records, image_id, r, labels)
             refs = [r for r in refs if r not in match]
             if not given.digest and not any(not r.digest and r.name == given.name for r in refs):
                 for r in [r for r in refs if r.digest and r.name == given.name]:
-                    self.store.remove_ref(r)
-                    records.append({"Untagged": r.familiar})
+                    self._untagged(records, image_id, r, labels)
                     refs.remove(r)
             if refs:
                 return records
@@ -428,16 +456,15 @@ class ImageService:
         elif _single_reference(refs):
             self._check_conflict(image_id, refs, users, force, removed_ref=True)
             for r in refs:
-                self.store.remove_ref(r)
-                records.append({"Untagged": r.familiar})
+                self._untagged(records, image_id, r, labels)
             refs = []
             removed_ref = True
         self._check_conflict(image_id, refs, users, force, removed_ref)
         for r in refs:
-            self.store.remove_ref(r)
-            records.append({"Untagged": r.familiar})
+            self._untagged(records, image_id, r, labels)
         self.store.remove_image(image_id)
         records.append({"Deleted": image_id})
+        self.log_event("delete", image_id, image_id)
         if prune:
             self.gc()
         return records
@@ -475,13 +502,15 @@ class ImageService:
             if "until" in filters and not all(img.created < _until(v) for v in filters["until"]):
                 continue
             for r in img.refs:
-                self.store.remove_ref(r)
-                deleted.append({"Untagged": r.familiar})
+                self._untagged(deleted, img.id, r, img.labels)
             self.store.remove_image(img.id)
             deleted.append({"Deleted": img.id})
+            self.log_event("delete", img.id, img.id)
         self.gc()
-        return {"ImagesDeleted": deleted or None,
-                "SpaceReclaimed": max(0, before - self._disk_usage())}
+        reclaimed = max(0, before - self._disk_usage())
+        if self.events is not None:
+            self.events.emit("image", "prune", "", {"reclaimed": str(reclaimed)})
+        return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
     def gc(self) -> int:
         """Remove content and layer snapshots no image or live lease holds, ingests and

@@ -22,13 +22,13 @@ def runtime(request, pyrunc_bin):
     return pyrunc_bin if request.param == "pyrunc" else need("runc")
 
 
-@pytest.fixture
-def remapped(host_ids, shared_tmp):
+@pytest.fixture(params=["overlayfs", "native"])
+def remapped(request, host_ids, shared_tmp):
     """(idmap, image service) of an engine rooted at shared_tmp with --userns-remap=default."""
     host_ids("dockremap:%d:65536\n" % HOST_UID, "dockremap:%d:65536\n" % HOST_GID)
     m = parse_remap("default")
     tree = m.make_root_dir(os.path.join(shared_tmp, "engine"))
-    svc = ImageService(os.path.join(tree, "image"), idmap=m)
+    svc = ImageService(os.path.join(tree, "image"), request.param, idmap=m)
     build_builtin(svc, "busybox")
     return m, svc
 

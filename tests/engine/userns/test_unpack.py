@@ -94,9 +94,9 @@ def test_overlay_parents_made_for_a_member_keep_the_lower_owner(tmp_path):
         "": (UID, GID), "d": (UID + 7, GID + 8), "d/f": (UID + 9, GID + 9), "n": (UID, GID)}
 
 
-@pytest.fixture
-def remapped_svc(tmp_path, private_mount_ns):
-    return ImageService(str(tmp_path / MAP.dir_name / "image"), idmap=MAP)
+@pytest.fixture(params=["overlayfs", "native"])
+def remapped_svc(request, tmp_path, private_mount_ns):
+    return ImageService(str(tmp_path / MAP.dir_name / "image"), request.param, idmap=MAP)
 
 
 def test_a_remapped_store_unpacks_shifted_and_prepares_a_root_of_its_root(remapped_svc,
@@ -125,11 +125,12 @@ def test_a_store_is_for_one_mapping(remapped_svc, tmp_path):
                                                  "not for remapped root 500000.500000"):
         ImageService(root, idmap=other)
     assert ImageService(root, idmap=MAP).images()        # the same mapping: fine
-    plain = ImageService(str(tmp_path / "plain"))
+    plain = ImageService(str(tmp_path / "plain"), remapped_svc.snapshotter.name)
     build_builtin(plain, "busybox")
-    with pytest.raises(FailedPrecondition, match="unpacked for no userns-remap, not for "
-                                                 "remapped root 300000.400000"):
-        ImageService(plain.root, idmap=MAP)
+    for backend in ("overlayfs", "native"):       # the other backend has no snapshot yet
+        with pytest.raises(FailedPrecondition, match="unpacked for no userns-remap, not for "
+                                                     "remapped root 300000.400000"):
+            ImageService(plain.root, backend, idmap=MAP)
     assert not os.path.exists(os.path.join(plain.root, "remapped-root"))
 
 
