@@ -324,10 +324,11 @@ class ContainerService:
                     terminal=bool(c.config.get("Tty")), stdin=bool(c.config.get("OpenStdin")),
                     log_path=False if log.type == "none" else c.log_path,
                     log_max_size=log.max_size, log_max_file=log.max_file)
+                started_at = timestamps.now()       # before: a quick process may exit at once
                 task.start()
             except PyruncError as e:
                 raise self._start_failed(c, task, e) from None
-            cstate.set_running(c.state, task.state().pid)
+            cstate.set_running(c.state, task.state().pid, started_at)
             c.record["HasBeenStartedBefore"] = True
             c.record["HasBeenManuallyStopped"] = False
             c.save_state()
@@ -394,11 +395,16 @@ class ContainerService:
         self._emit(c, "kill", {"signal": str(sig)})
         self._signal(task, sig, c.state["Paused"])
         try:
+            if timeout == 0:
+                raise TimeoutError("no time given")
             task.wait(None if timeout < 0 else timeout)
         except TimeoutError:
             self._emit(c, "kill", {"signal": str(int(signal_.SIGKILL))})
             self._signal(task, int(signal_.SIGKILL), False)
-            task.wait()
+            try:
+                task.wait()
+            except FailedPrecondition:
+                pass
         except FailedPrecondition:
             pass
         self.refresh(c)

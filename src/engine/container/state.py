@@ -23,9 +23,9 @@ def new_state() -> dict[str, Any]:
             "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME}
 
 
-def set_running(state: dict[str, Any], pid: int) -> None:
+def set_running(state: dict[str, Any], pid: int, started_at: str) -> None:
     state.update(Status=RUNNING, Running=True, Paused=False, Restarting=False, OOMKilled=False,
-                 Dead=False, Pid=pid, ExitCode=0, Error="", StartedAt=timestamps.now())
+                 Dead=False, Pid=pid, ExitCode=0, Error="", StartedAt=started_at)
 
 
 def set_paused(state: dict[str, Any], paused: bool) -> None:
