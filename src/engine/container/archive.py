@@ -199,7 +199,7 @@ def archive_put(service: ContainerService, container: Any, path: str, stream: An
             if copy_uid_gid and c.config.get("User"):
                 owner = _user_ids(fs, c.config["User"])
             fs.extract(path, stream, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
-                       owner=owner, max_size=max_size)
+                       owner=owner, max_size=max_size, spool_dir=c.dir)
 
 
 def _user_ids(fs: ContainerFS, user: str) -> tuple[int, int]:

@@ -18,15 +18,19 @@ root or working directory.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import posixpath
 import stat
 import tarfile
+import tempfile
+import zlib
 
-from pyrunc.engine.layers.apply import Applier, LayerError, WHITEOUT_PREFIX, clean
+from pyrunc.engine.layers.apply import _INPUT_ERRNOS, Applier, LayerError, WHITEOUT_PREFIX, \
+    clean
 from pyrunc.engine.layers.compression import decompressed
-from pyrunc.engine.layers.tarstream import TarReader
+from pyrunc.engine.layers.tarstream import MappedTarReader, TarReader, _shown
 from pyrunc.errors import InvalidArgument, NotFound, SystemFailure
 from pyrunc.libcontainer import timestamps
 
@@ -385,11 +389,19 @@ class ContainerFS:
 
     # writing: extract a tar into a directory ----------------------------------------------
     def extract(self, path: str, stream: Any, *, no_overwrite_dir_non_dir: bool = False,
-                owner: tuple[int, int] | None = None, max_size: int | None = None) -> int:
+                owner: tuple[int, int] | None = None, max_size: int | None = None,
+                spool_dir: str | None = None) -> int:
         """Extract the tar (plain or compressed) read from ``stream`` into the directory
         ``path`` (symlinks followed in the container's scope, the last one too), docker's PUT
         archive. ``owner`` (uid, gid) replaces every member's; ``max_size`` bounds the bytes
-        read and written. Returns the bytes of file data written."""
+        read. Returns the bytes of file data written.
+
+        The archive is read twice: first whole, into a spool file in ``spool_dir``, checking
+        every member (names that climb out, a member through a symlink the archive made,
+        devices, whiteouts, truncation, sizes), so a bad archive is refused before anything is
+        written; then applied. Only what the container's own files cause (a symlink on the
+        way, a directory where NoOverwriteDirNonDir forbids replacing it, a full disk) can stop
+        the second pass part way, as in docker."""
         node = self.resolve(path, follow_last=True)
         try:
             if not stat.S_ISDIR(node.st.st_mode):
@@ -399,71 +411,125 @@ class ContainerFS:
                     raise InvalidArgument("mounted volume is marked read-only")
             elif self.readonly_rootfs:
                 raise InvalidArgument("container rootfs is marked read-only")
-            nested = sorted(p[len(node.path.rstrip("/")) + 1:] for p in self.mounts
-                            if p.startswith(node.path.rstrip("/") + "/"))
-            reader = TarReader(decompressed(stream))
-            limit: Any = max_size
-            reader.limit = limit
-            applier = _CopyApplier("/proc/self/fd/%d/." % node.fd, max_size,
-                                   no_overwrite_dir_non_dir, owner, nested, node.path)
-            try:
-                for member in reader:
-                    applier.member(reader, member)
-                reader.drain()
-                applier.finish()
-            except LayerError as e:
-                raise InvalidArgument("copy to container %s: %s" % (
-                    self.name, str(e).removeprefix("layer: "))) from None
-            except EOFError as e:
-                raise InvalidArgument("copy to container %s: truncated archive: %s"
-                                      % (self.name, e or "unexpected end")) from None
-            except OSError as e:
-                where = applier.current or path
-                if e.errno is None:
-                    raise InvalidArgument("copy to container %s: corrupt compressed stream: %s"
-                                          % (self.name, e)) from None
-                if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
-                               errno.EPERM, errno.EIO):
-                    raise SystemFailure("copy to container %s: %s" % (self.name, where),
-                                        e.errno) from None
-                raise InvalidArgument("copy to container %s: %s: %s" % (
-                    self.name, where, os.strerror(e.errno).lower())) from None
-            finally:
-                applier.close()
-            return applier.size
+            here = node.path.rstrip("/") + "/"
+            nested = sorted(p[len(here):] for p in self.mounts if p.startswith(here))
+            with tempfile.TemporaryFile(dir=spool_dir) as spool:
+                with self._input_errors(path, None):
+                    _check_archive(decompressed(stream), spool, nested, max_size)
+                spool.flush()
+                reader = MappedTarReader(spool.fileno(), 0)
+                applier = _CopyApplier("/proc/self/fd/%d/." % node.fd, no_overwrite_dir_non_dir,
+                                       owner, node.path)
+                try:
+                    with self._input_errors(path, applier):
+                        for member in reader:
+                            applier.member(reader, member)
+                        applier.finish()
+                finally:
+                    applier.close()
+                    reader.close()
+                return applier.size
         finally:
             node.close()
 
+    @contextlib.contextmanager
+    def _input_errors(self, path: str, applier: Applier | None) -> Iterator[None]:
+        """Turn what reading or applying an archive raises into one-line errors."""
+        where = self.name
+        try:
+            yield
+        except LayerError as e:
+            raise InvalidArgument("copy to container %s: %s"
+                                  % (where, str(e).removeprefix("layer: "))) from None
+        except EOFError as e:
+            raise InvalidArgument("copy to container %s: truncated archive: %s"
+                                  % (where, e or "unexpected end")) from None
+        except zlib.error as e:
+            raise InvalidArgument("copy to container %s: corrupt compressed stream: %s"
+                                  % (where, e)) from None
+        except OSError as e:
+            member = (applier.current if applier is not None else None) or path
+            if e.errno is None:
+                raise InvalidArgument("copy to container %s: corrupt compressed stream: %s"
+                                      % (where, e)) from None
+            if e.errno in _INPUT_ERRNOS:
+                raise InvalidArgument("copy to container %s: %s: %s" % (
+                    where, member, os.strerror(e.errno).lower())) from None
+            raise SystemFailure("copy to container %s: %s" % (where, member), e.errno) \
+                from None
+
+
+class _Tee:
+    """A readable that copies what is read through it into ``out``."""
+
+    def __init__(self, f: Any, out: Any) -> None:
+        self._f = f
+        self._out = out
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self._out.write(data)
+        return data
+
+
+def _check_archive(plain: Any, spool: Any, nested: list[str], max_size: int | None) -> None:
+    """Read the whole uncompressed tar ``plain`` into ``spool``, refusing any member cp must not
+    apply (see ``_check_member``); a truncated archive fails here too."""
+    reader = TarReader(_Tee(plain, spool))
+    limit: Any = max_size
+    reader.limit = limit
+    links: set[str] = set()
+    for member in reader:
+        _check_member(member, nested, links)
+    reader.drain()
+
+
+def _check_member(m: Any, nested: list[str], links: set[str]) -> None:
+    """cp's rules for one member: a clean name (nothing climbs above the target), no whiteout
+    (a ``.wh.`` name would delete, not copy), no device node, no path at or below a mount point
+    nested in the target (it would land under the mount), nothing through a symlink the
+    archive itself made (``links``, kept up to date here)."""
+    parts = clean(m.name)
+    if any(p.startswith(WHITEOUT_PREFIX) for p in parts):
+        raise LayerError("layer: %s: whiteout names (%s...) cannot be copied into a container"
+                         % (_shown(m.name), WHITEOUT_PREFIX))
+    if m.ischr() or m.isblk():
+        raise LayerError("layer: %s: refusing to create a device node" % _shown(m.name))
+    if not (m.isreg() or m.isdir() or m.issym() or m.islnk() or m.isfifo()):
+        raise LayerError("layer: %s: unsupported member type %r" % (_shown(m.name), m.type))
+    rel = "/".join(parts)
+    for n in nested:
+        if rel == n or rel.startswith(n + "/"):
+            raise LayerError("layer: %s: /%s is a mount point of its own: copy to it directly"
+                             % (_shown(m.name), n))
+    paths = [parts]
+    if m.islnk():
+        paths.append(clean(m.linkname))
+    for p in paths:
+        for i in range(1, len(p)):
+            if "/".join(p[:i]) in links:
+                raise LayerError("layer: %s: refusing to write through symlink %s"
+                                 % (_shown(m.name), _shown("/".join(p[:i]))))
+    if m.issym():
+        links.add(rel)
+    else:
+        links.discard(rel)
+
 
 class _CopyApplier(Applier):
-    """The layer applier with cp's rules: no whiteouts (a ``.wh.`` name is refused, not
-    applied), no device nodes, no member at or below a mount point nested in the target (it
-    would land under the mount, not in it), optional replacement owner, and docker's
-    NoOverwriteDirNonDir."""
+    """The layer applier (no whiteouts reach it: ``_check_member`` refused them) with docker's
+    NoOverwriteDirNonDir and an optional owner for every entry."""
 
-    def __init__(self, root: str, max_size: int | None, no_overwrite: bool,
-                 owner: tuple[int, int] | None, nested: list[str], where: str) -> None:
-        super().__init__(root, "delete", (), max_size)
+    def __init__(self, root: str, no_overwrite: bool, owner: tuple[int, int] | None,
+                 where: str) -> None:
+        super().__init__(root, "delete", ())
         self.no_overwrite = no_overwrite
         self.owner = owner
-        self.nested = nested
         self.where = where
 
     def member(self, tf: Any, m: Any) -> Any:
         self.current = m.name
         parts = clean(m.name)
-        if any(p.startswith(WHITEOUT_PREFIX) for p in parts):
-            raise LayerError("layer: %s: whiteout names (%s...) cannot be copied into a "
-                             "container" % (m.name, WHITEOUT_PREFIX))
-        if m.ischr() or m.isblk():
-            raise LayerError("layer: %s: refusing to create a device node" % m.name)
-        if not (m.isreg() or m.isdir() or m.issym() or m.islnk() or m.isfifo()):
-            raise LayerError("layer: %s: unsupported member type %r" % (m.name, m.type))
-        rel = "/".join(parts)
-        for n in self.nested:
-            if rel == n or rel.startswith(n + "/"):
-                raise LayerError("layer: %s: %s is a mount point of its own: copy to it "
-                                 "directly" % (m.name, _join(self.where, n)))
         if self.no_overwrite and parts:
             self._check_overwrite(parts, m)
         if self.owner is not None:
@@ -478,10 +544,10 @@ class _CopyApplier(Applier):
             return
         if stat.S_ISDIR(st.st_mode) and not m.isdir():
             raise LayerError("layer: %s: cannot overwrite directory %s with non-directory"
-                             % (m.name, _join(self.where, "/".join(parts))))
+                             % (_shown(m.name), _join(self.where, "/".join(parts))))
         if m.isdir() and not stat.S_ISDIR(st.st_mode):
             raise LayerError("layer: %s: cannot overwrite non-directory %s with directory"
-                             % (m.name, _join(self.where, "/".join(parts))))
+                             % (_shown(m.name), _join(self.where, "/".join(parts))))
 
 
 class TarChunks:
