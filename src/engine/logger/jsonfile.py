@@ -33,6 +33,8 @@ POLL = 0.05
 # How long to wait for the shim to open the new file after a rename, before giving up on it
 # when not following.
 _ROTATION_GRACE = 1.0
+# How much of a file's start identifies its content, to notice a truncation in place.
+_HEAD = 256
 
 
 class LogMessage:
@@ -292,6 +294,7 @@ class _Reader:
         i = 0
         f, offset = chain[0]
         pending = b""
+        head = os.pread(f.fd, _HEAD, 0)
         waited_since = None
         while True:
             data = os.pread(f.fd, BLOCK, offset)
@@ -315,15 +318,17 @@ class _Reader:
                 pending = b""
                 i += 1
                 f, offset = chain[i][0], 0
+                head = os.pread(f.fd, _HEAD, 0)
                 continue
             alive = self.follow and self.running()
             if _ident(self.path) == f.ident:
-                if f.size() < offset:   # truncated in place (max-file 1)
+                cut, head = _truncated(f, offset, head)
+                if cut:             # in place, with max-file 1
                     offset, pending = 0, b""
                     continue
                 if not self.follow or self._past_until():
                     return
-                if os.fstat(f.fd).st_size > offset:
+                if f.size() > offset:
                     continue
                 if not alive:
                     return
@@ -339,6 +344,7 @@ class _Reader:
                 chain.append((newer, 0))
                 i += 1
                 f, offset, pending = newer, 0, b""
+                head = os.pread(f.fd, _HEAD, 0)
                 waited_since = None
                 continue
             if waited_since is None:
@@ -362,6 +368,16 @@ class _Reader:
 
     def _past_until(self) -> bool:
         return self.until is not None and timestamps.now_ns() > self.until
+
+
+def _truncated(f: _File, offset: int, head: bytes) -> tuple[bool, bytes]:
+    """Whether the file was cut and written again since it was read up to ``offset``: it is
+    shorter, or its first bytes are no longer ``head`` (what they were); and its head now."""
+    if f.size() < offset:
+        return True, b""
+    now = os.pread(f.fd, _HEAD, 0)
+    common = min(len(now), len(head))
+    return now[:common] != head[:common], now
 
 
 def _decode(raw: bytes) -> LogMessage | None:
