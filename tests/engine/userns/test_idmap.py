@@ -270,3 +270,21 @@ def test_any_subuid_text_gives_a_valid_map_or_one_clear_error(host_ids, tmp_path
     for r in m.uid_ranges:
         assert r.container_id == at
         at += r.size
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.text(max_size=40),
+                 st.builds(lambda a, b: a + ":" + b,
+                           st.sampled_from(["alice", "1500", "default", "root", "0", ""]),
+                           st.one_of(st.text(max_size=12),
+                                     st.sampled_from(["staff2", "1600", "alice"])))))
+def test_any_setting_gives_a_map_or_one_clear_error(host_ids, value):
+    host_ids("alice:100000:65536\n1500:100000:65536\n", "alice:200000:65536\n"
+             "staff2:300000:65536\n1600:300000:65536\n1500:200000:65536\n")
+    try:
+        m = parse_remap(value)
+    except (InvalidArgument, FailedPrecondition) as e:
+        assert "\n" not in str(e)
+        return
+    assert m is None or m.user == "alice"
