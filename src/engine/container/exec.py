@@ -82,7 +82,7 @@ class ExecService:
                 raise InvalidArgument("exec config: %s must be a string" % key)
         self._check_running(c)
         exec_id = secrets.token_hex(32)
-        record = {
+        record: dict[str, Any] = {
             "ID": exec_id, "ContainerID": c.id, "Running": False, "ExitCode": None, "Pid": 0,
             "Started": False, "CanRemove": False, "DetachKeys": config.get("DetachKeys") or "",
             "OpenStdin": bool(config.get("AttachStdin")),

@@ -33,7 +33,7 @@ from pyrunc.libcontainer import timestamps
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, List
     from collections.abc import Iterator
     from pyrunc.containerd.shim.client import Attachment
     from pyrunc.containerd.tasks import ExecProcess, Task, TaskManager
@@ -123,6 +123,11 @@ class ContainerService:
 
     def _refresh_locked(self, c):
         if not cstate.is_active(c.state):
+            return
+        if c.state["Restarting"]:       # the supervisor restarts it: no task until then
+            if c.record.get("HasBeenManuallyStopped"):      # a user stopped it meanwhile
+                c.state.update(Status=cstate.EXITED, Running=False, Restarting=False)
+                c.save_state()
             return
         try:
             task: Any = self.tasks.get(c.id)
@@ -293,12 +298,25 @@ class ContainerService:
             status = c.state["Status"]
             if status == cstate.PAUSED:
                 raise Conflict("cannot start a paused container, try unpause instead")
-            if status == cstate.RUNNING:
+            if status in (cstate.RUNNING, cstate.RESTARTING):
                 return
             if status in (cstate.REMOVING, cstate.DEAD):
                 raise Conflict("container is marked for removal and cannot be started")
+            c.record["RestartCount"] = 0            # a user's start, as docker's
             self._start_locked(c)
         self._emit(c, "start")
+
+    def start_restarting(self, ref: str) -> bool:
+        """The supervisor's restart of a container its restart policy restarts (marked
+        Restarting), keeping RestartCount; False when a user stopped it meanwhile."""
+        c = self.store.get(ref)
+        with c.lock():
+            c.reload()
+            if not c.state["Restarting"] or c.record.get("HasBeenManuallyStopped"):
+                return False
+            self._start_locked(c)
+        self._emit(c, "start")
+        return True
 
     def _start_locked(self, c):
         self._drop_task(c)
@@ -432,6 +450,13 @@ class ContainerService:
         if not cstate.is_active(c.state):
             raise Conflict("Cannot kill container: %s: Container %s is not running"
                            % (ref, c.id))
+        with c.lock():              # no restart by a restart policy after a user's kill
+            c.reload()
+            c.record["HasBeenManuallyStopped"] = True
+            c.save_state()
+        if c.state["Restarting"]:
+            self.refresh(c)         # settles it as exited: the restart is cancelled
+            return
         task = c.task()
         self._emit(c, "kill", {"signal": str(sig)})
         try:
@@ -508,7 +533,7 @@ class ContainerService:
             except TimeoutError:
                 left()
             except (NotFound, FailedPrecondition):
-                pass
+                time.sleep(0.05)    # restarting: no task until the supervisor starts it
             c = self.get(c.id)
         return _wait_result(c)
 
@@ -527,7 +552,7 @@ class ContainerService:
                                    "remove" % c.id)
                 raise Conflict("You cannot remove a running container %s. Stop the container "
                                "before attempting removal or force remove" % c.id)
-            if cstate.is_active(c.state):
+            if cstate.is_active(c.state) and not c.state["Restarting"]:
                 self._emit(c, "kill", {"signal": str(int(signal_.SIGKILL))})
                 c.task().delete(force=True)
                 self._refresh_locked(c)
@@ -746,7 +771,7 @@ class ContainerService:
         self.execs.resize(exec_id, h, w)
 
     # ------------------------------------------------------------------ engine start-up
-    def clean_abandoned(self) -> list[str]:
+    def clean_abandoned(self) -> List[str]:
         """Remove what creates whose process died left (directory, name, snapshot), and
         finish removals that were interrupted; returns the IDs cleaned."""
         cleaned = []
@@ -769,7 +794,7 @@ class ContainerService:
                     pass            # another process is removing it
         return cleaned
 
-    def image_users(self, image_id: str) -> list[tuple[str, bool]]:
+    def image_users(self, image_id: str) -> List[tuple[str, bool]]:
         """[(container ID, running)] of the containers made from ``image_id``."""
         return [(c.id, cstate.is_active(c.state)) for c in self.store.all()
                 if c.image_id == image_id]

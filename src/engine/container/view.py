@@ -70,8 +70,9 @@ def normalise_host_config(host_config: dict[str, Any], runtime: str) -> dict[str
         if not isinstance(out.get(key) or 0, int) or isinstance(out.get(key), bool):
             raise InvalidArgument("HostConfig.%s: must be an integer" % key)
         out[key] = out.get(key) or 0
-    if out["Memory"] > 0 and out["MemorySwap"] == 0:
-        out["MemorySwap"] = 2 * out["Memory"]
+    memory: Any = out["Memory"]
+    if memory > 0 and out["MemorySwap"] == 0:
+        out["MemorySwap"] = 2 * memory
     return out
 
 
