@@ -12,7 +12,10 @@ point: /x"):
   path is created (0755) when the container starts, as docker does for ``-v``.
 * ``Mounts`` (``--mount``, the API's objects): Type ``bind`` (Source must exist), ``volume``
   (Source is the name; none for an anonymous volume) or ``tmpfs``.
-* ``Tmpfs`` (``--tmpfs``): ``{"/run": "rw,size=64m"}``.
+* ``Tmpfs`` (``--tmpfs``): ``{"/run": "rw,size=64m"}``: checked here (destinations,
+  options, duplicates) and covering the image's volumes, but not among the results: as in
+  docker, they are not the container's mount points (not in inspect's "Mounts"), and the OCI
+  spec builder adds them itself.
 * the image's ``Volumes``: an anonymous volume each, unless a mount above covers it.
 
 In the OCI config (``MountPoint.to_oci``) a bind or volume is ``bind`` with ``rbind`` (``bind``
@@ -60,13 +63,13 @@ class MountPoint:
 
     __slots__ = ("type", "name", "source", "destination", "rw", "propagation", "mode",
                  "driver", "copy_data", "create_source", "recursive", "ro_recursive",
-                 "tmpfs_options", "listed", "anonymous")
+                 "tmpfs_options", "anonymous")
 
     def __init__(self, type: str, destination: str, *, source: str = "", name: str = "",
                  rw: bool = True, propagation: str = "", mode: str = "", driver: str = "",
                  copy_data: bool = False, create_source: bool = False, recursive: bool = True,
                  ro_recursive: bool = True, tmpfs_options: list[str] | None = None,
-                 listed: bool = True, anonymous: bool = False) -> None:
+                 anonymous: bool = False) -> None:
         self.type = type
         self.destination = destination
         self.source = source
@@ -80,7 +83,6 @@ class MountPoint:
         self.recursive = recursive            # rbind (else bind)
         self.ro_recursive = ro_recursive      # read-only below too (rro)
         self.tmpfs_options = tmpfs_options    # a tmpfs's merged options
-        self.listed = listed                  # shown in inspect's "Mounts" (not --tmpfs ones)
         self.anonymous = anonymous            # a volume without a name given (rm -v removes)
 
     def __repr__(self) -> str:
@@ -128,8 +130,8 @@ class MountPoint:
 
 
 def inspect_mounts(mount_points: list[MountPoint]) -> list[dict]:
-    """docker inspect's "Mounts": every mount but the ``Tmpfs`` map's, by destination."""
-    return [m.inspect() for m in sorted(mount_points, key=lambda m: m.destination) if m.listed]
+    """docker inspect's "Mounts" of these mount points, by destination."""
+    return [m.inspect() for m in sorted(mount_points, key=lambda m: m.destination)]
 
 
 # -- validation helpers -----------------------------------------------------------------------
@@ -411,7 +413,7 @@ def merge_tmpfs_options(words: list[str]) -> list[str]:
 
 
 def parse_tmpfs(target: Any, options: Any) -> MountPoint:
-    """One entry of the ``Tmpfs`` map as a MountPoint."""
+    """One entry of the ``Tmpfs`` map as a MountPoint (checked: destination and options)."""
     target = _check_text("tmpfs destination", target)
     options = _check_text("tmpfs options", options if options is not None else "")
     problem = _check_target(target)
@@ -419,8 +421,7 @@ def parse_tmpfs(target: Any, options: Any) -> MountPoint:
         raise InvalidArgument(problem)
     words = [w for w in options.split(",") if w] if options else []
     merged = merge_tmpfs_options(list(TMPFS_DEFAULTS) + words)
-    return MountPoint("tmpfs", _clean(target), rw="ro" not in merged, tmpfs_options=merged,
-                      listed=False)
+    return MountPoint("tmpfs", _clean(target), rw="ro" not in merged, tmpfs_options=merged)
 
 
 # -- resolving a container's mounts -------------------------------------------------------------
@@ -430,9 +431,10 @@ def _depth(path: str) -> int:
 
 
 def parse_mounts(host_config: dict | None, image_volumes: Any = None) -> list[MountPoint]:
-    """Every mount of a container from its host config and its image's Volumes, parsed and
-    checked (duplicates included), with no volume created: named and anonymous volumes have
-    no source yet. Parents come before the mounts below them."""
+    """The mount points of a container from its host config and its image's Volumes, parsed
+    and checked (duplicates included), with no volume created: named and anonymous volumes
+    have no source yet. The ``Tmpfs`` map is checked but not returned (see the module
+    docstring). Parents come before the mounts below them."""
     host_config = host_config or {}
     if not isinstance(host_config, dict):
         raise InvalidArgument("HostConfig must be an object")
@@ -469,8 +471,6 @@ def parse_mounts(host_config: dict | None, image_volumes: Any = None) -> list[Mo
         if mp.destination in tmpfs_targets:
             raise InvalidArgument("Duplicate mount point: %s" % shown(mp.destination))
         add(mp)
-    for mp in tmpfs_points:
-        add(mp)
     if image_volumes:
         if not isinstance(image_volumes, dict):
             raise InvalidArgument("the image's Volumes must be a map")
@@ -480,7 +480,7 @@ def parse_mounts(host_config: dict | None, image_volumes: Any = None) -> list[Mo
             if problem is not None:
                 raise InvalidArgument("image volume: %s" % problem)
             destination = _clean(path)
-            if destination not in by_destination:
+            if destination not in by_destination and destination not in tmpfs_targets:
                 by_destination[destination] = MountPoint(
                     "volume", destination, anonymous=True, driver=driver or DEFAULT_DRIVER,
                     copy_data=True)

@@ -197,14 +197,16 @@ def tree_size(path: str) -> int:
 
 def _rmtree(path: str) -> None:
     """Remove ``path`` and everything below, also where a mode forbids it (a volume's content
-    comes from containers)."""
-    def onerror(func: Any, p: str, exc: Any) -> None:
-        try:
-            parent = os.path.dirname(p)
-            os.chmod(parent, 0o700)
-            func(p)
-        except OSError:
-            pass
+    comes from containers); what another process removed meanwhile is no error."""
+    def onerror(func: Any, p: str, exc_info: Any) -> None:
+        if isinstance(exc_info[1], FileNotFoundError):
+            return
+        if func in (os.rmdir, os.unlink, os.remove):
+            try:
+                os.chmod(os.path.dirname(p), 0o700)
+                func(p)
+            except OSError:
+                pass
     if os.path.lexists(path):
         shutil.rmtree(path, onerror=onerror)
 

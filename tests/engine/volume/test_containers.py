@@ -72,8 +72,8 @@ def test_missing_host_path_of_v_is_created_at_start(runner, tmp_path, volumes):
 
 def test_tmpfs_size_mode_and_docker_flags(runner, volumes):
     points = resolve_mounts(
-        {"Tmpfs": {"/run": "size=1m"},
-         "Mounts": [{"Type": "tmpfs", "Target": "/t",
+        {"Mounts": [{"Type": "tmpfs", "Target": "/run", "TmpfsOptions": {"SizeBytes": 1 << 20}},
+                    {"Type": "tmpfs", "Target": "/t",
                      "TmpfsOptions": {"SizeBytes": 2 << 20, "Mode": 0o1770}}]},
         None, container_id=CID, volumes=volumes)
     script = ("cat /proc/self/mountinfo; stat -c 'mode=%a' /t; "
