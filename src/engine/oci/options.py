@@ -55,9 +55,26 @@ def _list(host_config: dict[str, Any], key: str, item: type = str) -> list[Any]:
 
 # -- capabilities ----------------------------------------------------------------------------
 
+def _bounding_set() -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def all_capabilities() -> list[str]:
-    """Every capability the running kernel has (a privileged container's set)."""
-    return list(CAPABILITIES[:last_cap() + 1])
+    """Every capability the running kernel has and the engine may hand on (those in its own
+    bounding set: an engine in a container cannot give what it lacks): a privileged
+    container's set, and ``--cap-add ALL``."""
+    known = CAPABILITIES[:last_cap() + 1]
+    bounding = _bounding_set()
+    if bounding is None:
+        return list(known)
+    return [c for number, c in enumerate(known) if bounding >> number & 1]
 
 
 def normalize_capabilities(names: list[str]) -> list[str]:
