@@ -260,3 +260,44 @@ def test_copy_up_hostile_rootfs_never_reads_the_host(pyrunc_runner, volumes, tmp
         assert os.listdir(by_dest[dest].source) == []
     release_mounts(points, volumes, CID, remove_anonymous=True)
     assert volumes.list()["Volumes"] == []
+
+
+# cap_net_raw+ep as the kernel stores it (VFS_CAP_REVISION_2, effective, permitted bit 13)
+NET_RAW_CAP = bytes([0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00] + [0] * 12)
+
+
+def test_copy_up_keeps_xattrs_and_file_capabilities(pyrunc_runner, volumes):
+    """Extended attributes survive the copy, a file capability too (set after the owner, which
+    would clear it); the kernel's getxattr on the volume is the oracle."""
+    rootfs = pyrunc_runner.rootfs()
+    data = os.path.join(rootfs, "data")
+    os.mkdir(data)
+    path = os.path.join(data, "ping")
+    with open(path, "w") as f:
+        f.write("x")
+    os.chown(path, 1000, 1000)
+    os.setxattr(path, "user.origin", b"image")
+    os.setxattr(path, "trusted.pyrunc", b"t")
+    os.setxattr(path, "security.capability", NET_RAW_CAP)
+    points = resolve_mounts({}, {"/data": {}}, container_id=CID, volumes=volumes)
+    assert copy_up(points, rootfs) == ["/data"]
+    copied = os.path.join(points[0].source, "ping")
+    for key in ("user.origin", "trusted.pyrunc", "security.capability"):
+        assert os.getxattr(copied, key) == os.getxattr(path, key), key
+    assert os.stat(copied).st_uid == 1000
+    release_mounts(points, volumes, CID, remove_anonymous=True)
+
+
+def test_rm_v_removes_only_unshared_anonymous_volumes(volumes):
+    p1 = resolve_mounts({"Binds": ["named:/n", "/anon"]}, {"/img": {}}, container_id="a" * 64,
+                        volumes=volumes)
+    anon = {p.destination: p.name for p in p1}
+    # a second container uses the first one's anonymous /anon volume by name
+    p2 = resolve_mounts({"Binds": ["%s:/x" % anon["/anon"]]}, None, container_id="b" * 64,
+                        volumes=volumes)
+    release_mounts(p1, volumes, "a" * 64, remove_anonymous=True)
+    assert sorted(v["Name"] for v in volumes.list()["Volumes"]) == sorted(
+        ["named", anon["/anon"]])
+    release_mounts(p2, volumes, "b" * 64, remove_anonymous=True)
+    assert volumes.exists(anon["/anon"])      # named in the second: not its anonymous one
+    assert not volumes.exists(anon["/img"])

@@ -270,3 +270,18 @@ def test_volumes_from_and_bad_host_config():
     for hc in ({"Binds": "/a:/b"}, {"Mounts": {"a": 1}}, {"Tmpfs": ["/x"]}, {"Binds": [1]}):
         with pytest.raises(InvalidArgument):
             parse_mounts(hc)
+
+
+@pytest.mark.parametrize("hc", [
+    {"Mounts": [{"Type": "volume", "Source": "../../etc", "Target": "/x"}]},
+    {"Mounts": [{"Type": "volume", "Source": "a/../../b", "Target": "/x"}]},
+    {"Binds": ["..:/x"]},
+    {"Binds": ["../x:/x"]},
+    {"Binds": ["./x:/x"]},
+])
+def test_volume_names_that_climb_are_refused(volumes, hc):
+    with pytest.raises(InvalidArgument) as e:
+        resolve_mounts(hc, None, container_id=CID, volumes=volumes)
+    assert "includes invalid characters for a local volume name" in str(e.value)
+    assert sorted(os.listdir(volumes.root)) == [".meta", ".trash"]
+    assert sorted(os.listdir(os.path.dirname(volumes.root))) == ["volumes"]
