@@ -127,9 +127,7 @@ def _join(parent: str, name: str) -> str:
 def clean_path(path: str) -> str:
     """The container path ``path`` as docker cleans it: absolute, normalised, a trailing
     ``/`` or ``/.`` kept (they ask for a directory's contents)."""
-    out = posixpath.normpath("/" + path)
-    if out == "//":
-        out = "/"
+    out = posixpath.normpath("/" + path.lstrip("/"))
     if path.endswith("/.") and out != "/":
         return out + "/."
     if path.endswith("/") and out != "/":
@@ -276,7 +274,7 @@ class ContainerFS:
         """docker's ContainerPathStat of ``path``: the entry itself (a symlink is not followed),
         with the fully resolved target of a symlink in ``linkTarget``."""
         cleaned = clean_path(path)
-        node = self.resolve(cleaned)
+        node = self.resolve(path)
         try:
             st = node.st
             target = self.canonical(cleaned) if stat.S_ISLNK(st.st_mode) else ""
@@ -296,7 +294,7 @@ class ContainerFS:
         ``base``. The chunks come as the tree is read; close the iterator to stop early."""
         info = self.stat(path)
         cleaned = clean_path(path)
-        node = self.resolve(cleaned)
+        node = self.resolve(path)
         try:
             if stat.S_ISDIR(node.st.st_mode):
                 top = "." if cleaned.endswith("/.") else (
@@ -321,7 +319,8 @@ class ContainerFS:
                     st = os.fstat(fd)
                     if top:
                         yield writer.header(top, st, fd=fd)
-                    yield from self._tree(writer, fd, node.path, top, 1)
+                    # the contents of "dir/." (and of "/") are named as in the directory
+                    yield from self._tree(writer, fd, node.path, "" if top == "." else top, 1)
                 finally:
                     os.close(fd)
             else:
