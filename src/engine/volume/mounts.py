@@ -9,7 +9,9 @@ point: /x"):
   (SELinux relabelling: accepted and ignored, no SELinux here), a propagation (``private``,
   ``rprivate``, ``shared``, ``rshared``, ``slave``, ``rslave``), ``nocopy``, a consistency
   (``consistent``, ``cached``, ``delegated``: ignored on Linux, as docker does). A missing host
-  path is created (0755) when the container starts, as docker does for ``-v``.
+  path is created (0755) when the container starts, as docker does for ``-v``. A bind of the
+  engine's root (or inside it, or above it) is ``rslave`` unless ``rshared`` is asked for;
+  another propagation there is refused (docker's rule).
 * ``Mounts`` (``--mount``, the API's objects): Type ``bind`` (Source must exist), ``volume``
   (Source is the name; none for an anonymous volume) or ``tmpfs``.
 * ``Tmpfs`` (``--tmpfs``): ``{"/run": "rw,size=64m"}``: checked here (destinations,
@@ -192,9 +194,10 @@ def _config_error(mount_type: Any, message: str) -> InvalidArgument:
 
 # -- Binds ------------------------------------------------------------------------------------
 
-def parse_bind(raw: Any, volume_driver: str = "") -> MountPoint:
+def parse_bind(raw: Any, volume_driver: str = "", engine_root: str | None = None) -> MountPoint:
     """One ``-v`` string as a MountPoint (no volume created, no path checked on the host);
-    InvalidArgument with docker's text when it is not valid."""
+    InvalidArgument with docker's text when it is not valid. ``engine_root``: see
+    ``bind_propagation``."""
     raw = _check_text("volume specification", raw)
     invalid = "invalid volume specification: '%s'" % shown(raw)
     parts = raw.split(":", 3)
@@ -230,7 +233,7 @@ def parse_bind(raw: Any, volume_driver: str = "") -> MountPoint:
                     ro_recursive=readonly != ["ro-non-recursive"])
     if kind == "bind":
         mp.source = _clean(source)
-        mp.propagation = propagation or DEFAULT_PROPAGATION
+        mp.propagation = bind_propagation(propagation, mp.source, engine_root)
         mp.create_source = True
     else:
         mp.name = source
@@ -239,6 +242,26 @@ def parse_bind(raw: Any, volume_driver: str = "") -> MountPoint:
         mp.copy_data = not nocopy
         mp.mode = mode or "z"     # docker's mode of a local volume given no mode
     return mp
+
+
+def _within(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def bind_propagation(given: str, source: str, engine_root: str | None) -> str:
+    """A bind's propagation: the one given, else rprivate; but a bind of the engine's root, of
+    something inside it or of a directory holding it is ``rslave`` unless ``rshared`` is asked
+    for (docker's rule: the engine's later unmounts, of volumes and roots, reach the
+    container, which would otherwise keep them busy)."""
+    if engine_root and (_within(source, engine_root) or _within(engine_root, source)):
+        if given and given not in ("rslave", "rshared"):
+            raise InvalidArgument(
+                "invalid mount config: must use either propagation mode \"rslave\" or "
+                "\"rshared\" when mount source is within the daemon root, daemon root: "
+                "\"%s\", bind mount source: \"%s\", propagation: \"%s\""
+                % (engine_root, shown(source), given))
+        return given or "rslave"
+    return given or DEFAULT_PROPAGATION
 
 
 # -- Mounts -----------------------------------------------------------------------------------
@@ -285,9 +308,10 @@ def convert_tmpfs_options(size: int, mode: int, extra: Any, readonly: bool) -> l
     return words
 
 
-def parse_mount(spec: Any) -> MountPoint:
+def parse_mount(spec: Any, engine_root: str | None = None) -> MountPoint:
     """One ``Mounts`` entry (the API's object) as a MountPoint; InvalidArgument with docker's
-    text when it is not valid. A bind's Source must exist (unless CreateMountpoint)."""
+    text when it is not valid. A bind's Source must exist (unless CreateMountpoint).
+    ``engine_root``: see ``bind_propagation``."""
     spec = _object("mount", spec, _MOUNT_KEYS)
     if spec is None:
         raise InvalidArgument("mount must be an object")
@@ -313,7 +337,7 @@ def parse_mount(spec: Any) -> MountPoint:
         raise _config_error(kind, problem)
     try:
         if kind == "bind":
-            return _bind_mount(source, target, readonly, bind, vol)
+            return _bind_mount(source, target, readonly, bind, vol, engine_root)
         if kind == "volume":
             return _volume_mount(source, target, readonly, bind, vol)
         return _tmpfs_mount(source, target, readonly, bind, tmpfs)
@@ -322,7 +346,7 @@ def parse_mount(spec: Any) -> MountPoint:
 
 
 def _bind_mount(source: str, target: str, readonly: bool, bind: dict | None,
-                vol: dict | None) -> MountPoint:
+                vol: dict | None, engine_root: str | None) -> MountPoint:
     if not source:
         raise _ConfigError("field Source must not be empty")
     propagation = _field(bind, "Propagation", str, "", "BindOptions")
@@ -343,7 +367,8 @@ def _bind_mount(source: str, target: str, readonly: bool, bind: dict | None,
     if (non_recursive_ro or force_ro) and not readonly:
         raise _ConfigError("ReadOnlyNonRecursive and ReadOnlyForceRecursive need ReadOnly")
     return MountPoint("bind", _clean(target), source=_clean(source), rw=not readonly,
-                      propagation=propagation or DEFAULT_PROPAGATION, create_source=create,
+                      propagation=bind_propagation(propagation, _clean(source), engine_root),
+                      create_source=create,
                       recursive=not _field(bind, "NonRecursive", bool, False, "BindOptions"),
                       ro_recursive=not non_recursive_ro)
 
@@ -430,7 +455,8 @@ def _depth(path: str) -> int:
     return path.count("/")
 
 
-def parse_mounts(host_config: dict | None, image_volumes: Any = None) -> list[MountPoint]:
+def parse_mounts(host_config: dict | None, image_volumes: Any = None,
+                 engine_root: str | None = None) -> list[MountPoint]:
     """The mount points of a container from its host config and its image's Volumes, parsed
     and checked (duplicates included), with no volume created: named and anonymous volumes
     have no source yet. The ``Tmpfs`` map is checked but not returned (see the module
@@ -462,12 +488,12 @@ def parse_mounts(host_config: dict | None, image_volumes: Any = None) -> list[Mo
     tmpfs_points = [parse_tmpfs(t, o) for t, o in tmpfs.items()]
     tmpfs_targets = {mp.destination for mp in tmpfs_points}
     for raw in binds:
-        mp = parse_bind(raw, driver)
+        mp = parse_bind(raw, driver, engine_root)
         if mp.destination in tmpfs_targets:
             raise InvalidArgument("Duplicate mount point: %s" % shown(mp.destination))
         add(mp)
     for spec in mounts:
-        mp = parse_mount(spec)
+        mp = parse_mount(spec, engine_root)
         if mp.destination in tmpfs_targets:
             raise InvalidArgument("Duplicate mount point: %s" % shown(mp.destination))
         add(mp)
@@ -493,7 +519,7 @@ def resolve_mounts(host_config: dict | None, image_volumes: Any = None, *, conta
     """``parse_mounts``, then create the named volumes that do not exist yet and an anonymous
     volume for each mount without a name, each referenced by ``container_id`` (so it is in
     use until ``release_mounts``). Anything this call made is undone when it fails."""
-    points = parse_mounts(host_config, image_volumes)
+    points = parse_mounts(host_config, image_volumes, os.path.dirname(volumes.root))
     done: list[tuple[str, bool]] = []
     try:
         for mp in points:

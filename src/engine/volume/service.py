@@ -214,8 +214,11 @@ def _rmtree(path: str) -> None:
 class VolumeService:
     """The volumes of one engine root (``ENGINE_ROOT/volumes``); see the module docstring."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, *, owner: tuple[int, int] | None = None) -> None:
+        """``owner``: the host uid and gid a new volume's ``_data`` is given (the remapped root
+        with --userns-remap, as docker does); root's when None."""
         self.root = os.path.abspath(root)
+        self.owner = owner
         self._meta = os.path.join(self.root, ".meta")
         self._trash = os.path.join(self.root, ".trash")
         os.makedirs(self._meta, mode=0o700, exist_ok=True)
@@ -297,6 +300,8 @@ class VolumeService:
                 try:
                     os.mkdir(path, 0o701)
                     os.mkdir(os.path.join(path, "_data"), 0o755)
+                    if self.owner is not None:
+                        os.chown(os.path.join(path, "_data"), *self.owner)
                 except OSError as e:
                     _rmtree(path)
                     raise SystemFailure("create volume %s" % name, e.errno) from None

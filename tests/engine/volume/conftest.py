@@ -25,8 +25,9 @@ def mount_targets():
 
 @pytest.fixture
 def volumes(tmp_path):
-    """A VolumeService on tmp_path/volumes; at the end nothing may stay mounted under it."""
-    svc = VolumeService(str(tmp_path / "volumes"))
+    """A VolumeService on tmp_path/engine/volumes (the engine's root is tmp_path/engine); at
+    the end nothing may stay mounted under it."""
+    svc = VolumeService(str(tmp_path / "engine" / "volumes"))
     yield svc
     left = [t for t in _mount_targets() if t.startswith(svc.root)]
     for target in reversed(left):
@@ -52,8 +53,9 @@ class Runner:
         subprocess.run(["cp", "-al", self.busybox_rootfs, str(path)], check=True)
         return str(path)
 
-    def popen(self, args, mounts, rootfs=None):
-        """Start a container running ``args`` with the OCI ``mounts`` added; returns (id, Popen)."""
+    def popen(self, args, mounts, rootfs=None, user=None):
+        """Start a container running ``args`` with the OCI ``mounts`` added (as ``user``, a
+        (uid, gid), when given); returns (id, Popen)."""
         self.count += 1
         bundle = self.tmp_path / ("bundle%d" % self.count)
         bundle.mkdir()
@@ -62,6 +64,10 @@ class Runner:
         spec["mounts"].extend(mounts)
         for caps in spec["process"]["capabilities"].values():
             caps.append("CAP_DAC_OVERRIDE")        # root reads every file, as in docker
+        if user is not None:
+            spec["process"]["user"] = {"uid": user[0], "gid": user[1]}
+            for key in ("effective", "permitted", "ambient"):
+                spec["process"]["capabilities"][key] = []
         runtime_spec.write_spec(str(bundle), spec)
         cid = support.unique_id("vol")
         self.ids.append(cid)
@@ -72,9 +78,9 @@ class Runner:
         proc.out, proc.err = out, err
         return cid, proc
 
-    def run(self, args, mounts, rootfs=None, timeout=60):
+    def run(self, args, mounts, rootfs=None, timeout=60, user=None):
         """Run a container to its end: CompletedProcess with text stdout and stderr."""
-        _, proc = self.popen(args, mounts, rootfs)
+        _, proc = self.popen(args, mounts, rootfs, user)
         return self.wait(proc, timeout)
 
     @staticmethod

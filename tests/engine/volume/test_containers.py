@@ -301,3 +301,22 @@ def test_rm_v_removes_only_unshared_anonymous_volumes(volumes):
     release_mounts(p2, volumes, "b" * 64, remove_anonymous=True)
     assert volumes.exists(anon["/anon"])      # named in the second: not its anonymous one
     assert not volumes.exists(anon["/img"])
+
+
+def test_volume_owner_lets_that_user_write(runner, tmp_path):
+    """VolumeService(owner=) gives new volumes' _data to that uid:gid (docker's remapped root):
+    a container process of that uid can write into it, and cannot without."""
+    from pyrunc.engine.volume import VolumeService
+    owned = VolumeService(str(tmp_path / "e1" / "volumes"), owner=(1000, 1000))
+    plain = VolumeService(str(tmp_path / "e2" / "volumes"))
+    results = []
+    for svc in (owned, plain):
+        points = resolve_mounts({"Binds": ["w1:/w"]}, None, container_id=CID, volumes=svc)
+        st = os.stat(svc.mountpoint("w1"))
+        results.append((st.st_uid, st.st_gid))
+        r = runner.run(["sh", "-c", "id -u; echo x > /w/f && echo wrote"], _oci(points),
+                       user=(1000, 1000))
+        assert r.stdout.startswith("1000\n"), r.stderr
+        results.append("wrote" in r.stdout)
+        release_mounts(points, svc, CID)
+    assert results == [(1000, 1000), True, (0, 0), False]

@@ -284,4 +284,26 @@ def test_volume_names_that_climb_are_refused(volumes, hc):
         resolve_mounts(hc, None, container_id=CID, volumes=volumes)
     assert "includes invalid characters for a local volume name" in str(e.value)
     assert sorted(os.listdir(volumes.root)) == [".meta", ".trash"]
-    assert sorted(os.listdir(os.path.dirname(volumes.root))) == ["volumes"]
+
+
+def test_binds_of_the_engine_root_are_rslave(volumes, tmp_path):
+    engine = os.path.dirname(volumes.root)
+    inside = os.path.join(engine, "containers")
+    os.makedirs(inside)
+    points = resolve_mounts(
+        {"Binds": ["%s:/a" % engine, "/:/b", "%s:/c:rshared" % inside, "%s:/d" % (tmp_path /
+                                                                            "elsewhere")],
+         "Mounts": [{"Type": "bind", "Source": inside, "Target": "/e"}]},
+        None, container_id=CID, volumes=volumes)
+    assert {p.destination: p.propagation for p in points} == {
+        "/a": "rslave", "/b": "rslave", "/c": "rshared", "/d": "rprivate", "/e": "rslave"}
+    for hc in ({"Binds": ["%s:/a:rprivate" % inside]},
+               {"Mounts": [{"Type": "bind", "Source": engine, "Target": "/a",
+                            "BindOptions": {"Propagation": "private"}}]}):
+        with pytest.raises(InvalidArgument) as e:
+            resolve_mounts(hc, None, container_id=CID, volumes=volumes)
+        assert str(e.value).startswith('invalid mount config: must use either propagation mode '
+                                       '"rslave" or "rshared" when mount source is within the '
+                                       'daemon root')
+    # a sibling whose name only starts like the root is not inside it
+    assert parse_bind("%s2:/x" % engine, engine_root=engine).propagation == "rprivate"
