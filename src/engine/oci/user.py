@@ -15,7 +15,7 @@ The rules are runc's ``user.GetExecUser`` as docker uses it:
 * ``user:group`` takes the group's gid (a name must be in ``/etc/group``); without a group the
   supplementary groups are those that list the user as a member.
 * ``additionalGids`` is the primary gid, then the supplementary groups, then ``GroupAdd``
-  (names or numbers), in that order.
+  (names or numbers), in that order, each once.
 """
 from __future__ import annotations
 
@@ -271,4 +271,8 @@ def resolve_user(rootfs: str, user: str | None, group_add: list[str] | None = No
             extra = _in_range(number)
         if extra not in added:
             added.append(extra)
-    return ExecUser(uid, gid, [gid] + supplementary + added, home)
+    gids: list[int] = []
+    for g in [gid] + supplementary + added:
+        if g not in gids:
+            gids.append(g)
+    return ExecUser(uid, gid, gids, home)
