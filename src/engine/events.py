@@ -312,8 +312,10 @@ def make_event(type: str, action: str, actor_id: str, attributes: dict[str, str]
     """docker's events.Message for an event at ``time_ns``."""
     event: dict[str, Any] = {}
     if type in ("container", "image"):
+        # the legacy fields, omitted when empty as docker's JSON omits them
         event["status"] = action
-        event["id"] = actor_id
+        if actor_id:
+            event["id"] = actor_id
         if type == "container" and attributes.get("image"):
             event["from"] = attributes["image"]
     event.update({"Type": type, "Action": action,
@@ -468,9 +470,11 @@ def parse_event_time(value: Any, now_ns: int | None = None) -> int:
     if isinstance(value, int):
         return value * _NS
     if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
+        # through its decimal text, so 1700000000.25 is exactly that many seconds
+        exact = _unix("%.9f" % value) if value == value and value >= 0 else None
+        if exact is None:
             raise InvalidArgument("invalid time %r" % (value,))
-        return round(value * _NS)
+        return exact
     if not isinstance(value, str):
         raise InvalidArgument("invalid time %r" % (value,))
     if value != "0":
@@ -497,7 +501,7 @@ def _go_duration(text: str) -> int | None:
     """Nanoseconds of a Go duration ("1h2m3.5s", "-5m", "300ms"), None if it is not one."""
     rest = text
     sign = 1
-    if rest[:1] in "+-":
+    if rest and rest[0] in "+-":
         sign = -1 if rest[0] == "-" else 1
         rest = rest[1:]
     if not rest:

@@ -206,6 +206,9 @@ def _pull(ref, content, registries, images, platform, progress, max_concurrent_d
                 and up_to_date
     finally:
         lease.release()
+    if images is not None:
+        images.log_event("pull", ref.familiar, ref.familiar_name,
+                         (config.get("config") or {}).get("Labels"))
 
     out.emit("Digest: " + top.digest)
     if up_to_date:

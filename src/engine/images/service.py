@@ -218,8 +218,7 @@ class ImageService:
             have = None
         if have == want:
             return
-        if want is None or have is not None or self.store.state()["images"] or any(
-                True for _ in self.snapshotter.walk()):
+        if want is None or have is not None or any(True for _ in self.snapshotter.walk()):
             raise FailedPrecondition(
                 "image store %s: its layers are unpacked for %s, not for %s: each userns-remap "
                 "mapping has a store of its own" % (
@@ -429,7 +428,7 @@ class ImageService:
         state = self.store.state()
         image_id = self.store.resolve(name, state)
         refs = [reference.parse(r) for r in self.store.refs_of(image_id, state)]
-        records = []
+        records: list[dict[str, str]] = []
         users = self.containers(image_id)
         by_id = _is_id_prefix(image_id, name)
         labels = self._labels(image_id) if self.events is not None else {}
@@ -489,7 +488,7 @@ class ImageService:
     def prune(self, all_images: bool = False, filters: Any = None) -> dict[str, Any]:
         """docker image prune: delete dangling (or, with ``all_images``, unused) images."""
         filters = _normalise_filters(filters, allowed=("label", "until"))
-        deleted = []
+        deleted: list[dict[str, str]] = []
         before = self._disk_usage()
         for img in self.images():
             if not img.dangling and not all_images:
