@@ -218,7 +218,8 @@ class ImageService:
             have = None
         if have == want:
             return
-        if want is None or have is not None or any(True for _ in self.snapshotter.walk()):
+        if want is None or have is not None or self.store.state()["images"] or any(
+                True for _ in self.snapshotter.walk()):
             raise FailedPrecondition(
                 "image store %s: its layers are unpacked for %s, not for %s: each userns-remap "
                 "mapping has a store of its own" % (
