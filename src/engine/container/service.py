@@ -22,6 +22,8 @@ from pyrunc.engine.initbin import INIT_PATH
 from pyrunc.engine.logger import parse_log_config, read_logs
 from pyrunc.engine.oci import build_spec, merge_image_config
 from pyrunc.engine.snapshots.mount import mount_all, unmount
+from pyrunc.engine.supervisor.health import validate_healthcheck
+from pyrunc.engine.supervisor.policy import validate_host_config
 from pyrunc.engine.volume import (copy_up, release_mounts, resolve_mounts, setup_mounts,
                                  teardown_mounts)
 from pyrunc.errors import (Conflict, FailedPrecondition, InvalidArgument, NotFound, PyruncError,
@@ -46,7 +48,6 @@ CGROUP_PARENT = "/pyrunc"
 UPDATABLE = ("BlkioWeight", "CpuShares", "CpuPeriod", "CpuQuota", "CpuRealtimePeriod",
              "CpuRealtimeRuntime", "CpusetCpus", "CpusetMems", "Memory", "MemorySwap",
              "MemoryReservation", "NanoCpus", "PidsLimit", "RestartPolicy", "KernelMemory")
-RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 
 
 def parse_signal(sig: Any) -> int:
@@ -191,6 +192,7 @@ class ContainerService:
             self._check_platform(ref, image, platform)
         merged = merge_image_config((image.config.get("config") or {}), config)
         merged["Image"] = ref
+        validate_healthcheck(merged.get("Healthcheck"))
         if not merged.get("Entrypoint") and not merged.get("Cmd"):
             raise InvalidArgument("no command specified")
         hc = view.normalise_host_config(host_config or {}, self.runtime)
@@ -270,17 +272,7 @@ class ContainerService:
 
     @staticmethod
     def _check_restart_policy(hc):
-        policy = hc["RestartPolicy"]
-        if policy["Name"] not in RESTART_POLICIES:
-            raise InvalidArgument("invalid restart policy '%s'" % policy["Name"])
-        if policy["MaximumRetryCount"] < 0:
-            raise InvalidArgument("invalid restart policy: maximum retry count cannot be "
-                                  "negative")
-        if policy["MaximumRetryCount"] and policy["Name"] != "on-failure":
-            raise InvalidArgument("invalid restart policy: maximum retry count can only be "
-                                  "used with 'on-failure'")
-        if hc.get("AutoRemove") and policy["Name"] != "no":
-            raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
+        validate_host_config(hc)        # dockerd's rules and messages
 
     def _remove_snapshot(self, key):
         try:

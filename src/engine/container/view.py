@@ -3,6 +3,7 @@ HostConfig defaults, and ``docker ps --filter``."""
 from __future__ import annotations
 
 from pyrunc.engine.container import state as cstate
+from pyrunc.engine.supervisor.policy import validate_restart_policy
 from pyrunc.engine.volume import inspect_mounts
 from pyrunc.errors import InvalidArgument, NotFound
 from pyrunc.libcontainer import timestamps
@@ -62,9 +63,10 @@ def normalise_host_config(host_config: dict[str, Any], runtime: str) -> dict[str
         out["ShmSize"] = SHM_SIZE
     log = out.get("LogConfig") or {}
     out["LogConfig"] = {"Type": log.get("Type") or "json-file", "Config": log.get("Config") or {}}
-    policy = out.get("RestartPolicy") or {}
-    out["RestartPolicy"] = {"Name": policy.get("Name") or "no",
-                            "MaximumRetryCount": int(policy.get("MaximumRetryCount") or 0)}
+    policy = validate_restart_policy(out.get("RestartPolicy"))     # docker's messages
+    out["RestartPolicy"] = {"Name": policy["Name"] or "no",
+                            "MaximumRetryCount": policy["MaximumRetryCount"] if policy["Name"]
+                            else 0}
     for key in ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares",
                 "CpuPeriod", "CpuQuota", "OomScoreAdj"):
         if not isinstance(out.get(key) or 0, int) or isinstance(out.get(key), bool):

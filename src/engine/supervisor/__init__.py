@@ -4,5 +4,6 @@
 to an ``Engine``'s containers.
 """
 from pyrunc.engine.supervisor import health, policy
+from pyrunc.engine.supervisor.supervisor import Supervisor
 
-__all__ = ["health", "policy"]
+__all__ = ["Supervisor", "health", "policy"]
