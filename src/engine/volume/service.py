@@ -152,6 +152,23 @@ def _label_matches(labels: dict | None, spec: str) -> bool:
     return not sep or labels[key] == value
 
 
+def _name_matches(name: str, pattern: str) -> bool:
+    """docker's name filter, a regular expression searched in the name, for the patterns a
+    volume name can match: a literal with ``^`` and ``$`` anchors (a general expression is
+    not run here: Python's engine backtracks, Go's does not)."""
+    start = pattern.startswith("^")
+    end = pattern.endswith("$") and not pattern.endswith("\\$")
+    literal = pattern[1 if start else 0:len(pattern) - 1 if end else len(pattern)]
+    literal = literal.replace("\\.", ".")
+    if start and end:
+        return name == literal
+    if start:
+        return name.startswith(literal)
+    if end:
+        return name.endswith(literal)
+    return literal in name
+
+
 def _mountinfo_targets() -> set[str]:
     """The mount points of the caller's mount namespace."""
     targets = set()
@@ -339,7 +356,7 @@ class VolumeService:
 
     def list(self, filters: Any = None) -> dict:
         """``{"Volumes": [...], "Warnings": []}``; filters dangling, driver, label, name (a
-        substring of the name)."""
+        substring of the name, ``^`` and ``$`` anchoring it)."""
         wanted = _filter_values(filters, _FILTERS)
         dangling = None
         for value in wanted.get("dangling", ()):
@@ -352,7 +369,7 @@ class VolumeService:
                 continue
             if "driver" in wanted and rec["Driver"] not in wanted["driver"]:
                 continue
-            if "name" in wanted and not any(v in name for v in wanted["name"]):
+            if "name" in wanted and not any(_name_matches(name, v) for v in wanted["name"]):
                 continue
             if not all(_label_matches(rec["Labels"], v) for v in wanted.get("label", ())):
                 continue

@@ -142,6 +142,13 @@ def test_list_filters(volumes):
         return [v["Name"] for v in volumes.list(filters)["Volumes"]]
     assert names(None) == sorted(["alpha", "beta", anon])
     assert names({"name": ["alp"]}) == ["alpha"]
+    assert names({"name": ["l"]}) == ["alpha"]           # (no "l", "t" in hex names)
+    assert names({"name": ["^al"]}) == ["alpha"]
+    assert names({"name": ["ta$"]}) == ["beta"]
+    assert names({"name": ["^lpha"]}) == []
+    assert names({"name": ["^bet$"]}) == []
+    assert names({"name": ["^beta$"]}) == ["beta"]
+    assert names({"name": ["(a+)+$"]}) == []
     assert names({"label": ["team"]}) == ["alpha", "beta"]
     assert names({"label": ["team=x"]}) == ["alpha"]
     assert names({"label": ["team=x", "tier=db"]}) == ["alpha"]
