@@ -61,8 +61,8 @@ def _env_name(entry: str) -> str:
 def merge_image_config(image_config: dict[str, Any] | None, request: dict[str, Any] | None
                        ) -> dict[str, Any]:
     """The merged Config (a new dict; neither argument is changed)."""
-    image = image_config or {}
-    req = request or {}
+    image = {} if image_config is None else image_config
+    req = {} if request is None else request
     if type(image) is not dict:
         raise InvalidArgument("image config: must be an object")
     if type(req) is not dict:
