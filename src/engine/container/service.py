@@ -111,9 +111,18 @@ class ContainerService:
             return c
         if self._task_alive(c.id):
             return c
-        with c.lock():
-            c.reload()
-            self._refresh_locked(c)
+        with c.lock() as lock:
+            try:
+                c.reload()
+            except NotFound:        # removed meanwhile: ``c`` keeps its last state
+                lock.remove()
+                return c
+            died = self._refresh_locked(c)
+        if died and c.host_config.get("AutoRemove"):
+            try:                    # docker run --rm: the daemon removes it, volumes too
+                self.remove(c.id, volumes=True)
+            except (NotFound, Conflict):
+                pass                # removed (or restarted) by another process meanwhile
         return c
 
     def _task_alive(self, cid):
@@ -123,13 +132,14 @@ class ContainerService:
             return False
 
     def _refresh_locked(self, c):
+        """Collect an exit the task has recorded; returns whether it did."""
         if not cstate.is_active(c.state):
-            return
+            return False
         if c.state["Restarting"]:       # the supervisor restarts it: no task until then
             if c.record.get("HasBeenManuallyStopped"):      # a user stopped it meanwhile
                 c.state.update(Status=cstate.EXITED, Running=False, Restarting=False)
                 c.save_state()
-            return
+            return False
         try:
             task: Any = self.tasks.get(c.id)
             ts: Any = task.state()
@@ -139,7 +149,7 @@ class ContainerService:
             if (ts.status == PAUSED) != c.state["Paused"]:
                 cstate.set_paused(c.state, ts.status == PAUSED)
                 c.save_state()
-            return
+            return False
         code = ts.exit_status if ts is not None and ts.exit_status is not None else 255
         oom = bool(ts is not None and ts.oom_killed)
         cstate.set_exited(c.state, code, ts.exited_at if ts is not None else None, oom)
@@ -148,6 +158,7 @@ class ContainerService:
         if oom:
             self._emit(c, "oom")
         self._emit(c, "die", {"exitCode": str(code)})
+        return True
 
     def _teardown(self, c, task):
         """After an exit: keep the execs' exit codes, delete the task, unmount the root."""
@@ -526,7 +537,7 @@ class ContainerService:
                 left()
             except (NotFound, FailedPrecondition):
                 time.sleep(0.05)    # restarting: no task until the supervisor starts it
-            c = self.get(c.id)
+            c = self.refresh(c)
         return _wait_result(c)
 
     # ------------------------------------------------------------------ remove, rename, update

@@ -345,3 +345,18 @@ def test_log_driver_none(engine, runtime):
     assert not os.path.exists(cs.get(cid).log_path)
     with pytest.raises(errors.FailedPrecondition, match="does not support reading"):
         list(cs.logs(cid))
+
+
+def test_auto_remove(engine, runtime, leftovers):
+    cs = engine.containers
+    vol_before = {v["Name"] for v in engine.volumes.list()["Volumes"]}
+    cid = cs.create({"Image": "busybox", "Cmd": ["sh", "-c", "exit 6"],
+                     "Volumes": {"/data": {}}},
+                    {"Runtime": runtime, "AutoRemove": True})["Id"]
+    cs.start(cid)
+    assert cs.wait(cid, "removed", timeout=20)["StatusCode"] == 6
+    with pytest.raises(errors.NotFound):
+        cs.inspect(cid)
+    assert leftovers(engine, cid) == []
+    # --rm removes the anonymous volume of the image's (here the request's) VOLUME too
+    assert {v["Name"] for v in engine.volumes.list()["Volumes"]} == vol_before
