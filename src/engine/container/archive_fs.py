@@ -192,23 +192,22 @@ class ContainerFS:
         try:
             while todo:
                 comp = todo.pop()
+                cur = stack[-1]
+                if not stat.S_ISDIR(cur.st.st_mode):      # "file/x", "file/.", "file/.."
+                    raise NotADirectoryError(errno.ENOTDIR, "not a directory", cur.path)
                 if comp == ".":
                     continue
                 if comp == "..":
                     if len(stack) > 1:
                         stack.pop().close()
                     continue
-                cur = stack[-1]
-                if not stat.S_ISDIR(cur.st.st_mode):
-                    raise NotADirectoryError(errno.ENOTDIR, "not a directory", cur.path)
                 try:
                     fd, mount = self._open_child(cur, comp)
                 except FileNotFoundError:
                     todo.append(comp)
                     return stack, list(reversed(todo))
                 st = os.fstat(fd)
-                if stat.S_ISLNK(st.st_mode) and (follow_last or any(
-                        c not in ("", ".") for c in todo)):
+                if stat.S_ISLNK(st.st_mode) and (follow_last or todo):
                     links += 1
                     try:
                         target = os.readlink("", dir_fd=fd)

@@ -530,3 +530,52 @@ def test_commit_bad_input(engine):
         commit.commit(engine.containers, cid, "Bad")
     with pytest.raises(errors.InvalidArgument, match="digest"):
         commit.commit(engine.containers, cid, "a@sha256:" + "0" * 64)
+
+
+# resolution against the kernel's own, in a chroot ------------------------------------------
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from pyrunc.engine.container.archive_fs import ContainerFS  # noqa: E402
+
+_TREE_LINKS = {"a/up": "..", "a/top": "/", "a/b/back": "../../a", "abs": "/a/b",
+               "rel": "a/b/../b", "tofile": "a/file", "loop1": "loop2", "loop2": "loop1",
+               "escape": "../../../../..", "hostpath": "/etc/../a", "a/b/dangling": "nowhere"}
+
+
+@pytest.fixture(scope="module")
+def chroot_tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tree")
+    for d in ("bin", "a/b/c", "etc"):
+        (root / d).mkdir(parents=True)
+    (root / "a" / "file").write_text("f")
+    subprocess.run(["cp", "/bin/busybox", str(root / "bin" / "busybox")], check=True)
+    for link, target in _TREE_LINKS.items():
+        os.symlink(target, root / link)
+    return str(root)
+
+
+def _kernel_realpath(root, path):
+    """The path as the kernel resolves it inside a chroot of ``root`` (busybox realpath)."""
+    r = subprocess.run(["chroot", root, "/bin/busybox", "sh", "-c",
+                        'p=$(/bin/busybox realpath "$1") && [ -e "$p" ] && echo "$p"', "-",
+                        path], capture_output=True, text=True)
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(["a", "b", "c", "up", "top", "back", "abs", "rel", "tofile",
+                                 "file", "loop1", "escape", "hostpath", "dangling", "..", ".",
+                                 "", "nope"]), max_size=7),
+       st.booleans())
+def test_resolution_matches_the_kernel_in_a_chroot(chroot_tree, parts, trailing):
+    path = "/" + "/".join(parts) + ("/" if trailing and parts else "")
+    expected = _kernel_realpath(chroot_tree, path)
+    with ContainerFS(chroot_tree) as fs:
+        try:
+            node = fs.resolve(path, follow_last=True)
+            got = node.path
+            node.close()
+        except errors.NotFound:
+            got = None
+    assert got == expected, path
