@@ -275,8 +275,7 @@ class VolumeService:
     def create(self, name: str | None = None, driver: str | None = DEFAULT_DRIVER,
                driver_opts: dict | None = None, labels: dict | None = None) -> dict:
         """Create volume ``name`` (an anonymous one when None) and return its Volume document.
-        An existing volume of that name is returned as it is (docker's rule), unless its driver
-        differs."""
+        An existing volume of that name is returned as it is (docker's rule)."""
         return self.create_for(name, driver, driver_opts, labels)[0]
 
     def create_for(self, name: str | None, driver: str | None = DEFAULT_DRIVER,
@@ -326,8 +325,6 @@ class VolumeService:
                        "Options": opts, "refs": [], "mounts": []}
                 volumes[name] = rec
                 made = True
-            elif rec["Driver"] != driver:
-                raise Conflict("create %s: volume name must be unique" % name)
             if container_id is not None and container_id not in rec["refs"]:
                 rec["refs"].append(container_id)
             shape = self._shape(name, rec)
