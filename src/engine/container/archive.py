@@ -173,13 +173,15 @@ def archive_get(service: ContainerService, container: Any,
                 path: str) -> tuple[dict[str, Any], TarStream]:
     """docker's GET archive: (path stat, tar of ``path``). A path ending in ``/.`` gives a
     directory's contents. The container stays locked for the setup only; the stream keeps its
-    own descriptors (and the scratch mount of a stopped container) until it is closed."""
+    own descriptors (and the scratch mount of a stopped container) until it is closed.
+    Emits docker's "archive-path" event (PUT: "extract-to-dir", export: "export")."""
     c = _container(service, container)
     stack = contextlib.ExitStack()
     try:
         with c.lock():
             fs = stack.enter_context(open_view(service, c, _shown_name(container, c)))
             info, chunks = fs.archive(path)
+        service._emit(c, "archive-path")
         return info, TarStream(chunks, stack)
     except BaseException:
         stack.close()
@@ -200,6 +202,7 @@ def archive_put(service: ContainerService, container: Any, path: str, stream: An
                 owner = _user_ids(fs, c.config["User"])
             fs.extract(path, stream, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
                        owner=owner, max_size=max_size, spool_dir=c.dir)
+    service._emit(c, "extract-to-dir")
 
 
 def _user_ids(fs: ContainerFS, user: str) -> tuple[int, int]:
@@ -218,6 +221,7 @@ def export(service: ContainerService, container: Any) -> TarStream:
             fs = stack.enter_context(open_view(service, c, _shown_name(container, c),
                                                with_mounts=False))
             chunks = fs.export()
+        service._emit(c, "export")
         return TarStream(chunks, stack)
     except BaseException:
         stack.close()

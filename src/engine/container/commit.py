@@ -39,7 +39,7 @@ def commit(service: ContainerService, container: Any, repo_tag: str | None = Non
     """Commit the container's changes as a new image (tagged ``repo_tag`` when given, ``latest``
     by default); returns the image ID. ``changes`` are ``docker commit --change`` lines,
     ``config`` a Config whose fields win over the container's; a running container is paused
-    while its changes are read unless ``pause`` is false."""
+    while its changes are read unless ``pause`` is false. Emits docker's "commit" event."""
     c = _container(service, container)
     ref = None
     if repo_tag:
@@ -83,7 +83,10 @@ def commit(service: ContainerService, container: Any, repo_tag: str | None = Non
                    rootfs={"type": "layers", "diff_ids": diff_ids}, history=history)
         imagespec.validate("config", cfg, "commit: image config")
         layers = list(parent.manifest.get("layers") or []) + ([layer[0]] if layer else [])
-        return images.put_image(cfg, layers, [ref] if ref else [])
+        image_id = images.put_image(cfg, layers, [ref] if ref else [])
+    service._emit(c, "commit", {"comment": comment or "", "imageID": image_id,
+                                "imageRef": ref.familiar if ref else ""})
+    return image_id
 
 
 def merge_config(user: dict[str, Any], container: dict[str, Any]) -> dict[str, Any]:

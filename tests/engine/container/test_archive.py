@@ -239,6 +239,8 @@ def test_put_seen_inside_running_and_stopped(engine):
     cs.kill(cid)
     cs.wait(cid)
     archive.archive_put(cs, cid, "/", _tar(("after", "f", b"stopped\n"), gz=True))
+    actions = [e["Action"] for e in engine.events.query(filters={"container": [cid]})]
+    assert actions.count("extract-to-dir") == 2
     cs.start(cid)
     assert _exec(engine, cid, ["cat", "/after"]) == (0, "stopped\n")
 
@@ -486,6 +488,9 @@ def test_commit_then_run_the_new_image(engine):
     history = engine.images.history(image)
     assert history[0]["Comment"] == "a comment" and history[0]["Size"] > 0
     assert history[0]["CreatedBy"] == "sh -c echo committed > /hello; rm /bin/ls"
+    event = list(engine.events.query(filters={"container": [cid], "event": ["commit"]}))[-1]
+    assert event["Actor"]["Attributes"]["imageID"] == image
+    assert event["Actor"]["Attributes"]["imageRef"] == "a7/committed:v1"
     new, code, out = _run(engine, [], Image="a7/committed:v1")
     assert (code, out) == (0, "committed\n")
     _, code, _ = _run(engine, ["sh", "-c", "test ! -e /bin/ls && test -e /bin/cat"],
