@@ -94,6 +94,15 @@ def normalize_capabilities(names: list[str]) -> list[str]:
     return out
 
 
+def shown(text: str) -> str:
+    """``text`` for an error message: as is, but with each unprintable character escaped, so
+    that what a client sent can never break the message's one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
 def _quote(text: str) -> str:
     """Go's %q of a string (enough of it for names that are ASCII)."""
     out = ['"']
@@ -231,9 +240,9 @@ def devices(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[d
             raise InvalidArgument("HostConfig.Devices[%d]: PathOnHost, PathInContainer and "
                                   "CgroupPermissions must be strings" % i)
         if not _valid_mode(mode):
-            raise InvalidArgument("invalid device mode: %s" % mode)
+            raise InvalidArgument("invalid device mode: %s" % shown(mode))
         if not inside.startswith("/") or "\0" in inside or "\0" in host:
-            raise InvalidArgument("bad format for path: %s" % inside)
+            raise InvalidArgument("bad format for path: %s" % shown(inside))
         resolved = os.path.realpath(host)
         try:
             st = os.stat(resolved)
@@ -309,8 +318,14 @@ def _v2_swap() -> bool:
     return os.path.exists(os.path.join("/sys/fs/cgroup", path.lstrip("/"), "memory.swap.max"))
 
 
+MAX_CPUSET_ID = 1 << 16
+"""The largest CPU or memory node number a cpuset list may name (Linux builds at most 8192
+CPUs): ``0-4000000000`` is refused instead of expanded."""
+
+
 def parse_list(text: str) -> set[int] | None:
-    """A cpuset list (``0-3,5``) as a set; None when malformed (docker's ParseUintList)."""
+    """A cpuset list (``0-3,5``) as a set; None when malformed (docker's ParseUintList) or
+    naming a number above MAX_CPUSET_ID."""
     out: set[int] = set()
     if not text:
         return out
@@ -320,7 +335,7 @@ def parse_list(text: str) -> set[int] | None:
                                                                    and high.isdigit())):
             return None
         first, last = int(low), int(high) if dash else int(low)
-        if last < first or last - first > 1 << 16 or last > 1 << 20:
+        if last < first or last > MAX_CPUSET_ID:
             return None
         out.update(range(first, last + 1))
     return out
@@ -345,11 +360,11 @@ def _available(kind: str) -> set[int]:
 def _cpuset(text: str, kind: str, what: str) -> str:
     wanted = parse_list(text)
     if wanted is None:
-        raise InvalidArgument("Invalid value %s for cpuset %s" % (text, kind))
+        raise InvalidArgument("Invalid value %s for cpuset %s" % (shown(text), kind))
     available = _available(kind)
     if not wanted <= available:
         raise InvalidArgument("Requested %s are not available - requested %s, available: %s"
-                              % (what, text, _format_list(available)))
+                              % (what, shown(text), _format_list(available)))
     return text
 
 
@@ -486,7 +501,7 @@ def resources(host_config: dict[str, Any], warnings: list[str]) -> dict[str, Any
 
 def _limit(value: Any, name: str) -> int:
     if type(value) is not int:
-        raise InvalidArgument("invalid ulimit %s: the limits must be integers" % name)
+        raise InvalidArgument("invalid ulimit %s: the limits must be integers" % shown(name))
     if value == -1:
         return RLIM_INFINITY
     if value < 0:
@@ -504,7 +519,7 @@ def rlimits(ulimits: list[Any]) -> list[dict[str, Any]]:
         name = entry["Name"]
         kind = "RLIMIT_" + name.upper()
         if kind not in RLIMITS:
-            raise InvalidArgument("invalid ulimit type: %s" % name)
+            raise InvalidArgument("invalid ulimit type: %s" % shown(name))
         soft = _limit(entry.get("Soft", 0), name)
         hard = _limit(entry.get("Hard", 0), name)
         if soft > hard:
@@ -527,20 +542,20 @@ def sysctls(values: dict[str, Any], *, host_network: bool, host_ipc: bool) -> di
         if type(key) is not str or type(value) is not str:
             raise InvalidArgument("HostConfig.Sysctls: keys and values must be strings")
         if "\0" in key or "\0" in value:
-            raise InvalidArgument("sysctl '%s' is not allowed" % key.replace("\0", "\\0"))
+            raise InvalidArgument("sysctl '%s' is not allowed" % shown(key))
         name = key.replace("/", ".")
         ipc = name in defaults.ALLOWED_SYSCTLS or name.startswith("fs.mqueue.")
         if ipc:
             if host_ipc:
-                raise InvalidArgument("sysctl '%s' is not allowed in host ipc namespace" % key)
+                raise InvalidArgument("sysctl '%s' is not allowed in host ipc namespace" % shown(key))
         elif name.startswith("net."):
             if host_network:
                 raise InvalidArgument("sysctl '%s' is not allowed in host network namespace"
-                                      % key)
+                                      % shown(key))
         else:
-            raise InvalidArgument("sysctl '%s' is not allowed" % key)
+            raise InvalidArgument("sysctl '%s' is not allowed" % shown(key))
         if any(part in ("", ".", "..") for part in name.split(".")):
-            raise InvalidArgument("sysctl '%s' is not allowed" % key)
+            raise InvalidArgument("sysctl '%s' is not allowed" % shown(key))
         out[name] = value
     return out
 
@@ -594,7 +609,7 @@ def tmpfs_mounts(tmpfs: dict[str, Any]) -> list[dict[str, Any]]:
             raise InvalidArgument("HostConfig.Tmpfs: keys and values must be strings")
         if not dest.startswith("/") or "\0" in dest:
             raise InvalidArgument("invalid mount config for type \"tmpfs\": invalid mount "
-                                  "path: '%s' mount path must be absolute" % dest)
+                                  "path: '%s' mount path must be absolute" % shown(dest))
         if os.path.normpath(dest) == "/":
             raise InvalidArgument("invalid mount config for type \"tmpfs\": destination "
                                   "can't be '/'")
@@ -622,7 +637,7 @@ def environment(config_env: list[str], *, hostname: str, tty: bool) -> list[str]
             raise InvalidArgument("invalid environment variable: %r" % (entry,))
         name, eq, _ = entry.partition("=")
         if not name:
-            raise InvalidArgument("invalid environment variable: %s" % entry)
+            raise InvalidArgument("invalid environment variable: %s" % shown(entry))
         if not eq:
             if name in index:
                 removed.add(index[name])

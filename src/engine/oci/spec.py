@@ -70,7 +70,7 @@ def working_dir(config: dict[str, Any]) -> str:
         return "/"
     if not wd.startswith("/") or "\0" in wd:
         raise InvalidArgument("the working directory '%s' is invalid, it needs to be an "
-                              "absolute path" % wd.replace("\0", "\\0"))
+                              "absolute path" % options.shown(wd))
     return posixpath.normpath(wd).replace("//", "/")
 
 
@@ -137,7 +137,7 @@ def _linux_options(host_config: dict[str, Any], warnings: list[str]) -> _Options
                                 ("UTSMode", o.uts, ("", "private", "host")),
                                 ("CgroupnsMode", o.cgroupns, ("", "private", "host"))):
         if value not in allowed:
-            raise InvalidArgument("invalid %s: %s" % (key, value))
+            raise InvalidArgument("invalid %s: %s" % (key, options.shown(value)))
     if o.network == "container:":
         raise InvalidArgument("invalid NetworkMode: %s" % o.network)
     sysctls = host_config.get("Sysctls") or {}

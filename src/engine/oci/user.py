@@ -25,6 +25,8 @@ import stat
 
 from pyrunc.errors import InvalidArgument, SystemFailure
 
+from pyrunc.engine.oci.options import shown
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -210,8 +212,6 @@ def resolve_user(rootfs: str, user: str | None, group_add: list[str] | None = No
     against ``rootfs``'s /etc/passwd and /etc/group; InvalidArgument with docker's message."""
     user = user or ""
     name, _, group = user.partition(":")
-    if "\0" in user:
-        raise InvalidArgument("invalid user %r: NUL in the name" % user)
     passwd: list[PasswdEntry] | None = None
     groups: list[GroupEntry] | None = None
 
@@ -241,7 +241,7 @@ def resolve_user(rootfs: str, user: str | None, group_add: list[str] | None = No
         uid = _in_range(uid_number)
     elif name:
         raise InvalidArgument("unable to find user %s: no matching entries in passwd file"
-                              % name)
+                              % shown(name))
     supplementary: list[int] = []
     if group:
         gid_number = _atoi(group)
@@ -254,7 +254,7 @@ def resolve_user(rootfs: str, user: str | None, group_add: list[str] | None = No
             gid = _in_range(gid_number)
         else:
             raise InvalidArgument("unable to find group %s: no matching entries in group file"
-                                  % group)
+                                  % shown(group))
     elif username:
         supplementary = [g.gid for g in group_entries() if username in g.members]
     added: list[int] = []
@@ -267,7 +267,7 @@ def resolve_user(rootfs: str, user: str | None, group_add: list[str] | None = No
             number = _atoi(entry)
             if number is None:
                 raise InvalidArgument("Unable to find group %s: no matching entries in group file"
-                                      % entry)
+                                      % shown(entry))
             extra = _in_range(number)
         if extra not in added:
             added.append(extra)
