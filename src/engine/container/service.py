@@ -203,6 +203,7 @@ class ContainerService:
             self._check_platform(ref, image, platform)
         merged = merge_image_config((image.config.get("config") or {}), config)
         merged["Image"] = ref
+        merged = view.normalise_config(merged)
         validate_healthcheck(merged.get("Healthcheck"))
         if not merged.get("Entrypoint") and not merged.get("Cmd"):
             raise InvalidArgument("no command specified")

@@ -3,6 +3,7 @@ HostConfig defaults, and ``docker ps --filter``."""
 from __future__ import annotations
 
 from pyrunc.engine.container import state as cstate
+from pyrunc.engine.oci.defaults import READONLY_PATHS, masked_paths
 from pyrunc.engine.supervisor.policy import validate_restart_policy
 from pyrunc.engine.volume import inspect_mounts
 from pyrunc.errors import InvalidArgument, NotFound
@@ -19,32 +20,54 @@ LIST_FILTERS = ("id", "name", "label", "status", "exited", "ancestor", "before",
                 "volume", "health", "is-task", "network", "publish", "expose", "isolation")
 
 # docker's HostConfig as `docker inspect` shows it for a container created with no options
+# (lists the request did not give are null, as dockerd keeps them)
 HOST_CONFIG_DEFAULTS: dict[str, Any] = {
     "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
-    "NetworkMode": "bridge", "PortBindings": {}, "RestartPolicy": {"Name": "no",
-                                                                   "MaximumRetryCount": 0},
+    "NetworkMode": "bridge", "PortBindings": None, "RestartPolicy": {"Name": "",
+                                                                     "MaximumRetryCount": 0},
     "AutoRemove": False, "VolumeDriver": "", "VolumesFrom": None, "ConsoleSize": [0, 0],
-    "CapAdd": None, "CapDrop": None, "CgroupnsMode": "private", "Dns": [], "DnsOptions": [],
-    "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None, "IpcMode": "private", "Cgroup": "",
-    "Links": None, "OomScoreAdj": 0, "PidMode": "", "Privileged": False,
-    "PublishAllPorts": False, "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "",
-    "UsernsMode": "", "ShmSize": SHM_SIZE, "Runtime": "pyrunc", "Isolation": "",
-    "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0,
-    "BlkioWeightDevice": [], "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [],
-    "BlkioDeviceReadIOps": [], "BlkioDeviceWriteIOps": [], "CpuPeriod": 0, "CpuQuota": 0,
-    "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "",
-    "Devices": [], "DeviceCgroupRules": None, "DeviceRequests": None, "MemoryReservation": 0,
-    "MemorySwap": 0, "MemorySwappiness": None, "OomKillDisable": False, "PidsLimit": None,
-    "Ulimits": [], "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0,
-    "IOMaximumBandwidth": 0, "Mounts": None, "Tmpfs": None, "Sysctls": None, "Init": None,
+    "CapAdd": None, "CapDrop": None, "CgroupnsMode": "private", "Dns": None,
+    "DnsOptions": None, "DnsSearch": None, "ExtraHosts": None, "GroupAdd": None,
+    "IpcMode": "private", "Cgroup": "", "Links": None, "OomScoreAdj": 0, "PidMode": "",
+    "Privileged": False, "PublishAllPorts": False, "ReadonlyRootfs": False,
+    "SecurityOpt": None, "UTSMode": "", "UsernsMode": "", "ShmSize": SHM_SIZE,
+    "Runtime": "pyrunc", "Isolation": "", "CpuShares": 0, "Memory": 0, "NanoCpus": 0,
+    "CgroupParent": "", "BlkioWeight": 0, "BlkioWeightDevice": None,
+    "BlkioDeviceReadBps": None, "BlkioDeviceWriteBps": None, "BlkioDeviceReadIOps": None,
+    "BlkioDeviceWriteIOps": None, "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0,
+    "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": None,
+    "DeviceCgroupRules": None, "DeviceRequests": None, "KernelMemory": 0,
+    "KernelMemoryTCP": 0, "MemoryReservation": 0, "MemorySwap": 0, "MemorySwappiness": None,
+    "OomKillDisable": False, "PidsLimit": None, "Ulimits": None, "CpuCount": 0,
+    "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0, "MaskedPaths": None,
+    "ReadonlyPaths": None,
 }
+# HostConfig fields dockerd leaves out when unset (``omitempty``)
+HOST_CONFIG_OMIT_EMPTY = ("Mounts", "Tmpfs", "Sysctls", "Init", "Annotations")
 
+# the Config fields of the Engine API, and those it leaves out when unset
 CONFIG_DEFAULTS: dict[str, Any] = {
     "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
     "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None,
     "Cmd": None, "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None,
     "OnBuild": None, "Labels": {},
 }
+CONFIG_OMIT_EMPTY = ("ExposedPorts", "Healthcheck", "ArgsEscaped", "NetworkDisabled",
+                     "MacAddress", "StopSignal", "StopTimeout", "Shell")
+
+
+def normalise_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The merged Config as dockerd stores it: its fields only (a request's other keys are
+    dropped, as Go's decoder drops them), nulls of plain fields as their zero values."""
+    out = {}
+    for key, default in CONFIG_DEFAULTS.items():
+        value = config.get(key)
+        out[key] = default if value is None and default is not None else value
+    for key in CONFIG_OMIT_EMPTY:
+        value = config.get(key)
+        if not (value is None or value is False or value in ("", {}, [])):
+            out[key] = value
+    return out
 
 
 def normalise_host_config(host_config: dict[str, Any], runtime: str) -> dict[str, Any]:
@@ -64,7 +87,7 @@ def normalise_host_config(host_config: dict[str, Any], runtime: str) -> dict[str
     log = out.get("LogConfig") or {}
     out["LogConfig"] = {"Type": log.get("Type") or "json-file", "Config": log.get("Config") or {}}
     policy = validate_restart_policy(out.get("RestartPolicy"))     # docker's messages
-    out["RestartPolicy"] = {"Name": policy["Name"] or "no",
+    out["RestartPolicy"] = {"Name": policy["Name"] or "",
                             "MaximumRetryCount": policy["MaximumRetryCount"] if policy["Name"]
                             else 0}
     for key in ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares",
@@ -75,13 +98,17 @@ def normalise_host_config(host_config: dict[str, Any], runtime: str) -> dict[str
     memory: Any = out["Memory"]
     if memory > 0 and out["MemorySwap"] == 0:
         out["MemorySwap"] = 2 * memory
+    if not out["Privileged"]:       # dockerd records the paths it masks
+        if out["MaskedPaths"] is None:
+            out["MaskedPaths"] = masked_paths()
+        if out["ReadonlyPaths"] is None:
+            out["ReadonlyPaths"] = list(READONLY_PATHS)
+    for key in HOST_CONFIG_OMIT_EMPTY:
+        if out.get(key) in (None, {}, []):
+            out.pop(key, None)
     return out
 
 
-def inspect_config(config: dict[str, Any]) -> dict[str, Any]:
-    out = dict(CONFIG_DEFAULTS)
-    out.update(config)
-    return out
 
 
 def _mount_entries(c: Container) -> list[dict[str, Any]]:
@@ -101,7 +128,7 @@ def inspect(c: Container, graph_driver: str, size: dict[str, int] | None = None,
         "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
         "ExecIDs": exec_ids or None, "HostConfig": c.host_config,
         "GraphDriver": {"Name": graph_driver, "Data": None},
-        "Mounts": _mount_entries(c), "Config": inspect_config(c.config),
+        "Mounts": _mount_entries(c), "Config": c.config,
         "NetworkSettings": r["NetworkSettings"],
     }
     if size is not None:
