@@ -126,6 +126,10 @@ class Supervisor:
                                         daemon=True)
         self._thread.start()
 
+    def request_stop(self) -> None:
+        """Ask the loop to end after its current pass (safe in a signal handler)."""
+        self._stop.set()
+
     def stop(self) -> None:
         """End the loop and the probes in flight; release the supervisor lock."""
         self._stop.set()
@@ -328,8 +332,14 @@ class Supervisor:
 
     # ------------------------------------------------------------------ health checks
     def _health(self, c: Container, now_ns: int) -> None:
-        config = c.config.get("Healthcheck")
-        argv = hc.probe_command(config, c.config.get("Shell"))
+        try:        # checked at create; a record written otherwise is not trusted
+            config = hc.validate_healthcheck(c.config.get("Healthcheck"))
+        except errors.InvalidArgument:
+            config = None
+        shell = c.config.get("Shell")
+        if not isinstance(shell, list) or not all(isinstance(w, str) for w in shell):
+            shell = None
+        argv = hc.probe_command(config, shell)
         if argv is None or config is None:
             self._monitors.pop(c.id, None)
             return
