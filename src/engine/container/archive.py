@@ -91,7 +91,8 @@ def open_view(service: ContainerService, c: Container, name: str,
     """``c``'s filesystem view (see the module docstring), closed when the block ends."""
     with mounted_root(service, c) as root:
         with ContainerFS(root, view_mounts(c) if with_mounts else (), name=name,
-                         readonly_rootfs=bool(c.host_config.get("ReadonlyRootfs"))) as fs:
+                         readonly_rootfs=bool(c.host_config.get("ReadonlyRootfs")),
+                         idmap=service.idmap) as fs:
             yield fs
 
 

@@ -38,8 +38,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
     from collections.abc import Iterable, Iterator
+    from pyrunc.engine.idmap import IDMap
 
 MAX_LINKS = 40                # symlinks followed in one resolution (Linux's MAXSYMLINKS)
+OVERFLOW_ID = 65534           # the kernel's overflowuid/overflowgid
 MAX_DEPTH = 256               # directory levels written into a tar (what the layer reader takes)
 _CHUNK = 1 << 20
 _BLOCK = 512
@@ -111,6 +113,20 @@ class Node:
         return _reopen(self.fd, stat.S_ISDIR(self.st.st_mode), flags)
 
 
+def container_ids(idmap: IDMap, uid: int, gid: int) -> tuple[int, int]:
+    """The container's view of host ids: an id outside the map shows as the overflow id
+    65534, as the kernel shows it inside the user namespace."""
+    try:
+        cuid, _ = idmap.to_container(uid, idmap.root[1])
+    except InvalidArgument:
+        cuid = OVERFLOW_ID
+    try:
+        _, cgid = idmap.to_container(idmap.root[0], gid)
+    except InvalidArgument:
+        cgid = OVERFLOW_ID
+    return cuid, cgid
+
+
 def _reopen(fd: int, is_dir: bool, flags: int) -> int:
     """Open again the object the descriptor ``fd`` holds, through its /proc link (which jumps to
     that very object, whatever its path has become); a file's link is itself a symlink, so
@@ -138,11 +154,14 @@ def clean_path(path: str) -> str:
 class ContainerFS:
     """The view of ``root`` (a mounted container root) with ``mounts`` over it. ``name`` is
     what error messages call the container; ``readonly_rootfs`` refuses writes outside the
-    read-write mounts, as docker's ``--read-only`` does for cp."""
+    read-write mounts, as docker's ``--read-only`` does for cp; ``idmap`` (a ``--userns-remap``
+    engine's) shifts owners: tars read out carry the container's ids, tars copied in are
+    written with the host's."""
 
     def __init__(self, root: str, mounts: Iterable[MountPoint] = (), *, name: str = "",
-                 readonly_rootfs: bool = False) -> None:
+                 readonly_rootfs: bool = False, idmap: IDMap | None = None) -> None:
         self.root = root
+        self.idmap = idmap
         self.name = name
         self.readonly_rootfs = readonly_rootfs
         self.mounts: dict[str, MountPoint] = {}
@@ -310,7 +329,7 @@ class ContainerFS:
         return self._tar(self._root_node(), "")
 
     def _tar(self, node: Node, top: str) -> Iterator[bytes]:
-        writer = TarChunks()
+        writer = TarChunks(self.idmap)
         try:
             if stat.S_ISDIR(node.st.st_mode):
                 fd = node.reopen(_DIR)
@@ -417,7 +436,7 @@ class ContainerFS:
                 spool.flush()
                 reader = MappedTarReader(spool.fileno(), 0)
                 applier = _CopyApplier("/proc/self/fd/%d/." % node.fd, no_overwrite_dir_non_dir,
-                                       owner, node.path)
+                                       owner, node.path, self.idmap)
                 try:
                     with self._input_errors(path, applier):
                         for member in reader:
@@ -516,14 +535,19 @@ def _check_member(m: Any, nested: list[str], links: set[str]) -> None:
 
 class _CopyApplier(Applier):
     """The layer applier (no whiteouts reach it: ``_check_member`` refused them) with docker's
-    NoOverwriteDirNonDir and an optional owner for every entry."""
+    NoOverwriteDirNonDir, an optional owner for every entry, and the owners shifted to the
+    host ids of a ``--userns-remap`` container (the applier's own idmap would also chown the
+    target directory, which cp must leave as it is)."""
 
     def __init__(self, root: str, no_overwrite: bool, owner: tuple[int, int] | None,
-                 where: str) -> None:
+                 where: str, idmap: IDMap | None) -> None:
         super().__init__(root, "delete", ())
         self.no_overwrite = no_overwrite
         self.owner = owner
         self.where = where
+        self.shift = idmap
+        if idmap is not None:
+            self.tree.root_owner = idmap.root      # of the parents a member implies
 
     def member(self, tf: Any, m: Any) -> Any:
         self.current = m.name
@@ -532,6 +556,11 @@ class _CopyApplier(Applier):
             self._check_overwrite(parts, m)
         if self.owner is not None:
             m.uid, m.gid = self.owner
+        if self.shift is not None:
+            try:
+                m.uid, m.gid = self.shift.to_host(m.uid, m.gid)
+            except InvalidArgument as e:
+                raise LayerError("layer: %s: %s" % (_shown(m.name), e)) from None
         return super().member(tf, m)
 
     def _check_overwrite(self, parts: list[str], m: Any) -> None:
@@ -552,14 +581,16 @@ class TarChunks:
     """PAX tar headers and data as bytes, member by member (so a tree streams without
     buffering a whole file); hard links to an inode already written become link entries."""
 
-    def __init__(self) -> None:
+    def __init__(self, idmap: IDMap | None = None) -> None:
         self.inodes: dict[tuple[int, int], str] = {}
+        self.idmap = idmap
 
-    @staticmethod
-    def _info(name: str, st: os.stat_result) -> tarfile.TarInfo:
+    def _info(self, name: str, st: os.stat_result) -> tarfile.TarInfo:
         ti = tarfile.TarInfo(name)
         ti.mode = stat.S_IMODE(st.st_mode)
         ti.uid, ti.gid = st.st_uid, st.st_gid
+        if self.idmap is not None:
+            ti.uid, ti.gid = container_ids(self.idmap, st.st_uid, st.st_gid)
         ti.uname = ti.gname = ""
         ti.mtime = int(st.st_mtime)
         return ti

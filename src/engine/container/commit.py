@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from typing import Any
     from collections.abc import Iterator
     from pyrunc.engine.container.service import ContainerService
+    from pyrunc.engine.idmap import IDMap
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -56,7 +57,7 @@ def commit(service: ContainerService, container: Any, repo_tag: str | None = Non
     with images.holding_gc():
         with tempfile.TemporaryFile(dir=images.root) as f:
             try:
-                empty = not write_layer(images.snapshotter, c.snapshot_key, f)
+                empty = not write_layer(images.snapshotter, c.snapshot_key, f, service.idmap)
             finally:
                 if paused:
                     service.unpause(c.id)
@@ -124,23 +125,25 @@ def merge_config(user: dict[str, Any], container: dict[str, Any]) -> dict[str, A
     return out
 
 
-def write_layer(snapshotter: Any, key: str, out: Any) -> bool:
-    """Write the changes of the active snapshot ``key`` as an OCI layer tar into ``out``;
-    False (and nothing written) when there are none."""
+def write_layer(snapshotter: Any, key: str, out: Any, idmap: IDMap | None = None) -> bool:
+    """Write the changes of the active snapshot ``key`` as an OCI layer tar into ``out`` (owners
+    as the container sees them when ``idmap`` shifts them); False (and nothing written) when
+    there are none."""
     found = found_changes(snapshotter, key)
     if not found:
         return False
     root = os.open(snapshotter.writable_dir(key), _DIR)
     try:
-        for chunk in _layer_chunks(root, found):
+        for chunk in _layer_chunks(root, found, idmap):
             out.write(chunk)
     finally:
         os.close(root)
     return True
 
 
-def _layer_chunks(root: int, found: dict[tuple[str, ...], int]) -> Iterator[bytes]:
-    writer = TarChunks()
+def _layer_chunks(root: int, found: dict[tuple[str, ...], int],
+                  idmap: IDMap | None) -> Iterator[bytes]:
+    writer = TarChunks(idmap)
     dirs: dict[tuple[str, ...], int] = {(): root}
     try:
         for parts, kind in sorted(found.items()):

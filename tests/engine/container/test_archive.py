@@ -584,3 +584,26 @@ def test_resolution_matches_the_kernel_in_a_chroot(chroot_tree, parts, trailing)
         except errors.NotFound:
             got = None
     assert got == expected, path
+
+
+def test_remapped_owners_shift_both_ways(tmp_path):
+    """Under --userns-remap the files on disk carry host ids: a tar copied in is written with
+    them, a tar read out (cp, export) carries the container's, ids outside the map as 65534."""
+    from pyrunc.engine.idmap import IDMap, IDRange
+    m = IDMap([IDRange(0, 231072, 65536)], [IDRange(0, 300000, 65536)])
+    root = tmp_path / "root"
+    root.mkdir()
+    os.chown(root, 231072, 300000)
+    (root / "outside").write_text("x")            # host root's: not mapped inside
+    with ContainerFS(str(root), idmap=m) as fs:
+        fs.extract("/", _tar(("d", "d", None), ("d/f", "f", b"1")))
+        ti = tarfile.TarInfo("bad")
+        ti.uid = 65536                              # past the range
+        tar = io.BytesIO(ti.tobuf(tarfile.PAX_FORMAT) + bytes(1024))
+        with pytest.raises(errors.InvalidArgument, match="container uid 65536 cannot be mapped"):
+            fs.extract("/", tar)
+        assert (os.stat(root / "d").st_uid, os.stat(root / "d/f").st_gid) == (231072, 300000)
+        assert os.stat(root).st_uid == 231072
+        got = _members(fs.export())
+        assert (got["d/f"][0].uid, got["d/f"][0].gid) == (0, 0)
+        assert (got["outside"][0].uid, got["outside"][0].gid) == (65534, 65534)
