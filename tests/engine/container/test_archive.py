@@ -607,3 +607,18 @@ def test_remapped_owners_shift_both_ways(tmp_path):
         got = _members(fs.export())
         assert (got["d/f"][0].uid, got["d/f"][0].gid) == (0, 0)
         assert (got["outside"][0].uid, got["outside"][0].gid) == (65534, 65534)
+
+
+def test_cp_and_diff_with_each_runtime(engine, runtime):
+    """The runtime makes the mount points it needs (/etc/hosts, /etc/resolv.conf...) in the
+    root: no runtime's placeholders show as changes; cp works the same in its containers."""
+    cs = engine.containers
+    cid = _sleeper(engine, "", {"Runtime": runtime})
+    archive.archive_put(cs, cid, "/tmp", _tar(("via", "f", runtime.encode())))
+    assert _exec(engine, cid, ["cat", "/tmp/via"]) == (0, runtime)
+    assert [(c["Path"], c["Kind"]) for c in archive.changes(cs, cid)] == \
+        [("/ready", 1), ("/tmp", 0), ("/tmp/via", 1)]
+    cs.kill(cid)
+    cs.wait(cid)
+    _, stream = archive.archive_get(cs, cid, "/tmp/via")
+    assert _members(stream)["via"][1] == runtime.encode()
