@@ -77,9 +77,15 @@ class EventService:
                     os.rename(self.path, self.path + ".1")
                     os.close(fd)
                     fd = _open_append(self.path)
+                    if self.sync:
+                        _sync_dir(os.path.dirname(self.path))
                 now = timestamps.now_ns()
                 event = make_event(type, action, actor_id, attrs, now)
                 line = json.dumps([seq, event], separators=(",", ":")).encode() + b"\n"
+                if len(line) > _MAX_LINE:
+                    raise InvalidArgument("event %s %s of %s: %d bytes, more than the event "
+                                          "log's %d" % (type, action, actor_id[:64], len(line),
+                                                        _MAX_LINE))
                 os.write(fd, line)
                 if self.sync:
                     os.fdatasync(fd)
@@ -163,6 +169,14 @@ class _Flock:
 
     def __exit__(self, *exc: object) -> None:
         os.close(self.fd)
+
+
+def _sync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _open_append(path: str) -> int:

@@ -344,3 +344,11 @@ def test_pull_event(tmp_path, events, registry):
     assert [(e["Type"], e["Action"], e["id"], e["Actor"]["Attributes"]) for e in got] == [
         ("image", "pull", name, {"name": "%s/test/bb" % registry})]
     assert image_id == target.get(name).id
+
+
+def test_oversized_event_is_refused_whole(events):
+    a = events.emit("container", "create", CID)
+    with pytest.raises(InvalidArgument, match="more than the event log's"):
+        events.emit("container", "start", CID, {"big": "x" * (2 << 20)})
+    b = events.emit("container", "start", CID, {"big": "x" * (512 << 10)})
+    assert list(events.query()) == [a, b]

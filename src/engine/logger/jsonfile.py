@@ -295,9 +295,16 @@ class _Reader:
         f, offset = chain[0]
         pending = b""
         head = os.pread(f.fd, _HEAD, 0)
-        waited_since = None
+        decode = _Decoder()
+        waited_since: float | None = None
+        alive: bool | None = None
         while True:
             data = os.pread(f.fd, BLOCK, offset)
+            if data and offset:
+                cut, head = _truncated(f, offset, head)
+                if cut:             # in place, with max-file 1: start again at its top
+                    offset, pending = 0, b""
+                    continue
             if data:
                 offset += len(data)
                 pending += data
@@ -307,10 +314,10 @@ class _Reader:
                     pending = b""
                     offset = self._skip_line(f, offset)
                 for raw in lines:
-                    message = _decode(raw)
+                    message = decode(raw)
                     if message is not None:
                         yield message
-                waited_since = None
+                waited_since = alive = None
                 continue
             # At the end of f: is f still the file being written?
             if i + 1 < len(chain):
@@ -320,7 +327,8 @@ class _Reader:
                 f, offset = chain[i][0], 0
                 head = os.pread(f.fd, _HEAD, 0)
                 continue
-            alive = self.follow and self.running()
+            # ``alive`` is asked only once nothing new is seen, and everything is read once
+            # more after it said no: what was written before the container ended is read.
             if _ident(self.path) == f.ident:
                 cut, head = _truncated(f, offset, head)
                 if cut:             # in place, with max-file 1
@@ -330,29 +338,39 @@ class _Reader:
                     return
                 if f.size() > offset:
                     continue
+                if alive is None:
+                    alive = self.running()
+                    continue
                 if not alive:
                     return
+                alive = None
                 time.sleep(self.poll)
                 continue
             # f was rotated: nothing more is written to it, read what is left, then go on.
-            if os.fstat(f.fd).st_size > offset:
+            if f.size() > offset:
                 continue
             newer, settled = _neighbour(self.path, f, -1)
             if newer is not None:
                 self._opened(newer)
                 self._done_with(f)
-                chain.append((newer, 0))
-                i += 1
+                chain, i = [(newer, 0)], 0
                 f, offset, pending = newer, 0, b""
                 head = os.pread(f.fd, _HEAD, 0)
-                waited_since = None
+                waited_since = alive = None
                 continue
             if waited_since is None:
                 waited_since = time.monotonic()
             gave_up = time.monotonic() - waited_since > _ROTATION_GRACE
-            if (not self.follow and (settled or gave_up)) or (self.follow and not alive
-                                                               and gave_up):
+            if not self.follow:
+                if settled or gave_up:
+                    return
+            elif alive is None:
+                alive = self.running()
+                continue
+            elif not alive and gave_up:
                 return
+            else:
+                alive = None
             time.sleep(min(self.poll, 0.01))
 
     def _skip_line(self, f: _File, offset: int) -> int:
@@ -380,13 +398,32 @@ def _truncated(f: _File, offset: int, head: bytes) -> tuple[bool, bytes]:
     return now[:common] != head[:common], now
 
 
-def _decode(raw: bytes) -> LogMessage | None:
-    """A record, or None for a line that is not one (garbage, a torn write)."""
-    try:
-        record = json.loads(raw)
-        text, stream, when = record["log"], record["stream"], record["time"]
-        if not (isinstance(text, str) and isinstance(stream, str)):
+class _Decoder:
+    """Records from lines; a record's time is parsed once per second of the log (the lines
+    of one second share their "YYYY-MM-DDThh:mm:ss" and differ in the fraction only)."""
+
+    def __init__(self) -> None:
+        self.prefix = ""
+        self.base = 0
+
+    def __call__(self, raw: bytes) -> LogMessage | None:
+        """A record, or None for a line that is not one (garbage, a torn write)."""
+        try:
+            record = json.loads(raw)
+            text, stream, when = record["log"], record["stream"], record["time"]
+            if not (isinstance(text, str) and isinstance(stream, str)):
+                return None
+            return LogMessage(stream, text.encode("utf-8", "replace"), self.time_ns(when))
+        except (ValueError, TypeError, KeyError, RecursionError, InvalidArgument):
             return None
-        return LogMessage(stream, text.encode("utf-8", "replace"), timestamps.parse_ns(when))
-    except (ValueError, TypeError, KeyError, RecursionError, InvalidArgument):
-        return None
+
+    def time_ns(self, when: str) -> int:
+        if len(when) >= 20 and when[-1] == "Z" and when[19] in ".Z":
+            fraction = when[20:-1]
+            if fraction.isdigit() and fraction.isascii() or not fraction and when[19] == "Z":
+                prefix = when[:19]
+                if prefix != self.prefix:
+                    self.base = timestamps.parse_ns(prefix + "Z")
+                    self.prefix = prefix
+                return self.base + int(fraction[:9].ljust(9, "0") or 0)
+        return timestamps.parse_ns(when)

@@ -233,7 +233,7 @@ def test_property_tail_since_until(tmp_path_factory, entries, max_file, max_size
     for k, content in enumerate(reversed(kept)):
         write(path if k == 0 else "%s.%d" % (path, k), [d for *_, d in content])
     on_disk = [(i, s, t) for content in kept for i, s, t, _ in content]
-    want = on_disk if tail < 0 else on_disk[len(on_disk) - tail:] if tail else []
+    want = on_disk if tail < 0 else on_disk[max(0, len(on_disk) - tail):] if tail else []
     since, until = T0 + min(a, b), T0 + max(a, b)
     want = [(i, s, t) for i, s, t in want if since <= T0 + i <= until]
     got = [(m.time_ns - T0, m.stream, m.line.decode()) for m in
