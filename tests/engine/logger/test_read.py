@@ -1,6 +1,7 @@
 """read_logs on json-file logs written here in docker's format (the shim's own output is
 tested in test_shim_logs.py): tail across rotated files, since/until, streams, partial lines,
 and hostile files (garbage, truncation, symlinks, FIFOs, huge lines) with bounded memory."""
+import datetime
 import json
 import os
 import threading
@@ -261,3 +262,38 @@ def test_follow_after_truncation_in_place(tmp_path):
     for m in read_logs(path, follow=True, running=running, poll=0.001):
         got.append(m.line.decode())
     assert got == ["old 0\n", "old 1\n", "old 2\n"] + ["new %d\n" % i for i in range(10)]
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(min_value=0, max_value=4_000_000_000 * 10 ** 9), min_size=1,
+                max_size=20))
+def test_record_times_exact(tmp_path_factory, stamps):
+    # times across seconds, years and fractions of 0-9 digits; also an offset zone
+    path = tmp_path_factory.mktemp("t") / "log"
+    write(path, [record("%d\n" % i, ns=ns) for i, ns in enumerate(sorted(stamps))])
+    with open(path, "ab") as f:
+        f.write(b'{"log":"z\\n","stream":"stdout","time":"2024-01-02T03:04:05.5+01:30"}\n')
+    got = [m.time_ns for m in read_logs(str(path))]
+    zoned = datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone(
+        datetime.timedelta(hours=1, minutes=30)))
+    assert got == sorted(stamps) + [int(zoned.timestamp()) * 10 ** 9 + 500_000_000]
+
+
+def test_follow_refuses_a_path_swapped_for_a_symlink(tmp_path):
+    secret = tmp_path / "secret"
+    write(secret, [record("do not show\n")])
+    path = tmp_path / "log"
+    write(path, [record("mine\n")])
+    got = []
+
+    def running():
+        if not os.path.islink(path):
+            os.rename(path, str(path) + ".1")
+            os.symlink(secret, path)
+        return True
+
+    with pytest.raises(FailedPrecondition, match="is a symbolic link"):
+        for m in read_logs(str(path), follow=True, running=running, poll=0.001):
+            got.append(m.line)
+    assert got == [b"mine\n"]
