@@ -222,6 +222,10 @@ def test_symlink_swapped_during_cp_never_reaches_the_host(engine, tmp_path):
             archive.archive_put(cs, cid, "/w/d", _tar(("pwned%d" % n, "f", b"x")))
         except errors.NotFound:
             pass
+        # a whole tree read while its directories are swapped: links stay links
+        _, stream = archive.archive_get(cs, cid, "/w")
+        for name, (member, data) in _members(stream).items():
+            seen.add(data if member.isreg() and name.endswith("/f") else None)
     assert seen <= {b"CTR\n", None} and b"CTR\n" in seen
     assert sorted(os.listdir(tmp_path)) == ["f"]
 
@@ -528,13 +532,15 @@ def test_commit_running_container_pauses_it(engine):
 
 
 def test_commit_bad_input(engine):
-    cid, code, _ = _run(engine, ["true"])
+    cid, code, _ = _run(engine, ["sh", "-c", "touch /changed"])
+    before = engine.images.list()
     with pytest.raises(errors.InvalidArgument, match="not a valid change command"):
         commit.commit(engine.containers, cid, changes=["RUN rm -rf /"])
     with pytest.raises(errors.InvalidArgument, match="must be lowercase"):
         commit.commit(engine.containers, cid, "Bad")
     with pytest.raises(errors.InvalidArgument, match="digest"):
         commit.commit(engine.containers, cid, "a@sha256:" + "0" * 64)
+    assert engine.images.list() == before
 
 
 # resolution against the kernel's own, in a chroot ------------------------------------------
@@ -622,3 +628,15 @@ def test_cp_and_diff_with_each_runtime(engine, runtime):
     cs.wait(cid)
     _, stream = archive.archive_get(cs, cid, "/tmp/via")
     assert _members(stream)["via"][1] == runtime.encode()
+
+
+def test_get_file_growing_while_read(engine):
+    """A file the container keeps appending to is copied at the size its header states."""
+    cs = engine.containers
+    cid = _sleeper(engine, "(while :; do echo 0123456789abcdef >> /grow; done) &"
+                           "\nsleep 0.3")
+    for _ in range(5):
+        _, stream = archive.archive_get(cs, cid, "/grow")
+        member, data = _members(stream)["grow"]
+        assert len(data) == member.size > 0
+        assert data.startswith(b"0123456789abcdef\n")
