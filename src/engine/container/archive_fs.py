@@ -495,17 +495,18 @@ def _check_archive(plain: Any, spool: Any, nested: list[str], max_size: int | No
     reader = TarReader(_Tee(plain, spool))
     limit: Any = max_size
     reader.limit = limit
-    links: set[str] = set()
+    links: set[int] = set()
     for member in reader:
         _check_member(member, nested, links)
     reader.drain()
 
 
-def _check_member(m: Any, nested: list[str], links: set[str]) -> None:
+def _check_member(m: Any, nested: list[str], links: set[int]) -> None:
     """cp's rules for one member: a clean name (nothing climbs above the target), no whiteout
     (a ``.wh.`` name would delete, not copy), no device node, no path at or below a mount point
     nested in the target (it would land under the mount), nothing through a symlink the
-    archive itself made (``links``, kept up to date here)."""
+    archive itself made (``links``: hashes of their paths, kept up to date here, so the
+    memory is bounded per member whatever the names' length)."""
     parts = clean(m.name)
     if any(p.startswith(WHITEOUT_PREFIX) for p in parts):
         raise LayerError("layer: %s: whiteout names (%s...) cannot be copied into a container"
@@ -524,13 +525,13 @@ def _check_member(m: Any, nested: list[str], links: set[str]) -> None:
         paths.append(clean(m.linkname))
     for p in paths:
         for i in range(1, len(p)):
-            if "/".join(p[:i]) in links:
+            if hash("/".join(p[:i])) in links:
                 raise LayerError("layer: %s: refusing to write through symlink %s"
                                  % (_shown(m.name), _shown("/".join(p[:i]))))
     if m.issym():
-        links.add(rel)
+        links.add(hash(rel))
     else:
-        links.discard(rel)
+        links.discard(hash(rel))
 
 
 class _CopyApplier(Applier):
