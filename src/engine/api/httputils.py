@@ -1,0 +1,269 @@
+"""Request and response helpers shared by the routers (moby's api/server/httputils).
+
+A handler receives a :class:`Request` and returns a :class:`Response` (``json_response``,
+``stream``, ``raw``, ``no_content``), or calls :meth:`Request.hijack` and returns ``None``.
+Raising a ``pyrunc.errors`` exception gives docker's JSON error body with the category's status.
+"""
+from __future__ import annotations
+
+import io
+import json
+import select
+import socket
+
+from pyrunc.errors import InvalidArgument, PyruncError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
+
+# The largest JSON body a handler parses (docker reads configs of any size; a limit keeps a
+# hostile client from making the daemon hold gigabytes). Streams (load, import, archive) are
+# read incrementally through Request.body and have no such limit.
+MAX_JSON_BODY = 16 << 20
+
+RAW_STREAM = "application/vnd.docker.raw-stream"
+MULTIPLEXED_STREAM = "application/vnd.docker.multiplexed-stream"
+
+
+class RequestEntityTooLarge(InvalidArgument):
+    """A JSON body over MAX_JSON_BODY."""
+
+    http_status = 413
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """"1.41" -> (1, 41); InvalidArgument for anything that is not dotted numbers."""
+    try:
+        parts = tuple(int(p) for p in version.split("."))
+    except ValueError:
+        parts = ()
+    if not parts or len(parts) > 3 or any(p < 0 for p in parts):
+        raise InvalidArgument("invalid API version: %r" % version[:40])
+    return parts
+
+
+def bool_value(value: str | None) -> bool:
+    """docker's BoolValue: anything but "", "0", "no", "false", "none" (any case) is true."""
+    if value is None:
+        return False
+    return value.strip().lower() not in ("", "0", "no", "false", "none")
+
+
+def parse_filters(text: str | None) -> dict[str, list[str]]:
+    """The ``filters`` query parameter: ``{"key": {"value": true}}`` or the legacy
+    ``{"key": ["value"]}``; returns key -> values. InvalidArgument for anything else."""
+    if not text:
+        return {}
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        raise InvalidArgument("invalid filter: %s" % e) from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise InvalidArgument("invalid filter: must be a JSON object")
+    out: dict[str, list[str]] = {}
+    for key, values in doc.items():
+        if isinstance(values, dict):
+            vals = [k for k, v in values.items() if v is True or v == "true"]
+            if len(vals) != len(values):
+                raise InvalidArgument("invalid filter '%s': values must be true" % key)
+        elif isinstance(values, list) and all(isinstance(v, str) for v in values):
+            vals = list(values)
+        else:
+            raise InvalidArgument("invalid filter '%s': values must be an object or a list of "
+                                  "strings" % key)
+        out[key] = vals
+    return out
+
+
+class Response:
+    """What a handler returns; the server writes it."""
+
+    def __init__(self, status: int = 200, body: bytes = b"",
+                 content_type: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.headers = dict(headers or {})
+
+
+class StreamResponse(Response):
+    """A chunked body: every item of ``chunks`` (bytes, or a dict/list written as one line of
+    JSON) is sent and flushed as it comes. The iterator is closed when the client goes away."""
+
+    def __init__(self, chunks: Iterable[Any], content_type: str = "application/json",
+                 status: int = 200, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, b"", content_type, headers)
+        self.chunks = chunks
+
+
+def json_response(obj: Any, status: int = 200,
+                  headers: dict[str, str] | None = None) -> Response:
+    """``obj`` as JSON (docker ends its JSON bodies with a newline)."""
+    body = (json.dumps(obj) + "\n").encode()
+    return Response(status, body, "application/json", headers)
+
+
+def raw(body: bytes, content_type: str = "text/plain; charset=utf-8", status: int = 200,
+        headers: dict[str, str] | None = None) -> Response:
+    """A fixed body of any type."""
+    return Response(status, body, content_type, headers)
+
+
+def no_content(status: int = 204) -> Response:
+    """An empty answer (204 by default, as docker gives for start/stop/remove)."""
+    return Response(status)
+
+
+def stream(chunks: Iterable[Any], content_type: str = "application/json",
+           status: int = 200, headers: dict[str, str] | None = None) -> StreamResponse:
+    """A streamed (chunked) answer; see StreamResponse."""
+    return StreamResponse(chunks, content_type, status, headers)
+
+
+def error_body(error: BaseException) -> tuple[int, bytes]:
+    """(status, docker's error body) for an exception a handler raised."""
+    if isinstance(error, PyruncError):
+        status = error.http_status
+        message = error.message
+    else:
+        status, message = 500, str(error) or type(error).__name__
+    return status, (json.dumps({"message": message}) + "\n").encode()
+
+
+class Hijacked:
+    """The client's connection after a hijack: bytes both ways, no HTTP framing any more.
+    ``recv`` returns b"" when the client closed its side."""
+
+    def __init__(self, sock: socket.socket, rfile: io.BufferedIOBase) -> None:
+        self.sock = sock
+        self._rfile = rfile
+
+    def recv(self, n: int = 65536) -> bytes:
+        """Up to ``n`` bytes the client sent (what was buffered first); b"" at its end."""
+        try:
+            return self._rfile.read1(n)
+        except (OSError, ValueError):
+            return b""
+
+    def sendall(self, data: bytes) -> None:
+        """Write to the client; OSError when it went away."""
+        self.sock.sendall(data)
+
+    def close_write(self) -> None:
+        """Tell the client no more output comes (docker half-closes after a stream's end)."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+class Request:
+    """One HTTP request as a handler sees it."""
+
+    def __init__(self, method: str, path: str, query: dict[str, list[str]],
+                 headers: Any, params: dict[str, str], version: str,
+                 body: Any, connection: Any) -> None:
+        self.method = method
+        self.path = path
+        self.query_lists = query
+        self.headers = headers
+        self.params = params
+        self.version = version
+        self.body = body
+        self._connection = connection
+        self.hijacked: Hijacked | None = None
+
+    # --- query parameters ---
+    def query(self, name: str, default: str | None = None) -> str | None:
+        """The last value of query parameter ``name`` (docker's FormValue takes the first;
+        clients send each once), or ``default``."""
+        values = self.query_lists.get(name)
+        return values[0] if values else default
+
+    def has(self, name: str) -> bool:
+        """Whether query parameter ``name`` was sent at all."""
+        return name in self.query_lists
+
+    def query_bool(self, name: str, default: bool = False) -> bool:
+        """docker's BoolValueOrDefault."""
+        value = self.query(name)
+        return default if value is None else bool_value(value)
+
+    def query_int(self, name: str, default: int | None = None) -> int | None:
+        """An integer parameter; InvalidArgument naming it when it is not one."""
+        value = self.query(name)
+        if value is None or value == "":
+            return default
+        try:
+            return int(value)
+        except ValueError:
+            raise InvalidArgument("invalid value for %s: %r is not an integer"
+                                  % (name, value[:40])) from None
+
+    def filters(self) -> dict[str, list[str]]:
+        """The ``filters`` parameter, parsed (see parse_filters)."""
+        return parse_filters(self.query("filters"))
+
+    def version_at_least(self, version: str) -> bool:
+        """Whether the client speaks API ``version`` or later."""
+        return version_tuple(self.version) >= version_tuple(version)
+
+    # --- body ---
+    def json(self, default: Any = None, required: bool = False) -> Any:
+        """The body parsed as JSON; ``default`` for an empty body (InvalidArgument when
+        ``required``). Bad JSON and bodies over MAX_JSON_BODY are InvalidArgument."""
+        data = self.body.read(MAX_JSON_BODY + 1)
+        if len(data) > MAX_JSON_BODY:
+            raise RequestEntityTooLarge("request body is larger than %d bytes" % MAX_JSON_BODY)
+        if not data.strip():
+            if required:
+                raise InvalidArgument("request body is empty")
+            return default
+        try:
+            return json.loads(data)
+        except ValueError as e:
+            raise InvalidArgument("invalid JSON in request body: %s" % e) from None
+
+    def json_object(self, required: bool = False) -> dict[str, Any]:
+        """The body as a JSON object ({} when empty)."""
+        doc = self.json({}, required)
+        if not isinstance(doc, dict):
+            raise InvalidArgument("invalid JSON in request body: must be an object")
+        return doc
+
+    # --- connection ---
+    def disconnected(self) -> bool:
+        """Whether the client closed the connection (for long streams to stop early)."""
+        return self._connection.peer_closed()
+
+    def hijack(self, content_type: str = RAW_STREAM) -> Hijacked:
+        """Take the connection over for raw bytes both ways (attach, exec start). Answers
+        ``101 UPGRADED`` when the client asked for ``Upgrade: tcp``, otherwise 200 with the
+        raw stream's content type, as dockerd does. The handler then returns None."""
+        self.hijacked = self._connection.hijack(content_type)
+        return self.hijacked
+
+
+def peer_closed(sock: socket.socket) -> bool:
+    """True when ``sock``'s peer has shut its side or reset it (a readable socket with
+    nothing to read); never consumes data."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        if not readable:
+            return False
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except (OSError, ValueError):
+        return True
+
+
+def json_line(item: Any) -> bytes:
+    """``item`` as one line of JSON (the pull progress and events format)."""
+    return (json.dumps(item) + "\n").encode()
+
