@@ -196,6 +196,23 @@ class ExecService:
                 pass
         return self.inspect(exec_id)["ExitCode"]
 
+    def discard(self, exec_id: str) -> None:
+        """Drop the record and files of an exec that has exited (the supervisor's health
+        probes: dockerd keeps none of them either)."""
+        c, record = self._load(exec_id)
+        with c.lock():
+            self._settle(c, record, task_gone=not cstate.is_active(c.state))
+            if record["Running"]:
+                raise Conflict("exec %s is running" % exec_id)
+            task_dir = os.path.join(self.containers.tasks.tasks_dir, c.id)
+            for path in [self._path(c, exec_id), os.path.join(self.index, exec_id)] + [
+                    os.path.join(task_dir, "exec-%s.%s" % (exec_id, ext))
+                    for ext in ("json", "log", "exit", "pid")]:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+
     # the container's side ------------------------------------------------------------------
     def _records(self, c: Container) -> list[dict[str, Any]]:
         d = os.path.join(c.dir, "execs")

@@ -153,6 +153,8 @@ class Supervisor:
     def run_once(self) -> None:
         """One pass over every container; waits for the probes it started."""
         self._acquire()
+        if self._thread is None:
+            self._stop.clear()
         self._pass(time.time_ns())
         self._join_probes()
 
@@ -388,26 +390,51 @@ class Supervisor:
             m.probe = None
 
     def _run_probe(self, cid: str, argv: list[str], timeout_ns: int) -> dict[str, Any] | None:
-        """Run the probe in the container; its log entry (None: the container stopped)."""
+        """Run the probe in the container; its log entry (None: the container stopped, or
+        the supervisor is stopping)."""
         start_ns = time.time_ns()
         try:
             exec_id = self.containers.exec_create(cid, {"Cmd": argv, "AttachStdout": True,
                                                         "AttachStderr": True})
-            proc = self.containers.exec_start(exec_id, detach=True)
         except Conflict:
             return None             # not running (any more)
         except PyruncError as e:
             return hc.result(start_ns, time.time_ns(), -1, str(e))
-        log = os.path.join(proc.task.state_dir, "exec-%s.log" % exec_id)
         try:
-            status = proc.wait(timeout_ns / 1e9).status
-        except TimeoutError:
-            self._kill_probe(proc)
-            output = _output(log)
-            self._settle_exec(exec_id)
-            return hc.timeout_result(start_ns, time.time_ns(), timeout_ns, output)
-        except (NotFound, PyruncError):
-            return None             # the container (and its task) went away
+            return self._wait_probe(exec_id, start_ns, timeout_ns)
+        finally:
+            try:
+                self.containers.execs.discard(exec_id)      # dockerd keeps no probe execs
+            except PyruncError:
+                pass
+
+    def _wait_probe(self, exec_id: str, start_ns: int,
+                    timeout_ns: int) -> dict[str, Any] | None:
+        try:
+            proc = self.containers.exec_start(exec_id, detach=True)
+        except Conflict:
+            return None
+        except PyruncError as e:
+            return hc.result(start_ns, time.time_ns(), -1, str(e))
+        log = os.path.join(proc.task.state_dir, "exec-%s.log" % exec_id)
+        deadline = start_ns + timeout_ns
+        while True:                 # in slices, so that stop() does not wait out a probe
+            left = deadline - time.time_ns()
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                status = proc.wait(min(left, 200_000_000) / 1e9).status
+                break
+            except TimeoutError:
+                if left <= 0 or self._stop.is_set():
+                    self._kill_probe(proc)
+                    self._settle_exec(exec_id)
+                    if self._stop.is_set():
+                        return None
+                    return hc.timeout_result(start_ns, time.time_ns(), timeout_ns,
+                                             _output(log))
+            except (NotFound, PyruncError):
+                return None         # the container (and its task) went away
         end_ns = time.time_ns()
         self._settle_exec(exec_id)
         return hc.result(start_ns, end_ns, -1 if status is None else status,

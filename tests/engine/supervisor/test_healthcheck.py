@@ -70,7 +70,14 @@ def test_cmd_form_and_exec_events(engine, supervisor, until):
     assert h["Log"][0]["Output"] == cid[:12] + "\n"
     actions = [e["Action"] for e in engine.events.query(until=time.time() + 1)
                if e.get("Type") == "container" and e["Actor"]["ID"] == cid]
-    assert "exec_start: cat /etc/hostname" in actions
+    assert "exec_start: cat /etc/hostname" in actions and "exec_die" in actions
+    until(lambda: len(_health(engine, cid)["Log"]) >= 4, what="4 probes")
+    supervisor.stop()
+    # dockerd keeps no exec of a probe: none left in the container's records or its task's
+    execs = os.path.join(engine.root, "containers", cid, "execs")
+    assert not os.listdir(execs)
+    assert not [n for n in os.listdir(os.path.join(engine.exec_root, "tasks", cid))
+                if n.startswith("exec-")]
 
 
 def test_probe_past_its_timeout_is_killed(engine, supervisor, until):
