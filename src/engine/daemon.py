@@ -5,9 +5,11 @@
     cid = engine.containers.create({"Image": "busybox", "Cmd": ["echo", "hi"]})["Id"]
     engine.containers.start(cid)
 
-Layout under ROOT: the image service's content/, images/ and snapshots/; containers/;
-volumes/; events.jsonl; and the task manager's state at the exec root (ROOT/exec unless
-given). Several processes may use one root at once: every container has its own flock and
+Layout under ROOT: image/ (the image service's content, images and snapshots);
+containers/; volumes/; events.jsonl; and the task manager's state at the exec root
+(ROOT/exec unless given). With ``userns_remap`` (docker's --userns-remap: "default", a user
+name or uid, with a group) all but the events are under ROOT/UID.GID, the remapped root's
+own tree, and images are unpacked with their owners shifted. Several processes may use one root at once: every container has its own flock and
 the indexes are locked documents. What a library user gets without the supervisor
 (``pyrunc.engine.supervisor``): correct states and exit codes on every read, but no restart
 policies and no health checks.
@@ -19,6 +21,7 @@ import os
 from pyrunc.containerd.tasks import TaskManager
 from pyrunc.engine.container import ContainerService
 from pyrunc.engine.content.private import private_dir
+from pyrunc.engine.idmap import parse_remap
 from pyrunc.engine.events import EventService
 from pyrunc.engine.images import builtin
 from pyrunc.engine.images.service import ImageService
@@ -38,27 +41,24 @@ class Engine:
                  runtime: str = "pyrunc", snapshotter: str | None = None,
                  userns_remap: str | None = None) -> None:
         self.root = os.path.abspath(root)
-        private_dir(self.root)
-        self.exec_root = os.path.abspath(exec_root or os.path.join(self.root, "exec"))
         self.runtime = runtime
         self.userns_remap = userns_remap
-        self.idmap = self._idmap(userns_remap)
+        self.idmap = parse_remap(userns_remap) if userns_remap else None
+        if self.idmap is None:
+            tree, group = private_dir(self.root), None
+        else:
+            tree, group = self.idmap.make_root_dir(self.root), self.idmap.root[1]
+        self.exec_root = os.path.abspath(exec_root or os.path.join(tree, "exec"))
         self.events = EventService(os.path.join(self.root, "events.jsonl"))
-        self.images = ImageService(self.root, snapshotter, containers=self._image_users)
-        self.volumes = VolumeService(os.path.join(self.root, "volumes"))
+        self.images = ImageService(os.path.join(tree, "image"), snapshotter,
+                                   containers=self._image_users, idmap=self.idmap)
+        self.volumes = VolumeService(os.path.join(tree, "volumes"))
         self.tasks = TaskManager(self.exec_root, runtime=runtime)
-        self.containers = ContainerService(os.path.join(self.root, "containers"),
+        self.containers = ContainerService(os.path.join(tree, "containers"),
                                            tasks=self.tasks, images=self.images,
                                            volumes=self.volumes, events=self.events,
-                                           runtime=runtime, idmap=self.idmap)
+                                           runtime=runtime, idmap=self.idmap, group=group)
         self.containers.clean_abandoned()
-
-    @staticmethod
-    def _idmap(userns_remap: str | None) -> Any:
-        if not userns_remap:
-            return None
-        from pyrunc.engine import idmap
-        return idmap.parse_remap(userns_remap)
 
     def _image_users(self, image_id: str) -> list[tuple[str, bool]]:
         return self.containers.image_users(image_id)

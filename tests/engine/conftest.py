@@ -72,7 +72,7 @@ def _leftovers(engine, cid):
     """What a container ``cid`` left behind: mounts under its directory, cgroup directories,
     its snapshot, its directory, its task state."""
     found = []
-    cdir = os.path.join(engine.root, "containers", cid)
+    cdir = os.path.join(engine.containers.store.root, cid)
     found += ["mount " + t for t in mountinfo_targets() if cid in t]
     for base, dirs, _ in os.walk("/sys/fs/cgroup"):
         if os.path.basename(base) == cid:

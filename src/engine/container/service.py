@@ -89,8 +89,8 @@ class ContainerService:
 
     def __init__(self, root: str, *, tasks: TaskManager, images: ImageService,
                  volumes: VolumeService, events: EventService, runtime: str = "pyrunc",
-                 idmap: Any = None) -> None:
-        self.store = ContainerStore(root, tasks)
+                 idmap: Any = None, group: int | None = None) -> None:
+        self.store = ContainerStore(root, tasks, group)
         self.tasks = tasks
         self.images = images
         self.volumes = volumes
@@ -214,8 +214,7 @@ class ContainerService:
         cid = self.store.new_id()
         undo: list[Any] = []
         with self.store.lock(cid) as lock:
-            d = os.path.join(self.store.root, cid)
-            os.mkdir(d, 0o710)
+            d = self.store.make_dir(cid)
             try:
                 undo.append(lambda: self.store.release_names_of(cid))
                 if name:

@@ -51,6 +51,11 @@ def _read_json(path):
         return None
 
 
+def _share_with(path: str, group: int) -> None:
+    os.chown(path, os.geteuid(), group)
+    os.chmod(path, 0o710)
+
+
 class Container:
     """One container's record as loaded from disk; ``save()`` writes it back (hold ``lock()``)."""
 
@@ -130,14 +135,30 @@ class Container:
 
 
 class ContainerStore:
-    """The containers under ``root`` (ENGINE_ROOT/containers) and their tasks' manager."""
+    """The containers under ``root`` (ENGINE_ROOT/containers) and their tasks' manager.
 
-    def __init__(self, root: str, tasks: TaskManager) -> None:
+    ``group``: the gid of a remapped root (--userns-remap), which must pass through the
+    directories to its container's root filesystem (0710, as docker makes them); without
+    one the directories are private to this user.
+    """
+
+    def __init__(self, root: str, tasks: TaskManager, group: int | None = None) -> None:
         self.root = os.path.abspath(root)
         private_dir(self.root)
+        self.group = group
+        if group is not None:
+            _share_with(self.root, group)
         self.locks_dir = os.path.join(self.root, "locks")
-        os.makedirs(self.locks_dir, exist_ok=True)
+        os.makedirs(self.locks_dir, 0o700, exist_ok=True)
         self.tasks = tasks
+
+    def make_dir(self, container_id: str) -> str:
+        """Make the directory of a new container (FileExistsError if it exists)."""
+        d = os.path.join(self.root, container_id)
+        os.mkdir(d, 0o700 if self.group is None else 0o710)
+        if self.group is not None:
+            _share_with(d, self.group)
+        return d
 
     # ids, locks -----------------------------------------------------------------------------
     @staticmethod

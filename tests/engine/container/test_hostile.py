@@ -33,7 +33,7 @@ def _snapshot_keys(engine):
 
 
 def _container_dirs(engine):
-    return {n for n in os.listdir(os.path.join(engine.root, "containers")) if len(n) == 64}
+    return {n for n in os.listdir(engine.containers.store.root) if len(n) == 64}
 
 
 def _volume_names(engine):
