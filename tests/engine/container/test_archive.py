@@ -640,3 +640,42 @@ def test_get_file_growing_while_read(engine):
         member, data = _members(stream)["grow"]
         assert len(data) == member.size > 0
         assert data.startswith(b"0123456789abcdef\n")
+
+
+_NAMES = st.lists(st.sampled_from(["a", "b", "..", ".", "", "/", ".wh.x", "l"]),
+                  min_size=1, max_size=4).map("/".join)
+_MEMBER = st.tuples(_NAMES, st.sampled_from(["f", "d", "l", "h"]),
+                    st.sampled_from(["/", "..", "../..", "../outside", "a", "/etc", "l/a"]))
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_MEMBER, min_size=1, max_size=6))
+def test_put_random_archives_stay_inside(tmp_path_factory, members):
+    """Whatever the names and links of an archive, cp writes only below its target: the
+    target's siblings and parents are unchanged, and a refusal is one line."""
+    top = tmp_path_factory.mktemp("put")
+    (top / "outside").mkdir()
+    (top / "outside" / "keep").write_text("k")
+    root = top / "root"
+    (root / "etc").mkdir(parents=True)
+
+    def snapshot():
+        out = set()
+        for base, dirs, files in os.walk(top):
+            if base.startswith(str(root)):
+                continue
+            out.update(os.path.join(base, n) for n in dirs + files)
+        return out
+
+    before = snapshot()
+    tar = _tar(*[(name, kind, b"x" if kind == "f" else None if kind == "d" else target)
+                 for name, kind, target in members])
+    with ContainerFS(str(root)) as fs:
+        try:
+            fs.extract("/etc", tar)
+        except (errors.InvalidArgument, errors.NotFound) as e:
+            assert "\n" not in str(e)
+    assert snapshot() == before
+    assert (top / "outside" / "keep").read_text() == "k"
+    assert os.listdir(top / "outside") == ["keep"]
