@@ -154,6 +154,9 @@ class TarStream:
         finally:
             self._stack.close()
 
+    def __del__(self) -> None:
+        self.close()            # a stream dropped unread still releases the view
+
     def __enter__(self) -> TarStream:
         return self
 

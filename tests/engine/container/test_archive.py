@@ -153,6 +153,9 @@ def test_get_stopped_and_created_containers(engine, leftovers):
     assert any("archive-" in t for t in _mount_targets())
     stream.close()
     assert not any("archive-" in t for t in _mount_targets())
+    _, stream = archive.archive_get(cs, cid, "/bin")
+    del stream                  # dropped without a read: released all the same
+    assert not any("archive-" in t for t in _mount_targets())
     assert not [f for f in os.listdir(os.path.join(engine.root, "containers", cid))
                 if f.startswith("archive-")]
 
