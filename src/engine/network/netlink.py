@@ -1,0 +1,189 @@
+"""Links, addresses, routes and namespaces through netlink (pyroute2), never by running ``ip``.
+
+Work inside a container's network namespace runs in a short-lived thread that joined it
+(``in_netns``): a thread's network namespace is its own (setns(2) with CLONE_NEWNET changes only
+the calling thread), so the engine's other threads are never moved, no process is forked, and a
+socket created in that thread stays in that namespace for its whole life (the embedded DNS
+server's listeners are made this way). The setns call is pyroute2's (``pyroute2.netns.setns``).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import threading
+
+from pyrunc.errors import SystemFailure
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+    from collections.abc import Callable
+
+
+def in_netns(path: str, fn: Callable[[], Any]) -> Any:
+    """Run ``fn()`` in a thread that joined the network namespace at ``path``; its result (or
+    exception) is returned (raised) here."""
+    from pyroute2 import netns
+    out: list = []
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+    def run() -> None:
+        try:
+            netns.setns(fd, flags=0)
+            out.append((True, fn()))
+        except BaseException as e:      # handed to the caller's thread
+            out.append((False, e))
+
+    try:
+        t = threading.Thread(target=run, name="netns", daemon=True)
+        t.start()
+        t.join()
+    finally:
+        os.close(fd)
+    ok, value = out[0]
+    if not ok:
+        raise value
+    return value
+
+
+def create_netns(path: str) -> str:
+    """A new network namespace kept alive by a bind mount at ``path`` (pyroute2 forks a child
+    that unshares and binds its namespace there)."""
+    from pyroute2 import netns
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    try:
+        netns.create(path)
+    except OSError as e:
+        raise SystemFailure("create network namespace %s" % path, e.errno) from None
+    return path
+
+
+def remove_netns(path: str) -> None:
+    """Unmount and remove a namespace made by ``create_netns`` (nothing if it is gone)."""
+    from pyroute2 import netns
+    if not os.path.lexists(path):
+        return
+    try:
+        netns.remove(path)
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            raise SystemFailure("remove network namespace %s" % path, e.errno) from None
+
+
+def ipr() -> Any:
+    from pyroute2 import IPRoute
+    return IPRoute()
+
+
+def link_index(ip: Any, name: str) -> int | None:
+    found = ip.link_lookup(ifname=name)
+    return found[0] if found else None
+
+
+def host_routes() -> list[str]:
+    """The destinations of the routes of this namespace (main table, IPv4, default excluded)."""
+    with ipr() as ip:
+        out = []
+        for r in ip.get_routes(family=2):
+            dst = r.get_attr("RTA_DST")
+            if dst and r["dst_len"] > 0:
+                out.append("%s/%d" % (dst, r["dst_len"]))
+        return out
+
+
+def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int | None = None) -> None:
+    """The bridge ``name`` exists, is up and holds the gateway address (made if missing, as
+    after a reboot). Its sysctl route_localnet is set so 127.0.0.1 can be DNAT'd to it."""
+    with ipr() as ip:
+        idx = link_index(ip, name)
+        if idx is None:
+            kw: dict = {"ifname": name, "kind": "bridge"}
+            if mtu:
+                kw["mtu"] = mtu
+            ip.link("add", **kw)
+            idx = link_index(ip, name)
+        addrs = [a.get_attr("IFA_ADDRESS") for a in ip.get_addr(index=idx, family=2)]
+        if gateway not in addrs:
+            ip.addr("add", index=idx, address=gateway, prefixlen=prefixlen)
+        ip.link("set", index=idx, state="up")
+    with open("/proc/sys/net/ipv4/conf/%s/route_localnet" % name, "w") as f:
+        f.write("1")
+
+
+def delete_link(name: str) -> bool:
+    """Delete a link of this namespace by name; false if there was none."""
+    with ipr() as ip:
+        idx = link_index(ip, name)
+        if idx is None:
+            return False
+        try:
+            ip.link("del", index=idx)
+        except Exception as e:          # pyroute2's NetlinkError
+            if getattr(e, "code", None) != errno.ENODEV:
+                raise
+        return True
+
+
+def links() -> dict[str, Any]:
+    """Links of this namespace: name -> (index, kind, master index)."""
+    with ipr() as ip:
+        out = {}
+        for link in ip.get_links():
+            info = link.get_attr("IFLA_LINKINFO")
+            kind = info.get_attr("IFLA_INFO_KIND") if info else None
+            out[link.get_attr("IFLA_IFNAME")] = (link["index"], kind,
+                                                 link.get_attr("IFLA_MASTER"))
+        return out
+
+
+def plug_veth(host_if: str, bridge: str, netns: str, ifname: str, address: str,
+              prefixlen: int, mac: str, gateway: str | None, mtu: int | None = None) -> None:
+    """A veth pair: ``host_if`` on ``bridge`` here, ``ifname`` in ``netns`` with ``address``,
+    ``mac``, up, and a default route via ``gateway`` (none for an internal network)."""
+    peer_tmp = "p" + host_if[1:]
+    with ipr() as ip:
+        br = link_index(ip, bridge)
+        if br is None:
+            raise SystemFailure("attach endpoint to bridge %s" % bridge, errno.ENODEV)
+        kw: dict = {"ifname": host_if, "kind": "veth", "peer": {"ifname": peer_tmp}}
+        if mtu:
+            kw["mtu"] = mtu
+        ip.link("add", **kw)
+        try:
+            idx = link_index(ip, host_if)
+            peer = link_index(ip, peer_tmp)
+            fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                ip.link("set", index=peer, net_ns_fd=fd)
+            finally:
+                os.close(fd)
+            ip.link("set", index=idx, master=br, state="up")
+        except BaseException:
+            delete_link(host_if)
+            raise
+
+    def inside() -> None:
+        with ipr() as ip:
+            lo = link_index(ip, "lo")
+            ip.link("set", index=lo, state="up")
+            idx = link_index(ip, peer_tmp)
+            ip.link("set", index=idx, ifname=ifname, address=mac)
+            ip.addr("add", index=idx, address=address, prefixlen=prefixlen)
+            ip.link("set", index=idx, state="up")
+            if gateway:
+                has_default = any(r["dst_len"] == 0 for r in ip.get_routes(family=2))
+                if not has_default:
+                    ip.route("add", dst="0.0.0.0/0", gateway=gateway)
+    try:
+        in_netns(netns, inside)
+    except BaseException:
+        delete_link(host_if)
+        raise
+
+
+def loopback_up(netns: str) -> None:
+    """Bring ``lo`` up in ``netns`` (the whole network of a container on ``none``)."""
+    def inside() -> None:
+        with ipr() as ip:
+            ip.link("set", index=link_index(ip, "lo"), state="up")
+    in_netns(netns, inside)

@@ -1,0 +1,687 @@
+"""NetworkService: networks, endpoints, published ports and the embedded DNS server.
+
+On disk (``root``, e.g. ENGINE_ROOT/network):
+
+    networks.json   every network: its Engine API fields, its bridge, its allocated addresses
+                    (address -> endpoint ID) and its endpoints (container ID -> record); the
+                    published ports of each container; rewritten whole (temp file, fsync,
+                    rename) under the flock of ``lock``
+    netns/<id>      a container's network namespace (``create_sandbox``), a bind mount
+
+Every change is written before it is made on the host (an address is recorded as taken before
+the veth carrying it exists), so a process that dies part way leaves records, never orphans:
+``sweep(live)`` (at engine start) removes the veths, rules, DNS listeners, addresses and
+namespaces of every container not in ``live`` and recreates missing bridges (after a reboot).
+Sockets reserving published ports and the DNS listeners belong to the process that made them.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import socket
+import threading
+
+from pyrunc.engine.network import dns as dnsmod
+from pyrunc.engine.network import firewall, ipam, netlink, ports
+from pyrunc.engine.network.drivers import DRIVERS
+from pyrunc.errors import (AlreadyExists, Conflict, FailedPrecondition, InvalidArgument,
+                           NotFound)
+from pyrunc.libcontainer import timestamps
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+    from collections.abc import Iterable, Iterator
+
+DEFAULTS = (("bridge", "bridge"), ("host", "host"), ("none", "null"))
+PRIVATE = ("bridge", "allocated", "endpoints", "last_allocated", "builtin")
+BRIDGE_NAME_OPT = "com.docker.network.bridge.name"
+
+
+def _valid_name(name: Any) -> bool:
+    return (isinstance(name, str) and 0 < len(name) <= 128 and name[0].isascii()
+            and name[0].isalnum()
+            and all(c.isascii() and (c.isalnum() or c in "_.-") for c in name))
+
+
+def _valid_ifname(name: Any) -> bool:
+    return (isinstance(name, str) and 0 < len(name) <= 15 and name not in (".", "..")
+            and all(c.isascii() and (c.isalnum() or c in "_.-") for c in name))
+
+
+def _str_map(value: Any, what: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                              for k, v in value.items()):
+        raise InvalidArgument("invalid %s: expected a map of strings" % what)
+    return dict(value)
+
+
+def _now() -> str:
+    return timestamps.now()
+
+
+class NetworkService:
+    """Networks of one engine root; see the module's text. ``iptables=False`` programs no rule
+    (docker's ``--iptables=false``); ``dns_upstreams`` ("ip" or "ip:port") replace the host's
+    resolv.conf servers as the embedded server's forwarders."""
+
+    def __init__(self, root: str, *, bridge_name: str = "pyr0", iptables: bool = True,
+                 dns_upstreams: Iterable[str] | None = None) -> None:
+        if not _valid_ifname(bridge_name):
+            raise InvalidArgument("invalid bridge name %r" % (bridge_name,))
+        self.root = root
+        self.bridge_name = bridge_name
+        self.iptables = iptables
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        self._upstreams = [self._upstream(u) for u in dns_upstreams] if dns_upstreams is not None \
+            else None
+        self._dns: dnsmod.DNSServer | None = None
+        self._reserved: dict[str, list[socket.socket]] = {}
+        self._mutex = threading.RLock()
+        self._defaults_ok = False
+
+    # --- the document -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self, write: bool = True) -> Iterator[dict[str, Any]]:
+        """The networks document under the flock (exclusive to write); ``self._save(doc)``
+        writes it at once (before acting on the host), and it is saved again at the end."""
+        fd = os.open(os.path.join(self.root, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                     0o600)
+        try:
+            with self._mutex:
+                fcntl.flock(fd, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
+                try:
+                    with open(os.path.join(self.root, "networks.json")) as f:
+                        doc = json.load(f)
+                except FileNotFoundError:
+                    doc = {"networks": {}, "ports": {}}
+                yield doc
+                if write:
+                    self._save(doc)
+        finally:
+            os.close(fd)
+
+    def _save(self, doc: dict[str, Any]) -> None:
+        path = os.path.join(self.root, "networks.json")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(doc, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+
+    @staticmethod
+    def _find(doc: dict[str, Any], ref: Any) -> dict[str, Any]:
+        if not isinstance(ref, str) or not ref:
+            raise NotFound("network %s not found" % (ref,))
+        nets = doc["networks"]
+        for n in nets.values():
+            if n["Name"] == ref:
+                return n
+        if ref in nets:
+            return nets[ref]
+        found = [n for i, n in nets.items() if i.startswith(ref)]
+        if len(found) > 1:
+            raise InvalidArgument("network %s is ambiguous (%d matches found based on ID "
+                                  "prefix)" % (ref, len(found)))
+        if not found:
+            raise NotFound("network %s not found" % ref)
+        return found[0]
+
+    def _firewall(self, doc: dict[str, Any]) -> None:
+        if not self.iptables:
+            return
+        bridges = any(n["Driver"] == "bridge" for n in doc["networks"].values())
+        if bridges and not doc.get("forwarding_enabled"):
+            with open("/proc/sys/net/ipv4/ip_forward") as f:
+                if f.read().strip() == "0":
+                    doc["forwarding_enabled"] = True
+                    self._save(doc)
+                    with open("/proc/sys/net/ipv4/ip_forward", "w") as w:
+                        w.write("1")
+        if not firewall.apply(doc, bool(doc.get("forwarding_enabled"))) and \
+                doc.get("forwarding_enabled"):
+            with open("/proc/sys/net/ipv4/ip_forward", "w") as w:
+                w.write("0")
+            doc.pop("forwarding_enabled", None)
+
+    # --- networks ---------------------------------------------------------------------------
+
+    def ensure_default(self) -> None:
+        """docker's three networks, ``bridge`` (its device ``bridge_name`` on a free pool),
+        ``host`` and ``none``, made on first use; the bridge device is recreated if missing."""
+        if self._defaults_ok:
+            return
+        with self._locked() as doc:
+            names = {n["Name"] for n in doc["networks"].values()}
+            for name, driver in DEFAULTS:
+                if name not in names:
+                    opts = {}
+                    if driver == "bridge":
+                        opts = {"com.docker.network.bridge.default_bridge": "true",
+                                "com.docker.network.bridge.enable_icc": "true",
+                                "com.docker.network.bridge.enable_ip_masquerade": "true",
+                                "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
+                                BRIDGE_NAME_OPT: self.bridge_name,
+                                "com.docker.network.driver.mtu": "1500"}
+                    self._new(doc, name, driver, None, False, {}, opts, builtin=True)
+            for n in doc["networks"].values():
+                DRIVERS[n["Driver"]].create(n)
+            self._firewall(doc)
+        self._defaults_ok = True
+
+    def _new(self, doc: dict[str, Any], name: str, driver: str, ipam_: Any, internal: bool,
+             labels: dict[str, str], options: dict[str, str], builtin: bool = False) -> dict:
+        nid = os.urandom(32).hex()
+        record: dict[str, Any] = {
+            "Name": name, "Id": nid, "Created": _now(), "Scope": "local", "Driver": driver,
+            "EnableIPv6": False, "IPAM": {"Driver": "default", "Options": {}, "Config": []},
+            "Internal": internal, "Attachable": False, "Ingress": False,
+            "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Options": options,
+            "Labels": labels, "endpoints": {}, "allocated": {}, "builtin": builtin}
+        if driver == "bridge":
+            bridge = options.get(BRIDGE_NAME_OPT) or "br-" + nid[:12]
+            if not _valid_ifname(bridge):
+                raise InvalidArgument("invalid bridge name %r" % bridge)
+            if any(n.get("bridge") == bridge for n in doc["networks"].values()):
+                raise Conflict("bridge name %s is in use by another network" % bridge)
+            if bridge in netlink.links():
+                raise Conflict("bridge name %s is in use by a link of the host" % bridge)
+            record["bridge"] = bridge
+            used = [c["Subnet"] for n in doc["networks"].values()
+                    for c in n["IPAM"]["Config"]]
+            configs = (ipam_ or {}).get("Config") or []
+            if not isinstance(configs, list) or len(configs) > 1:
+                raise InvalidArgument("invalid IPAM config: one IPv4 subnet is supported")
+            if configs:
+                cfg = ipam.config(configs[0], used)
+            else:
+                cfg = ipam.config({"Subnet": ipam.pool(used, netlink.host_routes())}, used)
+            record["IPAM"]["Config"] = [cfg]
+        elif ipam_ and (ipam_.get("Config") or []):
+            raise InvalidArgument("%s network does not support IPAM configuration"
+                                  % ("none" if driver == "null" else driver))
+        doc["networks"][nid] = record
+        self._save(doc)
+        return record
+
+    def create(self, name: str, driver: str = "bridge", ipam: dict | None = None,
+               internal: bool = False, labels: dict | None = None, options: dict | None = None,
+               check_duplicate: bool = True) -> dict:
+        """Create a network; ``{"Id", "Warning"}``. Names are always checked for duplicates
+        (``check_duplicate`` is accepted for the API's sake, as docker >= 25 ignores it)."""
+        self.ensure_default()
+        if not _valid_name(name):
+            raise InvalidArgument("invalid network name %r: only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+                                  "are allowed" % (name,))
+        if driver not in DRIVERS:
+            raise NotFound("plugin %r not found" % (driver,))
+        if ipam is not None and not isinstance(ipam, dict):
+            raise InvalidArgument("invalid IPAM: expected an object")
+        if ipam and (ipam.get("Driver") or "default") != "default":
+            raise NotFound("plugin %r not found" % ipam.get("Driver"))
+        labels_, options_ = _str_map(labels, "labels"), _str_map(options, "options")
+        mtu = options_.get("com.docker.network.driver.mtu")
+        if mtu is not None and (not mtu.isdigit() or not 68 <= int(mtu) <= 65535):
+            raise InvalidArgument("invalid mtu %r" % mtu)
+        with self._locked() as doc:
+            if any(n["Name"] == name for n in doc["networks"].values()):
+                raise AlreadyExists("network with name %s already exists" % name)
+            if driver != "bridge" and any(n["Driver"] == driver
+                                          for n in doc["networks"].values()):
+                raise FailedPrecondition("only one instance of \"%s\" network is allowed"
+                                         % driver)
+            record = self._new(doc, name, driver, ipam, bool(internal), labels_, options_)
+            try:
+                DRIVERS[driver].create(record)
+                self._firewall(doc)
+            except BaseException:
+                DRIVERS[driver].delete(record)
+                del doc["networks"][record["Id"]]
+                self._save(doc)
+                self._firewall(doc)
+                raise
+        return {"Id": record["Id"], "Warning": ""}
+
+    def _view(self, n: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in n.items() if k not in PRIVATE}
+        out["Containers"] = {
+            cid: {"Name": e["Name"], "EndpointID": e["EndpointID"],
+                  "MacAddress": e["MacAddress"],
+                  "IPv4Address": ("%s/%d" % (e["IPAddress"], e["IPPrefixLen"])
+                                  if e["IPAddress"] else ""),
+                  "IPv6Address": ""}
+            for cid, e in n["endpoints"].items()}
+        return out
+
+    def inspect(self, ref: str) -> dict:
+        """The Engine API's Network object (with ``Containers``)."""
+        self.ensure_default()
+        with self._locked(write=False) as doc:
+            return self._view(self._find(doc, ref))
+
+    def list(self, filters: dict | None = None) -> list[dict]:
+        """Networks matching docker's filters: name (substring), id (prefix), driver,
+        label (key or key=value), type (custom|builtin), dangling (true|false)."""
+        self.ensure_default()
+        flt = _filters(filters, ("name", "id", "driver", "label", "type", "dangling", "scope"))
+        with self._locked(write=False) as doc:
+            nets = sorted(doc["networks"].values(), key=lambda n: n["Created"])
+            return [self._view(n) for n in nets if _matches(n, flt)]
+
+    def remove(self, ref: str) -> None:
+        """Remove a network that no container uses (docker's messages otherwise)."""
+        self.ensure_default()
+        with self._locked() as doc:
+            n = self._find(doc, ref)
+            if n.get("builtin"):
+                raise FailedPrecondition("%s is a pre-defined network and cannot be removed"
+                                         % n["Name"])
+            if n["endpoints"]:
+                raise Conflict("error while removing network: network %s id %s has active "
+                               "endpoints" % (n["Name"], n["Id"]))
+            DRIVERS[n["Driver"]].delete(n)
+            del doc["networks"][n["Id"]]
+            self._save(doc)
+            self._firewall(doc)
+
+    def prune(self, filters: dict | None = None) -> dict:
+        """Remove the user networks no container uses; ``{"NetworksDeleted": [names]}``."""
+        self.ensure_default()
+        flt = _filters(filters, ("label", "label!", "until"))
+        until = flt.pop("until", None)
+        deleted = []
+        with self._locked() as doc:
+            for n in sorted(doc["networks"].values(), key=lambda n: n["Created"]):
+                if n.get("builtin") or n["endpoints"] or not _matches(n, flt):
+                    continue
+                if until and not timestamps.parse_ns(n["Created"]) < _until(until[0]):
+                    continue
+                DRIVERS[n["Driver"]].delete(n)
+                del doc["networks"][n["Id"]]
+                self._save(doc)
+                deleted.append(n["Name"])
+            self._firewall(doc)
+        return {"NetworksDeleted": deleted}
+
+    # --- endpoints --------------------------------------------------------------------------
+
+    def create_sandbox(self, container_id: str) -> str:
+        """A network namespace for the container (kept by a bind mount): the path to give the
+        runtime as the OCI ``network`` namespace and to ``connect``."""
+        path = self.sandbox_path(container_id)
+        if not os.path.exists(path):
+            netlink.create_netns(path)
+        return path
+
+    def sandbox_path(self, container_id: str) -> str:
+        if not _valid_name(container_id):
+            raise InvalidArgument("invalid container ID %r" % (container_id,))
+        return os.path.join(self.root, "netns", container_id)
+
+    def remove_sandbox(self, container_id: str) -> None:
+        """Remove the container's namespace (its veths go with it)."""
+        netlink.remove_netns(self.sandbox_path(container_id))
+
+    def connect(self, ref: str, container_id: str, netns_path: str, name: str,
+                aliases: Iterable[str] = (), ipv4: str | None = None,
+                mac: str | None = None) -> dict:
+        """Attach the container whose namespace is ``netns_path`` to a network: an address
+        (``ipv4`` if given), a veth ``ethN`` in the namespace, its DNS listener on a user
+        network. Returns the Engine API's EndpointSettings."""
+        self.ensure_default()
+        if not _valid_name(container_id):
+            raise InvalidArgument("invalid container ID %r" % (container_id,))
+        if not _valid_name(name.lstrip("/")):
+            raise InvalidArgument("invalid container name %r" % (name,))
+        name = name.lstrip("/")
+        aliases = list(aliases or ())
+        for a in aliases:
+            if not _valid_name(a):
+                raise InvalidArgument("invalid network alias %r" % (a,))
+        if mac is not None:
+            mac = _mac(mac)
+        if not os.path.exists(netns_path):
+            raise NotFound("network namespace %s: no such file" % netns_path)
+        with self._locked() as doc:
+            n = self._find(doc, ref)
+            if container_id in n["endpoints"]:
+                raise AlreadyExists("endpoint with name %s already exists in network %s"
+                                    % (name, n["Name"]))
+            driver = DRIVERS[n["Driver"]]
+            eid = os.urandom(32).hex()
+            ep: dict[str, Any] = {
+                "Name": name, "EndpointID": eid, "NetworkID": n["Id"], "Aliases": aliases,
+                "IPAddress": "", "IPPrefixLen": 0, "Gateway": "", "MacAddress": "",
+                "netns": netns_path, "ifname": "", "host_if": ""}
+            if driver.has_addresses:
+                if (ipv4 is not None or aliases) and n.get("builtin"):
+                    raise InvalidArgument("user specified IP address and network aliases are "
+                                          "supported only for user defined networks")
+                cfg = n["IPAM"]["Config"][0]
+                ep["IPAddress"] = ipam.allocate(n, eid, ipv4)
+                ep["IPPrefixLen"] = int(cfg["Subnet"].rsplit("/", 1)[1])
+                ep["Gateway"] = cfg["Gateway"]
+                ep["MacAddress"] = mac or ipam.mac_for(ep["IPAddress"])
+                ep["host_if"] = "veth" + hashlib.sha256(eid.encode()).hexdigest()[:7]
+                taken = {e["ifname"] for m in doc["networks"].values()
+                         for c, e in m["endpoints"].items() if c == container_id}
+                ep["ifname"] = next("eth%d" % i for i in range(len(taken) + 1)
+                                    if "eth%d" % i not in taken)
+            n["endpoints"][container_id] = ep
+            self._save(doc)                        # recorded before it exists
+            try:
+                driver.join(n, ep, netns_path)
+                if self._user(n):
+                    self._dns_server().listen(container_id, netns_path)
+            except BaseException:
+                driver.leave(n, ep)
+                del n["endpoints"][container_id]
+                ipam.release(n, ep["IPAddress"])
+                self._save(doc)
+                raise
+        return _settings(ep)
+
+    def disconnect(self, ref: str, container_id: str, force: bool = False) -> None:
+        """Detach the container from the network: its veth, address, published ports on it and
+        (when it leaves its last user network) its DNS listener go. ``force`` also accepts a
+        container that is not attached."""
+        self.ensure_default()
+        with self._locked() as doc:
+            n = self._find(doc, ref)
+            ep = n["endpoints"].get(container_id)
+            if ep is None:
+                if force:
+                    return
+                raise FailedPrecondition("container %s is not connected to network %s"
+                                         % (container_id, n["Name"]))
+            self._drop_endpoint(doc, n, container_id)
+            self._firewall(doc)
+
+    def _drop_endpoint(self, doc: dict[str, Any], n: dict[str, Any], cid: str) -> None:
+        ep = n["endpoints"][cid]
+        DRIVERS[n["Driver"]].leave(n, ep)
+        published = doc["ports"].get(cid)
+        if published and any(p["ContainerIp"] == ep["IPAddress"] for p in published):
+            self._close_reserved(cid)
+            doc["ports"].pop(cid, None)
+        del n["endpoints"][cid]
+        ipam.release(n, ep["IPAddress"])
+        self._save(doc)
+        if self._dns is not None and not any(
+                self._user(m) and cid in m["endpoints"] for m in doc["networks"].values()):
+            self._dns.forget(cid)
+
+    @staticmethod
+    def _user(n: dict[str, Any]) -> bool:
+        return n["Driver"] == "bridge" and not n.get("builtin")
+
+    # --- published ports --------------------------------------------------------------------
+
+    def publish(self, container_id: str, endpoint: dict, port_bindings: dict | None) -> dict:
+        """Publish the container's ports on the endpoint's address (docker's ``-p``): a socket
+        holds each host port, and a DNAT rule sends its traffic to the container. Returns the
+        bindings with the host address and the actual (ephemeral resolved) port. A port in use
+        gets docker's error and leaves nothing behind."""
+        self.ensure_default()
+        wanted = ports.bindings_of(port_bindings)
+        if not wanted:
+            return {}
+        label = "%s (%s)" % (endpoint.get("Name") or container_id, endpoint.get("EndpointID"))
+        with self._locked() as doc:
+            n = self._find(doc, endpoint.get("NetworkID") or "")
+            ep = n["endpoints"].get(container_id)
+            if ep is None or n["Driver"] != "bridge":
+                raise FailedPrecondition("container %s has no bridge endpoint on network %s"
+                                         % (container_id, n["Name"]))
+            if n["Internal"]:
+                return {}
+            if container_id in doc["ports"]:
+                raise Conflict("ports of container %s are already published" % container_id)
+            held: list[socket.socket] = []
+            records: list[dict] = []
+            result: dict[str, list] = {}
+            try:
+                for cport, proto, host_ip, host_port in wanted:
+                    if ":" in host_ip:
+                        raise InvalidArgument("publishing on IPv6 address %s is not supported"
+                                              % host_ip)
+                    s, actual = ports.reserve(proto, host_ip, host_port, label)
+                    held.append(s)
+                    ip = host_ip or "0.0.0.0"
+                    records.append({"Proto": proto, "HostIp": ip, "HostPort": actual,
+                                    "ContainerIp": ep["IPAddress"], "ContainerPort": cport,
+                                    "Bridge": n["bridge"]})
+                    result.setdefault("%d/%s" % (cport, proto), []).append(
+                        {"HostIp": ip, "HostPort": str(actual)})
+                doc["ports"][container_id] = records
+                self._save(doc)
+                self._firewall(doc)
+            except BaseException:
+                for s in held:
+                    s.close()
+                if doc["ports"].pop(container_id, None) is not None:
+                    self._save(doc)
+                    self._firewall(doc)
+                raise
+            self._reserved[container_id] = held
+        return result
+
+    def unpublish(self, container_id: str) -> None:
+        """Remove the container's published ports (rules and reserved sockets)."""
+        with self._locked() as doc:
+            self._close_reserved(container_id)
+            if doc["ports"].pop(container_id, None) is not None:
+                self._save(doc)
+                self._firewall(doc)
+
+    def _close_reserved(self, cid: str) -> None:
+        for s in self._reserved.pop(cid, ()):
+            s.close()
+
+    # --- DNS ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _upstream(text: str) -> tuple[str, int]:
+        host, sep, port = str(text).rpartition(":")
+        if not sep:
+            host, port = str(text), "53"
+        try:
+            import ipaddress
+            host = str(ipaddress.ip_address(host))
+            portn = int(port)
+        except ValueError:
+            raise InvalidArgument("invalid DNS upstream %r: expected IP[:PORT]" % text) \
+                from None
+        if not 0 < portn < 65536:
+            raise InvalidArgument("invalid DNS upstream %r: bad port" % text)
+        return host, portn
+
+    def _dns_server(self) -> dnsmod.DNSServer:
+        with self._mutex:
+            if self._dns is None:
+                upstreams = self._upstreams
+                if upstreams is None:
+                    from pyrunc.engine.network.files import HOST_RESOLV_CONF
+                    upstreams = []
+                    with contextlib.suppress(OSError), open(HOST_RESOLV_CONF) as f:
+                        for line in f:
+                            w = line.split()
+                            if len(w) >= 2 and w[0] == "nameserver":
+                                with contextlib.suppress(InvalidArgument):
+                                    upstreams.append(self._upstream(w[1]))
+                self._dns = dnsmod.DNSServer(self._resolve, upstreams)
+            return self._dns
+
+    def _resolve(self, container_id: str, name: str) -> tuple[str, ...] | None:
+        with self._locked(write=False) as doc:
+            out = []
+            for n in doc["networks"].values():
+                if not self._user(n) or container_id not in n["endpoints"]:
+                    continue
+                for cid, e in n["endpoints"].items():
+                    names = [e["Name"], cid[:12]] + list(e["Aliases"])
+                    if name in (x.lower() for x in names) and e["IPAddress"] not in out:
+                        out.append(e["IPAddress"])
+            return tuple(out) or None
+
+    # --- recovery -----------------------------------------------------------------------------
+
+    def sweep(self, live_container_ids: Iterable[str]) -> dict:
+        """Remove what containers not in ``live_container_ids`` left (veths, addresses,
+        published ports and their rules, DNS listeners, namespaces), addresses no endpoint
+        holds, veths on our bridges no endpoint owns; recreate missing bridges; rewrite the
+        rules. Returns {"Endpoints": [container IDs], "Addresses": n, "Links": [names]}."""
+        live = set(live_container_ids)
+        report: dict[str, Any] = {"Endpoints": [], "Addresses": 0, "Links": []}
+        self.ensure_default()
+        with self._locked() as doc:
+            for n in doc["networks"].values():
+                for cid in [c for c in n["endpoints"] if c not in live]:
+                    self._drop_endpoint(doc, n, cid)
+                    report["Endpoints"].append(cid)
+                owners = {e["EndpointID"] for e in n["endpoints"].values()}
+                for addr, owner in list(n.get("allocated", {}).items()):
+                    if owner not in owners:
+                        ipam.release(n, addr)
+                        report["Addresses"] += 1
+            for cid in [c for c in doc["ports"] if c not in live]:
+                self._close_reserved(cid)
+                del doc["ports"][cid]
+            self._save(doc)
+            for n in doc["networks"].values():
+                DRIVERS[n["Driver"]].create(n)
+            bridges = {n["bridge"] for n in doc["networks"].values() if n.get("bridge")}
+            known = {e["host_if"] for n in doc["networks"].values()
+                     for e in n["endpoints"].values()}
+            current = netlink.links()
+            indexes = {current[b][0] for b in bridges if b in current}
+            for ifname, (_, kind, master) in current.items():
+                if kind == "veth" and master in indexes and ifname not in known:
+                    netlink.delete_link(ifname)
+                    report["Links"].append(ifname)
+            self._firewall(doc)
+        if self._dns is not None:
+            for cid in self._dns.containers():
+                if cid not in live:
+                    self._dns.forget(cid)
+        sandboxes = os.path.join(self.root, "netns")
+        if os.path.isdir(sandboxes):
+            for cid in os.listdir(sandboxes):
+                if cid not in live:
+                    netlink.remove_netns(os.path.join(sandboxes, cid))
+        return report
+
+    def close(self) -> None:
+        """Stop the DNS server and let go of the reserved ports (rules and records stay: the
+        containers keep running; ``sweep`` at the next start reconciles)."""
+        if self._dns is not None:
+            self._dns.close()
+            self._dns = None
+        for cid in list(self._reserved):
+            self._close_reserved(cid)
+
+    def teardown(self) -> None:
+        """Remove every network this root made, its bridges and the rules (for a root being
+        deleted; refused while a container is attached)."""
+        with self._locked() as doc:
+            for n in doc["networks"].values():
+                if n["endpoints"]:
+                    raise Conflict("error while removing network: network %s id %s has active "
+                                   "endpoints" % (n["Name"], n["Id"]))
+            for n in list(doc["networks"].values()):
+                DRIVERS[n["Driver"]].delete(n)
+            doc["networks"] = {}
+            doc["ports"] = {}
+            self._save(doc)
+            self._firewall(doc)
+        self._defaults_ok = False
+        self.close()
+
+
+def _settings(ep: dict[str, Any]) -> dict:
+    return {"IPAMConfig": None, "Links": None, "Aliases": list(ep["Aliases"]) or None,
+            "MacAddress": ep["MacAddress"], "NetworkID": ep["NetworkID"],
+            "EndpointID": ep["EndpointID"], "Gateway": ep["Gateway"],
+            "IPAddress": ep["IPAddress"], "IPPrefixLen": ep["IPPrefixLen"],
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "DriverOpts": None, "DNSNames": None, "Name": ep["Name"]}
+
+
+def _mac(text: str) -> str:
+    parts = str(text).split(":")
+    if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p)
+                                  for p in parts):
+        raise InvalidArgument("invalid MAC address: %s" % text)
+    if int(parts[0], 16) & 1:
+        raise InvalidArgument("invalid MAC address: %s: a multicast address" % text)
+    return text.lower()
+
+
+def _filters(filters: Any, allowed: tuple[str, ...]) -> dict[str, list[str]]:
+    if not filters:
+        return {}
+    if not isinstance(filters, dict):
+        raise InvalidArgument("invalid filters: expected an object")
+    out = {}
+    for key, values in filters.items():
+        if key not in allowed:
+            raise InvalidArgument("invalid filter '%s'" % key)
+        if isinstance(values, dict):            # the API's {"value": true} form
+            values = [v for v, on in values.items() if on]
+        if isinstance(values, str):
+            values = [values]
+        out[key] = [str(v) for v in values]
+    return out
+
+
+def _label_match(labels: dict[str, str], want: str) -> bool:
+    key, sep, value = want.partition("=")
+    return key in labels and (not sep or labels[key] == value)
+
+
+def _matches(n: dict[str, Any], flt: dict[str, list[str]]) -> bool:
+    for key, values in flt.items():
+        if key == "name" and not any(v in n["Name"] for v in values):
+            return False
+        if key == "id" and not any(n["Id"].startswith(v) for v in values):
+            return False
+        if key == "driver" and n["Driver"] not in values:
+            return False
+        if key == "scope" and "local" not in values:
+            return False
+        if key == "label" and not all(_label_match(n["Labels"], v) for v in values):
+            return False
+        if key == "label!" and any(_label_match(n["Labels"], v) for v in values):
+            return False
+        if key == "type":
+            for v in values:
+                if v not in ("custom", "builtin"):
+                    raise InvalidArgument("invalid filter: 'type'='%s'" % v)
+            kind = "builtin" if n.get("builtin") else "custom"
+            if kind not in values:
+                return False
+        if key == "dangling":
+            for v in values:
+                if v not in ("true", "false", "1", "0"):
+                    raise InvalidArgument("invalid filter 'dangling=%s'" % v)
+            dangling = not n.get("builtin") and not n["endpoints"]
+            if dangling != (values[0] in ("true", "1")):
+                return False
+    return True
+
+
+def _until(value: str) -> int:
+    """A prune ``until`` value (Unix seconds or an RFC 3339 time) in nanoseconds."""
+    if value.replace(".", "", 1).isdigit():
+        return int(float(value) * 1e9)
+    try:
+        return timestamps.parse_ns(value)
+    except Exception:
+        raise InvalidArgument("invalid filter 'until=%s'" % value) from None
