@@ -20,6 +20,22 @@ GO_DIR, GO_SYMLINK, GO_DEVICE, GO_PIPE = 0x80000000, 0x8000000, 0x4000000, 0x200
 GO_SETUID, GO_CHAR, GO_STICKY = 0x800000, 0x200000, 0x100000
 
 
+@pytest.fixture(autouse=True)
+def _own_images(request):
+    """Images a test commits are removed after it (the session's engine root is shared)."""
+    if "engine" not in request.fixturenames:
+        yield
+        return
+    engine = request.getfixturevalue("engine")
+    before = {i["Id"] for i in engine.images.list()}
+    yield
+    for c in engine.containers.store.all():
+        engine.containers.remove(c.id, force=True, volumes=True)
+    for image in engine.images.list():
+        if image["Id"] not in before:
+            engine.images.remove(image["Id"], force=True)
+
+
 def _tar(*members, gz=False):
     """A tar of (name, kind, payload[, mode]) members: kind "f" (payload: bytes), "d", "l"
     (symlink to payload), "h" (hard link to payload), "c" (char device), "fifo"."""
