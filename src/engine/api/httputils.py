@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import io
 import json
+import queue
 import select
 import socket
+import threading
 
-from pyrunc.errors import InvalidArgument, PyruncError
+from pyrunc.errors import InvalidArgument, PyruncError, Unavailable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable, Iterator
     from typing import Any
 
 # The largest JSON body a handler parses (docker reads configs of any size; a limit keeps a
@@ -267,3 +269,102 @@ def json_line(item: Any) -> bytes:
     """``item`` as one line of JSON (the pull progress and events format)."""
     return (json.dumps(item) + "\n").encode()
 
+
+
+class _Cancelled(Exception):
+    """The client went away; the background work stops at its next emit."""
+
+
+class Producer:
+    """Runs ``work(emit)`` on a thread and hands what it emits to the response's iterator,
+    at most ``depth`` items ahead of the client. ``first()`` waits for the first item, so an
+    error before any output becomes the HTTP status (as dockerd answers a failed pull that
+    wrote nothing); later errors are raised from the iterator. Closing the iterator (the
+    client went away) makes the next emit raise, which ends the work."""
+
+    _DONE = object()
+
+    def __init__(self, work: Callable[[Callable[[Any], None]], Any], depth: int = 64) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(depth)
+        self._cancelled = threading.Event()
+        self._work = work
+        self._thread = threading.Thread(target=self._run, name="api-producer", daemon=True)
+        self._pending: list[Any] = []
+
+    def _run(self) -> None:
+        try:
+            self._work(self._emit)
+            self._queue.put(self._DONE)
+        except _Cancelled:
+            pass
+        except BaseException as e:  # handed to the request's thread
+            self._queue.put(_Failure(e))
+
+    def _emit(self, item: Any) -> None:
+        while True:
+            if self._cancelled.is_set():
+                raise _Cancelled()
+            try:
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def first(self) -> Producer:
+        """Start the work and wait for its first item (raising its error if it failed
+        before emitting anything)."""
+        self._thread.start()
+        item = self._queue.get()
+        if isinstance(item, _Failure):
+            raise item.error
+        self._pending.append(item)
+        return self
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            while True:
+                item = self._pending.pop() if self._pending else self._queue.get()
+                if item is self._DONE:
+                    return
+                if isinstance(item, _Failure):
+                    raise item.error
+                yield item
+        finally:
+            self._cancelled.set()
+
+
+class _Failure:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def progress_stream(items: Iterable[Any]) -> Iterator[bytes]:
+    """JSON progress lines; an error during the stream becomes docker's last line
+    ``{"errorDetail": {"message": ...}, "error": ...}`` (the CLI prints it and fails)."""
+    try:
+        for item in items:
+            yield json_line(item)
+    except PyruncError as e:
+        yield json_line({"errorDetail": {"message": e.message}, "error": e.message})
+
+
+class Unsupported(Unavailable):
+    """An endpoint this daemon does not implement (dockerd's NotImplemented, 501)."""
+
+    http_status = 501
+
+
+class Writer(io.RawIOBase):
+    """A binary file whose writes become a Producer's items (for save and export)."""
+
+    def __init__(self, emit: Callable[[Any], None]) -> None:
+        self._emit = emit
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        if chunk:
+            self._emit(chunk)
+        return len(chunk)

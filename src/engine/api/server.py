@@ -82,9 +82,10 @@ class Route:
         return "Route(%s %s)" % (self.method, self.pattern)
 
 
-def load_routes(engine: Engine, extra: dict[str, Any] | None = None) -> list[Route]:
-    """The routes of every router module of ``ROUTERS`` that exists; ``extra`` are keyword
-    arguments for the system router (the daemon's configuration for /info)."""
+def load_routes(engine: Engine, extra: dict[str, dict[str, Any]] | None = None) -> list[Route]:
+    """The routes of every router module of ``ROUTERS`` that exists; ``extra`` maps a router's
+    name to more keyword arguments for its ``routes`` (the daemon's configuration for /info,
+    its registry settings for pulls)."""
     out: list[Route] = []
     for name in ROUTERS:
         module_name = "pyrunc.engine.api.router." + name
@@ -95,10 +96,7 @@ def load_routes(engine: Engine, extra: dict[str, Any] | None = None) -> list[Rou
                 log.warning("API router %s is not in this build", name)
                 continue
             raise
-        if name == "system":
-            out.extend(module.routes(engine, **(extra or {})))
-        else:
-            out.extend(module.routes(engine))
+        out.extend(module.routes(engine, **(extra or {}).get(name, {})))
     return out
 
 
