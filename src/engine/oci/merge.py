@@ -46,7 +46,7 @@ def _map(doc: dict[str, Any], key: str, where: str, *, values: type | None = Non
     value = doc.get(key)
     if value is None:
         return None
-    if type(value) is not dict:
+    if not isinstance(value, dict):
         raise InvalidArgument("%s.%s: must be an object" % (where, key))
     if values is not None and any(type(v) is not values for v in value.values()):
         raise InvalidArgument("%s.%s: every value must be a %s" % (
@@ -63,9 +63,9 @@ def merge_image_config(image_config: dict[str, Any] | None, request: dict[str, A
     """The merged Config (a new dict; neither argument is changed)."""
     image = {} if image_config is None else image_config
     req = {} if request is None else request
-    if type(image) is not dict:
+    if not isinstance(image, dict):
         raise InvalidArgument("image config: must be an object")
-    if type(req) is not dict:
+    if not isinstance(req, dict):
         raise InvalidArgument("Config: must be an object")
     out = dict(req)
     for key in ("User", "WorkingDir", "StopSignal"):

@@ -47,7 +47,7 @@ def _list(host_config: dict[str, Any], key: str, item: type = str) -> list[Any]:
     value = host_config.get(key)
     if value is None:
         return []
-    if type(value) is not list or any(type(v) is not item for v in value):
+    if not isinstance(value, list) or any(not isinstance(v, item) for v in value):
         raise InvalidArgument("HostConfig.%s: must be an array of %s" % (
             key, "strings" if item is str else "objects"))
     return value
@@ -231,7 +231,7 @@ def devices(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[d
     devs: list[dict[str, Any]] = []
     rules: list[dict[str, Any]] = []
     for i, entry in enumerate(entries):
-        if type(entry) is not dict:
+        if not isinstance(entry, dict):
             raise InvalidArgument("HostConfig.Devices[%d]: must be an object" % i)
         host = entry.get("PathOnHost")
         inside = entry.get("PathInContainer") or host
@@ -514,7 +514,7 @@ def rlimits(ulimits: list[Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for i, entry in enumerate(ulimits):
-        if type(entry) is not dict or type(entry.get("Name")) is not str:
+        if not isinstance(entry, dict) or type(entry.get("Name")) is not str:
             raise InvalidArgument("HostConfig.Ulimits[%d]: must be an object with a Name" % i)
         name = entry["Name"]
         kind = "RLIMIT_" + name.upper()

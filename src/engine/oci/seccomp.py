@@ -70,8 +70,8 @@ fstat fstat64 fstatat64 fstatfs fstatfs64 fsync ftruncate ftruncate64 futimesat 
 getdents getdents64 getxattr lchown lchown32 lgetxattr link linkat listxattr llistxattr
 _llseek lremovexattr lseek lsetxattr lstat lstat64 mkdir mkdirat mknod mknodat newfstatat
 open openat openat2 pread64 preadv preadv2 pwrite64 pwritev pwritev2 read readahead readlink
-readlinkat readv removexattr rename renameat renameat2 rmdir sendfile sendfile64 splice stat
-stat64 statfs statfs64 statx symlink symlinkat sync sync_file_range syncfs tee truncate
+readlinkat readv removexattr rename renameat renameat2 rmdir sendfile sendfile64 setxattr splice
+stat stat64 statfs statfs64 statx symlink symlinkat sync sync_file_range syncfs tee truncate
 truncate64 umask unlink unlinkat utime utimensat utimensat_time64 utimes vmsplice write writev
 """
 _EVENTS = """

@@ -23,6 +23,9 @@ OCI_VERSION = "1.2.0"
 ETC_FILES = (("/etc/resolv.conf", "resolv.conf"), ("/etc/hostname", "hostname"),
              ("/etc/hosts", "hosts"))
 """The files dockerd bind-mounts from the container's directory (the engine writes them)."""
+NETWORK_SYSCTLS = (("net.ipv4.ip_unprivileged_port_start", "0"),
+                   ("net.ipv4.ping_group_range", "0 2147483647"))
+"""Set in a container with its own network namespace unless HostConfig.Sysctls sets them."""
 
 
 def _mode(host_config: dict[str, Any], key: str) -> str:
@@ -111,7 +114,7 @@ class _Options:
 
 
 def _linux_options(host_config: dict[str, Any], warnings: list[str]) -> _Options:
-    if type(host_config) is not dict:
+    if not isinstance(host_config, dict):
         raise InvalidArgument("HostConfig: must be an object")
     o = _Options()
     privileged = host_config.get("Privileged") or False
@@ -141,12 +144,12 @@ def _linux_options(host_config: dict[str, Any], warnings: list[str]) -> _Options
     if o.network == "container:":
         raise InvalidArgument("invalid NetworkMode: %s" % o.network)
     sysctls = host_config.get("Sysctls") or {}
-    if type(sysctls) is not dict:
+    if not isinstance(sysctls, dict):
         raise InvalidArgument("HostConfig.Sysctls: must be an object")
     o.sysctls = options.sysctls(sysctls, host_network=o.network == "host",
                                 host_ipc=o.ipc == "host")
     tmpfs = host_config.get("Tmpfs") or {}
-    if type(tmpfs) is not dict:
+    if not isinstance(tmpfs, dict):
         raise InvalidArgument("HostConfig.Tmpfs: must be an object")
     o.tmpfs = options.tmpfs_mounts(tmpfs)
     shm = options._int(host_config, "ShmSize")
@@ -197,7 +200,7 @@ def build_spec(*, config: dict[str, Any], host_config: dict[str, Any], rootfs: s
     namespace remapping (``pyrunc.engine.idmap.IDMap``); ``init_path``: the init bound at
     /sbin/docker-init when HostConfig.Init is set (the engine's own by default).
     InvalidArgument with docker's message for a bad option."""
-    if type(config) is not dict:
+    if not isinstance(config, dict):
         raise InvalidArgument("Config: must be an object")
     warnings: list[str] = []
     o = _linux_options(host_config, warnings)
@@ -235,14 +238,14 @@ def build_spec(*, config: dict[str, Any], host_config: dict[str, Any], rootfs: s
     # sorted by depth so that a parent is mounted before what goes inside it
     own: list[dict[str, Any]] = []
     for i, m in enumerate(mounts):
-        if type(m) is not dict or type(m.get("destination")) is not str:
+        if not isinstance(m, dict) or type(m.get("destination")) is not str:
             raise InvalidArgument("mounts[%d]: must be an OCI mount with a destination" % i)
         own.append(dict(m))
     own += o.tmpfs
     taken = {posixpath.normpath(m["destination"]) for m in own}
     for dest, name in ETC_FILES:
         if dest not in taken:
-            opts = ["rbind", "rprivate"] + (["ro"] if o.readonly_rootfs else [])
+            opts = ["rbind"] + (["ro"] if o.readonly_rootfs else []) + ["rprivate"]
             own.append({"destination": dest, "type": "bind",
                         "source": os.path.join(container_dir, name), "options": opts})
     if o.init:
@@ -285,8 +288,13 @@ def build_spec(*, config: dict[str, Any], host_config: dict[str, Any], rootfs: s
     }
     if devices:
         linux["devices"] = devices
-    if o.sysctls:
-        linux["sysctl"] = o.sysctls
+    sysctl = dict(o.sysctls)
+    if o.network != "host" and not o.network.startswith("container:"):
+        # a network namespace of its own: unprivileged ports and ping, as docker sets them
+        for key, value in NETWORK_SYSCTLS:
+            sysctl.setdefault(key, value)
+    if sysctl:
+        linux["sysctl"] = sysctl
     if idmap is not None:
         namespaces.append({"type": "user"})
         linux["uidMappings"] = list(idmap.uid_mappings)

@@ -187,7 +187,7 @@ def test_readonly_rootfs_tmpfs_shm(oci_run):
     assert "mode=1770" in m["/scratch"][2] and "noexec" not in m["/scratch"][0]
     assert {"nosuid", "nodev"} <= set(m["/scratch"][0])
     assert "size=8192k" in m["/dev/shm"][2]
-    assert "ro" in m["/etc/hosts"][0]
+    assert "ro" in m["/etc/hosts"][0]           # as dockerd binds it with a read-only root
 
 
 def test_user_mount_replaces_default(oci_run, tmp_path):
