@@ -118,8 +118,9 @@ class ExecService:
         process.pop("consoleSize", None)
         process["args"] = list(config["Cmd"])
         process["terminal"] = tty
-        if config["User"]:
-            user = resolve_user(c.rootfs, config["User"], c.host_config.get("GroupAdd"))
+        if config["User"]:      # the root as the container sees it, whoever mounted it
+            root = "/proc/%d/root" % c.state["Pid"]
+            user = resolve_user(root, config["User"], c.host_config.get("GroupAdd"))
             process["user"] = user.to_oci()
         process["env"] = _merge_env(process.get("env") or [], config["Env"])
         if config["WorkingDir"]:
@@ -164,6 +165,7 @@ class ExecService:
         code = self._exit_code(c, record)
         if code is None and not task_gone:
             return False
+        # no record: the container's end killed it (SIGKILL with its pid namespace)
         record.update(Running=False, Pid=0, ExitCode=code if code is not None else 137)
         self._save(c, record)
         self.containers._emit(c, "exec_die", {"execID": record["ID"],

@@ -431,13 +431,17 @@ class ContainerService:
         self.refresh(c)
 
     @staticmethod
-    def _signal(task, sig, paused):
+    def _signal(task, sig, paused, every=True):
+        """Send ``sig`` (``every``: to all the container's processes); thaw a paused one."""
         try:
-            task.kill(sig, all=True)
-            if paused:
-                task.resume()
+            task.kill(sig, all=every)
         except (FailedPrecondition, NotFound):
-            pass                    # exited meanwhile
+            return                  # exited meanwhile
+        if paused:
+            try:
+                task.resume()
+            except PyruncError:
+                pass                # thawed already (runc's kill --all thaws), or exited
 
     def restart(self, ref: str, timeout: int | None = None, signal: str | None = None) -> None:
         c = self.get(ref)
@@ -462,10 +466,10 @@ class ContainerService:
             return
         task = c.task()
         self._emit(c, "kill", {"signal": str(sig)})
-        try:
-            task.kill(sig, all=sig == signal_.SIGKILL)
-        except FailedPrecondition:
-            pass
+        if sig == signal_.SIGKILL:          # a frozen process dies once thawed
+            self._signal(task, sig, c.state["Paused"])
+        else:
+            self._signal(task, sig, False, every=False)
         if sig == signal_.SIGKILL:
             try:
                 task.wait(DEFAULT_STOP_TIMEOUT)
@@ -632,8 +636,9 @@ class ContainerService:
         found.sort(key=lambda c: c.record["Created"], reverse=True)
         out = []
         for c in found:
-            if not all and limit <= 0 and not parsed.get("status") and not parsed.get("exited") \
-                    and not cstate.is_active(c.state):
+            shows_all = all or limit > 0 or any(parsed.get(k) for k in ("status", "exited",
+                                                                          "before", "since"))
+            if not shows_all and not cstate.is_active(c.state):
                 continue
             if not match(c):
                 continue
@@ -709,7 +714,6 @@ class ContainerService:
         log = parse_log_config(c.host_config.get("LogConfig"))
         if log.type == "none":
             raise FailedPrecondition('configured logging driver does not support reading')
-        opts.pop("timestamps", None)
 
         def running():
             return cstate.is_active(self.get(c.id).state)

@@ -160,6 +160,4 @@ def stats_document(container_id: str, name: str, raw: dict[str, Any] | None,
                                "stats": {}}
         if memory.get("max_usage") is not None:
             doc["memory_stats"]["max_usage"] = memory["max_usage"]
-        if memory.get("oom_kills") is not None:
-            doc["memory_stats"]["failcnt"] = memory["oom_kills"]
     return doc

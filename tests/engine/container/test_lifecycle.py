@@ -360,3 +360,34 @@ def test_auto_remove(engine, runtime, leftovers):
     assert leftovers(engine, cid) == []
     # --rm removes the anonymous volume of the image's (here the request's) VOLUME too
     assert {v["Name"] for v in engine.volumes.list()["Volumes"]} == vol_before
+
+
+def test_kill_and_stop_a_paused_container(engine, runtime):
+    cs = engine.containers
+    for action in ("kill", "stop"):
+        cid = cs.create({"Image": "busybox", "Cmd": ["sleep", "60"]},
+                        {"Runtime": runtime})["Id"]
+        cs.start(cid)
+        pid = cs.inspect(cid)["State"]["Pid"]
+        cs.pause(cid)
+        if action == "kill":
+            cs.kill(cid)
+        else:
+            cs.stop(cid, timeout=1)
+        st = cs.inspect(cid)["State"]
+        assert (st["Status"], st["ExitCode"], st["Paused"]) == ("exited", 137, False)
+        assert not _alive(pid)
+
+
+def test_exec_user_name_from_another_engine(engine, runtime):
+    """An exec's user name is looked up in the container's root as its process sees it,
+    also from an Engine object in another process's mount namespace."""
+    cs = engine.containers
+    cid = cs.create({"Image": "busybox", "Cmd": ["sleep", "60"]}, {"Runtime": runtime})["Id"]
+    cs.start(cid)
+    other = Engine(engine.root).containers
+    eid = other.exec_create(cid, {"Cmd": ["id", "-un"], "User": "nobody"})
+    proc = other.exec_start(eid, detach=True)
+    assert proc.wait(timeout=10).status == 0
+    assert other.exec_inspect(eid)["ExitCode"] == 0
+    assert proc.output()[0] == "nobody\n"
