@@ -178,3 +178,23 @@ def test_create_killed_part_way_is_cleaned_by_the_next_engine(engine):
     assert cid not in _snapshot_keys(engine)
     assert store.name_owner("/half-made") is None
     engine.containers.create({"Image": "busybox", "Cmd": ["true"]}, name="half-made")
+
+
+def test_remove_killed_part_way_is_finished_by_the_next_engine(engine, runtime, leftovers):
+    """A removal that died after marking the container "removing" (its task killed, nothing
+    else done yet) is shown as such, and finished when the next Engine opens the root."""
+    from pyrunc.engine import Engine
+    cs = engine.containers
+    cid = cs.create({"Image": "busybox", "Cmd": ["sleep", "60"]}, {"Runtime": runtime},
+                    name="half-removed")["Id"]
+    cs.start(cid)
+    c = cs.get(cid)
+    with c.lock():
+        c.task().delete(force=True)
+        c.state["Status"] = "removing"
+        c.save_state()
+    summary = cs.list(all=True, filters={"name": ["half-removed"]})[0]
+    assert (summary["State"], summary["Status"]) == ("removing", "Removal In Progress")
+    Engine(engine.root)
+    assert leftovers(engine, cid) == []
+    assert engine.containers.store.name_owner("/half-removed") is None
