@@ -33,6 +33,9 @@ POLL = 0.05
 # How long to wait for the shim to open the new file after a rename, before giving up on it
 # when not following.
 _ROTATION_GRACE = 1.0
+# running() may be slow (a shim busy writing the output answers late): a follower asks it
+# only after the log has been quiet this long, never while lines are coming.
+_QUIET = 0.25
 # How much of a file's start identifies its content, to notice a truncation in place.
 _HEAD = 256
 
@@ -123,9 +126,18 @@ def _indexes(path: str) -> list[int]:
 
 
 def _locate(path: str, f: _File) -> int | None:
-    for index in _indexes(path):
-        if _ident(_name(path, index)) == f.ident:
-            return index
+    """f's index now. A rotation moves files to higher indexes, the higher ones first, so
+    the names are tried from PATH upwards (going down, f could move to a name just tried);
+    None once f has no name left (its link count is 0); a miss while it still has one is a
+    race with a rotation, tried again."""
+    for attempt in range(100):
+        indexes = _indexes(path)
+        for index in range((indexes[0] if indexes else 0) + 2):
+            if _ident(_name(path, index)) == f.ident:
+                return index
+        if os.fstat(f.fd).st_nlink == 0:
+            return None
+        time.sleep(0.001)
     return None
 
 
@@ -138,7 +150,8 @@ def _neighbour(path: str, f: _File, step: int) -> tuple[_File | None, bool]:
         if index is None:
             if step > 0:
                 return None, True
-            # f was rotated out of the kept files: go on with the oldest one left.
+            # f was rotated out of the kept files (its reader fell behind): go on with the
+            # oldest one left.
             for oldest in _indexes(path):
                 g = _open(_name(path, oldest))
                 if g is not None:
@@ -297,6 +310,7 @@ class _Reader:
         head = os.pread(f.fd, _HEAD, 0)
         decode = _Decoder()
         waited_since: float | None = None
+        quiet_since: float | None = None
         alive: bool | None = None
         while True:
             data = os.pread(f.fd, BLOCK, offset)
@@ -317,7 +331,7 @@ class _Reader:
                     message = decode(raw)
                     if message is not None:
                         yield message
-                waited_since = alive = None
+                waited_since = quiet_since = alive = None
                 continue
             # At the end of f: is f still the file being written?
             if i + 1 < len(chain):
@@ -327,8 +341,12 @@ class _Reader:
                 f, offset = chain[i][0], 0
                 head = os.pread(f.fd, _HEAD, 0)
                 continue
-            # ``alive`` is asked only once nothing new is seen, and everything is read once
-            # more after it said no: what was written before the container ended is read.
+            # ``alive`` is asked only once nothing new came for a while, and everything is
+            # read once more after it said no: what was written before the end is read.
+            now = time.monotonic()
+            if quiet_since is None:
+                quiet_since = now
+            quiet = now - quiet_since >= _QUIET
             if _ident(self.path) == f.ident:
                 cut, head = _truncated(f, offset, head)
                 if cut:             # in place, with max-file 1
@@ -338,10 +356,10 @@ class _Reader:
                     return
                 if f.size() > offset:
                     continue
-                if alive is None:
+                if quiet and alive is None:
                     alive = self.running()
                     continue
-                if not alive:
+                if alive is False:
                     return
                 alive = None
                 time.sleep(self.poll)
@@ -356,7 +374,7 @@ class _Reader:
                 chain, i = [(newer, 0)], 0
                 f, offset, pending = newer, 0, b""
                 head = os.pread(f.fd, _HEAD, 0)
-                waited_since = alive = None
+                waited_since = quiet_since = alive = None
                 continue
             if waited_since is None:
                 waited_since = time.monotonic()
@@ -364,10 +382,10 @@ class _Reader:
             if not self.follow:
                 if settled or gave_up:
                     return
-            elif alive is None:
+            elif quiet and alive is None:
                 alive = self.running()
                 continue
-            elif not alive and gave_up:
+            elif alive is False and gave_up:
                 return
             else:
                 alive = None

@@ -297,3 +297,13 @@ def test_follow_refuses_a_path_swapped_for_a_symlink(tmp_path):
         for m in read_logs(str(path), follow=True, running=running, poll=0.001):
             got.append(m.line)
     assert got == [b"mine\n"]
+
+
+def test_stale_rotated_file_past_a_gap_is_not_read(tmp_path):
+    # a log.5 left from an earlier, larger max-file is not part of the log
+    path = tmp_path / "log"
+    write(str(path) + ".5", [record("stale\n")])
+    write(str(path) + ".1", [record("one\n")])
+    write(path, [record("two\n")])
+    assert lines(path) == ["one\n", "two\n"]
+    assert lines(path, tail=5) == ["one\n", "two\n"]
