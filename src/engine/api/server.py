@@ -31,6 +31,7 @@ from __future__ import annotations
 import http.server
 import importlib
 import io
+import json
 import logging
 import os
 import re
@@ -58,7 +59,7 @@ MAX_API_VERSION = "1.43"
 READ_TIMEOUT = 60.0
 ROUTERS = ("system", "images", "volumes", "build", "containers", "exec", "networks")
 
-_VERSION_PREFIX = re.compile(r"^/v([^/]*)(/.*)$")
+_VERSION_PREFIX = re.compile(r"^/v([0-9][0-9.]*)(/.*)$")
 
 
 class Route:
@@ -197,6 +198,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_error(self, format: str, *args: Any) -> None:
         log.info("%s %s", self.address_string(), format % args)
 
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        """Requests the HTTP parser refuses (bad request line, headers too long): docker's
+        JSON body, always with a status line, and the connection closed."""
+        self.request_version = "HTTP/1.1"
+        self.close_connection = True
+        reason = message or self.responses.get(code, ("error",))[0]
+        body = (json.dumps({"message": reason}) + "\n").encode()
+        self.send_response(code, reason)
+        for name, value in self._common_headers():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
     def _common_headers(self) -> list[tuple[str, str]]:
         return [("Api-Version", MAX_API_VERSION), ("Docker-Experimental", "false"),
                 ("Ostype", "linux")]
@@ -332,6 +351,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _Threading(socketserver.ThreadingMixIn):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = socket.SOMAXCONN  # socketserver's 5 refuses bursts of clients
     api: APIServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:

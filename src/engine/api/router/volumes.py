@@ -23,8 +23,12 @@ def _string_map(body: dict[str, Any], key: str) -> dict[str, str] | None:
 
 
 class Volumes:
+    """The handlers. The volume service emits no events, so these emit dockerd's volume
+    events (create, destroy, prune) for what the API does."""
+
     def __init__(self, engine: Engine) -> None:
         self.volumes = engine.volumes
+        self.events = engine.events
 
     def create(self, req: httputils.Request) -> httputils.Response:
         body = req.json_object()
@@ -33,9 +37,11 @@ class Volumes:
         for key, value in (("Name", name), ("Driver", driver)):
             if value is not None and not isinstance(value, str):
                 raise InvalidArgument("%s must be a string" % key)
-        volume = self.volumes.create(name=name, driver=driver or "local",
-                                     driver_opts=_string_map(body, "DriverOpts"),
-                                     labels=_string_map(body, "Labels"))
+        volume, made = self.volumes.create_for(name, driver or "local",
+                                               _string_map(body, "DriverOpts"),
+                                               _string_map(body, "Labels"))
+        if made:
+            self.events.emit("volume", "create", volume["Name"], {"driver": volume["Driver"]})
         return httputils.json_response(volume, 201)
 
     def list(self, req: httputils.Request) -> httputils.Response:
@@ -45,11 +51,19 @@ class Volumes:
         return httputils.json_response(self.volumes.inspect(req.params["name"]))
 
     def remove(self, req: httputils.Request) -> httputils.Response:
-        self.volumes.remove(req.params["name"], force=req.query_bool("force"))
+        name = req.params["name"]
+        driver = self.volumes.inspect(name)["Driver"] if self.volumes.exists(name) else None
+        self.volumes.remove(name, force=req.query_bool("force"))
+        if driver is not None:
+            self.events.emit("volume", "destroy", name, {"driver": driver})
         return httputils.no_content()
 
     def prune(self, req: httputils.Request) -> httputils.Response:
-        return httputils.json_response(self.volumes.prune(req.filters()))
+        report = self.volumes.prune(req.filters())
+        for name in report.get("VolumesDeleted") or []:
+            self.events.emit("volume", "destroy", name, {"driver": "local"})
+        self.events.emit("volume", "prune", "", {"reclaimed": str(report["SpaceReclaimed"])})
+        return httputils.json_response(report)
 
 
 def routes(engine: Engine) -> list[Route]:

@@ -1,0 +1,226 @@
+"""pydockerd under test, driven by software nobody here wrote: the docker CLI and the docker SDK.
+
+``mirror`` (session): a docker-registry on loopback holding the built-in busybox and
+hello-world as ``library/busybox:latest`` and ``library/hello-world:latest``, so that with
+``--registry-mirror`` a daemon resolves ``docker pull busybox`` without the internet.
+
+``dockerd`` (function): a started pydockerd (a subprocess of the test, in a mount namespace of
+its own whose /etc/resolv.conf names only 127.0.0.1, so nothing falls back to Docker Hub), with
+its data root, exec root, socket and pidfile in tmp_path and the mirror configured. Its
+``docker(*args)`` runs a docker CLI with DOCKER_HOST at its socket and an empty client
+config; ``client()`` gives a ``docker.DockerClient``; ``stop()`` sends SIGTERM; at teardown
+every container is force-removed through the engine and the daemon ended by PID.
+``start_daemon(tmp, *flags)`` starts more (for flag and lifecycle tests).
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pyrunc.engine import Engine
+
+
+def _registry_server_class():
+    """The registry tests' RegistryServer (their conftest, loaded under a name of its own)."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "registry", "conftest.py")
+    spec = importlib.util.spec_from_file_location("engine_registry_fixtures", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.RegistryServer, module.REGISTRY_BIN
+
+
+DOCKER_CLIS = {"docker28": "/usr/local/bin/docker", "docker20": "/usr/bin/docker"}
+
+
+def _push_builtin(registry, work):
+    from pyrunc.engine.distribution.push import push
+    from pyrunc.engine.registry import RegistryOptions, RegistryService
+    eng = Engine(str(work / "seed"))
+    registries = RegistryService(RegistryOptions())
+    for name in ("busybox", "hello-world"):
+        eng.load_builtin(name)
+        target = "%s/library/%s:latest" % (registry.domain, name)
+        eng.images.tag(name, target)
+        push(target, eng.images.content, registries, images=eng.images)
+    registries.close()
+
+
+@pytest.fixture(scope="session")
+def mirror(tmp_path_factory, private_mount_ns):
+    registry_server, binary = _registry_server_class()
+    if not os.path.exists(binary):
+        pytest.skip("docker-registry (%s) is not installed" % binary)
+    work = tmp_path_factory.mktemp("mirror")
+    registry = registry_server(work / "registry").start()
+    try:
+        _push_builtin(registry, work)
+        yield registry
+    finally:
+        registry.stop()
+
+
+class Daemon:
+    """One pydockerd subprocess and the clients pointed at it."""
+
+    def __init__(self, tmp, flags, mirror_url=None, config=None):
+        self.tmp = str(tmp)
+        os.makedirs(self.tmp, exist_ok=True)
+        self.root = os.path.join(self.tmp, "root")
+        self.exec_root = os.path.join(self.tmp, "exec")
+        self.sock = os.path.join(self.tmp, "docker.sock")
+        self.pidfile = os.path.join(self.tmp, "pydockerd.pid")
+        self.config_file = os.path.join(self.tmp, "daemon.json")
+        self.client_config = os.path.join(self.tmp, "client-config")
+        os.makedirs(self.client_config, exist_ok=True)
+        doc = dict(config or {})
+        if mirror_url:
+            doc.setdefault("registry-mirrors", [mirror_url])
+        with open(self.config_file, "w") as f:
+            json.dump(doc, f)
+        self.resolv = os.path.join(self.tmp, "resolv.conf")
+        with open(self.resolv, "w") as f:
+            f.write("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+        self.flags = list(flags)
+        self.log_path = os.path.join(self.tmp, "pydockerd.log")
+        self.proc = None
+
+    @property
+    def host(self):
+        return "unix://" + self.sock
+
+    def argv(self):
+        return [sys.executable, "-m", "pyrunc.engine.dockerd", "-H", self.host,
+                "--data-root", self.root, "--exec-root", self.exec_root,
+                "--pidfile", self.pidfile, "--config-file", self.config_file] + self.flags
+
+    def start(self, wait=True):
+        # the daemon's own mount namespace: resolv.conf names only loopback
+        script = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+             self.resolv] + self.argv(), stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("pydockerd exited with %s:\n%s"
+                                   % (self.proc.returncode, self.output()))
+            try:
+                if self.request("GET", "/_ping")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("pydockerd did not answer in %ss:\n%s" % (timeout, self.output()))
+
+    def output(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        """(status, headers dict, body bytes) of one request over a new connection."""
+        import http.client
+
+        class Conn(http.client.HTTPConnection):
+            def connect(conn):
+                conn.sock = socket.socket(socket.AF_UNIX)
+                conn.sock.settimeout(timeout)
+                conn.sock.connect(self.sock)
+
+        c = Conn("localhost", timeout=timeout)
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            c.close()
+
+    def env(self):
+        return dict(os.environ, DOCKER_HOST=self.host, DOCKER_CONFIG=self.client_config,
+                    DOCKER_CLI_HINTS="false")
+
+    def docker(self, *args, cli="docker28", input=None, check=True, timeout=120):
+        """Run the docker CLI; returns the CompletedProcess (text)."""
+        r = subprocess.run([DOCKER_CLIS[cli]] + [str(a) for a in args], env=self.env(),
+                           input=input, capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError("docker %s: exit %d\n%s%s\n--- daemon ---\n%s"
+                                 % (" ".join(map(str, args)), r.returncode, r.stdout, r.stderr,
+                                    self.output()[-3000:]))
+        return r
+
+    def client(self):
+        import docker
+        return docker.DockerClient(base_url=self.host, version="auto", timeout=60)
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        """Signal the daemon (by PID) and wait for it; returns its exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("pydockerd did not stop in %ss after %s"
+                                     % (timeout, signal.Signals(sig).name))
+        code = self.proc.returncode
+        self.log.close()
+        self.proc = None
+        return code
+
+    def cleanup(self):
+        try:
+            self.stop(signal.SIGKILL)
+        finally:
+            if os.path.isdir(self.root):
+                eng = Engine(self.root, exec_root=self.exec_root)
+                for c in eng.containers.store.all():
+                    try:
+                        eng.containers.remove(c.id, force=True, volumes=True)
+                    except Exception as e:   # report, go on with the others
+                        print("teardown: remove %s: %s" % (c.id[:12], e))
+
+
+@pytest.fixture
+def start_daemon(private_mount_ns, mirror):
+    started = []
+
+    def start(tmp, *flags, wait=True, config=None, with_mirror=True):
+        d = Daemon(tmp, flags, mirror.url if with_mirror else None, config)
+        started.append(d)
+        return d.start(wait=wait)
+
+    yield start
+    for d in started:
+        d.cleanup()
+
+
+@pytest.fixture
+def dockerd(start_daemon, tmp_path):
+    return start_daemon(tmp_path / "d")
+
+
+@pytest.fixture(params=sorted(DOCKER_CLIS))
+def cli(request):
+    """Each docker CLI that is installed (a peer: skipped, naming it, when absent)."""
+    if not shutil.which(DOCKER_CLIS[request.param]):
+        pytest.skip("docker CLI %s (%s) is not installed" % (request.param,
+                                                             DOCKER_CLIS[request.param]))
+    return request.param
