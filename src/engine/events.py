@@ -162,8 +162,11 @@ class _Flock:
         self.fd = -1
 
     def __enter__(self) -> _Flock:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
-                          0o600)
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                              0o600)
+        except OSError as e:
+            raise SystemFailure("open event log lock %s" % self.path, e.errno) from None
         fcntl.flock(self.fd, self.how)
         return self
 

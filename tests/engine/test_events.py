@@ -11,6 +11,7 @@ import textwrap
 import time
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from pyrunc.engine.events import EventService, container_attributes, parse_event_time
 from pyrunc.engine.images import ImageService, builtin
@@ -352,3 +353,25 @@ def test_oversized_event_is_refused_whole(events):
         events.emit("container", "start", CID, {"big": "x" * (2 << 20)})
     b = events.emit("container", "start", CID, {"big": "x" * (512 << 10)})
     assert list(events.query()) == [a, b]
+
+
+def test_lock_file_symlink_is_refused(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.write_text("precious\n")
+    os.symlink(target, tmp_path / "events.jsonl.lock")
+    svc = EventService(str(tmp_path / "events.jsonl"))
+    with pytest.raises(SystemFailure, match="open event log lock"):
+        svc.emit("container", "start", CID)
+    assert target.read_text() == "precious\n"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(max_size=40), st.from_regex(
+    r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}(:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,12})?)?)?)?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})?\Z"), st.from_regex(r"\A-?([0-9]*\.?[0-9]*(h|m|s|ms|us|ns))+\Z")))
+def test_hostile_times_parse_or_fail_cleanly(text):
+    try:
+        value = parse_event_time(text, 1_700_000_000 * 10 ** 9)
+    except InvalidArgument:
+        return
+    assert isinstance(value, int)
