@@ -292,7 +292,9 @@ def build_spec(*, config: dict[str, Any], host_config: dict[str, Any], rootfs: s
     if o.network != "host" and not o.network.startswith("container:"):
         # a network namespace of its own: unprivileged ports and ping, as docker sets them
         for key, value in NETWORK_SYSCTLS:
-            sysctl.setdefault(key, value)
+            # in a user namespace the group range must be of mapped ids: not set there
+            if idmap is None or key != "net.ipv4.ping_group_range":
+                sysctl.setdefault(key, value)
     if sysctl:
         linux["sysctl"] = sysctl
     if idmap is not None:

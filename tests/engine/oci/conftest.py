@@ -47,10 +47,11 @@ class OciRun:
         self.count = 0
 
     def bundle(self, config=None, host_config=None, *, mounts=(), files=None, image=None,
-               hostname="ocitest", **kw):
-        """A bundle whose config.json build_spec made; returns (bundle, cid, spec)."""
+               hostname="ocitest", where=None, **kw):
+        """A bundle whose config.json build_spec made (in ``where``, else the test's temporary
+        directory); returns (bundle, cid, spec)."""
         self.count += 1
-        bundle = self.tmp_path / ("bundle-%s-%d" % (self.name, self.count))
+        bundle = (where or self.tmp_path) / ("bundle-%s-%d" % (self.name, self.count))
         bundle.mkdir()
         rootfs = bundle / "rootfs"
         subprocess.run(["cp", "-al", self.busybox_rootfs, str(rootfs)], check=True)

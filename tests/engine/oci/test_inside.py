@@ -304,3 +304,71 @@ def test_custom_seccomp_profile(oci_run):
     out = oci_run.sh("mkdir /tmp/d 2>&1; echo rc=$?; grep Seccomp: /proc/self/status",
                      {"SecurityOpt": ["seccomp=" + json.dumps(profile)]})
     assert "Permission denied" in out and "rc=1" in out and status(out, "Seccomp") == "2"
+
+
+# -- terminal, namespaces, user namespace ----------------------------------------------------
+
+def test_tty(oci_run):
+    """process.terminal: the container's stdin is a terminal (the runtime run under a pty)."""
+    import pty
+    import subprocess
+    bundle, cid, spec = oci_run.bundle({"Cmd": ["sh", "-c", "test -t 0 && echo is-a-tty; "
+                                                "echo TERM=$TERM"], "Tty": True})
+    oci_run.ids.append(cid)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([oci_run.binary, "--root", oci_run.state, "run", "-b", str(bundle),
+                             cid], stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:          # EIO: the other side is closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.wait(30) == 0, out
+    text = out.decode(errors="replace")
+    assert "is-a-tty" in text and "TERM=xterm" in text
+
+
+def test_host_namespaces(oci_run):
+    script = "for n in ipc pid uts net; do readlink /proc/self/ns/$n; done"
+    host = [os.readlink("/proc/self/ns/" + n) for n in ("ipc", "pid", "uts", "net")]
+    out = oci_run.sh(script, {"IpcMode": "host", "PidMode": "host", "UTSMode": "host",
+                              "NetworkMode": "host"})
+    assert out.split() == host
+    out = oci_run.sh(script)
+    assert all(a != b for a, b in zip(out.split(), host))
+
+
+def test_cgroup_namespace_modes(oci_run):
+    host = os.readlink("/proc/self/ns/cgroup")
+    assert oci_run.sh("readlink /proc/self/ns/cgroup", {"CgroupnsMode": "host"}).strip() == host
+    assert oci_run.sh("readlink /proc/self/ns/cgroup",
+                      {"CgroupnsMode": "private"}).strip() != host
+
+
+def test_user_namespace_remap(oci_run):
+    from pyrunc.engine.idmap import IDMap, IDRange
+    import pathlib
+    import shutil
+    import tempfile
+    idmap = IDMap([IDRange(0, 200000, 65536)], [IDRange(0, 300000, 65536)])
+    # the remapped root must be able to reach the bundle: a directory others may traverse
+    where = pathlib.Path(tempfile.mkdtemp(prefix="pyrunc-oci-userns-"))
+    try:
+        where.chmod(0o711)
+        out = oci_run.sh("cat /proc/self/uid_map /proc/self/gid_map; id -u; "
+                         "grep CapEff /proc/self/status", idmap=idmap, where=where,
+                         # mount targets the remapped root could not create in a root
+                         # filesystem whose owners are not shifted
+                         files={"/etc/hosts": "", "/etc/resolv.conf": ""})
+    finally:
+        shutil.rmtree(where)
+    lines = [line.split() for line in out.strip().split("\n")]
+    assert lines[0] == ["0", "200000", "65536"] and lines[1] == ["0", "300000", "65536"]
+    assert lines[2] == ["0"]
+    assert int(lines[3][1], 16) == DOCKER_DEFAULT_CAPEFF
