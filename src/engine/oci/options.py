@@ -492,8 +492,75 @@ def resources(host_config: dict[str, Any], warnings: list[str]) -> dict[str, Any
     weight = _int(host_config, "BlkioWeight")
     if weight and not 10 <= weight <= 1000:
         raise InvalidArgument("Range of blkio weight is from 10 to 1000")
+    blkio: dict[str, Any] = {}
     if weight:
-        out["blockIO"] = {"weight": weight}
+        blkio["weight"] = weight
+    for key, name, field in BLKIO_DEVICE_LISTS:
+        entries = []
+        for i, entry in enumerate(_list(host_config, key, dict)):
+            path = entry.get("Path")
+            value = entry.get(field)
+            if type(path) is not str or type(value) is not int or value < 0:
+                raise InvalidArgument("HostConfig.%s[%d]: must be {\"Path\": string, \"%s\": "
+                                      "integer >= 0}" % (key, i, field))
+            if field == "Weight" and not (10 <= value <= 1000 or value == 0):
+                raise InvalidArgument("Range of blkio weight is from 10 to 1000")
+            major, minor = _block_device(path)
+            item = {"major": major, "minor": minor}
+            item["weight" if field == "Weight" else "rate"] = value
+            entries.append(item)
+        if entries:
+            blkio[name] = entries
+    if blkio:
+        out["blockIO"] = blkio
+    return out
+
+
+BLKIO_DEVICE_LISTS = (
+    ("BlkioWeightDevice", "weightDevice", "Weight"),
+    ("BlkioDeviceReadBps", "throttleReadBpsDevice", "Rate"),
+    ("BlkioDeviceWriteBps", "throttleWriteBpsDevice", "Rate"),
+    ("BlkioDeviceReadIOps", "throttleReadIOPSDevice", "Rate"),
+    ("BlkioDeviceWriteIOps", "throttleWriteIOPSDevice", "Rate"),
+)
+"""HostConfig's per-device block I/O lists, their linux.resources.blockIO names and values."""
+
+
+def _block_device(path: str) -> tuple[int, int]:
+    """(major, minor) of the host's device at ``path``."""
+    if "\0" in path:
+        raise InvalidArgument("error getting blkio device %s: a NUL byte in the path"
+                              % shown(path))
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise InvalidArgument("error getting blkio device %s: %s" % (
+            shown(path), os.strerror(e.errno or 0).lower())) from None
+    if not _is_device(st):
+        raise InvalidArgument("error getting blkio device %s: not a device node" % shown(path))
+    return os.major(st.st_rdev), os.minor(st.st_rdev)
+
+
+def device_cgroup_rules(rules: list[str]) -> list[dict[str, Any]]:
+    """``HostConfig.DeviceCgroupRules`` (``"c 1:3 rwm"``, ``"b *:* m"``) as device cgroup
+    rules; docker's message for a malformed one."""
+    out = []
+    for rule in rules:
+        parts = rule.split(" ")
+        numbers = parts[1].split(":") if len(parts) == 3 else []
+        if (len(parts) != 3 or parts[0] not in ("a", "b", "c") or len(numbers) != 2
+                or not all(n == "*" or (n.isascii() and n.isdigit()) for n in numbers)
+                or not _valid_mode(parts[2])):
+            raise InvalidArgument("invalid device cgroup rule format: '%s'" % shown(rule))
+        item: dict[str, Any] = {"allow": True, "type": parts[0]}
+        if numbers[0] != "*":
+            item["major"] = int(numbers[0])
+        if numbers[1] != "*":
+            item["minor"] = int(numbers[1])
+        if any(v >= 1 << 32 for k, v in item.items() if k in ("major", "minor")):
+            raise InvalidArgument("invalid device cgroup rule format: '%s'" % shown(rule))
+        item["access"] = parts[2]
+        out.append(item)
     return out
 
 

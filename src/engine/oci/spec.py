@@ -129,6 +129,8 @@ def _linux_options(host_config: dict[str, Any], warnings: list[str]) -> _Options
                         "support" % opt)
     o.resources = options.resources(host_config, warnings)
     o.devices, o.device_rules = options.devices(options._list(host_config, "Devices", dict))
+    o.device_rules += options.device_cgroup_rules(options._list(host_config,
+                                                                "DeviceCgroupRules"))
     o.rlimits = options.rlimits(options._list(host_config, "Ulimits", dict))
     o.network = _mode(host_config, "NetworkMode")
     o.ipc = _mode(host_config, "IpcMode")

@@ -372,3 +372,19 @@ def test_user_namespace_remap(oci_run):
     assert lines[0] == ["0", "200000", "65536"] and lines[1] == ["0", "300000", "65536"]
     assert lines[2] == ["0"]
     assert int(lines[3][1], 16) == DOCKER_DEFAULT_CAPEFF
+
+
+def test_device_cgroup_rules_and_blkio(oci_run):
+    if CGROUP2:
+        pytest.skip("the rules are read back from cgroup v1 files")
+    out = oci_run.sh("cat /sys/fs/cgroup/devices/devices.list; echo ===; "
+                     "cat /sys/fs/cgroup/blkio/blkio.throttle.read_bps_device "
+                     "/sys/fs/cgroup/blkio/blkio.throttle.write_iops_device",
+                     {"DeviceCgroupRules": ["c 4:64 r", "b 7:* rw"],
+                      "BlkioDeviceReadBps": [{"Path": "/dev/vda", "Rate": 1048576}],
+                      "BlkioDeviceWriteIOps": [{"Path": "/dev/vda", "Rate": 100}]})
+    rules, blkio = out.split("===\n")
+    assert "c 4:64 r" in rules.splitlines() and "b 7:* rw" in rules.splitlines()
+    st = os.stat("/dev/vda")
+    dev = "%d:%d" % (os.major(st.st_rdev), os.minor(st.st_rdev))
+    assert blkio.splitlines() == [dev + " 1048576", dev + " 100"]

@@ -86,6 +86,15 @@ def build(rootfs, host_config=None, config=CMD, **kw):
     ({"CapAdd": "ALL"}, "HostConfig.CapAdd: must be an array of strings"),
     ({"Privileged": "yes"}, "HostConfig.Privileged: must be a boolean"),
     ({"PidMode": "container:x"}, "invalid PidMode"),
+    ({"DeviceCgroupRules": ["c 1:3"]}, "invalid device cgroup rule format: 'c 1:3'"),
+    ({"DeviceCgroupRules": ["x 1:3 rwm"]}, "invalid device cgroup rule format"),
+    ({"DeviceCgroupRules": ["c 1:99999999999 r"]}, "invalid device cgroup rule format"),
+    ({"BlkioDeviceReadBps": [{"Path": "/nonexistent", "Rate": 1}]},
+     "error getting blkio device /nonexistent: no such file or directory"),
+    ({"BlkioDeviceReadBps": [{"Path": "/etc/hostname", "Rate": 1}]}, "not a device node"),
+    ({"BlkioDeviceReadBps": [{"Path": "/dev/null", "Rate": -1}]}, "integer >= 0"),
+    ({"BlkioWeightDevice": [{"Path": "/dev/null", "Weight": 5}]},
+     "Range of blkio weight is from 10 to 1000"),
     ([], "HostConfig: must be an object"),
 ])
 def test_docker_messages(rootfs, host_config, message):
@@ -221,7 +230,8 @@ KEYS = ["Memory", "MemorySwap", "MemoryReservation", "MemorySwappiness", "NanoCp
         "CpuShares", "CpuQuota", "CpuPeriod", "CpusetCpus", "CpusetMems", "PidsLimit",
         "BlkioWeight", "OomScoreAdj", "ShmSize", "CapAdd", "CapDrop", "SecurityOpt",
         "Sysctls", "Tmpfs", "Ulimits", "Privileged", "ReadonlyRootfs", "Init", "NetworkMode",
-        "IpcMode", "PidMode", "UTSMode", "GroupAdd", "MaskedPaths", "ReadonlyPaths", "Devices"]
+        "IpcMode", "PidMode", "UTSMode", "GroupAdd", "MaskedPaths", "ReadonlyPaths", "Devices",
+        "DeviceCgroupRules", "BlkioDeviceReadBps", "BlkioWeightDevice"]
 GOOD_VALUES = {
     "Memory": st.sampled_from([0, 6 << 20, 64 << 20]), "MemorySwap": st.sampled_from([0, -1]),
     "CpuShares": st.integers(-10, 300000), "PidsLimit": st.none() | st.integers(-1, 100),
