@@ -80,6 +80,7 @@ class Daemon:
         self.config_file = os.path.join(self.tmp, "daemon.json")
         self.client_config = os.path.join(self.tmp, "client-config")
         os.makedirs(self.client_config, exist_ok=True)
+        self.mirror_url = mirror_url
         doc = dict(config or {})
         if mirror_url:
             doc.setdefault("registry-mirrors", [mirror_url])
@@ -215,6 +216,25 @@ def start_daemon(private_mount_ns, mirror):
 @pytest.fixture
 def dockerd(start_daemon, tmp_path):
     return start_daemon(tmp_path / "d")
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory, private_mount_ns):
+    """A docker-registry on loopback that wants Basic auth: alice / wonderland."""
+    server_class, binary = _registry_server_class()
+    if not os.path.exists(binary):
+        pytest.skip("docker-registry (%s) is not installed" % binary)
+    if not shutil.which("htpasswd"):
+        pytest.skip("htpasswd (apache2-utils) is not installed")
+    work = tmp_path_factory.mktemp("authreg")
+    htpasswd = work / "htpasswd"
+    subprocess.run(["htpasswd", "-Bbc", str(htpasswd), "alice", "wonderland"], check=True,
+                   capture_output=True)
+    registry = server_class(work / "reg", htpasswd=str(htpasswd)).start()
+    try:
+        yield registry
+    finally:
+        registry.stop()
 
 
 @pytest.fixture(params=sorted(DOCKER_CLIS))

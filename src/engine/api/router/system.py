@@ -139,7 +139,8 @@ class System:
         for name, spec in (self.config.get("runtimes") or {}).items():
             runtimes[name] = {"path": spec.get("path", name) if isinstance(spec, dict)
                               else str(spec)}
-        mirrors = list(self.config.get("registry-mirrors") or [])
+        # docker shows mirrors as it normalises them: with a trailing slash
+        mirrors = [m.rstrip("/") + "/" for m in self.config.get("registry-mirrors") or []]
         insecure = list(self.config.get("insecure-registries") or [])
         cidrs = [i for i in insecure if "/" in i] + ["127.0.0.0/8", "::1/128"]
         index_configs = {"docker.io": {"Name": "docker.io", "Mirrors": mirrors,
@@ -194,8 +195,9 @@ class System:
             "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
                       "ControlAvailable": False, "Error": "", "RemoteManagers": None},
             "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "docker-init",
-            "ContainerdCommit": {"ID": pyrunc.__version__},
-            "RuncCommit": {"ID": pyrunc.__version__}, "InitCommit": {"ID": ""},
+            "ContainerdCommit": {"ID": pyrunc.__version__, "Expected": pyrunc.__version__},
+            "RuncCommit": {"ID": pyrunc.__version__, "Expected": pyrunc.__version__},
+            "InitCommit": {"ID": "", "Expected": ""},
             "SecurityOptions": security, "Warnings": None,
         }
         return httputils.json_response(info)
