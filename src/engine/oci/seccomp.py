@@ -13,8 +13,9 @@ anything not listed fails with EPERM; what a container with docker's default cap
 should not reach is left out (the kernel keyring: keyctl, add_key, request_key; namespaces:
 unshare, setns, clone with any CLONE_NEW* flag; mounts and filesystem contexts; kexec,
 module loading, reboot, swap, bpf, perf_event_open, userfaultfd, handles (open_by_handle_at),
-clocks, accounting, the old obsolete calls, io_uring, vsock sockets; personality only for
-the harmless personas). Adding a capability re-enables the calls it governs, as in docker:
+clocks, accounting, the old obsolete calls, io_uring, sockets of the kernel crypto API
+(AF_ALG) and to the hypervisor (AF_VSOCK), and socketcall, through which a 32-bit process
+could open them unfiltered; personality only for the harmless personas). Adding a capability re-enables the calls it governs, as in docker:
 CAP_SYS_ADMIN gives mount, umount, unshare, setns, clone with namespaces, bpf,
 perf_event_open...; CAP_SYS_PTRACE, CAP_SYS_MODULE, CAP_SYS_BOOT, CAP_SYS_TIME and the others
 their own calls. A privileged container has no filter at all.
@@ -35,6 +36,7 @@ ENOSYS = 38
 CLONE_NAMESPACE_FLAGS = 0x7E020000
 """CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID |
 CLONE_NEWNET: clone without CAP_SYS_ADMIN is allowed only when none of them is set."""
+AF_ALG = 38
 AF_VSOCK = 40
 
 # Go's architecture names (what a profile's "arches" conditions use) and libseccomp's, for the
@@ -114,7 +116,7 @@ accept accept4 bind connect getpeername getsockname getsockopt ioctl ipc listen
 mq_getsetattr mq_notify mq_open mq_timedreceive mq_timedreceive_time64 mq_timedsend
 mq_timedsend_time64 mq_unlink msgctl msgget msgrcv msgsnd pipe pipe2 recv recvfrom recvmmsg
 recvmmsg_time64 recvmsg semctl semget semop semtimedop semtimedop_time64 send sendmmsg
-sendmsg sendto setsockopt shmat shmctl shmdt shmget shutdown socketcall socketpair getrandom
+sendmsg sendto setsockopt shmat shmctl shmdt shmget shutdown socketpair getrandom
 sysinfo uname
 """
 
@@ -168,9 +170,13 @@ def default_profile() -> dict[str, Any]:
     """The default profile, in docker's profile format (a new dict each call)."""
     syscalls: list[dict[str, Any]] = [
         {"names": list(ALWAYS_ALLOWED), "action": "SCMP_ACT_ALLOW"},
-        {"names": ["socket"], "action": "SCMP_ACT_ALLOW",
-         "args": [{"index": 0, "value": AF_VSOCK, "op": "SCMP_CMP_NE"}]},
     ]
+    # socket for every family but AF_ALG and AF_VSOCK (one condition per rule: conditions on
+    # the same argument within a rule would match when any one does)
+    syscalls += [{"names": ["socket"], "action": "SCMP_ACT_ALLOW",
+                  "args": [{"index": 0, "value": value, "op": op}]}
+                 for op, value in (("SCMP_CMP_LT", AF_ALG), ("SCMP_CMP_EQ", AF_ALG + 1),
+                                   ("SCMP_CMP_GT", AF_VSOCK))]
     syscalls += [{"names": ["personality"], "action": "SCMP_ACT_ALLOW",
                   "args": [{"index": 0, "value": value, "op": "SCMP_CMP_EQ"}]}
                  for value in PERSONAS]

@@ -53,6 +53,7 @@ static long call(const char *name)
 	if (!strcmp(name, "swapon")) return syscall(SYS_swapon, BAD, 0);
 	if (!strcmp(name, "setns")) return syscall(SYS_setns, -1, 0);
 	if (!strcmp(name, "socket_vsock")) { long fd = socket(40, SOCK_STREAM, 0); return fd < 0 ? -1 : 0; }
+	if (!strcmp(name, "socket_alg")) { long fd = socket(38, SOCK_SEQPACKET, 0); return fd < 0 ? -1 : 0; }
 	if (!strcmp(name, "socket_inet")) { long fd = socket(AF_INET, SOCK_STREAM, 0); return fd < 0 ? -1 : 0; }
 	if (!strcmp(name, "personality_bad")) return syscall(SYS_personality, 0x0400000UL) == -1 ? -1 : 0;
 	if (!strcmp(name, "mkdir")) return syscall(SYS_mkdirat, AT_FDCWD, "/tmp/probe-dir", 0700);

@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # kernel without a filter
 # (unshare_user last: a process in a user namespace of its own cannot make another one)
 BLOCKED = ("keyctl", "add_key", "request_key", "clone_user", "mount", "umount2", "bpf",
-           "perf_event_open", "socket_vsock", "personality_bad", "unshare_user")
+           "perf_event_open", "socket_vsock", "socket_alg", "personality_bad", "unshare_user")
 ORDINARY = ("getpid", "clone", "socket_inet", "mkdir")
 
 

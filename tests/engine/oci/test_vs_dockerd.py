@@ -25,9 +25,11 @@ pytestmark = pytest.mark.peer
 
 # docker 28's masked paths that 20.10 did not have
 MASKED_SINCE_20 = {"/proc/interrupts", "/sys/devices/virtual/powercap"}
-# calls docker's default profile allowed in 20.10 and blocks now (io_uring, since 25.0), and
-# socket, which we allow for every family but AF_VSOCK
-ALLOWED_ONLY_BY_20 = {"io_uring_enter", "io_uring_register", "io_uring_setup", "socket"}
+# calls docker's default profile allowed in 20.10 and blocks now (io_uring, since 25.0;
+# socketcall, whose socket family a filter cannot see), and socket, which we allow for every
+# family but AF_ALG and AF_VSOCK
+ALLOWED_ONLY_BY_20 = {"io_uring_enter", "io_uring_register", "io_uring_setup", "socket",
+                      "socketcall"}
 # calls added to docker's profile after 20.10 (new kernels' calls; the ptrace family on >= 4.8)
 ALLOWED_SINCE_20 = {"cachestat", "fchmodat2", "futex_requeue", "futex_wait", "futex_wake",
                     "map_shadow_stack", "pkey_alloc", "pkey_free", "pkey_mprotect", "kcmp",
