@@ -5,6 +5,8 @@
                                 (route_localnet) and of a container reaching a published port
     filter  PYRUNC-FORWARD      established, published ports, then isolation, then per bridge
             PYRUNC-ISOLATION    drops between bridges, and in/out of internal networks
+            PYRUNC-INPUT        drops new connections from an internal network to the host
+                                (its "no way out" also covers the host's own addresses)
 
 Each builtin chain gets one jump rule. ``apply`` writes the chains' whole contents with one
 ``iptables-restore --noflush`` per table (atomic per table), so the rules always match the
@@ -22,12 +24,13 @@ if TYPE_CHECKING:
     from typing import Any
 
 NAT_CHAINS = ("PYRUNC", "PYRUNC-POSTROUTING")
-FILTER_CHAINS = ("PYRUNC-FORWARD", "PYRUNC-ISOLATION")
+FILTER_CHAINS = ("PYRUNC-FORWARD", "PYRUNC-ISOLATION", "PYRUNC-INPUT")
 JUMPS = (
     ("nat", "PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", "PYRUNC"]),
     ("nat", "OUTPUT", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", "PYRUNC"]),
     ("nat", "POSTROUTING", ["-j", "PYRUNC-POSTROUTING"]),
     ("filter", "FORWARD", ["-j", "PYRUNC-FORWARD"]),
+    ("filter", "INPUT", ["-j", "PYRUNC-INPUT"]),
 )
 
 
@@ -45,6 +48,7 @@ def rules(doc: dict[str, Any], drop_other_forwarding: bool) -> tuple[list[str], 
     post: list[str] = []
     fwd: list[str] = []
     iso: list[str] = []
+    inp: list[str] = []
     bridges = [n for n in doc["networks"].values() if n["Driver"] == "bridge" and n.get("bridge")]
     for ports in doc.get("ports", {}).values():
         for p in ports:
@@ -72,6 +76,7 @@ def rules(doc: dict[str, Any], drop_other_forwarding: bool) -> tuple[list[str], 
         if n["Internal"]:
             iso.append("-A PYRUNC-ISOLATION -i %s ! -o %s -j DROP" % (br, br))
             iso.append("-A PYRUNC-ISOLATION ! -i %s -o %s -j DROP" % (br, br))
+            inp.append("-A PYRUNC-INPUT -i %s -m conntrack --ctstate NEW,INVALID -j DROP" % br)
         for m in bridges:
             if m is not n:
                 iso.append("-A PYRUNC-ISOLATION -i %s -o %s -j DROP" % (br, m["bridge"]))
@@ -81,7 +86,7 @@ def rules(doc: dict[str, Any], drop_other_forwarding: bool) -> tuple[list[str], 
         fwd.append("-A PYRUNC-FORWARD -o %s -j DROP" % br)
     if drop_other_forwarding:
         fwd.append("-A PYRUNC-FORWARD -j DROP")
-    return nat + post, fwd + iso
+    return nat + post, fwd + iso + inp
 
 
 def _chains_exist() -> bool:
