@@ -36,7 +36,7 @@ from pyrunc.libcontainer import timestamps
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, List
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pyrunc.containerd.shim.client import Attachment
     from pyrunc.containerd.tasks import ExecProcess, Task, TaskManager
     from pyrunc.engine.events import EventService
@@ -292,8 +292,10 @@ class ContainerService:
             pass
 
     # ------------------------------------------------------------------ start
-    def start(self, ref: str) -> None:
-        """docker start; a running container is left as it is (docker's 304)."""
+    def start(self, ref: str, on_created: Callable[[Task], None] | None = None) -> None:
+        """docker start; a running container is left as it is (docker's 304).
+        ``on_created(task)`` runs once the task exists, before its process starts (the API's
+        attach connects there, so none of the output is missed)."""
         c = self.store.get(ref)
         with c.lock():
             c.reload()
@@ -306,7 +308,7 @@ class ContainerService:
             if status in (cstate.REMOVING, cstate.DEAD):
                 raise Conflict("container is marked for removal and cannot be started")
             c.record["RestartCount"] = 0            # a user's start, as docker's
-            self._start_locked(c)
+            self._start_locked(c, on_created)
         self._emit(c, "start")
 
     def start_restarting(self, ref: str) -> bool:
@@ -321,7 +323,7 @@ class ContainerService:
         self._emit(c, "start")
         return True
 
-    def _start_locked(self, c):
+    def _start_locked(self, c, on_created=None):
         self._drop_task(c)
         self._unmount(c)
         os.makedirs(c.rootfs, exist_ok=True)
@@ -345,6 +347,8 @@ class ContainerService:
                     terminal=bool(c.config.get("Tty")), stdin=bool(c.config.get("OpenStdin")),
                     log_path=False if log.type == "none" else c.log_path,
                     log_max_size=log.max_size, log_max_file=log.max_file)
+                if on_created is not None:
+                    on_created(task)
                 started_at = timestamps.now()       # before: a quick process may exit at once
                 task.start()
             except PyruncError as e:
