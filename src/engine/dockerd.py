@@ -196,7 +196,10 @@ def parse_host(host: str) -> tuple[str, str, int]:
         host = "unix://" + host
     elif "://" not in host:
         host = "tcp://" + host
-    url = urllib.parse.urlsplit(host)
+    try:
+        url = urllib.parse.urlsplit(host)
+    except ValueError as e:
+        raise InvalidArgument("invalid bind address (%s): %s" % (host, e)) from None
     if url.scheme == "unix":
         path = url.netloc + url.path
         if not path.startswith("/"):

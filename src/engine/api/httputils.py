@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import queue
+import re
 import select
 import socket
 import threading
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 # read incrementally through Request.body and have no such limit.
 MAX_JSON_BODY = 16 << 20
 
+_VERSION = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6}){0,2}", re.ASCII)
+
 RAW_STREAM = "application/vnd.docker.raw-stream"
 MULTIPLEXED_STREAM = "application/vnd.docker.multiplexed-stream"
 
@@ -36,14 +39,10 @@ class RequestEntityTooLarge(InvalidArgument):
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
-    """"1.41" -> (1, 41); InvalidArgument for anything that is not dotted numbers."""
-    try:
-        parts = tuple(int(p) for p in version.split("."))
-    except ValueError:
-        parts = ()
-    if not parts or len(parts) > 3 or any(p < 0 for p in parts):
+    """"1.41" -> (1, 41); InvalidArgument for anything but one to three dotted ASCII numbers."""
+    if not _VERSION.fullmatch(version):
         raise InvalidArgument("invalid API version: %r" % version[:40])
-    return parts
+    return tuple(int(p) for p in version.split("."))
 
 
 def bool_value(value: str | None) -> bool:
