@@ -19,7 +19,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-OCI_VERSION = "1.2.0"
+OCI_VERSION = "1.0.2-dev"
+"""What dockerd 20.10 writes; Debian's crun refuses "1.2.0"."""
 ETC_FILES = (("/etc/resolv.conf", "resolv.conf"), ("/etc/hostname", "hostname"),
              ("/etc/hosts", "hosts"))
 """The files dockerd bind-mounts from the container's directory (the engine writes them)."""

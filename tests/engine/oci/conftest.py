@@ -1,7 +1,7 @@
 """Fixtures of the runtime-config tests: run a busybox container from build_spec's config with
 pyrunc or runc, and read what the container sees from inside it.
 
-``oci_run``: parametrized over pyrunc and runc (runc is a peer: the test is marked so). Its
+``oci_run``: parametrized over pyrunc, runc and crun (peers: those tests are marked so). Its
 ``run(config, host_config, ...)`` builds a bundle (a hard-linked copy of the session's busybox
 rootfs; ``files`` replaces files in it without touching the shared copy), writes the hosts,
 hostname and resolv.conf files the engine writes, runs the container in the foreground and
@@ -112,9 +112,32 @@ class OciRun:
                 pass
 
 
-@pytest.fixture(params=["pyrunc", "runc"])
-def oci_run(request, tmp_path, private_mount_ns, pyrunc_bin, busybox_rootfs):
-    binary = pyrunc_bin if request.param == "pyrunc" else support.need(request.param)
+_PROBED = {}
+
+
+def _probe(name, binary, tmp_path_factory, busybox_rootfs):
+    """Why the peer ``name`` cannot run a container from build_spec's config on this host
+    (crun refuses hybrid cgroup hosts), or None; probed once per session."""
+    if name not in _PROBED:
+        base = tmp_path_factory.mktemp("probe-" + name)
+        rt = OciRun(name, binary, str(base / "state"), base, busybox_rootfs)
+        try:
+            r = rt.run({"Cmd": ["true"]}, check=False)
+            _PROBED[name] = None if r.returncode == 0 else r.stderr.strip()[-300:]
+        finally:
+            rt.cleanup()
+    return _PROBED[name]
+
+
+@pytest.fixture(params=["pyrunc", "runc", "crun"])
+def oci_run(request, tmp_path, tmp_path_factory, private_mount_ns, pyrunc_bin, busybox_rootfs):
+    if request.param == "pyrunc":
+        binary = pyrunc_bin
+    else:
+        binary = support.need(request.param)
+        reason = _probe(request.param, binary, tmp_path_factory, busybox_rootfs)
+        if reason:
+            pytest.skip("%s cannot run a container on this host: %s" % (request.param, reason))
     rt = OciRun(request.param, binary, str(tmp_path / ("state-" + request.param)), tmp_path,
                 busybox_rootfs)
     yield rt
