@@ -16,7 +16,7 @@ from pyrunc.containerd.tasks import ExecProcess
 from pyrunc.engine.container import state as cstate
 from pyrunc.engine.container.store import write_json
 from pyrunc.engine.oci.user import resolve_user
-from pyrunc.errors import Conflict, InvalidArgument, NotFound
+from pyrunc.errors import Conflict, InvalidArgument, NotFound, PyruncError
 from pyrunc.libcontainer.capabilities import CAPABILITIES, SETS
 
 TYPE_CHECKING = False
@@ -141,9 +141,16 @@ class ExecService:
             self._check_running(c)
             config = record["Config"]
             tty = tty or config["Tty"]
-            process = self._process(c, config, tty)
-            proc = c.task().exec(exec_id, process, tty=tty, stdin=record["OpenStdin"],
-                                 attach=not detach)
+            try:
+                process = self._process(c, config, tty)
+                proc = c.task().exec(exec_id, process, tty=tty, stdin=record["OpenStdin"],
+                                     attach=not detach)
+            except PyruncError as e:    # dockerd's codes: 127 not found, 126 otherwise
+                from pyrunc.engine.container.service import start_error_code
+                code = start_error_code(str(e), config["Cmd"][0])
+                record.update(Started=True, ExitCode=126 if code is None else code)
+                self._save(c, record)
+                raise
             record.update(Started=True, Running=True, Pid=proc.pid)
             self._save(c, record)
         self.containers._emit(c, "exec_start: " + _cmd_text(config), {"execID": exec_id})
