@@ -7,7 +7,7 @@
 
 Layout under ROOT: image/ (the image service's content, images and snapshots);
 containers/; volumes/; events.jsonl; and the task manager's state at the exec root
-(ROOT/exec unless given). With ``userns_remap`` (docker's --userns-remap: "default", a user
+(ROOT/exec unless given; one given is recorded in ROOT/exec-root for the next Engine). With ``userns_remap`` (docker's --userns-remap: "default", a user
 name or uid, with a group) all but the events are under ROOT/UID.GID, the remapped root's
 own tree, and images are unpacked with their owners shifted. Several processes may use one root at once: every container has its own flock and
 the indexes are locked documents. What a library user gets without the supervisor
@@ -48,7 +48,7 @@ class Engine:
             tree, group = private_dir(self.root), None
         else:
             tree, group = self.idmap.make_root_dir(self.root), self.idmap.root[1]
-        self.exec_root = os.path.abspath(exec_root or os.path.join(tree, "exec"))
+        self.exec_root = self._exec_root(tree, exec_root)
         self.events = EventService(os.path.join(self.root, "events.jsonl"))
         self.images = ImageService(os.path.join(tree, "image"), snapshotter,
                                    containers=self._image_users, idmap=self.idmap)
@@ -59,6 +59,25 @@ class Engine:
                                            volumes=self.volumes, events=self.events,
                                            runtime=runtime, idmap=self.idmap, group=group)
         self.containers.clean_abandoned()
+
+    @staticmethod
+    def _exec_root(tree: str, exec_root: str | None) -> str:
+        """The task state root: the one given (recorded in TREE/exec-root), else the one
+        recorded by an earlier Engine on this root (so it finds the tasks of the containers
+        it sees), else TREE/exec."""
+        record = os.path.join(tree, "exec-root")
+        if exec_root is None:
+            try:
+                with open(record) as f:
+                    return f.read().strip()
+            except FileNotFoundError:
+                return os.path.join(tree, "exec")
+        exec_root = os.path.abspath(exec_root)
+        tmp = record + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(exec_root + "\n")
+        os.rename(tmp, record)
+        return exec_root
 
     def _image_users(self, image_id: str) -> list[tuple[str, bool]]:
         return self.containers.image_users(image_id)

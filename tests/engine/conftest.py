@@ -7,6 +7,7 @@ OCI runtime name, parametrized over pyrunc and runc (a peer: skipped, naming it,
 """
 import os
 import shutil
+import tempfile
 
 import pytest
 
@@ -14,9 +15,18 @@ from pyrunc.engine import Engine
 
 
 @pytest.fixture(scope="session")
-def engine_root(tmp_path_factory, private_mount_ns):
+def exec_root(private_mount_ns):
+    """A short task state root, as dockerd's /run/docker: the shim's console socket path
+    must fit a socket address (108 bytes), which a pytest temporary path does not."""
+    path = tempfile.mkdtemp(prefix="pe-", dir="/run")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def engine_root(tmp_path_factory, exec_root):
     root = str(tmp_path_factory.mktemp("engine") / "root")
-    eng = Engine(root)
+    eng = Engine(root, exec_root=exec_root)
     eng.load_builtin("busybox")
     return root
 
@@ -30,8 +40,8 @@ def _remove_all(eng):
 
 
 @pytest.fixture
-def engine(engine_root):
-    eng = Engine(engine_root)
+def engine(engine_root, exec_root):
+    eng = Engine(engine_root, exec_root=exec_root)
     yield eng
     _remove_all(eng)
 

@@ -391,3 +391,28 @@ def test_exec_user_name_from_another_engine(engine, runtime):
     assert proc.wait(timeout=10).status == 0
     assert other.exec_inspect(eid)["ExitCode"] == 0
     assert proc.output()[0] == "nobody\n"
+
+
+def test_tty_and_stdin(engine, runtime):
+    cs = engine.containers
+    cid = cs.create({"Image": "busybox", "Cmd": ["sh", "-c", "tty; read line; echo got $line"],
+                     "Tty": True, "OpenStdin": True}, {"Runtime": runtime})["Id"]
+    cs.start(cid)
+    with cs.attach(cid) as attachment:
+        attachment.write(b"hello\n")
+        out = b""
+        while b"got hello" not in out:
+            stream, data = attachment.read(timeout=10)
+            if stream is None:
+                break
+            out += data if stream == 1 else b""
+    assert cs.wait(cid, timeout=10)["StatusCode"] == 0
+    text = b"".join(m.line for m in cs.logs(cid)).decode()
+    assert text.startswith("/dev/pts/")          # a terminal, as the process sees it
+    assert "got hello" in text
+
+
+def test_exec_root_is_remembered(engine):
+    """A later Engine on the root, not told the exec root, uses the one its containers'
+    tasks are under (else it would see every running container as gone)."""
+    assert Engine(engine.root).exec_root == engine.exec_root
