@@ -293,11 +293,13 @@ class Producer:
     def _run(self) -> None:
         try:
             self._work(self._emit)
-            self._queue.put(self._DONE)
-        except _Cancelled:
-            pass
+            end: Any = self._DONE
         except BaseException as e:  # handed to the request's thread
-            self._queue.put(_Failure(e))
+            end = _Failure(e)
+        try:
+            self._emit(end)
+        except _Cancelled:  # nobody reads any more: the thread just ends
+            pass
 
     def _emit(self, item: Any) -> None:
         while True:

@@ -39,10 +39,32 @@ class Forever:
         return httputils.stream(items())
 
 
+class Background:
+    """A Producer whose work emits until its emit raises (the client left)."""
+
+    def __init__(self):
+        self.ended = threading.Event()
+        self.error = None
+
+    def handler(self, req):
+        def work(emit):
+            try:
+                while True:
+                    emit({"tick": time.time()})
+                    time.sleep(0.01)
+            except BaseException as e:
+                self.error = e
+                raise
+            finally:
+                self.ended.set()
+        return httputils.stream(httputils.progress_stream(httputils.Producer(work).first()))
+
+
 @pytest.fixture
 def api(tmp_path):
     forever = Forever()
-    routes = [server.Route("POST", "/echo", echo),
+    background = Background()
+    routes = [server.Route("GET", "/background", background.handler),server.Route("POST", "/echo", echo),
               server.Route("GET", "/forever", forever.handler),
               server.Route("GET", "/progress", lambda req: httputils.stream(
                   httputils.progress_stream(_progress_items())))]
@@ -51,6 +73,7 @@ def api(tmp_path):
     s.listen_unix(path, group=None)
     s.start()
     s.forever = forever
+    s.background = background
     s.path = path
     yield s
     s.stop()
@@ -168,3 +191,13 @@ def test_stalled_clients_hold_only_themselves(api):
     assert time.monotonic() - t0 < 2
     for s in stalled:
         s.close()
+
+
+def test_background_work_ends_when_client_leaves(api):
+    c = connect(api.path)
+    c.sendall(b"GET /background HTTP/1.1\r\nHost: d\r\n\r\n")
+    read_head(c)
+    assert b"tick" in c.recv(256)
+    c.close()
+    assert api.background.ended.wait(10), "the producer's work kept running"
+    assert api.background.error is not None
