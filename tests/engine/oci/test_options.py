@@ -282,3 +282,26 @@ def test_valid_options_give_schema_valid_specs(rootfs, hc):
                                             "seccomp=unconfined" not in hc.get("SecurityOpt", []))
     destinations = [m["destination"] for m in spec["mounts"]]
     assert len(destinations) == len(set(destinations))
+
+
+@pytest.mark.parametrize("mounts, message", [
+    ([{"destination": 5}], "mounts[0]: must be an OCI mount with a destination"),
+    (["/x"], "mounts[0]: must be an OCI mount with a destination"),
+    ([{"destination": "/x", "type": "bind", "source": "/y", "options": "ro"}],
+     "runtime config: mounts["),
+    ([{"destination": "/x\0y", "type": "bind", "source": "/y"}], "runtime config: mounts["),
+])
+def test_hostile_mounts(rootfs, mounts, message):
+    with pytest.raises(InvalidArgument) as e:
+        build(rootfs, {}, mounts=mounts)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_user_mounts_sorted_after_defaults(rootfs):
+    mounts = [{"destination": "/a/b/c", "type": "bind", "source": "/y", "options": ["rbind"]},
+              {"destination": "/a", "type": "bind", "source": "/z", "options": ["rbind"]},
+              {"destination": "/proc", "type": "bind", "source": "/p", "options": ["rbind"]}]
+    spec = build(rootfs, {"Tmpfs": {"/a/b": ""}}, mounts=mounts)
+    dests = [m["destination"] for m in spec["mounts"]]
+    assert dests.count("/proc") == 1 and dests.index("/proc") > dests.index("/dev/shm")
+    assert dests.index("/a") < dests.index("/a/b") < dests.index("/a/b/c")
