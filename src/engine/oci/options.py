@@ -25,7 +25,8 @@ MIN_CPU_SHARES, MAX_CPU_SHARES = 2, 262144
 NANO = 1_000_000_000
 
 
-def _int(host_config: dict[str, Any], key: str) -> int:
+def int_field(host_config: dict[str, Any], key: str) -> int:
+    """``host_config[key]`` as an integer, 0 when absent or null; InvalidArgument otherwise."""
     value = host_config.get(key)
     if value is None:
         return 0
@@ -34,7 +35,8 @@ def _int(host_config: dict[str, Any], key: str) -> int:
     return value
 
 
-def _str(host_config: dict[str, Any], key: str) -> str:
+def str_field(host_config: dict[str, Any], key: str) -> str:
+    """``host_config[key]`` as a string, "" when absent or null."""
     value = host_config.get(key)
     if value is None:
         return ""
@@ -43,7 +45,8 @@ def _str(host_config: dict[str, Any], key: str) -> str:
     return value
 
 
-def _list(host_config: dict[str, Any], key: str, item: type = str) -> list[Any]:
+def list_field(host_config: dict[str, Any], key: str, item: type = str) -> list[Any]:
+    """``host_config[key]`` as a list of ``item`` (strings or objects), [] when absent."""
     value = host_config.get(key)
     if value is None:
         return []
@@ -385,9 +388,9 @@ def resources(host_config: dict[str, Any], warnings: list[str]) -> dict[str, Any
     """``linux.resources`` (without devices) of the resource options, validated with docker's
     messages; adjustments docker makes are noted in ``warnings``."""
     out: dict[str, Any] = {}
-    memory = _int(host_config, "Memory")
-    swap = _int(host_config, "MemorySwap")
-    reservation = _int(host_config, "MemoryReservation")
+    memory = int_field(host_config, "Memory")
+    swap = int_field(host_config, "MemorySwap")
+    reservation = int_field(host_config, "MemoryReservation")
     if memory < 0 or 0 < memory < MIN_MEMORY:
         raise InvalidArgument("Minimum memory limit allowed is 6MB")
     if swap > 0 and memory == 0:
@@ -431,10 +434,10 @@ def resources(host_config: dict[str, Any], warnings: list[str]) -> dict[str, Any
     if mem:
         out["memory"] = mem
 
-    nano = _int(host_config, "NanoCpus")
-    quota = _int(host_config, "CpuQuota")
-    period = _int(host_config, "CpuPeriod")
-    shares = _int(host_config, "CpuShares")
+    nano = int_field(host_config, "NanoCpus")
+    quota = int_field(host_config, "CpuQuota")
+    period = int_field(host_config, "CpuPeriod")
+    shares = int_field(host_config, "CpuShares")
     if nano > 0 and period > 0:
         raise InvalidArgument("Conflicting options: Nano CPUs and CPU Period cannot both be set")
     if nano > 0 and quota > 0:
@@ -468,15 +471,15 @@ def resources(host_config: dict[str, Any], warnings: list[str]) -> dict[str, Any
         cpu["quota"] = quota
     if period:
         cpu["period"] = period
-    cpus = _str(host_config, "CpusetCpus")
-    mems = _str(host_config, "CpusetMems")
+    cpus = str_field(host_config, "CpusetCpus")
+    mems = str_field(host_config, "CpusetMems")
     if cpus:
         cpu["cpus"] = _cpuset(cpus, "cpus", "CPUs")
     if mems:
         cpu["mems"] = _cpuset(mems, "mems", "memory nodes")
     for key, name in (("CpuRealtimePeriod", "realtimePeriod"),
                       ("CpuRealtimeRuntime", "realtimeRuntime")):
-        value = _int(host_config, key)
+        value = int_field(host_config, key)
         if value < 0:
             raise InvalidArgument("invalid CPU value: %s %d" % (key, value))
         if value:
@@ -489,7 +492,7 @@ def resources(host_config: dict[str, Any], warnings: list[str]) -> dict[str, Any
         if type(pids) is not int:
             raise InvalidArgument("HostConfig.PidsLimit: must be an integer")
         out["pids"] = {"limit": pids if pids > 0 else -1}
-    weight = _int(host_config, "BlkioWeight")
+    weight = int_field(host_config, "BlkioWeight")
     if weight and not 10 <= weight <= 1000:
         raise InvalidArgument("Range of blkio weight is from 10 to 1000")
     blkio: dict[str, Any] = {}
@@ -497,7 +500,7 @@ def resources(host_config: dict[str, Any], warnings: list[str]) -> dict[str, Any
         blkio["weight"] = weight
     for key, name, field in BLKIO_DEVICE_LISTS:
         entries = []
-        for i, entry in enumerate(_list(host_config, key, dict)):
+        for i, entry in enumerate(list_field(host_config, key, dict)):
             path = entry.get("Path")
             value = entry.get(field)
             if type(path) is not str or type(value) is not int or value < 0:

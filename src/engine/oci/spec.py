@@ -122,17 +122,17 @@ def _linux_options(host_config: dict[str, Any], warnings: list[str]) -> _Options
     if privileged is not True and privileged is not False:
         raise InvalidArgument("HostConfig.Privileged: must be a boolean")
     o.privileged = privileged
-    o.caps = options.capabilities(options._list(host_config, "CapAdd"),
-                                  options._list(host_config, "CapDrop"), privileged)
-    o.security = options.security_options(options._list(host_config, "SecurityOpt"))
+    o.caps = options.capabilities(options.list_field(host_config, "CapAdd"),
+                                  options.list_field(host_config, "CapDrop"), privileged)
+    o.security = options.security_options(options.list_field(host_config, "SecurityOpt"))
     for opt in o.security.ignored:
         warnings.append("security option %s ignored: this engine has no AppArmor or SELinux "
                         "support" % opt)
     o.resources = options.resources(host_config, warnings)
-    o.devices, o.device_rules = options.devices(options._list(host_config, "Devices", dict))
-    o.device_rules += options.device_cgroup_rules(options._list(host_config,
+    o.devices, o.device_rules = options.devices(options.list_field(host_config, "Devices", dict))
+    o.device_rules += options.device_cgroup_rules(options.list_field(host_config,
                                                                 "DeviceCgroupRules"))
-    o.rlimits = options.rlimits(options._list(host_config, "Ulimits", dict))
+    o.rlimits = options.rlimits(options.list_field(host_config, "Ulimits", dict))
     o.network = _mode(host_config, "NetworkMode")
     o.ipc = _mode(host_config, "IpcMode")
     o.pid = _mode(host_config, "PidMode")
@@ -155,11 +155,11 @@ def _linux_options(host_config: dict[str, Any], warnings: list[str]) -> _Options
     if not isinstance(tmpfs, dict):
         raise InvalidArgument("HostConfig.Tmpfs: must be an object")
     o.tmpfs = options.tmpfs_mounts(tmpfs)
-    shm = options._int(host_config, "ShmSize")
+    shm = options.int_field(host_config, "ShmSize")
     if shm < 0:
         raise InvalidArgument("SHM size can not be less than 0")
     o.shm_size = shm or defaults.DEFAULT_SHM_SIZE
-    adj = options._int(host_config, "OomScoreAdj")
+    adj = options.int_field(host_config, "OomScoreAdj")
     if not -1000 <= adj <= 1000:
         raise InvalidArgument("Invalid value %d, range for oom score adj is [-1000, 1000]" % adj)
     o.oom_score_adj = adj
@@ -176,9 +176,9 @@ def _linux_options(host_config: dict[str, Any], warnings: list[str]) -> _Options
     else:
         masked = host_config.get("MaskedPaths")
         ro = host_config.get("ReadonlyPaths")
-        o.masked = options._list(host_config, "MaskedPaths") if masked is not None \
+        o.masked = options.list_field(host_config, "MaskedPaths") if masked is not None \
             else defaults.masked_paths()
-        o.readonly_paths = options._list(host_config, "ReadonlyPaths") if ro is not None \
+        o.readonly_paths = options.list_field(host_config, "ReadonlyPaths") if ro is not None \
             else list(defaults.READONLY_PATHS)
     if privileged or o.security.seccomp == "unconfined":
         o.seccomp = None
@@ -218,7 +218,7 @@ def build_spec(*, config: dict[str, Any], host_config: dict[str, Any], rootfs: s
     user_spec = config.get("User") or ""
     if type(user_spec) is not str:
         raise InvalidArgument("Config.User: must be a string")
-    group_add = options._list(host_config, "GroupAdd")
+    group_add = options.list_field(host_config, "GroupAdd")
     user = resolve_user(rootfs, user_spec, group_add)
 
     process: dict[str, Any] = {
