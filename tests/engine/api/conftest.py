@@ -67,6 +67,94 @@ def mirror(tmp_path_factory, private_mount_ns):
         registry.stop()
 
 
+class SlowProxy:
+    """An HTTP proxy on loopback in front of a registry that sends blobs slowly (64 KiB every
+    ``delay`` seconds), so a pull is still streaming when a test kills the daemon."""
+
+    def __init__(self, upstream_port, delay=0.05):
+        import http.client
+        import http.server
+        import threading
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                up = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                up.request(self.command, self.path, headers=headers)
+                r = up.getresponse()
+                self.send_response(r.status)
+                for k, v in r.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection"):
+                        self.send_header(k, v)
+                data = r.read()
+                if "Content-Length" not in dict(r.getheaders()):
+                    self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                slow = "/blobs/" in self.path and self.command == "GET"
+                try:
+                    if self.command != "HEAD":
+                        for i in range(0, len(data), 65536):
+                            self.wfile.write(data[i:i + 65536])
+                            self.wfile.flush()
+                            if slow:
+                                time.sleep(proxy.delay)
+                except OSError:
+                    pass
+                up.close()
+
+            do_HEAD = do_GET
+
+        self.delay = delay
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _push_big(registry, work, size):
+    """library/big:latest: one layer of ``size`` random bytes."""
+    import io
+    import tarfile
+    from pyrunc.engine.distribution.push import push
+    from pyrunc.engine.images.importer import import_image
+    from pyrunc.engine.registry import RegistryOptions, RegistryService
+    eng = Engine(str(work / "bigseed"))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        info = tarfile.TarInfo("blob.bin")
+        info.size = size
+        t.addfile(info, io.BytesIO(os.urandom(size)))
+    buf.seek(0)
+    target = "%s/library/big:latest" % registry.domain
+    import_image(eng.images, buf, ref=target)
+    registries = RegistryService(RegistryOptions())
+    push(target, eng.images.content, registries, images=eng.images)
+    registries.close()
+
+
+@pytest.fixture(scope="session")
+def slow_mirror(mirror, tmp_path_factory):
+    """The mirror, plus library/big (8 MiB), behind a proxy that takes about 6 s to send it."""
+    _push_big(mirror, tmp_path_factory.mktemp("big"), 8 << 20)
+    proxy = SlowProxy(mirror.port)
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
 class Daemon:
     """One pydockerd subprocess and the clients pointed at it."""
 
@@ -203,8 +291,8 @@ class Daemon:
 def start_daemon(private_mount_ns, mirror):
     started = []
 
-    def start(tmp, *flags, wait=True, config=None, with_mirror=True):
-        d = Daemon(tmp, flags, mirror.url if with_mirror else None, config)
+    def start(tmp, *flags, wait=True, config=None, with_mirror=True, mirror_url=None):
+        d = Daemon(tmp, flags, (mirror_url or mirror.url) if with_mirror else None, config)
         started.append(d)
         return d.start(wait=wait)
 

@@ -194,3 +194,63 @@ def test_tls_tcp(start_daemon, tmp_path):
                        timeout=60)
     assert r.returncode != 0
     assert "Server:" not in r.stdout
+
+
+def _wait_line(proc, text, timeout=30):
+    """Read ``proc``'s stdout until a line containing ``text``; the lines read."""
+    import select
+    lines = []
+    deadline = time.monotonic() + timeout
+    buf = b""
+    fd = proc.stdout.fileno()
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if not ready:
+            continue
+        piece = os.read(fd, 4096)
+        if not piece:
+            break
+        buf += piece
+        *done, buf = buf.split(b"\n")
+        lines += [x.decode() for x in done]
+        if any(text in x for x in lines):
+            return lines
+    raise AssertionError("%r never came; got %r" % (text, lines))
+
+
+def test_sigkill_while_pulling_following_and_running(start_daemon, slow_mirror, tmp_path):
+    d = start_daemon(tmp_path / "d", mirror_url=slow_mirror.url)
+    d.docker("pull", "busybox")
+    cid = d.docker("run", "-d", "busybox", "sh", "-c",
+                   "i=0; while true; do echo line$i; i=$((i+1)); sleep 0.1; done").stdout.strip()
+    docker = "/usr/local/bin/docker"
+    logs = subprocess.Popen([docker, "logs", "-f", cid], env=d.env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+    pull = subprocess.Popen([docker, "pull", "big"], env=d.env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        _wait_line(logs, "line3")
+        _wait_line(pull, "Pulling fs layer")
+        time.sleep(0.5)
+        assert pull.poll() is None, "the pull ended before the daemon was killed"
+        d.stop(signal.SIGKILL)
+        assert pull.wait(20) != 0
+        assert logs.wait(20) is not None
+    finally:
+        for p in (pull, logs):
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            p.stdout.close()
+        pull.stderr.close()
+    before = int(time.time())
+    time.sleep(0.5)
+    d.start()
+    # the container ran on while no daemon was there
+    assert d.docker("inspect", "-f", "{{.State.Running}}", cid).stdout.strip() == "true"
+    later = d.docker("logs", "--since", str(before), cid).stdout.split()
+    assert later and all(x.startswith("line") for x in later)
+    # the interrupted pull can be repeated
+    r = d.docker("pull", "big", timeout=120)
+    assert "Status: Downloaded newer image for big:latest" in r.stdout
+    d.docker("rm", "-f", cid)
