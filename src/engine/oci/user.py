@@ -39,7 +39,6 @@ MAX_ID = 2 ** 31 - 1
 """runc refuses ids above this (``uids and gids must be in range 0-2147483647``)."""
 
 _O_PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
-_O_PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def open_in_root(root: str, path: str, flags: int = os.O_RDONLY) -> int:
