@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 HOST_RESOLV_CONF = "/etc/resolv.conf"
+HOST_HOSTS = "/etc/hosts"
 DEFAULT_NAMESERVERS = ("8.8.8.8", "8.8.4.4")     # docker's when the host has only loopback ones
 
 HOSTS_DEFAULTS = ("127.0.0.1\tlocalhost\n"
@@ -30,19 +31,32 @@ def _write(path: str, text: str) -> None:
     os.rename(tmp, path)
 
 
+def _extra_host_lines(extra_hosts: Any) -> list[str]:
+    """``--add-host`` entries (HOST:IP, or docker 28's HOST=IP) as hosts lines."""
+    lines = []
+    for entry in extra_hosts or ():
+        entry = str(entry)
+        host, sep, ip = entry.partition("=" if "=" in entry else ":")
+        if not sep or not host or not ip:
+            raise InvalidArgument("invalid extra host %r: expected HOST:IP" % entry)
+        lines.append("%s\t%s\n" % (ip, host))
+    return lines
+
+
 def hosts_text(hostname: str, domainname: str = "", address: str | None = None,
                extra_hosts: Any = None) -> str:
     """docker's /etc/hosts: the loopback and IPv6 entries, ``--add-host`` entries, then the
     container's own name on its address (loopback while it has no network address)."""
-    lines = [HOSTS_DEFAULTS]
-    for entry in extra_hosts or ():
-        host, sep, ip = str(entry).partition(":")
-        if not sep or not host or not ip:
-            raise InvalidArgument("invalid extra host %r: expected HOST:IP" % entry)
-        lines.append("%s\t%s\n" % (ip, host))
     names = hostname if not domainname else "%s.%s %s" % (hostname, domainname, hostname)
-    lines.append("%s\t%s\n" % (address or "127.0.0.1", names))
-    return "".join(lines)
+    return "".join([HOSTS_DEFAULTS] + _extra_host_lines(extra_hosts)
+                   + ["%s\t%s\n" % (address or "127.0.0.1", names)])
+
+
+def host_network_hosts_text(host_text: str, extra_hosts: Any = None) -> str:
+    """/etc/hosts of a container on the host's network: the host's, then ``--add-host``."""
+    if host_text and not host_text.endswith("\n"):
+        host_text += "\n"
+    return host_text + "".join(_extra_host_lines(extra_hosts))
 
 
 def _loopback(address: str) -> bool:
@@ -84,15 +98,28 @@ def write_container_files(container_dir: str, hostname: str, host_config: dict[s
     paths = {key: os.path.join(container_dir, name) for key, name in
              (("HostnamePath", "hostname"), ("HostsPath", "hosts"),
               ("ResolvConfPath", "resolv.conf"))}
+    host_network = host_config.get("NetworkMode") == "host"
     _write(paths["HostnamePath"], hostname + "\n")
-    _write(paths["HostsPath"], hosts_text(hostname, domainname,
-                                          extra_hosts=host_config.get("ExtraHosts")))
-    try:
-        with open(HOST_RESOLV_CONF) as f:
-            host_text = f.read()
-    except FileNotFoundError:
-        host_text = ""
-    _write(paths["ResolvConfPath"], resolv_conf_text(host_text, host_config.get("Dns"),
-                                                     host_config.get("DnsSearch"),
-                                                     host_config.get("DnsOptions")))
+    if host_network:         # the host's names and resolvers, loopback ones included
+        _write(paths["HostsPath"], host_network_hosts_text(_read(HOST_HOSTS),
+                                                           host_config.get("ExtraHosts")))
+    else:
+        _write(paths["HostsPath"], hosts_text(hostname, domainname,
+                                              extra_hosts=host_config.get("ExtraHosts")))
+    host_text = _read(HOST_RESOLV_CONF)
+    if host_network and not (host_config.get("Dns") or host_config.get("DnsSearch")
+                             or host_config.get("DnsOptions")):
+        _write(paths["ResolvConfPath"], host_text)
+    else:
+        _write(paths["ResolvConfPath"], resolv_conf_text(host_text, host_config.get("Dns"),
+                                                         host_config.get("DnsSearch"),
+                                                         host_config.get("DnsOptions")))
     return paths
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""

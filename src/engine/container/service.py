@@ -28,7 +28,7 @@ from pyrunc.engine.volume import (copy_up, release_mounts, resolve_mounts, setup
                                  teardown_mounts)
 from pyrunc.errors import (Conflict, FailedPrecondition, InvalidArgument, NotFound, PyruncError,
                            SystemFailure)
-from pyrunc.containerd.tasks import PAUSED, STOPPED
+from pyrunc.containerd.tasks import CREATED, PAUSED, STOPPED
 from pyrunc.containerd.tasks.runtime_binary import resolve as resolve_runtime
 from pyrunc.containerd.tasks.stats import read_stats
 from pyrunc.libcontainer import timestamps
@@ -227,7 +227,8 @@ class ContainerService:
                                                    remove_anonymous=True))
                 self.images.prepare_rootfs(cid, image.id)
                 undo.append(lambda: self._remove_snapshot(cid))
-                merged["Hostname"] = merged.get("Hostname") or cid[:12]
+                merged["Hostname"] = merged.get("Hostname") or (
+                    os.uname().nodename if hc["NetworkMode"] == "host" else cid[:12])
                 paths = files.write_container_files(d, merged["Hostname"], hc,
                                                     merged.get("Domainname") or "")
                 entrypoint = list(merged.get("Entrypoint") or [])
@@ -319,8 +320,25 @@ class ContainerService:
             c.reload()
             if not c.state["Restarting"] or c.record.get("HasBeenManuallyStopped"):
                 return False
-            self._start_locked(c)
+            if not self._adopt_restarted(c):
+                self._start_locked(c)
         self._emit(c, "start")
+        return True
+
+    def _adopt_restarted(self, c):
+        """A restart whose process died after starting the task (made after the exit it
+        restarts): that run is the restart, not started again."""
+        try:
+            task: Any = self.tasks.get(c.id)
+            ts: Any = task.state()
+            made = timestamps.parse_ns(task.meta()["created"])
+        except NotFound:
+            return False
+        if ts.status == CREATED or made <= timestamps.parse_ns(c.state["FinishedAt"]):
+            return False            # never ran, or the task of the exit itself
+        cstate.set_running(c.state, ts.pid, task.meta()["created"])
+        c.record["HasBeenStartedBefore"] = True
+        c.save_state()
         return True
 
     def _start_locked(self, c, on_created=None):

@@ -113,3 +113,14 @@ def test_bind_read_only_and_tmpfs(engine, runtime, run_container, tmp_path):
     assert out.splitlines() == ["from host", "tmpfs"]
     assert code == 1 and "Read-only file system" in err
     assert not (host / "x").exists()
+
+
+def test_host_network_keeps_the_hosts_names(engine, runtime, run_container):
+    _, code, out, _ = run_container(
+        engine, ["sh", "-c", "hostname; cat /etc/resolv.conf"], runtime,
+        host_config={"NetworkMode": "host"})
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == os.uname().nodename
+    with open("/etc/resolv.conf") as f:
+        assert "\n".join(lines[1:]) == f.read().rstrip("\n")

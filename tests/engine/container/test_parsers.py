@@ -92,3 +92,10 @@ def test_stored_config_has_only_dockers_fields(config):
     out = view.normalise_config(config)
     assert set(view.CONFIG_DEFAULTS) <= set(out)
     assert set(out) <= set(view.CONFIG_DEFAULTS) | set(view.CONFIG_OMIT_EMPTY)
+
+
+def test_extra_host_forms():
+    assert files.hosts_text("b", extra_hosts=["db=10.0.0.3", "v6:::1"]).splitlines()[6:8] == [
+        "10.0.0.3\tdb", "::1\tv6"]
+    assert files.host_network_hosts_text("127.0.0.1 localhost", ["db:1.2.3.4"]) == (
+        "127.0.0.1 localhost\n1.2.3.4\tdb\n")
