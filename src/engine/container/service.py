@@ -421,6 +421,8 @@ class ContainerService:
             timeout = c.config.get("StopTimeout")
         if timeout is None:
             timeout = DEFAULT_STOP_TIMEOUT
+        if c.state["Status"] not in (cstate.RUNNING, cstate.PAUSED, cstate.RESTARTING):
+            return                  # docker's 304: nothing to do, no event
         with c.lock():
             c.reload()
             c.record["HasBeenManuallyStopped"] = True
