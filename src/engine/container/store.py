@@ -19,6 +19,7 @@ from pyrunc.containerd.tasks.locking import IdLock
 from pyrunc.engine.container import names as container_names
 from pyrunc.engine.content.private import private_dir
 from pyrunc.engine.metadata import locked_document
+from pyrunc.engine.volume import MountPoint
 from pyrunc.errors import Conflict, InvalidArgument, NotFound
 
 TYPE_CHECKING = False
@@ -110,7 +111,6 @@ class Container:
 
     @property
     def mount_points(self) -> list[Any]:
-        from pyrunc.engine.volume import MountPoint
         return [MountPoint.from_dict(m) for m in self.record["MountPoints"]]
 
     def task(self) -> Task:
