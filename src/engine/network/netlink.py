@@ -139,7 +139,17 @@ def links() -> dict[str, Any]:
 def plug_veth(host_if: str, bridge: str, netns: str, ifname: str, address: str,
               prefixlen: int, mac: str, gateway: str | None, mtu: int | None = None) -> None:
     """A veth pair: ``host_if`` on ``bridge`` here, ``ifname`` in ``netns`` with ``address``,
-    ``mac``, up, and a default route via ``gateway`` (none for an internal network)."""
+    ``mac``, up, and a default route via ``gateway`` (none for an internal network). A netlink
+    error is a SystemFailure naming the step; nothing of the pair is left."""
+    from pyroute2.netlink.exceptions import NetlinkError
+    try:
+        _plug_veth(host_if, bridge, netns, ifname, address, prefixlen, mac, gateway, mtu)
+    except NetlinkError as e:
+        raise SystemFailure("attach %s to %s in %s" % (ifname, bridge, netns), e.code) from None
+
+
+def _plug_veth(host_if: str, bridge: str, netns: str, ifname: str, address: str,
+              prefixlen: int, mac: str, gateway: str | None, mtu: int | None = None) -> None:
     peer_tmp = "p" + host_if[1:]
     with ipr() as ip:
         br = link_index(ip, bridge)

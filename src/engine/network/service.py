@@ -355,6 +355,7 @@ class NetworkService:
                 raise AlreadyExists("endpoint with name %s already exists in network %s"
                                     % (name, n["Name"]))
             driver = DRIVERS[n["Driver"]]
+            last = n.get("last_allocated")
             eid = os.urandom(32).hex()
             ep: dict[str, Any] = {
                 "Name": name, "EndpointID": eid, "NetworkID": n["Id"], "Aliases": aliases,
@@ -384,6 +385,10 @@ class NetworkService:
                 driver.leave(n, ep)
                 del n["endpoints"][container_id]
                 ipam.release(n, ep["IPAddress"])
+                if last is None:
+                    n.pop("last_allocated", None)
+                else:
+                    n["last_allocated"] = last
                 self._save(doc)
                 raise
         return _settings(ep)
