@@ -64,6 +64,9 @@ class Factory:
             raise InvalidArgument("--console-socket: the container has no terminal "
                                   "(process.terminal is false)")
         console_fd = _connect_console(console_socket) if console_socket else None
+        # what the init is given as stdio, for a checkpoint (runc's "external descriptors")
+        from pyrunc.libcontainer.criu import descriptor_keys
+        state["stdio"] = [] if plan.terminal else descriptor_keys(stdio)
         sd = StateDir.create(self.root, container_id)
         pid = announced_pid = None
         applied = False
@@ -181,8 +184,9 @@ class Factory:
             manager.create()
             if resources:
                 manager.set(resources)
-            pid = checkpoints.restore(plan.rootfs, plan.readonly_root, spec.raw, manager, join,
-                                      options, criu, sd.path)
+            pid, state["stdio"] = checkpoints.restore(plan.rootfs, plan.readonly_root,
+                                                      spec.raw, manager, join, options, criu,
+                                                      sd.path)
             st = proc_stat(pid)
             if st is None:
                 raise SystemFailure("restore: the restored init exited", errno.ESRCH)
@@ -614,7 +618,7 @@ class Container:
             if self.status not in (RUNNING, PAUSED):
                 raise FailedPrecondition("container %s is not running" % self.id)
             checkpoints.dump(self._state["pid"], self._state["rootfs"], self.config,
-                             self.manager, options, criu)
+                             self.manager, options, criu, self._state.get("stdio"))
         if not (options.leave_running or options.pre_dump):
             self.destroy(force=True)
 

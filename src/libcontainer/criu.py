@@ -13,13 +13,18 @@ crun tell it:
 * stdio that leads outside: a device (``/dev/null``) is an external file on dump
   (``file[MNT_ID:INODE]``) and a pipe keeps its ``pipe:[INODE]``; on restore both are handed
   the restoring process's own descriptor of the same number (``--inherit-fd``), so the
-  restored container writes where ``pyrunc restore``'s caller reads. The keys go in
-  ``descriptors.json`` in the image directory, as runc keeps them there;
+  restored container writes where ``pyrunc restore``'s caller reads. The keys are those of the
+  descriptors the container was given (``descriptor_keys``, kept in its state at create and
+  restore, as runc keeps its "external descriptors"), not what the init holds as 0-2 when it
+  is checkpointed: a shell running ``echo > FILE`` has its stdout on FILE for a moment (the
+  original moved to a higher descriptor), and a program may move its stdio for good. They
+  go in ``descriptors.json`` in the image directory, as runc keeps them there;
 * the cgroup: CRIU freezes the container's cgroup to dump it (``--freeze-cgroup``), ignores
   cgroups otherwise (the restore runs inside the container's new cgroup, made and limited
   from the config, so the restored tree starts there).
 
-Cold path: this module may import what it likes.
+``descriptor_keys`` runs on every create: the module imports ``subprocess`` only where CRIU
+runs.
 """
 from __future__ import annotations
 
@@ -27,7 +32,6 @@ import errno
 import json
 import os
 import stat
-import subprocess
 
 from pyrunc.errors import InvalidArgument, NotFound, SystemFailure, Unavailable
 from pyrunc.libcontainer.mountflags import (
@@ -35,7 +39,7 @@ from pyrunc.libcontainer.mountflags import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Sequence
     from pyrunc.libcontainer.cgroups.hierarchy import Mount
     from pyrunc.libcontainer.cgroups.manager import Manager
 
@@ -135,34 +139,48 @@ def bind_mounts(config: Any) -> list[tuple[str, str]]:
     return out
 
 
-def stdio_keys(pid: int) -> Any:
-    """CRIU's key for each of ``pid``'s descriptors 0-2: "pipe:[INODE]" for a pipe,
-    "file[MNT_ID:INODE]" (hex) for a file, else what /proc shows ("socket:[...]")."""
+def descriptor_keys(fds: Sequence[int]) -> list[str]:
+    """CRIU's key of each of this process's ``fds``: "pipe:[INODE]" for a pipe,
+    "file[MNT_ID:INODE]" (hex) for a device or other file that is not a regular one, a regular
+    file's path (CRIU 3.17 cannot hand one to a restored process: checkpoint refuses it), ""
+    for a closed descriptor, else what /proc shows ("socket:[INODE]")."""
     keys = []
-    for fd in range(3):
-        link = "/proc/%d/fd/%d" % (pid, fd)
+    for fd in fds:
+        link = "/proc/self/fd/%d" % fd
         try:
             target = os.readlink(link)
+            st = os.stat(link)
+            if target.startswith("/") and not stat.S_ISREG(st.st_mode):
+                with open("/proc/self/fdinfo/%d" % fd) as f:
+                    mnt_id = next(int(line.split()[1]) for line in f
+                                  if line.startswith("mnt_id:"))
+                target = "file[%x:%x]" % (mnt_id, st.st_ino)
         except FileNotFoundError:
-            keys.append("")
-            continue
-        if target.startswith("/"):
-            if stat.S_ISREG(os.stat(link).st_mode):
-                # CRIU (3.17) cannot hand a restored process an inherited regular file
-                raise Unavailable("checkpoint: the container's descriptor %d is a regular file "
-                                  "(%s): CRIU restores pipes and devices as stdio, not files"
-                                  % (fd, target))
-            with open("/proc/%d/fdinfo/%d" % (pid, fd)) as f:
-                mnt_id = next(int(line.split()[1]) for line in f if line.startswith("mnt_id:"))
-            keys.append("file[%x:%x]" % (mnt_id, os.stat(link).st_ino))
-        else:
-            keys.append(target)
+            target = ""
+        keys.append(target)
     return keys
+
+
+def stdio_keys(recorded: list[str] | None) -> list[str]:
+    """The keys for ``descriptors.json`` from a container's recorded stdio (its state's
+    "stdio", ``descriptor_keys`` of what it was given); refused here where CRIU cannot
+    restore them."""
+    if recorded is None:
+        raise Unavailable("checkpoint: the container's state does not record its stdio "
+                          "(made by an older pyrunc): restart it to checkpoint it")
+    for fd, key in enumerate(recorded):
+        if key.startswith("/"):
+            # CRIU (3.17) cannot hand a restored process an inherited regular file
+            raise Unavailable("checkpoint: the container's descriptor %d is a regular file "
+                              "(%s): CRIU restores pipes and devices as stdio, not files"
+                              % (fd, key))
+    return recorded
 
 
 def run(criu: Any, args: Any, what: Any, log: Any, preexec_fn: Any = None,
         pass_fds: Any = ()) -> None:
     """Run CRIU; a failure is one line with CRIU's first error and where its log is."""
+    import subprocess
     try:
         r = subprocess.run([criu] + args, stdin=subprocess.DEVNULL, capture_output=True,
                            text=True, timeout=600, preexec_fn=preexec_fn, pass_fds=pass_fds)
@@ -187,11 +205,13 @@ def first_error(log: Any, stderr: str = "") -> Any:
     return "failed"
 
 
-def dump(pid: int, rootfs: Any, config: Any, manager: Any, options: Any, criu: Any) -> None:
-    """Checkpoint ``pid``'s tree (the container's init) into ``options.image_path``. Without
+def dump(pid: int, rootfs: Any, config: Any, manager: Any, options: Any, criu: Any,
+         stdio: list[str] | None) -> None:
+    """Checkpoint ``pid``'s tree (the container's init) into ``options.image_path``; ``stdio``
+    is the container's recorded stdio (``descriptor_keys`` at create). Without
     ``leave_running`` CRIU kills the tree once it is saved."""
     check_config(config, "checkpoint")
-    keys = stdio_keys(pid)
+    keys = stdio_keys(stdio)
     for what, path in (("image", options.image_path), ("work", options.work_path)):
         if path:
             try:
@@ -239,11 +259,12 @@ def read_descriptors(options: Any) -> Any:
 
 
 def restore(rootfs: Any, readonly: Any, config: Any, manager: Any, join: Any, options: Any,
-            criu: Any, work_dir: Any) -> int:
+            criu: Any, work_dir: Any) -> tuple[int, list[str]]:
     """Restore the tree saved in ``options.image_path`` inside the container's cgroup (made
     by the caller; ``join`` is its ``Join``, which CRIU takes before it restores). Returns the
-    restored init's pid; it is reparented to the nearest child subreaper (the caller, if it is
-    one) as CRIU exits."""
+    restored init's pid and the new container's stdio to record: the keys of the descriptors
+    handed to CRIU in place of the saved ones (the saved key where none was). The init is
+    reparented to the nearest child subreaper (the caller, if it is one) as CRIU exits."""
     check_config(config, "restore")
     keys = read_descriptors(options)
     root = os.path.join(work_dir, "criu-root")
@@ -260,6 +281,7 @@ def restore(rootfs: Any, readonly: Any, config: Any, manager: Any, join: Any, op
                 args += ["--ext-mount-map", "%s:%s" % (destination, source)]
             # our stdio, as CRIU's descriptors above 2 (its own stdio is captured)
             stdio = []
+            handed = list(keys)
             for fd, key in enumerate(keys):
                 if key.startswith(("pipe:", "file[")):
                     try:
@@ -267,6 +289,7 @@ def restore(rootfs: Any, readonly: Any, config: Any, manager: Any, join: Any, op
                     except OSError:     # closed here: CRIU's own (/dev/null) stands in
                         continue
                     args += ["--inherit-fd", "fd[%d]:%s" % (stdio[-1], key)]
+                    handed[fd] = descriptor_keys([fd])[0]
             try:
                 run(criu, args, "restore", options.log_path(RESTORE_LOG), _entering(join),
                     pass_fds=stdio)
@@ -279,7 +302,7 @@ def restore(rootfs: Any, readonly: Any, config: Any, manager: Any, join: Any, op
         os.rmdir(root)
     try:
         with open(pidfile) as f:
-            return int(f.read().strip())
+            return int(f.read().strip()), handed
     except (OSError, ValueError):
         raise SystemFailure("restore: criu restore", 0, "no pid file") from None
     finally:
@@ -322,6 +345,7 @@ def _umount(target):
 
 def problem(criu: Any) -> Any:
     """Why CRIU cannot run here (``criu check``'s first error), or None."""
+    import subprocess
     try:
         r = subprocess.run([criu, "check"], stdin=subprocess.DEVNULL, capture_output=True,
                            text=True, timeout=60)
