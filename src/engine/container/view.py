@@ -2,6 +2,8 @@
 HostConfig defaults, and ``docker ps --filter``."""
 from __future__ import annotations
 
+import re
+
 from pyrunc.engine.container import state as cstate
 from pyrunc.engine.oci.defaults import READONLY_PATHS, masked_paths
 from pyrunc.engine.supervisor.policy import validate_restart_policy
@@ -214,6 +216,12 @@ class Matcher:
                        for r in filters.get("before", [])]
         self.since = [timestamps.parse_ns(resolve(r).record["Created"])
                       for r in filters.get("since", [])]
+        self.names = []              # docker matches names as regular expressions
+        for pattern in filters.get("name", []):
+            try:
+                self.names.append(re.compile(pattern))
+            except re.error as e:
+                raise InvalidArgument("invalid filter 'name=%s': %s" % (pattern, e)) from None
         self.ancestors: set[str] = set()
         for ref in filters.get("ancestor", []):
             try:
@@ -225,7 +233,7 @@ class Matcher:
         f = self.f
         if "id" in f and not any(c.id.startswith(v) for v in f["id"]):
             return False
-        if "name" in f and not any(v.lstrip("/") in c.name[1:] for v in f["name"]):
+        if "name" in f and not any(p.search(c.name) for p in self.names):
             return False
         labels = c.config.get("Labels") or {}
         if "label" in f and not all(_label_match(labels, v) for v in f["label"]):

@@ -66,6 +66,8 @@ def test_list_shapes_and_order(engine, three):
     ({"label": ["a"]}, ["running", "exited", "created"]),
     ({"name": ["c-ex"]}, ["exited"]),
     ({"name": ["/c-running"]}, ["running"]),
+    ({"name": ["^/c-(ex|cr)"]}, ["exited", "created"]),
+    ({"name": ["ing$"]}, ["running"]),
     ({"ancestor": ["busybox"]}, ["running", "exited", "created"]),
     ({"ancestor": ["no-such-image"]}, []),
     (["status=exited"], ["exited"]),
@@ -92,6 +94,7 @@ def test_id_before_since_filters(engine, three):
 
 
 @pytest.mark.parametrize("filters", [{"colour": ["red"]}, {"status": ["sleeping"]},
+                                     {"name": ["(unclosed"]},
                                      {"exited": ["x"]}, ["novalue"], "text",
                                      {"health": ["great"]}])
 def test_bad_filters(engine, filters):
