@@ -421,3 +421,20 @@ def test_exec_root_is_remembered(engine):
     """A later Engine on the root, not told the exec root, uses the one its containers'
     tasks are under (else it would see every running container as gone)."""
     assert Engine(engine.root).exec_root == engine.exec_root
+
+
+def test_native_snapshotter(tmp_path, exec_root, runtime, run_container, leftovers):
+    """The copying snapshotter (no overlayfs) runs containers the same way."""
+    eng = Engine(str(tmp_path / "native"), exec_root=exec_root, snapshotter="native")
+    eng.load_builtin("busybox")
+    assert eng.images.snapshotter.name == "native"
+    try:
+        cid, code, out, _ = run_container(eng, ["sh", "-c", "echo x > /new; cat /new"],
+                                          runtime)
+        assert (code, out) == (0, "x\n")
+        assert eng.containers.inspect(cid)["GraphDriver"]["Name"] == "native"
+        eng.containers.remove(cid)
+        assert leftovers(eng, cid) == []
+    finally:
+        for c in eng.containers.store.all():
+            eng.containers.remove(c.id, force=True)
