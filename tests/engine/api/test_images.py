@@ -158,3 +158,19 @@ def test_sdk_images(dockerd):
         assert info.value.response.status_code == 404
     finally:
         client.close()
+
+
+def test_images_columns_as_docker(dockerd, cli):
+    """The columns and rows of docker image ls as docker 28 prints them against dockerd."""
+    dockerd.docker("pull", "busybox")
+    dockerd.docker("pull", "hello-world")
+    out = dockerd.docker("image", "ls", cli=cli).stdout.splitlines()
+    assert re.split(r"\s{2,}", out[0].strip()) == ["REPOSITORY", "TAG", "IMAGE ID", "CREATED",
+                                                   "SIZE"]
+    rows = sorted(re.split(r"\s{2,}", line.strip())[:2] for line in out[1:])
+    assert rows == [["busybox", "latest"], ["hello-world", "latest"]]
+    only = dockerd.docker("image", "ls", "busybox", cli=cli).stdout.splitlines()[1:]
+    assert [re.split(r"\s{2,}", line.strip())[0] for line in only] == ["busybox"]
+    out = dockerd.docker("image", "ls", "--digests", "busybox", cli=cli).stdout.splitlines()
+    assert re.split(r"\s{2,}", out[0].strip())[:3] == ["REPOSITORY", "TAG", "DIGEST"]
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", re.split(r"\s{2,}", out[1].strip())[2])

@@ -248,3 +248,10 @@ def test_build_says_not_supported(dockerd, path):
     status, _, body = dockerd.request("POST", path, body=b"")
     assert status == 501
     assert "not supported" in json.loads(body)["message"]
+
+
+def test_build_cache_prune_deletes_nothing(dockerd):
+    status, _, body = dockerd.request("POST", "/build/prune")
+    assert (status, json.loads(body)) == (200, {"CachesDeleted": None, "SpaceReclaimed": 0})
+    status, _, body = dockerd.request("POST", "/build/prune?filters=%7Bbad")
+    assert status == 400 and "invalid filter" in json.loads(body)["message"]

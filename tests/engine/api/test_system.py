@@ -141,3 +141,13 @@ def test_login_against_registry(dockerd, auth_registry):
     assert r.returncode != 0 and "401 Unauthorized" in r.stderr
     # the daemon stored nothing: credentials travel with each request
     assert not [f for f in os.listdir(dockerd.root) if "config" in f and f.endswith("json")]
+
+
+def test_system_prune(dockerd, cli):
+    dockerd.docker("pull", "busybox")
+    dockerd.docker("volume", "create")
+    r = dockerd.docker("system", "prune", "-a", "-f", "--volumes", cli=cli)
+    assert "untagged: busybox:latest" in r.stdout
+    assert "Total reclaimed space" in r.stdout
+    assert dockerd.docker("images", "-q").stdout.strip() == ""
+    assert dockerd.docker("volume", "ls", "-q").stdout.strip() == ""

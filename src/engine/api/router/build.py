@@ -13,7 +13,14 @@ def _unsupported(req: httputils.Request) -> httputils.Response:
     raise httputils.Unsupported("building images is not supported by pydockerd yet")
 
 
+def _prune(req: httputils.Request) -> httputils.Response:
+    """There is no build cache, so pruning it deletes nothing (``docker system prune`` asks)."""
+    req.filters()   # malformed filters are still refused
+    return httputils.json_response({"CachesDeleted": None, "SpaceReclaimed": 0})
+
+
 def routes(engine: Engine) -> list[Route]:
-    """POST /build, /build/prune and /build/cancel: 501 with a clear message."""
-    return [Route("POST", "/build", _unsupported), Route("POST", "/build/prune", _unsupported),
+    """POST /build and /build/cancel: 501 with a clear message; /build/prune: nothing to
+    delete."""
+    return [Route("POST", "/build", _unsupported), Route("POST", "/build/prune", _prune),
             Route("POST", "/build/cancel", _unsupported)]
