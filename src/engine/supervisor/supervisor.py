@@ -317,6 +317,7 @@ class Supervisor:
         except NotFound:
             raise
         except PyruncError as e:
+            errors.warn("supervisor: restart of %s: %s" % (c.id[:12], e))
             self._restart_failed(c, str(e))
 
     def _restart_failed(self, c: Container, message: str) -> None:

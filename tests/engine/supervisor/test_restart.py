@@ -180,6 +180,7 @@ def test_event_times_are_ordered(engine, supervisor, until):
     engine.containers.start(cid)
     until(lambda: _settled(engine, cid) and engine.containers.inspect(cid)["RestartCount"] == 1,
           what="1 restart")
+    until(lambda: len(_events(engine, cid, "die")) == 2, what="the second die event")
     actions = [e["Action"] for e in engine.events.query(until=time.time() + 1)
                if e.get("Type") == "container" and e["Actor"]["ID"] == cid]
     assert actions[:5] == ["create", "start", "die", "start", "die"]
