@@ -6,7 +6,10 @@ records (written before a driver acts) and the address management; drivers only 
 """
 from __future__ import annotations
 
+import errno
+
 from pyrunc.engine.network import netlink
+from pyrunc.errors import SystemFailure
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -58,7 +61,15 @@ class BridgeDriver(Driver):
         netlink.delete_link(network["bridge"])
 
     def join(self, network: dict[str, Any], endpoint: dict[str, Any], netns: str) -> None:
-        self.create(network)
+        try:
+            self._plug(network, endpoint, netns)
+        except SystemFailure as e:
+            if e.errno != errno.ENODEV:
+                raise
+            self.create(network)            # the bridge is gone (a reboot before any sweep)
+            self._plug(network, endpoint, netns)
+
+    def _plug(self, network: dict[str, Any], endpoint: dict[str, Any], netns: str) -> None:
         netlink.plug_veth(endpoint["host_if"], network["bridge"], netns, endpoint["ifname"],
                           endpoint["IPAddress"], endpoint["IPPrefixLen"],
                           endpoint["MacAddress"],

@@ -149,41 +149,37 @@ def plug_veth(host_if: str, bridge: str, netns: str, ifname: str, address: str,
 
 
 def _plug_veth(host_if: str, bridge: str, netns: str, ifname: str, address: str,
-              prefixlen: int, mac: str, gateway: str | None, mtu: int | None = None) -> None:
-    peer_tmp = "p" + host_if[1:]
+               prefixlen: int, mac: str, gateway: str | None, mtu: int | None = None) -> None:
+    # one request makes the pair with the host end on the bridge and the other end already
+    # in the container's namespace under its final name and address (no rename, no move)
     with ipr() as ip:
         br = link_index(ip, bridge)
         if br is None:
             raise SystemFailure("attach endpoint to bridge %s" % bridge, errno.ENODEV)
-        kw: dict = {"ifname": host_if, "kind": "veth", "peer": {"ifname": peer_tmp}}
-        if mtu:
-            kw["mtu"] = mtu
-        ip.link("add", **kw)
+        fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            idx = link_index(ip, host_if)
-            peer = link_index(ip, peer_tmp)
-            fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                ip.link("set", index=peer, net_ns_fd=fd)
-            finally:
-                os.close(fd)
-            ip.link("set", index=idx, master=br, state="up")
+            kw: dict = {"ifname": host_if, "kind": "veth", "master": br,
+                        "peer": {"ifname": ifname, "address": mac, "net_ns_fd": fd}}
+            if mtu:
+                kw["mtu"] = mtu
+                kw["peer"]["mtu"] = mtu
+            ip.link("add", **kw)
+        finally:
+            os.close(fd)
+        try:
+            ip.link("set", index=link_index(ip, host_if), state="up")
         except BaseException:
             delete_link(host_if)
             raise
 
     def inside() -> None:
         with ipr() as ip:
-            lo = link_index(ip, "lo")
-            ip.link("set", index=lo, state="up")
-            idx = link_index(ip, peer_tmp)
-            ip.link("set", index=idx, ifname=ifname, address=mac)
+            ip.link("set", index=1, state="up")                 # lo is always index 1
+            idx = link_index(ip, ifname)
             ip.addr("add", index=idx, address=address, prefixlen=prefixlen)
             ip.link("set", index=idx, state="up")
-            if gateway:
-                has_default = any(r["dst_len"] == 0 for r in ip.get_routes(family=2))
-                if not has_default:
-                    ip.route("add", dst="0.0.0.0/0", gateway=gateway)
+            if gateway and not any(r["dst_len"] == 0 for r in ip.get_routes(family=2)):
+                ip.route("add", dst="0.0.0.0/0", gateway=gateway)
     try:
         in_netns(netns, inside)
     except BaseException:

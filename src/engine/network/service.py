@@ -84,6 +84,7 @@ class NetworkService:
         self._reserved: dict[str, list[socket.socket]] = {}
         self._mutex = threading.RLock()
         self._defaults_ok = False
+        self._saved = ""
 
     # --- the document -----------------------------------------------------------------------
 
@@ -101,6 +102,7 @@ class NetworkService:
                         doc = json.load(f)
                 except FileNotFoundError:
                     doc = {"networks": {}, "ports": {}}
+                self._saved = json.dumps(doc, sort_keys=True)
                 yield doc
                 if write:
                     self._save(doc)
@@ -108,10 +110,15 @@ class NetworkService:
             os.close(fd)
 
     def _save(self, doc: dict[str, Any]) -> None:
+        """Write the document (temp file, fsync, rename) unless it is what was last written."""
+        text = json.dumps(doc, sort_keys=True)
+        if text == self._saved:
+            return
+        self._saved = text
         path = os.path.join(self.root, "networks.json")
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(doc, f, indent=1, sort_keys=True)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.rename(tmp, path)
