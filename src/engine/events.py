@@ -245,6 +245,7 @@ class _Cursor:
         self.offset = 0
         self.pending = b""
         self.rescan = True
+        self.first: int | None = None     # the first sequence number of the file read
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -265,6 +266,7 @@ class _Cursor:
             yield from self._drain()   # rotated: finish it, then read the pair again
         with self.service._lock(fcntl.LOCK_SH):
             files = [_open_read(path + ".1"), _open_read(path)]
+        previous, last = self.ident, self.last
         self.close()
         try:
             for fd in files[:1]:
@@ -281,6 +283,13 @@ class _Cursor:
                 if fd >= 0:
                     os.close(fd)
         self.rescan = self.fd < 0
+        if (previous is not None and self.ident != previous and self.first is not None
+                and self.first <= last):
+            # A new current file starts past every event seen, unless the log was started
+            # over (its files removed): then read the new one from its start.
+            self.last = 0
+            self.rescan = True
+            yield from self.read()
 
     def _switch(self, fd: int) -> None:
         self.fd = fd
@@ -288,6 +297,7 @@ class _Cursor:
         self.ident = (st.st_dev, st.st_ino)
         self.offset = 0
         self.pending = b""
+        self.first = None
 
     def _drain(self) -> Iterator[tuple[int, dict[str, Any]]]:
         while True:
@@ -301,6 +311,8 @@ class _Cursor:
                 self.pending = b""
             for raw in lines:
                 record = _decode(raw)
+                if record is not None and self.first is None:
+                    self.first = record[0]
                 if record is not None and record[0] > self.last:
                     self.last = record[0]
                     yield record

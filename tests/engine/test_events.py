@@ -365,7 +365,7 @@ def test_lock_file_symlink_is_refused(tmp_path):
     assert target.read_text() == "precious\n"
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.one_of(st.text(max_size=40), st.from_regex(
     r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}(:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,12})?)?)?)?"
     r"(Z|[+-][0-9]{2}:[0-9]{2})?\Z"), st.from_regex(r"\A-?([0-9]*\.?[0-9]*(h|m|s|ms|us|ns))+\Z")))
@@ -375,3 +375,20 @@ def test_hostile_times_parse_or_fail_cleanly(text):
     except InvalidArgument:
         return
     assert isinstance(value, int)
+
+
+def test_follower_survives_the_log_started_over(events):
+    first = events.emit("container", "create", CID)
+    seen = []
+    deadline = time.monotonic() + 20
+
+    def stop():
+        if len(seen) == 1 and not os.path.exists(events.path + ".restarted"):
+            os.unlink(events.path)
+            events.emit("container", "start", CID)      # seq 1 again, in a new file
+            open(events.path + ".restarted", "w").close()
+        return len(seen) >= 2 or time.monotonic() > deadline
+
+    for ev in events.query(since="0", follow=True, stop=stop, poll=0.01):
+        seen.append(ev)
+    assert seen[0] == first and seen[1]["Action"] == "start"
