@@ -244,8 +244,11 @@ class Daemon:
 
     def docker(self, *args, cli="docker28", input=None, check=True, timeout=120):
         """Run the docker CLI; returns the CompletedProcess (text)."""
+        # no terminal and no stdin unless given: a CLI prompt (docker login's user name
+        # after a 401) ends at once instead of waiting
         r = subprocess.run([DOCKER_CLIS[cli]] + [str(a) for a in args], env=self.env(),
-                           input=input, capture_output=True, text=True, timeout=timeout)
+                           input="" if input is None else input, capture_output=True,
+                           text=True, timeout=timeout)
         if check and r.returncode != 0:
             raise AssertionError("docker %s: exit %d\n%s%s\n--- daemon ---\n%s"
                                  % (" ".join(map(str, args)), r.returncode, r.stdout, r.stderr,

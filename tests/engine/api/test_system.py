@@ -151,3 +151,43 @@ def test_system_prune(dockerd, cli):
     assert "Total reclaimed space" in r.stdout
     assert dockerd.docker("images", "-q").stdout.strip() == ""
     assert dockerd.docker("volume", "ls", "-q").stdout.strip() == ""
+
+
+def test_container_events_as_docker(dockerd):
+    """The reference flow: docker run --rm, then docker events over the last minute."""
+    dockerd.docker("pull", "busybox")
+    dockerd.docker("run", "--rm", "--name", "evx", "busybox", "true")
+    # the CLI sends --until 0s as whole seconds: what happened in this second comes after it
+    # (dockerd answers the same), so let the second pass
+    time.sleep(1.1)
+    out = dockerd.docker("events", "--since", "1m", "--until", "0s", "--filter",
+                         "type=container", "--format",
+                         "{{.Status}} {{.Actor.Attributes.name}}").stdout.splitlines()
+    assert [x for x in out if x.endswith(" evx")] == ["create evx", "attach evx", "start evx",
+                                                      "die evx", "destroy evx"]
+
+
+def test_push_and_pull_with_request_credentials(dockerd, auth_registry):
+    """Credentials travel with each request (X-Registry-Auth): refused without a login,
+    accepted after one."""
+    dockerd.docker("pull", "busybox")
+    target = "%s/private/bb:1" % auth_registry.domain
+    dockerd.docker("tag", "busybox", target)
+    r = dockerd.docker("push", target, check=False)
+    assert r.returncode != 0
+    assert "unauthorized" in (r.stdout + r.stderr).lower() or "401" in r.stdout + r.stderr
+    dockerd.docker("login", "-u", "alice", "--password-stdin", auth_registry.domain,
+                   input="wonderland\n")
+    r = dockerd.docker("push", target)
+    assert re.search(r"^1: digest: sha256:[0-9a-f]{64} size: \d+$", r.stdout, re.M)
+    dockerd.docker("rmi", target)
+    r = dockerd.docker("pull", target)
+    assert "Downloaded newer image for %s" % target in r.stdout
+    dockerd.docker("logout", auth_registry.domain)
+    dockerd.docker("rmi", target)
+    t0 = time.monotonic()
+    r = dockerd.docker("pull", target, check=False)
+    assert r.returncode != 0
+    assert "pull access denied for %s" % target.rsplit(":", 1)[0] in r.stderr
+    assert "Username" not in r.stdout + r.stderr    # a 404, as dockerd: the CLI asks nothing
+    assert time.monotonic() - t0 < 10

@@ -8,7 +8,7 @@ from pyrunc.engine.api import httputils
 from pyrunc.engine.api.router.system import decode_auth_header
 from pyrunc.engine.api.server import Route
 from pyrunc.engine.registry import AuthFile, Credentials, RegistryService
-from pyrunc.errors import InvalidArgument
+from pyrunc.errors import InvalidArgument, NotFound, Unauthorized
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -88,7 +88,12 @@ class Images:
 
         def work(emit: Callable[[Any], None]) -> None:
             from pyrunc.engine.distribution.pull import pull
-            pull(ref, self.engine.images, registries, platform=platform, progress=emit)
+            try:
+                pull(ref, self.engine.images, registries, platform=platform, progress=emit)
+            except Unauthorized as e:
+                # dockerd answers "pull access denied" as not found: a 401 would make the
+                # CLI ask for a user name and try again
+                raise NotFound(e.message) from None
         return self._progress(work)
 
     def _import(self, req: httputils.Request) -> httputils.Response:
