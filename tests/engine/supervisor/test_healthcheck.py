@@ -5,6 +5,7 @@ import time
 
 from pyrunc import errors
 from pyrunc.engine.supervisor import Supervisor
+from pyrunc.libcontainer import timestamps
 
 MS = 1_000_000
 
@@ -83,13 +84,15 @@ def test_cmd_form_and_exec_events(engine, supervisor, until):
 def test_probe_past_its_timeout_is_killed(engine, supervisor, until):
     cid = _create(engine, ["sleep", "1000"],
                   {"Test": ["CMD-SHELL", "echo started; sleep 77"], "Interval": 100 * MS,
-                   "Timeout": 300 * MS, "Retries": 1})
+                   "Timeout": 2500 * MS, "Retries": 1})
     supervisor.start()
     engine.containers.start(cid)
     until(lambda: _health(engine, cid).get("Status") == "unhealthy", what="unhealthy")
     entry = _health(engine, cid)["Log"][0]
     assert entry["ExitCode"] == -1
-    assert entry["Output"] == "Health check exceeded timeout (300ms): started\n"
+    assert entry["Output"] == "Health check exceeded timeout (2.5s): started\n"
+    took = timestamps.parse_ns(entry["End"]) - timestamps.parse_ns(entry["Start"])
+    assert 2500 * MS <= took < 15000 * MS
     supervisor.stop()
     pid = engine.containers.inspect(cid)["State"]["Pid"]
     # no "sleep 77" left in the container's pid namespace (the kernel's view)
