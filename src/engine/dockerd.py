@@ -354,6 +354,8 @@ class Daemon:
             self.api.stop()
         if self.supervisor is not None:
             self.supervisor.stop()
+        if self.engine is not None:
+            self.engine.close()
         path = self.config.get("pidfile")
         if path:
             try:

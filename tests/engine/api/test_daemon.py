@@ -47,7 +47,15 @@ def test_sigterm_stops_cleanly_leaving_containers(dockerd):
     cid = eng.containers.create({"Image": "busybox", "Cmd": ["sleep", "300"]})["Id"]
     eng.containers.start(cid)
     pid = eng.containers.inspect(cid)["State"]["Pid"]
+    # a client following /events does not hold the daemon up
+    follower = socket.socket(socket.AF_UNIX)
+    follower.connect(dockerd.sock)
+    follower.sendall(b"GET /events HTTP/1.1\r\nHost: d\r\n\r\n")
+    assert follower.recv(12) == b"HTTP/1.1 200"
+    t0 = time.monotonic()
     assert dockerd.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - t0 < 10
+    follower.close()
     assert not os.path.exists(dockerd.sock)
     assert not os.path.exists(dockerd.pidfile)
     assert "daemon shut down" in dockerd.output()

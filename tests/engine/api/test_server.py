@@ -152,7 +152,11 @@ def test_malformed_requests(dockerd):
                  b"POST /volumes/create HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
                  b"GET /_ping HTTP/1.1\r\n" + b"X: " + b"a" * 70000 + b"\r\n\r\n",
                  b"GET /images/json?filters=%ZZ HTTP/1.1\r\n\r\n",
-                 b"GET /images/json?filters={bad HTTP/1.1\r\n\r\n"):
+                 b"GET /images/json?filters={bad HTTP/1.1\r\n\r\n",
+                 b"GET /images/json?" + b"&".join(b"a%d=1" % i for i in range(3000)) +
+                 b" HTTP/1.1\r\n\r\n",
+                 b"GET /_ping HTTP/1.1\r\n" + b"".join(b"X%d: y\r\n" % i for i in range(200))
+                 + b"\r\n"):
         answer = raw(dockerd, data)
         # a client error, or 505 for a version of HTTP that does not exist
         assert 400 <= status_of(answer) < 500 or status_of(answer) == 505, \
