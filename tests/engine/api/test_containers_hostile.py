@@ -10,6 +10,7 @@ import os
 import socket
 import tarfile
 import time
+import urllib.parse
 
 import pytest
 from hypothesis import given, settings
@@ -68,8 +69,8 @@ def test_create_refusals_leave_nothing(d):
                                 headers={"Content-Type": "application/json"})
         assert got == status, (body, out)
         _message(out)
-    for name in ("a", "bad name", "../etc", "-x", "x" * 5 + "/y", "%00zz"):
-        got, _, out = d.request("POST", "/containers/create?name=%s" % name,
+    for name in ("a", "bad name", "../etc", "-x", "x" * 5 + "/y", "\x00zz", "é" * 3):
+        got, _, out = d.request("POST", "/containers/create?name=%s" % urllib.parse.quote(name),
                                 body=b'{"Image": "busybox"}')
         assert got == 400, name
         assert _message(out).startswith("Invalid container name")

@@ -274,15 +274,19 @@ def _ns(text: str | None, name: str) -> int | None:
         return None
     text = text.strip()
     seconds, dot, fraction = text.partition(".")
-    if seconds.lstrip("-").isdigit() and (not dot or fraction.isdigit()):
-        sign = -1 if seconds.startswith("-") else 1
-        value = abs(int(seconds)) * timestamps.NS + int(fraction[:9].ljust(9, "0") or 0)
-        return sign * value
+    digits = seconds[1:] if seconds.startswith("-") else seconds
+    if _decimal(digits) and (not dot or _decimal(fraction)):
+        value = int(digits) * timestamps.NS + int(fraction[:9].ljust(9, "0") or 0)
+        return -value if seconds.startswith("-") else value
     try:
         return timestamps.parse_ns(text)
     except InvalidArgument:
         raise InvalidArgument("invalid value for %s: %r is not a timestamp"
                               % (name, text[:40])) from None
+
+
+def _decimal(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def fixed_time(ns: int) -> str:
