@@ -262,3 +262,26 @@ def test_sigkill_while_pulling_following_and_running(start_daemon, slow_mirror, 
     r = d.docker("pull", "big", timeout=120)
     assert "Status: Downloaded newer image for big:latest" in r.stdout
     d.docker("rm", "-f", cid)
+
+
+def test_supervisor_runs_in_the_daemon(dockerd):
+    """Restart policies are applied while pydockerd runs, and again after it restarts."""
+    dockerd.docker("pull", "busybox")
+    cid = dockerd.docker("run", "-d", "--restart", "always", "busybox", "sh", "-c",
+                         "sleep 0.3; exit 3").stdout.strip()
+
+    def restarts():
+        return int(dockerd.docker("inspect", "-f", "{{.RestartCount}}", cid).stdout)
+
+    deadline = time.monotonic() + 20
+    while restarts() < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert restarts() >= 1
+    dockerd.stop(signal.SIGTERM)
+    dockerd.start()
+    seen = restarts()
+    deadline = time.monotonic() + 20
+    while restarts() <= seen and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert restarts() > seen
+    dockerd.docker("rm", "-f", cid)
