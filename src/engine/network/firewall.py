@@ -104,14 +104,34 @@ def apply(doc: dict[str, Any], drop_other_forwarding: bool) -> bool:
     text = ["*nat"] + [":%s - [0:0]" % c for c in NAT_CHAINS] + nat + ["COMMIT", "*filter"]
     text += [":%s - [0:0]" % c for c in FILTER_CHAINS] + filt + ["COMMIT", ""]
     _run(["iptables-restore", "-w", "--noflush"], stdin="\n".join(text))
-    for table, chain, rule in JUMPS:
-        if not _run(["iptables", "-w", "-t", table, "-C", chain] + rule, check=False):
-            _run(["iptables", "-w", "-t", table, "-I", chain, "1"] + rule)
+    ns = _netns()
+    if ns not in _jumps_checked:
+        for table, chain, rule in JUMPS:
+            if not _run(["iptables", "-w", "-t", table, "-C", chain] + rule, check=False):
+                _run(["iptables", "-w", "-t", table, "-I", chain, "1"] + rule)
+        _jumps_checked.add(ns)
     return True
+
+
+# network namespaces (by inode) whose jump rules this process has checked or made: later
+# changes rewrite only the chains (``forget_checks`` makes the next ``apply`` check again)
+_jumps_checked: set[int] = set()
+
+
+def _netns() -> int:
+    import os
+    return os.stat("/proc/thread-self/ns/net").st_ino
+
+
+def forget_checks() -> None:
+    """Check the jumps again at the next ``apply`` (after a crash, someone may have removed
+    them)."""
+    _jumps_checked.discard(_netns())
 
 
 def remove() -> None:
     """Delete the jumps and the chains (nothing if they are not there)."""
+    _jumps_checked.discard(_netns())
     if not _chains_exist() and not _run(["iptables", "-w", "-S", "PYRUNC-FORWARD"], check=False):
         return
     for table, chain, rule in JUMPS:

@@ -70,6 +70,15 @@ def remove_netns(path: str) -> None:
             raise SystemFailure("remove network namespace %s" % path, e.errno) from None
 
 
+def release_netns_dir(directory: str) -> None:
+    """Undo what ``create_netns`` did to the namespaces' directory (a shared bind mount of
+    itself, iproute2's way, made by pyroute2) once it holds no namespace, so it can be removed."""
+    from pyrunc.libcontainer import mountflags
+    if os.path.isdir(directory) and not os.listdir(directory):
+        while mountflags.umount(directory, mountflags.MNT_DETACH) == 0:
+            pass
+
+
 def ipr() -> Any:
     from pyroute2 import IPRoute
     return IPRoute()

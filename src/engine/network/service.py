@@ -578,6 +578,7 @@ class NetworkService:
                 if kind == "veth" and master in indexes and ifname not in known:
                     netlink.delete_link(ifname)
                     report["Links"].append(ifname)
+            firewall.forget_checks()
             self._firewall(doc)
         if self._dns is not None:
             for cid in self._dns.containers():
@@ -615,6 +616,7 @@ class NetworkService:
             self._firewall(doc)
         self._defaults_ok = False
         self.close()
+        netlink.release_netns_dir(os.path.join(self.root, "netns"))
 
 
 def _settings(ep: dict[str, Any]) -> dict:
