@@ -44,6 +44,17 @@ HOST_CONFIG_DEFAULTS: dict[str, Any] = {
     "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0, "MaskedPaths": None,
     "ReadonlyPaths": None,
 }
+INT_KEYS = ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares",
+            "CpuPeriod", "CpuQuota", "OomScoreAdj", "BlkioWeight", "CpuRealtimePeriod",
+            "CpuRealtimeRuntime", "KernelMemory", "KernelMemoryTCP", "CpuCount", "CpuPercent",
+            "IOMaximumIOps", "IOMaximumBandwidth", "ShmSize")
+STR_KEYS = ("CpusetCpus", "CpusetMems", "NetworkMode", "CgroupParent", "ContainerIDFile",
+            "VolumeDriver", "IpcMode", "PidMode", "UTSMode", "UsernsMode", "Cgroup",
+            "CgroupnsMode", "Isolation")
+STR_LIST_KEYS = ("Dns", "DnsOptions", "DnsSearch", "ExtraHosts", "GroupAdd", "CapAdd",
+                 "CapDrop", "SecurityOpt", "Links", "VolumesFrom", "DeviceCgroupRules")
+BOOL_KEYS = ("AutoRemove", "Privileged", "PublishAllPorts", "ReadonlyRootfs",
+             "OomKillDisable")
 # HostConfig fields dockerd leaves out when unset (``omitempty``)
 HOST_CONFIG_OMIT_EMPTY = ("Mounts", "Tmpfs", "Sysctls", "Init", "Annotations")
 
@@ -58,9 +69,27 @@ CONFIG_OMIT_EMPTY = ("ExposedPorts", "Healthcheck", "ArgsEscaped", "NetworkDisab
                      "MacAddress", "StopSignal", "StopTimeout", "Shell")
 
 
+def valid_hostname(name: str) -> bool:
+    """RFC 1123 labels joined by dots (docker's check), at most 64 bytes (the kernel's)."""
+    if not 0 < len(name) <= 64:
+        return False
+    for label in name.split("."):
+        if not label or not all(c.isascii() and (c.isalnum() or c == "-") for c in label) \
+                or label[0] == "-" or label[-1] == "-":
+            return False
+    return True
+
+
 def normalise_config(config: dict[str, Any]) -> dict[str, Any]:
     """The merged Config as dockerd stores it: its fields only (a request's other keys are
     dropped, as Go's decoder drops them), nulls of plain fields as their zero values."""
+    for key in ("Hostname", "Domainname"):
+        if not isinstance(config.get(key) or "", str):
+            raise InvalidArgument("Config.%s: must be a string" % key)
+    if config.get("Hostname") and not valid_hostname(config["Hostname"]):
+        raise InvalidArgument("invalid hostname format: %s" % config["Hostname"])
+    if config.get("Domainname") and not valid_hostname(config["Domainname"]):
+        raise InvalidArgument("invalid domainname format: %s" % config["Domainname"])
     out = {}
     for key, default in CONFIG_DEFAULTS.items():
         value = config.get(key)
@@ -87,16 +116,31 @@ def normalise_host_config(host_config: dict[str, Any], runtime: str) -> dict[str
     if not out.get("ShmSize"):
         out["ShmSize"] = SHM_SIZE
     log = out.get("LogConfig") or {}
+    if not isinstance(log, dict) or not isinstance(log.get("Config") or {}, dict):
+        raise InvalidArgument("HostConfig.LogConfig: must be an object with a Config object")
     out["LogConfig"] = {"Type": log.get("Type") or "json-file", "Config": log.get("Config") or {}}
     policy = validate_restart_policy(out.get("RestartPolicy"))     # docker's messages
     out["RestartPolicy"] = {"Name": policy["Name"] or "",
                             "MaximumRetryCount": policy["MaximumRetryCount"] if policy["Name"]
                             else 0}
-    for key in ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares",
-                "CpuPeriod", "CpuQuota", "OomScoreAdj"):
+    for key in INT_KEYS:
         if not isinstance(out.get(key) or 0, int) or isinstance(out.get(key), bool):
             raise InvalidArgument("HostConfig.%s: must be an integer" % key)
         out[key] = out.get(key) or 0
+    if out["PidsLimit"] is not None and (not isinstance(out["PidsLimit"], int)
+                                         or isinstance(out["PidsLimit"], bool)):
+        raise InvalidArgument("HostConfig.PidsLimit: must be an integer")
+    for key in STR_KEYS:
+        if not isinstance(out.get(key) or "", str):
+            raise InvalidArgument("HostConfig.%s: must be a string" % key)
+    for key in BOOL_KEYS:
+        if not isinstance(out.get(key) or False, bool):
+            raise InvalidArgument("HostConfig.%s: must be true or false" % key)
+    for key in STR_LIST_KEYS:
+        value = out.get(key)
+        if value is not None and (not isinstance(value, list)
+                                  or not all(isinstance(v, str) for v in value)):
+            raise InvalidArgument("HostConfig.%s: must be a list of strings" % key)
     memory: Any = out["Memory"]
     if memory > 0 and out["MemorySwap"] == 0:
         out["MemorySwap"] = 2 * memory

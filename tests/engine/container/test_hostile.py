@@ -3,7 +3,7 @@ import os
 import re
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from pyrunc import errors
 from pyrunc.engine.container import names
@@ -198,3 +198,52 @@ def test_remove_killed_part_way_is_finished_by_the_next_engine(engine, runtime, 
     Engine(engine.root)
     assert leftovers(engine, cid) == []
     assert engine.containers.store.name_owner("/half-removed") is None
+
+
+host_config_keys = st.sampled_from(sorted(__import__(
+    "pyrunc.engine.container.view", fromlist=["x"]).HOST_CONFIG_DEFAULTS) + ["Bogus"])
+# the keys the container service itself reads (the spec builder checks the rest at start)
+host_config_keys = host_config_keys | st.sampled_from(
+    ["Dns", "DnsSearch", "DnsOptions", "ExtraHosts", "LogConfig", "RestartPolicy", "Runtime",
+     "Binds", "Mounts", "Tmpfs", "PidsLimit", "NetworkMode", "AutoRemove"])
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.text(max_size=6),
+    lambda children: st.lists(children, max_size=2)
+    | st.dictionaries(st.text(max_size=6), children, max_size=2), max_leaves=5)
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(host_config_keys, json_values, max_size=4),
+       st.dictionaries(st.sampled_from(["Env", "Cmd", "User", "Labels", "WorkingDir",
+                                        "Entrypoint", "Volumes", "Hostname", "Domainname",
+                                        "StopSignal", "Tty", "ExposedPorts"]),
+                       json_values, max_size=3))
+def test_arbitrary_create_requests(engine, host_config, config):
+    """Whatever a client sends, create either makes a container or refuses with one of the
+    project's errors, leaving nothing (the engine is the same for every example: each one
+    removes what it made)."""
+    before = (_container_dirs(engine), _snapshot_keys(engine))
+    try:
+        cid = engine.containers.create(dict(config, Image="busybox"), host_config)["Id"]
+    except errors.PyruncError:
+        assert (_container_dirs(engine), _snapshot_keys(engine)) == before
+        return
+    engine.containers.remove(cid, volumes=True)
+    assert (_container_dirs(engine), _snapshot_keys(engine)) == before
+
+
+@pytest.mark.parametrize("config", [{"Hostname": "a\nb"}, {"Hostname": "../../etc"},
+                                    {"Hostname": "-x"}, {"Hostname": "x" * 65},
+                                    {"Hostname": [1]}, {"Domainname": 3},
+                                    {"Domainname": "bad domain"}])
+def test_bad_hostnames(engine, nothing_left, config):
+    with pytest.raises(errors.InvalidArgument):
+        engine.containers.create(dict(config, Image="busybox", Cmd=["true"]))
+
+
+@pytest.mark.parametrize("key", ["Dns", "DnsSearch", "DnsOptions", "ExtraHosts"])
+def test_dns_options_must_be_lists(engine, nothing_left, key):
+    for value in ("1.1.1.1", [1]):
+        with pytest.raises(errors.InvalidArgument, match="must be a list of strings"):
+            engine.containers.create({"Image": "busybox", "Cmd": ["true"]}, {key: value})
