@@ -17,6 +17,7 @@ import time
 from pyrunc.engine.container import files, names, top, view
 from pyrunc.engine.container import state as cstate
 from pyrunc.engine.container.exec import ExecService
+from pyrunc.engine.container.network import ContainerNetworking
 from pyrunc.engine.container.store import Container, ContainerStore, write_json
 from pyrunc.engine.initbin import INIT_PATH
 from pyrunc.engine.logger import parse_log_config, read_logs
@@ -89,8 +90,11 @@ class ContainerService:
 
     def __init__(self, root: str, *, tasks: TaskManager, images: ImageService,
                  volumes: VolumeService, events: EventService, runtime: str = "pyrunc",
-                 idmap: Any = None, group: int | None = None) -> None:
+                 idmap: Any = None, group: int | None = None,
+                 networking: ContainerNetworking | None = None) -> None:
         self.store = ContainerStore(root, tasks, group)
+        self.networking = networking or ContainerNetworking(
+            os.path.join(os.path.dirname(root), "network"))
         self.tasks = tasks
         self.images = images
         self.volumes = volumes
@@ -170,6 +174,8 @@ class ContainerService:
                 pass
         teardown_mounts(c.mount_points, self.volumes, c.id)
         self._unmount(c)
+        self.networking.detach(c)
+        c.save_state()
 
     def _unmount(self, c):
         for _ in range(8):          # a start that died part way may have stacked mounts
@@ -211,6 +217,7 @@ class ContainerService:
         self._check_runtime(hc["Runtime"])
         parse_log_config(hc["LogConfig"])
         self._check_restart_policy(hc)
+        network_settings = self.networking.prepare(hc, merged, networking_config, self.get)
         cid = self.store.new_id()
         undo: list[Any] = []
         with self.store.lock(cid) as lock:
@@ -241,7 +248,7 @@ class ContainerService:
                     "Platform": image.config.get("os") or "linux", "RestartCount": 0,
                     "HasBeenStartedBefore": False, "HasBeenManuallyStopped": False,
                     "MountPoints": [m.to_dict() for m in mounts],
-                    "NetworkSettings": _network_settings(networking_config),
+                    "NetworkSettings": network_settings,
                     **paths,
                 }
                 Container(self.store, record, hc).save()
@@ -353,10 +360,11 @@ class ContainerService:
             if not c.record["HasBeenStartedBefore"]:
                 copy_up(mounts, c.rootfs)
             hc = c.host_config
+            netns = self.networking.attach(c, self.get)
             spec = build_spec(config=c.config, host_config=hc, rootfs=c.rootfs,
                               container_dir=c.dir, mounts=[m.to_oci() for m in mounts],
                               cgroups_path=self._cgroups_path(c), hostname=c.config["Hostname"],
-                              idmap=self.idmap, init_path=INIT_PATH if hc.get("Init") else None)
+                              netns=netns, idmap=self.idmap, init_path=INIT_PATH if hc.get("Init") else None)
             write_json(os.path.join(c.dir, "config.json"), spec)
             log = parse_log_config(hc.get("LogConfig"))
             try:
@@ -378,6 +386,8 @@ class ContainerService:
         except BaseException:
             if not c.state["Running"]:
                 self._drop_task(c)
+                self.networking.detach(c)
+                c.save_state()
             teardown_mounts(c.mount_points, self.volumes, c.id)
             self._unmount(c)
             raise
@@ -421,6 +431,8 @@ class ContainerService:
             timeout = c.config.get("StopTimeout")
         if timeout is None:
             timeout = DEFAULT_STOP_TIMEOUT
+        if not isinstance(timeout, int) or isinstance(timeout, bool):
+            raise InvalidArgument("stop timeout: must be a whole number of seconds")
         if c.state["Status"] not in (cstate.RUNNING, cstate.PAUSED, cstate.RESTARTING):
             return                  # docker's 304: nothing to do, no event
         with c.lock():
@@ -534,6 +546,9 @@ class ContainerService:
         ``timeout`` seconds pass first."""
         if condition not in ("not-running", "next-exit", "removed"):
             raise InvalidArgument("invalid condition: %r" % (condition,))
+        if timeout is not None and (not isinstance(timeout, (int, float))
+                                    or isinstance(timeout, bool) or timeout < 0):
+            raise InvalidArgument("wait timeout: must be a number of seconds")
         c = self.get(ref)
         deadline = None if timeout is None else time.monotonic() + timeout
 
@@ -591,6 +606,7 @@ class ContainerService:
             c.save_state()
             self._drop_task(c)
             self._unmount(c)
+            self.networking.detach(c)
             self._remove_snapshot(c.snapshot_key)
             release_mounts(c.mount_points, self.volumes, c.id, remove_anonymous=volumes)
             self.execs.forget(c)
@@ -654,6 +670,8 @@ class ContainerService:
     def list(self, all: bool = False, limit: int = -1, size: bool = False,
              filters: Any = None) -> list[dict[str, Any]]:
         """docker ps: ContainerSummary dicts, newest first."""
+        if not isinstance(limit, int) or isinstance(limit, bool):
+            raise InvalidArgument("limit: must be an integer")
         parsed = view.parse_filters(filters)
         match = view.Matcher(parsed, self.store.get, self._ancestor_ids)
         found = [self.refresh(c) for c in self.store.all()]
@@ -834,17 +852,6 @@ class ContainerService:
 def _wait_result(c: Container) -> dict[str, Any]:
     error = c.state.get("Error") or None
     return {"StatusCode": c.state["ExitCode"], "Error": {"Message": error} if error else None}
-
-
-def _network_settings(networking_config):
-    networks = {}
-    for name, endpoint in ((networking_config or {}).get("EndpointsConfig") or {}).items():
-        networks[name] = dict(endpoint or {})
-    return {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
-            "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
-            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": networks}
 
 
 def _until(value: str) -> int:

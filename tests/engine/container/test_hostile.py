@@ -247,3 +247,18 @@ def test_dns_options_must_be_lists(engine, nothing_left, key):
     for value in ("1.1.1.1", [1]):
         with pytest.raises(errors.InvalidArgument, match="must be a list of strings"):
             engine.containers.create({"Image": "busybox", "Cmd": ["true"]}, {key: value})
+
+
+def test_bad_call_arguments(engine):
+    cs = engine.containers
+    cid = cs.create({"Image": "busybox", "Cmd": ["sleep", "60"]})["Id"]
+    cs.start(cid)
+    for call in (lambda: cs.list(limit="3"), lambda: cs.stop(cid, timeout="1"),
+                 lambda: cs.wait(cid, timeout="soon"), lambda: cs.wait(cid, timeout=-1),
+                 lambda: cs.update(cid, {"PidsLimit": "x"}), lambda: cs.update(cid, "x"),
+                 lambda: cs.rename(cid, "bad name"), lambda: cs.top(cid, "-o pid\0x"),
+                 lambda: cs.exec_create(cid, {"Cmd": "true"}),
+                 lambda: cs.exec_create(cid, {"Cmd": ["true"], "Env": ["NOEQUALS"]})):
+        with pytest.raises(errors.InvalidArgument):
+            call()
+    assert cs.inspect(cid)["State"]["Running"]
