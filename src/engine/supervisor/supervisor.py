@@ -178,10 +178,14 @@ class Supervisor:
 
     def _exits_seen(self) -> bool:
         found = False
-        for offset, event in self.engine.tasks.event_log.read(since=self._offset):
-            self._offset = offset
-            if event.get("type") in ("exit", "start", "delete"):
-                found = True
+        try:
+            for offset, event in self.engine.tasks.event_log.read(since=self._offset):
+                self._offset = offset
+                if isinstance(event, dict) and event.get("type") in ("exit", "start", "delete"):
+                    found = True
+        except ValueError:      # a line that is not JSON: skip what is there, pass anyway
+            self._offset = os.path.getsize(self.engine.tasks.event_log.path)
+            return True
         return found
 
     # ------------------------------------------------------------------ one pass
@@ -190,10 +194,14 @@ class Supervisor:
         for cid in ids:
             try:
                 self._supervise(cid, now_ns)
-            except NotFound:
-                self._forget(cid)
-            except PyruncError as e:
-                errors.warn("supervisor: container %s: %s" % (cid[:12], e))
+            except NotFound as e:
+                if self.containers.store.load(cid) is None:
+                    self._forget(cid)           # removed
+                else:
+                    errors.warn("supervisor: container %s: %s" % (cid[:12], e))
+            except Exception as e:      # one container's trouble must not stop the others'
+                errors.warn("supervisor: container %s: %s: %s"
+                            % (cid[:12], type(e).__name__, e))
         for cid in set(self._monitors) - ids:
             self._monitors.pop(cid, None)
         for cid in set(self._due) - ids:
@@ -381,12 +389,17 @@ class Supervisor:
             entry = self._run_probe(cid, argv, hc.settings(m.config)["Timeout"])
             if entry is not None:
                 self._record_probe(cid, m, entry)
-        except PyruncError as e:
-            errors.warn("supervisor: health check of %s: %s" % (cid[:12], e))
+        except Exception as e:      # reported; the next probe comes after the interval
+            errors.warn("supervisor: health check of %s: %s: %s"
+                        % (cid[:12], type(e).__name__, e))
         finally:
             now_ns = time.time_ns()
-            c = self.containers.store.load(cid)
-            status = ((c.state.get("Health") or {}).get("Status") if c else None) or "starting"
+            status = hc.STARTING
+            try:
+                c = self.containers.store.load(cid)
+                status = ((c.state.get("Health") or {}).get("Status") if c else None) or status
+            except (OSError, ValueError):
+                pass
             m.due_ns = now_ns + hc.next_interval(m.config, status, _ns(m.started_at), now_ns)
             m.probe = None
 

@@ -1,5 +1,6 @@
 """Restart policies on real busybox containers: each run is counted by what the container's
 process itself wrote (its log), the back-off by the times of docker's events."""
+import json
 import os
 import time
 
@@ -187,3 +188,51 @@ def test_event_times_are_ordered(engine, supervisor, until):
     info = engine.containers.inspect(cid)
     assert timestamps.parse_ns(info["State"]["FinishedAt"]) >= \
         timestamps.parse_ns(info["State"]["StartedAt"])
+
+
+def test_stop_or_kill_during_the_backoff_cancels_the_restart(engine):
+    sup = Supervisor(engine)
+    try:
+        for how in ("stop", "kill"):
+            cid = _create(engine, ["sh", "-c", "echo run; exit 1"], "always")
+            engine.containers.start(cid)
+            assert engine.containers.wait(cid, timeout=30)["StatusCode"] == 1
+            sup.run_once()                      # judged: restarting, due in 100 ms
+            st = engine.containers.inspect(cid)["State"]
+            assert st["Status"] == "restarting" and st["Restarting"] and st["Running"]
+            assert engine.containers.inspect(cid)["RestartCount"] == 1
+            if how == "stop":
+                engine.containers.stop(cid, timeout=1)
+            else:
+                engine.containers.kill(cid)
+            st = engine.containers.inspect(cid)["State"]
+            assert st["Status"] == "exited" and not st["Restarting"] and not st["Running"]
+            assert st["ExitCode"] == 1          # the exit it had
+            time.sleep(0.3)
+            sup.run_once()
+            sup.run_once()
+            assert engine.containers.inspect(cid)["State"]["Status"] == "exited"
+            assert _runs(engine, cid) == 1, how
+    finally:
+        sup.stop()
+
+
+def test_a_bad_record_does_not_stop_the_others(engine, supervisor, until):
+    bad = _create(engine, ["sleep", "1000"], "no")
+    engine.containers.start(bad)
+    path = os.path.join(engine.root, "containers", bad, "config.v2.json")
+    with open(path) as f:
+        record = json.load(f)
+    record["Config"]["Healthcheck"] = {"Test": ["CMD-SHELL", 5], "Interval": "1s"}
+    with open(path, "w") as f:
+        json.dump(record, f)
+    with open(engine.tasks.event_log.path, "a") as f:
+        f.write("not json\n")
+    good = _create(engine, ["sh", "-c", "echo run; exit 2"], "on-failure", 1)
+    supervisor.start()
+    engine.containers.start(good)
+    until(lambda: engine.containers.inspect(good)["RestartCount"] == 1 and
+          _settled(engine, good), what="the good one restarted")
+    assert _runs(engine, good) == 2
+    assert "Health" not in engine.containers.inspect(bad)["State"]
+    assert supervisor._thread.is_alive()
