@@ -236,3 +236,18 @@ def test_a_bad_record_does_not_stop_the_others(engine, supervisor, until):
     assert _runs(engine, good) == 2
     assert "Health" not in engine.containers.inspect(bad)["State"]
     assert supervisor._thread.is_alive()
+
+
+def test_a_restart_that_cannot_start_gives_up(engine, supervisor, until):
+    # the first run removes the shell its restart would need: the restart fails with 127
+    cid = _create(engine, ["sh", "-c", "echo run; rm /bin/sh; exit 1"], "on-failure", 3)
+    supervisor.start()
+    engine.containers.start(cid)
+    until(lambda: engine.containers.inspect(cid)["RestartCount"] == 1 and
+          _settled(engine, cid), what="the failed restart")
+    time.sleep(1.5)
+    info = engine.containers.inspect(cid)
+    assert info["RestartCount"] == 1 and info["State"]["Status"] == "exited"
+    assert info["State"]["ExitCode"] == 127, info["State"]
+    assert "sh" in info["State"]["Error"]
+    assert _runs(engine, cid) == 1
