@@ -193,7 +193,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return str(self.client_address or "unix")
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s", self.address_string(), format % args)
 
     def log_error(self, format: str, *args: Any) -> None:
         log.info("%s %s", self.address_string(), format % args)

@@ -1,6 +1,7 @@
 """The HTTP layer of pydockerd: docker's ping, version negotiation, error bodies and statuses,
 and what a hostile or slow client sends (raw sockets, so nothing smooths the bytes)."""
 import json
+import os
 import socket
 import threading
 import time
@@ -259,3 +260,29 @@ def test_build_cache_prune_deletes_nothing(dockerd):
     assert (status, json.loads(body)) == (200, {"CachesDeleted": None, "SpaceReclaimed": 0})
     status, _, body = dockerd.request("POST", "/build/prune?filters=%7Bbad")
     assert status == 400 and "invalid filter" in json.loads(body)["message"]
+
+
+def _threads(daemon):
+    with open(daemon.pidfile) as f:
+        return len(os.listdir("/proc/%d/task" % int(f.read())))
+
+
+def test_quiet_event_followers_that_leave_free_their_threads(dockerd):
+    """Followers of /events that see no event and hang up: their threads end (the stream
+    notices the closed connection without having to write to it)."""
+    base = _threads(dockerd)
+    followers = []
+    for _ in range(20):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(dockerd.sock)
+        s.sendall(b'GET /events?filters={"type":["network"]} HTTP/1.1\r\nHost: d\r\n\r\n')
+        followers.append(s)
+    for s in followers:
+        assert s.recv(12) == b"HTTP/1.1 200"
+    assert _threads(dockerd) >= base + 18     # one thread each (base may hold a passing one)
+    for s in followers:
+        s.close()
+    deadline = time.monotonic() + 15
+    while _threads(dockerd) > base + 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _threads(dockerd) <= base + 2
