@@ -118,11 +118,15 @@ class ExecService:
         process.pop("consoleSize", None)
         process["args"] = list(config["Cmd"])
         process["terminal"] = tty
+        env = process.get("env") or []
         if config["User"]:      # the root as the container sees it, whoever mounted it
             root = "/proc/%d/root" % c.state["Pid"]
             user = resolve_user(root, config["User"], c.host_config.get("GroupAdd"))
             process["user"] = user.to_oci()
-        process["env"] = _merge_env(process.get("env") or [], config["Env"])
+            env = _merge_env(env, ["HOME=" + user.home])    # the exec user's, as runc's
+        if tty:
+            env = _merge_env(env, ["TERM=xterm"])           # docker's for a terminal
+        process["env"] = _merge_env(env, config["Env"])
         if config["WorkingDir"]:
             process["cwd"] = config["WorkingDir"]
         if config["Privileged"]:

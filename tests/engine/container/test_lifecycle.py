@@ -391,11 +391,13 @@ def test_exec_user_name_from_another_engine(engine, runtime):
     cid = cs.create({"Image": "busybox", "Cmd": ["sleep", "60"]}, {"Runtime": runtime})["Id"]
     cs.start(cid)
     other = Engine(engine.root).containers
-    eid = other.exec_create(cid, {"Cmd": ["id", "-un"], "User": "nobody"})
+    eid = other.exec_create(cid, {"Cmd": ["sh", "-c", "id -un; echo $HOME"], "User": "nobody"})
     proc = other.exec_start(eid, detach=True)
     assert proc.wait(timeout=10).status == 0
     assert other.exec_inspect(eid)["ExitCode"] == 0
-    assert proc.output()[0] == "nobody\n"
+    with open("/proc/%d/root/etc/passwd" % cs.inspect(cid)["State"]["Pid"]) as f:
+        home = next(line for line in f if line.startswith("nobody:")).split(":")[5]
+    assert proc.output()[0] == "nobody\n%s\n" % home
 
 
 def test_tty_and_stdin(engine, runtime):
