@@ -28,7 +28,7 @@ from pyrunc.engine.network import dns as dnsmod
 from pyrunc.engine.network import firewall, ipam, netlink, ports
 from pyrunc.engine.network.drivers import DRIVERS
 from pyrunc.errors import (AlreadyExists, Conflict, FailedPrecondition, InvalidArgument,
-                           NotFound)
+                           NotFound, PyruncError)
 from pyrunc.libcontainer import timestamps
 
 TYPE_CHECKING = False
@@ -485,6 +485,22 @@ class NetworkService:
             self._reserved[container_id] = held
         return result
 
+    def ports(self, container_id: str) -> dict:
+        """The container's published ports as NetworkSettings.Ports has them (``docker port``):
+        {"80/tcp": [{"HostIp", "HostPort"}]}."""
+        with self._locked(write=False) as doc:
+            out: dict[str, list] = {}
+            for p in doc["ports"].get(container_id, ()):
+                out.setdefault("%d/%s" % (p["ContainerPort"], p["Proto"]), []).append(
+                    {"HostIp": p["HostIp"], "HostPort": str(p["HostPort"])})
+            return out
+
+    def endpoints(self, container_id: str) -> dict:
+        """The container's endpoints by network name, as NetworkSettings.Networks has them."""
+        with self._locked(write=False) as doc:
+            return {n["Name"]: _settings(n["endpoints"][container_id])
+                    for n in doc["networks"].values() if container_id in n["endpoints"]}
+
     def unpublish(self, container_id: str) -> None:
         """Remove the container's published ports (rules and reserved sockets)."""
         with self._locked() as doc:
@@ -549,7 +565,8 @@ class NetworkService:
         """Remove what containers not in ``live_container_ids`` left (veths, addresses,
         published ports and their rules, DNS listeners, namespaces), addresses no endpoint
         holds, veths on our bridges no endpoint owns; recreate missing bridges; rewrite the
-        rules. Returns {"Endpoints": [container IDs], "Addresses": n, "Links": [names]}."""
+        rules; hold again the published ports of live containers whose holder died. Returns
+        {"Endpoints": [container IDs], "Addresses": n, "Links": [names]} (and "Warnings")."""
         live = set(live_container_ids)
         report: dict[str, Any] = {"Endpoints": [], "Addresses": 0, "Links": []}
         self.ensure_default()
@@ -566,6 +583,9 @@ class NetworkService:
             for cid in [c for c in doc["ports"] if c not in live]:
                 self._close_reserved(cid)
                 del doc["ports"][cid]
+            for cid, records in doc["ports"].items():
+                if cid not in self._reserved:           # a survivor of a dead engine process
+                    self._reserved[cid] = _hold_again(records, report)
             self._save(doc)
             for n in doc["networks"].values():
                 DRIVERS[n["Driver"]].create(n)
@@ -617,6 +637,19 @@ class NetworkService:
         self._defaults_ok = False
         self.close()
         netlink.release_netns_dir(os.path.join(self.root, "netns"))
+
+
+def _hold_again(records: list[dict], report: dict[str, Any]) -> list[socket.socket]:
+    """Reserve the host ports of published records again (after the process that held them
+    died); a port somebody took meanwhile is reported, its rule kept."""
+    held = []
+    for p in records:
+        try:
+            held.append(ports.reserve(p["Proto"], p["HostIp"], str(p["HostPort"]),
+                                      "(restored)")[0])
+        except PyruncError as e:
+            report.setdefault("Warnings", []).append(str(e))
+    return held
 
 
 def _settings(ep: dict[str, Any]) -> dict:

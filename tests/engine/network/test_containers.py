@@ -275,8 +275,20 @@ def test_sweep_after_sigkill_removes_everything_the_dead_process_left(svc):
     net = next(n for n in doc["networks"].values() if n["Name"] == "doomed")
     assert len(net["allocated"]) == 2
 
-    report = svc.sweep(["some-live-container"])
-    assert sorted(report["Endpoints"]) == ["k1", "k2"]
+    # k1 still runs (say): it keeps its veth, address, rule, and its port is held again
+    report = svc.sweep(["k1"])
+    assert report["Endpoints"] == ["k2"] and "Warnings" not in report
+    rules, links = ns_state()
+    assert any("--dport %d " % port in r for r in rules)
+    assert sum(1 for x in links if x.startswith("veth")) == 1
+    assert os.listdir(os.path.join(root, "netns")) == ["k1"]
+    assert svc.ports("k1") == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+    assert list(svc.endpoints("k1")) == ["doomed"] and svc.endpoints("k2") == {}
+    with socket.socket() as s, pytest.raises(OSError):
+        s.bind(("127.0.0.1", port))
+
+    report = svc.sweep([])
+    assert report["Endpoints"] == ["k1"]
     rules, links = ns_state()
     assert not any("-j DNAT" in r for r in rules) and not any(x.startswith("veth") for x in links)
     assert os.listdir(os.path.join(root, "netns")) == []
