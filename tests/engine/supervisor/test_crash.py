@@ -10,6 +10,7 @@ import time
 import pytest
 
 from pyrunc.engine.supervisor import Supervisor
+from pyrunc.libcontainer import timestamps
 
 
 @pytest.fixture
@@ -130,3 +131,32 @@ def test_exit_while_no_supervisor_runs(engine, spawn, until):
         assert f.read() == b"sleep\x001000\x00"
     sc = engine.containers.inspect(c)
     assert sc["State"]["ExitCode"] == 4 and sc["RestartCount"] == 0 and _runs(engine, c) == 1
+
+
+def test_health_checks_resume_after_a_kill(engine, spawn, until):
+    hcheck = {"Test": ["CMD-SHELL", "test -e /tmp/ok"], "Interval": 100_000_000, "Retries": 2}
+    cid = engine.containers.create({"Image": "busybox", "Healthcheck": hcheck,
+                                    "Cmd": ["sh", "-c", "touch /tmp/ok; exec sleep 1000"]})["Id"]
+    engine.containers.start(cid)
+    first = spawn()
+
+    def health():
+        return engine.containers.inspect(cid)["State"].get("Health") or {}
+    until(lambda: health().get("Status") == "healthy", what="healthy")
+    first.kill()
+    first.wait()
+    last = timestamps.parse_ns(health()["Log"][-1]["Start"])
+    spawn()
+    seen = set()
+
+    def probed_again():
+        h = health()
+        seen.add(h["Status"])
+        return timestamps.parse_ns(h["Log"][-1]["Start"]) > last
+    until(probed_again, what="a probe by the new supervisor")
+    time.sleep(0.5)
+    seen.add(health()["Status"])
+    assert seen == {"healthy"}          # resumed, not reset to "starting"
+    exec_id = engine.containers.exec_create(cid, {"Cmd": ["rm", "/tmp/ok"]})
+    engine.containers.exec_start(exec_id, detach=True).wait(10)
+    until(lambda: health().get("Status") == "unhealthy", what="unhealthy")

@@ -40,7 +40,7 @@ def test_healthy_then_unhealthy_when_the_file_goes(engine, supervisor, until):
     h = _health(engine, cid)
     assert h["FailingStreak"] == 0
     assert h["Log"][-1]["ExitCode"] == 0 and h["Log"][-1]["Output"] == "fine\n"
-    assert h["Log"][-1]["End"] >= h["Log"][-1]["Start"]
+    assert timestamps.parse_ns(h["Log"][-1]["End"]) >= timestamps.parse_ns(h["Log"][-1]["Start"])
     ps = engine.containers.list(filters={"id": [cid]})
     assert ps[0]["Status"].endswith("(healthy)")
     _exec(engine, cid, ["rm", "/tmp/ok"])
