@@ -10,9 +10,9 @@ from pyrunc.libcontainer import timestamps
 MS = 1_000_000
 
 
-def _create(engine, cmd, healthcheck, **config):
+def _create(engine, cmd, healthcheck, runtime="pyrunc", **config):
     return engine.containers.create(dict(config, Image="busybox", Cmd=list(cmd),
-                                         Healthcheck=healthcheck))["Id"]
+                                         Healthcheck=healthcheck), {"Runtime": runtime})["Id"]
 
 
 def _exec(engine, cid, argv):
@@ -30,10 +30,10 @@ def _health_events(engine, cid):
             and e["Action"].startswith("health_status")]
 
 
-def test_healthy_then_unhealthy_when_the_file_goes(engine, supervisor, until):
+def test_healthy_then_unhealthy_when_the_file_goes(engine, supervisor, until, runtime):
     cid = _create(engine, ["sh", "-c", "touch /tmp/ok; exec sleep 1000"],
                   {"Test": ["CMD-SHELL", "test -e /tmp/ok && echo fine"],
-                   "Interval": 200 * MS, "Timeout": 5000 * MS, "Retries": 2})
+                   "Interval": 200 * MS, "Timeout": 5000 * MS, "Retries": 2}, runtime)
     supervisor.start()
     engine.containers.start(cid)
     assert until(lambda: _health(engine, cid).get("Status") == "healthy", what="healthy")
@@ -81,10 +81,10 @@ def test_cmd_form_and_exec_events(engine, supervisor, until):
                 if n.startswith("exec-")]
 
 
-def test_probe_past_its_timeout_is_killed(engine, supervisor, until):
+def test_probe_past_its_timeout_is_killed(engine, supervisor, until, runtime):
     cid = _create(engine, ["sleep", "1000"],
                   {"Test": ["CMD-SHELL", "echo started; sleep 77"], "Interval": 100 * MS,
-                   "Timeout": 2500 * MS, "Retries": 1})
+                   "Timeout": 2500 * MS, "Retries": 1}, runtime)
     supervisor.start()
     engine.containers.start(cid)
     until(lambda: _health(engine, cid).get("Status") == "unhealthy", what="unhealthy")

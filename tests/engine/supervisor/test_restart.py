@@ -9,8 +9,8 @@ from pyrunc.engine.supervisor import Supervisor
 from pyrunc.libcontainer import timestamps
 
 
-def _create(engine, cmd, policy, count=0, **config):
-    hc = {"RestartPolicy": {"Name": policy, "MaximumRetryCount": count}}
+def _create(engine, cmd, policy, count=0, runtime="pyrunc", **config):
+    hc = {"RestartPolicy": {"Name": policy, "MaximumRetryCount": count}, "Runtime": runtime}
     return engine.containers.create(dict(config, Image="busybox", Cmd=list(cmd)), hc)["Id"]
 
 
@@ -30,8 +30,8 @@ def _settled(engine, cid):
     return state if state["Status"] == "exited" and not state["Restarting"] else None
 
 
-def test_on_failure_restarts_exactly_n_times(engine, supervisor, until):
-    cid = _create(engine, ["sh", "-c", "echo run; exit 3"], "on-failure", 2)
+def test_on_failure_restarts_exactly_n_times(engine, supervisor, until, runtime):
+    cid = _create(engine, ["sh", "-c", "echo run; exit 3"], "on-failure", 2, runtime)
     supervisor.start()
     engine.containers.start(cid)
     until(lambda: engine.containers.inspect(cid)["RestartCount"] == 2, what="2 restarts")
