@@ -6,7 +6,8 @@
     engine.containers.start(cid)
 
 Layout under ROOT: image/ (the image service's content, images and snapshots);
-containers/; volumes/; events.jsonl; and the task manager's state at the exec root
+containers/; volumes/; network/ (``bridge``: the default bridge's device, dockerd's
+--bridge; None, the default, is --bridge=none: see pyrunc.engine.container.network); events.jsonl; and the task manager's state at the exec root
 (ROOT/exec unless given; one given is recorded in ROOT/exec-root for the next Engine). With ``userns_remap`` (docker's --userns-remap: "default", a user
 name or uid, with a group) all but the events are under ROOT/UID.GID, the remapped root's
 own tree, and images are unpacked with their owners shifted. Several processes may use one root at once: every container has its own flock and
@@ -20,16 +21,20 @@ import os
 
 from pyrunc.containerd.tasks import TaskManager
 from pyrunc.engine.container import ContainerService
+from pyrunc.engine.container.network import ContainerNetworking
 from pyrunc.engine.content.private import private_dir
 from pyrunc.engine.idmap import parse_remap
 from pyrunc.engine.events import EventService
 from pyrunc.engine.images import builtin
 from pyrunc.engine.images.service import ImageService
 from pyrunc.engine.volume import VolumeService
+from pyrunc.errors import Conflict
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from collections.abc import Iterable
+    from pyrunc.engine.network import NetworkService
 
 DEFAULT_ROOT = "/var/lib/pyrunc"
 
@@ -39,7 +44,8 @@ class Engine:
 
     def __init__(self, root: str = DEFAULT_ROOT, *, exec_root: str | None = None,
                  runtime: str = "pyrunc", snapshotter: str | None = None,
-                 userns_remap: str | None = None) -> None:
+                 userns_remap: str | None = None, bridge: str | None = None,
+                 iptables: bool = True, dns_upstreams: Iterable[str] | None = None) -> None:
         self.root = os.path.abspath(root)
         self.runtime = runtime
         self.userns_remap = userns_remap
@@ -57,8 +63,38 @@ class Engine:
         self.containers = ContainerService(os.path.join(tree, "containers"),
                                            tasks=self.tasks, images=self.images,
                                            volumes=self.volumes, events=self.events,
-                                           runtime=runtime, idmap=self.idmap, group=group)
+                                           runtime=runtime, idmap=self.idmap, group=group,
+                                           networking=ContainerNetworking(
+                                               os.path.join(tree, "network"), bridge=bridge,
+                                               iptables=iptables, dns_upstreams=dns_upstreams))
         self.containers.clean_abandoned()
+        self._sweep_networks()
+
+    @property
+    def networks(self) -> NetworkService:
+        """The network service (ROOT/network; docker's bridge, host and none networks are
+        made on first use)."""
+        return self.containers.networking.service
+
+    def _sweep_networks(self) -> None:
+        """Remove what containers that are gone left on the networks (veths, addresses,
+        published ports, namespaces), once networks were used on this root. A container is
+        kept while it runs or while another process holds its lock (starting it)."""
+        networking = self.containers.networking
+        if not networking.in_use():
+            return
+        live = []
+        for c in self.containers.store.all():
+            c = self.containers.refresh(c)
+            if c.state.get("Running") or c.state.get("Restarting"):
+                live.append(c.id)
+                continue
+            try:
+                with c.lock(blocking=False):
+                    pass
+            except Conflict:
+                live.append(c.id)
+        networking.sweep(live)
 
     @staticmethod
     def _exec_root(tree: str, exec_root: str | None) -> str:
@@ -88,8 +124,10 @@ class Engine:
         return builtin.build(self.images, name)
 
     def close(self) -> None:
-        """Nothing stays open between calls (every operation opens and closes its files);
-        kept so callers can release an engine the same way whatever it holds later."""
+        """Let go of what this process holds for the networks (the embedded DNS server's
+        listeners and the sockets reserving published ports); files are closed after every
+        operation."""
+        self.containers.networking.close()
 
     def __enter__(self) -> Engine:
         return self

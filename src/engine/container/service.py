@@ -364,7 +364,8 @@ class ContainerService:
             spec = build_spec(config=c.config, host_config=hc, rootfs=c.rootfs,
                               container_dir=c.dir, mounts=[m.to_oci() for m in mounts],
                               cgroups_path=self._cgroups_path(c), hostname=c.config["Hostname"],
-                              netns=netns, idmap=self.idmap, init_path=INIT_PATH if hc.get("Init") else None)
+                              netns=netns, idmap=self.idmap,
+                              init_path=INIT_PATH if hc.get("Init") else None)
             write_json(os.path.join(c.dir, "config.json"), spec)
             log = parse_log_config(hc.get("LogConfig"))
             try:
@@ -804,6 +805,33 @@ class ContainerService:
             deleted.append(c.id)
             reclaimed += size
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+
+    # ------------------------------------------------------------------ networks
+    def port(self, ref: str) -> dict[str, Any]:
+        """docker port: the published ports ({"80/tcp": [{"HostIp", "HostPort"}]})."""
+        return dict(self.get(ref).record["NetworkSettings"].get("Ports") or {})
+
+    def network_connect(self, ref: str, network: str,
+                        endpoint_config: dict[str, Any] | None = None) -> None:
+        """docker network connect (a running container gets the endpoint at once)."""
+        self._network_change(ref, network, lambda c, running: self.networking.connect(
+            c, network, endpoint_config, running), "connect")
+
+    def network_disconnect(self, ref: str, network: str, force: bool = False) -> None:
+        """docker network disconnect."""
+        self._network_change(ref, network, lambda c, running: self.networking.disconnect(
+            c, network, force, running), "disconnect")
+
+    def _network_change(self, ref, network, change, action):
+        c = self.get(ref)
+        with c.lock():
+            c.reload()
+            self._refresh_locked(c)
+            change(c, cstate.is_active(c.state))
+            c.save_state()
+        net = self.networking.service.inspect(network)
+        self.events.emit("network", action, net["Id"], {"container": c.id, "name": net["Name"],
+                                                        "type": net["Driver"]})
 
     # ------------------------------------------------------------------ exec
     def exec_create(self, ref: str, config: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from pyrunc.engine.container import state as cstate
+from pyrunc.engine.container.network import summary_ports
 from pyrunc.engine.oci.defaults import READONLY_PATHS, masked_paths
 from pyrunc.engine.supervisor.policy import validate_restart_policy
 from pyrunc.engine.volume import inspect_mounts
@@ -194,7 +195,8 @@ def summary(c: Container, size: dict[str, int] | None = None) -> dict[str, Any]:
         "Id": c.id, "Names": [c.name], "Image": c.config.get("Image", ""),
         "ImageID": c.image_id, "Command": command_text(c),
         "Created": timestamps.parse_ns(c.record["Created"]) // timestamps.NS,
-        "Ports": [], "Labels": c.config.get("Labels") or {}, "State": c.state["Status"],
+        "Ports": summary_ports(c.record["NetworkSettings"]),
+        "Labels": c.config.get("Labels") or {}, "State": c.state["Status"],
         "Status": cstate.status_text(c.state),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode", "bridge")},
         "NetworkSettings": {"Networks": networks}, "Mounts": _mount_entries(c),
