@@ -246,6 +246,7 @@ class Daemon:
         self.config = config
         self.root = os.path.abspath(config["data-root"])
         self._lock_fd = -1
+        self._pidfile_path = ""
         self._stop = threading.Event()
         self.api: Any = None
         self.supervisor: Any = None
@@ -286,6 +287,7 @@ class Daemon:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with open(path, "w") as f:
             f.write("%d" % os.getpid())
+        self._pidfile_path = path
 
     def start(self) -> None:
         """Lock the root, open the engine, listen on every host, start the supervisor."""
@@ -356,12 +358,12 @@ class Daemon:
             self.supervisor.stop()
         if self.engine is not None:
             self.engine.close()
-        path = self.config.get("pidfile")
-        if path:
+        if self._pidfile_path:   # only the one this daemon wrote
             try:
-                os.unlink(path)
+                os.unlink(self._pidfile_path)
             except FileNotFoundError:
                 pass
+            self._pidfile_path = ""
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
             self._lock_fd = -1

@@ -43,7 +43,7 @@ import urllib.parse
 
 import pyrunc
 from pyrunc.engine.api import httputils
-from pyrunc.errors import InvalidArgument, NotFound, PyruncError
+from pyrunc.errors import Conflict, InvalidArgument, NotFound, PyruncError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -402,8 +402,11 @@ class APIServer:
         return route.handler(request)
 
     def listen_unix(self, path: str, group: str | None = "docker") -> None:
-        """Serve on a unix socket at ``path`` (a stale socket file is replaced), mode 0660,
-        owned by root and ``group`` when that group exists."""
+        """Serve on a unix socket at ``path`` (a stale socket file is replaced; one that a
+        process still serves is Conflict), mode 0660, owned by root and ``group`` when that
+        group exists."""
+        if _in_use(path):
+            raise Conflict("%s is in use: another daemon serves it" % path)
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -446,7 +449,8 @@ class APIServer:
         """Stop accepting, close the listeners and remove the unix sockets. Connections
         being served end with the process (their threads are daemons)."""
         for server in self._servers:
-            server.shutdown()
+            if self._threads:           # shutdown() waits for a serve_forever that ran
+                server.shutdown()
             server.server_close()
         for path in self._unix_paths:
             try:
@@ -455,6 +459,18 @@ class APIServer:
                 pass
         for t in self._threads:
             t.join(5)
+
+
+def _in_use(path: str) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        probe.settimeout(2)
+        probe.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
 
 
 def _group_id(name: str) -> int | None:

@@ -87,6 +87,28 @@ def test_second_daemon_on_root_refused(dockerd, tmp_path):
         "pydockerd: another pydockerd (pid %d) is running on data root %s" % (
             _daemon_pid(dockerd), dockerd.root)
     assert not os.path.exists(tmp_path / "other.sock")
+    # another root but the same pidfile: dockerd's message
+    r = run_dockerd("-H", "unix://%s" % (tmp_path / "other.sock"), "--data-root",
+                    tmp_path / "root2", "--pidfile", dockerd.pidfile, "--config-file",
+                    dockerd.config_file)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == "pydockerd: pid file found, ensure docker is " \
+        "not running or delete %s" % dockerd.pidfile
+    assert not os.path.exists(tmp_path / "other.sock")
+    assert _daemon_pid(dockerd) == dockerd.proc.pid     # the refused one left it alone
+    # another root, the same socket: refused, the socket left to its daemon
+    r = run_dockerd("-H", dockerd.host, "--data-root", tmp_path / "root3", "--pidfile",
+                    tmp_path / "p3", "--config-file", dockerd.config_file)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == \
+        "pydockerd: %s is in use: another daemon serves it" % dockerd.sock
+    # the same with a free socket first: that one is removed again, nothing hangs
+    r = run_dockerd("-H", "unix://%s" % (tmp_path / "free.sock"), "-H", dockerd.host,
+                    "--data-root", tmp_path / "root3", "--pidfile", tmp_path / "p3",
+                    "--config-file", dockerd.config_file)
+    assert r.returncode == 1 and "is in use" in r.stderr
+    assert not os.path.exists(tmp_path / "free.sock")
+    assert not os.path.exists(tmp_path / "p3")
     assert dockerd.request("GET", "/_ping")[0] == 200
 
 
