@@ -92,6 +92,7 @@ setup(
     extras_require={"test": ["pytest", "hypothesis", "mypy", "docker"]},
     cmdclass={"build_ext": BuildExtWithPrograms, "build_scripts": BuildScriptsWithLauncher},
     scripts=["bin/pyrunc-python"],  # run by the pyrunc command; not a console_scripts entry
-    entry_points={"console_scripts": ["pydockerd = pyrunc.engine.dockerd:main"]},
+    entry_points={"console_scripts": ["pydockerd = pyrunc.engine.dockerd:main",
+                                      "pydocker = pyrunc.cli.main:main"]},
     zip_safe=False,
 )

@@ -1,0 +1,1 @@
+"""One module per command group, as in docker's cli/command/<group>."""

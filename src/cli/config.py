@@ -1,0 +1,58 @@
+"""The client's files: ``config.json`` (auths, psFormat, imagesFormat, currentContext) and
+contexts (``contexts/meta/<sha256 of the name>/meta.json``), in DOCKER_CONFIG or ~/.docker."""
+from __future__ import annotations
+
+import json
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def config_dir() -> str:
+    return os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+
+
+def load(directory: str | None = None) -> dict[str, Any]:
+    path = os.path.join(directory or config_dir(), "config.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        return {}
+    except ValueError as e:
+        raise ValueError("loading config file: %s: %s" % (path, e)) from None
+    return doc if isinstance(doc, dict) else {}
+
+
+def save(doc: dict[str, Any], directory: str | None = None) -> str:
+    d = directory or config_dir()
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    path = os.path.join(d, "config.json")
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent="\t")
+    os.replace(tmp, path)
+    return path
+
+
+def context_host(name: str, directory: str | None = None) -> str | None:
+    """The docker endpoint of context ``name`` ("" means config.json's currentContext);
+    None for the default context."""
+    if not name:
+        name = load(directory).get("currentContext", "") or ""
+    if name in ("", "default"):
+        return None
+    import hashlib
+    meta = os.path.join(directory or config_dir(), "contexts", "meta",
+                        hashlib.sha256(name.encode()).hexdigest(), "meta.json")
+    try:
+        with open(meta, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        from .flags import CommandError
+        raise CommandError("context \"%s\" does not exist" % name) from None
+    host = doc.get("Endpoints", {}).get("docker", {}).get("Host")
+    return str(host) if host else None

@@ -1,0 +1,316 @@
+"""The subset of Go's text/template that docker's --format users write.
+
+Text and actions: ``{{.Field.Sub}}``, ``{{json .}}``, ``{{join .List ","}}``, ``{{upper .X}}``,
+``{{lower .X}}``, ``{{title .X}}``, ``{{truncate .X 5}}``, ``{{printf "%s-%d" .A .B}}``,
+``{{index .Map "key"}}``, ``{{len .X}}``, pipes (``{{.Names | upper}}``), ``{{range .X}}``,
+``{{if .X}}...{{else}}...{{end}}``, ``{{/* comments */}}`` and ``{{- trim -}}`` markers.
+Values print as Go prints them: lists "[a b]", maps "map[k:v]", missing "<no value>".
+"""
+from __future__ import annotations
+
+import json
+import re
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+
+class TemplateError(Exception):
+    """A template that does not parse or does not apply to the data."""
+
+
+_ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.S)
+_TOKEN = re.compile(r'\s*("(?:[^"\\]|\\.)*"|`[^`]*`|\||\(|\)|[^\s|()]+)')
+
+
+def go_str(v: Any) -> str:
+    if v is None:
+        return "<no value>"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, float):
+        if v == int(v) and abs(v) < 1e21:
+            return "%d" % v if abs(v) < 1e6 else ("%g" % v).replace("e+0", "e+0")
+        return repr(v)
+    if isinstance(v, list):
+        return "[" + " ".join(go_str(x) if x is not None else "<nil>" for x in v) + "]"
+    if isinstance(v, dict):
+        return "map[" + " ".join("%s:%s" % (k, go_str(v[k]) if v[k] is not None else "<nil>")
+                                 for k in sorted(v)) + "]"
+    return str(v)
+
+
+def _json(v: Any) -> str:
+    return json.dumps(v, separators=(",", ":"), ensure_ascii=False).replace(
+        "<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _truncate(s: Any, n: Any) -> str:
+    s = go_str(s)
+    return s[:int(n)]
+
+
+def _printf(fmt: str, *args: Any) -> str:
+    conv = []
+    for a in args:
+        conv.append(a if isinstance(a, (int, float)) and not isinstance(a, bool) else go_str(a))
+    fmt = fmt.replace("%v", "%s").replace("%q", '"%s"')
+    try:
+        return fmt % tuple(conv)
+    except (TypeError, ValueError) as e:
+        raise TemplateError("printf: %s" % e) from None
+
+
+def _title(s: Any) -> str:
+    return re.sub(r"(^|\s)(\w)", lambda m: m.group(1) + m.group(2).upper(), go_str(s))
+
+
+def _index(v: Any, *keys: Any) -> Any:
+    for k in keys:
+        try:
+            v = v[int(k)] if isinstance(v, list) else v.get(k)
+        except (IndexError, AttributeError, ValueError):
+            raise TemplateError("index of untyped nil") from None
+    return v
+
+
+FUNCS: dict[str, Callable[..., Any]] = {
+    "json": _json, "join": lambda lst, sep: sep.join(go_str(x) for x in (lst or [])),
+    "upper": lambda s: go_str(s).upper(), "lower": lambda s: go_str(s).lower(),
+    "title": _title, "truncate": _truncate, "printf": _printf, "index": _index,
+    "len": lambda v: len(v or []), "split": lambda s, sep: go_str(s).split(sep),
+    "println": lambda *a: " ".join(go_str(x) for x in a) + "\n", "print": lambda *a: "".join(
+        go_str(x) for x in a), "pad": lambda s, a, b: " " * int(a) + go_str(s) + " " * int(b),
+}
+
+
+class Template:
+    """A parsed template; ``render(data)`` gives the text. ``methods`` supply fields that take
+    arguments (ps's ``{{.Label "k"}}``)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.nodes = self._parse(text)
+
+    # a node: ("text", s) | ("expr", tokens) | ("range", tokens, body, else) | ("if", ...)
+    def _parse(self, text: str) -> list[Any]:
+        pieces: list[Any] = []
+        pos = 0
+        for m in _ACTION.finditer(text):
+            before = text[pos:m.start()]
+            if m.group(1):
+                before = before.rstrip()
+            pieces.append(("text", before))
+            body = m.group(2).strip()
+            pieces.append(("action", body, bool(m.group(3))))
+            pos = m.end()
+        pieces.append(("text", text[pos:]))
+        # trim-right markers apply to the following text
+        for i, p in enumerate(pieces):
+            if p[0] == "action" and p[2] and i + 1 < len(pieces):
+                pieces[i + 1] = ("text", pieces[i + 1][1].lstrip())
+        nodes, rest = self._block(pieces, 0)
+        if rest != len(pieces):
+            raise TemplateError("template: unexpected {{%s}}" % pieces[rest][1])
+        return nodes
+
+    def _block(self, pieces: list[Any], i: int) -> tuple[list[Any], int]:
+        out: list[Any] = []
+        while i < len(pieces):
+            p = pieces[i]
+            if p[0] == "text":
+                if p[1]:
+                    out.append(p)
+                i += 1
+                continue
+            body = p[1]
+            if body.startswith("/*"):
+                i += 1
+                continue
+            word = body.split(None, 1)[0] if body else ""
+            if word in ("end", "else"):
+                return out, i
+            if word in ("range", "if", "with"):
+                inner, j = self._block(pieces, i + 1)
+                other: list[Any] = []
+                if j < len(pieces) and pieces[j][1].startswith("else"):
+                    other, j = self._block(pieces, j + 1)
+                if j >= len(pieces) or pieces[j][1] != "end":
+                    raise TemplateError("template: unexpected EOF")
+                out.append((word, self._tokens(body[len(word):]), inner, other))
+                i = j + 1
+                continue
+            out.append(("expr", self._tokens(body)))
+            i += 1
+        return out, i
+
+    @staticmethod
+    def _tokens(s: str) -> list[str]:
+        tokens = _TOKEN.findall(s)
+        if "".join(tokens).replace(" ", "") != re.sub(r"\s", "", s) and s.strip():
+            raise TemplateError("template: bad action: %s" % s.strip())
+        return tokens
+
+    def render(self, data: Any, methods: dict[str, Callable[..., Any]] | None = None) -> str:
+        out: list[str] = []
+        self._run(self.nodes, data, methods or {}, out)
+        return "".join(out)
+
+    def _run(self, nodes: list[Any], dot: Any, methods: dict[str, Callable[..., Any]],
+             out: list[str]) -> None:
+        for node in nodes:
+            kind = node[0]
+            if kind == "text":
+                out.append(node[1])
+            elif kind == "expr":
+                v = self._pipeline(node[1], dot, methods)
+                out.append(v if isinstance(v, str) else go_str(v))
+            else:
+                v = self._pipeline(node[1], dot, methods)
+                truthy = bool(v) and v != "<no value>"
+                if kind == "range":
+                    items = list(v.values()) if isinstance(v, dict) else (v or [])
+                    if items:
+                        for item in items:
+                            self._run(node[2], item, methods, out)
+                    else:
+                        self._run(node[3], dot, methods, out)
+                elif kind == "with":
+                    self._run(node[2] if truthy else node[3], v if truthy else dot, methods, out)
+                else:
+                    self._run(node[2] if truthy else node[3], dot, methods, out)
+
+    def _pipeline(self, tokens: list[str], dot: Any, methods: dict[str, Callable[..., Any]]
+                  ) -> Any:
+        stages: list[list[str]] = [[]]
+        depth = 0
+        for t in tokens:
+            if t == "|" and depth == 0:
+                stages.append([])
+            else:
+                depth += (t == "(") - (t == ")")
+                stages[-1].append(t)
+        value: Any = _MISSING
+        for stage in stages:
+            if not stage:
+                raise TemplateError("template: missing command in pipeline")
+            value = self._command(stage, dot, methods, value)
+        return value
+
+    def _command(self, tokens: list[str], dot: Any, methods: dict[str, Callable[..., Any]],
+                 piped: Any) -> Any:
+        args: list[Any] = []
+        i = 0
+        while i < len(tokens):
+            t = tokens[i]
+            if t == "(":
+                depth, j = 1, i + 1
+                while j < len(tokens) and depth:
+                    depth += (tokens[j] == "(") - (tokens[j] == ")")
+                    j += 1
+                args.append(("value", self._pipeline(tokens[i + 1:j - 1], dot, methods)))
+                i = j
+                continue
+            args.append(("token", t))
+            i += 1
+        head_kind, head = args[0]
+        rest = [self._value(a, dot, methods) for a in args[1:]]
+        if piped is not _MISSING:
+            rest.append(piped)
+        if head_kind == "token" and head in FUNCS:
+            try:
+                return FUNCS[head](*rest)
+            except TypeError:
+                raise TemplateError("template: wrong number of args for %s" % head) from None
+        if head_kind == "token" and head.startswith(".") and head[1:] in methods and rest:
+            return methods[head[1:]](*rest)
+        if rest:
+            raise TemplateError("template: can't give argument to non-function %s" % head)
+        return self._value(args[0], dot, methods)
+
+    def _value(self, arg: tuple[str, Any], dot: Any, methods: dict[str, Callable[..., Any]]
+               ) -> Any:
+        kind, t = arg
+        if kind == "value":
+            return t
+        if t.startswith('"'):
+            return json.loads(t)
+        if t.startswith("`"):
+            return t[1:-1]
+        if t == ".":
+            return dot
+        if t.startswith("."):
+            v = dot
+            for part in t[1:].split("."):
+                if isinstance(v, dict):
+                    if part not in v:
+                        if part in methods and v is dot:
+                            return methods[part]()
+                        return None
+                    v = v[part]
+                elif v is None:
+                    return None
+                else:
+                    raise TemplateError('template: executing "" at <%s>: can\'t evaluate field '
+                                        '%s in type %s' % (t, part, type(v).__name__))
+            return v
+        if t in ("true", "false"):
+            return t == "true"
+        if t == "nil":
+            return None
+        try:
+            return int(t)
+        except ValueError:
+            pass
+        try:
+            return float(t)
+        except ValueError:
+            raise TemplateError('template: function "%s" not defined' % t) from None
+
+
+_MISSING = object()
+
+
+def tabwrite(rows: list[list[str]], minwidth: int = 10, padding: int = 3) -> str:
+    """Go's tabwriter as docker sets it up (minwidth 10, padding 3, spaces): every cell but
+    the last of a line padded to its column's width."""
+    widths: dict[int, int] = {}
+    for row in rows:
+        for i, cell in enumerate(row[:-1]):
+            widths[i] = max(widths.get(i, 0), len(cell) + padding, minwidth)
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
+        lines.append("".join(cells) + (row[-1] if row else ""))
+    return "".join(line + "\n" for line in lines)
+
+
+def render_list(fmt: str, items: list[dict[str, Any]], headers: dict[str, str],
+                methods_for: Callable[[dict[str, Any]], dict[str, Callable[..., Any]]] | None
+                = None) -> str:
+    """docker's list output for --format: "table ..." (header row, tab-aligned), "json" (one
+    JSON object a line), or a plain template rendered per item."""
+    if fmt == "json":
+        fmt = "{{json .}}"
+    table = fmt.startswith("table")
+    if table:
+        fmt = fmt[5:].lstrip(" ") or "{{json .}}"
+    tmpl = Template(fmt.replace("\\t", "\t").replace("\\n", "\n"))
+    out = []
+    if table:
+        head = {k: v for k, v in headers.items()}
+        hdr_methods = {"Label": lambda k: "LABEL " + str(k).upper()}
+        out.append(tmpl.render(head, hdr_methods))
+    for item in items:
+        out.append(tmpl.render(item, methods_for(item) if methods_for else None))
+    if not table:
+        return "".join(line + "\n" for line in out)
+    rows = []
+    for text in out:
+        for line in text.split("\n"):
+            rows.append(line.split("\t"))
+    return tabwrite(rows)
