@@ -35,4 +35,8 @@ fi
 [ -x .venv/bin/python ] || /usr/bin/python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check $editable ".[test]"
+# bash completion for the pydocker command
+if [ -d /usr/share/bash-completion/completions ]; then
+    install -m 0644 src/cli/completion.bash /usr/share/bash-completion/completions/pydocker
+fi
 echo "install.sh: pyrunc installed in $top/.venv"
