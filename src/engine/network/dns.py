@@ -106,12 +106,16 @@ def _recv_exact(s: socket.socket, n: int) -> bytes | None:
 
 class DNSServer:
     """``resolve(container_id, name) -> addresses | None`` gives the local answers (None: not a
-    local name); ``upstreams`` are (host, port) pairs."""
+    local name); ``upstreams`` are the (host, port) pairs to forward to, and ``upstreams_for
+    (container_id)`` may replace them for one container (its ``--dns``; None: the defaults)."""
 
     def __init__(self, resolve: Callable[[str, str], Sequence[str] | None],
-                 upstreams: list[tuple[str, int]], timeout: float = 2.0) -> None:
+                 upstreams: list[tuple[str, int]],
+                 upstreams_for: Callable[[str], list[tuple[str, int]] | None] = lambda c: None,
+                 timeout: float = 2.0) -> None:
         self.resolve = resolve
         self.upstreams = upstreams
+        self.upstreams_for = upstreams_for
         self.timeout = timeout
         self.sel = selectors.DefaultSelector()
         self.listeners: dict[str, tuple[socket.socket, socket.socket]] = {}
@@ -209,7 +213,7 @@ class DNSServer:
                         conn.sendall(struct.pack("!H", len(r)) + r)
                         done.set()
                     self._handle(cid, data, reply, tcp=True)
-                    if not done.wait(self.timeout * (len(self.upstreams) + 1)):
+                    if not done.wait(self.timeout * 4):
                         return
             except OSError:
                 return
@@ -226,13 +230,18 @@ class DNSServer:
         if local is not None:
             reply(answer(q, local if q.qtype == TYPE_A else []))
             return
-        if not self.upstreams:
+        servers = self.upstreams_for(cid)
+        if servers is None:
+            servers = self.upstreams
+        if not servers:
             reply(answer(q, [], RCODE_SERVFAIL))
             return
-        threading.Thread(target=self._forward, args=(q, data, reply, tcp), daemon=True).start()
+        threading.Thread(target=self._forward, args=(q, data, reply, tcp, servers[:3]),
+                         daemon=True).start()
 
-    def _forward(self, q: Query, data: bytes, reply: Callable[[bytes], Any], tcp: bool) -> None:
-        for host, port in self.upstreams:
+    def _forward(self, q: Query, data: bytes, reply: Callable[[bytes], Any], tcp: bool,
+                 servers: list[tuple[str, int]]) -> None:
+        for host, port in servers:
             try:
                 if tcp:
                     with socket.create_connection((host, port), timeout=self.timeout) as s:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from typing import Any
     from collections.abc import Iterable, Iterator
 
+Servers = list[tuple[str, int]]      # DNS upstreams (the class's own ``list`` hides the type)
 DEFAULTS = (("bridge", "bridge"), ("host", "host"), ("none", "null"))
 PRIVATE = ("bridge", "allocated", "endpoints", "last_allocated", "builtin")
 BRIDGE_NAME_OPT = "com.docker.network.bridge.name"
@@ -425,6 +426,8 @@ class NetworkService:
             doc["ports"].pop(cid, None)
         del n["endpoints"][cid]
         ipam.release(n, ep["IPAddress"])
+        if not any(cid in m["endpoints"] for m in doc["networks"].values()):
+            doc.get("dns", {}).pop(cid, None)
         self._save(doc)
         if self._dns is not None and not any(
                 self._user(m) and cid in m["endpoints"] for m in doc["networks"].values()):
@@ -544,8 +547,25 @@ class NetworkService:
                             if len(w) >= 2 and w[0] == "nameserver":
                                 with contextlib.suppress(InvalidArgument):
                                     upstreams.append(self._upstream(w[1]))
-                self._dns = dnsmod.DNSServer(self._resolve, upstreams)
+                self._dns = dnsmod.DNSServer(self._resolve, upstreams, self._upstreams_for)
             return self._dns
+
+    def set_dns_servers(self, container_id: str, servers: Iterable[str] | None) -> None:
+        """The servers (``--dns``: "ip" or "ip:port") the embedded server forwards the
+        container's other names to, instead of the defaults (None or empty: the defaults);
+        kept until the container leaves its last network."""
+        pairs = [list(self._upstream(x)) for x in servers or ()]
+        with self._locked() as doc:
+            dns = doc.setdefault("dns", {})
+            if pairs:
+                dns[container_id] = pairs
+            else:
+                dns.pop(container_id, None)
+
+    def _upstreams_for(self, container_id: str) -> Servers | None:
+        with self._locked(write=False) as doc:
+            pairs = doc.get("dns", {}).get(container_id)
+            return [(h, p) for h, p in pairs] if pairs else None
 
     def _resolve(self, container_id: str, name: str) -> tuple[str, ...] | None:
         with self._locked(write=False) as doc:

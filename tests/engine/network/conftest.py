@@ -7,17 +7,14 @@ proves the machine's ``iptables-save`` and ``ip -o link`` are the same after the
 before them. Containers are busybox run by ``pyrunc``, joining the engine's namespaces by path.
 """
 import os
-import socket
-import struct
 import subprocess
-import threading
 import uuid
 
 import pytest
 
 from pyrunc.engine.network import NetworkService, netlink, write_container_files
 
-from engine.network.netstate import host_state, ns_state
+from engine.network.netstate import Resolver, host_state, ns_state
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -51,43 +48,6 @@ def host_ns(tmp_path, private_mount_ns):
         netns.setns(saved, flags=0)
         os.close(saved)
         netlink.remove_netns(path)
-
-
-class Resolver:
-    """A tiny DNS server on 127.0.0.1 (the upstream in tests): ``outside.test`` is 10.9.9.9,
-    every other name NXDOMAIN; ``names`` lists the questions it saw."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.names = []
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def serve(self):
-        while True:
-            try:
-                data, peer = self.sock.recvfrom(4096)
-            except OSError:
-                return
-            pos, labels = 12, []
-            while data[pos]:
-                labels.append(data[pos + 1:pos + 1 + data[pos]].decode())
-                pos += 1 + data[pos]
-            name = ".".join(labels).lower()
-            self.names.append(name)
-            qtype = struct.unpack("!H", data[pos + 1:pos + 3])[0]
-            hit = name == "outside.test" and qtype == 1
-            head = struct.pack("!6H", struct.unpack("!H", data[:2])[0],
-                               0x8180 if hit else 0x8183, 1, int(hit), 0, 0)
-            body = data[12:pos + 5]
-            if hit:
-                body += struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + bytes([10, 9, 9, 9])
-            self.sock.sendto(head + body, peer)
-
-    def close(self):
-        self.sock.close()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pyrunc.engine.network import netlink
 from pyrunc.errors import (AlreadyExists, Conflict, FailedPrecondition, InvalidArgument,
                            NotFound, PyruncError, SystemFailure)
 
-from engine.network.netstate import ns_state
+from engine.network.netstate import Resolver, ns_state
 from engine.network.test_parsers import query
 
 
@@ -186,6 +186,17 @@ def test_the_embedded_dns_survives_hostile_clients(svc, resolver):
         assert socket.inet_ntoa(r[-4:]) == "10.9.9.9" and "outside.test" in resolver.names
         r = _ask(u, query("target", qtype=28, id_=10))       # AAAA of a local name: no records
         assert struct.unpack("!6H", r[:12])[3] == 0 and r[3] & 0x0F == 0
+        # the container's own --dns servers replace the defaults
+        other = Resolver()
+        try:
+            svc.set_dns_servers("da", ["127.0.0.1:%d" % other.port])
+            r = _ask(u, query("outside.test", id_=11))
+            assert socket.inet_ntoa(r[-4:]) == "10.9.9.9" and other.names == ["outside.test"]
+            assert resolver.names.count("outside.test") == 1
+            with pytest.raises(InvalidArgument):
+                svc.set_dns_servers("da", ["8.8.8.8\nnameserver"])
+        finally:
+            other.close()
     finally:
         for s in (u, t, idle, half):
             s.close()
