@@ -346,7 +346,7 @@ class NetworkService:
         self.ensure_default()
         if not _valid_name(container_id):
             raise InvalidArgument("invalid container ID %r" % (container_id,))
-        if not _valid_name(name.lstrip("/")):
+        if not isinstance(name, str) or not _valid_name(name.lstrip("/")):
             raise InvalidArgument("invalid container name %r" % (name,))
         name = name.lstrip("/")
         aliases = list(aliases or ())
@@ -378,7 +378,9 @@ class NetworkService:
                 ep["IPPrefixLen"] = int(cfg["Subnet"].rsplit("/", 1)[1])
                 ep["Gateway"] = cfg["Gateway"]
                 ep["MacAddress"] = mac or ipam.mac_for(ep["IPAddress"])
-                ep["host_if"] = "veth" + hashlib.sha256(eid.encode()).hexdigest()[:7]
+                veths = {e["host_if"] for m in doc["networks"].values()
+                         for e in m["endpoints"].values()}
+                ep["host_if"] = _veth_name(eid, veths)
                 taken = {e["ifname"] for m in doc["networks"].values()
                          for c, e in m["endpoints"].items() if c == container_id}
                 ep["ifname"] = next("eth%d" % i for i in range(len(taken) + 1)
@@ -620,6 +622,14 @@ class NetworkService:
                     report["Links"].append(ifname)
             firewall.forget_checks()
             self._firewall(doc)
+            for n in doc["networks"].values():         # survivors of a dead engine process
+                for cid, ep in n["endpoints"].items():
+                    if self._user(n) and os.path.exists(ep["netns"]):
+                        try:
+                            self._dns_server().listen(cid, ep["netns"])
+                        except (OSError, PyruncError) as e:
+                            report.setdefault("Warnings", []).append(
+                                "DNS for container %s: %s" % (cid, e))
         if self._dns is not None:
             for cid in self._dns.containers():
                 if cid not in live:
@@ -670,6 +680,14 @@ def _hold_again(records: list[dict], report: dict[str, Any]) -> list[socket.sock
         except PyruncError as e:
             report.setdefault("Warnings", []).append(str(e))
     return held
+
+
+def _veth_name(endpoint_id: str, taken: set[str]) -> str:
+    """The host end's name: derived from the endpoint ID (so a sweep can tell ours), never one
+    another endpoint has."""
+    digest = hashlib.sha256(endpoint_id.encode()).hexdigest()
+    return next(name for name in ("veth" + digest[i:i + 7] for i in range(0, 57))
+                if name not in taken)
 
 
 def _settings(ep: dict[str, Any]) -> dict:

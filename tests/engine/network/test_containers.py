@@ -20,6 +20,7 @@ from pyrunc.engine.network import netlink
 from pyrunc.errors import Conflict, FailedPrecondition
 
 from engine.network.netstate import ns_state
+from engine.network.test_parsers import query
 
 
 def _httpd(containers, sandbox, files, text):
@@ -286,6 +287,16 @@ def test_sweep_after_sigkill_removes_everything_the_dead_process_left(svc):
     assert list(svc.endpoints("k1")) == ["doomed"] and svc.endpoints("k2") == {}
     with socket.socket() as s, pytest.raises(OSError):
         s.bind(("127.0.0.1", port))
+    # and its names are served again, by this process's DNS server
+    k1 = svc.endpoints("k1")["doomed"]
+
+    def ask():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.settimeout(5)
+            u.sendto(query("xk1"), ("127.0.0.11", 53))
+            return u.recv(512)
+    assert socket.inet_ntoa(netlink.in_netns(os.path.join(root, "netns", "k1"), ask)[-4:]) == \
+        k1["IPAddress"]
 
     report = svc.sweep([])
     assert report["Endpoints"] == ["k1"]
