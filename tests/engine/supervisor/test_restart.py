@@ -251,3 +251,24 @@ def test_a_restart_that_cannot_start_gives_up(engine, supervisor, until):
     assert info["State"]["ExitCode"] == 127, info["State"]
     assert "sh" in info["State"]["Error"]
     assert _runs(engine, cid) == 1
+
+
+def test_update_changes_the_policy_of_a_running_container(engine, supervisor, until):
+    cid = _create(engine, ["sh", "-c", "echo run; sleep 1; exit 6"], "no")
+    supervisor.start()
+    engine.containers.start(cid)
+    try:
+        engine.containers.update(cid, {"RestartPolicy": {"Name": "always",
+                                                         "MaximumRetryCount": 1}})
+    except errors.InvalidArgument as e:
+        assert str(e) == ("invalid restart policy: maximum retry count can only be used with "
+                          "'on-failure'")
+    else:
+        raise AssertionError("accepted a retry count with always")
+    engine.containers.update(cid, {"RestartPolicy": {"Name": "on-failure",
+                                                     "MaximumRetryCount": 1}})
+    assert engine.containers.inspect(cid)["HostConfig"]["RestartPolicy"] == {
+        "Name": "on-failure", "MaximumRetryCount": 1}
+    until(lambda: engine.containers.inspect(cid)["RestartCount"] == 1 and
+          _settled(engine, cid), what="one restart")
+    assert _runs(engine, cid) == 2
