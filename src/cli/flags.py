@@ -46,13 +46,15 @@ class Flag:
     flags collect every occurrence in a list."""
 
     def __init__(self, name: str, short: str = "", type_name: str = "", help: str = "",
-                 default: Any = None, multi: bool = False, hidden: bool = False) -> None:
+                 default: Any = None, multi: bool = False, hidden: bool = False,
+                 shown_default: str = "") -> None:
         self.name = name
         self.short = short
         self.type_name = type_name
         self.help = help
         self.multi = multi
         self.hidden = hidden
+        self.shown_default = shown_default    # what help says of a list/map flag's default
         if default is None:
             default = [] if multi else (False if type_name == "" else
                                         0 if type_name in ("int", "uint16", "int64") else "")
@@ -91,7 +93,7 @@ class Flag:
     def default_text(self) -> str:
         d = self.default
         if self.multi:
-            return "[]" if d == "[]" else ""
+            return self.shown_default
         if self.is_bool:
             return "true" if d else ""
         if self.type_name in ("int", "uint16", "int64"):

@@ -588,15 +588,20 @@ def start(ctx: Context, opts: Options, args: list[str]) -> int:
     return _each(ctx, args, "POST", "/containers/%s/start")
 
 
+def _stop_timeout(opts: Options) -> int | None:
+    for name in ("timeout", "time"):
+        if name in opts.changed:
+            return int(opts[name])
+    return None
+
+
 def stop(ctx: Context, opts: Options, args: list[str]) -> int:
-    q = {"t": opts["time"] if "time" in opts.changed else None,
-         "signal": opts["signal"] or None}
+    q = {"t": _stop_timeout(opts), "signal": opts["signal"] or None}
     return _each(ctx, args, "POST", "/containers/%s/stop", q)
 
 
 def restart(ctx: Context, opts: Options, args: list[str]) -> int:
-    q = {"t": opts["time"] if "time" in opts.changed else None,
-         "signal": opts["signal"] or None}
+    q = {"t": _stop_timeout(opts), "signal": opts["signal"] or None}
     return _each(ctx, args, "POST", "/containers/%s/restart", q)
 
 
@@ -979,7 +984,11 @@ def _run_flags(detach: bool) -> list[Flag]:
         Flag("cap-add", "", "list", "Add Linux capabilities", multi=True),
         Flag("cap-drop", "", "list", "Drop Linux capabilities", multi=True),
         Flag("cgroup-parent", "", "string", "Optional parent cgroup for the container"),
-        Flag("cgroupns", "", "string", "Cgroup namespace to use (host|private)"),
+        Flag("cgroupns", "", "string", "Cgroup namespace to use (host|private)\n"
+             "'host':    Run the container in the Docker host's cgroup namespace\n"
+             "'private': Run the container in its own private cgroup namespace\n"
+             "'':        Use the cgroup namespace as configured by the\n"
+             "           default-cgroupns-mode option on the daemon (default)"),
         Flag("cidfile", "", "string", "Write the container ID to the file"),
         Flag("cpu-shares", "c", "int", "CPU shares (relative weight)"),
         Flag("cpus", "", "decimal", "Number of CPUs"),
@@ -1034,10 +1043,10 @@ def _run_flags(detach: bool) -> list[Flag]:
         Flag("shm-size", "", "bytes", "Size of /dev/shm"),
         Flag("stop-signal", "", "string", "Signal to stop the container"),
         Flag("stop-timeout", "", "int", "Timeout (in seconds) to stop a container"),
-        Flag("sysctl", "", "map", "Sysctl options", multi=True),
+        Flag("sysctl", "", "map", "Sysctl options", multi=True, shown_default="map[]"),
         Flag("tmpfs", "", "list", "Mount a tmpfs directory", multi=True),
         Flag("tty", "t", "", "Allocate a pseudo-TTY"),
-        Flag("ulimit", "", "ulimit", "Ulimit options", multi=True),
+        Flag("ulimit", "", "ulimit", "Ulimit options", multi=True, shown_default="[]"),
         Flag("user", "u", "string", "Username or UID (format: <name|uid>[:<group|gid>])"),
         Flag("userns", "", "string", "User namespace to use"),
         Flag("uts", "", "string", "UTS namespace to use"),
@@ -1054,7 +1063,8 @@ def _run_flags(detach: bool) -> list[Flag]:
 
 
 FILTER = Flag("filter", "f", "filter", "Filter output based on conditions provided", multi=True)
-TIME = Flag("time", "t", "int", "Seconds to wait before killing the container")
+TIMEOUT = Flag("timeout", "t", "int", "Seconds to wait before killing the container")
+TIME = Flag("time", "", "int", "Seconds to wait before killing the container", hidden=True)
 SIGNAL_STOP = Flag("signal", "s", "string", "Signal to send to the container")
 P = "pydocker"
 
@@ -1168,7 +1178,7 @@ def group() -> Command:
         _cmd("rename", "CONTAINER NEW_NAME", "Rename a container", rename, [], "exact", 2,
              shortcut="rename"),
         _cmd("restart", "[OPTIONS] " + many, "Restart one or more containers", restart,
-             [SIGNAL_STOP, TIME], "min", 1, shortcut="restart"),
+             [SIGNAL_STOP, TIMEOUT, TIME], "min", 1, shortcut="restart"),
         _cmd("rm", "[OPTIONS] " + many, "Remove one or more containers", rm,
              [Flag("force", "f", "", "Force the removal of a running container (uses SIGKILL)"),
               Flag("link", "l", "", "Remove the specified link"),
@@ -1190,7 +1200,7 @@ def group() -> Command:
                    "result"),
               Flag("no-trunc", "", "", "Do not truncate output")], shortcut="stats"),
         _cmd("stop", "[OPTIONS] " + many, "Stop one or more running containers", stop,
-             [SIGNAL_STOP, TIME], "min", 1, shortcut="stop"),
+             [SIGNAL_STOP, TIMEOUT, TIME], "min", 1, shortcut="stop"),
         _cmd("top", "CONTAINER [ps OPTIONS]", "Display the running processes of a container",
              top, [], "min", 1, shortcut="top", interspersed=False),
         _cmd("unpause", "CONTAINER [CONTAINER...]",
