@@ -180,7 +180,8 @@ def _path_lookup(case, doc, runc, ours):
 
 def _no_mount_ns(case, doc, runc, ours):
     namespaces = _get(doc, "linux", "namespaces")
-    return (isinstance(namespaces, list) and not any(isinstance(n, dict) and n.get("type") == "mount" for n in namespaces)
+    return (isinstance(namespaces, list)
+            and not any(isinstance(n, dict) and n.get("type") == "mount" for n in namespaces)
             and ours.accepted and "without a private MNT namespace" in runc.message)
 
 

@@ -2,7 +2,9 @@
 one whose only hierarchy is cgroup2 with a plain init (cgroupfs driver), one with systemd as
 PID 1 (both drivers), and a legacy one with cgroup v1 only. Those with a plain init (and a
 hybrid one, like this host) also run checkpoint/restore, which CRIU cannot do on this host's
-kernel. Software emulation: one boot per VM for its subset (60-100 s each)."""
+kernel; one more plain VM runs the differential config test with crun as the oracle, which
+refuses this hybrid host. Software emulation: one boot per VM for its subset (60-100 s each)."""
+import json
 import os
 import re
 import subprocess
@@ -20,6 +22,11 @@ SUBSET = ["tests/libcontainer/cgroups/test_manager.py", "tests/libcontainer/cgro
 # CRIU (Debian 12's 3.17) cannot run on this host's kernel but can on the VM's Debian kernel
 # (it wants loopback up): checkpoint/restore for real, pyrunc and runc side by side.
 PLAIN_ONLY = ["tests/containerd/runtime/test_checkpoint.py"]
+# crun (which refuses hybrid hosts) as the differential test's oracle; hypothesis draws the
+# same derandomized cases as on the host, fewer (three runtimes per case, emulated)
+CRUN_DIFF = ("tests/libcontainer/test_differential_runc.py::"
+             "test_crun_runc_and_pyrunc_accept_the_same_configs")
+CRUN_EXAMPLES = 25
 TIMED_OUT = 124             # run-v2-vm.sh's code for a VM that did not finish in time
 
 pytestmark = pytest.mark.vm
@@ -34,6 +41,9 @@ VMS = {
     # a hybrid host like this one, where CRIU runs
     "hybrid": (["-H"], ["tests/libcontainer/cgroups/test_container_view.py"] + PLAIN_ONLY,
                "tmpfs", "busybox"),
+    # -s: the counts it prints (crun vs pyrunc, crun vs runc) are checked here too
+    "crun": (["-e", "PYRUNC_DIFF_EXAMPLES=%d" % CRUN_EXAMPLES], ["-s", CRUN_DIFF], "cgroup2fs",
+             "busybox"),
 }
 
 
@@ -73,6 +83,13 @@ def test_cgroup_suite_passes_in_the_vm(init):
         assert len(skips) == 1 and "systemd runs here" in skips[0], out[-4000:]
     else:
         assert not skips, out[-4000:]
+    if init == "crun":
+        counts = dict((m.group(1), json.loads(m.group(2))) for m in re.finditer(
+            r"^crun vs (pyrunc|runc): (\{.*\})$", proc.stdout, re.M))
+        assert sorted(counts) == ["pyrunc", "runc"], out[-4000:]
+        for name, c in sorted(counts.items()):
+            print("crun vs %s in the VM: %s" % (name, json.dumps(c)))      # shown with -s
+            assert c["configs"] == CRUN_EXAMPLES and c["unexplained differences"] == 0, c
 
 
 def _stall_report(out):
