@@ -41,8 +41,8 @@ KEYS = {"hosts": "hosts", "data_root": "data-root", "exec_root": "exec-root",
         "iptables": "iptables", "log_level": "log-level", "debug": "debug", "tls": "tls",
         "tlsverify": "tlsverify", "tlscacert": "tlscacert", "tlscert": "tlscert",
         "tlskey": "tlskey", "group": "group", "snapshotter": "storage-driver",
-        "labels": "labels"}
-LIST_KEYS = {"hosts", "registry-mirrors", "insecure-registries", "labels"}
+        "labels": "labels", "dns": "dns"}
+LIST_KEYS = {"hosts", "registry-mirrors", "insecure-registries", "labels", "dns"}
 BOOL_KEYS = {"iptables", "debug", "tls", "tlsverify"}
 STR_KEYS = {"data-root", "exec-root", "pidfile", "default-runtime", "userns-remap", "bridge",
             "log-level", "tlscacert", "tlscert", "tlskey", "group", "storage-driver"}
@@ -53,7 +53,7 @@ DEFAULTS: dict[str, Any] = {"hosts": [DEFAULT_HOST], "data-root": "/var/lib/pyru
                             "bridge": "", "iptables": True, "log-level": "info",
                             "debug": False, "tls": False, "tlsverify": False,
                             "tlscacert": "", "tlscert": "", "tlskey": "", "group": "docker",
-                            "storage-driver": None, "labels": []}
+                            "storage-driver": None, "labels": [], "dns": None}
 
 log = logging.getLogger("pydockerd")
 
@@ -100,6 +100,7 @@ def parser() -> argparse.ArgumentParser:
     add("-G", "--group", help="group for the unix socket (default docker)")
     add("-s", "--storage-driver", dest="snapshotter", help="storage driver to use")
     add("--label", dest="labels", action="append", help="set key=value labels to the daemon")
+    add("--dns", dest="dns", action="append", help="DNS server for containers to use")
     add("-v", "--version", action="store_const", const=True, help="print version and quit")
     return p
 
@@ -311,7 +312,10 @@ class Daemon:
         self.engine = Engine(self.root, exec_root=config.get("exec-root"),
                              runtime=config.get("default-runtime") or "pyrunc",
                              snapshotter=config.get("storage-driver"),
-                             userns_remap=config.get("userns-remap") or None)
+                             userns_remap=config.get("userns-remap") or None,
+                             bridge=None if config.get("bridge") in ("", "none", None)
+                             else config["bridge"], iptables=config.get("iptables", True),
+                             dns_upstreams=config.get("dns"))
         # image events (pull, tag, delete...) go to the engine's event log, for /events
         self.engine.images.events = self.engine.events
         registries = RegistryService(RegistryOptions.from_daemon_config(config),

@@ -70,14 +70,19 @@ def parse_filters(text: str | None) -> dict[str, list[str]]:
         if isinstance(values, dict):
             vals = [k for k, v in values.items() if v is True or v == "true"]
             if len(vals) != len(values):
-                raise InvalidArgument("invalid filter '%s': values must be true" % key)
+                raise InvalidArgument("invalid filter '%s': values must be true" % _shown(key))
         elif isinstance(values, list) and all(isinstance(v, str) for v in values):
             vals = list(values)
         else:
             raise InvalidArgument("invalid filter '%s': values must be an object or a list of "
-                                  "strings" % key)
+                                  "strings" % _shown(key))
         out[key] = vals
     return out
+
+
+def _shown(text: str) -> str:
+    """``text`` for a one-line message: control characters escaped, at most 80 characters."""
+    return text[:80].encode("unicode_escape").decode("ascii")
 
 
 class Response:

@@ -178,6 +178,9 @@ class Daemon:
         with open(self.resolv, "w") as f:
             f.write("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
         self.flags = list(flags)
+        # the daemon shares the host's network namespace (the mirror is on its loopback):
+        # a default bridge of its own, removed at cleanup, and no firewall rules
+        self.bridge = "pyt%s" % os.urandom(4).hex()
         self.log_path = os.path.join(self.tmp, "pydockerd.log")
         self.proc = None
 
@@ -188,7 +191,8 @@ class Daemon:
     def argv(self):
         return [sys.executable, "-m", "pyrunc.engine.dockerd", "-H", self.host,
                 "--data-root", self.root, "--exec-root", self.exec_root,
-                "--pidfile", self.pidfile, "--config-file", self.config_file] + self.flags
+                "--pidfile", self.pidfile, "--config-file", self.config_file,
+                "--bridge", self.bridge, "--iptables=false"] + self.flags
 
     def start(self, wait=True):
         # the daemon's own mount namespace: resolv.conf names only loopback
@@ -282,12 +286,15 @@ class Daemon:
             self.stop(signal.SIGKILL)
         finally:
             if os.path.isdir(self.root):
-                eng = Engine(self.root, exec_root=self.exec_root)
+                eng = Engine(self.root, exec_root=self.exec_root, bridge=self.bridge,
+                             iptables=False)
                 for c in eng.containers.store.all():
                     try:
                         eng.containers.remove(c.id, force=True, volumes=True)
                     except Exception as e:   # report, go on with the others
                         print("teardown: remove %s: %s" % (c.id[:12], e))
+            if os.path.exists("/sys/class/net/%s" % self.bridge):
+                subprocess.run(["ip", "link", "del", self.bridge], check=False)
 
 
 @pytest.fixture
