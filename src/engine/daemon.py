@@ -58,7 +58,9 @@ class Engine:
         self.events = EventService(os.path.join(self.root, "events.jsonl"))
         self.images = ImageService(os.path.join(tree, "image"), snapshotter,
                                    containers=self._image_users, idmap=self.idmap)
-        self.volumes = VolumeService(os.path.join(tree, "volumes"))
+        self.images.events = self.events
+        self.volumes = VolumeService(os.path.join(tree, "volumes"),
+                                     owner=self.idmap.root if self.idmap else None)
         self.tasks = TaskManager(self.exec_root, runtime=runtime)
         self.containers = ContainerService(os.path.join(tree, "containers"),
                                            tasks=self.tasks, images=self.images,

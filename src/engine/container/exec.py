@@ -15,9 +15,10 @@ import secrets
 from pyrunc.containerd.tasks import ExecProcess
 from pyrunc.engine.container import state as cstate
 from pyrunc.engine.container.store import write_json
+from pyrunc.engine.oci.options import all_capabilities
 from pyrunc.engine.oci.user import resolve_user
 from pyrunc.errors import Conflict, InvalidArgument, NotFound, PyruncError
-from pyrunc.libcontainer.capabilities import CAPABILITIES, SETS
+from pyrunc.libcontainer.capabilities import SETS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ class ExecService:
         if config["WorkingDir"]:
             process["cwd"] = config["WorkingDir"]
         if config["Privileged"]:
-            process["capabilities"] = {s: list(CAPABILITIES) for s in SETS if s != "ambient"}
+            process["capabilities"] = {s: all_capabilities() for s in SETS if s != "ambient"}
             process.pop("apparmorProfile", None)
         return process
 

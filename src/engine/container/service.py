@@ -19,9 +19,11 @@ from pyrunc.engine.container import state as cstate
 from pyrunc.engine.container.exec import ExecService
 from pyrunc.engine.container.network import ContainerNetworking
 from pyrunc.engine.container.store import Container, ContainerStore, write_json
+from pyrunc.engine.events import container_attributes
 from pyrunc.engine.initbin import INIT_PATH
 from pyrunc.engine.logger import parse_log_config, read_logs
 from pyrunc.engine.oci import build_spec, merge_image_config
+from pyrunc.engine.oci.spec import validate_host_config as validate_spec_options
 from pyrunc.engine.snapshots.mount import mount_all, unmount
 from pyrunc.engine.supervisor.health import validate_healthcheck
 from pyrunc.engine.supervisor.policy import validate_host_config
@@ -187,10 +189,8 @@ class ContainerService:
                 raise
 
     def _emit(self, c: Container, action: str, extra: dict[str, str] | None = None) -> None:
-        attributes = dict(c.config.get("Labels") or {})
-        attributes.update(image=c.config.get("Image", ""), name=c.name[1:])
-        attributes.update(extra or {})
-        self.events.emit("container", action, c.id, attributes)
+        self.events.emit("container", action, c.id,
+                         container_attributes(c.config, c.name, extra))
 
     # ------------------------------------------------------------------ create
     def create(self, config: dict[str, Any], host_config: dict[str, Any] | None = None,
@@ -217,6 +217,7 @@ class ContainerService:
         self._check_runtime(hc["Runtime"])
         parse_log_config(hc["LogConfig"])
         self._check_restart_policy(hc)
+        warnings = validate_spec_options(hc)     # docker checks the options at create
         network_settings = self.networking.prepare(hc, merged, networking_config, self.get)
         cid = self.store.new_id()
         undo: list[Any] = []
@@ -264,7 +265,7 @@ class ContainerService:
         c = self.store.load(cid)
         assert c is not None
         self._emit(c, "create")
-        return {"Id": cid, "Warnings": []}
+        return {"Id": cid, "Warnings": warnings}
 
     def _image(self, ref):
         try:
