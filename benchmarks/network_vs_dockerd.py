@@ -1,18 +1,22 @@
-"""pyrunc.engine.network against Debian's dockerd: published-port throughput and the time
-networking adds to a container start, in one run.
+"""pyrunc's engine against Debian's dockerd: published-port throughput and the time networking
+adds to a container start, in one run, rounds alternating between the two.
 
-  throughput  ``ab -k`` requests/s to busybox httpd through a port published on 127.0.0.1:
-              pyrunc (kernel DNAT, route_localnet) against dockerd's default (docker-proxy and
-              its iptables rules); the container's own address, no NAT, as the ceiling
-  start       what networking adds to a start: pyrunc's create_sandbox + connect + the files
-              + publish (median of N); dockerd: ``docker run`` on ``bridge -p`` minus on
-              ``none`` (medians of N)
+  throughput  ``ab -c 8`` requests/s to busybox httpd through a port published on 127.0.0.1,
+              keep-alive off and on (``-k``): pyrunc's engine (a container on its default
+              bridge, kernel DNAT with route_localnet) against dockerd's default (docker-proxy
+              and its iptables rules); the container's own address, no NAT, as the ceiling.
+              Median of the rounds.
+  start       what networking adds to a start of ``busybox true``: the median time on the
+              default bridge with ``-p 127.0.0.1::80`` minus the median with ``--network
+              none``; pyrunc: the engine's create + start (in process), dockerd: ``docker run
+              -d`` (the CLI's own time cancels out of the difference).
 
-The pyrunc side runs in a network namespace of its own (the script re-executes itself under
-``unshare --net``), dockerd in its own (tests/dockerd_peer.py): neither touches the machine's
-network. Run as root:
+The engine runs in network and mount namespaces of its own (the script re-executes itself under
+``unshare --net --mount``), dockerd in its own (tests/dockerd_peer.py); the load generator
+reaches dockerd's 127.0.0.1 by entering its network namespace (``nsenter --net``). Neither side
+touches the machine's network. Needs ``ab`` (apache2-utils). Run as root:
 
-    .venv/bin/python benchmarks/network_vs_dockerd.py -n 20 --requests 20000
+    .venv/bin/python benchmarks/network_vs_dockerd.py -n 20 --rounds 3 --requests 20000
 """
 import argparse
 import os
@@ -27,133 +31,165 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
 HTTPD = "echo hello > /tmp/index.html && exec httpd -f -p 80 -h /tmp"
+BRIDGE = "pyrbench0"
 
 
-def ab(url, requests, netns=None):
-    """requests/s of ``ab -k -c 8`` against ``url`` (from ``netns`` when given)."""
-    cmd = ["ab", "-q", "-k", "-c", "8", "-n", str(requests), url]
+def ab(url, requests, keepalive, netns=None):
+    """requests/s of ``ab -c 8`` against ``url`` (from ``netns`` when given)."""
+    cmd = ["ab", "-q", "-c", str(min(8, requests)), "-n", str(requests)] + (["-k"] if keepalive else []) + [url]
     if netns:
         cmd = ["nsenter", "--net=" + netns] + cmd
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300).stdout
     failed = int(re.search(r"Failed requests:\s+(\d+)", out).group(1))
-    assert failed == 0, out
+    complete = int(re.search(r"Complete requests:\s+(\d+)", out).group(1))
+    assert failed == 0 and complete == requests, out
     return float(re.search(r"Requests per second:\s+([\d.]+)", out).group(1))
 
 
-def pyrunc_side(args, work):
-    from pyroute2 import IPRoute
+def wait_http(url, netns=None, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            ab(url, 1, False, netns)
+            return
+        except (subprocess.CalledProcessError, AssertionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
-    from pyrunc.containerd.runtime.spec import example_spec
-    from pyrunc.engine import busybox
-    from pyrunc.engine.network import NetworkService, write_container_files
 
-    with IPRoute() as ip:
-        ip.link("set", index=1, state="up")
-    pyrunc = os.path.join(os.path.dirname(sys.executable), "pyrunc")
-    svc = NetworkService(os.path.join(work, "network"), bridge_name="pyrbench0",
-                         dns_upstreams=[])
-    svc.ensure_default()
-    svc.create("bench")
-    added = []
-    for i in range(args.n):
-        cid = "s%d" % i
-        files = os.path.join(work, "files-" + cid)
-        os.makedirs(files)
+class EngineSide:
+    """pyrunc's engine, in process, with its default bridge in this network namespace."""
+
+    def __init__(self, work):
+        from pyroute2 import IPRoute
+
+        from pyrunc.engine import Engine
+        with IPRoute() as ip:
+            ip.link("set", index=1, state="up")
+        self.engine = Engine(os.path.join(work, "engine"), bridge=BRIDGE)
+        self.engine.load_builtin("busybox")
+        self.netns = None
+
+    def start(self, bridge):
+        """Seconds to create and start ``busybox true`` (on the bridge with a published port,
+        or on none); the container is removed afterwards, untimed."""
+        c = self.engine.containers
+        hc = ({"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}}
+              if bridge else {"NetworkMode": "none"})
         t = time.perf_counter()
-        path = svc.create_sandbox(cid)
-        ep = svc.connect("bench", cid, path, cid)
-        write_container_files(files, cid, [ep], network_mode="bench")
-        svc.publish(cid, ep, {"80/tcp": [{"HostIp": "127.0.0.1"}]})
-        added.append((time.perf_counter() - t) * 1e3)
-    for i in range(args.n):
-        svc.unpublish("s%d" % i)
-        svc.disconnect("bench", "s%d" % i)
-        svc.remove_sandbox("s%d" % i)
+        cid = c.create({"Image": "busybox", "Cmd": ["true"]}, hc)["Id"]
+        c.start(cid)
+        took = time.perf_counter() - t
+        c.remove(cid, force=True)
+        return took
 
-    path = svc.create_sandbox("web")
-    ep = svc.connect("bench", "web", path, "web")
-    spec = example_spec(args=["sh", "-c", HTTPD], terminal=False)
-    spec["root"]["readonly"] = False
-    for ns in spec["linux"]["namespaces"]:
-        if ns["type"] == "network":
-            ns["path"] = path
-    bundle = os.path.join(work, "bundle")
-    busybox.make_bundle(bundle, spec=spec)
-    root = os.path.join(work, "state")
-    subprocess.run([pyrunc, "--root", root, "run", "--detach", "-b", bundle, "web"], check=True,
-                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    try:
-        port = svc.publish("web", ep, {"80/tcp": [{"HostIp": "127.0.0.1"}]})["80/tcp"][0][
-            "HostPort"]
-        time.sleep(0.3)
-        published = ab("http://127.0.0.1:%s/" % port, args.requests)
-        direct = ab("http://%s/" % ep["IPAddress"], args.requests)
-    finally:
-        subprocess.run([pyrunc, "--root", root, "delete", "-f", "web"], capture_output=True)
-        svc.unpublish("web")
-        svc.disconnect("bench", "web")
-        svc.remove_sandbox("web")
-        svc.remove("bench")
-        svc.teardown()
-    return {"published": published, "direct": direct, "added": statistics.median(added)}
+    def web(self):
+        """(published URL, container URL) of a busybox httpd on the default bridge."""
+        c = self.engine.containers
+        self.web_id = c.create({"Image": "busybox", "Cmd": ["sh", "-c", HTTPD],
+                                "ExposedPorts": {"80/tcp": {}}},
+                               {"PortBindings": {"80/tcp": [
+                                   {"HostIp": "127.0.0.1", "HostPort": ""}]}})["Id"]
+        c.start(self.web_id)
+        settings = c.inspect(self.web_id)["NetworkSettings"]
+        port = settings["Ports"]["80/tcp"][0]["HostPort"]
+        return "http://127.0.0.1:%s/" % port, "http://%s/" % settings["IPAddress"]
+
+    def close(self):
+        c = self.engine.containers
+        for rec in c.list(all=True):
+            c.remove(rec["Id"], force=True)
+        self.engine.networks.teardown()
+        self.engine.close()
 
 
-def dockerd_side(args, work):
-    from dockerd_peer import Dockerd
+class DockerdSide:
+    """Debian's dockerd in its namespaces, driven by the docker CLI."""
 
-    with Dockerd(os.path.join(work, "dockerd")) as d:
-        d.load_builtin("busybox")
-        netns = "/proc/%d/ns/net" % d.proc.pid
+    def __init__(self, work):
+        from dockerd_peer import Dockerd
+        self.d = Dockerd(os.path.join(work, "dockerd")).start()
+        self.d.load_builtin("busybox")
+        self.netns = "/proc/%d/ns/net" % self.d.proc.pid
 
-        def timed(*run):
-            t = time.perf_counter()
-            d.docker("run", "-d", *run)
-            return (time.perf_counter() - t) * 1e3
-        none, bridge = [], []
-        for _ in range(args.n):
-            none.append(timed("--network", "none", "busybox", "true"))
-            bridge.append(timed("-p", "127.0.0.1::80", "busybox", "true"))
-        d.docker("container", "prune", "-f")
-        cid = d.docker("run", "-d", "-p", "127.0.0.1::80", "busybox", "sh", "-c",
-                       HTTPD).stdout.strip()
-        port = d.docker("port", cid, "80/tcp").stdout.split(":")[-1].strip()
-        ip = d.docker("inspect", "-f", "{{.NetworkSettings.IPAddress}}", cid).stdout.strip()
-        time.sleep(0.3)
-        published = ab("http://127.0.0.1:%s/" % port, args.requests, netns)
-        direct = ab("http://%s/" % ip, args.requests, netns)
-        d.docker("rm", "-f", cid)
-    return {"published": published, "direct": direct,
-            "added": statistics.median(bridge) - statistics.median(none)}
+    def start(self, bridge):
+        run = ("-p", "127.0.0.1::80") if bridge else ("--network", "none")
+        t = time.perf_counter()
+        cid = self.d.docker("run", "-d", *run, "busybox", "true").stdout.strip()
+        took = time.perf_counter() - t
+        self.d.docker("rm", "-f", cid)
+        return took
+
+    def web(self):
+        cid = self.d.docker("run", "-d", "-p", "127.0.0.1::80", "busybox", "sh", "-c",
+                            HTTPD).stdout.strip()
+        port = self.d.docker("port", cid, "80/tcp").stdout.split(":")[-1].strip()
+        ip = self.d.docker("inspect", "-f", "{{.NetworkSettings.IPAddress}}", cid).stdout.strip()
+        return "http://127.0.0.1:%s/" % port, "http://%s/" % ip
+
+    def close(self):
+        ids = self.d.docker("ps", "-aq", check=False).stdout.split()
+        if ids:
+            self.d.docker("rm", "-f", *ids, check=False)
+        self.d.stop()
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("-n", type=int, default=20, help="starts timed per side")
-    p.add_argument("--requests", type=int, default=20000)
+    p.add_argument("-n", type=int, default=20, help="starts timed per side and mode (20)")
+    p.add_argument("--rounds", type=int, default=3, help="ab rounds per side and mode (3)")
+    p.add_argument("--requests", type=int, default=20000, help="requests per ab run (20000)")
     p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if not args.inner:
         os.execvp("unshare", ["unshare", "--net", "--mount", "--propagation", "private", "--",
                               sys.executable, os.path.abspath(__file__), "--inner",
-                              "-n", str(args.n), "--requests", str(args.requests)])
+                              *sys.argv[1:]])
     with tempfile.TemporaryDirectory(prefix="netbench-") as work:
-        mine = pyrunc_side(args, work)
+        sides = {}
         try:
-            theirs = dockerd_side(args, work)
-        except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
-            print("dockerd left out: %s" % e)
-            theirs = None
-    print("published port, requests/s (ab -k -c 8, %d requests)" % args.requests)
-    print("  pyrunc   127.0.0.1 (DNAT) %8.0f   container address %8.0f"
-          % (mine["published"], mine["direct"]))
-    if theirs:
-        print("  dockerd  127.0.0.1 (proxy) %7.0f   container address %8.0f   ratio %.2f"
-              % (theirs["published"], theirs["direct"], mine["published"] / theirs["published"]))
-    print("networking added to a start (median of %d)" % args.n)
-    print("  pyrunc   %6.1f ms  (sandbox + connect + files + publish)" % mine["added"])
-    if theirs:
-        print("  dockerd  %6.1f ms  (docker run -p on bridge minus --network none)"
-              % theirs["added"])
+            sides["pyrunc"] = EngineSide(work)
+            sides["dockerd"] = DockerdSide(work)
+            for side in sides.values():            # warm both once
+                side.start(True)
+                side.start(False)
+            starts = {(k, b): [] for k in sides for b in (True, False)}
+            for _ in range(args.n):
+                for k, side in sides.items():
+                    for bridge in (True, False):
+                        starts[k, bridge].append(side.start(bridge))
+            urls = {k: side.web() for k, side in sides.items()}
+            for k, side in sides.items():
+                wait_http(urls[k][0], side.netns)
+            kinds = [("published, keep-alive off", 0, False), ("published, keep-alive on", 0, True),
+                     ("container address, keep-alive on", 1, True)]
+            rps = {(k, kind): [] for k in sides for kind, _, _ in kinds}
+            for _ in range(args.rounds):
+                for kind, which, keepalive in kinds:
+                    for k, side in sides.items():
+                        rps[k, kind].append(ab(urls[k][which], args.requests, keepalive,
+                                               side.netns))
+        finally:
+            for side in sides.values():
+                side.close()
+    print("load %.1f" % os.getloadavg()[0])
+    print("requests/s to busybox httpd (ab -c 8 -n %d, median of %d)"
+          % (args.requests, args.rounds))
+    print("  %-34s %9s %9s %7s" % ("", "pyrunc", "dockerd", "ratio"))
+    for kind, _, _ in kinds:
+        a, b = statistics.median(rps["pyrunc", kind]), statistics.median(rps["dockerd", kind])
+        print("  %-34s %9.0f %9.0f %6.2fx" % (kind, a, b, a / b))
+    print("start of busybox true, median of %d (ms)" % args.n)
+    print("  %-34s %9s %9s" % ("", "pyrunc", "dockerd"))
+    med = {key: statistics.median(v) * 1e3 for key, v in starts.items()}
+    print("  %-34s %9.1f %9.1f" % ("bridge, -p 127.0.0.1::80", med["pyrunc", True],
+                                   med["dockerd", True]))
+    print("  %-34s %9.1f %9.1f" % ("--network none", med["pyrunc", False],
+                                   med["dockerd", False]))
+    print("  %-34s %9.1f %9.1f" % ("added by networking",
+                                   med["pyrunc", True] - med["pyrunc", False],
+                                   med["dockerd", True] - med["dockerd", False]))
 
 
 if __name__ == "__main__":
