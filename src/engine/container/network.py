@@ -9,10 +9,11 @@ hosts/resolv.conf files; the namespace's path goes to the OCI spec. When the pro
 disconnects and removes the namespace. ``container:<ref>`` joins the other container's namespace
 and shares its files; ``host`` uses the host's namespace.
 
-``bridge``: the default bridge's device (dockerd's ``--bridge``). ``None`` is dockerd's
-``--bridge=none``: containers of the default mode get a namespace with only loopback and the
-host's network is not touched unless a user network is used; this is the library's default,
-so an Engine changes no link or firewall rule of the host unless asked to.
+``bridge``: the default bridge's device (dockerd's ``--bridge``). ``None`` (the library's
+default, so that an Engine never changes a link, an address or a firewall rule of the host
+unless asked to) turns networking off, as dockerd's ``--bridge=none`` with no networks:
+containers of the default and ``none`` modes get a namespace with only loopback, ``host`` and
+``container:`` work, and there are no networks to list, create or join.
 """
 from __future__ import annotations
 
@@ -84,8 +85,16 @@ class ContainerNetworking:
         self._service: NetworkService | None = None
 
     @property
+    def enabled(self) -> bool:
+        return self.bridge is not None
+
+    @property
     def service(self) -> NetworkService:
-        """The NetworkService (made on first use: the default networks come with it)."""
+        """The NetworkService (made on first use: the default networks come with it);
+        FailedPrecondition when networking is off."""
+        if not self.enabled:
+            raise FailedPrecondition("networking is off: the engine was started without a "
+                                     "bridge (pydockerd --bridge NAME turns it on)")
         if self._service is None:
             from pyrunc.engine.network import NetworkService
             self._service = NetworkService(self.root, bridge_name=self.bridge or DEFAULT_BRIDGE,
@@ -94,17 +103,15 @@ class ContainerNetworking:
         return self._service
 
     def in_use(self) -> bool:
-        """Whether the service has ever been used on this root."""
-        return self._service is not None or os.path.exists(
-            os.path.join(self.root, "networks.json"))
+        """Whether networking is on and the service has ever been used on this root."""
+        return self.enabled and (self._service is not None or os.path.exists(
+            os.path.join(self.root, "networks.json")))
 
     def _managed(self, mode: str) -> bool:
         """Whether containers of ``mode`` are given endpoints by the service."""
         if mode == "host" or mode.startswith("container:"):
             return False
-        if mode in ("bridge", "none"):
-            return self.bridge is not None
-        return True
+        return self.enabled
 
     # ------------------------------------------------------------------ create
     def prepare(self, hc: dict[str, Any], config: dict[str, Any],
@@ -117,6 +124,7 @@ class ContainerNetworking:
         endpoints = (networking_config or {}).get("EndpointsConfig") or {}
         if not isinstance(endpoints, dict):
             raise InvalidArgument("invalid EndpointsConfig: expected an object")
+        endpoints = {("bridge" if k == "default" else k): v for k, v in endpoints.items()}
         publishes = bool(hc.get("PortBindings")) or bool(hc.get("PublishAllPorts"))
         netports.bindings_of(hc.get("PortBindings"))        # docker's messages for bad ones
         extra_hosts = hc.get("ExtraHosts") or []
@@ -162,13 +170,19 @@ class ContainerNetworking:
                 ep = _empty_endpoint(endpoints.get(ref))
                 if i == 0 and mac and not ep["MacAddress"]:
                     ep["MacAddress"] = mac
-                if not self._managed(mode):
+                if not self.enabled and ref in ("bridge", "none"):
                     if ep["IPAMConfig"] or ep["Aliases"]:
                         raise InvalidArgument("user specified IP address and network aliases "
                                               "are supported only for user defined networks")
                     networks[ref] = ep
                     continue
-                net = self.service.inspect(ref)     # NotFound "network REF not found"
+                try:
+                    if not self.enabled:
+                        raise NotFound("network %s not found" % ref)
+                    net = self.service.inspect(ref)
+                except NotFound as e:
+                    # docker's message; 400, not 404, which the CLI takes for a missing image
+                    raise InvalidArgument(str(e)) from None
                 if net["Name"] in ("bridge", "none") and (
                         (ep["IPAMConfig"] or {}).get("IPv4Address") or ep["Aliases"]):
                     raise InvalidArgument("user specified IP address is supported on user "

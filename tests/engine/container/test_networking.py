@@ -143,7 +143,7 @@ def test_none_host_and_container_modes(net_engine):
 def test_bad_network_options_are_refused_and_leave_nothing(net_engine):
     eng = net_engine
     before = sorted(eng.containers.store.ids())
-    with pytest.raises(NotFound, match="network nosuch not found"):
+    with pytest.raises(InvalidArgument, match="^network nosuch not found$"):
         eng.containers.create({"Image": "busybox", "Cmd": ["true"]}, {"NetworkMode": "nosuch"})
     with pytest.raises(InvalidArgument, match="conflicting options: hostname"):
         eng.containers.create({"Image": "busybox", "Cmd": ["true"], "Hostname": "h"},

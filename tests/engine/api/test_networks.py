@@ -1,0 +1,125 @@
+"""pydockerd's networks driven by the docker CLI: network ls/create/inspect/rm/connect/disconnect/
+prune, docker run on user networks (by name and alias), -p with docker port and docker ps.
+
+The daemon runs in a network namespace of the test's own (``host_ns`` of the network tests,
+which the daemon subprocess inherits), with a bridge device of its own (the fixture's) and ``--iptables=true``: its bridges,
+veths and iptables chains vanish with the namespace, and ``machine_untouched`` proves the
+machine's ruleset and links unchanged. The busybox image is loaded into the data root before
+the daemon starts (the loopback mirror is in the machine's namespace, out of reach).
+"""
+import json
+import os
+import socket
+import time
+
+import pytest
+
+from pyrunc.engine import Engine
+
+from engine.network.conftest import host_ns, machine_untouched  # noqa: F401
+
+
+@pytest.fixture
+def netd(host_ns, start_daemon, tmp_path):  # noqa: F811
+    tmp = tmp_path / "d"
+    os.makedirs(tmp)
+    eng = Engine(str(tmp / "root"), exec_root=str(tmp / "exec"))
+    eng.load_builtin("busybox")
+    eng.close()
+    # the fixture gives each daemon a bridge of its own; the rules are wanted here (they
+    # live in the test's namespace)
+    return start_daemon(tmp, "--iptables=true", with_mirror=False)
+
+
+def _fetch(port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                data = s.makefile("rb").read()
+            if data:
+                return data
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
+def test_docker_network_commands(netd):
+    d = netd
+    nid = d.docker("network", "create", "--label", "team=a", "front").stdout.strip()
+    assert len(nid) == 64
+    r = d.docker("network", "create", "front", check=False)
+    assert r.returncode != 0
+    assert "network with name front already exists" in r.stderr
+    ls = d.docker("network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}").stdout
+    assert set(ls.split("\n")) >= {"front bridge local", "bridge bridge local",
+                                   "host host local", "none null local"}, ls
+    assert d.docker("network", "ls", "-q", "--filter", "label=team=a").stdout.split() == \
+        [nid[:12]]
+    info = json.loads(d.docker("network", "inspect", "front").stdout)[0]
+    assert info["Id"] == nid and info["Driver"] == "bridge" and info["Labels"] == {"team": "a"}
+    subnet = info["IPAM"]["Config"][0]["Subnet"]
+
+    d.docker("run", "-d", "--name", "web", "--network", "front", "--network-alias", "api",
+             "busybox", "sh", "-c", "echo hello > /tmp/index.html && exec httpd -f -p 80 -h /tmp")
+    ep = json.loads(d.docker("inspect", "web").stdout)[0]["NetworkSettings"]["Networks"]["front"]
+    assert ep["IPAddress"] and ep["NetworkID"] == nid and "api" in ep["Aliases"]
+    import ipaddress
+    assert ipaddress.ip_address(ep["IPAddress"]) in ipaddress.ip_network(subnet)
+    members = json.loads(d.docker("network", "inspect", "front").stdout)[0]["Containers"]
+    assert [m["Name"] for m in members.values()] == ["web"]
+
+    r = d.docker("run", "--rm", "--network", "front", "busybox", "sh", "-c",
+                 "for i in 1 2 3 4 5 6; do wget -q -O- http://api/ && exit 0; sleep 0.3; done; "
+                 "exit 1", check=False)
+    assert r.returncode == 0 and r.stdout == "hello\n", r.stderr
+    r = d.docker("network", "rm", "front", check=False)
+    assert r.returncode != 0 and "has active endpoints" in r.stderr, r.stderr
+
+    d.docker("network", "create", "side")
+    d.docker("network", "connect", "--alias", "other", "side", "web")
+    nets = json.loads(d.docker("inspect", "web").stdout)[0]["NetworkSettings"]["Networks"]
+    assert set(nets) == {"front", "side"} and nets["side"]["IPAddress"]
+    r = d.docker("run", "--rm", "--network", "side", "busybox", "ping", "-c", "1", "-W", "3",
+                 "other", check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    d.docker("network", "disconnect", "side", "web")
+    nets = json.loads(d.docker("inspect", "web").stdout)[0]["NetworkSettings"]["Networks"]
+    assert set(nets) == {"front"}
+    r = d.docker("network", "connect", "nosuch", "web", check=False)
+    assert "network nosuch not found" in r.stderr, r.stderr
+    r = d.docker("run", "--rm", "--network", "nosuch", "busybox", "true", check=False)
+    assert r.returncode != 0 and "network nosuch not found" in r.stderr, r.stderr
+
+    d.docker("rm", "-f", "web")
+    d.docker("network", "rm", "front")
+    r = d.docker("network", "inspect", "front", check=False)
+    assert r.returncode != 0 and "network front not found" in r.stderr
+    assert "side" in d.docker("network", "prune", "-f").stdout
+    names = d.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+    assert sorted(names) == ["bridge", "host", "none"]
+    r = d.docker("network", "rm", "bridge", check=False)
+    assert "bridge is a pre-defined network and cannot be removed" in r.stderr
+
+
+def test_docker_run_publish_and_port(netd):
+    d = netd
+    cid = d.docker("run", "-d", "-p", "127.0.0.1:8080:80", "busybox", "sh", "-c",
+                   "echo published > /tmp/index.html && exec httpd -f -p 80 -h /tmp"
+                   ).stdout.strip()
+    assert d.docker("port", cid).stdout.strip() == "80/tcp -> 127.0.0.1:8080"
+    assert b"published" in _fetch(8080)
+    ps = d.docker("ps", "--format", "{{.Ports}}").stdout.strip()
+    assert ps == "127.0.0.1:8080->80/tcp", ps
+    r = d.docker("run", "-d", "-p", "127.0.0.1:8080:80", "busybox", "sleep", "30", check=False)
+    assert r.returncode != 0 and "port is already allocated" in r.stderr, r.stderr
+    d.docker("stop", "-t", "1", cid)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", 8080), timeout=2).close()
+    d.docker("start", cid)
+    assert b"published" in _fetch(8080)
+    d.docker("rm", "-f", cid)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", 8080), timeout=2).close()
