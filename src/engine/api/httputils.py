@@ -186,7 +186,7 @@ class Request:
 
     # --- query parameters ---
     def query(self, name: str, default: str | None = None) -> str | None:
-        """The last value of query parameter ``name`` (docker's FormValue takes the first;
+        """The first value of query parameter ``name`` (as docker's FormValue;
         clients send each once), or ``default``."""
         values = self.query_lists.get(name)
         return values[0] if values else default
