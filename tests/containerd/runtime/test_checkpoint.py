@@ -190,14 +190,10 @@ def _read(fd, timeout, runtime, pid, image):
             links.append("%d -> %s" % (n, os.readlink("/proc/%d/fd/%d" % (pid, n))))
         except OSError as e:
             links.append("%d: %s" % (n, e.strerror))
-    try:
-        with open(image / "restore.log", errors="replace") as f:
-            log = f.read()[-3000:]
-    except OSError as e:
-        log = str(e)
     raise AssertionError("%s: nothing on the restore's stdout (pipe:[%d]) in %ds; the restored "
-                         "init's stdio: %s; restore.log ends:\n%s"
-                         % (runtime.name, os.fstat(fd).st_ino, timeout, ", ".join(links), log))
+                         "init's descriptors: %s; restore.log ends:\n%s"
+                         % (runtime.name, os.fstat(fd).st_ino, timeout, ", ".join(links),
+                            _log_tail(image / "restore.log")))
 
 
 def test_restore_in_the_foreground_returns_the_exit_code(pyrunc, make_bundle, tmp_path):
