@@ -174,3 +174,17 @@ def test_images_columns_as_docker(dockerd, cli):
     out = dockerd.docker("image", "ls", "--digests", "busybox", cli=cli).stdout.splitlines()
     assert re.split(r"\s{2,}", out[0].strip())[:3] == ["REPOSITORY", "TAG", "DIGEST"]
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", re.split(r"\s{2,}", out[1].strip())[2])
+
+
+def test_pull_all_tags(dockerd, mirror):
+    """docker pull -a: every tag the mirror lists (a second tag pushed here first)."""
+    dockerd.docker("pull", "busybox")
+    target = "%s/library/busybox:second" % mirror.domain
+    dockerd.docker("tag", "busybox", target)
+    dockerd.docker("push", target)
+    dockerd.docker("rmi", target, "busybox")
+    r = dockerd.docker("pull", "-a", "busybox")
+    assert "latest: Pulling from library/busybox" in r.stdout
+    assert "second: Pulling from library/busybox" in r.stdout
+    tags = dockerd.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    assert sorted(tags) == ["busybox:latest", "busybox:second"]

@@ -7,6 +7,7 @@ import os
 from pyrunc.engine.api import httputils
 from pyrunc.engine.api.router.system import decode_auth_header
 from pyrunc.engine.api.server import Route
+from pyrunc.engine.reference import parse_normalized
 from pyrunc.engine.registry import AuthFile, Credentials, RegistryService
 from pyrunc.errors import InvalidArgument, NotFound, Unauthorized
 
@@ -79,17 +80,26 @@ class Images:
         if not image:
             raise InvalidArgument("fromImage or fromSrc is required")
         tag = req.query("tag") or ""
-        ref = image
+        refs = [image]
         if tag:
-            ref = image + ("@" if ":" in tag and tag.split(":")[0].startswith("sha") else ":") \
-                + tag
+            refs = [image + ("@" if ":" in tag and tag.split(":")[0].startswith("sha") else ":")
+                    + tag]
         platform = self._platform(req)
         registries = self._registries(req)
+        parsed = parse_normalized(image)
+        all_tags = not tag and parsed.tag is None and parsed.digest is None
 
         def work(emit: Callable[[Any], None]) -> None:
             from pyrunc.engine.distribution.pull import pull
             try:
-                pull(ref, self.engine.images, registries, platform=platform, progress=emit)
+                if all_tags:    # docker pull --all-tags: fromImage without a tag
+                    tags = registries.get(parsed.domain).repository(parsed.path).tags()
+                    refs[:] = [str(parsed.with_tag(t)) for t in sorted(tags)]
+                    if not refs:
+                        raise NotFound("no tags in repository %s" % parsed.familiar_name)
+                for ref in refs:
+                    pull(ref, self.engine.images, registries, platform=platform,
+                         progress=emit)
             except Unauthorized as e:
                 # dockerd answers "pull access denied" as not found: a 401 would make the
                 # CLI ask for a user name and try again
