@@ -217,6 +217,8 @@ class ContainerNetworking:
             sandbox = svc.create_sandbox(c.id)
             settings["SandboxKey"] = sandbox
             settings["SandboxID"] = c.id
+            if c.host_config.get("Dns"):    # the embedded server forwards to them (user networks)
+                svc.set_dns_servers(c.id, c.host_config["Dns"])
             eps = []
             for name, ep in list(settings["Networks"].items()):
                 ipv4 = (ep.get("IPAMConfig") or {}).get("IPv4Address") or None

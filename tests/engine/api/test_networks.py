@@ -123,3 +123,60 @@ def test_docker_run_publish_and_port(netd):
     d.docker("rm", "-f", cid)
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", 8080), timeout=2).close()
+
+
+HOSTILE_CREATE = [
+    b"[]", b'"x"', b"{", b'{"Name": 123}', b'{"Name": ""}', b'{"Name": "../../etc"}',
+    b'{"Name": "a\\nb"}', b'{"Name": "' + b"n" * 1000 + b'"}', b'{"Name": "x", "Driver": "../d"}',
+    b'{"Name": "x", "IPAM": {"Config": [{"Subnet": "not-a-subnet"}]}}',
+    b'{"Name": "x", "IPAM": {"Config": [{"Subnet": "10.1.0.0/16", "Gateway": "10.9.0.1"}]}}',
+    b'{"Name": "x", "IPAM": "text"}', b'{"Name": "x", "Options": {"a": 1}}',
+    b'{"Name": "x", "Labels": ["a"]}', b'{"Name": "x", "EnableIPv6": true}',
+    b'{"Name": "x", "Internal": "yes"}',
+    b'{"Name": "x", "Options": {"com.docker.network.bridge.name": "uplink"}}',
+    b'{"Name": "x", "Options": {"com.docker.network.driver.mtu": "-1"}}',
+]
+HOSTILE_CONNECT = [
+    b"[]", b"{}", b'{"Container": []}', b'{"Container": "nosuch"}',
+    b'{"Container": "web", "EndpointConfig": "text"}',
+    b'{"Container": "web", "EndpointConfig": {"IPAMConfig": {"IPv4Address": "999.1.1.1"}}}',
+    b'{"Container": "web", "EndpointConfig": {"IPAMConfig": {"IPv4Address": "10.99.0.1"}}}',
+    b'{"Container": "web", "EndpointConfig": {"Aliases": [1]}}',
+    b'{"Container": "web", "EndpointConfig": {"Aliases": ["../x"]}}',
+    b'{"Container": "web", "EndpointConfig": {"MacAddress": "zz:zz"}}',
+    b'{"Container": "web", "EndpointConfig": {"MacAddress": "01:00:00:00:00:01"}}',
+]
+
+
+def _links():
+    import subprocess
+    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    return sorted(line.split(":")[1].strip().split("@")[0] for line in out.splitlines())
+
+
+def test_hostile_requests_get_one_line_errors_and_leave_nothing(netd):
+    d = netd
+    d.docker("network", "create", "target")
+    d.docker("run", "-d", "--name", "web", "busybox", "sleep", "60")
+    networks = d.request("GET", "/networks")[2]
+    links = _links()
+    for body in HOSTILE_CREATE:
+        status, _, out = d.request("POST", "/networks/create", body,
+                                   {"Content-Type": "application/json"})
+        assert 400 <= status < 500, (body, status, out)
+        message = json.loads(out)["message"]
+        assert message and "\n" not in message and "Traceback" not in message, (body, message)
+    for body in HOSTILE_CONNECT:
+        status, _, out = d.request("POST", "/networks/target/connect", body,
+                                   {"Content-Type": "application/json"})
+        assert 400 <= status < 500, (body, status, out)
+        assert "\n" not in json.loads(out)["message"]
+    for path in ("/networks/nosuch", "/networks/%2e%2e", "/networks/" + "a" * 500):
+        status, _, out = d.request("GET", path)
+        assert status == 404 and "not found" in json.loads(out)["message"], (path, out)
+    status, _, out = d.request("GET", "/networks?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D")
+    assert status == 400 and "invalid filter 'bogus'" in json.loads(out)["message"]
+    assert d.request("GET", "/networks")[2] == networks
+    assert _links() == links
+    nets = json.loads(d.docker("inspect", "web").stdout)[0]["NetworkSettings"]["Networks"]
+    assert set(nets) == {"bridge"}

@@ -127,6 +127,21 @@ def test_published_port_answers_from_the_host_and_is_released(net_engine):
         socket.create_connection(("127.0.0.1", host_port), timeout=2).close()
 
 
+def test_an_exit_nobody_watched_is_released_by_the_next_read(net_engine):
+    eng = net_engine
+    cid = _run(eng, ["sleep", "1"], {"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1"}]}})
+    port = int(eng.containers.port(cid)["80/tcp"][0]["HostPort"])
+    time.sleep(2.5)                     # it has exited; nothing has looked
+    assert [x for x in _links() if x.startswith("veth")]
+    [c] = [c for c in eng.containers.list(all=True) if c["Id"] == cid]
+    assert c["State"] == "exited" and c["Ports"] == []
+    assert [x for x in _links() if x.startswith("veth")] == []
+    rules = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
+    assert "--dport %d" % port not in rules
+    settings = eng.containers.inspect(cid)["NetworkSettings"]
+    assert settings["Networks"]["bridge"]["IPAddress"] == "" and settings["SandboxKey"] == ""
+
+
 def test_none_host_and_container_modes(net_engine):
     eng = net_engine
     code, out = _once(eng, ["ls", "/sys/class/net"], {"NetworkMode": "none"})
