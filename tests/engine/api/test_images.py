@@ -167,8 +167,9 @@ def test_images_columns_as_docker(dockerd, cli):
     out = dockerd.docker("image", "ls", cli=cli).stdout.splitlines()
     assert re.split(r"\s{2,}", out[0].strip()) == ["REPOSITORY", "TAG", "IMAGE ID", "CREATED",
                                                    "SIZE"]
-    rows = sorted(re.split(r"\s{2,}", line.strip())[:2] for line in out[1:])
-    assert rows == [["busybox", "latest"], ["hello-world", "latest"]]
+    rows = sorted(re.split(r"\s{2,}", line.strip()) for line in out[1:])
+    assert [r[:2] for r in rows] == [["busybox", "latest"], ["hello-world", "latest"]]
+    assert all(re.fullmatch(r"[0-9.]+[kM]?B", r[4]) and r[4] != "0B" for r in rows), rows
     only = dockerd.docker("image", "ls", "busybox", cli=cli).stdout.splitlines()[1:]
     assert [re.split(r"\s{2,}", line.strip())[0] for line in only] == ["busybox"]
     out = dockerd.docker("image", "ls", "--digests", "busybox", cli=cli).stdout.splitlines()

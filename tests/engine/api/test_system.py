@@ -45,7 +45,22 @@ def test_system_df(dockerd):
     assert rows["Local Volumes"][1] == "1"
     doc = json.loads(dockerd.request("GET", "/system/df")[2])
     assert doc["Images"][0]["RepoTags"] == ["busybox:latest"]
+    assert doc["Images"][0]["SharedSize"] == 0
     assert doc["Volumes"][0]["Name"] == "dfvol"
+    # an image on top of busybox shares its layer: docker system df -v shows it shared
+    container = dockerd.docker("create", "busybox", "true").stdout.strip()
+    dockerd.docker("commit", container, "ontop:1")
+    dockerd.docker("rm", container)
+    docs = {i["RepoTags"][0]: i for i in json.loads(dockerd.request("GET",
+                                                                    "/system/df")[2])["Images"]}
+    base = docs["busybox:latest"]
+    assert base["SharedSize"] == docs["ontop:1"]["SharedSize"] > 0
+    assert base["SharedSize"] <= base["Size"]
+    for cli in ("docker28", "docker20"):
+        out = dockerd.docker("system", "df", "-v", cli=cli).stdout
+        row = [line for line in out.splitlines() if line.startswith("busybox ")][0]
+        size, shared, unique = re.split(r"\s{2,}", row.strip())[4:7]
+        assert size != "0B" and shared not in ("N/A", "0B") and unique == "0B", (cli, row)
 
 
 def test_events_since_until_and_filters(dockerd):

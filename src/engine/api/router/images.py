@@ -48,6 +48,45 @@ def request_credentials(req: httputils.Request) -> Credentials | None:
     return credentials if credentials else None
 
 
+def shared_sizes(engine: Engine) -> dict[str, int]:
+    """Image ID -> bytes of its layers that another image also has (docker's SharedSize)."""
+    from pyrunc.engine.images.unpack import SIZE_LABEL, chain_ids
+    from pyrunc.errors import NotFound as Missing
+    chains = {img.id: chain_ids(img.diff_ids) for img in engine.images.images()}
+    users: dict[str, int] = {}
+    for ids in chains.values():
+        for chain in set(ids):
+            users[chain] = users.get(chain, 0) + 1
+    sizes: dict[str, int] = {}
+    out = {}
+    for image_id, ids in chains.items():
+        total = 0
+        for chain in set(ids):
+            if users[chain] < 2:
+                continue
+            if chain not in sizes:
+                try:
+                    sizes[chain] = int(engine.images.snapshotter.stat(chain).labels.get(
+                        SIZE_LABEL, 0))
+                except Missing:
+                    sizes[chain] = 0
+            total += sizes[chain]
+        out[image_id] = total
+    return out
+
+
+def summaries(engine: Engine, filters: Any = None, shared: bool = False) -> list[Any]:
+    """ImageSummary dicts as API 1.43 has them: VirtualSize (the same as Size) and, when
+    ``shared``, SharedSize."""
+    images = engine.images.list(filters)
+    sharing = shared_sizes(engine) if shared else {}
+    for img in images:
+        img["VirtualSize"] = img["Size"]
+        if shared:
+            img["SharedSize"] = sharing.get(img["Id"], 0)
+    return images
+
+
 class Images:
     """The handlers, over ``engine.images`` and the daemon's registry settings."""
 
@@ -129,7 +168,8 @@ class Images:
         legacy = req.query("filter")
         if legacy:
             filters.setdefault("reference", []).append(legacy)
-        return httputils.json_response(self.engine.images.list(filters))
+        return httputils.json_response(summaries(self.engine, filters,
+                                                 req.query_bool("shared-size")))
 
     def inspect(self, req: httputils.Request) -> httputils.Response:
         return httputils.json_response(self.engine.images.inspect(req.params["name"]))

@@ -216,7 +216,8 @@ class System:
         out: dict[str, Any] = {"LayersSize": 0, "Images": [], "Containers": [],
                                "Volumes": [], "BuildCache": []}
         if "image" in types:
-            images = self.engine.images.list()
+            from pyrunc.engine.api.router.images import summaries
+            images = summaries(self.engine, shared=True)
             users: dict[str, int] = {}
             for c in self.engine.containers.list(all=True):
                 users[c.get("ImageID", "")] = users.get(c.get("ImageID", ""), 0) + 1
