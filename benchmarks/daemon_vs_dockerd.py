@@ -199,9 +199,13 @@ def clients(d, net, count, each):
     return count * each / (time.perf_counter() - start)
 
 
-def row(name, a, b, unit, scale=1.0, fmt="%9.1f"):
-    print(("%-28s " + fmt + "%-3s " + fmt + "%-3s %7.2fx") % (name, a * scale, unit, b * scale,
-                                                               unit, a / b if b else 0))
+def row(name, a, b, unit, scale=1.0, goal=None):
+    """One figure side by side; ``goal``: the ratio pydockerd/dockerd must stay under."""
+    ratio = a / b if b else float("inf")
+    verdict = "" if goal is None else "  goal < %.2fx: %s" % (goal, "met" if ratio < goal
+                                                               else "missed")
+    print("%-28s %9.1f%-3s %9.1f%-3s %7.2fx%s" % (name, a * scale, unit, b * scale, unit, ratio,
+                                                  verdict))
 
 
 def main():
@@ -248,11 +252,11 @@ def main():
                 for k, d in pair.items():
                     runs[k].append(timed(run_rm, d, net))
             row("run --rm busybox true (med)", statistics.median(runs["pydockerd"]),
-                statistics.median(runs["dockerd"]), "ms", 1e3)
+                statistics.median(runs["dockerd"]), "ms", 1e3, goal=1 / 3)
 
             idle = {k: memory(d.proc.pid, []) for k, d in pair.items()}
             row("daemon RSS idle", idle["pydockerd"]["daemon"][0],
-                idle["dockerd"]["daemon"][0], "MB", 1 / 1024)
+                idle["dockerd"]["daemon"][0], "MB", 1 / 1024, goal=0.5)
 
             thr = {k: [] for k in pair}
             for _ in range(args.client_rounds):
@@ -274,7 +278,7 @@ def main():
                 statistics.median(pss["dockerd"]), "ms", 1e3)
             full = {k: memory(d.proc.pid, fleet[k][1]) for k, d in pair.items()}
             row("daemon RSS, %d running" % args.containers, full["pydockerd"]["daemon"][0],
-                full["dockerd"]["daemon"][0], "MB", 1 / 1024)
+                full["dockerd"]["daemon"][0], "MB", 1 / 1024, goal=0.5)
             row("daemon PSS, %d running" % args.containers, full["pydockerd"]["daemon"][1],
                 full["dockerd"]["daemon"][1], "MB", 1 / 1024)
             row("shims RSS (%d|%d)" % (full["pydockerd"]["shims"][2],
