@@ -75,11 +75,9 @@ def container_fields(c: dict[str, Any], trunc: bool) -> dict[str, Any]:
         if image.startswith("sha256:"):
             image = image[7:19]
         command = ellipsis(command, 20)
-    size = ""
-    if "SizeRw" in c or "SizeRootFs" in c:
-        size = human_size(c.get("SizeRw") or 0)
-        if c.get("SizeRootFs"):
-            size += " (virtual %s)" % human_size(c["SizeRootFs"])
+    size = human_size(c.get("SizeRw") or 0)
+    if c.get("SizeRootFs"):
+        size += " (virtual %s)" % human_size(c["SizeRootFs"])
     mounts = []
     for m in c.get("Mounts") or []:
         name = m.get("Name") or m.get("Source", "")
@@ -126,7 +124,7 @@ def load_config_format(ctx: Context, key: str) -> str:
 
 def ls(ctx: Context, opts: Options, args: list[str]) -> int:
     fmt = opts["format"] or load_config_format(ctx, "psFormat") or "table"
-    size = opts["size"] or ".Size" in fmt or fmt == "json" or "json ." in fmt
+    size = opts["size"] or ".Size" in fmt or "json ." in fmt
     query: dict[str, Any] = {"all": opts["all"] or None, "size": size or None,
                              "filters": parse_filters(opts["filter"])}
     if opts["latest"]:

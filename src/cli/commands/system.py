@@ -284,7 +284,8 @@ def prune(ctx: Context, opts: Options, args: list[str]) -> int:
 
 def print_inspect(ctx: Context, names: list[str], fmt: str, kind: str | None,
                   size: bool) -> int:
-    """docker inspect: the objects as an indented JSON array, or the template per object."""
+    """docker inspect: the objects as an indented JSON array, or the template per object.
+    Not found: the daemon's message when ``kind`` is given, else "Error: No such object"."""
     from ..template import Template
     paths = {"container": ("/containers/%s/json", {"size": 1} if size else None),
              "image": ("/images/%s/json", None), "volume": ("/volumes/%s", None),
@@ -294,6 +295,7 @@ def print_inspect(ctx: Context, names: list[str], fmt: str, kind: str | None,
     errors = []
     for name in names:
         found = None
+        missing = ""
         for k in kinds:
             path, q = paths[k]
             try:
@@ -302,8 +304,9 @@ def print_inspect(ctx: Context, names: list[str], fmt: str, kind: str | None,
             except DaemonError as e:
                 if e.status != 404:
                     raise
+                missing = "Error response from daemon: " + e.message
         if found is None:
-            errors.append("Error: No such %s: %s" % (kind or "object", name))
+            errors.append(missing if kind else "Error: No such object: %s" % name)
         else:
             docs.append(found)
     if fmt and fmt != "json":

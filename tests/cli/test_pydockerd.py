@@ -1,0 +1,114 @@
+"""pydocker and the docker 28 CLI against pydockerd: the same commands, the same answers."""
+import os
+import re
+
+import pytest
+
+from .conftest import DOCKER28, reference
+from .flows import container_flow, image_flow, same
+
+pytestmark = pytest.mark.skipif(not os.path.exists(DOCKER28),
+                                reason="docker 28 CLI (%s) is not installed" % DOCKER28)
+
+
+def test_container_flow(pyd):
+    container_flow(pyd, "busybox")
+
+
+def test_image_flow(pyd):
+    image_flow(pyd, "busybox")
+
+
+def test_run_pulls_then_runs(pyd):
+    """The seed's first flow: "Unable to find image" then the pull, as the reference shows."""
+    r = pyd.pydocker("run", "--rm", "hello-world")
+    assert r.code == 0, r
+    assert "Hello from Docker!" in r.out
+    lines = r.err.splitlines()
+    assert lines[0] == "Unable to find image 'hello-world:latest' locally"
+    assert lines[1] == "latest: Pulling from library/hello-world"
+    assert re.fullmatch(r"[0-9a-f]{12}: Pulling fs layer", lines[2])
+    assert lines[-2].startswith("Digest: sha256:")
+    assert lines[-1] == "Status: Downloaded newer image for hello-world:latest"
+    ref = reference("docker28-run.txt")
+    shape = [re.sub(r"[0-9a-f]{12}:", "L:", x) for x in lines[2:-2]]
+    assert all(s in ref.replace("d37baf56f4b5:", "L:") for s in shape)
+    r = pyd.pydocker("pull", "hello-world")
+    assert r.out.splitlines() == [
+        "Using default tag: latest", "latest: Pulling from library/hello-world",
+        lines[-2], "Status: Image is up to date for hello-world:latest",
+        "docker.io/library/hello-world:latest"]
+
+
+def test_run_failures_exit_codes(pyd):
+    """127 for a command that is not there, 125 for what docker itself refuses (the docker CLI
+    is not compared here: against pydockerd it waits for a removal that never comes)."""
+    r = pyd.pydocker("run", "--rm", "busybox", "nosuchcmd")
+    assert r.code == 127, r
+    assert r.err.startswith("pydocker: Error response from daemon: ")
+    assert "executable file not found" in r.err
+    assert r.err.endswith("\n\nRun 'pydocker run --help' for more information\n")
+    assert pyd.pydocker("ps", "-aq").out == ""
+    r = pyd.pydocker("run", "--rm", "busybox", "/nonexistent")
+    assert r.code == 127, r
+    r = pyd.pydocker("run", "--restart", "always", "--rm", "busybox", "true")
+    assert r.code == 125 and "Conflicting options" in r.err
+    r = pyd.pydocker("run", "NoSuch:Image")
+    assert r.code == 125
+    r = same(pyd, "run", "--rm", "nosuchimage-xyz")
+    assert r.code == 125
+
+
+def test_daemon_errors(pyd):
+    for args in (["rm", "nosuch"], ["stop", "nosuch"], ["rmi", "nosuch:latest"],
+                 ["logs", "nosuch"], ["exec", "nosuch", "true"], ["pull", "nosuch/image:x"],
+                 ["volume", "inspect", "nosuch"], ["image", "inspect", "nosuch"],
+                 ["container", "inspect", "nosuch"], ["inspect", "--type", "volume", "x"],
+                 ["inspect", "nosuch", "busybox", "-f", "{{.Os}}"]):
+        r = same(pyd, *args)
+        assert r.code == 1 and r.err.startswith(("Error response from daemon: ", "Error: ",
+                                                 "[]")), (args, r)
+
+
+def test_version_info_layout(pyd):
+    r = pyd.pydocker("version")
+    d = pyd.docker("version")
+    assert r.code == d.code == 0
+    mine = r.out.split("\nServer:", 1)[1]
+    theirs = d.out.split("\nServer:", 1)[1]
+    assert mine == theirs
+    r, d = pyd.pydocker("info"), pyd.docker("info")
+    assert r.out.split("Server:", 1)[1] == d.out.split("Server:", 1)[1]
+    r, d = pyd.pydocker("system", "df"), pyd.docker("system", "df")
+    assert r.out == d.out
+
+
+def test_events_and_save_load(pyd, tmp_path):
+    tar = tmp_path / "busybox.tar"
+    assert pyd.pydocker("save", "-o", tar, "busybox").code == 0
+    assert tar.stat().st_size > 100000
+    assert pyd.pydocker("rmi", "busybox").code == 0
+    r = pyd.pydocker("load", "-i", tar)
+    assert r.code == 0 and "Loaded image: busybox:latest" in r.out, r
+    r = same(pyd, "events", "--since", "0", "--until", "1", "--filter", "type=image",
+             "--format", "{{.Type}} {{.Action}}")
+    assert "image load" in r.out or "image tag" in r.out or r.out == ""
+
+
+def test_login_logout_config(pyd, tmp_path):
+    """login writes ~/.docker/config.json's auths as docker does; logout removes it."""
+    import base64
+    import json
+    cfg = os.path.join(pyd.config_dir, "config.json")
+    r = pyd.pydocker("logout", "example.invalid")
+    assert r.out == "Not logged in to example.invalid\n"
+    with open(cfg, "w") as f:
+        json.dump({"auths": {"example.invalid": {"auth": base64.b64encode(b"u:p").decode()}},
+                   "psFormat": "table {{.Names}}\t{{.Status}}"}, f)
+    pyd.pydocker("run", "-d", "--name", "fmt1", "busybox", "sleep", "30")
+    r = pyd.pydocker("ps")
+    assert r.out.splitlines()[0].split() == ["NAMES", "STATUS"]
+    r = pyd.pydocker("logout", "example.invalid")
+    assert r.out == "Removing login credentials for example.invalid\n"
+    with open(cfg) as f:
+        assert json.load(f)["auths"] == {}
