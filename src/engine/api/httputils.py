@@ -28,6 +28,8 @@ MAX_JSON_BODY = 16 << 20
 
 _VERSION = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6}){0,2}", re.ASCII)
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
 RAW_STREAM = "application/vnd.docker.raw-stream"
 MULTIPLEXED_STREAM = "application/vnd.docker.multiplexed-stream"
 
@@ -138,7 +140,13 @@ def error_body(error: BaseException) -> tuple[int, bytes]:
         message = error.message
     else:
         status, message = 500, str(error) or type(error).__name__
-    return status, (json.dumps({"message": message}) + "\n").encode()
+    return status, (json.dumps({"message": one_line(message)}) + "\n").encode()
+
+
+def one_line(message: str) -> str:
+    """An error message as one line whatever a client put in a name: control characters
+    escaped."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), message)
 
 
 class Hijacked:
@@ -351,7 +359,8 @@ def progress_stream(items: Iterable[Any]) -> Iterator[bytes]:
         for item in items:
             yield json_line(item)
     except PyruncError as e:
-        yield json_line({"errorDetail": {"message": e.message}, "error": e.message})
+        message = one_line(e.message)
+        yield json_line({"errorDetail": {"message": message}, "error": message})
 
 
 class Unsupported(Unavailable):

@@ -286,3 +286,32 @@ def test_quiet_event_followers_that_leave_free_their_threads(dockerd):
     while _threads(dockerd) > base + 2 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _threads(dockerd) <= base + 2
+
+
+def test_hostile_names_never_500(dockerd):
+    """Random and crafted names in every name-taking image and volume route: a 4xx with one
+    line of docker's JSON, never a server error."""
+    import random
+    import urllib.parse
+    rng = random.Random(1313)
+    alphabet = "abcAZ09._-/:@%\\\n\t\x00 ..~$#?&=+*é\u202e"
+    names = ["..", "../..", "/etc/passwd", "a" * 5000, "sha256:" + "0" * 64, "sha256:zz",
+             "busybox@sha256:" + "1" * 64, "UPPER", "a//b", ":tag", "@", "-", "\x00"]
+    names += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40)))
+              for _ in range(150)]
+    for name in names:
+        q = urllib.parse.quote(name, safe="")
+        for method, path in (("GET", "/images/%s/json" % q), ("GET", "/images/%s/history" % q),
+                             ("DELETE", "/images/%s" % q),
+                             ("POST", "/images/busybox/tag?repo=%s" % q),
+                             ("POST", "/images/%s/tag?repo=x" % q),
+                             ("GET", "/images/%s/get" % q),
+                             ("GET", "/volumes/%s" % q), ("DELETE", "/volumes/%s" % q),
+                             ("POST", "/images/create?fromImage=%s&tag=%s" % (q, q))):
+            status, _, body = dockerd.request(method, path)
+            assert status in (200, 201, 400, 404, 409), (method, path, status, body[:300])
+            if status >= 400:
+                message = json.loads(body)["message"]
+                assert "\n" not in message.strip(), (method, path, message)
+    assert dockerd.request("GET", "/_ping")[0] == 200
+    assert "Traceback" not in dockerd.output()
