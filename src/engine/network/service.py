@@ -304,12 +304,13 @@ class NetworkService:
         self.ensure_default()
         flt = _filters(filters, ("label", "label!", "until"))
         until = flt.pop("until", None)
+        limit = _until(until[0]) if until else None
         deleted = []
         with self._locked() as doc:
             for n in sorted(doc["networks"].values(), key=lambda n: n["Created"]):
                 if n.get("builtin") or n["endpoints"] or not _matches(n, flt):
                     continue
-                if until and not timestamps.parse_ns(n["Created"]) < _until(until[0]):
+                if limit is not None and not timestamps.parse_ns(n["Created"]) < limit:
                     continue
                 DRIVERS[n["Driver"]].delete(n)
                 del doc["networks"][n["Id"]]

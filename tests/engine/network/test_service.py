@@ -308,3 +308,42 @@ def test_state_machine_no_address_twice_nothing_leaked(svc):
     NetworksMachine.TestCase().runTest()
     assert ns_state() == before
     assert svc.sweep([])["Endpoints"] == []
+
+
+def test_none_and_host_and_hostile_publishes(svc):
+    s = svc.create_sandbox("n1")
+    ep = svc.connect("none", "n1", s, "loner")
+    assert ep["IPAddress"] == "" and "n1" in svc.inspect("none")["Containers"]
+
+    def links():
+        with netlink.ipr() as ip:
+            return [(x.get_attr("IFLA_IFNAME"), x.get_attr("IFLA_OPERSTATE"))
+                    for x in ip.get_links()]
+    assert netlink.in_netns(s, links) == [("lo", "UNKNOWN")]      # lo up, nothing else
+    with pytest.raises(FailedPrecondition):      # no bridge endpoint to publish on
+        svc.publish("n1", ep, {"80/tcp": [{}]})
+    svc.disconnect("none", "n1")
+
+    svc.create("pubs")
+    e2 = svc.connect("pubs", "n1", s, "web")
+    before, doc = ns_state(), _doc(svc)
+    for bindings, error in (({"80/tcp": [{"HostIp": "::1"}]}, InvalidArgument),
+                            ({"80/tcp": [{"HostIp": "10.0.0.1\n"}]}, InvalidArgument),
+                            ({"80/tcp": [{"HostPort": "-1"}]}, InvalidArgument),
+                            ({"80/tcp": [{"HostIp": "203.0.113.9"}]}, InvalidArgument)):
+        with pytest.raises(error):
+            svc.publish("n1", e2, bindings)
+        assert ns_state() == before and _doc(svc) == doc, bindings
+    assert svc.publish("n1", e2, None) == {}
+    svc.publish("n1", e2, {"80/tcp": [{"HostIp": "127.0.0.1"}]})
+    with pytest.raises(Conflict):
+        svc.publish("n1", e2, {"81/tcp": [{"HostIp": "127.0.0.1"}]})
+    svc.disconnect("pubs", "n1")            # its ports go with the endpoint
+    assert svc.ports("n1") == {} and not any("-j DNAT" in r for r in ns_state()[0])
+    svc.remove_sandbox("n1")
+    assert svc.prune({"until": ["2000-01-01T00:00:00Z"]}) == {"NetworksDeleted": []}
+    assert svc.prune({"until": ["4102444800"]}) == {"NetworksDeleted": ["pubs"]}
+    with pytest.raises(InvalidArgument):
+        svc.prune({"until": ["yesterday"]})
+    with pytest.raises(InvalidArgument):
+        svc.list({"colour": ["red"]})
