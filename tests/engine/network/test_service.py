@@ -10,7 +10,7 @@ import pytest
 from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from pyrunc.engine.network import netlink
+from pyrunc.engine.network import NetworkService, netlink
 from pyrunc.errors import (AlreadyExists, Conflict, FailedPrecondition, InvalidArgument,
                            NotFound, PyruncError, SystemFailure)
 
@@ -347,3 +347,21 @@ def test_none_and_host_and_hostile_publishes(svc):
         svc.prune({"until": ["yesterday"]})
     with pytest.raises(InvalidArgument):
         svc.list({"colour": ["red"]})
+
+
+def test_the_default_bridge_avoids_the_hosts_routes_and_iptables_false_writes_no_rule(
+        host_ns, tmp_path):
+    with netlink.ipr() as ip:                     # the "host" has a route into 172.17/16
+        ip.addr("add", index=netlink.link_index(ip, "uplink"), address="172.17.5.1",
+                prefixlen=24)
+    before = ns_state()
+    svc = NetworkService(str(tmp_path / "net"), bridge_name="pyrtq" + os.urandom(3).hex(),
+                         iptables=False, dns_upstreams=[])
+    try:
+        assert svc.inspect("bridge")["IPAM"]["Config"][0]["Subnet"] == "172.18.0.0/16"
+        assert svc.create("second")["Id"]
+        assert svc.inspect("second")["IPAM"]["Config"][0]["Subnet"] == "172.19.0.0/16"
+        assert ns_state()[0] == before[0]           # no rule at all
+    finally:
+        svc.teardown()
+    assert ns_state() == before
