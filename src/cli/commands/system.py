@@ -35,6 +35,18 @@ def _kv(indent: int, key: str, value: Any) -> str:
     return (" " * indent + key + ":").ljust(20) + str(value) + "\n"
 
 
+def _ansic(text: str) -> str:
+    """An RFC 3339 build time as docker shows it (Go's ANSIC layout, local time); other text
+    as it is."""
+    import datetime
+    from ..units import parse_timestamp
+    try:
+        secs = parse_timestamp(text)
+    except ValueError:
+        return text
+    return datetime.datetime.fromtimestamp(int(secs)).strftime("%a %b %e %H:%M:%S %Y")
+
+
 def version(ctx: Context, opts: Options, args: list[str]) -> int:
     if opts["format"]:
         from ..template import Template
@@ -68,7 +80,7 @@ def version(ctx: Context, opts: Options, args: list[str]) -> int:
                 server.get("MinAPIVersion", details.get("MinAPIVersion", ""))))
             text += _kv(2, "Go version", server.get("GoVersion", details.get("GoVersion", "")))
             text += _kv(2, "Git commit", server.get("GitCommit", details.get("GitCommit", "")))
-            text += _kv(2, "Built", server.get("BuildTime", details.get("BuildTime", "")))
+            text += _kv(2, "Built", _ansic(server.get("BuildTime", details.get("BuildTime", ""))))
             text += _kv(2, "OS/Arch", "%s/%s" % (server.get("Os", ""), server.get("Arch", "")))
             text += _kv(2, "Experimental", str(bool(server.get("Experimental"))).lower())
         else:
