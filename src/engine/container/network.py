@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 
 from pyrunc.engine.network import files as netfiles
 from pyrunc.engine.network import ports as netports
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from pyrunc.engine.container.store import Container
     from pyrunc.engine.network import NetworkService
 
-DEFAULT_BRIDGE = "pyr0"
 RUNTIME_KEYS = ("IPAddress", "IPPrefixLen", "Gateway", "MacAddress", "EndpointID")
 SHARED_FILES = ("hosts", "resolv.conf", "hostname")
 
@@ -83,6 +83,7 @@ class ContainerNetworking:
         self.iptables = iptables
         self.dns_upstreams = list(dns_upstreams) if dns_upstreams is not None else None
         self._service: NetworkService | None = None
+        self._made = threading.Lock()
 
     @property
     def enabled(self) -> bool:
@@ -92,15 +93,18 @@ class ContainerNetworking:
     def service(self) -> NetworkService:
         """The NetworkService (made on first use: the default networks come with it);
         FailedPrecondition when networking is off."""
-        if not self.enabled:
+        bridge = self.bridge
+        if bridge is None:
             raise FailedPrecondition("networking is off: the engine was started without a "
                                      "bridge (pydockerd --bridge NAME turns it on)")
-        if self._service is None:
-            from pyrunc.engine.network import NetworkService
-            self._service = NetworkService(self.root, bridge_name=self.bridge or DEFAULT_BRIDGE,
-                                           iptables=self.iptables,
-                                           dns_upstreams=self.dns_upstreams)
-        return self._service
+        with self._made:                # one service (one DNS server) per engine
+            if self._service is None:
+                from pyrunc.engine.network import NetworkService
+                self._service = NetworkService(self.root,
+                                               bridge_name=bridge,
+                                               iptables=self.iptables,
+                                               dns_upstreams=self.dns_upstreams)
+            return self._service
 
     def in_use(self) -> bool:
         """Whether networking is on and the service has ever been used on this root."""
