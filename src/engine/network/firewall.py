@@ -3,18 +3,19 @@
     nat     PYRUNC              DNAT of published ports   (PREROUTING, OUTPUT -> for local dsts)
             PYRUNC-POSTROUTING  masquerade out of bridges, of host-to-container via 127.0.0.1
                                 (route_localnet) and of a container reaching a published port
-    filter  PYRUNC-FORWARD      established, published ports, then isolation, then per bridge
+    filter  PYRUNC-FORWARD      established, DNAT'd (published ports), isolation, per bridge
             PYRUNC-ISOLATION    drops between bridges, and in/out of internal networks
             PYRUNC-INPUT        drops new connections from an internal network to the host
                                 (its "no way out" also covers the host's own addresses)
 
 Each builtin chain gets one jump rule. ``apply`` writes the chains' whole contents with one
-``iptables-restore --noflush`` per table (atomic per table), so the rules always match the
+``iptables-restore --noflush`` (atomic per table; only the tables whose rules changed), so the rules always match the
 document and a crash leaves nothing that the next ``apply`` does not replace. With no bridge
 network and no published port, the jumps and the chains are deleted.
 """
 from __future__ import annotations
 
+import hashlib
 import subprocess
 
 from pyrunc.errors import SystemFailure
@@ -56,9 +57,6 @@ def rules(doc: dict[str, Any], drop_other_forwarding: bool) -> tuple[list[str], 
             nat.append("-A PYRUNC %s-p %s -m %s --dport %d -j DNAT --to-destination %s:%d"
                        % (dst, p["Proto"], p["Proto"], p["HostPort"], p["ContainerIp"],
                           p["ContainerPort"]))
-            fwd.append("-A PYRUNC-FORWARD -d %s/32 -o %s -p %s -m %s --dport %d -m conntrack "
-                       "--ctstate DNAT -j ACCEPT" % (p["ContainerIp"], p["Bridge"], p["Proto"],
-                                                    p["Proto"], p["ContainerPort"]))
     for n in bridges:
         br, subnet = n["bridge"], n["IPAM"]["Config"][0]["Subnet"]
         post.append("-A PYRUNC-POSTROUTING -o %s -m addrtype --src-type LOCAL -j MASQUERADE"
@@ -70,6 +68,8 @@ def rules(doc: dict[str, Any], drop_other_forwarding: bool) -> tuple[list[str], 
             post.append("-A PYRUNC-POSTROUTING -s %s ! -o %s -j MASQUERADE" % (subnet, br))
         fwd.insert(0, "-A PYRUNC-FORWARD -o %s -m conntrack --ctstate RELATED,ESTABLISHED "
                       "-j ACCEPT" % br)
+        # what a PYRUNC rule DNAT'd to a published port (from another bridge too)
+        fwd.append("-A PYRUNC-FORWARD -o %s -m conntrack --ctstate DNAT -j ACCEPT" % br)
     fwd.append("-A PYRUNC-FORWARD -j PYRUNC-ISOLATION")
     for n in bridges:
         br = n["bridge"]
@@ -98,12 +98,22 @@ def apply(doc: dict[str, Any], drop_other_forwarding: bool) -> bool:
     used = bool(doc.get("ports")) or any(
         n["Driver"] == "bridge" and n.get("bridge") for n in doc["networks"].values())
     if not used:
-        remove()
+        remove(doc)
         return False
     nat, filt = rules(doc, drop_other_forwarding)
-    text = ["*nat"] + [":%s - [0:0]" % c for c in NAT_CHAINS] + nat + ["COMMIT", "*filter"]
-    text += [":%s - [0:0]" % c for c in FILTER_CHAINS] + filt + ["COMMIT", ""]
-    _run(["iptables-restore", "-w", "--noflush"], stdin="\n".join(text))
+    # a table whose rules are those last written (as the document records, whoever wrote
+    # them) is left alone: a publish rewrites nat only, a connect nothing
+    applied = doc.setdefault("firewall", {})
+    text, digests = [], {}
+    for table, chains, lines in (("nat", NAT_CHAINS, nat), ("filter", FILTER_CHAINS, filt)):
+        digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
+        if applied.get(table) != digest:
+            text += ["*" + table] + [":%s - [0:0]" % c for c in chains] + lines + ["COMMIT"]
+            digests[table] = digest
+    if text:
+        applied.clear()           # unknown until the write succeeded
+        _run(["iptables-restore", "-w", "--noflush"], stdin="\n".join(text + [""]))
+        applied.update(digests)
     ns = _netns()
     if ns not in _jumps_checked:
         for table, chain, rule in JUMPS:
@@ -123,15 +133,18 @@ def _netns() -> int:
     return os.stat("/proc/thread-self/ns/net").st_ino
 
 
-def forget_checks() -> None:
-    """Check the jumps again at the next ``apply`` (after a crash, someone may have removed
-    them)."""
+def forget_checks(doc: dict[str, Any]) -> None:
+    """Check the jumps and rewrite the chains at the next ``apply`` (after a crash or a
+    reboot, the rules may differ from what the document says was written)."""
     _jumps_checked.discard(_netns())
+    doc.pop("firewall", None)
 
 
-def remove() -> None:
+def remove(doc: dict[str, Any] | None = None) -> None:
     """Delete the jumps and the chains (nothing if they are not there)."""
     _jumps_checked.discard(_netns())
+    if doc is not None:
+        doc.pop("firewall", None)
     if not _chains_exist() and not _run(["iptables", "-w", "-S", "PYRUNC-FORWARD"], check=False):
         return
     for table, chain, rule in JUMPS:

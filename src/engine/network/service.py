@@ -621,7 +621,7 @@ class NetworkService:
                 if kind == "veth" and master in indexes and ifname not in known:
                     netlink.delete_link(ifname)
                     report["Links"].append(ifname)
-            firewall.forget_checks()
+            firewall.forget_checks(doc)
             self._firewall(doc)
             for n in doc["networks"].values():         # survivors of a dead engine process
                 for cid, ep in n["endpoints"].items():
