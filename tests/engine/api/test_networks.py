@@ -180,3 +180,29 @@ def test_hostile_requests_get_one_line_errors_and_leave_nothing(netd):
     assert _links() == links
     nets = json.loads(d.docker("inspect", "web").stdout)[0]["NetworkSettings"]["Networks"]
     assert set(nets) == {"bridge"}
+
+
+def test_sdk_networks(netd):
+    client = netd.client()
+    net = client.networks.create("sdknet", driver="bridge", labels={"k": "v"})
+    assert client.networks.get("sdknet").id == net.id
+    assert [n.name for n in client.networks.list(names=["sdknet"])] == ["sdknet"]
+    c = client.containers.run("busybox", ["sleep", "60"], detach=True, network="sdknet",
+                              ports={"80/tcp": ("127.0.0.1", None)})
+    try:
+        c.reload()
+        ep = c.attrs["NetworkSettings"]["Networks"]["sdknet"]
+        assert ep["NetworkID"] == net.id and ep["IPAddress"]
+        assert int(c.ports["80/tcp"][0]["HostPort"]) > 0
+        net.reload()
+        assert [x.id for x in net.containers] == [c.id]
+        extra = client.networks.create("sdkextra")
+        extra.connect(c, aliases=["more"])
+        c.reload()
+        assert set(c.attrs["NetworkSettings"]["Networks"]) == {"sdknet", "sdkextra"}
+        extra.disconnect(c)
+        extra.remove()
+    finally:
+        c.remove(force=True)
+    net.remove()
+    assert "sdknet" not in [n.name for n in client.networks.list()]
