@@ -62,13 +62,11 @@ def _version_tuple(v: str) -> tuple[int, ...]:
 
 
 class Client:
-    """One daemon address; each request uses the kept connection (a new one after a stream)."""
+    """One daemon address; a connection per request (a retried POST could act twice)."""
 
     def __init__(self, host: str) -> None:
         self.host = host
         self.version: str | None = os.environ.get("DOCKER_API_VERSION") or None
-        self.server_headers: dict[str, str] = {}
-        self._conn: http.client.HTTPConnection | None = None
 
     @classmethod
     def from_env(cls, host: str | None = None) -> Client:
@@ -110,31 +108,23 @@ class Client:
         return path
 
     def open(self, method: str, path: str, query: dict[str, Any] | None = None,
-             body: Any = None, headers: dict[str, str] | None = None, versioned: bool = True,
-             stream: bool = False) -> http.client.HTTPResponse:
+             body: Any = None, headers: dict[str, str] | None = None, versioned: bool = True
+             ) -> http.client.HTTPResponse:
         """Send one request; returns the response (its body not read yet)."""
         headers = dict(headers or {})
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
             headers.setdefault("Content-Type", "application/json")
         full = ("/v" + self.negotiate() if versioned else "") + self.url(path, query)
-        conn = self._conn if (self._conn is not None and not stream) else self.connection()
+        conn = self.connection()
         try:
             conn.request(method, full, body=body, headers=headers)
-            r = conn.getresponse()
-        except (FileNotFoundError, ConnectionRefusedError, PermissionError) as e:
-            if isinstance(e, PermissionError):
-                raise DaemonError(0, "permission denied while trying to connect to the Docker "
-                                     "daemon socket at %s" % self.host) from None
+            return conn.getresponse()
+        except PermissionError:
+            raise DaemonError(0, "permission denied while trying to connect to the Docker "
+                                 "daemon socket at %s" % self.host) from None
+        except (FileNotFoundError, ConnectionRefusedError):
             raise ConnectError(self.host) from None
-        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-            if conn is self._conn:        # a kept connection the daemon closed: once more
-                self._conn = None
-                return self.open(method, path, query, body, headers, versioned, stream)
-            raise
-        if not stream:
-            self._conn = conn if r.getheader("Connection", "").lower() != "close" else None
-        return r
 
     def call(self, method: str, path: str, query: dict[str, Any] | None = None,
              body: Any = None, headers: dict[str, str] | None = None) -> bytes:
@@ -156,7 +146,7 @@ class Client:
                body: Any = None, headers: dict[str, str] | None = None
                ) -> http.client.HTTPResponse:
         """A response to read as it comes (logs, events, pull progress); errors raised."""
-        r = self.open(method, path, query, body, headers, stream=True)
+        r = self.open(method, path, query, body, headers)
         if r.status >= 400:
             raise DaemonError(r.status, error_message(r.read()))
         return r

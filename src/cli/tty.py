@@ -14,6 +14,8 @@ from .streams import hijack
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .client import Client
     from .streams import Hijacked
 
@@ -50,12 +52,20 @@ def _size() -> tuple[int, int]:
         return 24, 80
 
 
-def interactive(api: Client, cid: str, detach_keys: str) -> bool:
-    """Attach the terminal to container ``cid``; True when the user detached."""
+def interactive(api: Client, cid: str, detach_keys: str,
+                start: Callable[[], None] | None = None) -> bool:
+    """Attach the terminal to container ``cid`` (then call ``start``, as run does: attached
+    before the process starts); True when the user detached."""
     keys = parse_keys(detach_keys)
     stream = hijack(api, "/containers/%s/attach" % cid,
                     {"stream": 1, "stdin": 1, "stdout": 1, "stderr": 1,
                      "detachKeys": detach_keys or None})
+    if start is not None:
+        try:
+            start()
+        except BaseException:
+            stream.close()
+            raise
     return _session(api, stream, "/containers/%s/resize" % cid, keys)
 
 

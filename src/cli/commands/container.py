@@ -489,12 +489,13 @@ def run(ctx: Context, opts: Options, args: list[str]) -> int:
     waiter = ctx.api.stream("POST", "/containers/%s/wait" % cid, {"condition": condition})
     if opts["interactive"] and opts["tty"] and sys.stdin.isatty():
         from .. import tty
-        try:
-            ctx.api.call("POST", "/containers/%s/start" % cid)
-        except DaemonError as e:
-            raise _run_error(e, path) from None
-        detached = tty.interactive(ctx.api, cid, opts["detach-keys"])
-        if detached:
+
+        def start() -> None:
+            try:
+                ctx.api.call("POST", "/containers/%s/start" % cid)
+            except DaemonError as e:
+                raise _run_error(e, path) from None
+        if tty.interactive(ctx.api, cid, opts["detach-keys"], start):
             return 0
     else:
         stream = _attach_stream(ctx, cid, opts["interactive"])

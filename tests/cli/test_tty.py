@@ -1,0 +1,92 @@
+"""run -it / exec -it in a real pseudo-terminal: raw mode (the container's shell echoes, not the
+local terminal), the size sent on start and on SIGWINCH, Ctrl-P Ctrl-Q detaches, the exit
+status passed through, the local terminal restored."""
+import fcntl
+import os
+import pty
+import select
+import signal
+import struct
+import sys
+import termios
+import time
+
+
+def spawn(target, *args, rows=30, cols=100):
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ.update(target.env)
+        os.execv(sys.executable, [sys.executable, "-m", "pyrunc.cli", *args])
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    return pid, fd
+
+
+def read_until(fd, needle, timeout=30):
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while needle not in buf:
+        left = deadline - time.monotonic()
+        assert left > 0, "no %r in %r" % (needle, buf)
+        r, _, _ = select.select([fd], [], [], left)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+    assert needle in buf, "no %r in %r" % (needle, buf)
+    return buf
+
+
+def finish(pid, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    raise AssertionError("pydocker did not exit")
+
+
+def test_run_it_shell(pyd):
+    pid, fd = spawn(pyd, "run", "-it", "--name", "tty1", "busybox", "sh")
+    try:
+        read_until(fd, b"# ")
+        os.write(fd, b"stty size; tty; echo $((6*7))\r")
+        out = read_until(fd, b"42")
+        assert b"30 100" in out and b"/dev/pts/" in out
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        os.kill(pid, signal.SIGWINCH)
+        time.sleep(0.5)
+        os.write(fd, b"stty size\r")
+        read_until(fd, b"40 120")
+        os.write(fd, b"exit 5\r")
+        assert finish(pid) == 5
+    finally:
+        os.close(fd)
+    r = pyd.pydocker("inspect", "-f", "{{.State.ExitCode}} {{.Config.Tty}}", "tty1")
+    assert r.out == "5 true\n"
+
+
+def test_detach_keys(pyd):
+    pid, fd = spawn(pyd, "run", "-it", "--name", "tty2", "busybox", "sh")
+    try:
+        read_until(fd, b"# ")
+        os.write(fd, b"\x10\x11")
+        read_until(fd, b"read escape sequence")
+        assert finish(pid) == 0
+    finally:
+        os.close(fd)
+    r = pyd.pydocker("ps", "--format", "{{.Names}} {{.State}}")
+    assert r.out == "tty2 running\n"
+    pid, fd = spawn(pyd, "exec", "-it", "tty2", "sh", "-c", "read x; exit $x")
+    try:
+        time.sleep(1)
+        os.write(fd, b"7\r")
+        assert finish(pid) == 7
+    finally:
+        os.close(fd)
