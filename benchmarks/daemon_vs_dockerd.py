@@ -82,8 +82,8 @@ class PyDockerd:
         return self
 
     def docker(self, *args, check=True):
-        return subprocess.run([self.client, *args], env=self.env, check=check,
-                              capture_output=True, text=True)
+        return _checked(subprocess.run([self.client, *args], env=self.env,
+                                       capture_output=True, text=True), check)
 
     def stop(self):
         proc, self.proc = self.proc, None
@@ -95,6 +95,15 @@ class PyDockerd:
                 proc.kill()
                 proc.wait()
         self.log.close()
+
+
+def _checked(r, check):
+    """``r`` (a CompletedProcess of the CLI); with ``check``, an error naming the command and
+    what the CLI said when it failed."""
+    if check and r.returncode:
+        raise RuntimeError("%s: exit %d: %s" % (" ".join(r.args[1:]), r.returncode,
+                                                r.stderr.strip()))
+    return r
 
 
 # --- processes and their memory ------------------------------------------------------------
@@ -142,7 +151,8 @@ def _comm(pid):
 
 
 def memory(daemon_pid, container_pids):
-    """The daemon side and the shims: {"daemon": (rss, pss, names), "shims": (rss, pss, n)}."""
+    """The daemon side and the shims: {"daemon": (rss, pss, {name: rss}), "shims": (rss, pss,
+    count)}, in KiB."""
     ppids = _ppids()
     containers = set()
     for pid in container_pids:
@@ -151,19 +161,32 @@ def memory(daemon_pid, container_pids):
     side = _descendants(daemon_pid, ppids) - containers
     for shim in shims:
         side -= _descendants(shim, ppids)
-    d = [_memory(p) for p in side]
+    d = {p: _memory(p) for p in side}
     s = [_memory(p) for p in shims]
-    return {"daemon": (sum(m[0] for m in d), sum(m[1] for m in d),
-                       sorted({_comm(p) for p in side})),
+    names = {}
+    for p, m in d.items():
+        names[_comm(p)] = names.get(_comm(p), 0) + m[0]
+    return {"daemon": (sum(m[0] for m in d.values()), sum(m[1] for m in d.values()), names),
             "shims": (sum(m[0] for m in s), sum(m[1] for m in s), len(shims))}
 
 
 # --- the figures -----------------------------------------------------------------------------
 
+FAILURES = []   # (daemon, what the CLI said): runs that failed are counted, not timed
+
+
 def timed(fn, *args):
     start = time.perf_counter()
     fn(*args)
     return time.perf_counter() - start
+
+
+def sample(samples, name, fn, *args):
+    """Time ``fn(*args)`` into ``samples``; a failed CLI run goes to FAILURES instead."""
+    try:
+        samples.append(timed(fn, *args))
+    except (RuntimeError, AssertionError) as e:
+        FAILURES.append((name, str(e)))
 
 
 def run_rm(d, net):
@@ -189,14 +212,23 @@ def remove_all(d):
         d.docker("rm", "-f", *ids, check=False)
 
 
-def clients(d, net, count, each):
+def clients(name, d, net, count, each):
+    """Containers run to completion per second by ``count`` clients at once (failed runs are
+    not counted)."""
     def client(_):
+        done = []
         for _ in range(each):
-            run_rm(d, net)
+            sample(done, name, run_rm, d, net)
+        return len(done)
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(count) as pool:
-        list(pool.map(client, range(count)))
-    return count * each / (time.perf_counter() - start)
+        done = sum(pool.map(client, range(count)))
+    return done / (time.perf_counter() - start)
+
+
+def _names(mem):
+    return ", ".join("%s %.1f MB" % (name, kib / 1024)
+                     for name, kib in sorted(mem["daemon"][2].items()))
 
 
 def row(name, a, b, unit, scale=1.0, goal=None):
@@ -230,8 +262,8 @@ def main():
                          "none" if args.network == "none" else "pyrb0", args.client)
         # the CLI for dockerd too (Dockerd.docker's keyword), with DOCKER_HOST set per daemon
         theirs_docker = theirs.docker
-        theirs.docker = lambda *a, check=True: theirs_docker(*a, check=check,
-                                                             client=args.client)
+        theirs.docker = lambda *a, check=True: _checked(
+            theirs_docker(*a, check=False, client=args.client), check)
         pair = {"pydockerd": mine, "dockerd": theirs}
         try:
             theirs.start()
@@ -245,12 +277,12 @@ def main():
                   % (args.client, version["pydockerd"], version["dockerd"], args.network,
                      os.getloadavg()[0]))
             print("%-28s %12s %12s %8s" % ("", "pydockerd", "dockerd", "ratio"))
-            for d in pair.values():        # warm both once
-                run_rm(d, net)
+            for k, d in pair.items():      # warm both once
+                sample([], k, run_rm, d, net)
             runs = {k: [] for k in pair}
             for _ in range(args.n):
                 for k, d in pair.items():
-                    runs[k].append(timed(run_rm, d, net))
+                    sample(runs[k], k, run_rm, d, net)
             row("run --rm busybox true (med)", statistics.median(runs["pydockerd"]),
                 statistics.median(runs["dockerd"]), "ms", 1e3, goal=1 / 3)
 
@@ -261,7 +293,7 @@ def main():
             thr = {k: [] for k in pair}
             for _ in range(args.client_rounds):
                 for k, d in pair.items():
-                    thr[k].append(clients(d, net, args.clients, args.each))
+                    thr[k].append(clients(k, d, net, args.clients, args.each))
             row("%d clients, containers/s" % args.clients, statistics.median(thr["pydockerd"]),
                 statistics.median(thr["dockerd"]), "/s")
 
@@ -273,7 +305,7 @@ def main():
             pss = {k: [] for k in pair}
             for _ in range(args.n):
                 for k, d in pair.items():
-                    pss[k].append(timed(ps, d, args.containers))
+                    sample(pss[k], k, ps, d, args.containers)
             row("ps, %d running (med)" % args.containers, statistics.median(pss["pydockerd"]),
                 statistics.median(pss["dockerd"]), "ms", 1e3)
             full = {k: memory(d.proc.pid, fleet[k][1]) for k, d in pair.items()}
@@ -287,7 +319,12 @@ def main():
             row("shims PSS", full["pydockerd"]["shims"][1], full["dockerd"]["shims"][1], "MB",
                 1 / 1024)
             for k in pair:
-                print("  daemon side of %s: %s" % (k, ", ".join(full[k]["daemon"][2])))
+                print("  RSS of the daemon side of %s: idle %s; %d running %s" % (
+                    k, _names(idle[k]), args.containers, _names(full[k])))
+            if FAILURES:
+                print("failed runs (not timed): %s; first: %s: %s"
+                      % (", ".join("%s %d" % (k, sum(f[0] == k for f in FAILURES))
+                                   for k in pair), *FAILURES[0]))
         finally:
             for d in pair.values():
                 if d.proc is not None:
