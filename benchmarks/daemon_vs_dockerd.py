@@ -273,7 +273,7 @@ def main():
             version = {k: d.docker("version", "-f", "{{.Server.Version}} API "
                                    "{{.Server.APIVersion}}").stdout.strip()
                        for k, d in pair.items()}
-            print("client %s; pydockerd %s; dockerd %s; network %s; load %s"
+            print("client %s; pydockerd %s; dockerd %s; network %s; load %.1f"
                   % (args.client, version["pydockerd"], version["dockerd"], args.network,
                      os.getloadavg()[0]))
             print("%-28s %12s %12s %8s" % ("", "pydockerd", "dockerd", "ratio"))
