@@ -16,6 +16,7 @@ attached as soon as the waiting session sees it running.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import select
 import socket
@@ -44,6 +45,9 @@ DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
 WAIT_POLL = 0.25
 # A wait request is served in slices this long, between which it checks the client is there.
 WAIT_SLICE = 1.0
+# How long a failed start of an AutoRemove container gives the requests waiting for its
+# removal to answer first.
+REMOVAL_SETTLE = 2.0
 _CTRL = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
 
 
@@ -224,6 +228,32 @@ class AttachSession:
                 return None
 
 
+class _Counter:
+    """Requests in flight by container ID (the wait requests for a removal)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._counts: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def counting(self, cid: str) -> Iterator[None]:
+        with self._cond:
+            self._counts[cid] = self._counts.get(cid, 0) + 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._counts[cid] -= 1
+                if not self._counts[cid]:
+                    del self._counts[cid]
+                self._cond.notify_all()
+
+    def settle(self, cid: str, timeout: float) -> None:
+        """Wait (up to ``timeout`` seconds) until no request counts ``cid``."""
+        with self._cond:
+            self._cond.wait_for(lambda: cid not in self._counts, timeout)
+
+
 class _Waiter:
     def __init__(self) -> None:
         self.ready = threading.Event()
@@ -326,6 +356,7 @@ class Containers:
         self.engine = engine
         self.service = engine.containers
         self.waiters = _Waiters()
+        self.removal_waits = _Counter()
 
     def _get(self, req: httputils.Request) -> Container:
         return self.service.get(req.params["name"])
@@ -369,7 +400,18 @@ class Containers:
         c = self._get(req)
         if cstate.is_active(c.state) and not c.state["Paused"]:
             return httputils.no_content(304)
-        self.service.start(c.id, on_created=lambda task: self.waiters.connect(c.id, task))
+        try:
+            self.service.start(c.id, on_created=lambda task: self.waiters.connect(c.id, task))
+        except PyruncError:
+            if c.host_config.get("AutoRemove"):     # dockerd removes it (docker run --rm)
+                try:
+                    self.service.remove(c.id, force=True, volumes=True)
+                except PyruncError:
+                    pass
+                # as dockerd, whoever waits for the removal has the answer before the
+                # start's error (the CLI stops waiting once it has that error)
+                self.removal_waits.settle(c.id, REMOVAL_SETTLE)
+            raise
         return httputils.no_content()
 
     def _timeout(self, req: httputils.Request) -> int | None:
@@ -405,33 +447,65 @@ class Containers:
         if condition not in ("not-running", "next-exit", "removed"):
             raise InvalidArgument("invalid condition: %r" % condition[:40])
         c = self._get(req)
-        cid = c.id
         first = condition
         seen = c.state["StartedAt"]
         if condition == "next-exit" and cstate.is_active(c.state):
             first = "not-running"
 
         def result() -> Iterator[Any]:
-            cond = first
-            while True:
-                if req.disconnected():
-                    return
-                try:
-                    doc = self.service.wait(cid, condition=cond, timeout=WAIT_SLICE)
-                    break
-                except TimeoutError:
-                    pass
-                except NotFound:
-                    doc = {"StatusCode": c.state.get("ExitCode", 0), "Error": None}
-                    break
-                if cond == "next-exit":     # started since the request came: its exit
-                    try:
-                        if self.service.get(cid).state["StartedAt"] != seen:
-                            cond = "not-running"
-                    except NotFound:
-                        return
-            yield doc
+            counted = self.removal_waits.counting(c.id) if condition == "removed" \
+                else contextlib.nullcontext()
+            with counted:
+                doc = self._wait_result(req, c, condition, first, seen)
+                if doc is not None:
+                    yield doc
         return httputils.stream(result(), "application/json")
+
+    def _wait_result(self, req: httputils.Request, c: Container, condition: str, first: str,
+                     seen: str) -> dict[str, Any] | None:
+        cid = c.id
+        cond = first
+        while True:
+            if req.disconnected():
+                return None
+            try:
+                doc = self.service.wait(cid, condition=cond, timeout=WAIT_SLICE)
+                break
+            except TimeoutError:
+                pass
+            except NotFound:                # removed between two slices
+                doc = {"StatusCode": c.state.get("ExitCode", 0), "Error": None}
+                break
+            if cond == "next-exit":     # started since the request came: its exit
+                try:
+                    if self.service.get(cid).state["StartedAt"] != seen:
+                        cond = "not-running"
+                except NotFound:
+                    pass
+        if condition == "removed" or not self._exists(cid):
+            # the record is gone: its exit code is the one its last "die" event gave
+            # (whoever collected it: the supervisor, another request)
+            code = self._last_exit_code(cid)
+            doc = dict(doc, Error=None)
+            if code is not None:
+                doc["StatusCode"] = code
+        return doc
+
+    def _exists(self, cid: str) -> bool:
+        try:
+            self.service.get(cid)
+            return True
+        except NotFound:
+            return False
+
+    def _last_exit_code(self, cid: str) -> int | None:
+        code = None
+        for event in self.engine.events.query(filters={"container": [cid], "event": ["die"]}):
+            try:
+                code = int(event["Actor"]["Attributes"]["exitCode"])
+            except (KeyError, TypeError, ValueError):
+                continue
+        return code
 
     def remove(self, req: httputils.Request) -> httputils.Response:
         if req.query_bool("link"):
