@@ -91,7 +91,7 @@ def _session(api: Client, stream: Hijacked, resize_path: str, keys: bytes) -> bo
     detached = False
     held = b""
     try:
-        _tty.setraw(fd_in)
+        _tty.setraw(fd_in, termios.TCSANOW)      # keep what was typed ahead
         resize()
         if stream.buffered:
             os.write(fd_out, stream.read())

@@ -83,9 +83,9 @@ def test_detach_keys(pyd):
         os.close(fd)
     r = pyd.pydocker("ps", "--format", "{{.Names}} {{.State}}")
     assert r.out == "tty2 running\n"
-    pid, fd = spawn(pyd, "exec", "-it", "tty2", "sh", "-c", "read x; exit $x")
+    pid, fd = spawn(pyd, "exec", "-it", "tty2", "sh", "-c", "echo ready; read x; exit $x")
     try:
-        time.sleep(1)
+        read_until(fd, b"ready")
         os.write(fd, b"7\r")
         assert finish(pid) == 7
     finally:
