@@ -143,7 +143,7 @@ class ContainerNetworking:
                 raise InvalidArgument("invalid NetworkMode: %s" % mode)
             if config.get("Hostname"):
                 raise InvalidArgument("conflicting options: hostname and the network mode")
-            if publishes or config.get("ExposedPorts") and hc.get("PublishAllPorts"):
+            if publishes:
                 raise InvalidArgument("conflicting options: port publishing and the container "
                                       "type network mode")
             if mac:
