@@ -44,7 +44,10 @@ static void cmd_state(struct client *c)
 	buf_free(&b);
 }
 
-static void cmd_start(struct client *c)
+/* "start by-client": the client releases the init itself right after the reply (an in-process
+ * runtime start); the shim records the start first, so the events stay in order however soon
+ * the process exits. */
+static void cmd_start(struct client *c, int by_client)
 {
 	char err[4096];
 	if (status != ST_CREATED) {
@@ -53,7 +56,7 @@ static void cmd_start(struct client *c)
 		return;
 	}
 	const char *args[] = {"start", opt.id, NULL};
-	if (run_runtime(args, -1, -1, -1, err, sizeof(err)) != 0) {
+	if (!by_client && run_runtime(args, -1, -1, -1, err, sizeof(err)) != 0) {
 		error_reply(c, "Unknown", "runtime start failed", err);
 		return;
 	}
@@ -214,7 +217,7 @@ void handle_command(struct client *c, char *line)
 	}
 	switch (r.kind) {
 	case REQ_STATE: cmd_state(c); break;
-	case REQ_START: cmd_start(c); break;
+	case REQ_START: cmd_start(c, r.arg != NULL); break;
 	case REQ_KILL: cmd_kill(c, &r); break;
 	case REQ_PAUSE: cmd_pause_resume(c, 1); break;
 	case REQ_RESUME: cmd_pause_resume(c, 0); break;

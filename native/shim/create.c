@@ -100,6 +100,7 @@ void create_container(void)
 {
 	char err[ERR_SIZE] = "", pidfile[PATH_MAX + 32], console[PATH_MAX + 32];
 	int out[2] = {-1, -1}, errp[2] = {-1, -1}, in[2] = {-1, -1}, console_lfd = -1;
+	int console_dir = -1;
 	snprintf(pidfile, sizeof(pidfile), "%s/init.pid", state_dir_abs);
 	const char *args[12] = {"create", "--bundle", opt.bundle, "--pid-file", pidfile};
 	int n = 5;
@@ -109,7 +110,7 @@ void create_container(void)
 			ready("err Unknown console socket: %s", strerror(errno));
 			exit(1);
 		}
-		console_arg("console.sock", console, sizeof(console));
+		console_dir = console_arg("console.sock", console, sizeof(console));
 		args[n++] = "--console-socket";
 		args[n++] = console;
 	}
@@ -118,6 +119,8 @@ void create_container(void)
 
 	int rc = opt.terminal ? run_runtime(args, -1, -1, -1, err, sizeof(err))
 			      : create_with_pipes(args, out, errp, in, err);
+	if (console_dir >= 0)
+		close(console_dir);
 	pid_t pid = rc == 0 ? read_pid_file(pidfile) : -1;
 	int master = -1;
 	if (pid > 0 && opt.terminal) {

@@ -48,10 +48,10 @@ static pid_t exec_run(const struct request *r, struct exec_fds *f, char *err, si
 	snprintf(console_name, sizeof(console_name), "exec-%s.console", r->exec_id);
 	const char *args[] = {"exec", "--detach", "--pid-file", pidfile, "--process", r->process,
 			      NULL, NULL, NULL, NULL};
-	int n = 6;
+	int n = 6, console_dir = -1;
 	if (r->tty) {
 		f->console_lfd = listen_unix(console_name);
-		console_arg(console_name, console, sizeof(console));
+		console_dir = console_arg(console_name, console, sizeof(console));
 		args[n++] = "--console-socket";
 		args[n++] = console;
 	}
@@ -60,9 +60,13 @@ static pid_t exec_run(const struct request *r, struct exec_fds *f, char *err, si
 	    (!r->tty && pipe2(f->out, O_CLOEXEC) < 0) ||
 	    (r->want_stdin && !r->tty && pipe2(f->in, O_CLOEXEC) < 0)) {
 		snprintf(err, errsize, "exec %s: %s", r->exec_id, strerror(errno));
+		if (console_dir >= 0)
+			close(console_dir);
 		return -1;
 	}
 	int rc = run_runtime(args, f->in[0], r->tty ? -1 : f->out[1], f->errp[1], NULL, 0);
+	if (console_dir >= 0)
+		close(console_dir);
 	pid_t pid = rc == 0 ? read_pid_file(pidfile) : -1;
 	if (pid > 0 && r->tty && (f->master = receive_console(f->console_lfd)) < 0) {
 		snprintf(err, errsize, "no terminal received on the console socket");

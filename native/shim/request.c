@@ -111,6 +111,11 @@ int request_parse(char *line, struct request *r)
 		return fail(r, "unknown request ", cmd);
 	r->kind = kinds[k].kind;
 	switch (r->kind) {
+	case REQ_START:         /* start [by-client] */
+		if (rest && strcmp(rest, "by-client") != 0)
+			return fail(r, "start: unknown option ", rest);
+		r->arg = rest;
+		return 0;
 	case REQ_KILL:
 		return parse_kill(rest, r);
 	case REQ_RESIZE:

@@ -137,9 +137,16 @@ int receive_console(int lfd)
 	return fd;
 }
 
-void console_arg(const char *name, char *out, size_t size)
+int console_arg(const char *name, char *out, size_t size)
 {
 	snprintf(out, size, "%s/%s", state_dir_abs, name);
-	if (strlen(out) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-		snprintf(out, size, "%s", name);   /* the runtime runs in the state directory */
+	if (strlen(out) < sizeof(((struct sockaddr_un *)0)->sun_path))
+		return -1;
+	/* Too long for a socket address. A relative name would not do: the runtime resolves it
+	 * in its own working directory (runc's is the bundle). The directory is reached through
+	 * a descriptor the runtime inherits instead; the runtime closes it in the container. */
+	int dirfd = open(".", O_PATH | O_DIRECTORY);    /* the shim's cwd: the state directory */
+	if (dirfd >= 0)
+		snprintf(out, size, "/proc/self/fd/%d/%s", dirfd, name);
+	return dirfd;
 }

@@ -94,7 +94,7 @@ enum request_kind {
 struct request {
 	enum request_kind kind;
 	const char *name;       /* the request word */
-	const char *arg;        /* wait-exec, attach: the rest of the line, NULL if none */
+	const char *arg;        /* wait-exec, attach, start: the rest of the line, NULL if none */
 	const char *signal;     /* kill: the signal as sent (passed on to "runtime kill --all") */
 	int signo, all;         /* kill */
 	int cols, rows;         /* resize */
@@ -181,8 +181,10 @@ pid_t read_pid_file(const char *path);
 int listen_unix(const char *name);
 /* Receive the pty master the runtime sends over the console socket (SCM_RIGHTS). */
 int receive_console(int lfd);
-/* The --console-socket argument for a socket bound as NAME in the state directory. */
-void console_arg(const char *name, char *out, size_t size);
+/* The --console-socket argument for a socket bound as NAME in the state directory. Returns a
+ * descriptor the runtime must inherit to reach it (its path longer than a socket address
+ * allows), to be closed once the runtime has run; -1 when none is needed. */
+int console_arg(const char *name, char *out, size_t size);
 
 /* proc.c */
 extern struct proc init_proc;

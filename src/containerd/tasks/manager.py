@@ -329,8 +329,16 @@ class Task:
             raise errors.FailedPrecondition("container %s is %s" % (self.id, st.status)) from None
 
     def start(self) -> None:
+        """Start a created task. With this installation's own pyrunc the runtime's start runs
+        in this process (no interpreter started for it): the shim records the start
+        (``start by-client``), then the init is released here."""
+        runtime = self.runtime()
         with self.manager._lock(self.id):
-            self._call("start", locked=True)
+            if not runtime.is_own_pyrunc():
+                self._call("start", locked=True)
+                return
+            self._call("start", "by-client", locked=True)
+            runtime.start_in_process(self.id)
 
     def kill(self, sig: int = signal.SIGTERM, all: bool = False) -> None:
         self._call("kill", int(sig), *(["all"] if all else []))

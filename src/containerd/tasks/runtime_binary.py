@@ -2,7 +2,10 @@
 
 The shim runs the runtime for create/start/kill/pause/resume/exec/delete (so that processes
 reparent to it); the manager runs it directly only for requests that start no process: ps,
-update, state, and the forced delete that cleans up after a dead shim.
+update, state, and the forced delete of a task whose shim is gone (collected or dead). When
+the runtime is this installation's own pyrunc, that delete and the start (which releases an
+init the shim already holds) are the library calls its command would make, made in process
+without starting an interpreter for them.
 """
 from __future__ import annotations
 
@@ -66,8 +69,35 @@ class RuntimeBinary:
             f.flush()
             self.run("update", "--resources", f.name, container_id)
 
+    def is_own_pyrunc(self) -> bool:
+        """Whether this is the pyrunc command of this very installation (its library is ours)."""
+        own = os.path.join(os.path.dirname(sys.executable), "pyrunc")
+        return os.path.realpath(self.path) == os.path.realpath(own)
+
+    def _factory(self) -> Any:
+        """The library's view of this pyrunc's containers (its --root, or pyrunc's default)."""
+        from pyrunc.libcontainer.container import Factory
+        return Factory(root=self.root) if self.root else Factory()
+
+    def start_in_process(self, container_id: str) -> None:
+        """What ``pyrunc start`` does (release the created container's init, run its poststart
+        hooks), as a library call; only for this installation's own pyrunc."""
+        try:
+            self._factory().load(container_id).start()
+        except errors.PyruncError as e:
+            raise errors.PyruncError("runtime start failed: %s: %s" % (self.name, e)) from None
+
     def force_delete(self, container_id: str) -> None:
         """Kill and delete whatever is left of the container; absent is fine."""
+        if self.is_own_pyrunc():
+            factory = self._factory()
+            try:
+                container = factory.load(container_id)
+            except errors.NotFound:         # as "pyrunc delete --force": absent is no error
+                factory.remove_unwritten(container_id)
+                return
+            container.destroy(force=True)
+            return
         proc = self.run("delete", "--force", container_id, check=False)
         if proc.returncode:
             text = runtime_message(proc.stderr.decode(errors="replace"))

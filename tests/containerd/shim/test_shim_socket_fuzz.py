@@ -39,6 +39,8 @@ FIXED = [
     (b"attach nope", b"err NotFound exec nope: not found"),
     (b"resize 80 24 nope", b"err NotFound exec nope: not found"),
     (b"start", None),       # FailedPrecondition: running, not created (checked by prefix)
+    (b"start by-client", None),
+    (b"start now", b"err InvalidArgument start: unknown option now"),
     (b"collect", None),     # FailedPrecondition: has not exited
 ]
 

@@ -200,6 +200,10 @@ def model_request(line: bytes) -> str:
         return model_exec(cmd, rest)
     if kind in ("wait-exec", "attach"):
         return parsed(kind, cmd, arg=rest)
+    if kind == "start" and rest is not None:
+        if rest != b"by-client":
+            return refused(b"start: unknown option " + rest)
+        return parsed(kind, cmd, arg=rest)
     return parsed(kind, cmd)
 
 
@@ -300,6 +304,10 @@ def test_request_parser_fuzzed(drivers, conns, chunk):
     (b"exec e1 - /a b", parsed("exec", b"exec", exec_id=b"e1", process=b"/a b")),
     (b"exec e1 bogus /p.json", refused(b"exec: unknown option bogus")),
     (b"exec e/1 - /p.json", refused(b"usage: exec EXEC_ID OPTIONS PROCESS_JSON_PATH")),
+    (b"start", parsed("start", b"start")),
+    (b"start by-client", parsed("start", b"start", arg=b"by-client")),
+    (b"start by-client now", refused(b"start: unknown option by-client now")),
+    (b"start now", refused(b"start: unknown option now")),
     (b"attach", parsed("attach", b"attach")),
     (b"wait-exec e1", parsed("wait-exec", b"wait-exec", arg=b"e1")),
     (b"", refused(b"empty request")),
