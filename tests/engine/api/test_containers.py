@@ -181,6 +181,13 @@ def test_detached_lifecycle(d, cli):
         "No such container: life" in r.stderr
 
 
+def test_create_warnings(d, cli):
+    r = d.docker("create", "--network", "host", "-p", "8080:80", "busybox", "true", cli=cli)
+    assert "WARNING: Published ports are discarded when using host network mode" in r.stderr
+    r = d.docker("create", "busybox", "true", cli=cli)
+    assert r.stderr == ""
+
+
 def test_stop_of_stopped_and_start_of_running(d):
     d.docker("run", "-d", "--name", "twice", "busybox", "sleep", "1000")
     assert d.request("POST", "/containers/twice/start")[0] == 304

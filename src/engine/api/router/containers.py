@@ -147,7 +147,6 @@ class AttachSession:
         self.close_stdin = close_stdin
         self.detach_keys = detach_keys
         self.done = threading.Event()
-        self.detached = False
 
     def send(self, stream: int, data: bytes) -> None:
         """Write ``data`` of ``stream`` to the client (framed unless a terminal)."""
@@ -207,7 +206,6 @@ class AttachSession:
                 if data:
                     attachment.write(data)
                 if detach:
-                    self.detached = True
                     _shutdown(attachment.sock)
                     return
             while not self.done.is_set():
