@@ -68,7 +68,8 @@ class Engine:
                                            runtime=runtime, idmap=self.idmap, group=group,
                                            networking=ContainerNetworking(
                                                os.path.join(tree, "network"), bridge=bridge,
-                                               iptables=iptables, dns_upstreams=dns_upstreams))
+                                               iptables=iptables, dns_upstreams=dns_upstreams,
+                                               events=self.events))
         self.containers.clean_abandoned()
         self._sweep_networks()
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from typing import Any
     from collections.abc import Callable, Iterable
     from pyrunc.engine.container.store import Container
+    from pyrunc.engine.events import EventService
     from pyrunc.engine.network import NetworkService
 
 RUNTIME_KEYS = ("IPAddress", "IPPrefixLen", "Gateway", "MacAddress", "EndpointID")
@@ -77,8 +78,10 @@ class ContainerNetworking:
     """The networks of the containers of one engine root (see the module's text)."""
 
     def __init__(self, root: str, *, bridge: str | None = None, iptables: bool = True,
-                 dns_upstreams: Iterable[str] | None = None) -> None:
+                 dns_upstreams: Iterable[str] | None = None,
+                 events: EventService | None = None) -> None:
         self.root = root
+        self.events = events
         self.bridge = bridge
         self.iptables = iptables
         self.dns_upstreams = list(dns_upstreams) if dns_upstreams is not None else None
@@ -116,6 +119,17 @@ class ContainerNetworking:
         if mode == "host" or mode.startswith("container:"):
             return False
         return self.enabled
+
+    def _emit(self, action: str, c: Container, ep: dict[str, Any], name: str) -> None:
+        """dockerd's network event of an endpoint joining or leaving (type: the driver)."""
+        if self.events is None:
+            return
+        try:
+            driver = self.service.inspect(ep.get("NetworkID") or name)["Driver"]
+        except NotFound:
+            driver = ""
+        self.events.emit("network", action, ep.get("NetworkID") or "",
+                         {"container": c.id, "name": name, "type": driver})
 
     # ------------------------------------------------------------------ create
     def prepare(self, hc: dict[str, Any], config: dict[str, Any],
@@ -231,6 +245,7 @@ class ContainerNetworking:
                                   mac=ep.get("MacAddress") or None)
                 _fill(ep, got)
                 eps.append(got)
+                self._emit("connect", c, ep, name)
             self._publish(c, eps)
             self._write_files(c, eps)
             settings.update(_top_level(settings["Networks"].get("bridge")))
@@ -294,7 +309,8 @@ class ContainerNetworking:
                     try:
                         svc.disconnect(ep.get("NetworkID") or name, c.id, force=True)
                     except NotFound:
-                        pass            # the network went with its records
+                        continue        # the network went with its records
+                    self._emit("disconnect", c, ep, name)
             if os.path.lexists(svc.sandbox_path(c.id)):
                 svc.remove_sandbox(c.id)
         for ep in (settings.get("Networks") or {}).values():
@@ -335,6 +351,7 @@ class ContainerNetworking:
                                        aliases=ep["Aliases"] or (), ipv4=ipv4,
                                        mac=ep["MacAddress"] or None)
             _fill(ep, got)
+            self._emit("connect", c, ep, net["Name"])
         elif running:
             raise FailedPrecondition("container %s has no network namespace of the engine to "
                                      "connect (it was started without the default bridge)"
@@ -359,6 +376,7 @@ class ContainerNetworking:
         ep = settings["Networks"].pop(net["Name"])
         if running and ep.get("EndpointID"):
             self.service.disconnect(net["Id"], c.id, force=True)
+            self._emit("disconnect", c, ep, net["Name"])
             eps = [e for e in settings["Networks"].values() if e.get("EndpointID")]
             self._write_files(c, eps)
         settings.update(_top_level(settings["Networks"].get("bridge")))

@@ -815,24 +815,21 @@ class ContainerService:
     def network_connect(self, ref: str, network: str,
                         endpoint_config: dict[str, Any] | None = None) -> None:
         """docker network connect (a running container gets the endpoint at once)."""
-        self._network_change(ref, network, lambda c, running: self.networking.connect(
-            c, network, endpoint_config, running), "connect")
+        self._network_change(ref, lambda c, running: self.networking.connect(
+            c, network, endpoint_config, running))
 
     def network_disconnect(self, ref: str, network: str, force: bool = False) -> None:
         """docker network disconnect."""
-        self._network_change(ref, network, lambda c, running: self.networking.disconnect(
-            c, network, force, running), "disconnect")
+        self._network_change(ref, lambda c, running: self.networking.disconnect(
+            c, network, force, running))
 
-    def _network_change(self, ref, network, change, action):
+    def _network_change(self, ref, change):
         c = self.get(ref)
         with c.lock():
             c.reload()
             self._refresh_locked(c)
             change(c, cstate.is_active(c.state))
             c.save_state()
-        net = self.networking.service.inspect(network)
-        self.events.emit("network", action, net["Id"], {"container": c.id, "name": net["Name"],
-                                                        "type": net["Driver"]})
 
     # ------------------------------------------------------------------ exec
     def exec_create(self, ref: str, config: dict[str, Any]) -> str:

@@ -212,6 +212,12 @@ def test_hot_plug_connect_and_disconnect(net_engine):
                        {"NetworkMode": "extra"})
     assert code == 0, text
     eng.containers.network_disconnect(cid, "extra")
+    extra_id = eng.networks.inspect("extra")["Id"]
+    seen = [(e["Action"], e["Actor"]["Attributes"]["name"]) for e in eng.events.query(
+        filters={"type": ["network"]}) if e["Actor"]["Attributes"]["container"] == cid]
+    assert seen == [("connect", "bridge"), ("connect", "extra"), ("disconnect", "extra")], seen
+    assert [e["Actor"]["ID"] for e in eng.events.query(
+        filters={"type": ["network"], "network": [extra_id]})][-2:] == [extra_id, extra_id]
     assert set(eng.containers.inspect(cid)["NetworkSettings"]["Networks"]) == {"bridge"}
     code, text = _once(eng, ["ping", "-c", "1", "-W", "2", nets["extra"]["IPAddress"]],
                        {"NetworkMode": "extra"})
