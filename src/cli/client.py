@@ -14,6 +14,8 @@ import os
 import socket
 import urllib.parse
 
+from .flags import ConnectError, DaemonError
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -21,24 +23,6 @@ if TYPE_CHECKING:
 DEFAULT_HOST = "unix:///run/pyrunc/docker.sock"
 CLIENT_API_VERSION = "1.47"       # the newest this client speaks; lowered to the daemon's
 MIN_API_VERSION = "1.24"
-
-
-class DaemonError(Exception):
-    """The daemon answered with an error status; ``str()`` is its message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-class ConnectError(Exception):
-    """Nothing answers at the daemon's address."""
-
-    def __init__(self, host: str) -> None:
-        super().__init__("Cannot connect to the Docker daemon at %s. Is the docker daemon "
-                         "running?" % host)
-        self.host = host
 
 
 class _UnixConnection(http.client.HTTPConnection):

@@ -34,11 +34,34 @@ class ArgsError(UsageError):
 
 
 class CommandError(Exception):
-    """A failure a command reports in docker's words, with docker's exit code."""
+    """A failure a command reports in docker's words, with docker's exit code (the
+    exceptions main() reports live here, so that no error path imports the client)."""
 
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class DaemonError(Exception):
+    """The daemon answered with an error status; ``str()`` is its message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ConnectError(Exception):
+    """Nothing answers at the daemon's address."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__("Cannot connect to the Docker daemon at %s. Is the docker daemon "
+                         "running?" % host)
+        self.host = host
+
+
+class TemplateError(Exception):
+    """A template that does not parse or does not apply to the data."""
 
 
 class Flag:

@@ -9,7 +9,8 @@ import importlib
 import os
 import sys
 
-from .flags import PROG, ArgsError, Command, CommandError, Flag, UsageError, flag_usages, help_width, print_err
+from .flags import (PROG, ArgsError, Command, CommandError, Flag, UsageError, flag_usages,
+                    help_width, print_err)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -221,8 +222,7 @@ def _context_host(name: str) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .client import ConnectError, DaemonError
-    from .template import TemplateError
+    from .flags import ConnectError, DaemonError, TemplateError
     try:
         return dispatch(sys.argv[1:] if argv is None else argv)
     except ConnectError as e:

@@ -11,14 +11,12 @@ from __future__ import annotations
 import json
 import re
 
+from .flags import TemplateError
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
-
-
-class TemplateError(Exception):
-    """A template that does not parse or does not apply to the data."""
 
 
 _ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.S)
