@@ -16,6 +16,8 @@ import pytest
 
 from pyrunc.engine import Engine
 
+from .conftest import DOCKER_CLIS
+
 from engine.network.conftest import host_ns, machine_untouched  # noqa: F401
 
 
@@ -102,6 +104,28 @@ def test_docker_network_commands(netd):
     assert sorted(names) == ["bridge", "host", "none"]
     r = d.docker("network", "rm", "bridge", check=False)
     assert "bridge is a pre-defined network and cannot be removed" in r.stderr
+
+
+def test_docker_run_with_fixed_ip_mac_hostname_and_hosts(netd):
+    d = netd
+    if not os.path.exists(DOCKER_CLIS["docker20"]):
+        pytest.skip("docker CLI docker20 (%s) is not installed" % DOCKER_CLIS["docker20"])
+    d.docker("network", "create", "--subnet", "10.77.0.0/24", "--gateway", "10.77.0.254",
+             "fixed")
+    out = d.docker("run", "--rm", "--network", "fixed", "--ip", "10.77.0.50", "--mac-address",
+                   "02:42:0a:4d:00:32", "--hostname", "box", "--add-host", "db:10.1.2.3",
+                   "--dns-search", "example.test", "busybox", "sh", "-c",
+                   "ip -4 addr show eth0; ip link show eth0; ip route; cat /etc/hosts "
+                   "/etc/hostname /etc/resolv.conf",
+                   cli="docker20").stdout       # docker 28 sends a MAC only to API >= 1.44
+    assert "inet 10.77.0.50/24" in out and "02:42:0a:4d:00:32" in out, out
+    assert "default via 10.77.0.254" in out, out
+    assert "10.1.2.3\tdb" in out and "10.77.0.50\tbox" in out and "\nbox\n" in out, out
+    assert "nameserver 127.0.0.11" in out and "search example.test" in out, out
+    r = d.docker("run", "--rm", "--network", "fixed", "--ip", "10.78.0.5", "busybox", "true",
+                 check=False)
+    assert r.returncode != 0, r.stdout
+    d.docker("network", "rm", "fixed")
 
 
 def test_docker_run_publish_and_port(netd):
