@@ -242,6 +242,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as e:
         print_err(str(e))
         return e.exit_code
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as e:
+        # a daemon (or a file) that answered something else than the Engine API's shapes:
+        # one line, the traceback with -D
+        if os.environ.get("DEBUG") or "-D" in (argv or sys.argv) or "--debug" in (
+                argv or sys.argv):
+            raise
+        print_err("%s: unexpected answer: %s: %s" % (PROG, type(e).__name__,
+                                                     str(e).splitlines()[0] if str(e) else ""))
+        return 1
+    except Exception as e:
+        import http.client
+        if not isinstance(e, http.client.HTTPException):
+            raise
+        print_err("%s: error during connect: %s: %s" % (PROG, type(e).__name__, e))
+        return 1
 
 
 if __name__ == "__main__":

@@ -232,8 +232,7 @@ def _mount(spec: str) -> dict[str, Any]:
         elif k == "volume-nocopy":
             m.setdefault("VolumeOptions", {})["NoCopy"] = (not eq) or v.lower() == "true"
         elif k == "tmpfs-size":
-            from ..units import parse_bytes
-            m.setdefault("TmpfsOptions", {})["SizeBytes"] = parse_bytes(v)
+            m.setdefault("TmpfsOptions", {})["SizeBytes"] = _bytes(v, "--mount")
         elif k == "tmpfs-mode":
             m.setdefault("TmpfsOptions", {})["Mode"] = int(v, 8)
         else:
@@ -263,6 +262,15 @@ def _duration_ns(text: str) -> int:
     return int(total)
 
 
+def _bytes(text: str, flag: str) -> int:
+    from ..units import parse_bytes
+    try:
+        return parse_bytes(text)
+    except ValueError as e:
+        raise CommandError('invalid argument "%s" for "%s" flag: %s' % (text, flag, e), 125) \
+            from None
+
+
 def _ulimit(spec: str) -> dict[str, Any]:
     name, _, rng = spec.partition("=")
     soft, _, hard = rng.partition(":")
@@ -277,7 +285,6 @@ def _ulimit(spec: str) -> dict[str, Any]:
 
 def build_config(opts: Options, args: list[str]) -> tuple[dict[str, Any], str]:
     """The body of POST /containers/create for run/create's flags, and the platform."""
-    from ..units import parse_bytes
     image, cmd = args[0], args[1:]
     env: list[str] = []
     for path in opts["env-file"]:
@@ -319,14 +326,14 @@ def build_config(opts: Options, args: list[str]) -> tuple[dict[str, Any], str]:
                                                                    "Config": dict(
             o.split("=", 1) for o in opts["log-opt"] if "=" in o)},
         "Sysctls": dict(s.split("=", 1) for s in opts["sysctl"] if "=" in s) or None,
-        "ShmSize": parse_bytes(opts["shm-size"]) if opts["shm-size"] else 0,
+        "ShmSize": _bytes(opts["shm-size"], "--shm-size") if opts["shm-size"] else 0,
     }
     if opts["init"]:
         host["Init"] = True
     if opts["runtime"]:
         host["Runtime"] = opts["runtime"]
     if opts["memory"]:
-        host["Memory"] = parse_bytes(opts["memory"])
+        host["Memory"] = _bytes(opts["memory"], "-m, --memory")
     if opts["cpus"]:
         try:
             host["NanoCpus"] = int(round(float(opts["cpus"]) * 1e9))
@@ -949,10 +956,9 @@ def prune(ctx: Context, opts: Options, args: list[str]) -> int:
 
 
 def update(ctx: Context, opts: Options, args: list[str]) -> int:
-    from ..units import parse_bytes
     body: dict[str, Any] = {}
     if opts["memory"]:
-        body["Memory"] = parse_bytes(opts["memory"])
+        body["Memory"] = _bytes(opts["memory"], "-m, --memory")
     if opts["cpus"]:
         body["NanoCpus"] = int(round(float(opts["cpus"]) * 1e9))
     if "pids-limit" in opts.changed:
