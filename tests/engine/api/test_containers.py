@@ -188,6 +188,34 @@ def test_create_warnings(d, cli):
     assert r.stderr == ""
 
 
+def test_create_platform(d, tmp_path):
+    """An image made for another platform: docker's warning, none when that platform is asked
+    for, and a refusal when another is."""
+    d.docker("create", "--name", "src", "busybox", "true")
+    d.docker("export", "-o", str(tmp_path / "fs.tar"), "src")
+    d.docker("import", "--platform", "linux/arm64", str(tmp_path / "fs.tar"), "armimg:1")
+    try:
+        host = {"x86_64": "amd64", "aarch64": "arm64"}[os.uname().machine]
+        r = d.docker("create", "armimg:1", "/bin/true")
+        if host == "arm64":
+            assert r.stderr == ""
+        else:
+            assert r.stderr == ("WARNING: The requested image's platform (linux/arm64) does not "
+                                "match the detected host platform (linux/%s) and no specific "
+                                "platform was requested\n" % host)
+        r = d.docker("create", "--platform", "linux/arm64", "armimg:1", "/bin/true")
+        assert r.stderr == ""
+        if host != "arm64":
+            status, _, out = d.request("POST", "/containers/create?platform=linux/" + host,
+                                       body=b'{"Image": "armimg:1"}')
+            assert status == 404        # the CLI then tries a pull, as with dockerd
+            assert "does not match the specified platform" in json.loads(out)["message"]
+    finally:
+        for cid in d.docker("ps", "-aq").stdout.split():
+            d.docker("rm", "-f", cid)
+        d.docker("rmi", "armimg:1", check=False)
+
+
 def test_stop_of_stopped_and_start_of_running(d):
     d.docker("run", "-d", "--name", "twice", "busybox", "sleep", "1000")
     assert d.request("POST", "/containers/twice/start")[0] == 304

@@ -372,10 +372,27 @@ class Containers:
         result = self.service.create(body, host_config, name=name, networking_config=networking,
                                      platform=platform)
         warnings = list(result.get("Warnings") or [])
+        if not platform:
+            warnings += self._platform_warnings(body.get("Image"))
         if (host_config or {}).get("NetworkMode") == "host" and \
                 (host_config or {}).get("PortBindings"):
             warnings.append("Published ports are discarded when using host network mode")
         return httputils.json_response({"Id": result["Id"], "Warnings": warnings}, 201)
+
+    def _platform_warnings(self, ref: Any) -> list[str]:
+        """dockerd's warning for an image made for another platform than the host's."""
+        import platform as platform_
+        from pyrunc.engine.api.router.system import GO_ARCH
+        try:
+            config = self.engine.images.get(ref).config
+        except NotFound:
+            return []
+        host = "linux/" + GO_ARCH.get(platform_.machine(), platform_.machine())
+        image = "%s/%s" % (config.get("os") or "linux", config.get("architecture") or "")
+        if image.rstrip("/") == host or not config.get("architecture"):
+            return []
+        return ["The requested image's platform (%s) does not match the detected host "
+                "platform (%s) and no specific platform was requested" % (image, host)]
 
     # GET /containers/json
     def list(self, req: httputils.Request) -> httputils.Response:
