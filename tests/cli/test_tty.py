@@ -90,3 +90,50 @@ def test_detach_keys(pyd):
         assert finish(pid) == 7
     finally:
         os.close(fd)
+
+
+def _pty_output(target, cli_argv):
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ.update(target.env)
+        os.execv(cli_argv[0], cli_argv)
+    out = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(fd)
+    assert finish(pid) == 0, out
+    return out
+
+
+def _shape(out):
+    """The terminal control structure of a pull: layer ids and byte counts blanked, repeated
+    progress updates of a layer collapsed (their number depends on timing)."""
+    import re
+    s = re.sub(rb"[0-9a-f]{12}:", b"L:", out)
+    s = re.sub(rb"sha256:[0-9a-f]{64}", b"DIGEST", s)
+    s = re.sub(rb"(Downloading|Extracting) +[0-9.]+[kMG]?B/[0-9.]+[kMG]?B", rb"\1 N", s)
+    s = re.sub(rb"\[=*>? *\] ", b"", s)
+    unit = rb"\x1b\[1A\x1b\[2K\rL: (?:Downloading|Extracting) N\r\x1b\[1B"
+    return re.sub(rb"(?:%s)+" % unit, b"<progress>", s)
+
+
+def test_pull_progress_on_a_terminal(pyd):
+    """The same pull on the same daemon, on a terminal, by pydocker and docker 28: the same
+    redrawn lines (cursor up, clear line, the layer's status, cursor down)."""
+    from .conftest import DOCKER28
+    if not os.path.exists(DOCKER28):
+        import pytest
+        pytest.skip("docker 28 CLI (%s) is not installed" % DOCKER28)
+    mine = _pty_output(pyd, [sys.executable, "-m", "pyrunc.cli", "pull", "hello-world"])
+    assert pyd.pydocker("rmi", "hello-world").code == 0
+    theirs = _pty_output(pyd, [DOCKER28, "pull", "hello-world"])
+    assert b"\x1b[1A\x1b[2K\r" in mine and b": Pull complete \r\x1b[1B" in mine, mine
+    assert _shape(mine) == _shape(theirs), (mine, theirs)
