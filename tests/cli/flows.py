@@ -157,3 +157,46 @@ def image_flow(t, image):
     assert t.pydocker("volume", "rm", "v1").out == "v1\n"
     same(t, "volume", "rm", "v1")
     same(t, "volume", "ls", "-q")
+
+
+def files_flow(t, image, tmp):
+    """cp both ways (and tar streams), diff, export, commit, logs -f, exec -d."""
+    import io
+    import tarfile
+    assert t.pydocker("run", "-d", "--name", "f1", image, "sleep", "300").code == 0
+    assert t.pydocker("exec", "f1", "sh", "-c", "echo data > /tmp/x; rm /etc/group").code == 0
+    local = tmp / "x"
+    r = t.pydocker("cp", "f1:/tmp/x", str(local))
+    assert r.code == 0 and local.read_text() == "data\n", r
+    (tmp / "y").write_text("in\n")
+    assert t.pydocker("cp", str(tmp / "y"), "f1:/tmp/y").code == 0
+    assert t.pydocker("exec", "f1", "cat", "/tmp/y").out == "in\n"
+    assert t.pydocker("cp", str(tmp / "y"), "f1:/tmp").code == 0
+    assert t.pydocker("exec", "f1", "ls", "/tmp").out.split() == ["x", "y"]
+    r, d = t.pydocker("diff", "f1"), t.docker("diff", "f1")   # dockerd's order is its map's
+    assert sorted(r.out.splitlines()) == sorted(d.out.splitlines()), (r, d)
+    assert "C /tmp" in r.out and "D /etc/group" in r.out and "A /tmp/x" in r.out, r
+    import subprocess
+    import sys
+    p = subprocess.run([sys.executable, "-m", "pyrunc.cli", "cp", "f1:/tmp/x", "-"],
+                       env=t.env, capture_output=True)
+    with tarfile.open(fileobj=io.BytesIO(p.stdout)) as tar:
+        assert tar.extractfile("x").read() == b"data\n"
+    p = subprocess.run([sys.executable, "-m", "pyrunc.cli", "export", "f1"], env=t.env,
+                       capture_output=True)
+    with tarfile.open(fileobj=io.BytesIO(p.stdout)) as tar:
+        names = set(tar.getnames())
+    assert "tmp/x" in names and "bin/busybox" in names and "etc/group" not in names
+    assert t.pydocker("exec", "-d", "f1", "sh", "-c", "echo later > /tmp/z").code == 0
+    r = t.pydocker("commit", "-m", "snap", "f1", "snap:1")
+    assert r.code == 0 and r.out.startswith("sha256:"), r
+    r = t.pydocker("run", "--rm", "snap:1", "cat", "/tmp/x", "/tmp/y")
+    assert r.out == "data\nin\n", r
+    t.pydocker("run", "-d", "--name", "f2", image, "sh", "-c", "echo a; sleep 1; echo b >&2")
+    r = t.pydocker("logs", "-f", "f2")
+    assert (r.code, r.out, r.err) == (0, "a\n", "b\n"), r
+    r = t.pydocker("logs", "-t", "f2")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z a\n", r.out), r
+    same(t, "logs", "--tail", "0", "f2")
+    t.pydocker("rm", "-f", "f1", "f2")
+    t.pydocker("rmi", "snap:1")

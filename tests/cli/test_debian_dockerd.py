@@ -34,3 +34,19 @@ def test_run_failures(debian_dockerd):
         assert r.code == code, r
     r = same(debian_dockerd, "run", "--rm", "busybox", "sh", "-c", "exit 3")
     assert r.code == 3
+
+
+def test_files_flow(debian_dockerd, tmp_path):
+    from .flows import files_flow
+    files_flow(debian_dockerd, "busybox", tmp_path)
+
+
+def test_ports(debian_dockerd):
+    t = debian_dockerd
+    assert t.pydocker("run", "-d", "--name", "p1", "-p", "127.0.0.1::80", "-p", "8089:81/udp",
+                      "busybox", "sleep", "300").code == 0
+    same(t, "port", "p1")
+    same(t, "port", "p1", "80")
+    same(t, "port", "p1", "99")
+    same(t, "ps", table=True)
+    t.pydocker("rm", "-f", "p1")

@@ -112,3 +112,8 @@ def test_login_logout_config(pyd, tmp_path):
     assert r.out == "Removing login credentials for example.invalid\n"
     with open(cfg) as f:
         assert json.load(f)["auths"] == {}
+
+
+def test_files_flow(pyd, tmp_path):
+    from .flows import files_flow
+    files_flow(pyd, "busybox", tmp_path)

@@ -747,7 +747,7 @@ def port(ctx: Context, opts: Options, args: list[str]) -> int:
             lines.append("%s -> %s:%s" % (key, host, b.get("HostPort")) if not want
                          else "%s:%s" % (host, b.get("HostPort")))
     if want and not lines:
-        raise CommandError("Error: No public port '%s' published for %s" % (want, args[0]))
+        raise CommandError("Error: No public port '%s' published for %s" % (args[1], args[0]))
     sys.stdout.write("".join(line + "\n" for line in lines))
     return 0
 
