@@ -216,6 +216,12 @@ def test_create_platform(d, tmp_path):
         d.docker("rmi", "armimg:1", check=False)
 
 
+def test_detached_without_a_name(d, cli):
+    cid = d.docker("run", "-d", "busybox", "sleep", "1000", cli=cli).stdout.strip()
+    name = d.docker("ps", "--no-trunc", "--format", "{{.ID}} {{.Names}}", cli=cli).stdout
+    assert re.fullmatch(r"%s [a-z]+_[a-z]+[0-9]?\n" % cid, name)     # docker's random names
+
+
 def test_stop_of_stopped_and_start_of_running(d):
     d.docker("run", "-d", "--name", "twice", "busybox", "sleep", "1000")
     assert d.request("POST", "/containers/twice/start")[0] == 304
