@@ -45,6 +45,11 @@ def main():
     p.add_argument("--daemon", choices=("dockerd", "pydockerd"), default="dockerd")
     a = p.parse_args()
     pydocker = [sys.executable, "-m", "pyrunc.cli"]
+    # an installed package has its bytecode compiled (pip does it); a checkout run with
+    # PYTHONDONTWRITEBYTECODE would compile every module at every call
+    import compileall
+    import pyrunc.cli
+    compileall.compile_dir(os.path.dirname(pyrunc.cli.__file__), quiet=1)
     with tempfile.TemporaryDirectory(prefix="pyrunc-cli-bench-") as work:
         if a.daemon == "dockerd":
             daemon = Dockerd(os.path.join(work, "dockerd")).start()

@@ -88,8 +88,6 @@ def ls(ctx: Context, opts: Options, args: list[str]) -> int:
                                                "filters": parse_filters(filters),
                                                "digests": 1 if opts["digests"] else None})
     if opts["quiet"]:
-        if not opts["all"]:
-            pass
         ids = [r["ID"] for r in image_rows(images, False, not opts["no-trunc"])]
         sys.stdout.write("".join(i + "\n" for i in ids))
         return 0
