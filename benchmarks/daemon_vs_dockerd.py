@@ -1,7 +1,8 @@
 """pydockerd against Debian's dockerd, the same docker CLI driving both, in one run.
 
 Figures, side by side, rounds alternating between the two daemons:
-  run --rm  ``docker run --rm busybox true``, median of N (goal: pydockerd under a third)
+  run --rm  ``docker run --rm busybox true``, median of N (goal: pydockerd under a third);
+            ``docker version`` beside it, the CLI's own start and two requests, for scale
   ps        ``docker ps`` with 100 containers running (``busybox sleep``), median of N
   clients   20 clients at once, each running ``docker run --rm busybox true`` K times:
             containers/s over the wall time of the round, median of the rounds
@@ -280,11 +281,15 @@ def main():
             for k, d in pair.items():      # warm both once
                 sample([], k, run_rm, d, net)
             runs = {k: [] for k in pair}
+            floor = {k: [] for k in pair}
             for _ in range(args.n):
                 for k, d in pair.items():
                     sample(runs[k], k, run_rm, d, net)
+                    sample(floor[k], k, d.docker, "version")
             row("run --rm busybox true (med)", statistics.median(runs["pydockerd"]),
                 statistics.median(runs["dockerd"]), "ms", 1e3, goal=1 / 3)
+            row("  docker version (CLI floor)", statistics.median(floor["pydockerd"]),
+                statistics.median(floor["dockerd"]), "ms", 1e3)
 
             idle = {k: memory(d.proc.pid, []) for k, d in pair.items()}
             row("daemon RSS idle", idle["pydockerd"]["daemon"][0],
