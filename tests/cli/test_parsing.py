@@ -110,6 +110,12 @@ def test_usage_errors_are_dockers(args):
     assert err == derr.replace("docker", "pydocker").replace("\nSRun '", "\nRun '")
 
 
+def test_run_it_needs_a_terminal():
+    code, out, err = pydocker("run", "-it", "busybox")
+    assert (code, out, err) == docker("run", "-it", "busybox")
+    assert err == "the input device is not a TTY\n"
+
+
 def test_no_daemon():
     code, out, err = pydocker("ps")
     dcode, _, derr = docker("ps")

@@ -481,6 +481,8 @@ def create(ctx: Context, opts: Options, args: list[str]) -> int:
 def run(ctx: Context, opts: Options, args: list[str]) -> int:
     from ..client import ConnectError
     path = "pydocker run"
+    if opts["tty"] and opts["interactive"] and not opts["detach"] and not sys.stdin.isatty():
+        raise CommandError("the input device is not a TTY")
     try:
         cid = create_container(ctx, opts, args)
     except DaemonError as e:
