@@ -34,6 +34,7 @@ COMMON = [
 ]
 MANAGEMENT = [
     ("container", "container", None, "Manage containers"),
+    ("context", "context", None, "Manage contexts"),
     ("image", "image", None, "Manage images"),
     ("network", "network", None, "Manage networks"),
     ("system", "system", None, "Manage Docker"),

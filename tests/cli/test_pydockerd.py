@@ -117,3 +117,32 @@ def test_login_logout_config(pyd, tmp_path):
 def test_files_flow(pyd, tmp_path):
     from .flows import files_flow
     files_flow(pyd, "busybox", tmp_path)
+
+
+def test_contexts(pyd):
+    """A context made by pydocker is one docker 28 reads (the same files), and --context,
+    DOCKER_CONTEXT and `context use` pick the daemon; ls as docker's."""
+    from .conftest import Target
+    t = Target("unix:///nonexistent/none.sock", pyd.config_dir)
+    r = t.pydocker("context", "create", "pyd", "--docker", "host=" + pyd.host,
+                   "--description", "under test")
+    assert (r.code, r.out, r.err) == (0, "pyd\n", 'Successfully created context "pyd"\n'), r
+    assert t.pydocker("ps").code == 1
+    assert t.pydocker("--context", "pyd", "ps").code == 0
+    assert t.docker("--context", "pyd", "ps").code == 0
+    r = t.pydocker("context", "use", "pyd")
+    assert r.out == "pyd\n" and r.err == 'Current context is now "pyd"\n'
+    env_free = Target(pyd.host, pyd.config_dir)
+    del env_free.env["DOCKER_HOST"]
+    assert env_free.pydocker("images", "-q").out == pyd.pydocker("images", "-q").out != ""
+    mine = env_free.pydocker("context", "ls")
+    theirs = env_free.docker("context", "ls")
+    # the header and the "pyd *" row (the default row names each client's default socket)
+    for i in (0, 2):
+        assert mine.out.splitlines()[i].split() == theirs.out.splitlines()[i].split()
+    assert mine.out.splitlines()[2].split()[:2] == ["pyd", "*"]
+    r = t.pydocker("context", "rm", "pyd")
+    assert r.code == 1 and "is in use" in r.err
+    assert t.pydocker("context", "use", "default").code == 0
+    assert t.pydocker("context", "rm", "pyd").out == "pyd\n"
+    assert "pyd" not in t.docker("context", "ls", "-q").out.split()
