@@ -17,7 +17,7 @@ _pydocker_flags() {
 
 _pydocker() {
     local cur=${COMP_WORDS[COMP_CWORD]}
-    local top="run exec ps build pull push images login logout version info container image
+    local top="run exec ps pull push images login logout version info container context image
         network system volume attach commit cp create diff events export history import
         inspect kill load logs pause port rename restart rm rmi save start stats stop tag top
         unpause update wait"
@@ -36,7 +36,7 @@ _pydocker() {
         return
     fi
     case "$cmd" in
-        container|image|network|system|volume)
+        container|context|image|network|system|volume)
             if [ -z "$sub" ]; then
                 local subs
                 subs=$(pydocker "$cmd" --help 2>/dev/null | sed -n '/^Commands:/,/^$/s/^  \([a-z]*\) .*/\1/p')
