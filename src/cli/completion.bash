@@ -12,7 +12,7 @@ _pydocker_names() {
 }
 
 _pydocker_flags() {
-    pydocker "$@" --help 2>/dev/null | sed -n 's/^  \(-[a-zA-Z], \)\{0,1\}\(--[a-z0-9-]*\).*/\2/p'
+    pydocker "$@" --help 2>/dev/null | sed -n 's/^ *\(-[a-zA-Z], \)\{0,1\}\(--[a-z0-9-]*\).*/\2/p'
 }
 
 _pydocker() {
