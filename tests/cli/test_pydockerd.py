@@ -146,3 +146,19 @@ def test_contexts(pyd):
     assert t.pydocker("context", "use", "default").code == 0
     assert t.pydocker("context", "rm", "pyd").out == "pyd\n"
     assert "pyd" not in t.docker("context", "ls", "-q").out.split()
+
+
+def test_push(pyd):
+    """Push to the loopback registry: the first push uploads, and a repeated push prints what
+    docker 28 prints for it on the same daemon."""
+    domain = pyd.daemon.mirror_url.split("://", 1)[1].rstrip("/")
+    target = "%s/cli/pushed:1" % domain
+    assert pyd.pydocker("tag", "busybox", target).code == 0
+    r = pyd.pydocker("push", target)
+    assert r.code == 0, r
+    lines = r.out.splitlines()
+    assert lines[0] == "The push refers to repository [%s/cli/pushed]" % domain
+    assert any(re.fullmatch(r"[0-9a-f]{12}: Pushed", x) for x in lines), r.out
+    assert re.fullmatch(r"1: digest: sha256:[0-9a-f]{64} size: \d+", lines[-1]), r.out
+    again = same(pyd, "push", target)
+    assert "Layer already exists" in again.out
