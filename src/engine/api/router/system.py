@@ -11,6 +11,7 @@ import pyrunc
 from pyrunc.engine.api import httputils, server
 from pyrunc.engine.api.server import Route
 from pyrunc.errors import InvalidArgument
+from pyrunc.libcontainer import timestamps
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -110,8 +111,7 @@ class System:
         arch = GO_ARCH.get(_platform.machine(), _platform.machine())
         kernel = os.uname().release
         version = pyrunc.__version__
-        built = time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(os.path.getmtime(
-            pyrunc.__file__)))
+        built = timestamps.format_ns(int(os.path.getmtime(pyrunc.__file__)) * timestamps.NS)
         details = {"ApiVersion": server.MAX_API_VERSION, "Arch": arch, "BuildTime": built,
                    "Experimental": "false", "GitCommit": "", "GoVersion": "",
                    "KernelVersion": kernel, "MinAPIVersion": server.MIN_API_VERSION,
