@@ -15,9 +15,9 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
-REFERENCE = os.environ.get("PYRUNC_DOCKER_CLI_REFERENCE",
-                           os.path.join(os.path.dirname(os.path.dirname(TESTS)), "shared",
-                                        "reference", "docker-cli"))
+# Real docker output (docker 28 and dockerd 20.10) recorded for these flows: the oracle the
+# CLI's help texts, tables and messages are compared with.
+REFERENCE = os.environ.get("PYRUNC_DOCKER_CLI_REFERENCE", os.path.join(HERE, "reference"))
 DOCKER28 = "/usr/local/bin/docker"
 
 
