@@ -100,9 +100,9 @@ def debian_dockerd(tmp_path_factory):
 
 
 def reference(name):
-    """The text of a file of the docker CLI reference outputs, or skip naming it."""
+    """The text of a file of the docker CLI reference outputs."""
     path = os.path.join(REFERENCE, name)
     if not os.path.exists(path):
-        pytest.skip("docker CLI reference output %s is not available" % path)
+        pytest.fail("docker CLI reference output %s is missing" % path)
     with open(path, encoding="utf-8") as f:
         return f.read()
