@@ -9,6 +9,7 @@ right without any process watching the containers. Every change holds the contai
 from __future__ import annotations
 
 import errno as errno_
+import json
 import os
 import shutil
 import signal as signal_
@@ -18,7 +19,7 @@ from pyrunc.engine.container import files, names, top, view
 from pyrunc.engine.container import state as cstate
 from pyrunc.engine.container.exec import ExecService
 from pyrunc.engine.container.network import ContainerNetworking
-from pyrunc.engine.container.store import Container, ContainerStore, write_json
+from pyrunc.engine.container.store import Container, ContainerStore, is_full_id, write_json
 from pyrunc.engine.events import container_attributes
 from pyrunc.engine.initbin import INIT_PATH
 from pyrunc.engine.logger import parse_log_config, read_logs
@@ -51,6 +52,10 @@ CGROUP_PARENT = "/pyrunc"
 UPDATABLE = ("BlkioWeight", "CpuShares", "CpuPeriod", "CpuQuota", "CpuRealtimePeriod",
              "CpuRealtimeRuntime", "CpusetCpus", "CpusetMems", "Memory", "MemorySwap",
              "MemoryReservation", "NanoCpus", "PidsLimit", "RestartPolicy", "KernelMemory")
+# The record's key for an exit recorded but not yet settled (torn down, its events emitted).
+PENDING_EXIT = "PendingExit"
+# Seconds a removed container's wait result is kept for the waiters of its removal.
+EXIT_KEPT = 600
 
 
 def parse_signal(sig: Any) -> int:
@@ -108,14 +113,19 @@ class ContainerService:
     # ------------------------------------------------------------------ lookup, refresh
     def get(self, ref: str) -> Container:
         """The container ``ref`` names (full ID, unique ID prefix or name), refreshed from
-        its task."""
-        return self.refresh(self.store.get(ref))
+        its task; NotFound when it is gone (an AutoRemove container that has exited)."""
+        c = self.refresh(self.store.get(ref))
+        if not os.path.isdir(c.dir):
+            raise NotFound("No such container: %s" % ref)
+        return c
 
     def refresh(self, c: Container) -> Container:
-        """Bring ``c``'s state up to date with its task (collecting an exit)."""
-        if not cstate.is_active(c.state):
-            return c
-        if self._task_alive(c.id):
+        """Bring ``c``'s state up to date with its task (collecting an exit, emitting its
+        events, removing an AutoRemove container that has exited)."""
+        if cstate.is_active(c.state):
+            if self._task_alive(c.id):
+                return c
+        elif not c.record.get(PENDING_EXIT) and not _auto_removable(c):
             return c
         with c.lock() as lock:
             try:
@@ -123,12 +133,9 @@ class ContainerService:
             except NotFound:        # removed meanwhile: ``c`` keeps its last state
                 lock.remove()
                 return c
-            died = self._refresh_locked(c)
-        if died and c.host_config.get("AutoRemove"):
-            try:                    # docker run --rm: the daemon removes it, volumes too
-                self.remove(c.id, volumes=True)
-            except (NotFound, Conflict):
-                pass                # removed (or restarted) by another process meanwhile
+            self._refresh_locked(c)
+            if _auto_removable(c):  # docker run --rm: the daemon removes it, volumes too
+                self._remove_locked(c, lock, volumes=True)
         return c
 
     def _task_alive(self, cid):
@@ -138,7 +145,10 @@ class ContainerService:
             return False
 
     def _refresh_locked(self, c):
-        """Collect an exit the task has recorded; returns whether it did."""
+        """Collect an exit the task has recorded (or finish collecting one a process that
+        died part way through recorded); returns whether it did."""
+        if c.record.get(PENDING_EXIT):
+            self._settle_exit(c, recovering=True)
         if not cstate.is_active(c.state):
             return False
         if c.state["Restarting"]:       # the supervisor restarts it: no task until then
@@ -159,12 +169,35 @@ class ContainerService:
         code = ts.exit_status if ts is not None and ts.exit_status is not None else 255
         oom = bool(ts is not None and ts.oom_killed)
         cstate.set_exited(c.state, code, ts.exited_at if ts is not None else None, oom)
+        # the exit and the events it owes are recorded at once; whoever holds the lock next
+        # after a crash finishes the teardown and emits what was not emitted
+        c.record[PENDING_EXIT] = {
+            "Since": timestamps.now_ns(),
+            "Events": ([["oom", {}]] if oom else []) + [["die", {"exitCode": str(code)}]]}
         c.save_state()
-        self._teardown(c, task)
-        if oom:
-            self._emit(c, "oom")
-        self._emit(c, "die", {"exitCode": str(code)})
+        self._settle_exit(c, task)
         return True
+
+    def _settle_exit(self, c, task=None, recovering=False):
+        """Tear down after the exit recorded under PENDING_EXIT and emit its events, each once:
+        ``recovering`` (the process that recorded it died) skips those already in the log."""
+        pending = c.record[PENDING_EXIT]
+        if recovering:
+            try:
+                task = self.tasks.get(c.id)
+            except NotFound:
+                task = None
+        self._teardown(c, task)
+        emitted = set()
+        if recovering:
+            since = "%d.%09d" % divmod(pending["Since"], timestamps.NS)
+            emitted = {e["Action"] for e in self.events.query(
+                since=since, filters={"type": ["container"], "container": [c.id]})}
+        for action, extra in pending["Events"]:
+            if action not in emitted:
+                self._emit(c, action, extra or None)
+        del c.record[PENDING_EXIT]
+        c.save_state()
 
     def _teardown(self, c, task):
         """After an exit: keep the execs' exit codes, delete the task, unmount the root."""
@@ -306,7 +339,7 @@ class ContainerService:
         ``on_created(task)`` runs once the task exists, before its process starts (the API's
         attach connects there, so none of the output is missed)."""
         c = self.store.get(ref)
-        with c.lock():
+        with c.lock() as lock:
             c.reload()
             self._refresh_locked(c)
             status = c.state["Status"]
@@ -316,8 +349,16 @@ class ContainerService:
                 return
             if status in (cstate.REMOVING, cstate.DEAD):
                 raise Conflict("container is marked for removal and cannot be started")
+            if _auto_removable(c):          # its run ended: it goes, as dockerd's would have
+                self._remove_locked(c, lock, volumes=True)
+                raise NotFound("No such container: %s" % ref)
             c.record["RestartCount"] = 0            # a user's start, as docker's
-            self._start_locked(c, on_created)
+            try:
+                self._start_locked(c, on_created)
+            except PyruncError:
+                if c.host_config.get("AutoRemove"):     # docker run --rm: removed at once
+                    self._remove_locked(c, lock, volumes=True)
+                raise
         self._emit(c, "start")
 
     def start_restarting(self, ref: str) -> bool:
@@ -551,7 +592,7 @@ class ContainerService:
         if timeout is not None and (not isinstance(timeout, (int, float))
                                     or isinstance(timeout, bool) or timeout < 0):
             raise InvalidArgument("wait timeout: must be a number of seconds")
-        c = self.get(ref)
+        c = self.refresh(self.store.get(ref))   # an AutoRemove one may go here: its code stays
         deadline = None if timeout is None else time.monotonic() + timeout
 
         def left():
@@ -564,26 +605,41 @@ class ContainerService:
             return remaining
 
         if condition == "removed":
-            while self.store.load(c.id) is not None:
-                c = self.refresh(self.store.load(c.id) or c)
-                left()
-                time.sleep(0.05)
-            return _wait_result(c)
+            while True:
+                fresh = self.store.load(c.id)
+                if fresh is None:               # whoever removed it kept its exit
+                    return self.removed_exit(c.id) or _removed_result(c)
+                c = self.refresh(fresh)
+                if cstate.is_active(c.state):
+                    self._wait_task(c, left)
+                else:
+                    left()
+                    time.sleep(0.05)
         if condition == "next-exit" and not cstate.is_active(c.state):
             seen = c.state["StartedAt"]
             while c.state["StartedAt"] == seen:     # until it has started (and maybe exited)
                 left()
                 time.sleep(0.05)
-                c = self.get(c.id)
+                fresh = self.store.load(c.id)
+                if fresh is None:
+                    return self.removed_exit(c.id) or _removed_result(c)
+                c = self.refresh(fresh)
         while cstate.is_active(c.state):
-            try:
-                c.task().wait(left())
-            except TimeoutError:
-                left()
-            except (NotFound, FailedPrecondition):
-                time.sleep(0.05)    # restarting: no task until the supervisor starts it
-            c = self.refresh(c)
+            self._wait_task(c, left)
+            fresh = self.store.load(c.id)
+            if fresh is None:
+                return self.removed_exit(c.id) or _removed_result(c)
+            c = self.refresh(fresh)
         return _wait_result(c)
+
+    def _wait_task(self, c, left):
+        """Until ``c``'s task exits (``left()``: the seconds left, raising TimeoutError)."""
+        try:
+            c.task().wait(left())
+        except TimeoutError:
+            left()
+        except (NotFound, FailedPrecondition):
+            time.sleep(0.05)        # restarting: no task until the supervisor starts it
 
     # ------------------------------------------------------------------ remove, rename, update
     def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
@@ -604,18 +660,53 @@ class ContainerService:
                 self._emit(c, "kill", {"signal": str(int(signal_.SIGKILL))})
                 c.task().delete(force=True)
                 self._refresh_locked(c)
-            c.state["Status"] = cstate.REMOVING
-            c.save_state()
-            self._drop_task(c)
-            self._unmount(c)
-            self.networking.detach(c)
-            self._remove_snapshot(c.snapshot_key)
-            release_mounts(c.mount_points, self.volumes, c.id, remove_anonymous=volumes)
-            self.execs.forget(c)
-            self.store.release_names_of(c.id)
-            shutil.rmtree(c.dir)
-            lock.remove()
+            self._remove_locked(c, lock, volumes)
+
+    def _remove_locked(self, c, lock, volumes):
+        """Remove the stopped container ``c`` whose flock ``lock`` is held; its wait result
+        stays for the waiters of its removal (``removed_exit``)."""
+        c.state["Status"] = cstate.REMOVING
+        c.save_state()
+        self._drop_task(c)
+        self._unmount(c)
+        self.networking.detach(c)
+        self._remove_snapshot(c.snapshot_key)
+        release_mounts(c.mount_points, self.volumes, c.id, remove_anonymous=volumes)
+        self.execs.forget(c)
+        self.store.release_names_of(c.id)
+        self._keep_exit(c)
+        shutil.rmtree(c.dir)
+        lock.remove()
         self._emit(c, "destroy")
+
+    def _exits_dir(self):
+        return os.path.join(self.store.root, "exits")
+
+    def _keep_exit(self, c):
+        """Keep ``c``'s wait result (ROOT/exits/ID) for EXIT_KEPT seconds after its
+        removal; drop those kept longer."""
+        d = self._exits_dir()
+        os.makedirs(d, 0o700, exist_ok=True)
+        old = time.time() - EXIT_KEPT
+        for name in os.listdir(d):
+            try:
+                if os.lstat(os.path.join(d, name)).st_mtime < old:
+                    os.unlink(os.path.join(d, name))
+            except FileNotFoundError:
+                pass                # dropped by another process meanwhile
+        write_json(os.path.join(d, c.id), _removed_result(c))
+
+    def removed_exit(self, container_id: str) -> dict[str, Any] | None:
+        """The wait result ({"StatusCode", "Error"}) of the container of this full ID,
+        removed within the last EXIT_KEPT seconds; None otherwise."""
+        if not is_full_id(container_id):
+            return None
+        try:
+            with open(os.path.join(self._exits_dir(), container_id)) as f:
+                doc = json.load(f)
+        except (FileNotFoundError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) else None
 
     def rename(self, ref: str, name: str) -> None:
         new = names.normalise(name)
@@ -760,7 +851,8 @@ class ContainerService:
             raise FailedPrecondition('configured logging driver does not support reading')
 
         def running():
-            return cstate.is_active(self.get(c.id).state)
+            fresh = self.store.load(c.id)
+            return fresh is not None and cstate.is_active(self.refresh(fresh).state)
 
         return read_logs(c.log_path, running=running, **opts)
 
@@ -875,9 +967,23 @@ class ContainerService:
                 if c.image_id == image_id]
 
 
+def _auto_removable(c: Container) -> bool:
+    """An AutoRemove container (docker run --rm) whose run has ended: it exited, or its
+    process could not start."""
+    return bool(c.host_config.get("AutoRemove")) and not cstate.is_active(c.state) \
+        and c.state["Status"] in (cstate.CREATED, cstate.EXITED) \
+        and bool(c.record.get("HasBeenStartedBefore") or c.state.get("Error"))
+
+
 def _wait_result(c: Container) -> dict[str, Any]:
     error = c.state.get("Error") or None
     return {"StatusCode": c.state["ExitCode"], "Error": {"Message": error} if error else None}
+
+
+def _removed_result(c: Container) -> dict[str, Any]:
+    """The wait result for the removal of ``c``: its last exit code (a removal clears the
+    error, as dockerd's)."""
+    return {"StatusCode": c.state["ExitCode"], "Error": None}
 
 
 def _until(value: str) -> int:

@@ -418,11 +418,7 @@ class Containers:
         try:
             self.service.start(c.id, on_created=lambda task: self.waiters.connect(c.id, task))
         except PyruncError:
-            if c.host_config.get("AutoRemove"):     # dockerd removes it (docker run --rm)
-                try:
-                    self.service.remove(c.id, force=True, volumes=True)
-                except PyruncError:
-                    pass
+            if c.host_config.get("AutoRemove"):     # the service removed it (docker run --rm)
                 # as dockerd, whoever waits for the removal has the answer before the
                 # start's error (the CLI stops waiting once it has that error)
                 self.removal_waits.settle(c.id, REMOVAL_SETTLE)
@@ -488,8 +484,8 @@ class Containers:
                 break
             except TimeoutError:
                 pass
-            except NotFound:                # removed between two slices
-                doc = {"StatusCode": c.state.get("ExitCode", 0), "Error": None}
+            except NotFound:                # removed between two slices: the service kept
+                doc = self.service.removed_exit(cid) or _wait_doc(c)     # its exit
                 break
             if cond == "next-exit":     # started since the request came: its exit
                 try:
@@ -497,30 +493,7 @@ class Containers:
                         cond = "not-running"
                 except NotFound:
                     pass
-        if condition == "removed" or not self._exists(cid):
-            # the record is gone: its exit code is the one its last "die" event gave
-            # (whoever collected it: the supervisor, another request)
-            code = self._last_exit_code(cid)
-            doc = dict(doc, Error=None)
-            if code is not None:
-                doc["StatusCode"] = code
         return doc
-
-    def _exists(self, cid: str) -> bool:
-        try:
-            self.service.get(cid)
-            return True
-        except NotFound:
-            return False
-
-    def _last_exit_code(self, cid: str) -> int | None:
-        code = None
-        for event in self.engine.events.query(filters={"container": [cid], "event": ["die"]}):
-            try:
-                code = int(event["Actor"]["Attributes"]["exitCode"])
-            except (KeyError, TypeError, ValueError):
-                continue
-        return code
 
     def remove(self, req: httputils.Request) -> httputils.Response:
         if req.query_bool("link"):
@@ -756,6 +729,11 @@ class Containers:
             return c.task().attach()
         except (PyruncError, OSError) as e:
             return e
+
+
+def _wait_doc(c: Container) -> dict[str, Any]:
+    """The wait result of ``c`` as last seen (a container removed long ago)."""
+    return {"StatusCode": c.state.get("ExitCode", 0), "Error": None}
 
 
 def _closing(stream: Any) -> Iterator[bytes]:
