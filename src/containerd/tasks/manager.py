@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import time
@@ -98,7 +99,23 @@ def check_id(container_id: str) -> None:
 
 
 def _wait_gone(pid, timeout=2.0):
-    """Wait for a process that is exiting to be gone (or a zombie)."""
+    """Wait for a process that is exiting to be gone (or a zombie): its pidfd turns readable
+    then (it need not be our child); /proc is polled where there is no pidfd."""
+    if pid:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return
+        except OSError:
+            fd = None
+        if fd is not None:
+            try:
+                poller = select.poll()
+                poller.register(fd, select.POLLIN)
+                poller.poll(timeout * 1000)
+            finally:
+                os.close(fd)
+            return
     deadline = time.monotonic() + timeout
     while pid and time.monotonic() < deadline:
         try:
