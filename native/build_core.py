@@ -23,14 +23,19 @@ MOUNT_FLAGS = ["MS_RDONLY", "MS_NOSUID", "MS_NODEV", "MS_NOEXEC", "MS_SYNCHRONOU
                "MOUNT_ATTR_STRICTATIME", "MOUNT_ATTR_NODIRATIME", "MOUNT_ATTR_NOSYMFOLLOW",
                "MNT_FORCE", "MNT_DETACH"]
 
+# The parent's namespace calls (host.c): unshare(2) and setns(2) of the calling thread, 0 or
+# -errno; CLONE_NEWNET from <sched.h>.
+HOST_NS_CALLS = "int core_unshare(int flags);\nint core_setns(int fd, int nstype);\n"
+
 ffibuilder = FFI()
 with open(os.path.join(CORE, "core_api.h")) as f:
     ffibuilder.cdef(f.read())
 ffibuilder.cdef("".join("#define %s ...\n" % name for name in MOUNT_FLAGS))
+ffibuilder.cdef(HOST_NS_CALLS + "#define CLONE_NEWNET ...\n")
 
 ffibuilder.set_source(
     "pyrunc._core",
-    '#include "core.h"\n#include <sys/mount.h>\n',
+    '#include "core.h"\n#include <sched.h>\n#include <sys/mount.h>\n' + HOST_NS_CALLS,
     sources=sorted(os.path.relpath(p, os.path.dirname(HERE))
                    for p in glob.glob(os.path.join(CORE, "*.c"))),
     include_dirs=[CORE],

@@ -1,11 +1,14 @@
 /* System calls the Python side (the parent, never a cloned child) makes on its own behalf:
- * mounts outside a container's setup (checkpoint/restore, the engine's snapshots) and
- * becoming a child subreaper. They live here so that every libc call of pyrunc goes through
+ * mounts outside a container's setup (checkpoint/restore, the engine's snapshots),
+ * becoming a child subreaper, and moving the calling thread to a new or another namespace
+ * (unshare(2), setns(2): the engine's network namespaces, made and entered by a thread of its
+ * own, never by a forked process). They live here so that every libc call of pyrunc goes through
  * this one native boundary. Each returns 0 or -errno, as the rest of the core does.
  */
 #include "core.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 
@@ -23,4 +26,14 @@ int core_umount(const char *target, int flags)
 int core_set_child_subreaper(int on)
 {
     return prctl(PR_SET_CHILD_SUBREAPER, (unsigned long)on, 0UL, 0UL, 0UL) == 0 ? 0 : -errno;
+}
+
+int core_unshare(int flags)
+{
+    return unshare(flags) == 0 ? 0 : -errno;
+}
+
+int core_setns(int fd, int nstype)
+{
+    return setns(fd, nstype) == 0 ? 0 : -errno;
 }

@@ -9,3 +9,19 @@ def set_child_subreaper() -> None:
     err = lib.core_set_child_subreaper(1)
     if err:
         raise SystemFailure("prctl PR_SET_CHILD_SUBREAPER", -err)
+
+
+def unshare_net() -> None:
+    """unshare(CLONE_NEWNET) for the calling thread only: it (not the process's other threads)
+    is now in a new network namespace, its /proc/thread-self/ns/net."""
+    err = lib.core_unshare(lib.CLONE_NEWNET)
+    if err:
+        raise SystemFailure("unshare network namespace", -err)
+
+
+def setns_net(fd: int) -> None:
+    """setns(fd, CLONE_NEWNET) for the calling thread only: it joins the network namespace
+    ``fd`` refers to."""
+    err = lib.core_setns(fd, lib.CLONE_NEWNET)
+    if err:
+        raise SystemFailure("join network namespace", -err)

@@ -1,10 +1,12 @@
 """Links, addresses, routes and namespaces through netlink (pyroute2), never by running ``ip``.
 
 Work inside a container's network namespace runs in a short-lived thread that joined it
-(``in_netns``): a thread's network namespace is its own (setns(2) with CLONE_NEWNET changes only
-the calling thread), so the engine's other threads are never moved, no process is forked, and a
-socket created in that thread stays in that namespace for its whole life (the embedded DNS
-server's listeners are made this way). The setns call is pyroute2's (``pyroute2.netns.setns``).
+(``in_netns``): a thread's network namespace is its own (setns(2) and unshare(2) with
+CLONE_NEWNET change only the calling thread), so the engine's other threads are never moved, no
+process is forked, and a socket created in that thread stays in that namespace for its whole
+life (the embedded DNS server's listeners are made this way). A new namespace is made the same
+way (``create_netns``): a thread unshares, binds its namespace onto a file and ends. The
+namespace calls are the native core's (``pyrunc.libcontainer.system``).
 """
 from __future__ import annotations
 
@@ -20,51 +22,83 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-def in_netns(path: str, fn: Callable[[], Any]) -> Any:
-    """Run ``fn()`` in a thread that joined the network namespace at ``path``; its result (or
-    exception) is returned (raised) here."""
-    from pyroute2 import netns
+def _in_thread(fn: Callable[[], Any]) -> Any:
+    """``fn()`` run in a new thread of its own; its result (or exception) comes back here."""
     out: list = []
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
 
     def run() -> None:
         try:
-            netns.setns(fd, flags=0)
             out.append((True, fn()))
         except BaseException as e:      # handed to the caller's thread
             out.append((False, e))
 
-    try:
-        t = threading.Thread(target=run, name="netns", daemon=True)
-        t.start()
-        t.join()
-    finally:
-        os.close(fd)
+    t = threading.Thread(target=run, name="netns", daemon=True)
+    t.start()
+    t.join()
     ok, value = out[0]
     if not ok:
         raise value
     return value
 
 
-def create_netns(path: str) -> str:
-    """A new network namespace kept alive by a bind mount at ``path`` (pyroute2 forks a child
-    that unshares and binds its namespace there)."""
-    from pyroute2 import netns
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+def in_netns(path: str, fn: Callable[[], Any]) -> Any:
+    """Run ``fn()`` in a thread that joined the network namespace at ``path``; its result (or
+    exception) is returned (raised) here."""
+    from pyrunc.libcontainer import system
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+    def run() -> Any:
+        system.setns_net(fd)
+        return fn()
+
     try:
-        netns.create(path)
+        return _in_thread(run)
+    finally:
+        os.close(fd)
+
+
+def create_netns(path: str) -> str:
+    """A new network namespace with ``lo`` up, kept alive by a bind mount at ``path`` (made by
+    a thread that unshares its network namespace, binds it there and ends). The directory is
+    made a shared mount of itself (iproute2's way), so an unmount reaches every copy of it."""
+    from pyrunc.libcontainer import mountflags, system
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    if mountflags.mount(None, directory, "none", mountflags.MS_SHARED | mountflags.MS_REC):
+        err = mountflags.mount(directory, directory, "none",
+                               mountflags.MS_BIND | mountflags.MS_REC) or \
+            mountflags.mount(None, directory, "none", mountflags.MS_SHARED | mountflags.MS_REC)
+        if err:
+            raise SystemFailure("share network namespaces' directory %s" % directory, err)
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
     except OSError as e:
         raise SystemFailure("create network namespace %s" % path, e.errno) from None
+
+    def run() -> None:
+        system.unshare_net()
+        err = mountflags.mount("/proc/thread-self/ns/net", path, "none", mountflags.MS_BIND)
+        if err:
+            raise SystemFailure("bind network namespace to %s" % path, err)
+        with ipr() as ip:
+            ip.link("set", index=1, state="up")            # lo is always index 1
+
+    try:
+        _in_thread(run)
+    except BaseException:
+        remove_netns(path)
+        raise
     return path
 
 
 def remove_netns(path: str) -> None:
     """Unmount and remove a namespace made by ``create_netns`` (nothing if it is gone)."""
-    from pyroute2 import netns
+    from pyrunc.libcontainer import mountflags
     if not os.path.lexists(path):
         return
+    mountflags.umount(path, mountflags.MNT_DETACH)
     try:
-        netns.remove(path)
+        os.unlink(path)
     except OSError as e:
         if e.errno != errno.ENOENT:
             raise SystemFailure("remove network namespace %s" % path, e.errno) from None
@@ -72,7 +106,7 @@ def remove_netns(path: str) -> None:
 
 def release_netns_dir(directory: str) -> None:
     """Undo what ``create_netns`` did to the namespaces' directory (a shared bind mount of
-    itself, iproute2's way, made by pyroute2) once it holds no namespace, so it can be removed."""
+    itself) once it holds no namespace, so it can be removed."""
     from pyrunc.libcontainer import mountflags
     if os.path.isdir(directory) and not os.listdir(directory):
         while mountflags.umount(directory, mountflags.MNT_DETACH) == 0:
@@ -159,15 +193,16 @@ def plug_veth(host_if: str, bridge: str, netns: str, ifname: str, address: str,
 
 def _plug_veth(host_if: str, bridge: str, netns: str, ifname: str, address: str,
                prefixlen: int, mac: str, gateway: str | None, mtu: int | None = None) -> None:
-    # one request makes the pair with the host end on the bridge and the other end already
-    # in the container's namespace under its final name and address (no rename, no move)
+    # one request makes the pair, the host end up and on the bridge, the other end already in
+    # the container's namespace under its final name (no rename, no move); then, in the
+    # namespace, its address, up, and the default route (pyroute2 sends no flags for a peer)
     with ipr() as ip:
         br = link_index(ip, bridge)
         if br is None:
             raise SystemFailure("attach endpoint to bridge %s" % bridge, errno.ENODEV)
         fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            kw: dict = {"ifname": host_if, "kind": "veth", "master": br,
+            kw: dict = {"ifname": host_if, "kind": "veth", "master": br, "state": "up",
                         "peer": {"ifname": ifname, "address": mac, "net_ns_fd": fd}}
             if mtu:
                 kw["mtu"] = mtu
@@ -175,20 +210,19 @@ def _plug_veth(host_if: str, bridge: str, netns: str, ifname: str, address: str,
             ip.link("add", **kw)
         finally:
             os.close(fd)
-        try:
-            ip.link("set", index=link_index(ip, host_if), state="up")
-        except BaseException:
-            delete_link(host_if)
-            raise
 
     def inside() -> None:
+        from pyroute2.netlink.exceptions import NetlinkError
         with ipr() as ip:
-            ip.link("set", index=1, state="up")                 # lo is always index 1
             idx = link_index(ip, ifname)
             ip.addr("add", index=idx, address=address, prefixlen=prefixlen)
             ip.link("set", index=idx, state="up")
-            if gateway and not any(r["dst_len"] == 0 for r in ip.get_routes(family=2)):
-                ip.route("add", dst="0.0.0.0/0", gateway=gateway)
+            if gateway:
+                try:
+                    ip.route("add", dst="0.0.0.0/0", gateway=gateway)
+                except NetlinkError as e:
+                    if e.code != errno.EEXIST:  # another network's endpoint has the default
+                        raise
     try:
         in_netns(netns, inside)
     except BaseException:

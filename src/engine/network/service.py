@@ -4,8 +4,9 @@ On disk (``root``, e.g. ENGINE_ROOT/network):
 
     networks.json   every network: its Engine API fields, its bridge, its allocated addresses
                     (address -> endpoint ID) and its endpoints (container ID -> record); the
-                    published ports of each container; rewritten whole (temp file, fsync,
-                    rename) under the flock of ``lock``
+                    published ports of each container; rewritten whole (temp file, rename)
+                    under the flock of ``lock``, with an fsync when the networks themselves
+                    changed (see ``_save``)
     netns/<id>      a container's network namespace (``create_sandbox``), a bind mount
 
 Every change is written before it is made on the host (an address is recorded as taken before
@@ -86,6 +87,7 @@ class NetworkService:
         self._mutex = threading.RLock()
         self._defaults_ok = False
         self._saved = ""
+        self._saved_networks = ""
 
     # --- the document -----------------------------------------------------------------------
 
@@ -104,6 +106,7 @@ class NetworkService:
                 except FileNotFoundError:
                     doc = {"networks": {}, "ports": {}}
                 self._saved = json.dumps(doc, sort_keys=True)
+                self._saved_networks = _definitions(doc)
                 yield doc
                 if write:
                     self._save(doc)
@@ -111,18 +114,25 @@ class NetworkService:
             os.close(fd)
 
     def _save(self, doc: dict[str, Any]) -> None:
-        """Write the document (temp file, fsync, rename) unless it is what was last written."""
+        """Write the document (temp file, rename) unless it is what was last written. The
+        file is synced to the disk first only when the networks themselves changed: endpoints,
+        addresses and ports must survive a crash of the process (the page cache does), and
+        after a crash of the machine the containers they belong to are gone too (a sweep
+        drops them), so they need no fsync, which costs milliseconds on every start."""
         text = json.dumps(doc, sort_keys=True)
         if text == self._saved:
             return
         self._saved = text
+        networks = _definitions(doc)
         path = os.path.join(self.root, "networks.json")
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+            if networks != self._saved_networks:
+                f.flush()
+                os.fsync(f.fileno())
         os.rename(tmp, path)
+        self._saved_networks = networks
 
     @staticmethod
     def _find(doc: dict[str, Any], ref: Any) -> dict[str, Any]:
@@ -668,6 +678,14 @@ class NetworkService:
         self._defaults_ok = False
         self.close()
         netlink.release_netns_dir(os.path.join(self.root, "netns"))
+
+
+def _definitions(doc: dict[str, Any]) -> str:
+    """The networks of the document without what their containers change (endpoints,
+    addresses): what ``_save`` writes durably."""
+    return json.dumps({nid: {k: v for k, v in n.items()
+                             if k not in ("endpoints", "allocated", "last_allocated")}
+                       for nid, n in doc["networks"].items()}, sort_keys=True)
 
 
 def _hold_again(records: list[dict], report: dict[str, Any]) -> list[socket.socket]:
