@@ -139,6 +139,10 @@ class DockerdSide:
         self.d.stop()
 
 
+def _range(values):
+    return "%.0f-%.0f" % (min(values), max(values))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("-n", type=int, default=20, help="starts timed per side and mode (20)")
@@ -187,6 +191,8 @@ def main():
         a, b = statistics.median(rps["pyrunc", kind]), statistics.median(rps["dockerd", kind])
         print("  %-34s %9.0f %9.0f %6.2fx%s" % (kind, a, b, a / b, "  goal >= 1.00x: %s" % (
             "met" if a >= b else "missed") if kind.startswith("published") else ""))
+        print("  %-34s %9s %9s" % ("  (range of the rounds)", _range(rps["pyrunc", kind]),
+                                   _range(rps["dockerd", kind])))
     print("  (requests on kept-alive connections, most in a run: pyrunc %d, dockerd %d)"
           % (kept["pyrunc"], kept["dockerd"]))
     print("start of busybox true, median of %d (ms)" % args.n)
