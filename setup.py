@@ -91,8 +91,9 @@ setup(
     install_requires=["cffi>=1.15", "pyroute2", "jsonschema", "requests", "zstandard"],
     extras_require={"test": ["pytest", "hypothesis", "mypy", "docker"]},
     cmdclass={"build_ext": BuildExtWithPrograms, "build_scripts": BuildScriptsWithLauncher},
-    scripts=["bin/pyrunc-python"],  # run by the pyrunc command; not a console_scripts entry
-    entry_points={"console_scripts": ["pydockerd = pyrunc.engine.dockerd:main",
-                                      "pydocker = pyrunc.cli.main:main"]},
+    # bin/pyrunc-python is run by the pyrunc command; bin/pydocker is a plain script (it starts
+    # faster than a console_scripts wrapper)
+    scripts=["bin/pyrunc-python", "bin/pydocker"],
+    entry_points={"console_scripts": ["pydockerd = pyrunc.engine.dockerd:main"]},
     zip_safe=False,
 )

@@ -43,13 +43,18 @@ def main():
     p.add_argument("--images", type=int, default=100)
     p.add_argument("--docker", default="/usr/local/bin/docker")
     p.add_argument("--daemon", choices=("dockerd", "pydockerd"), default="dockerd")
+    p.add_argument("--pydocker", help="the pydocker command to time (an installed one, e.g. "
+                   "VENV/bin/pydocker); default: this interpreter's -m pyrunc.cli")
     a = p.parse_args()
-    pydocker = [sys.executable, "-m", "pyrunc.cli"]
-    # an installed package has its bytecode compiled (pip does it); a checkout run with
-    # PYTHONDONTWRITEBYTECODE would compile every module at every call
-    import compileall
-    import pyrunc.cli
-    compileall.compile_dir(os.path.dirname(pyrunc.cli.__file__), quiet=1)
+    if a.pydocker:
+        pydocker = [a.pydocker]
+    else:
+        pydocker = [sys.executable, "-m", "pyrunc.cli"]
+        # an installed package has its bytecode compiled (pip does it); a checkout run with
+        # PYTHONDONTWRITEBYTECODE would compile every module at every call
+        import compileall
+        import pyrunc.cli
+        compileall.compile_dir(os.path.dirname(pyrunc.cli.__file__), quiet=1)
     with tempfile.TemporaryDirectory(prefix="pyrunc-cli-bench-") as work:
         if a.daemon == "dockerd":
             daemon = Dockerd(os.path.join(work, "dockerd")).start()

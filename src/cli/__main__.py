@@ -1,6 +1,4 @@
 """``python -m pyrunc.cli`` runs pydocker."""
-import sys
+from .main import entry
 
-from .main import main
-
-sys.exit(main())
+entry()

@@ -2,8 +2,9 @@
 contexts (``contexts/meta/<sha256 of the name>/meta.json``), in DOCKER_CONFIG or ~/.docker."""
 from __future__ import annotations
 
-import json
 import os
+
+from .jsonio import loads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ def load(directory: str | None = None) -> dict[str, Any]:
     path = os.path.join(directory or config_dir(), "config.json")
     try:
         with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
+            doc = loads(f.read())
     except FileNotFoundError:
         return {}
     except ValueError as e:
@@ -32,6 +33,7 @@ def save(doc: dict[str, Any], directory: str | None = None) -> str:
     path = os.path.join(d, "config.json")
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    import json
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(doc, f, indent="\t")
     os.replace(tmp, path)
@@ -50,7 +52,7 @@ def context_host(name: str, directory: str | None = None) -> str | None:
                         hashlib.sha256(name.encode()).hexdigest(), "meta.json")
     try:
         with open(meta, encoding="utf-8") as f:
-            doc = json.load(f)
+            doc = loads(f.read())
     except (OSError, ValueError):
         from .flags import CommandError
         raise CommandError("context \"%s\" does not exist" % name) from None

@@ -60,6 +60,11 @@ class ConnectError(Exception):
         self.host = host
 
 
+class ProtocolError(Exception):
+    """The daemon's answer is not HTTP/1.x as the client reads it (docker's "error during
+    connect")."""
+
+
 class TemplateError(Exception):
     """A template that does not parse or does not apply to the data."""
 

@@ -5,7 +5,6 @@ Only the module of the command asked for is imported (``pydocker ps`` loads
 """
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 
@@ -136,7 +135,7 @@ def _split_global(argv: Sequence[str]) -> tuple[Options, list[str]]:
 
 
 def group(module_name: str) -> Command:
-    module = importlib.import_module("pyrunc.cli.commands." + module_name)
+    module = __import__("pyrunc.cli.commands." + module_name, fromlist=["group"])
     cmd: Command = module.group()
     return cmd
 
@@ -223,7 +222,7 @@ def _context_host(name: str) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .flags import ConnectError, DaemonError, TemplateError
+    from .flags import ConnectError, DaemonError, ProtocolError, TemplateError
     try:
         return dispatch(sys.argv[1:] if argv is None else argv)
     except ConnectError as e:
@@ -236,6 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TemplateError as e:
         print_err(str(e))
         return 1 if "executing" in str(e) else 125
+    except ProtocolError as e:
+        print_err("%s: error during connect: %s" % (PROG, e))
+        return 1
     except BrokenPipeError:
         return 1
     except KeyboardInterrupt:
@@ -252,13 +254,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_err("%s: unexpected answer: %s: %s" % (PROG, type(e).__name__,
                                                      str(e).splitlines()[0] if str(e) else ""))
         return 1
-    except Exception as e:
-        import http.client
-        if not isinstance(e, http.client.HTTPException):
-            raise
-        print_err("%s: error during connect: %s: %s" % (PROG, type(e).__name__, e))
-        return 1
+
+
+def entry() -> None:
+    """The ``pydocker`` program: ``main``, then an exit without the interpreter's finalization
+    (as the ``pyrunc`` command: docs/architecture.md, "Hot paths"). The commands close what
+    they open and wait for what they start; stdio's buffers are flushed here, and output that
+    cannot be written (a closed pipe) makes the exit status 1, as at the interpreter's exit."""
+    code = main()
+    try:
+        sys.stdout.flush()
+    except OSError:
+        code = code or 1
+    try:
+        sys.stderr.flush()
+    except OSError:
+        pass
+    os._exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

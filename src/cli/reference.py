@@ -2,12 +2,65 @@
 and familiar ("busybox:latest")."""
 from __future__ import annotations
 
-import re
+# The grammar is checked by plain predicates (``re`` costs a short command milliseconds of
+# imports); tests/cli/test_parsers.py proves them equal to docker's expressions, matched whole:
+#   name    [a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*
+#   tag     [\w][\w.-]{0,127}
+#   domain  (?:[a-zA-Z0-9.-]+|\[[0-9a-fA-F:]+\])(?::[0-9]+)?
+#   digest  [a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}
+_LOWER_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_HOST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
+_HEX = frozenset("0123456789abcdefABCDEF")
+_DIGITS = frozenset("0123456789")
 
-_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)"
-                   r"[a-z0-9]+)*)*$")
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
-_DOMAIN = re.compile(r"^(?:[a-zA-Z0-9.-]+|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$")
+
+def _components(text: str, separators: tuple[str, ...], dashes: bool) -> bool:
+    """Runs of [a-z0-9] joined by one of ``separators`` (or by any run of "-" if
+    ``dashes``), starting and ending with a run."""
+    i, n = 0, len(text)
+    while True:
+        start = i
+        while i < n and text[i] in _LOWER_ALNUM:
+            i += 1
+        if i == start:
+            return False
+        if i == n:
+            return True
+        sep = i
+        while i < n and text[i] not in _LOWER_ALNUM:
+            i += 1
+        between = text[sep:i]
+        if between not in separators and not (dashes and between.strip("-") == ""):
+            return False
+
+
+def valid_name(path: str) -> bool:
+    return all(_components(c, (".", "_", "__"), True) for c in path.split("/"))
+
+
+def valid_tag(tag: str) -> bool:
+    return (0 < len(tag) <= 128 and (tag[0].isalnum() or tag[0] == "_")
+            and all(c.isalnum() or c in "_.-" for c in tag))
+
+
+def valid_domain(domain: str) -> bool:
+    if domain.startswith("["):
+        end = domain.find("]")
+        host, port = domain[1:end], domain[end + 1:]
+        if end < 0 or not host or not set(host) <= _HEX | {":"}:
+            return False
+    else:
+        host, colon, port = domain.partition(":")
+        port = colon + port
+        if not host or not set(host) <= _HOST:
+            return False
+    return not port or port[0] == ":" and len(port) > 1 and set(port[1:]) <= _DIGITS
+
+
+def valid_digest(digest: str) -> bool:
+    algorithm, colon, hex_part = digest.partition(":")
+    return (bool(colon) and _components(algorithm, (".", "+", "_", "-"), False)
+            and len(hex_part) >= 32 and set(hex_part) <= _HEX)
 
 
 class Reference:
@@ -42,18 +95,18 @@ class Reference:
 def parse(text: str) -> Reference:
     """docker's ParseNormalizedNamed; ValueError("invalid reference format") when malformed."""
     rest, _, digest = text.partition("@")
-    if digest and not re.match(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$", digest):
+    if digest and not valid_digest(digest):
         raise ValueError("invalid reference format")
     tag = ""
     slash = rest.rfind("/")
     colon = rest.rfind(":")
     if colon > slash:
         rest, tag = rest[:colon], rest[colon + 1:]
-        if not _TAG.match(tag):
+        if not valid_tag(tag):
             raise ValueError("invalid reference format")
     first, sep, remainder = rest.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
-        if not _DOMAIN.match(first):
+        if not valid_domain(first):
             raise ValueError("invalid reference format")
         domain, path = first, remainder
     else:
@@ -62,7 +115,7 @@ def parse(text: str) -> Reference:
         domain = "docker.io"
     if domain == "docker.io" and "/" not in path:
         path = "library/" + path
-    if not path or not _NAME.match(path):
+    if not path or not valid_name(path):
         if path and path.lower() == path or not path:
             raise ValueError("invalid reference format")
         raise ValueError("invalid reference format: repository name (%s) must be lowercase"

@@ -2,11 +2,11 @@
 hijacked connection of attach/exec."""
 from __future__ import annotations
 
+import _socket
 import os
-import socket
 import struct
 
-from .flags import CommandError
+from .flags import CommandError, DaemonError
 from .units import human_size
 
 TYPE_CHECKING = False
@@ -119,7 +119,7 @@ class Hijacked:
     """A connection upgraded to a raw stream (attach, exec start): ``sock`` and any bytes
     that came with the response headers in ``buffered``."""
 
-    def __init__(self, sock: socket.socket, buffered: bytes) -> None:
+    def __init__(self, sock: Any, buffered: bytes) -> None:
         self.sock = sock
         self.buffered = buffered
 
@@ -134,7 +134,7 @@ class Hijacked:
 
     def close_write(self) -> None:
         try:
-            self.sock.shutdown(socket.SHUT_WR)
+            self.sock.shutdown(_socket.SHUT_WR)
         except OSError:
             pass
 
@@ -145,37 +145,15 @@ class Hijacked:
 def hijack(api: Client, path: str, query: dict[str, Any] | None = None,
            body: dict[str, Any] | None = None) -> Hijacked:
     """POST with ``Upgrade: tcp`` and take the socket over (docker's attach protocol)."""
-    import json
-    from .client import DaemonError, error_message
-    api.negotiate()
-    conn = api.connection()
-    conn.connect()
-    sock = conn.sock
-    payload = json.dumps(body).encode() if body is not None else b""
-    target = "/v" + str(api.version) + api.url(path, query)
-    head = ("POST %s HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
-            "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-            % (target, len(payload))).encode()
-    sock.sendall(head + payload)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    header, _, rest = data.partition(b"\r\n\r\n")
-    status_line = header.split(b"\r\n", 1)[0].decode(errors="replace")
-    parts = status_line.split(" ", 2)
-    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-    if status >= 400:
-        headers = header.decode(errors="replace").lower()
-        if "content-length:" in headers:
-            length = int(headers.split("content-length:", 1)[1].split("\r\n", 1)[0])
-            while len(rest) < length:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                rest += chunk
-        sock.close()
-        raise DaemonError(status, error_message(rest))
-    return Hijacked(sock, rest)
+    import gc
+
+    from .client import error_message
+    from .jsonio import dumps
+    gc.enable()                       # the command stays attached
+    r = api.request("POST", path, query, dumps(body).encode() if body is not None else b"",
+                    {"Content-Type": "application/json"}, upgrade=True)
+    if r.status >= 400:
+        message = error_message(r.read())
+        r.close()
+        raise DaemonError(r.status, message)
+    return Hijacked(r.sock, r.buffered)

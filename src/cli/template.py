@@ -8,10 +8,8 @@ Values print as Go prints them: lists "[a b]", maps "map[k:v]", missing "<no val
 """
 from __future__ import annotations
 
-import json
-import re
-
 from .flags import TemplateError
+from .jsonio import loads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,8 +17,66 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-_ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.S)
-_TOKEN = re.compile(r'\s*("(?:[^"\\]|\\.)*"|`[^`]*`|\||\(|\)|[^\s|()]+)')
+# The scanners below are hand-written (``re`` costs a short command milliseconds of imports).
+# tests/cli/test_parsers.py proves them equal to these expressions:
+#   actions  \{\{(-\s)?(.*?)(\s-)?\}\}  (re.S), each match's (start, end, groups)
+#   tokens   \s*("(?:[^"\\]|\\.)*"|`[^`]*`|\||\(|\)|[^\s|()]+)  (findall)
+
+
+def actions(text: str) -> list[tuple[int, int, bool, str, bool]]:
+    """The ``{{...}}`` of ``text``: (start, end, trim-left, body, trim-right) each."""
+    out: list[tuple[int, int, bool, str, bool]] = []
+    pos = 0
+    while True:
+        start = text.find("{{", pos)
+        if start < 0:
+            return out
+        body = start + 2
+        left = text[body:body + 1] == "-" and text[body + 1:body + 2].isspace()
+        if left:
+            body += 2
+        close = text.find("}}", body)
+        if close < 0:
+            return out
+        right = close - 2 >= body and text[close - 1] == "-" and text[close - 2].isspace()
+        out.append((start, close + 2, left, text[body:close - 2 if right else close], right))
+        pos = close + 2
+
+
+def tokens(s: str) -> list[str]:
+    """The tokens of an action: strings, raw strings, ``|``, ``(``, ``)`` and words."""
+    out: list[str] = []
+    i, n = 0, len(s)
+    while True:
+        while i < n and s[i].isspace():
+            i += 1
+        if i >= n:
+            return out
+        c = s[i]
+        end = -1
+        if c == '"':
+            j = i + 1
+            while j < n:
+                if s[j] == '"':
+                    end = j + 1
+                    break
+                if s[j] == "\\":
+                    if j + 1 >= n or s[j + 1] == "\n":
+                        break
+                    j += 2
+                else:
+                    j += 1
+        elif c == "`":
+            j = s.find("`", i + 1)
+            end = j + 1 if j > 0 else -1
+        elif c in "|()":
+            end = i + 1
+        if end < 0:
+            end = i
+            while end < n and not s[end].isspace() and s[end] not in "|()":
+                end += 1
+        out.append(s[i:end])
+        i = end
 
 
 def go_str(v: Any) -> str:
@@ -43,6 +99,7 @@ def go_str(v: Any) -> str:
 
 
 def _json(v: Any) -> str:
+    import json
     return json.dumps(v, separators=(",", ":"), ensure_ascii=False).replace(
         "<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
@@ -64,6 +121,7 @@ def _printf(fmt: str, *args: Any) -> str:
 
 
 def _title(s: Any) -> str:
+    import re
     return re.sub(r"(^|\s)(\w)", lambda m: m.group(1) + m.group(2).upper(), go_str(s))
 
 
@@ -98,14 +156,13 @@ class Template:
     def _parse(self, text: str) -> list[Any]:
         pieces: list[Any] = []
         pos = 0
-        for m in _ACTION.finditer(text):
-            before = text[pos:m.start()]
-            if m.group(1):
+        for start, end, trim_left, body, trim_right in actions(text):
+            before = text[pos:start]
+            if trim_left:
                 before = before.rstrip()
             pieces.append(("text", before))
-            body = m.group(2).strip()
-            pieces.append(("action", body, bool(m.group(3))))
-            pos = m.end()
+            pieces.append(("action", body.strip(), trim_right))
+            pos = end
         pieces.append(("text", text[pos:]))
         # trim-right markers apply to the following text
         for i, p in enumerate(pieces):
@@ -148,10 +205,10 @@ class Template:
 
     @staticmethod
     def _tokens(s: str) -> list[str]:
-        tokens = _TOKEN.findall(s)
-        if "".join(tokens).replace(" ", "") != re.sub(r"\s", "", s) and s.strip():
+        found = tokens(s)
+        if "".join(found).replace(" ", "") != "".join(s.split()) and s.strip():
             raise TemplateError("template: bad action: %s" % s.strip())
-        return tokens
+        return found
 
     def render(self, data: Any, methods: dict[str, Callable[..., Any]] | None = None) -> str:
         out: list[str] = []
@@ -236,7 +293,10 @@ class Template:
         if kind == "value":
             return t
         if t.startswith('"'):
-            return json.loads(t)
+            try:
+                return loads(t)
+            except ValueError:
+                raise TemplateError("template: bad string: %s" % t) from None
         if t.startswith("`"):
             return t[1:-1]
         if t == ".":

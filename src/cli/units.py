@@ -1,8 +1,15 @@
 """docker's human units: sizes ("1.99MB", "736KiB") and durations ("2 seconds", "About an hour")."""
 from __future__ import annotations
 
-import datetime
 import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from datetime import datetime
+else:
+    # datetime's C core: the datetime module defines everything in Python before it imports
+    # this (1-2 ms of a short command)
+    from _datetime import datetime
 
 _DECIMAL = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
 _BINARY = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"]
@@ -86,14 +93,14 @@ def parse_timestamp(text: str) -> float:
                 break
     if tz == "Z":
         tz = "+00:00"
-    dt = datetime.datetime.fromisoformat(main + tz)
+    dt = datetime.fromisoformat(main + tz)
     return dt.timestamp() + (float("0." + frac) if frac else 0.0)
 
 
 def go_time(unix_seconds: float) -> str:
     """Go's time.Time String() of a local time without monotonic part: "2026-12-05 19:08:15
     +0000 UTC"."""
-    dt = datetime.datetime.fromtimestamp(int(unix_seconds)).astimezone()
+    dt = datetime.fromtimestamp(int(unix_seconds)).astimezone()
     return dt.strftime("%Y-%m-%d %H:%M:%S %z ") + (dt.tzname() or "")
 
 

@@ -3,13 +3,13 @@ inspect, top, wait, rename, pause, unpause, port, diff, export, commit, cp, stat
 prune, update."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 
 from ..client import DaemonError
 from ..flags import PROG, Command, CommandError, Flag, print_err
+from ..jsonio import dumps, loads, quote
 from ..template import render_list
 from ..units import ago, go_time, human_size, parse_timestamp
 
@@ -42,7 +42,7 @@ def ellipsis(s: str, n: int) -> str:
 
 
 def go_quote(s: str) -> str:
-    return json.dumps(s, ensure_ascii=False).replace("\\u007f", "\\x7f")
+    return quote(s).replace("\\u007f", "\\x7f")
 
 
 def display_ports(ports: list[dict[str, Any]]) -> str:
@@ -111,7 +111,7 @@ def parse_filters(values: list[str]) -> str | None:
                                'filter (expected name=value)' % v, 125)
         k, _, val = v.partition("=")
         out.setdefault(k.strip().lower(), {})[val] = True
-    return json.dumps(out) if out else None
+    return dumps(out) if out else None
 
 
 def load_config_format(ctx: Context, key: str) -> str:
@@ -423,7 +423,7 @@ def registry_auth_header(ctx: Context, domain: str) -> dict[str, str]:
         return {}
     user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
     doc = {"username": user, "password": password, "serveraddress": key}
-    return {"X-Registry-Auth": base64.urlsafe_b64encode(json.dumps(doc).encode()).decode()}
+    return {"X-Registry-Auth": base64.urlsafe_b64encode(dumps(doc).encode()).decode()}
 
 
 def create_container(ctx: Context, opts: Options, args: list[str]) -> str:
@@ -519,7 +519,7 @@ def run(ctx: Context, opts: Options, args: list[str]) -> int:
                     pass
             raise _run_error(e, path) from None
         _pump(stream, opts["tty"], opts["interactive"])
-    doc = json.loads(waiter.read() or b"{}")
+    doc = loads(waiter.read() or b"{}")
     if doc.get("Error") and doc["Error"].get("Message"):
         print_err(doc["Error"]["Message"])
     return int(doc.get("StatusCode", 0))
@@ -591,7 +591,7 @@ def start(ctx: Context, opts: Options, args: list[str]) -> int:
             stream.close()
             raise _run_error(e, "pydocker start") from None
         _pump(stream, info["Config"].get("Tty", False), opts["interactive"])
-        doc = json.loads(waiter.read() or b"{}")
+        doc = loads(waiter.read() or b"{}")
         return int(doc.get("StatusCode", 0))
     return _each(ctx, args, "POST", "/containers/%s/start")
 
@@ -934,7 +934,7 @@ def attach(ctx: Context, opts: Options, args: list[str]) -> int:
     else:
         waiter = ctx.api.stream("POST", "/containers/%s/wait" % cid)
         _pump(_attach_stream(ctx, cid, stdin), tty_mode, stdin)
-        return int(json.loads(waiter.read() or b"{}").get("StatusCode", 0))
+        return int(loads(waiter.read() or b"{}").get("StatusCode", 0))
     doc = ctx.api.post_json("/containers/%s/wait" % cid)
     return int(doc.get("StatusCode", 0))
 

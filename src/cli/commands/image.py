@@ -1,11 +1,11 @@
 """``pydocker image``: ls, pull, push, rm, tag, inspect, history, save, load, import, prune."""
 from __future__ import annotations
 
-import json
 import sys
 
 from ..client import DaemonError, json_lines
 from ..flags import Command, CommandError, Flag, print_err
+from ..jsonio import loads
 from ..reference import parse
 from ..template import render_list
 from ..units import ago, go_time, human_size
@@ -154,7 +154,7 @@ def rm(ctx: Context, opts: Options, args: list[str]) -> int:
     failed = []
     for name in args:
         try:
-            doc = json.loads(ctx.api.call("DELETE", "/images/" + name,
+            doc = loads(ctx.api.call("DELETE", "/images/" + name,
                                           {"force": opts["force"] or None,
                                            "noprune": opts["no-prune"] or None}) or b"[]")
         except DaemonError as e:

@@ -1,13 +1,12 @@
 """``pydocker system``: df, info, events, prune; and version, login, logout, inspect."""
 from __future__ import annotations
 
-import json
 import os
-import platform
 import sys
 
 from ..client import CLIENT_API_VERSION, DaemonError
 from ..flags import Command, CommandError, Flag, print_err
+from ..jsonio import dumps
 from ..units import bytes_size, human_size
 
 TYPE_CHECKING = False
@@ -98,9 +97,9 @@ def _client_doc(ctx: Context) -> dict[str, Any]:
     except Exception:        # the Client block is printed even with no daemon, as docker's
         pass
     return {"Version": _client_version(), "ApiVersion": api,
-            "PythonVersion": platform.python_version(), "Os": "linux",
-            "Arch": {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(),
-                                                               platform.machine()),
+            "PythonVersion": "%d.%d.%d" % sys.version_info[:3], "Os": "linux",
+            "Arch": {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine,
+                                                               os.uname().machine),
             "Context": os.environ.get("DOCKER_CONTEXT") or "default"}
 
 
@@ -281,7 +280,7 @@ def prune(ctx: Context, opts: Options, args: list[str]) -> int:
             print("Deleted Volumes:")
             print("\n".join(v["VolumesDeleted"]) + "\n")
         total += v.get("SpaceReclaimed") or 0
-    filters = json.dumps({"dangling": {"false" if opts["all"] else "true": True}})
+    filters = dumps({"dangling": {"false" if opts["all"] else "true": True}})
     i = ctx.api.post_json("/images/prune", {"filters": filters})
     if i.get("ImagesDeleted"):
         print("Deleted Images:")
@@ -326,6 +325,7 @@ def print_inspect(ctx: Context, names: list[str], fmt: str, kind: str | None,
         for d in docs:
             sys.stdout.write(tmpl.render(d) + "\n")
     else:
+        import json
         sys.stdout.write(json.dumps(docs, indent=4, ensure_ascii=False).replace(
             "<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") + "\n"
             if docs or not errors else "[]\n")
