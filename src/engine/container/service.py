@@ -4,7 +4,12 @@ A container's record (ROOT/containers/ID/config.v2.json) says what was asked and
 seen; the running process is the lifecycle manager's task of the same ID. Every read refreshes
 the record from the task: a task that has exited is collected there (exit code, FinishedAt,
 OOMKilled, the "die" event), its task deleted and its root filesystem unmounted, so states are
-right without any process watching the containers. Every change holds the container's flock.
+right without any process watching the containers. The exit is saved together with the events
+it owes (PENDING_EXIT): a process killed before it finished leaves them to the next reader,
+which tears down and emits each event once. An AutoRemove container (docker run --rm) is
+removed by the read that finds its run ended (or by the start that failed); its wait result
+is kept a while (ROOT/containers/exits/ID) for whoever waits for its removal. Every change
+holds the container's flock.
 """
 from __future__ import annotations
 
@@ -683,7 +688,7 @@ class ContainerService:
         return os.path.join(self.store.root, "exits")
 
     def _keep_exit(self, c):
-        """Keep ``c``'s wait result (ROOT/exits/ID) for EXIT_KEPT seconds after its
+        """Keep ``c``'s wait result (ROOT/containers/exits/ID) for EXIT_KEPT seconds after its
         removal; drop those kept longer."""
         d = self._exits_dir()
         os.makedirs(d, 0o700, exist_ok=True)
@@ -767,7 +772,8 @@ class ContainerService:
             raise InvalidArgument("limit: must be an integer")
         parsed = view.parse_filters(filters)
         match = view.Matcher(parsed, self.store.get, self._ancestor_ids)
-        found = [self.refresh(c) for c in self.store.all()]
+        found = [c for c in map(self.refresh, self.store.all())
+                 if os.path.isdir(c.dir)]      # not an AutoRemove one that went just now
         found.sort(key=lambda c: c.record["Created"], reverse=True)
         out = []
         for c in found:
@@ -882,7 +888,7 @@ class ContainerService:
         labels = parsed.pop("label", [])
         for c in self.store.all():
             c = self.refresh(c)
-            if cstate.is_active(c.state):
+            if cstate.is_active(c.state) or not os.path.isdir(c.dir):
                 continue
             created = timestamps.parse_ns(c.record["Created"])
             if any(created >= u for u in until):

@@ -3,11 +3,11 @@
 It watches the lifecycle manager's event log for exits and looks over every container on
 each pass (at least once a second), so it notices what happened while no supervisor ran:
 
-- an exit (collected by the container service on its first read, which emits ``die``) is
-  judged by the container's restart policy; a restart marks the container restarting (State
-  ``Restarting``, ``Running`` true, ``Pid`` 0, ``RestartCount`` + 1), waits out the back-off
-  and starts it again (the ``start`` event). A container a user stopped or killed is not
-  restarted.
+- an exit (collected by the container service on its first read, which emits ``die`` and
+  removes an AutoRemove container) is judged by the container's restart policy; a restart
+  marks the container restarting (State ``Restarting``, ``Running`` true, ``Pid`` 0,
+  ``RestartCount`` + 1), waits out the back-off and starts it again (the ``start`` event).
+  A container a user stopped or killed is not restarted.
 - a running container with a ``Healthcheck`` is probed by an exec after each interval; the
   results go to ``State.Health`` and a change of status to a ``health_status`` event.
 
@@ -214,6 +214,8 @@ class Supervisor:
         if c is None:
             raise NotFound("No such container: %s" % cid)
         c = self.containers.refresh(c)
+        if not os.path.isdir(c.dir):        # an AutoRemove one, removed by that read
+            raise NotFound("No such container: %s" % cid)
         st = c.state
         if st.get("Restarting"):
             self._monitors.pop(cid, None)

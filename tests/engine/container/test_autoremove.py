@@ -189,3 +189,14 @@ def test_die_event_survives_a_crash(engine, engine_root, exec_root, where):
         assert not any(rootfs in line.split()[4] for line in f)
     with pytest.raises(errors.NotFound):
         engine.tasks.get(cid)
+
+
+def test_list_after_an_uncollected_exit_omits_it(engine, leftovers):
+    """docker ps -a right after a --rm container exited: the listing collects the exit,
+    removes the container and does not show it."""
+    cs = engine.containers
+    cid = cs.create({"Image": "busybox", "Cmd": ["true"]}, {"AutoRemove": True})["Id"]
+    cs.start(cid)
+    engine.tasks.get(cid).wait(30)
+    assert [c["Id"] for c in cs.list(all=True) if c["Id"] == cid] == []
+    assert leftovers(engine, cid) == []
