@@ -484,8 +484,9 @@ class Containers:
                 break
             except TimeoutError:
                 pass
-            except NotFound:                # removed between two slices: the service kept
-                doc = self.service.removed_exit(cid) or _wait_doc(c)     # its exit
+            except NotFound:                # removed between two slices: the service
+                # kept its exit for the waiters of its removal
+                doc = self.service.removed_exit(cid) or _wait_doc(c)
                 break
             if cond == "next-exit":     # started since the request came: its exit
                 try:
