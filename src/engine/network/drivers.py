@@ -35,11 +35,9 @@ class Driver:
 
 
 class NullDriver(Driver):
-    """``none``: the container has only its loopback interface."""
+    """``none``: the container has only its loopback interface, up since its namespace was
+    made (``netlink.create_netns``): nothing to plug."""
     name = "null"
-
-    def join(self, network: dict[str, Any], endpoint: dict[str, Any], netns: str) -> None:
-        netlink.loopback_up(netns)
 
 
 class HostDriver(Driver):

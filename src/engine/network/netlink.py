@@ -11,8 +11,8 @@ namespace calls are the native core's (``pyrunc.libcontainer.system``).
 from __future__ import annotations
 
 import errno
+import _thread
 import os
-import threading
 
 from pyrunc.errors import SystemFailure
 
@@ -23,18 +23,23 @@ if TYPE_CHECKING:
 
 
 def _in_thread(fn: Callable[[], Any]) -> Any:
-    """``fn()`` run in a new thread of its own; its result (or exception) comes back here."""
+    """``fn()`` run in a new thread of its own; its result (or exception) comes back here.
+    A bare thread and a lock: the caller is woken once, when ``fn`` is done (threading.Thread
+    also waits for the thread to have started, one more wake-up on a busy machine)."""
     out: list = []
+    done = _thread.allocate_lock()
+    done.acquire()
 
     def run() -> None:
         try:
             out.append((True, fn()))
         except BaseException as e:      # handed to the caller's thread
             out.append((False, e))
+        finally:
+            done.release()
 
-    t = threading.Thread(target=run, name="netns", daemon=True)
-    t.start()
-    t.join()
+    _thread.start_new_thread(run, ())
+    done.acquire()
     ok, value = out[0]
     if not ok:
         raise value
@@ -228,11 +233,3 @@ def _plug_veth(host_if: str, bridge: str, netns: str, ifname: str, address: str,
     except BaseException:
         delete_link(host_if)
         raise
-
-
-def loopback_up(netns: str) -> None:
-    """Bring ``lo`` up in ``netns`` (the whole network of a container on ``none``)."""
-    def inside() -> None:
-        with ipr() as ip:
-            ip.link("set", index=link_index(ip, "lo"), state="up")
-    in_netns(netns, inside)
