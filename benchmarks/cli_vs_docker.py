@@ -8,9 +8,11 @@ Figures, whole-process wall clock, rounds alternating between the two clients, m
 Goal: pydocker within 1.5x of the Go client. The daemon is Debian's dockerd in namespaces of
 its own (tests/dockerd_peer.py), or pydockerd with ``--daemon pydockerd`` (started as
 benchmarks/daemon_vs_dockerd.py does). Time a non-editable install (an editable one adds
-imports). Run as root:
+imports in ``site``; pip compiles the bytecode) with ``--pydocker``. Run as root:
 
-    .venv/bin/python benchmarks/cli_vs_docker.py -n 20 --containers 100 --images 100
+    python3 -m venv VENV && VENV/bin/pip install .
+    unshare -m --propagation private .venv/bin/python benchmarks/cli_vs_docker.py -n 10 \
+        --containers 100 --images 100 --pydocker VENV/bin/pydocker
 """
 import argparse
 import os
