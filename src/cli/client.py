@@ -108,7 +108,7 @@ class Response:
 
     def _line(self) -> bytes:
         while True:
-            i = self.buffered.find(b"\n")
+            i = self.buffered.find(b"\n", 0, MAX_HEADER_LINE + 1)
             if i >= 0:
                 line, self.buffered = self.buffered[:i + 1], self.buffered[i + 1:]
                 return line
