@@ -69,16 +69,17 @@ def create_netns(path: str) -> str:
     from pyrunc.libcontainer import mountflags, system
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
+    except OSError as e:
+        raise SystemFailure("create network namespace %s" % path, e.errno) from None
     if mountflags.mount(None, directory, "none", mountflags.MS_SHARED | mountflags.MS_REC):
         err = mountflags.mount(directory, directory, "none",
                                mountflags.MS_BIND | mountflags.MS_REC) or \
             mountflags.mount(None, directory, "none", mountflags.MS_SHARED | mountflags.MS_REC)
         if err:
+            os.unlink(path)
             raise SystemFailure("share network namespaces' directory %s" % directory, err)
-    try:
-        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
-    except OSError as e:
-        raise SystemFailure("create network namespace %s" % path, e.errno) from None
 
     def run() -> None:
         system.unshare_net()
