@@ -83,3 +83,17 @@ def go_json_text(data: bytes) -> str:
             out.append("\ufffd")
             i += 1
     return "".join(out)
+
+
+def child_pids():
+    """The PIDs of this process's children (zombies too), from every thread's
+    /proc/self/task/TID/children: a test compares the set before and after it, so children of
+    longer-lived fixtures (a registry kept for the session) do not count against it."""
+    pids = set()
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open("/proc/self/task/%s/children" % tid) as f:
+                pids.update(int(p) for p in f.read().split())
+        except FileNotFoundError:       # the thread ended meanwhile
+            pass
+    return pids

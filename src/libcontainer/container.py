@@ -65,7 +65,7 @@ class Factory:
                                   "(process.terminal is false)")
         console_fd = _connect_console(console_socket) if console_socket else None
         # what the init is given as stdio, for a checkpoint (runc's "external descriptors")
-        from pyrunc.libcontainer.criu import descriptor_keys
+        from pyrunc.libcontainer.descriptors import descriptor_keys
         state["stdio"] = [] if plan.terminal else descriptor_keys(stdio)
         sd = StateDir.create(self.root, container_id)
         pid = announced_pid = None

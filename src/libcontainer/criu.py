@@ -23,23 +23,24 @@ crun tell it:
   cgroups otherwise (the restore runs inside the container's new cgroup, made and limited
   from the config, so the restored tree starts there).
 
-``descriptor_keys`` runs on every create: the module imports ``subprocess`` only where CRIU
-runs.
+``descriptor_keys`` (in ``pyrunc.libcontainer.descriptors``) runs on every create, so it lives
+in a module of its own that imports nothing heavy; this one imports ``subprocess`` only where
+CRIU runs.
 """
 from __future__ import annotations
 
 import errno
 import json
 import os
-import stat
 
 from pyrunc.errors import InvalidArgument, NotFound, SystemFailure, Unavailable
+from pyrunc.libcontainer.descriptors import descriptor_keys
 from pyrunc.libcontainer.mountflags import (
     MNT_DETACH, MS_BIND, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT, mount, umount)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Sequence
+    from typing import Any
     from pyrunc.libcontainer.cgroups.hierarchy import Mount
     from pyrunc.libcontainer.cgroups.manager import Manager
 
@@ -137,28 +138,6 @@ def bind_mounts(config: Any) -> list[tuple[str, str]]:
         if m.get("type") == "bind" or "bind" in options or "rbind" in options:
             out.append((m["destination"], m.get("source", "")))
     return out
-
-
-def descriptor_keys(fds: Sequence[int]) -> list[str]:
-    """CRIU's key of each of this process's ``fds``: "pipe:[INODE]" for a pipe,
-    "file[MNT_ID:INODE]" (hex) for a device or other file that is not a regular one, a regular
-    file's path (CRIU 3.17 cannot hand one to a restored process: checkpoint refuses it), ""
-    for a closed descriptor, else what /proc shows ("socket:[INODE]")."""
-    keys = []
-    for fd in fds:
-        link = "/proc/self/fd/%d" % fd
-        try:
-            target = os.readlink(link)
-            st = os.stat(link)
-            if target.startswith("/") and not stat.S_ISREG(st.st_mode):
-                with open("/proc/self/fdinfo/%d" % fd) as f:
-                    mnt_id = next(int(line.split()[1]) for line in f
-                                  if line.startswith("mnt_id:"))
-                target = "file[%x:%x]" % (mnt_id, st.st_ino)
-        except FileNotFoundError:
-            target = ""
-        keys.append(target)
-    return keys
 
 
 def stdio_keys(recorded: list[str] | None) -> list[str]:

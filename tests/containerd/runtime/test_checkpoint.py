@@ -260,7 +260,7 @@ def test_unsupported_checkpoint_flags_are_named(pyrunc, make_bundle):
 def test_descriptor_keys_name_what_the_kernel_shows(tmp_path):
     """The keys a container's stdio is recorded under at create (what CRIU calls the files):
     checked against fstat and mountinfo, not against the code that makes them."""
-    from pyrunc.libcontainer.criu import descriptor_keys
+    from pyrunc.libcontainer.descriptors import descriptor_keys
     r, w = os.pipe()
     regular = os.open(tmp_path / "file", os.O_WRONLY | os.O_CREAT, 0o600)
     null = os.open("/dev/null", os.O_RDONLY)

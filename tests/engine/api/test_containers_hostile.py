@@ -281,7 +281,9 @@ def test_frames_read_by_the_sdk(chunks):
                     max_value=datetime.datetime(9999, 1, 1)), st.integers(0, 999))
 def test_times_against_datetime(when, nanos):
     when = when.replace(tzinfo=datetime.timezone.utc)
-    seconds = int(when.timestamp())
+    # whole seconds in integers: timestamp()'s float rounds up near a second's end in far years
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+    seconds = (when - epoch) // datetime.timedelta(seconds=1)
     ns = seconds * 10**9 + when.microsecond * 1000 + nanos
     text = fixed_time(ns)
     assert text == when.strftime("%Y-%m-%dT%H:%M:%S.") + "%06d%03dZ" % (when.microsecond, nanos)
