@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 DEFAULT_STOP_TIMEOUT = 10
 CGROUP_PARENT = "/pyrunc"
+CGROUP_ROOT = "/sys/fs/cgroup"
 UPDATABLE = ("BlkioWeight", "CpuShares", "CpuPeriod", "CpuQuota", "CpuRealtimePeriod",
              "CpuRealtimeRuntime", "CpusetCpus", "CpusetMems", "Memory", "MemorySwap",
              "MemoryReservation", "NanoCpus", "PidsLimit", "RestartPolicy", "KernelMemory")
@@ -444,6 +445,23 @@ class ContainerService:
         parent = c.host_config.get("CgroupParent") or CGROUP_PARENT
         return "%s/%s" % (parent.rstrip("/"), c.id)
 
+    def _remove_cgroup_parent(self, c):
+        """Remove the parent cgroup the engine made for its containers (/pyrunc) once the last
+        of them is gone, in every hierarchy; one still in use stays (the kernel refuses), and
+        a create racing this makes it again (runtimes create the whole path)."""
+        parent = (c.host_config.get("CgroupParent") or CGROUP_PARENT).strip("/")
+        if parent != CGROUP_PARENT.strip("/"):
+            return                      # a parent the user named is the user's
+        try:
+            hierarchies = [""] + os.listdir(CGROUP_ROOT)     # "": a unified (v2) root
+        except OSError:
+            return
+        for name in hierarchies:
+            try:
+                os.rmdir(os.path.join(CGROUP_ROOT, name, parent))
+            except OSError:             # absent, not a hierarchy, or still holding containers
+                pass
+
     def _drop_task(self, c):
         try:
             task = self.tasks.get(c.id)
@@ -673,6 +691,7 @@ class ContainerService:
         c.state["Status"] = cstate.REMOVING
         c.save_state()
         self._drop_task(c)
+        self._remove_cgroup_parent(c)
         self._unmount(c)
         self.networking.detach(c)
         self._remove_snapshot(c.snapshot_key)
