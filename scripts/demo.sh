@@ -28,4 +28,5 @@ echo "\$ pydocker run hello-world"
 "$bin/pydocker" run hello-world
 echo "\$ pydocker ps -a"
 "$bin/pydocker" ps -a
+"$bin/pydocker" container prune -f >/dev/null
 ' demo "$bin" "$work"
