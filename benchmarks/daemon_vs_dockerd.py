@@ -24,7 +24,6 @@ busybox through ``docker load``. Run as root:
 import argparse
 import concurrent.futures
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
-from dockerd_peer import Dockerd, docker_client  # noqa: E402
+from dockerd_peer import Dockerd, docker_client, terminate  # noqa: E402
 
 # what a daemon's namespaces get before it starts: loopback up, a /run of their own
 _SCRIPT = r"""
@@ -88,13 +87,7 @@ class PyDockerd:
 
     def stop(self):
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc)
         self.log.close()
 
 

@@ -108,13 +108,7 @@ class Dockerd:
         """SIGTERM (dockerd stops its containers and its containerd), SIGKILL after 30 s; then
         the cgroups made for its containers are removed."""
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc)
         if getattr(self, "log", None):
             self.log.close()
         for controller in os.listdir(CGROUP_ROOT):
@@ -125,6 +119,17 @@ class Dockerd:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def terminate(proc: subprocess.Popen | None, timeout: float = 30.0) -> None:
+    """SIGTERM a daemon we started and wait for it; SIGKILL after ``timeout`` seconds."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _remove_cgroup_tree(path: str) -> None:
