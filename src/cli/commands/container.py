@@ -561,7 +561,7 @@ def _pump(stream: Any, tty: bool, stdin: bool) -> None:
 
 # -- simple verbs ---------------------------------------------------------------------------
 
-def _each(ctx: Context, names: list[str], method: str, path: str,
+def for_each(ctx: Context, names: list[str], method: str, path: str,
           query: dict[str, Any] | None = None, echo: bool = True) -> int:
     failed = []
     for name in names:
@@ -593,7 +593,7 @@ def start(ctx: Context, opts: Options, args: list[str]) -> int:
         _pump(stream, info["Config"].get("Tty", False), opts["interactive"])
         doc = loads(waiter.read() or b"{}")
         return int(doc.get("StatusCode", 0))
-    return _each(ctx, args, "POST", "/containers/%s/start")
+    return for_each(ctx, args, "POST", "/containers/%s/start")
 
 
 def _stop_timeout(opts: Options) -> int | None:
@@ -605,30 +605,30 @@ def _stop_timeout(opts: Options) -> int | None:
 
 def stop(ctx: Context, opts: Options, args: list[str]) -> int:
     q = {"t": _stop_timeout(opts), "signal": opts["signal"] or None}
-    return _each(ctx, args, "POST", "/containers/%s/stop", q)
+    return for_each(ctx, args, "POST", "/containers/%s/stop", q)
 
 
 def restart(ctx: Context, opts: Options, args: list[str]) -> int:
     q = {"t": _stop_timeout(opts), "signal": opts["signal"] or None}
-    return _each(ctx, args, "POST", "/containers/%s/restart", q)
+    return for_each(ctx, args, "POST", "/containers/%s/restart", q)
 
 
 def kill(ctx: Context, opts: Options, args: list[str]) -> int:
-    return _each(ctx, args, "POST", "/containers/%s/kill", {"signal": opts["signal"] or None})
+    return for_each(ctx, args, "POST", "/containers/%s/kill", {"signal": opts["signal"] or None})
 
 
 def rm(ctx: Context, opts: Options, args: list[str]) -> int:
-    return _each(ctx, args, "DELETE", "/containers/%s",
+    return for_each(ctx, args, "DELETE", "/containers/%s",
                  {"force": opts["force"] or None, "v": opts["volumes"] or None,
                   "link": opts["link"] or None})
 
 
 def pause(ctx: Context, opts: Options, args: list[str]) -> int:
-    return _each(ctx, args, "POST", "/containers/%s/pause")
+    return for_each(ctx, args, "POST", "/containers/%s/pause")
 
 
 def unpause(ctx: Context, opts: Options, args: list[str]) -> int:
-    return _each(ctx, args, "POST", "/containers/%s/unpause")
+    return for_each(ctx, args, "POST", "/containers/%s/unpause")
 
 
 def rename(ctx: Context, opts: Options, args: list[str]) -> int:

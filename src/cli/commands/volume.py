@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import sys
 
-from ..client import DaemonError
 from ..flags import Command, Flag, print_err
 from ..template import render_list
 from ..units import human_size
-from .container import FILTER, parse_filters
+from .container import FILTER, for_each, parse_filters
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -55,16 +54,7 @@ def inspect(ctx: Context, opts: Options, args: list[str]) -> int:
 
 
 def rm(ctx: Context, opts: Options, args: list[str]) -> int:
-    failed = []
-    for name in args:
-        try:
-            ctx.api.call("DELETE", "/volumes/" + name, {"force": opts["force"] or None})
-            print(name)
-        except DaemonError as e:
-            failed.append(e.message)
-    for msg in failed:
-        print_err("Error response from daemon: " + msg)
-    return 1 if failed else 0
+    return for_each(ctx, args, "DELETE", "/volumes/%s", {"force": opts["force"] or None})
 
 
 def prune(ctx: Context, opts: Options, args: list[str]) -> int:
