@@ -23,6 +23,7 @@ COMMON = [
     ("run", "container", "run", "Create and run a new container from an image"),
     ("exec", "container", "exec", "Execute a command in a running container"),
     ("ps", "container", "ls", "List containers"),
+    ("build", "image", "build", "Build an image from a Dockerfile"),
     ("pull", "image", "pull", "Download an image from a registry"),
     ("push", "image", "push", "Upload an image to a registry"),
     ("images", "image", "ls", "List images"),

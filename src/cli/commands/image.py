@@ -313,8 +313,10 @@ def _cmd(name: str, use: str, short: str, fn: Any, flags: list[Flag], args: str,
 
 
 def group() -> Command:
+    from .build import command as build_command
     platform = Flag("platform", "", "string", "Set platform if server is multi-platform capable")
     subs = [
+        build_command(),
         _cmd("history", "[OPTIONS] IMAGE", "Show the history of an image", history,
              [Flag("format", "", "string", FORMAT_HELP),
               Flag("human", "H", "", "Print sizes and dates in human readable format",
