@@ -38,8 +38,8 @@ from pyrunc.engine.volume import (copy_up, release_mounts, resolve_mounts, setup
 from pyrunc.errors import (Conflict, FailedPrecondition, InvalidArgument, NotFound, PyruncError,
                            SystemFailure)
 from pyrunc.containerd.tasks import CREATED, PAUSED, STOPPED
-from pyrunc.containerd.tasks.runtime_binary import resolve as resolve_runtime
 from pyrunc.containerd.tasks.stats import read_stats
+from pyrunc.libcontainer import state as lcstate
 from pyrunc.libcontainer import timestamps
 
 TYPE_CHECKING = False
@@ -62,6 +62,15 @@ UPDATABLE = ("BlkioWeight", "CpuShares", "CpuPeriod", "CpuQuota", "CpuRealtimePe
 PENDING_EXIT = "PendingExit"
 # Seconds a removed container's wait result is kept for the waiters of its removal.
 EXIT_KEPT = 600
+# The record's key naming the process ([pid, start time]) restarting an AutoRemove container:
+# its stop does not remove it while that process lives (dockerd lifts AutoRemove for the stop).
+RESTARTER = "Restarter"
+# When a removal began (ns), kept in the record while it is "removing".
+REMOVING_SINCE = "RemovingSince"
+# A removed container's record, renamed from config.v2.json before its destroy event: the
+# container is gone from every listing when the event is seen, and a process that dies before
+# the event leaves the next Engine what it needs to emit it (once).
+DESTROYED = "destroyed.json"
 
 
 def parse_signal(sig: Any) -> int:
@@ -320,12 +329,13 @@ class ContainerService:
             raise NotFound("image with reference %s was found but does not match the specified "
                            "platform: wanted %s, actual: %s" % (ref, platform, "/".join(have)))
 
-    @staticmethod
-    def _check_runtime(runtime):
-        if not isinstance(runtime, str) or not runtime or os.sep in runtime:
+    def _check_runtime(self, runtime):
+        """A runtime the task manager knows by name (the engine's stock and configured ones)
+        whose program is there; dockerd's 400 otherwise."""
+        if not isinstance(runtime, str) or runtime not in self.tasks.runtimes:
             raise InvalidArgument("unknown or invalid runtime name: %s" % (runtime,))
         try:
-            resolve_runtime(runtime)
+            self.tasks.runtime_path(runtime)
         except PyruncError:
             raise InvalidArgument("unknown or invalid runtime name: %s" % runtime) from None
 
@@ -344,9 +354,14 @@ class ContainerService:
         """docker start; a running container is left as it is (docker's 304).
         ``on_created(task)`` runs once the task exists, before its process starts (the API's
         attach connects there, so none of the output is missed)."""
+        self._start(ref, on_created)
+
+    def _start(self, ref, on_created=None, restarting=False):
         c = self.store.get(ref)
         with c.lock() as lock:
             c.reload()
+            if restarting and c.record.pop(RESTARTER, None) is not None:
+                c.save_state()
             self._refresh_locked(c)
             status = c.state["Status"]
             if status == cstate.PAUSED:
@@ -355,7 +370,7 @@ class ContainerService:
                 return
             if status in (cstate.REMOVING, cstate.DEAD):
                 raise Conflict("container is marked for removal and cannot be started")
-            if _auto_removable(c):          # its run ended: it goes, as dockerd's would have
+            if _auto_removable(c) and not restarting:   # its run ended: it goes
                 self._remove_locked(c, lock, volumes=True)
                 raise NotFound("No such container: %s" % ref)
             c.record["RestartCount"] = 0            # a user's start, as docker's
@@ -397,11 +412,13 @@ class ContainerService:
         return True
 
     def _start_locked(self, c, on_created=None):
+        self._check_runtime(c.host_config.get("Runtime") or self.runtime)
         self._drop_task(c)
         self._unmount(c)
         os.makedirs(c.rootfs, exist_ok=True)
         mount_all(self.images.snapshotter.mounts(c.snapshot_key), c.rootfs)
         task = None
+        recorded = False        # _start_failed recorded the reason
         try:
             mounts = c.mount_points
             setup_mounts(mounts, self.volumes, c.id)
@@ -427,13 +444,17 @@ class ContainerService:
                 started_at = timestamps.now()       # before: a quick process may exit at once
                 task.start()
             except PyruncError as e:
+                recorded = True
                 raise self._start_failed(c, task, e) from None
             cstate.set_running(c.state, task.state().pid, started_at)
             c.record["HasBeenStartedBefore"] = True
             c.record["HasBeenManuallyStopped"] = False
             c.save_state()
-        except BaseException:
+        except BaseException as e:
             if not c.state["Running"]:
+                if isinstance(e, PyruncError) and not recorded:
+                    # a failure before the process (mounts, network, spec): dockerd's 128
+                    cstate.set_start_failed(c.state, 128, str(e))
                 self._drop_task(c)
                 self.networking.detach(c)
                 c.save_state()
@@ -546,10 +567,28 @@ class ContainerService:
                 pass                # thawed already (runc's kill --all thaws), or exited
 
     def restart(self, ref: str, timeout: int | None = None, signal: str | None = None) -> None:
+        """docker restart: stop (if running), then start. An AutoRemove container stays
+        (dockerd lifts AutoRemove for the stop): RESTARTER names this process until the start,
+        so one that dies in between leaves the container to be removed as usual."""
         c = self.get(ref)
         if cstate.is_active(c.state):
-            self.stop(ref, timeout=timeout, signal=signal)
-        self.start(c.id)
+            marked = bool(c.host_config.get("AutoRemove"))
+            if marked:
+                with c.lock():
+                    c.reload()
+                    c.record[RESTARTER] = _this_process()
+                    c.save_state()
+            try:
+                self.stop(ref, timeout=timeout, signal=signal)
+            except BaseException:
+                if marked:
+                    with c.lock():
+                        c.reload()
+                        c.record.pop(RESTARTER, None)
+                        c.save_state()
+                    self.refresh(c)
+                raise
+        self._start(c.id, restarting=True)
         self._emit(c, "restart")
 
     def kill(self, ref: str, signal: str | int = "KILL") -> None:
@@ -689,6 +728,7 @@ class ContainerService:
         """Remove the stopped container ``c`` whose flock ``lock`` is held; its wait result
         stays for the waiters of its removal (``removed_exit``)."""
         c.state["Status"] = cstate.REMOVING
+        c.record.setdefault(REMOVING_SINCE, timestamps.now_ns())
         c.save_state()
         self._drop_task(c)
         self._remove_cgroup_parent(c)
@@ -699,9 +739,11 @@ class ContainerService:
         self.execs.forget(c)
         self.store.release_names_of(c.id)
         self._keep_exit(c)
+        # dockerd emits destroy once the container is gone: no listing or inspect finds it
+        os.rename(os.path.join(c.dir, "config.v2.json"), os.path.join(c.dir, DESTROYED))
+        self._emit(c, "destroy")
         shutil.rmtree(c.dir)
         lock.remove()
-        self._emit(c, "destroy")
 
     def _exits_dir(self):
         return os.path.join(self.store.root, "exits")
@@ -972,6 +1014,7 @@ class ContainerService:
                 d = os.path.join(self.store.root, cid)
                 if os.path.exists(os.path.join(d, "config.v2.json")):
                     continue
+                self._destroyed(cid, os.path.join(d, DESTROYED))
                 self._remove_snapshot(cid)
                 self.store.release_names_of(cid)
                 shutil.rmtree(d, ignore_errors=True)
@@ -986,6 +1029,24 @@ class ContainerService:
                     pass            # another process is removing it
         return cleaned
 
+    def _destroyed(self, cid, path):
+        """Emit the destroy event of a removal whose process died after renaming its record
+        to ``path``, unless it emitted it already."""
+        try:
+            with open(path) as f:
+                record = json.load(f)
+        except (FileNotFoundError, ValueError):
+            return
+        if not isinstance(record, dict) or not isinstance(record.get("Config"), dict):
+            return
+        since = "%d.%09d" % divmod(int(record.get(REMOVING_SINCE) or 0), timestamps.NS)
+        if any(True for _ in self.events.query(
+                since=since, filters={"type": ["container"], "event": ["destroy"],
+                                      "container": [cid]})):
+            return
+        self.events.emit("container", "destroy", cid, container_attributes(
+            record["Config"], str(record.get("Name") or "")))
+
     def image_users(self, image_id: str) -> List[tuple[str, bool]]:
         """[(container ID, running)] of the containers made from ``image_id``."""
         return [(c.id, cstate.is_active(c.state)) for c in self.store.all()
@@ -997,7 +1058,23 @@ def _auto_removable(c: Container) -> bool:
     process could not start."""
     return bool(c.host_config.get("AutoRemove")) and not cstate.is_active(c.state) \
         and c.state["Status"] in (cstate.CREATED, cstate.EXITED) \
-        and bool(c.record.get("HasBeenStartedBefore") or c.state.get("Error"))
+        and bool(c.record.get("HasBeenStartedBefore") or c.state.get("Error")) \
+        and not _restarted_by_live_process(c)
+
+
+def _this_process() -> list[int]:
+    """[pid, start time] of this process (RESTARTER)."""
+    pid = os.getpid()
+    st = lcstate.proc_stat(pid)
+    return [pid, st[1] if st is not None else 0]
+
+
+def _restarted_by_live_process(c: Container) -> bool:
+    owner = c.record.get(RESTARTER)
+    if not (isinstance(owner, list) and len(owner) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in owner)):
+        return False
+    return owner[0] > 0 and lcstate.alive(owner[0], owner[1])
 
 
 def _wait_result(c: Container) -> dict[str, Any]:
