@@ -152,9 +152,22 @@ class NetworkService:
             raise NotFound("network %s not found" % ref)
         return found[0]
 
+    def _chains(self, doc: dict[str, Any]) -> firewall.Chains:
+        """This root's chain names, recorded with the networks at first use (named after the
+        default bridge's device, unique in the namespace; see ``firewall``)."""
+        tag = doc.get("chains")
+        if isinstance(tag, str):
+            return firewall.Chains(tag)
+        bridge = next((n["bridge"] for n in doc["networks"].values()
+                       if n.get("builtin") and n.get("bridge")), self.bridge_name)
+        chains = firewall.Chains.for_bridge(bridge)
+        doc["chains"] = chains.tag
+        return chains
+
     def _firewall(self, doc: dict[str, Any]) -> None:
         if not self.iptables:
             return
+        chains = self._chains(doc)
         bridges = any(n["Driver"] == "bridge" for n in doc["networks"].values())
         if bridges and not doc.get("forwarding_enabled"):
             with open("/proc/sys/net/ipv4/ip_forward") as f:
@@ -163,10 +176,11 @@ class NetworkService:
                     self._save(doc)
                     with open("/proc/sys/net/ipv4/ip_forward", "w") as w:
                         w.write("1")
-        if not firewall.apply(doc, bool(doc.get("forwarding_enabled"))) and \
+        if not firewall.apply(doc, bool(doc.get("forwarding_enabled")), chains) and \
                 doc.get("forwarding_enabled"):
-            with open("/proc/sys/net/ipv4/ip_forward", "w") as w:
-                w.write("0")
+            if not firewall.others(chains):    # another root's bridges still forward
+                with open("/proc/sys/net/ipv4/ip_forward", "w") as w:
+                    w.write("0")
             doc.pop("forwarding_enabled", None)
 
     # --- networks ---------------------------------------------------------------------------
@@ -176,7 +190,7 @@ class NetworkService:
         ``host`` and ``none``, made on first use; the bridge device is recreated if missing."""
         if self._defaults_ok:
             return
-        with self._locked() as doc:
+        with self._locked() as doc, _host_lock():
             names = {n["Name"] for n in doc["networks"].values()}
             for name, driver in DEFAULTS:
                 if name not in names:
@@ -255,16 +269,17 @@ class NetworkService:
                                           for n in doc["networks"].values()):
                 raise FailedPrecondition("only one instance of \"%s\" network is allowed"
                                          % driver)
-            record = self._new(doc, name, driver, ipam, bool(internal), labels_, options_)
-            try:
-                DRIVERS[driver].create(record)
-                self._firewall(doc)
-            except BaseException:
-                DRIVERS[driver].delete(record)
-                del doc["networks"][record["Id"]]
-                self._save(doc)
-                self._firewall(doc)
-                raise
+            with _host_lock():              # the pool is free until the bridge holds it
+                record = self._new(doc, name, driver, ipam, bool(internal), labels_, options_)
+                try:
+                    DRIVERS[driver].create(record)
+                    self._firewall(doc)
+                except BaseException:
+                    DRIVERS[driver].delete(record)
+                    del doc["networks"][record["Id"]]
+                    self._save(doc)
+                    self._firewall(doc)
+                    raise
         return {"Id": record["Id"], "Warning": ""}
 
     def _view(self, n: dict[str, Any]) -> dict[str, Any]:
@@ -631,7 +646,7 @@ class NetworkService:
                 if kind == "veth" and master in indexes and ifname not in known:
                     netlink.delete_link(ifname)
                     report["Links"].append(ifname)
-            firewall.forget_checks(doc)
+            firewall.forget_checks(doc, self._chains(doc))
             self._firewall(doc)
             for n in doc["networks"].values():         # survivors of a dead engine process
                 for cid, ep in n["endpoints"].items():
@@ -678,6 +693,23 @@ class NetworkService:
         self._defaults_ok = False
         self.close()
         netlink.release_netns_dir(os.path.join(self.root, "netns"))
+
+
+HOST_LOCK = "/run/pyrunc/network.lock"
+
+
+@contextlib.contextmanager
+def _host_lock() -> Iterator[None]:
+    """Held (a flock) while a root picks a subnet and its bridge takes it: the roots of one
+    machine see each other's bridges only through their routes, so two choosing at once
+    could take one pool."""
+    os.makedirs(os.path.dirname(HOST_LOCK), mode=0o755, exist_ok=True)
+    fd = os.open(HOST_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _definitions(doc: dict[str, Any]) -> str:
