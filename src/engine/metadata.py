@@ -3,6 +3,10 @@ atomically (temp file, fsync, rename) so a crash never leaves half a document.
 
     with locked_document(root, "images.json", lambda: {"images": {}}) as doc:
         doc["images"][...] = ...          # written back when the block ends (write=True)
+
+A document that cannot be read back (not JSON, not UTF-8, nested past the parser's limit, or
+not of the type ``empty()`` gives) is a one-line SystemFailure naming the file and the reason:
+nothing is written over it (the Engine API answers 500 with that line).
 """
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ import contextlib
 import fcntl
 import json
 import os
+
+from pyrunc.errors import SystemFailure
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -26,11 +32,7 @@ def locked_document(root: str, name: str, empty: Callable, write: bool = True) -
     fd = os.open(os.path.join(root, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
-        try:
-            with open(path) as f:
-                document = json.load(f)
-        except FileNotFoundError:
-            document = empty()
+        document = _read(path, empty)
         yield document
         if write:
             tmp = path + ".tmp"
@@ -41,3 +43,33 @@ def locked_document(root: str, name: str, empty: Callable, write: bool = True) -
             os.rename(tmp, path)
     finally:
         os.close(fd)
+
+
+def _read(path: str, empty: Callable) -> Any:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return empty()
+    except OSError as e:
+        raise SystemFailure("read %s" % path, e.errno) from None
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise SystemFailure("read %s" % path, None, "corrupt document: not UTF-8 text (byte %d)"
+                            % e.start) from None
+    except ValueError as e:
+        raise SystemFailure("read %s" % path, None, "corrupt document: %s" % e) from None
+    except RecursionError:
+        raise SystemFailure("read %s" % path, None,
+                            "corrupt document: nested too deeply") from None
+    expected = type(empty())
+    if type(document) is not expected:
+        raise SystemFailure("read %s" % path, None, "corrupt document: a JSON %s, not %s"
+                            % (_kind(document), _kind(expected()))) from None
+    return document
+
+
+def _kind(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
+            float: "number", type(None): "null"}.get(type(value), type(value).__name__)
