@@ -10,7 +10,10 @@ containers/; volumes/; network/ (``bridge``: the default bridge's device, docker
 --bridge; None, the default, is --bridge=none: see pyrunc.engine.container.network); events.jsonl; and the task manager's state at the exec root
 (ROOT/exec unless given; one given is recorded in ROOT/exec-root for the next Engine). With ``userns_remap`` (docker's --userns-remap: "default", a user
 name or uid, with a group) all but the events are under ROOT/UID.GID, the remapped root's
-own tree, and images are unpacked with their owners shifted. Several processes may use one root at once: every container has its own flock and
+own tree, and images are unpacked with their owners shifted. ``runtime`` is the default
+OCI runtime's name and ``runtimes`` adds runtimes to the stock pyrunc and runc (name -> path, or
+``{"path": ..., "runtimeArgs": [...]}``; see pyrunc.engine.runtimes): a container runs with its
+``HostConfig.Runtime``. Several processes may use one root at once: every container has its own flock and
 the indexes are locked documents. What a library user gets without the supervisor
 (``pyrunc.engine.supervisor``): correct states and exit codes on every read, but no restart
 policies and no health checks.
@@ -27,13 +30,14 @@ from pyrunc.engine.idmap import parse_remap
 from pyrunc.engine.events import EventService
 from pyrunc.engine.images import builtin
 from pyrunc.engine.images.service import ImageService
+from pyrunc.engine import runtimes as oci_runtimes
 from pyrunc.engine.volume import VolumeService
 from pyrunc.errors import Conflict
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
     from pyrunc.engine.network import NetworkService
 
 DEFAULT_ROOT = "/var/lib/pyrunc"
@@ -43,7 +47,8 @@ class Engine:
     """Images, containers, volumes and events under ``root``."""
 
     def __init__(self, root: str = DEFAULT_ROOT, *, exec_root: str | None = None,
-                 runtime: str = "pyrunc", snapshotter: str | None = None,
+                 runtime: str = "pyrunc", runtimes: Mapping[str, Any] | None = None,
+                 snapshotter: str | None = None,
                  userns_remap: str | None = None, bridge: str | None = None,
                  iptables: bool = True, dns_upstreams: Iterable[str] | None = None) -> None:
         self.root = os.path.abspath(root)
@@ -55,13 +60,15 @@ class Engine:
         else:
             tree, group = self.idmap.make_root_dir(self.root), self.idmap.root[1]
         self.exec_root = self._exec_root(tree, exec_root)
+        self.runtimes = oci_runtimes.configure(runtimes, runtime, self.exec_root)
         self.events = EventService(os.path.join(self.root, "events.jsonl"))
         self.images = ImageService(os.path.join(tree, "image"), snapshotter,
                                    containers=self._image_users, idmap=self.idmap)
         self.images.events = self.events
         self.volumes = VolumeService(os.path.join(tree, "volumes"),
                                      owner=self.idmap.root if self.idmap else None)
-        self.tasks = TaskManager(self.exec_root, runtime=runtime)
+        self.tasks = TaskManager(self.exec_root, runtime=runtime, runtimes={
+            name: rt.command for name, rt in self.runtimes.items()})
         self.containers = ContainerService(os.path.join(tree, "containers"),
                                            tasks=self.tasks, images=self.images,
                                            volumes=self.volumes, events=self.events,

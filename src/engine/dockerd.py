@@ -59,10 +59,23 @@ log = logging.getLogger("pydockerd")
 
 
 def _runtime(value: str) -> tuple[str, str]:
+    """``--add-runtime NAME=PATH`` as dockerd reads it (spaces trimmed, the name lowercased)."""
     name, sep, path = value.partition("=")
+    name, path = name.strip().lower(), path.strip()
     if not sep or not name or not path:
         raise argparse.ArgumentTypeError("invalid runtime %r: want name=path" % value)
     return name, path
+
+
+def _runtimes_flag(pairs: list[tuple[str, str]]) -> dict[str, dict[str, str]]:
+    """The ``--add-runtime`` flags as daemon.json's ``runtimes``; a name given twice is
+    refused as dockerd refuses it."""
+    out: dict[str, dict[str, str]] = {}
+    for name, path in pairs:
+        if name in out:
+            raise InvalidArgument("runtime '%s' was already defined" % name)
+        out[name] = {"path": path}
+    return out
 
 
 def parser() -> argparse.ArgumentParser:
@@ -86,7 +99,8 @@ def parser() -> argparse.ArgumentParser:
     add("--add-runtime", dest="runtimes", action="append", type=_runtime, metavar="NAME=PATH",
         help="register an additional OCI compatible runtime")
     add("--userns-remap", help="user/group setting for user namespaces")
-    add("-b", "--bridge", help="attach containers to a network bridge")
+    add("-b", "--bridge", help="the default bridge network's device (default pyr0 for the "
+        "default data root, pyrXXXXXX for another); 'none' turns networking off")
     add("--iptables", type=_bool_flag, nargs="?", const=True,
         help="enable addition of iptables rules (default true)")
     add("-l", "--log-level", choices=sorted(LOG_LEVELS), help="set the logging level")
@@ -123,7 +137,7 @@ def load_config(argv: list[str]) -> dict[str, Any]:
     flags: dict[str, Any] = {}
     for dest, value in args.items():
         if dest == "runtimes":
-            value = {name: {"path": path} for name, path in value}
+            value = _runtimes_flag(value)
         flags[KEYS[dest]] = value
     from_file = read_config_file(config_file or DEFAULT_CONFIG_FILE,
                                  required=config_file is not None)
@@ -294,6 +308,7 @@ class Daemon:
         """Lock the root, open the engine, listen on every host, start the supervisor."""
         from pyrunc.engine.api import server
         from pyrunc.engine.daemon import Engine
+        from pyrunc.engine.network import default_bridge
         from pyrunc.engine.api.router.images import RequestAuth
         from pyrunc.engine.registry import RegistryOptions, RegistryService
         config = self.config
@@ -311,10 +326,13 @@ class Daemon:
         self._pidfile()
         self.engine = Engine(self.root, exec_root=config.get("exec-root"),
                              runtime=config.get("default-runtime") or "pyrunc",
+                             runtimes=config.get("runtimes") or None,
                              snapshotter=config.get("storage-driver"),
                              userns_remap=config.get("userns-remap") or None,
-                             bridge=None if config.get("bridge") in ("", "none", None)
-                             else config["bridge"], iptables=config.get("iptables", True),
+                             bridge=None if config.get("bridge") == "none"
+                             else config.get("bridge") or default_bridge(
+                                 self.root, DEFAULTS["data-root"]),
+                             iptables=config.get("iptables", True),
                              dns_upstreams=config.get("dns"))
         # image events (pull, tag, delete...) go to the engine's event log, for /events
         self.engine.images.events = self.engine.events

@@ -43,7 +43,7 @@ from pyrunc.libcontainer import timestamps
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
     from pyrunc.containerd.shim.client import Attachment
     from pyrunc.containerd.shim.logs import LogEntry
 
@@ -130,14 +130,25 @@ def _wait_gone(pid, timeout=2.0):
 class TaskManager:
     """Creates tasks and finds the ones that exist (also those made by an earlier process)."""
 
-    def __init__(self, root: str, runtime: str = "pyrunc") -> None:
+    def __init__(self, root: str, runtime: str = "pyrunc",
+                 runtimes: Mapping[str, str] | None = None) -> None:
         self.root = os.path.abspath(root)
         self.runtime = runtime
+        # containerd's configured runtimes: name -> the command run for it (a name or path);
+        # a task created with such a name keeps its state under ROOT/runtime/NAME
+        self.runtimes = dict(runtimes or {})
         self.tasks_dir = os.path.join(self.root, "tasks")
         self.locks_dir = os.path.join(self.root, "locks")
         for d in (self.tasks_dir, self.locks_dir):
             os.makedirs(d, exist_ok=True)
         self.event_log = EventLog(os.path.join(self.root, "events.jsonl"))
+
+    def runtime_path(self, runtime: str | None = None) -> str:
+        """Absolute path of ``runtime`` (default: the manager's): a name of ``runtimes`` is
+        its command; anything else is a path, or a name looked up as ``resolve`` does.
+        Unavailable when there is no such executable."""
+        name = runtime or self.runtime
+        return resolve(self.runtimes.get(name, name))
 
     def _lock(self, container_id, blocking=True):
         return IdLock(self.locks_dir, container_id, blocking)
@@ -158,8 +169,10 @@ class TaskManager:
             raise errors.InvalidArgument("log: max-size must be >= 0 and max-file >= 1")
         if log_path and not os.path.isdir(os.path.dirname(os.path.abspath(log_path))):
             raise errors.NotFound("log %s: directory not found" % log_path)
-        runtime_path = resolve(runtime or self.runtime)
-        runtime_root = os.path.join(self.root, "runtime", os.path.basename(runtime_path))
+        name = runtime or self.runtime
+        runtime_path = self.runtime_path(name)
+        runtime_root = os.path.join(self.root, "runtime", name if name in self.runtimes
+                                    else os.path.basename(runtime_path))
         state_dir = os.path.join(self.tasks_dir, container_id)
         with self._lock(container_id) as lock:
             if os.path.exists(state_dir):
