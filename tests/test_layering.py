@@ -10,12 +10,15 @@ SRC = os.path.dirname(os.path.abspath(pyrunc.__file__))
 
 # docs/architecture.md, "Import rules": what each layer may import of pyrunc, besides itself.
 # "pyrunc" is the top package (its __version__); "_native" stands for the pyrunc._* modules.
+# "patternmatcher" (.dockerignore rules, used by the engine's builder and the CLI) is a leaf
+# like "errors": every layer may import it, and it imports only "errors".
 ALLOWED = {
-    "libcontainer": {"pyrunc", "_native", "errors"},
-    "containerd": {"pyrunc", "libcontainer", "errors"},
-    "engine": {"pyrunc", "containerd", "libcontainer", "errors"},
-    "cli": {"errors"},
+    "libcontainer": {"pyrunc", "_native", "errors", "patternmatcher"},
+    "containerd": {"pyrunc", "libcontainer", "errors", "patternmatcher"},
+    "engine": {"pyrunc", "containerd", "libcontainer", "errors", "patternmatcher"},
+    "cli": {"errors", "patternmatcher"},
     "errors": set(),
+    "patternmatcher": {"errors"},
 }
 
 # modules that reach libc, or dlopen anything, without the native core's cffi modules
