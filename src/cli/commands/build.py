@@ -420,7 +420,8 @@ def command(name: str = "build", aliases: tuple[str, ...] = ()) -> Command:
              default=True),
         Flag("security-opt", "", "strings", "Security options", multi=True),
         Flag("shm-size", "", "bytes", 'Size of "/dev/shm"'),
-        Flag("squash", "", "", "Squash newly built layers into a single new layer"),
+        Flag("squash", "", "", "Squash newly built layers into a single new layer",
+             hidden=True),     # docker shows it only for an experimental daemon
         Flag("tag", "t", "list", 'Name and optionally a tag in the "name:tag" format',
              multi=True),
         Flag("target", "", "string", "Set the target build stage to build."),

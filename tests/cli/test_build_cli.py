@@ -1,0 +1,392 @@
+"""``pydocker build``: the context it sends, proven against what the docker 28 CLI sends for the
+same directory (a loopback catcher of the /build request stands in for the daemon), and whole
+builds against Debian's dockerd (the reference server) and pydockerd, compared with docker's
+output line by line (image and container IDs masked)."""
+import io
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+
+import pytest
+
+from .conftest import DOCKER28, Target
+
+needs_docker28 = pytest.mark.skipif(not os.path.exists(DOCKER28),
+                                    reason="docker 28 CLI (%s) is not installed" % DOCKER28)
+HEX12 = re.compile(r"\b[0-9a-f]{12}\b")
+FAKE_ID = "sha256:" + "ab" * 32
+
+
+class Catcher:
+    """A daemon that answers /_ping as API 1.41 and keeps each POST /build's query and body;
+    its answer to /build is ``reply`` (JSON lines)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.requests = []
+        self.reply = [{"stream": "Step 1/1 : FROM busybox\n"}, {"stream": " ---> 0123456789ab\n"},
+                      {"aux": {"ID": FAKE_ID}},
+                      {"stream": "Successfully built abababababab\n"}]
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.bind(path)
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            with conn:
+                conn.settimeout(10)
+                try:
+                    self._one(conn.makefile("rb"), conn)
+                except (OSError, ValueError):
+                    pass
+
+    def _one(self, rfile, conn):
+        line = rfile.readline().decode()
+        method, target, _ = line.split(" ", 2)
+        headers = {}
+        while True:
+            h = rfile.readline().decode().strip()
+            if not h:
+                break
+            k, _, v = h.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        if "/_ping" in target:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Length: 2\r\n"
+                         b"Connection: close\r\nContent-Type: text/plain\r\n\r\nOK"
+                         [:None if method == "GET" else -2])
+            return
+        if headers.get("transfer-encoding") == "chunked":
+            body = b""
+            while True:
+                size = int(rfile.readline().strip(), 16)
+                if size == 0:
+                    rfile.readline()
+                    break
+                body += rfile.read(size)
+                rfile.readline()
+        else:
+            body = rfile.read(int(headers.get("content-length", "0")))
+        self.requests.append((target, headers, body))
+        data = b"".join(json.dumps(m).encode() + b"\r\n" for m in self.reply)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d"
+                     b"\r\n\r\n" % len(data) + data)
+        conn.shutdown(socket.SHUT_WR)       # the client reads all, then closes its side
+        while rfile.read1(65536):
+            pass
+
+    def last(self):
+        target, headers, body = self.requests[-1]
+        from urllib.parse import parse_qs, urlsplit
+        return parse_qs(urlsplit(target).query, keep_blank_values=True), headers, body
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def catcher(tmp_path):
+    c = Catcher(str(tmp_path / "catch.sock"))
+    t = Target("unix://" + c.path, str(tmp_path / "client"))
+    t.catcher = c
+    t.env["DOCKER_BUILDKIT"] = "0"
+    yield t
+    c.stop()
+
+
+def members(body):
+    """name -> (type, mode, uid, gid, size, linkname, content) of a tar body."""
+    out = {}
+    # docker 28 ends the archive right after the data of a Dockerfile it appended (no padding,
+    # no end blocks): completed here so that tarfile reads it
+    body = body + b"\0" * (-len(body) % 512 + 1024)
+    with tarfile.open(fileobj=io.BytesIO(body)) as t:
+        for m in t:
+            data = t.extractfile(m).read() if m.isreg() else b""
+            out[m.name.rstrip("/")] = (m.type, m.mode & 0o7777, m.uid, m.gid, m.size,
+                                       m.linkname, data)
+    return out
+
+
+def sent(target, *args, cwd=None, input=None, cli="pydocker"):
+    run = target.pydocker if cli == "pydocker" else target.docker
+    if cwd is not None:
+        old = os.getcwd()
+        os.chdir(cwd)
+    try:
+        r = run("build", *args, input=input)
+    finally:
+        if cwd is not None:
+            os.chdir(old)
+    assert r.code == 0, r
+    return target.catcher.last()
+
+
+def make_tree(root, files):
+    for rel, content in files.items():
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if isinstance(content, tuple):          # ("symlink", target)
+            os.symlink(content[1], path)
+        else:
+            with open(path, "w") as f:
+                f.write(content)
+
+
+TREE = {
+    "Dockerfile": "FROM busybox\nCOPY . /ctx\n",
+    "a.txt": "a", "b.log": "b", "keep.log": "k",
+    "dir/x.txt": "x", "dir/sub/y.txt": "y", "dir/keep/z.txt": "z",
+    "node_modules/m/index.js": "m", "docs/readme.md": "r",
+    "abs-link": ("symlink", "/etc/passwd"), "up-link": ("symlink", "../../outside"),
+}
+IGNORES = [
+    "",
+    "*.log\n!keep.log\n",
+    "# comment\n/dir\n!dir/keep\n",
+    "**/*.txt\n!dir/sub/*\n",
+    "node_modules\ndocs/\nDockerfile\n.dockerignore\n",
+    "*\n!a.txt\n",
+    "./dir/sub\n",
+]
+
+
+@needs_docker28
+@pytest.mark.parametrize("ignore", IGNORES, ids=["none", "logs", "dir-exception", "globstar",
+                                               "build-files", "only-one", "dot-slash"])
+def test_context_is_what_docker_sends(catcher, tmp_path, ignore):
+    """The same names, types, modes, owners and contents as docker 28's archive."""
+    ctx = tmp_path / "ctx"
+    make_tree(str(ctx), TREE)
+    if ignore:
+        (ctx / ".dockerignore").write_text(ignore)
+    q1, h1, body1 = sent(catcher, "-t", "x:1", str(ctx), cli="docker")
+    q2, h2, body2 = sent(catcher, "-t", "x:1", str(ctx))
+    m1, m2 = members(body1), members(body2)
+    assert sorted(m2) == sorted(m1)
+    for name in m1:
+        assert m2[name] == m1[name], name
+    for m in m2.values():
+        assert (m[2], m[3]) == (0, 0)
+    if "abs-link" in m1:          # a symlink goes as a symlink, never what it points to
+        assert m2["abs-link"][0] == tarfile.SYMTYPE and m2["abs-link"][5] == "/etc/passwd"
+    assert "Dockerfile" in m2 and (not ignore or ".dockerignore" in m2)
+    assert len(body2) % 512 == 0 and body2.endswith(b"\0" * 1024)
+    assert q2["dockerfile"] == q1["dockerfile"] == ["Dockerfile"]
+    assert q2["t"] == q1["t"] == ["x:1"]
+    assert q2["version"] == ["1"]
+    assert h2["content-type"] == "application/x-tar"
+    assert json.loads(__import__("base64").urlsafe_b64decode(h2["x-registry-config"])) == {}
+
+
+@needs_docker28
+def test_dockerfile_outside_context_and_on_stdin(catcher, tmp_path):
+    ctx = tmp_path / "ctx"
+    make_tree(str(ctx), {"a.txt": "a", ".dockerignore": "b\n"})
+    outside = tmp_path / "other.Dockerfile"
+    outside.write_text("FROM busybox\nRUN true\n")
+    for args, stdin in ((["-f", str(outside)], None), (["-f", "-"], outside.read_text())):
+        got = []
+        for cli in ("docker", "pydocker"):
+            q, _, body = sent(catcher, *args, str(ctx), input=stdin, cli=cli)
+            m = members(body)
+            name = q["dockerfile"][0]
+            assert re.fullmatch(r"\.dockerfile\.[0-9a-f]{20}", name), name
+            assert m[name][6] == outside.read_bytes()
+            # the sent .dockerignore lists the random name, so COPY . never copies it
+            assert m[".dockerignore"][6].split() == [b"b", name.encode()]
+            got.append(sorted(k for k in m if k != name))
+        assert got[0] == got[1]
+
+
+@needs_docker28
+def test_stdin_tar_and_dockerfile(catcher, tmp_path):
+    df = "FROM busybox\nCMD [\"true\"]\n"
+    q, _, body = sent(catcher, "-", input=df)
+    m = members(body)
+    assert list(m) == ["Dockerfile"] and m["Dockerfile"][6] == df.encode()
+    q1, _, body1 = sent(catcher, "-", input=df, cli="docker")
+    assert list(members(body1)) == ["Dockerfile"] and q1["dockerfile"] == q["dockerfile"]
+    # a tar on stdin goes as it is, -f naming the Dockerfile inside it
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        info = tarfile.TarInfo("sub/My.Dockerfile")
+        info.size = len(df)
+        t.addfile(info, io.BytesIO(df.encode()))
+    data = buf.getvalue()
+    r = subprocess.run([sys.executable, "-m", "pyrunc.cli", "build", "-f",
+                        "sub/My.Dockerfile", "-"], input=data, env=catcher.env,
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r
+    q, _, body = catcher.catcher.last()
+    assert body == data and q["dockerfile"] == ["sub/My.Dockerfile"]
+    r = catcher.pydocker("build", "-f", "-", "-", input=df)
+    assert r.code == 1 and r.err.strip() == ("invalid argument: can't use stdin for both build "
+                                             "context and dockerfile"), r
+
+
+@needs_docker28
+def test_flags_become_docker_query(catcher, tmp_path, monkeypatch):
+    ctx = tmp_path / "ctx"
+    make_tree(str(ctx), {"Dockerfile": "FROM busybox\n"})
+    args = ["-t", "a/b:1", "-t", "c", "--build-arg", "A=1", "--build-arg", "FROM_ENV",
+            "--build-arg", "UNSET_ONE", "--label", "l1=v", "--label", "l2", "--no-cache",
+            "--pull", "--target", "stage", "--network", "host", "--add-host", "h:10.0.0.1",
+            "--platform", "linux/amd64", "-m", "64m", "--force-rm", str(ctx)]
+    catcher.env["FROM_ENV"] = "from-env"
+    q1, _, _ = sent(catcher, *args, cli="docker")
+    q2, _, _ = sent(catcher, *args)
+    for key in ("t", "dockerfile", "nocache", "pull", "target", "networkmode", "extrahosts",
+                "platform", "memory", "forcerm", "version"):
+        assert q2.get(key) == q1.get(key), key
+    for key in ("buildargs", "labels"):
+        assert json.loads(q2[key][0]) == json.loads(q1[key][0]), key
+    assert json.loads(q2["buildargs"][0]) == {"A": "1", "FROM_ENV": "from-env",
+                                              "UNSET_ONE": None}
+
+
+def test_output_quiet_iidfile_and_errors(catcher, tmp_path):
+    ctx = tmp_path / "ctx"
+    make_tree(str(ctx), {"Dockerfile": "FROM busybox\n"})
+    r = subprocess.run([sys.executable, "-m", "pyrunc.cli", "build", str(ctx)],
+                       env=catcher.env, capture_output=True, timeout=60)
+    assert r.returncode == 0, r
+    # docker's lines, as it writes them to a pipe (the upload's line ends in "\r\r\n")
+    assert r.stdout.decode().split("\n") == [
+        "Sending build context to Docker daemon  2.048kB\r\r", "Step 1/1 : FROM busybox",
+        " ---> 0123456789ab", "Successfully built abababababab", ""]
+    iid = tmp_path / "iid"
+    iid.write_text("stale")
+    r = catcher.pydocker("build", "-q", "--iidfile", str(iid), str(ctx))
+    assert r.code == 0 and r.out == FAKE_ID + "\n" and r.err == "", r
+    assert iid.read_text() == FAKE_ID
+    catcher.catcher.reply = [
+        {"stream": "Step 1/2 : RUN exit 3\n"},
+        {"errorDetail": {"code": 3, "message": "The command '/bin/sh -c exit 3' returned a "
+                         "non-zero code: 3"},
+         "error": "The command '/bin/sh -c exit 3' returned a non-zero code: 3"}]
+    r = catcher.pydocker("build", "--iidfile", str(iid), str(ctx))
+    assert r.code == 3, r
+    assert r.err == "The command '/bin/sh -c exit 3' returned a non-zero code: 3\n"
+    assert not iid.exists()       # removed before the build, as docker does
+    catcher.catcher.reply = [{"errorDetail": {"message": "no code"}, "error": "no code"}]
+    r = catcher.pydocker("build", "-q", str(ctx))
+    assert r.code == 1 and r.err == "no code\n", r
+
+
+def test_bad_context_arguments(catcher, tmp_path):
+    ctx = tmp_path / "ctx"
+    make_tree(str(ctx), {"a.txt": "a"})
+    r = catcher.pydocker("build", str(tmp_path / "missing"))
+    assert r.code == 1 and r.err.startswith("unable to prepare context: path ") and \
+        "not found" in r.err, r
+    r = catcher.pydocker("build", str(ctx / "a.txt"))
+    assert r.code == 1 and "context must be a directory" in r.err, r
+    r = catcher.pydocker("build", str(ctx))
+    assert r.code == 1 and "Dockerfile" in r.err and "no such file or directory" in r.err, r
+    r = catcher.pydocker("build", "https://example.invalid/ctx.tar")
+    assert r.code == 1 and "remote build contexts" in r.err, r
+    r = catcher.pydocker("build")
+    assert r.code == 1 and "requires 1 argument" in r.err, r
+    assert catcher.catcher.requests == []      # nothing was sent for any of them
+
+
+@needs_docker28
+def test_help_is_docker28s(catcher):
+    r = catcher.pydocker("build", "--help")
+    d = catcher.docker("build", "--help")
+    assert r.code == 0 and d.code == 0
+    want = d.out.replace("docker", "pydocker").replace(", pydocker builder build", "")
+    assert r.out == want
+    r = catcher.pydocker("image", "build", "--help")
+    assert r.out.startswith("Usage:  pydocker image build [OPTIONS] PATH | URL | -\n")
+
+
+def _masked(text):
+    return HEX12.sub("<id>", text)
+
+
+def build_both(t, ctx, *args, input=None):
+    """The same build by docker 28 and pydocker on one daemon: both results."""
+    env = dict(t.env, DOCKER_BUILDKIT="0")
+    d = subprocess.run([DOCKER28, "build", *args, str(ctx)], env=env, input=input,
+                       capture_output=True, text=True, timeout=300)
+    saved, t.env = t.env, env
+    try:
+        p = t.pydocker("build", *args, str(ctx), input=input, timeout=300)
+    finally:
+        t.env = saved
+    return d, p
+
+
+def same_build_output(t, tmp_path):
+    """Builds on ``t``'s daemon by both clients give the same lines (IDs masked) and exit
+    codes; the built image runs."""
+    ctx = tmp_path / "bctx"
+    make_tree(str(ctx), {
+        "Dockerfile": "FROM busybox\nARG WHO=nobody\nENV GREETING=hello\nWORKDIR /app\n"
+                      "COPY hello.txt .\nRUN cat hello.txt && echo \"$GREETING $WHO\"\n"
+                      "CMD [\"cat\", \"/app/hello.txt\"]\n",
+        "hello.txt": "hi from the context\n", "secret.key": "nope",
+        ".dockerignore": "*.key\n"})
+    d, p = build_both(t, ctx, "--no-cache", "-t", "b3test:one", "--build-arg", "WHO=you")
+    assert d.returncode == 0, d
+    assert p.code == 0, p
+    dl, pl = _masked(d.stdout).splitlines(), _masked(p.out).splitlines()
+    assert pl == dl
+    assert "hi from the context" in pl and "hello you" in pl
+    assert pl[-1] == "Successfully tagged b3test:one"
+    r = t.pydocker("run", "--rm", "b3test:one")
+    assert r.code == 0 and r.out == "hi from the context\n", r
+    r = t.pydocker("run", "--rm", "b3test:one", "ls", "/app")
+    assert r.out.split() == ["hello.txt"], r       # secret.key was not sent
+    # a warm rebuild: every step from the cache, in both
+    d, p = build_both(t, ctx, "-t", "b3test:two")
+    assert p.code == 0 and d.returncode == 0, (p, d)
+    assert _masked(p.out).splitlines() == _masked(d.stdout).splitlines()
+    assert p.out.count(" ---> Using cache") == 6, p.out
+    # -q and --iidfile: the image ID alone
+    iid = tmp_path / "iid"
+    p = t.pydocker("build", "-q", "--iidfile", str(iid), str(ctx))
+    assert p.code == 0 and re.fullmatch(r"sha256:[0-9a-f]{64}\n", p.out), p
+    assert iid.read_text() == p.out.strip()
+    # a failing RUN: the error line on stderr, its exit code
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo failing && exit 3\n")
+    d, p = build_both(t, ctx, "-t", "b3test:bad")
+    assert d.returncode == 3 and p.code == 3, (d, p)
+    assert p.err.splitlines()[-1] == d.stderr.splitlines()[-1] == \
+        "The command '/bin/sh -c echo failing && exit 3' returned a non-zero code: 3"
+    assert _masked(p.out).splitlines() == _masked(d.stdout).splitlines()
+    # an unknown instruction, a missing base image
+    (ctx / "Dockerfile").write_text("FROM busybox\nFOO bar\n")
+    d, p = build_both(t, ctx)
+    assert p.code == d.returncode != 0
+    assert "unknown instruction: FOO" in p.err and "line 2" in p.err, p
+    # a Dockerfile alone on stdin
+    d, p = build_both(t, "-", "-t", "b3test:stdin", input="FROM busybox\nCMD [\"true\"]\n")
+    assert d.returncode == 0 and p.code == 0, (d, p)
+    assert _masked(p.out).splitlines()[1:] == _masked(d.stdout).splitlines()[1:]
+
+
+@needs_docker28
+def test_against_debian_dockerd(debian_dockerd, tmp_path):
+    same_build_output(debian_dockerd, tmp_path)
+
+
+@needs_docker28
+def test_against_pydockerd(pyd, tmp_path):
+    same_build_output(pyd, tmp_path)
