@@ -38,6 +38,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
     from collections.abc import Iterable, Mapping
+    from pyrunc.engine.builder import Builder
     from pyrunc.engine.network import NetworkService
 
 DEFAULT_ROOT = "/var/lib/pyrunc"
@@ -52,6 +53,7 @@ class Engine:
                  userns_remap: str | None = None, bridge: str | None = None,
                  iptables: bool = True, dns_upstreams: Iterable[str] | None = None) -> None:
         self.root = os.path.abspath(root)
+        self._builder: Builder | None = None
         self.runtime = runtime
         self.userns_remap = userns_remap
         self.idmap = parse_remap(userns_remap) if userns_remap else None
@@ -79,6 +81,14 @@ class Engine:
                                                events=self.events))
         self.containers.clean_abandoned()
         self._sweep_networks()
+
+    @property
+    def builder(self) -> Builder:
+        """The image builder (docker build's classic builder; its cache in ROOT/builder)."""
+        if self._builder is None:
+            from pyrunc.engine.builder import Builder
+            self._builder = Builder(self)
+        return self._builder
 
     @property
     def networks(self) -> NetworkService:
