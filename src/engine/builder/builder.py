@@ -259,19 +259,18 @@ class Builder:
         if not triggers:
             return
         st.config["OnBuild"] = None
-        from pyrunc.engine.builder.dockerfile import parse
+        from pyrunc.engine.builder.dockerfile import parse_instruction
         if not d.options.quiet:
             yield {"stream": "# Executing %d build trigger%s\n"
                    % (len(triggers), "s" if len(triggers) > 1 else "")}
         for text in triggers:
-            parsed = parse(text).instructions
-            for inst in parsed:
-                if inst.cmd in ("onbuild", "from", "maintainer"):
-                    raise InvalidArgument("%s isn't allowed as an ONBUILD trigger"
-                                          % inst.cmd.upper())
-                for msg in self._dispatch(d, st, inst, stages, meta):
-                    if not d.options.quiet or "stream" not in msg:
-                        yield msg
+            inst = parse_instruction(text)
+            if inst.cmd in ("onbuild", "from", "maintainer"):
+                raise InvalidArgument("%s isn't allowed as an ONBUILD trigger"
+                                      % inst.cmd.upper())
+            for msg in self._dispatch(d, st, inst, stages, meta):
+                if not d.options.quiet or "stream" not in msg:
+                    yield msg
 
     def base_image(self, name: str, options: BuildOptions, progress: list[dict[str, Any]],
                    platform: str | None = None) -> tuple[Any, list[dict[str, Any]]]:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import posixpath
+import shutil
 import stat
 import tarfile
 import tempfile
@@ -66,6 +67,8 @@ def docker_config(config: dict[str, Any]) -> dict[str, Any]:
         elif key in ("AttachStdin", "AttachStdout", "AttachStderr", "Tty", "OpenStdin",
                      "StdinOnce"):
             out[key] = bool(value)
+        elif key in ("ExposedPorts", "Volumes", "Labels") and value:
+            out[key] = dict(sorted(value.items()))    # Go writes a map's keys sorted
         elif key in _OMIT_EMPTY:
             if value:
                 out[key] = value
@@ -148,6 +151,7 @@ class Stage:
         self.doc: dict[str, Any] = {}           # the full image config document
         self.config: dict[str, Any] = {}        # its "config" section, being changed
         self.args: dict[str, str | None] = {}
+        self.cmd_set = False                    # a CMD of this stage (ENTRYPOINT keeps it)
 
     @property
     def shell(self) -> list[str]:
@@ -344,7 +348,7 @@ class Dispatcher:
         st.config["Cmd"] = cmd
         if not inst.json:
             st.config["ArgsEscaped"] = True
-        self.cmd_set = True
+        st.cmd_set = True
         yield from self.metadata(st, "CMD " + go_quote_list(cmd))
 
     def do_entrypoint(self, st: Stage, inst: Any) -> Iterator[dict]:
@@ -357,7 +361,7 @@ class Dispatcher:
         else:
             entry = []
         st.config["Entrypoint"] = entry or None
-        if not getattr(self, "cmd_set", False):
+        if not st.cmd_set:
             st.config["Cmd"] = None      # docker: ENTRYPOINT resets a CMD from the base image
         yield from self.metadata(st, "ENTRYPOINT " + go_quote_list(entry))
 
@@ -815,14 +819,11 @@ class CopyPlan:
         self.entries: list[tuple[str, str, bool]] = []   # (kind, host path, extract)
         self.hash = hashlib.sha256()
         self.kinds: list[str] = []
-        self.files: list[str] = []
+        self.dirs: list[str] = []              # scratch directories of fetched URLs
 
     def close(self) -> None:
-        for path in self.files:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        for path in self.dirs:
+            shutil.rmtree(path, ignore_errors=True)
 
     def add_local(self, rel: str, extract: bool) -> None:
         host = resolve_in_root(self.root, rel)
@@ -836,17 +837,18 @@ class CopyPlan:
         import requests
         from email.utils import parsedate_to_datetime
         name = posixpath.basename(url.split("?", 1)[0].split("#", 1)[0].rstrip("/"))
-        if not name:
+        if name in ("", ".", ".."):
             raise InvalidArgument("cannot determine filename from url: %s" % url)
-        fd, path = tempfile.mkstemp(prefix="url-", dir=self.workdir)
-        self.files.append(path)
+        where = tempfile.mkdtemp(prefix="url-", dir=self.workdir)
+        self.dirs.append(where)
+        path = os.path.join(where, name)
         try:
             with requests.get(url, stream=True, timeout=60, allow_redirects=True) as r:
                 if r.status_code >= 400:
                     raise InvalidArgument("failed to GET %s with status %d %s"
                                           % (url, r.status_code, r.reason))
                 size = 0
-                with os.fdopen(fd, "wb") as f:
+                with open(path, "xb") as f:
                     for chunk in r.iter_content(1 << 16):
                         size += len(chunk)
                         if size > MAX_URL_SIZE:
@@ -863,13 +865,9 @@ class CopyPlan:
                 os.utime(path, (t, t))
             except (TypeError, ValueError, OverflowError):
                 pass
-        named = os.path.join(tempfile.mkdtemp(prefix="url-", dir=self.workdir), name)
-        os.rename(path, named)
-        self.files[-1] = named
-        self.files.append(os.path.dirname(named))
-        self.entries.append(("file", named, False))
+        self.entries.append(("file", path, False))
         self.kinds.append("file")
-        self._hash_tree(named, name)
+        self._hash_tree(path, name)
 
     def _hash_tree(self, host: str, rel: str) -> None:
         for path, arc in _walk(host, ""):

@@ -34,6 +34,9 @@ FLAGS: dict[str, tuple[str, ...]] = {
     "healthcheck": ("interval", "timeout", "start-period", "retries"),
 }
 
+BUILDKIT_ONLY = ("the --%s option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/"
+                 " to learn how to build images with BuildKit enabled")
+
 _DIRECTIVE = re.compile(r"#[\t\n\f\r ]*([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*="
                         r"[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z", re.S)
 _WHITESPACE = re.compile(r"[\t\v\f\r ]+")
@@ -351,8 +354,9 @@ def _split_line(line: str, escape: str) -> Instruction:
 
 # -- checking each instruction (docker's instructions.Parse) ------------------------------------
 
-def _check_flags(ins: Instruction, allowed: tuple[str, ...]) -> None:
-    """BFlags.Parse: known names only, once each, string flags with a value."""
+def _check_flags(ins: Instruction, allowed: tuple[str, ...],
+                 repeatable: tuple[str, ...] = ()) -> None:
+    """BFlags.Parse: known names only, once each (but ``repeatable``), with a value."""
     seen = set()
     for arg in ins.flags:
         if not arg.startswith("--"):
@@ -362,7 +366,7 @@ def _check_flags(ins: Instruction, allowed: tuple[str, ...]) -> None:
         name, eq, _ = arg[2:].partition("=")
         if name not in allowed:
             raise _Refused("Unknown flag: %s" % name)
-        if name in seen:
+        if name in seen and name not in repeatable:
             raise _Refused("Duplicate flag specified: %s" % name)
         seen.add(name)
         if not eq:
@@ -483,7 +487,13 @@ def _check(ins: Instruction) -> None:
             raise _Refused("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
         if trigger in ("MAINTAINER", "FROM"):
             raise _Refused("%s isn't allowed as an ONBUILD trigger" % trigger)
-    elif cmd in ("run", "cmd", "entrypoint"):
+    elif cmd == "run":
+        # docker's parser knows RUN --mount (a BuildKit feature); its classic builder refuses it
+        # when the step runs, with this message: refused here before any step runs
+        _check_flags(ins, ("mount",), repeatable=("mount",))
+        if ins.flags:
+            raise _Refused(BUILDKIT_ONLY % "mount")
+    elif cmd in ("cmd", "entrypoint"):
         _check_flags(ins, ())
     elif cmd == "expose":
         if not args:

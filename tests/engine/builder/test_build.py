@@ -1,0 +1,533 @@
+"""The engine's builder: Dockerfiles built from tar contexts into images the engine runs.
+
+Oracles: what the built image's containers print (read from inside them), the kernel's view of
+mounts (/proc/self/mountinfo), the snapshot store and the container list before and after, and
+the tar contexts built here (hostile ones included). The same Dockerfiles against Debian's
+dockerd are in test_build_vs_dockerd.py.
+"""
+import bz2
+import gzip
+import http.server
+import io
+import json
+import lzma
+import os
+import tarfile
+import threading
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
+
+from pyrunc.engine import Engine
+from pyrunc.engine.builder import BuildOptions
+from pyrunc.engine.builder.context import Context
+
+
+def make_tar(files, compress=None):
+    """A context tar: ``files`` maps names to bytes (a file), None (a directory) or
+    ("symlink", target) / ("mode", bytes, mode)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, value in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.mtime = 1700000000
+            data = None
+            if value is None:
+                ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+            elif isinstance(value, tuple) and value[0] == "symlink":
+                ti.type, ti.linkname = tarfile.SYMTYPE, value[1]
+            elif isinstance(value, tuple) and value[0] == "mode":
+                data, ti.mode = value[1], value[2]
+            else:
+                data, ti.mode = value, 0o644
+            if data is not None:
+                ti.size = len(data)
+                t.addfile(ti, io.BytesIO(data))
+            else:
+                t.addfile(ti)
+    raw = buf.getvalue()
+    if compress == "gzip":
+        raw = gzip.compress(raw)
+    elif compress == "bzip2":
+        raw = bz2.compress(raw)
+    elif compress == "xz":
+        raw = lzma.compress(raw)
+    return io.BytesIO(raw)
+
+
+def build(engine, files, **opts):
+    """(messages, image ID or None, error message or None)."""
+    body = files if isinstance(files, io.BytesIO) else make_tar(files)
+    msgs = list(engine.builder.build(body, BuildOptions(**opts)))
+    image_id = next((m["aux"]["ID"] for m in msgs if "aux" in m), None)
+    error = next((m["error"] for m in msgs if "error" in m), None)
+    return msgs, image_id, error
+
+
+def stream(msgs):
+    return "".join(m.get("stream", "") for m in msgs)
+
+
+def run(engine, image, *cmd):
+    """Run ``cmd`` in a container of ``image``: (exit code, stdout)."""
+    config = {"Image": image}
+    if cmd:
+        config["Cmd"] = list(cmd)
+    cid = engine.containers.create(config)["Id"]
+    try:
+        engine.containers.start(cid)
+        code = engine.containers.wait(cid, timeout=60)["StatusCode"]
+        out = "".join(m.line.decode() for m in engine.containers.logs(cid, stderr=False))
+        return code, out
+    finally:
+        engine.containers.remove(cid, force=True, volumes=True)
+
+
+def mounts():
+    with open("/proc/self/mountinfo") as f:
+        return sorted(line.split()[4] for line in f)
+
+
+def leftovers(engine):
+    """What a build may leave: containers, active snapshots (not the committed layers of the
+    images it made), mounts, scratch entries."""
+    tmp = os.path.join(engine.builder.root, "tmp")
+    return {"containers": sorted(c.id for c in engine.containers.store.all()),
+            "snapshots": sorted(s.name for s in engine.images.snapshotter.walk()
+                                if s.kind != "committed"),
+            "mounts": mounts(),
+            "tmp": sorted(os.listdir(tmp)) if os.path.isdir(tmp) else []}
+
+
+@pytest.fixture
+def builder_engine(tmp_path, exec_root):
+    """An Engine on a root of its own with the built-in busybox (so a cache and image counts
+    are the test's own)."""
+    eng = Engine(str(tmp_path / "root"), exec_root=exec_root)
+    eng.load_builtin("busybox")
+    yield eng
+    for c in eng.containers.store.all():
+        eng.containers.remove(c.id, force=True, volumes=True)
+
+
+DOCKERFILE = b"""\
+FROM busybox
+ARG WHO=world
+ENV GREETING=hello DIR=/app
+LABEL org.example.title="the app" version=1
+WORKDIR $DIR
+COPY hello.txt sub ./
+RUN echo "$GREETING $WHO" > built.txt && cat hello.txt
+EXPOSE 8080/tcp
+USER 1000:1000
+CMD ["cat", "/app/built.txt", "/app/hello.txt", "/app/inner"]
+"""
+
+
+def context(**extra):
+    files = {"Dockerfile": DOCKERFILE, "hello.txt": b"from the context\n", "sub": None,
+             "sub/inner": b"inner file\n"}
+    files.update(extra)
+    return files
+
+
+def test_build_runs_each_step_and_the_image_runs(builder_engine):
+    eng = builder_engine
+    before = leftovers(eng)
+    msgs, image_id, error = build(eng, context(), tags=["app:1", "app:latest"],
+                                  build_args={"WHO": "builder"})
+    assert error is None, msgs
+    text = stream(msgs)
+    steps = [line for line in text.splitlines() if line.startswith("Step ")]
+    assert steps == ["Step %d/10 : %s" % (i + 1, line)
+                     for i, line in enumerate(DOCKERFILE.decode().splitlines())]
+    assert "from the context\n" in text                     # the RUN's output, streamed
+    run_id = text.split(" ---> Running in ")[1][:12]
+    assert "Removing intermediate container %s\n" % run_id in text
+    assert text.endswith("Successfully built %s\nSuccessfully tagged app:1\n"
+                         "Successfully tagged app:latest\n" % image_id.split(":")[1][:12])
+    assert eng.images.get("app:1").id == image_id == eng.images.get("app:latest").id
+    config = eng.images.get(image_id).config["config"]
+    assert config["Env"][1:] == ["GREETING=hello", "DIR=/app"]
+    assert config["Labels"] == {"org.example.title": "the app", "version": "1"}
+    assert config["WorkingDir"] == "/app" and config["User"] == "1000:1000"
+    assert config["ExposedPorts"] == {"8080/tcp": {}}
+    code, out = run(eng, image_id)
+    assert (code, out) == (0, "hello builder\nfrom the context\ninner file\n")
+    code, out = run(eng, image_id, "sh", "-c", "id -u; stat -c '%u:%g %a' /app/hello.txt /app")
+    assert (code, out) == (0, "1000\n0:0 644\n0:0 755\n")
+    assert leftovers(eng) == before
+
+
+def test_history_marks_metadata_steps_as_empty_layers(builder_engine):
+    eng = builder_engine
+    msgs, image_id, error = build(eng, context(), build_args={"WHO": "x"})
+    assert error is None, msgs
+    img = eng.images.get(image_id)
+    base = eng.images.get("busybox")
+    history = img.config["history"][len(base.config["history"]):]
+    by = [(h["created_by"], h.get("empty_layer", False)) for h in history]
+    assert by[:4] == [("/bin/sh -c #(nop)  ARG WHO=world", True),
+                      ("/bin/sh -c #(nop)  ENV GREETING=hello DIR=/app", True),
+                      ("/bin/sh -c #(nop)  LABEL org.example.title=the app version=1", True),
+                      ("/bin/sh -c #(nop) WORKDIR /app", False)]
+    assert by[4][0].startswith("/bin/sh -c #(nop) COPY multi:") and by[4][0].endswith(
+        " in ./ ") and not by[4][1]
+    assert by[5] == ('|1 WHO=x /bin/sh -c echo "$GREETING $WHO" > built.txt && cat hello.txt',
+                     False)
+    assert by[6:] == [("/bin/sh -c #(nop)  EXPOSE 8080/tcp", True),
+                      ("/bin/sh -c #(nop)  USER 1000:1000", True),
+                      ('/bin/sh -c #(nop)  CMD ["cat" "/app/built.txt" "/app/hello.txt" '
+                       '"/app/inner"]', True)]
+    # one layer per non-empty step, on top of the base's
+    assert len(img.diff_ids) == len(base.diff_ids) + 3
+
+
+def test_rebuild_uses_the_cache_and_survives_a_restart(builder_engine, exec_root):
+    eng = builder_engine
+    _, first, error = build(eng, context())
+    assert error is None
+    msgs, again, _ = build(eng, context())
+    assert again == first
+    assert stream(msgs).count(" ---> Using cache\n") == 9
+    assert " ---> Running in" not in stream(msgs)
+    # a new Engine on the same root (a daemon restart) still has the cache
+    reopened = Engine(eng.root, exec_root=exec_root)
+    msgs, after_restart, _ = build(reopened, context())
+    assert after_restart == first and stream(msgs).count(" ---> Using cache\n") == 9
+    # a changed source file: the COPY and every later step are built again
+    msgs, changed, _ = build(eng, context(**{"sub/inner": b"changed\n"}))
+    assert changed != first
+    assert stream(msgs).count(" ---> Using cache\n") == 4
+    assert run(eng, changed)[1].endswith("changed\n")
+    # --no-cache: nothing reused
+    msgs, fresh, _ = build(eng, context(), no_cache=True)
+    assert fresh != first and "Using cache" not in stream(msgs)
+    # a build arg that reaches a RUN changes its key
+    msgs, other_arg, _ = build(eng, context(), build_args={"WHO": "y"})
+    assert stream(msgs).count(" ---> Using cache\n") == 5 and other_arg != first
+
+
+def test_failing_run_reports_the_code_and_force_rm_leaves_nothing(builder_engine):
+    eng = builder_engine
+    df = b"FROM busybox\nRUN echo partial; echo oops >&2; exit 3\nCMD true\n"
+    before = leftovers(eng)
+    images_before = len(eng.images.images())
+    msgs, image_id, error = build(eng, {"Dockerfile": df}, force_rm=True, tags=["never:1"])
+    assert image_id is None
+    assert error == "The command '/bin/sh -c echo partial; echo oops >&2; exit 3' returned a " \
+                    "non-zero code: 3"
+    assert msgs[-1] == {"errorDetail": {"message": error, "code": 3}, "error": error}
+    assert "partial\n" in stream(msgs) and "oops\n" in stream(msgs)
+    assert "Successfully" not in stream(msgs)
+    assert leftovers(eng) == before
+    assert len(eng.images.images()) == images_before
+    with pytest.raises(Exception):
+        eng.images.get("never:1")
+
+
+def test_failing_run_keeps_its_container_without_force_rm(builder_engine):
+    """docker's --rm removes intermediate containers of successful steps only."""
+    eng = builder_engine
+    before = leftovers(eng)
+    msgs, _, error = build(eng, {"Dockerfile": b"FROM busybox\nRUN false\n"})
+    assert error == "The command '/bin/sh -c false' returned a non-zero code: 1"
+    kept = sorted(set(leftovers(eng)["containers"]) - set(before["containers"]))
+    assert len(kept) == 1
+    assert eng.containers.inspect(kept[0])["State"]["ExitCode"] == 1
+    eng.containers.remove(kept[0], volumes=True)
+    assert leftovers(eng) == before
+
+
+@pytest.mark.parametrize("compress", [None, "gzip", "bzip2", "xz"])
+def test_context_compressed_or_a_bare_dockerfile(builder_engine, compress):
+    eng = builder_engine
+    files = {"Dockerfile": b"FROM busybox\nCOPY f /f\nCMD [\"cat\", \"/f\"]\n", "f": b"data\n"}
+    _, image_id, error = build(eng, make_tar(files, compress))
+    assert error is None and run(eng, image_id) == (0, "data\n")
+    # a Dockerfile alone as the body (not an archive)
+    _, image_id, error = build(eng, io.BytesIO(b"FROM busybox\nCMD [\"echo\", \"bare\"]\n"))
+    assert error is None and run(eng, image_id) == (0, "bare\n")
+
+
+HOSTILE = [
+    ({"../escape": b"x"}, "escape"),
+    ({"/abs/file": b"x"}, None),
+    ({"link": ("symlink", "/tmp"), "link/through": b"x"}, "symlink"),
+]
+
+
+@pytest.mark.parametrize("files,word", HOSTILE)
+def test_hostile_context_is_refused_or_kept_inside(builder_engine, tmp_path, files, word):
+    eng = builder_engine
+    before = leftovers(eng)
+    files = dict(files, Dockerfile=b"FROM busybox\nCOPY . /ctx/\n")
+    msgs, image_id, error = build(eng, files)
+    if error is None:
+        # an absolute name is taken inside the context (as docker's tar reader cleans it)
+        code, out = run(eng, image_id, "find", "/ctx", "-type", "f")
+        assert "/ctx/abs/file" in out.split()
+    else:
+        assert error.startswith("build context: ") and "\n" not in error
+    assert not os.path.exists("/escape") and not os.path.exists("/tmp/through")
+    assert leftovers(eng) == before
+
+
+def test_device_nodes_in_the_context_are_refused(builder_engine):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        ti = tarfile.TarInfo("Dockerfile")
+        data = b"FROM busybox\n"
+        ti.size = len(data)
+        t.addfile(ti, io.BytesIO(data))
+        dev = tarfile.TarInfo("null")
+        dev.type, dev.devmajor, dev.devminor = tarfile.CHRTYPE, 1, 3
+        t.addfile(dev)
+    buf.seek(0)
+    before = leftovers(builder_engine)
+    msgs, image_id, error = build(builder_engine, buf)
+    assert image_id is None and "device node" in error
+    assert leftovers(builder_engine) == before
+
+
+def test_copy_never_reads_outside_the_context(builder_engine):
+    """Sources that climb out or symlinks pointing out resolve inside the context (docker's
+    FollowSymlinkInScope), so the host's files never reach the image."""
+    eng = builder_engine
+    host_secret = "/etc/hostname"
+    cases = ["COPY ../../../..%s /x" % host_secret, "COPY %s /x" % host_secret,
+             "COPY out/hostname /x", "COPY outlink /x"]
+    for line in cases:
+        files = {"Dockerfile": ("FROM busybox\n%s\n" % line).encode(),
+                 "out": ("symlink", "/etc"), "outlink": ("symlink", "../../../../etc/hostname")}
+        msgs, image_id, error = build(eng, files)
+        assert image_id is None, line
+        assert "file not found in build context" in error and "\n" not in error, error
+    # the same names made inside the context are what is copied
+    files = {"Dockerfile": b"FROM busybox\nCOPY out/hostname /x\nCOPY outlink /y\n",
+             "out": ("symlink", "/etc"), "outlink": ("symlink", "../../etc/hostname"),
+             "etc": None, "etc/hostname": b"inside\n"}
+    _, image_id, error = build(eng, files)
+    assert error is None
+    assert run(eng, image_id, "cat", "/x", "/y") == (0, "inside\ninside\n")
+
+
+def test_copy_keeps_symlinks_inside_a_directory_as_symlinks(builder_engine):
+    files = {"Dockerfile": b"FROM busybox\nCOPY d /d\n", "d": None,
+             "d/l": ("symlink", "/etc/passwd"), "d/f": ("mode", b"#!/bin/sh\n", 0o750)}
+    _, image_id, error = build(builder_engine, files)
+    assert error is None
+    code, out = run(builder_engine, image_id, "sh", "-c",
+                    "readlink /d/l; stat -c '%a %u' /d/f")
+    assert (code, out) == (0, "/etc/passwd\n750 0\n")
+
+
+def test_dockerignore_is_applied(builder_engine):
+    files = {"Dockerfile": b"FROM busybox\nCOPY . /c/\nCMD [\"find\", \"/c\"]\n",
+             ".dockerignore": b"# comment\n*.log\nsecret/\n!keep.log\n",
+             "a.log": b"x", "keep.log": b"k", "secret": None, "secret/key": b"s", "ok": b"o"}
+    _, image_id, error = build(builder_engine, files)
+    assert error is None
+    code, out = run(builder_engine, image_id)
+    # the Dockerfile and .dockerignore stay unless .dockerignore names them, as in docker
+    assert sorted(out.split()) == ["/c", "/c/.dockerignore", "/c/Dockerfile", "/c/keep.log",
+                                   "/c/ok"]
+    files[".dockerignore"] += b"Dockerfile\n.dockerignore\n"
+    _, image_id, error = build(builder_engine, files)
+    assert error is None
+    assert sorted(run(builder_engine, image_id)[1].split()) == ["/c", "/c/keep.log", "/c/ok"]
+
+
+def test_multi_stage_copy_from_and_target(builder_engine):
+    df = b"""\
+FROM busybox AS base
+RUN echo base > /base.txt
+FROM base AS tools
+RUN echo tools > /tools.txt
+FROM busybox
+COPY --from=tools /tools.txt /base.txt /out/
+COPY --from=0 /base.txt /zero.txt
+CMD ["cat", "/out/tools.txt", "/out/base.txt", "/zero.txt"]
+"""
+    eng = builder_engine
+    _, image_id, error = build(eng, {"Dockerfile": df})
+    assert error is None
+    assert run(eng, image_id) == (0, "tools\nbase\nbase\n")
+    code, out = run(eng, image_id, "ls", "/")
+    assert "tools.txt" not in out.split()
+    msgs, target_id, error = build(eng, {"Dockerfile": df}, target="tools")
+    assert error is None and "Step 5/8" not in stream(msgs)
+    assert run(eng, target_id, "cat", "/tools.txt", "/base.txt") == (0, "tools\nbase\n")
+    _, _, error = build(eng, {"Dockerfile": df}, target="nope")
+    assert error == "failed to reach build target nope in Dockerfile"
+
+
+def test_arg_before_from_and_proxy_args(builder_engine):
+    df = b"""\
+ARG BASE=busybox
+FROM ${BASE}
+ARG BASE
+ARG V=default
+RUN echo "$BASE $V $HTTP_PROXY" > /out
+"""
+    eng = builder_engine
+    msgs, image_id, error = build(eng, {"Dockerfile": df},
+                                  build_args={"V": "given", "HTTP_PROXY": "http://p:3128",
+                                              "UNUSED": "x"})
+    assert error is None
+    assert run(eng, image_id, "cat", "/out") == (0, "busybox given http://p:3128\n")
+    assert "[Warning] One or more build-args [UNUSED] were not consumed\n" in stream(msgs)
+    history = eng.images.get(image_id).config["history"]
+    # the proxy arg reaches the RUN but not its history
+    assert history[-1]["created_by"] == \
+        '|2 BASE=busybox V=given /bin/sh -c echo "$BASE $V $HTTP_PROXY" > /out'
+
+
+def test_shell_entrypoint_healthcheck_volume_stopsignal_onbuild(builder_engine):
+    eng = builder_engine
+    df = b"""\
+FROM busybox
+SHELL ["/bin/sh", "-ec"]
+RUN echo shell > /s
+VOLUME /data
+RUN echo lost > /data/x
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=30s --retries=3 CMD ["true"]
+ENTRYPOINT ["/bin/echo", "entry"]
+ONBUILD RUN echo triggered > /onbuild
+"""
+    _, base_id, error = build(eng, {"Dockerfile": df}, tags=["obbase:1"])
+    assert error is None
+    config = eng.images.get(base_id).config["config"]
+    assert config["Shell"] == ["/bin/sh", "-ec"] and config["Volumes"] == {"/data": {}}
+    assert config["StopSignal"] == "SIGINT"
+    assert config["Healthcheck"] == {"Test": ["CMD", "true"], "Interval": 30000000000,
+                                     "Retries": 3}
+    assert config["Entrypoint"] == ["/bin/echo", "entry"] and config["Cmd"] is None
+    assert config["OnBuild"] == ["RUN echo triggered > /onbuild"]
+    # RUN in a VOLUME path: the change is not kept (docker's anonymous volume)
+    code, out = run(eng, base_id, "x")
+    assert (code, out) == (0, "entry x\n")
+    msgs, child, error = build(eng, {"Dockerfile": b"FROM obbase:1\nCMD [\"y\"]\n"})
+    assert error is None and "# Executing 1 build trigger\n" in stream(msgs)
+    cfg = eng.images.get(child).config["config"]
+    assert not cfg.get("OnBuild")
+    container = eng.containers.create({"Image": child, "Entrypoint": ["cat"],
+                                       "Cmd": ["/onbuild", "/s"]})["Id"]
+    try:
+        eng.containers.start(container)
+        assert eng.containers.wait(container, timeout=60)["StatusCode"] == 0
+        out = "".join(m.line.decode() for m in eng.containers.logs(container))
+        assert out == "triggered\nshell\n"
+    finally:
+        eng.containers.remove(container, force=True, volumes=True)
+
+
+def test_add_extracts_local_archives_and_fetches_urls(builder_engine, tmp_path):
+    eng = builder_engine
+    inner = make_tar({"pkg": None, "pkg/file": b"from the archive\n"}, "gzip").getvalue()
+    served = {"/remote.txt": b"fetched over http\n"}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = served.get(self.path)
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = "http://127.0.0.1:%d" % server.server_port
+        df = ("FROM busybox\nADD pkg.tar.gz /opt/\nADD %s/remote.txt /r/\n"
+              "COPY --chown=nobody:nogroup --chmod=600 f /owned\n" % url).encode()
+        _, image_id, error = build(eng, {"Dockerfile": df, "pkg.tar.gz": inner, "f": b"f"})
+        assert error is None
+        code, out = run(eng, image_id, "sh", "-c",
+                        "cat /opt/pkg/file /r/remote.txt; stat -c '%a %U %G' /r/remote.txt "
+                        "/owned; grep -c nobody /etc/passwd")
+        assert (code, out) == (0, "from the archive\nfetched over http\n600 root root\n"
+                                  "600 nobody nogroup\n1\n")
+        _, _, error = build(eng, {"Dockerfile": ("FROM busybox\nADD %s/missing /m\n"
+                                                 % url).encode()})
+        assert error is not None and "404" in error
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_errors_name_the_problem(builder_engine):
+    eng = builder_engine
+    cases = {
+        b"FROM busybox\nFOO bar\n": "unknown instruction: FOO",
+        b"FROM no-such-image-here\n": "no-such-image-here",
+        b"FROM busybox\nCOPY missing /x\n": "file not found in build context",
+        b"FROM busybox\nCOPY a b /x\n": "file not found",
+        b"": "",
+    }
+    before = leftovers(eng)
+    for df, word in cases.items():
+        msgs, image_id, error = build(eng, {"Dockerfile": df})
+        assert image_id is None and error and word in error and "\n" not in error, (df, error)
+    _, _, error = build(eng, {"Dockerfile": b"FROM busybox\n"}, dockerfile="Other")
+    assert error == "Cannot locate specified Dockerfile: Other"
+    assert leftovers(eng) == before
+
+
+def test_prune_drops_the_cache(builder_engine):
+    eng = builder_engine
+    _, first, _ = build(eng, context(), tags=["kept:1"])
+    result = eng.builder.prune()
+    assert result["SpaceReclaimed"] >= 0 and first not in result["CachesDeleted"]
+    assert len(result["CachesDeleted"]) >= 5
+    msgs, again, _ = build(eng, context())
+    # the tagged image stays; the intermediate steps are built again
+    assert eng.images.get("kept:1").id == first
+    assert " ---> Running in" in stream(msgs)
+
+
+names = hs.text(alphabet="ab./\\-_ \x00é", min_size=1, max_size=12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(hs.lists(hs.tuples(names, hs.sampled_from(["file", "dir", "symlink", "hardlink"]),
+                          names), max_size=6))
+def test_context_extraction_stays_inside(tmp_path, members):
+    """Whatever names a context tar holds, extraction writes only inside its directory or
+    fails with one line (and removes what it wrote)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, kind, target in members:
+            ti = tarfile.TarInfo(name)
+            if kind == "dir":
+                ti.type = tarfile.DIRTYPE
+            elif kind == "symlink":
+                ti.type, ti.linkname = tarfile.SYMTYPE, target
+            elif kind == "hardlink":
+                ti.type, ti.linkname = tarfile.LNKTYPE, target
+            ti.size = 0
+            t.addfile(ti, io.BytesIO(b""))
+    buf.seek(0)
+    parent = tmp_path / "ctx"
+    outside_before = sorted(os.listdir(tmp_path))
+    try:
+        ctx = Context.open(buf, str(parent))
+    except Exception as e:
+        assert "\n" not in str(e) and str(e)
+        assert os.listdir(parent) == [] if parent.exists() else True
+    else:
+        try:
+            for dirpath, dirnames, filenames in os.walk(ctx.root):
+                for n in dirnames + filenames:
+                    p = os.path.join(dirpath, n)
+                    assert os.path.realpath(os.path.dirname(p)).startswith(ctx.root)
+        finally:
+            ctx.close()
+    assert sorted(os.listdir(tmp_path)) == sorted(set(outside_before) | {"ctx"})
