@@ -1,7 +1,9 @@
 #!/bin/sh
 # The main job on a built-in default: the seed's first flow. Start pydockerd (a data root of its
-# own, in a private mount namespace, no network), give it the built-in hello-world image (made on
-# this machine: no registry), then `pydocker run hello-world`; the daemon is stopped after.
+# own, in a private mount namespace, --bridge=none: hello-world needs no network, so the demo
+# makes no bridge or firewall rule on the user's host), give it the built-in hello-world image
+# (made on this machine: no registry), then `pydocker run hello-world`; the daemon is stopped
+# after.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/pyrunc-demo.XXXXXX)
@@ -11,7 +13,7 @@ unshare --mount --propagation private -- sh -eu -c '
 bin=$1 work=$2
 export DOCKER_HOST="unix://$work/docker.sock"
 "$bin/pydockerd" --data-root "$work/root" --exec-root "$work/run" -H "$DOCKER_HOST" \
-    --pidfile "$work/pydockerd.pid" >"$work/pydockerd.log" 2>&1 &
+    --pidfile "$work/pydockerd.pid" --bridge=none >"$work/pydockerd.log" 2>&1 &
 daemon=$!
 trap "kill -TERM $daemon 2>/dev/null; wait $daemon 2>/dev/null || true" EXIT
 tries=0

@@ -167,8 +167,10 @@ class NetworkService:
     def _firewall(self, doc: dict[str, Any]) -> None:
         if not self.iptables:
             return
-        chains = self._chains(doc)
         bridges = any(n["Driver"] == "bridge" for n in doc["networks"].values())
+        if not bridges and not doc.get("ports") and "chains" not in doc:
+            return      # nothing written, nothing to write: no chain names are this root's
+        chains = self._chains(doc)
         if bridges and not doc.get("forwarding_enabled"):
             with open("/proc/sys/net/ipv4/ip_forward") as f:
                 if f.read().strip() == "0":
@@ -176,8 +178,10 @@ class NetworkService:
                     self._save(doc)
                     with open("/proc/sys/net/ipv4/ip_forward", "w") as w:
                         w.write("1")
-        if not firewall.apply(doc, bool(doc.get("forwarding_enabled")), chains) and \
-                doc.get("forwarding_enabled"):
+        if firewall.apply(doc, bool(doc.get("forwarding_enabled")), chains):
+            return
+        del doc["chains"]               # removed: the names are nobody's until used again
+        if doc.get("forwarding_enabled"):
             if not firewall.others(chains):    # another root's bridges still forward
                 with open("/proc/sys/net/ipv4/ip_forward", "w") as w:
                     w.write("0")
@@ -693,6 +697,17 @@ class NetworkService:
         self._defaults_ok = False
         self.close()
         netlink.release_netns_dir(os.path.join(self.root, "netns"))
+
+
+def default_bridge(root: str, default_root: str) -> str:
+    """The default bridge's device for an engine root when none is named (pydockerd without
+    ``--bridge``): ``pyr0`` for ``default_root``, ``pyr`` and 6 hex digits of the root's real
+    path for any other, so engines on two roots in one network namespace have bridges (and
+    so chains) of their own."""
+    real = os.path.realpath(root)
+    if real == os.path.realpath(default_root):
+        return firewall.DEFAULT_BRIDGE
+    return "pyr" + hashlib.sha256(real.encode()).hexdigest()[:6]
 
 
 HOST_LOCK = "/run/pyrunc/network.lock"

@@ -38,6 +38,8 @@ def _registry_server_class():
 
 
 DOCKER_CLIS = {"docker28": "/usr/local/bin/docker", "docker20": "/usr/bin/docker"}
+# the machine's network namespace: the session's, before any test enters one of its own
+MACHINE_NETNS = os.stat("/proc/self/ns/net").st_ino
 
 
 def _push_builtin(registry, work):
@@ -178,9 +180,11 @@ class Daemon:
         with open(self.resolv, "w") as f:
             f.write("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
         self.flags = list(flags)
-        # the daemon shares the host's network namespace (the mirror is on its loopback):
-        # a default bridge of its own, removed at cleanup, and no firewall rules
-        self.bridge = "pyt%s" % os.urandom(4).hex()
+        # in the machine's network namespace (the mirror is on its loopback) the daemon has
+        # no network (--bridge=none: no bridge, no rule there); in a namespace the test made
+        # (the network tests' host_ns) a default bridge of its own, removed at cleanup
+        own_netns = os.stat("/proc/thread-self/ns/net").st_ino != MACHINE_NETNS
+        self.bridge = "pyt%s" % os.urandom(4).hex() if own_netns else None
         self.log_path = os.path.join(self.tmp, "pydockerd.log")
         self.proc = None
 
@@ -192,7 +196,7 @@ class Daemon:
         return [sys.executable, "-m", "pyrunc.engine.dockerd", "-H", self.host,
                 "--data-root", self.root, "--exec-root", self.exec_root,
                 "--pidfile", self.pidfile, "--config-file", self.config_file,
-                "--bridge", self.bridge, "--iptables=false"] + self.flags
+                "--bridge", self.bridge or "none", "--iptables=false"] + self.flags
 
     def start(self, wait=True):
         # the daemon's own mount namespace: resolv.conf names only loopback
@@ -293,7 +297,7 @@ class Daemon:
                         eng.containers.remove(c.id, force=True, volumes=True)
                     except Exception as e:   # report, go on with the others
                         print("teardown: remove %s: %s" % (c.id[:12], e))
-            if os.path.exists("/sys/class/net/%s" % self.bridge):
+            if self.bridge and os.path.exists("/sys/class/net/%s" % self.bridge):
                 subprocess.run(["ip", "link", "del", self.bridge], check=False)
 
 

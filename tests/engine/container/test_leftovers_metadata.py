@@ -78,7 +78,7 @@ def test_pydockerd_answers_500_with_the_line(tmp_path):
     log = open(tmp_path / "log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "pyrunc.engine.dockerd", "-H", "unix://" + sock,
                              "--data-root", root, "--exec-root", str(tmp_path / "exec"),
-                             "--pidfile", str(tmp_path / "pid")], stdout=log,
+                             "--pidfile", str(tmp_path / "pid"), "--bridge=none"], stdout=log,
                             stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
