@@ -346,8 +346,6 @@ class Dispatcher:
         parse_flags(inst, ())
         cmd = self._command(st, inst)
         st.config["Cmd"] = cmd
-        if not inst.json:
-            st.config["ArgsEscaped"] = True
         st.cmd_set = True
         yield from self.metadata(st, "CMD " + go_quote_list(cmd))
 
@@ -357,7 +355,6 @@ class Dispatcher:
             entry = list(inst.args)
         elif inst.args and inst.args[0].strip():
             entry = self._command(st, inst)
-            st.config["ArgsEscaped"] = True
         else:
             entry = []
         st.config["Entrypoint"] = entry or None
@@ -685,7 +682,9 @@ class Dispatcher:
                                       "destination must be a directory and end with a /"
                                       % name)
             created_by_src = plan.summary()
-            comment = "%s %s in %s " % (name, created_by_src, dest)
+            # docker writes the --chown flag glued to the source hash
+            chown_shown = "--chown=%s" % flags["chown"] if flags.get("chown") else ""
+            comment = "%s %s%s in %s " % (name, chown_shown, created_by_src, dest)
             cmd = st.shell + ["#(nop) " + comment]
             created_by = " ".join(cmd)
             key = step_key(st.image_id, st.config, created_by)
