@@ -14,11 +14,7 @@ Pattern syntax is Go's filepath.Match (``*`` and ``?`` not crossing ``/``, ``[a-
 """
 from __future__ import annotations
 
-import re
-
 from pyrunc.errors import InvalidArgument
-
-_REGEX_SPECIAL = frozenset(".+()|{}$")
 
 
 def _go_space_trim(s: str) -> str:
@@ -115,49 +111,104 @@ def _class_char(pattern: str, i: int) -> tuple[str, int]:
     return pattern[i], i + 1
 
 
+# The tokens of a compiled pattern. Docker turns a pattern into a regular expression for Go's
+# regexp, which runs in linear time; a backtracking engine would not (``*a*a*a*...b``), so the
+# tokens are matched here by a set-of-states simulation: O(len(path) * len(pattern)).
+_LITERAL, _ONE, _STAR, _DIRS, _REST, _CLASS = range(6)
+
+
 class _Pattern:
-    __slots__ = ("text", "exclusion", "dirs", "regex")
+    __slots__ = ("text", "exclusion", "tokens")
 
     def __init__(self, text: str, exclusion: bool) -> None:
         self.text = text
         self.exclusion = exclusion
-        self.dirs = text.count("/") + 1
-        self.regex = re.compile(self._translate(text))
+        self.tokens = self._compile(text)
 
     @staticmethod
-    def _translate(p: str) -> str:
-        out = ["^"]
+    def _compile(p: str) -> list[tuple[int, object]]:
+        tokens: list[tuple[int, object]] = []
         i, n = 0, len(p)
         while i < n:
             ch = p[i]
             i += 1
             if ch == "*":
-                if i < n and p[i] == "*":
+                if i < n and p[i] == "*":           # "**": any directories, "**/" included
                     i += 1
                     if i < n and p[i] == "/":
                         i += 1
-                    out.append(".*" if i == n else "(.*/)?")
-                else:
-                    out.append("[^/]*")
+                    tokens.append((_REST, None) if i == n else (_DIRS, None))
+                else:                               # "*": anything but "/"
+                    tokens.append((_STAR, None))
             elif ch == "?":
-                out.append("[^/]")
-            elif ch in _REGEX_SPECIAL:
-                out.append("\\" + ch)
+                tokens.append((_ONE, None))
             elif ch == "\\":
-                if i < n:
-                    out.append(re.escape(p[i]))
+                tokens.append((_LITERAL, p[i] if i < n else "\\"))
+                i += 1
+            elif ch == "[":
+                negated = i < n and p[i] == "^"
+                if negated:
                     i += 1
-                else:
-                    out.append("\\\\")
-            elif ch in "[]":
-                out.append(ch)
+                ranges = []
+                first = True
+                while i < n and (p[i] != "]" or first):
+                    first = False
+                    lo, i = _class_char(p, i)
+                    hi = lo
+                    if i < n and p[i] == "-":
+                        hi, i = _class_char(p, i + 1)
+                    ranges.append((lo, hi))
+                i += 1
+                tokens.append((_CLASS, (negated, tuple(ranges))))
             else:
-                out.append(re.escape(ch))
-        out.append(r"\Z")
-        return "".join(out)
+                tokens.append((_LITERAL, ch))
+        return tokens
+
+    def _closure(self, states: set[int]) -> set[int]:
+        """The states reachable without reading a character (a star matching nothing)."""
+        tokens, todo = self.tokens, list(states)
+        while todo:
+            s = todo.pop()
+            if 0 <= s < len(tokens) and tokens[s][0] in (_STAR, _DIRS, _REST) \
+                    and s + 1 not in states:
+                states.add(s + 1)
+                todo.append(s + 1)
+        return states
 
     def match(self, path: str) -> bool:
-        return self.regex.match(path) is not None
+        tokens, end = self.tokens, len(self.tokens)
+        # a state is the index of the next token; ~index: inside "**/" before its "/"
+        states = self._closure({0})
+        for ch in path:
+            nxt: set[int] = set()
+            for s in states:
+                if s < 0:
+                    nxt.add(~s if ch == "/" else s)
+                    continue
+                if s == end:
+                    continue
+                kind, arg = tokens[s]
+                if kind == _LITERAL:
+                    if ch == arg:
+                        nxt.add(s + 1)
+                elif kind == _ONE:
+                    if ch != "/":
+                        nxt.add(s + 1)
+                elif kind == _STAR:
+                    if ch != "/":
+                        nxt.add(s)
+                elif kind == _DIRS:
+                    nxt.add(s if ch == "/" else ~s)
+                elif kind == _REST:
+                    nxt.add(s)
+                else:
+                    negated, ranges = arg  # type: ignore[misc]
+                    if any(lo <= ch <= hi for lo, hi in ranges) != negated:
+                        nxt.add(s + 1)
+            if not nxt:
+                return False
+            states = self._closure(nxt)
+        return end in states
 
 
 class Matcher:
@@ -178,7 +229,7 @@ class Matcher:
             try:
                 _check_syntax(p)
                 self.patterns.append(_Pattern(p, exclusion))
-            except (ValueError, re.error):
+            except ValueError:
                 raise InvalidArgument("syntax error in pattern: %r" % p) from None
 
     @property

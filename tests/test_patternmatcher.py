@@ -1,0 +1,186 @@
+""".dockerignore rules (pyrunc.patternmatcher), against the Dockerfile reference's
+".dockerignore file" section and Go's filepath.Match syntax, which docker's patterns extend
+with ``**``; fnmatch is the independent oracle for the single-segment cases."""
+import fnmatch
+import re
+import time
+
+import pytest
+from hypothesis import given, strategies as st
+
+from pyrunc.errors import InvalidArgument
+from pyrunc.patternmatcher import Matcher, clean, read_patterns
+
+
+def excluded(patterns, paths):
+    m = Matcher(patterns)
+    return {p: m.excluded(p) for p in paths}
+
+
+def test_read_patterns():
+    text = ("\ufeff# comment\r\n*/temp*\r\n  # not a comment: indented\n\n   \n/foo/bar/\n"
+            "./a/../b\n ! ./c/ \n!/d\n**/*.go\n//e//f\n..\n")
+    assert read_patterns(text) == ["*/temp*", "# not a comment: indented", "foo/bar", "b",
+                                   "!c", "!d", "**/*.go", "e/f", ".."]
+    assert read_patterns(b"x\n# y\n") == ["x"]
+    assert read_patterns("") == []
+
+
+@pytest.mark.parametrize("path,expected", [
+    ("a/b/../c", "a/c"), ("/../x", "/x"), ("../../x", "../../x"), ("", "."), ("./", "."),
+    ("//a//", "/a"), ("a/./b/.", "a/b"), ("a/..", "."),
+])
+def test_clean_as_go(path, expected):
+    assert clean(path) == expected
+
+
+def test_documented_example():
+    """The reference's example: */temp*, */*/temp*, temp?."""
+    got = excluded(read_patterns("# comment\n*/temp*\n*/*/temp*\ntemp?\n"), [
+        "somedir/temporary.txt", "somedir/temp", "somedir/subdir/temporary.txt", "tempa",
+        "tempb", "temp", "tempab", "temporary.txt", "a/b/c/temp", "somedir/temp/inner/file"])
+    assert got == {"somedir/temporary.txt": True, "somedir/temp": True,
+                   "somedir/subdir/temporary.txt": True, "tempa": True, "tempb": True,
+                   "temp": False, "tempab": False, "temporary.txt": False, "a/b/c/temp": False,
+                   "somedir/temp/inner/file": True}
+
+
+def test_double_star():
+    got = excluded(["**/*.go"], ["main.go", "a/b/c.go", "a/go", "a.go/x", "x.gox"])
+    assert got == {"main.go": True, "a/b/c.go": True, "a/go": False, "a.go/x": True,
+                   "x.gox": False}
+    got = excluded(["a/**/b", "c/**"], ["a/b", "a/x/y/b", "a/xb", "c/d/e", "c", "cd"])
+    assert got == {"a/b": True, "a/x/y/b": True, "a/xb": False, "c/d/e": True, "c": False,
+                   "cd": False}
+
+
+@pytest.mark.parametrize("patterns,kept", [
+    (["*.md", "!README.md"], {"README.md"}),
+    (["*.md", "!README*.md", "README-secret.md"], {"README.md", "README-x.md"}),
+    (["*.md", "README-secret.md", "!README*.md"], {"README.md", "README-x.md",
+                                                   "README-secret.md"}),
+])
+def test_exceptions_later_rules_win(patterns, kept):
+    paths = ["a.md", "README.md", "README-x.md", "README-secret.md", "doc.md"]
+    assert {p for p, ex in excluded(patterns, paths).items() if not ex} == kept
+
+
+def test_directories_and_exceptions_below_them():
+    m = Matcher(read_patterns("build\n!build/keep\n/dist/\n"))
+    assert m.excluded("build") and m.excluded("build/x") and m.excluded("build/x/y")
+    assert not m.excluded("build/keep") and not m.excluded("build/keep/inner")
+    assert m.excluded("dist/a/b") and not m.excluded("src/dist")
+    assert m.exclusions and m.may_include_below("build") and not m.may_include_below("dist")
+    assert not Matcher(["a"]).exclusions
+
+
+def test_leading_slash_and_dot():
+    for pattern in ["/foo/bar", "foo/bar", "./foo/bar", "foo/bar/"]:
+        m = Matcher(read_patterns(pattern))
+        assert m.excluded("foo/bar") and m.excluded("foo/bar/baz")
+        assert not m.excluded("foo") and not m.excluded("x/foo/bar")
+    assert Matcher(["a"]).excluded("./a") and Matcher(["a"]).excluded("a/")
+
+
+def test_classes_and_escapes():
+    got = excluded(["[a-c]x", "\\*lit", "f[!o]o", "q\\?"],
+                   ["ax", "dx", "*lit", "alit", "f!o", "fao", "q?", "qa"])
+    # Go's filepath.Match has no [!...] negation in docker's patterns: "!" is literal there
+    assert got == {"ax": True, "dx": False, "*lit": True, "alit": False, "f!o": True,
+                   "fao": False, "q?": True, "qa": False}
+    assert excluded(["[^a]b"], ["ab", "cb"]) == {"ab": False, "cb": True}
+
+
+def test_regex_characters_are_literal():
+    got = excluded(["a.b", "(x)|y", "c+{1}$"], ["a.b", "axb", "(x)|y", "x", "c+{1}$", "cc"])
+    assert got == {"a.b": True, "axb": False, "(x)|y": True, "x": False, "c+{1}$": True,
+                   "cc": False}
+
+
+@pytest.mark.parametrize("pattern,message", [
+    ("!", 'illegal exclusion pattern: "!"'), ("a[", "syntax error in pattern"),
+    ("[]", "syntax error in pattern"), ("[z-a]", "syntax error in pattern"),
+    ("a\\", "syntax error in pattern"), ("[a-]", "syntax error in pattern"),
+])
+def test_bad_patterns(pattern, message):
+    with pytest.raises(InvalidArgument, match=message.replace("[", "\\[")):
+        Matcher([pattern])
+
+
+def test_blank_patterns_are_skipped():
+    m = Matcher(["", "   ", "x"])
+    assert len(m.patterns) == 1 and m.excluded("x")
+
+
+def test_hostile_pattern_is_bounded():
+    """Patterns a backtracking regular expression would take exponential time on."""
+    start = time.monotonic()
+    m = Matcher(["*" * 200 + "a" + "*?" * 100 + "b", "*a" * 30 + "*b"])
+    assert not m.excluded("x" * 5000) and not m.excluded("a" * 3000)
+    assert m.excluded("a" * 3000 + "b")
+    m = Matcher(["**/" * 200 + "z"])
+    assert m.excluded("/".join(["d"] * 300 + ["z"]))
+    assert time.monotonic() - start < 30
+
+
+def _go_regex(pattern):
+    """Docker's translation of a pattern into a regular expression (as its Go code builds it;
+    used here only with Python's re on short inputs, as a second oracle)."""
+    out, i = "^", 0
+    while i < len(pattern):
+        ch = pattern[i]
+        i += 1
+        if ch == "*":
+            if i < len(pattern) and pattern[i] == "*":
+                i += 1
+                if i < len(pattern) and pattern[i] == "/":
+                    i += 1
+                out += ".*" if i == len(pattern) else "(.*/)?"
+            else:
+                out += "[^/]*"
+        elif ch == "?":
+            out += "[^/]"
+        else:
+            out += re.escape(ch)
+    return out + r"\Z"
+
+
+_path = st.lists(st.text(st.sampled_from("ab*"), min_size=1, max_size=3), min_size=1,
+                 max_size=4).map("/".join)
+_star_pattern = st.lists(st.text(st.sampled_from("ab*?"), min_size=1, max_size=4), min_size=1,
+                         max_size=4).map("/".join)
+
+
+@given(_star_pattern, _path)
+def test_stars_agree_with_dockers_regular_expression(pattern, path):
+    if any(part in (".", "..") for part in pattern.split("/")):
+        return
+    hit = re.match(_go_regex(pattern), path) is not None
+    parents = path.split("/")[:-1]
+    hit = hit or any(re.match(_go_regex(pattern), "/".join(parents[:i + 1]))
+                     for i in range(len(parents)))
+    assert Matcher([pattern]).excluded(path) == hit
+
+
+_segment = st.text(st.sampled_from("abc.-_"), min_size=1, max_size=6).filter(
+    lambda s: s not in (".", ".."))
+_glob = st.text(st.sampled_from("abc.-_*?"), min_size=1, max_size=6).filter(
+    lambda s: s not in (".", ".."))
+
+
+@given(_glob, _segment, _segment)
+def test_single_segment_patterns_agree_with_fnmatch(pattern, name, child):
+    """A pattern without / matches a top-level name as fnmatch does (* and ? within the name),
+    and a path below the name exactly when the name matches."""
+    m = Matcher([pattern])
+    assert m.excluded(name) == fnmatch.fnmatchcase(name, pattern)
+    assert m.excluded(name + "/" + child) == fnmatch.fnmatchcase(name, pattern)
+    assert Matcher([pattern, "!" + pattern]).excluded(name) is False
+
+
+@given(_glob, _segment, _segment)
+def test_double_star_matches_at_any_depth(pattern, a, name):
+    m = Matcher(["**/" + pattern])
+    assert m.excluded(a + "/" + name) == (fnmatch.fnmatchcase(name, pattern)
+                                          or fnmatch.fnmatchcase(a, pattern))
+    assert m.excluded(name) == fnmatch.fnmatchcase(name, pattern)
