@@ -115,6 +115,8 @@ def _class_char(pattern: str, i: int) -> tuple[str, int]:
 # regexp, which runs in linear time; a backtracking engine would not (``*a*a*a*...b``), so the
 # tokens are matched here by a set-of-states simulation: O(len(path) * len(pattern)).
 _LITERAL, _ONE, _STAR, _DIRS, _REST, _CLASS = range(6)
+# (kind, the literal character, a negated class, the class's ranges)
+_Token = tuple[int, str, bool, tuple[tuple[str, str], ...]]
 
 
 class _Pattern:
@@ -126,8 +128,8 @@ class _Pattern:
         self.tokens = self._compile(text)
 
     @staticmethod
-    def _compile(p: str) -> list[tuple[int, object]]:
-        tokens: list[tuple[int, object]] = []
+    def _compile(p: str) -> list[_Token]:
+        tokens: list[_Token] = []
         i, n = 0, len(p)
         while i < n:
             ch = p[i]
@@ -137,19 +139,19 @@ class _Pattern:
                     i += 1
                     if i < n and p[i] == "/":
                         i += 1
-                    tokens.append((_REST, None) if i == n else (_DIRS, None))
+                    tokens.append((_REST if i == n else _DIRS, "", False, ()))
                 else:                               # "*": anything but "/"
-                    tokens.append((_STAR, None))
+                    tokens.append((_STAR, "", False, ()))
             elif ch == "?":
-                tokens.append((_ONE, None))
+                tokens.append((_ONE, "", False, ()))
             elif ch == "\\":
-                tokens.append((_LITERAL, p[i] if i < n else "\\"))
+                tokens.append((_LITERAL, p[i] if i < n else "\\", False, ()))
                 i += 1
             elif ch == "[":
                 negated = i < n and p[i] == "^"
                 if negated:
                     i += 1
-                ranges = []
+                ranges: list[tuple[str, str]] = []
                 first = True
                 while i < n and (p[i] != "]" or first):
                     first = False
@@ -159,9 +161,9 @@ class _Pattern:
                         hi, i = _class_char(p, i + 1)
                     ranges.append((lo, hi))
                 i += 1
-                tokens.append((_CLASS, (negated, tuple(ranges))))
+                tokens.append((_CLASS, "", negated, tuple(ranges)))
             else:
-                tokens.append((_LITERAL, ch))
+                tokens.append((_LITERAL, ch, False, ()))
         return tokens
 
     def _closure(self, states: set[int]) -> set[int]:
@@ -187,9 +189,9 @@ class _Pattern:
                     continue
                 if s == end:
                     continue
-                kind, arg = tokens[s]
+                kind, literal, negated, ranges = tokens[s]
                 if kind == _LITERAL:
-                    if ch == arg:
+                    if ch == literal:
                         nxt.add(s + 1)
                 elif kind == _ONE:
                     if ch != "/":
@@ -202,7 +204,6 @@ class _Pattern:
                 elif kind == _REST:
                     nxt.add(s)
                 else:
-                    negated, ranges = arg  # type: ignore[misc]
                     if any(lo <= ch <= hi for lo, hi in ranges) != negated:
                         nxt.add(s + 1)
             if not nxt:
