@@ -18,13 +18,15 @@ import json
 import os
 import shutil
 import signal as signal_
+import threading
 import time
 
 from pyrunc.engine.container import files, names, top, view
 from pyrunc.engine.container import state as cstate
 from pyrunc.engine.container.exec import ExecService
 from pyrunc.engine.container.network import ContainerNetworking
-from pyrunc.engine.container.store import Container, ContainerStore, is_full_id, write_json
+from pyrunc.engine.container.store import (HOST_CONFIG, RECORD, Container, ContainerStore,
+                                           is_full_id, write_json)
 from pyrunc.engine.events import container_attributes
 from pyrunc.engine.initbin import INIT_PATH
 from pyrunc.engine.logger import parse_log_config, read_logs
@@ -62,6 +64,14 @@ UPDATABLE = ("BlkioWeight", "CpuShares", "CpuPeriod", "CpuQuota", "CpuRealtimePe
 PENDING_EXIT = "PendingExit"
 # Seconds a removed container's wait result is kept for the waiters of its removal.
 EXIT_KEPT = 600
+# The record's key for the processes of the running task, [[init pid, start time], [shim pid,
+# start time]]: while both live, a read knows the task runs without a request to its shim.
+TASK_PROCESSES = "TaskProcesses"
+# Seconds a read gives a shim whose init it found gone to record the exit.
+EXIT_RECORDED = 2.0
+# Seconds between looks at a container that another process may change (a waiter for its
+# start or its removal); this process's own changes wake the waiters at once.
+CHANGE_POLL = 0.1
 # The record's key naming the process ([pid, start time]) restarting an AutoRemove container:
 # its stop does not remove it while that process lives (dockerd lifts AutoRemove for the stop).
 RESTARTER = "Restarter"
@@ -124,6 +134,10 @@ class ContainerService:
         self.runtime = runtime
         self.idmap = idmap
         self.execs = ExecService(self)
+        self._changes = threading.Condition()
+        self._generation = 0        # this process's changes so far (start, exit, removal)
+        # the records the last listing read, by ID: (the files' identities, record, HostConfig)
+        self._listed: dict[str, tuple[Any, dict[str, Any], dict[str, Any]]] = {}
 
     # ------------------------------------------------------------------ lookup, refresh
     def get(self, ref: str) -> Container:
@@ -138,7 +152,7 @@ class ContainerService:
         """Bring ``c``'s state up to date with its task (collecting an exit, emitting its
         events, removing an AutoRemove container that has exited)."""
         if cstate.is_active(c.state):
-            if self._task_alive(c.id):
+            if self._task_alive(c):
                 return c
         elif not c.record.get(PENDING_EXIT) and not _auto_removable(c):
             return c
@@ -153,9 +167,26 @@ class ContainerService:
                 self._remove_locked(c, lock, volumes=True)
         return c
 
-    def _task_alive(self, cid):
+    def _task_alive(self, c):
+        """Whether ``c``'s task still runs. A task whose processes are recorded
+        (TASK_PROCESSES) is judged from /proc: running while its init and its shim live, no
+        request to the shim; once one is gone the shim is given EXIT_RECORDED seconds to record
+        the exit (the caller then collects it). Others (started before the processes were
+        recorded, restarting) ask the shim."""
+        procs = _task_processes(c)
         try:
-            return self.tasks.get(cid).state().status != STOPPED
+            if procs is None:
+                return self.tasks.get(c.id).state().status != STOPPED
+            if all(lcstate.alive(pid, start) for pid, start in procs):
+                return True
+            task = self.tasks.get(c.id)
+            try:
+                task.wait(EXIT_RECORDED)
+            except TimeoutError:        # the shim still has it running: its word stands
+                return task.state().status != STOPPED
+            except PyruncError:
+                pass                    # the shim is gone: the caller settles the task
+            return False
         except NotFound:
             return False
 
@@ -213,6 +244,7 @@ class ContainerService:
                 self._emit(c, action, extra or None)
         del c.record[PENDING_EXIT]
         c.save_state()
+        self._changed()
 
     def _teardown(self, c, task):
         """After an exit: keep the execs' exit codes, delete the task, unmount the root."""
@@ -235,6 +267,22 @@ class ContainerService:
                 if e.errno in (errno_.EINVAL, errno_.ENOENT):
                     return
                 raise
+
+    def _changed(self) -> None:
+        """Wake this process's waiters: a container started, exited or went."""
+        with self._changes:
+            self._generation += 1
+            self._changes.notify_all()
+
+    def _await_change(self, generation: int, left: Callable[[], float | None]) -> None:
+        """Until this process changes a container after ``generation`` (read before the
+        caller's last look), CHANGE_POLL seconds (changes of other processes) or the
+        deadline (``left()``, raising TimeoutError), whichever comes first."""
+        remaining = left()
+        with self._changes:
+            if self._generation == generation:
+                self._changes.wait(CHANGE_POLL if remaining is None
+                                   else min(CHANGE_POLL, remaining))
 
     def _emit(self, c: Container, action: str, extra: dict[str, str] | None = None) -> None:
         self.events.emit("container", action, c.id,
@@ -407,8 +455,10 @@ class ContainerService:
         if ts.status == CREATED or made <= timestamps.parse_ns(c.state["FinishedAt"]):
             return False            # never ran, or the task of the exit itself
         cstate.set_running(c.state, ts.pid, task.meta()["created"])
+        c.record[TASK_PROCESSES] = _processes_of(ts)
         c.record["HasBeenStartedBefore"] = True
         c.save_state()
+        self._changed()
         return True
 
     def _start_locked(self, c, on_created=None):
@@ -446,10 +496,13 @@ class ContainerService:
             except PyruncError as e:
                 recorded = True
                 raise self._start_failed(c, task, e) from None
-            cstate.set_running(c.state, task.state().pid, started_at)
+            ts = task.state()
+            cstate.set_running(c.state, ts.pid, started_at)
+            c.record[TASK_PROCESSES] = _processes_of(ts)
             c.record["HasBeenStartedBefore"] = True
             c.record["HasBeenManuallyStopped"] = False
             c.save_state()
+            self._changed()
         except BaseException as e:
             if not c.state["Running"]:
                 if isinstance(e, PyruncError) and not recorded:
@@ -654,6 +707,7 @@ class ContainerService:
         if timeout is not None and (not isinstance(timeout, (int, float))
                                     or isinstance(timeout, bool) or timeout < 0):
             raise InvalidArgument("wait timeout: must be a number of seconds")
+        generation = self._generation
         c = self.refresh(self.store.get(ref))   # an AutoRemove one may go here: its code stays
         deadline = None if timeout is None else time.monotonic() + timeout
 
@@ -666,42 +720,33 @@ class ContainerService:
                                    % (c.id, condition, timeout))
             return remaining
 
-        if condition == "removed":
-            while True:
-                fresh = self.store.load(c.id)
-                if fresh is None:               # whoever removed it kept its exit
-                    return self.removed_exit(c.id) or _removed_result(c)
-                c = self.refresh(fresh)
-                if cstate.is_active(c.state):
-                    self._wait_task(c, left)
-                else:
-                    left()
-                    time.sleep(0.05)
-        if condition == "next-exit" and not cstate.is_active(c.state):
-            seen = c.state["StartedAt"]
-            while c.state["StartedAt"] == seen:     # until it has started (and maybe exited)
-                left()
-                time.sleep(0.05)
-                fresh = self.store.load(c.id)
-                if fresh is None:
-                    return self.removed_exit(c.id) or _removed_result(c)
-                c = self.refresh(fresh)
-        while cstate.is_active(c.state):
-            self._wait_task(c, left)
+        started = c.state["StartedAt"]
+        if condition == "next-exit" and cstate.is_active(c.state):
+            condition = "not-running"           # the running one's exit is the next
+        while True:
+            if condition == "removed" and not os.path.isdir(c.dir):
+                return self.removed_exit(c.id) or _removed_result(c)    # kept by its remover
+            if cstate.is_active(c.state):
+                self._wait_task(c, generation, left)
+            elif condition == "not-running" or (condition == "next-exit"
+                                                and c.state["StartedAt"] != started):
+                return _wait_result(c)
+            else:                               # its start, or its removal
+                self._await_change(generation, left)
+            generation = self._generation
             fresh = self.store.load(c.id)
             if fresh is None:
                 return self.removed_exit(c.id) or _removed_result(c)
             c = self.refresh(fresh)
-        return _wait_result(c)
 
-    def _wait_task(self, c, left):
+    def _wait_task(self, c, generation, left):
         """Until ``c``'s task exits (``left()``: the seconds left, raising TimeoutError)."""
         try:
             c.task().wait(left())
         except TimeoutError:
             left()
-        except (NotFound, FailedPrecondition):
-            time.sleep(0.05)        # restarting: no task until the supervisor starts it
+        except (NotFound, FailedPrecondition):  # restarting: no task until it is started
+            self._await_change(generation, left)
 
     # ------------------------------------------------------------------ remove, rename, update
     def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
@@ -744,6 +789,7 @@ class ContainerService:
         self._emit(c, "destroy")
         shutil.rmtree(c.dir)
         lock.remove()
+        self._changed()
 
     def _exits_dir(self):
         return os.path.join(self.store.root, "exits")
@@ -833,7 +879,7 @@ class ContainerService:
             raise InvalidArgument("limit: must be an integer")
         parsed = view.parse_filters(filters)
         match = view.Matcher(parsed, self.store.get, self._ancestor_ids)
-        found = [c for c in map(self.refresh, self.store.all())
+        found = [c for c in map(self.refresh, self._load_all())
                  if os.path.isdir(c.dir)]      # not an AutoRemove one that went just now
         found.sort(key=lambda c: c.record["Created"], reverse=True)
         out = []
@@ -847,6 +893,28 @@ class ContainerService:
             out.append(view.summary(c, self._size(c) if size else None))
             if limit > 0 and len(out) >= limit:
                 break
+        return out
+
+    def _load_all(self) -> list[Container]:
+        """Every container, as ``store.all()``, reading again only the records whose files
+        changed since the last listing (every write replaces a file: a new inode)."""
+        listed = {}
+        out = []
+        for cid in self.store.ids():
+            d = os.path.join(self.store.root, cid)
+            key = (_identity(os.path.join(d, RECORD)), _identity(os.path.join(d, HOST_CONFIG)))
+            hit = self._listed.get(cid)
+            if hit is not None and hit[0] == key and key[0] is not None:
+                record, host_config = hit[1], hit[2]
+            else:               # read after the stat: a change meanwhile shows next time
+                c = self.store.load(cid)
+                if c is None:
+                    continue
+                record, host_config = c.record, c.host_config
+            listed[cid] = (key, record, host_config)
+            # shared with the next listing: a refresh changes only a record it reloaded
+            out.append(Container(self.store, record, host_config))
+        self._listed = listed
         return out
 
     def _ancestor_ids(self, ref):
@@ -1060,6 +1128,40 @@ def _auto_removable(c: Container) -> bool:
         and c.state["Status"] in (cstate.CREATED, cstate.EXITED) \
         and bool(c.record.get("HasBeenStartedBefore") or c.state.get("Error")) \
         and not _restarted_by_live_process(c)
+
+
+def _identity(path: str) -> tuple[int, int, int] | None:
+    """(inode, mtime, size) of the file at ``path``; None when there is none."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _task_processes(c: Container) -> list[list[int]] | None:
+    """The recorded processes of ``c``'s running task (TASK_PROCESSES), or None when they do
+    not describe the current run (none recorded, restarting, another init)."""
+    procs = c.record.get(TASK_PROCESSES)
+    if c.state.get("Restarting") or not isinstance(procs, list) or len(procs) != 2:
+        return None
+    for proc in procs:
+        if not (isinstance(proc, list) and len(proc) == 2 and all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in proc)):
+            return None
+    return procs if procs[0][0] == c.state.get("Pid") else None
+
+
+def _processes_of(ts: Any) -> list[list[int]] | None:
+    """TASK_PROCESSES of a running task's state ``ts`` (None when its init or its shim is
+    gone already)."""
+    procs = []
+    for pid in (ts.pid, ts.shim_pid):
+        st = lcstate.proc_stat(pid) if pid else None
+        if st is None:
+            return None
+        procs.append([pid, st[1]])
+    return procs
 
 
 def _this_process() -> list[int]:

@@ -5,6 +5,8 @@ kept in the container's config.v2.json; these functions change it in place.
 """
 from __future__ import annotations
 
+import functools
+
 from pyrunc.libcontainer import timestamps
 
 TYPE_CHECKING = False
@@ -15,6 +17,13 @@ CREATED, RUNNING, PAUSED, RESTARTING = "created", "running", "paused", "restarti
 REMOVING, EXITED, DEAD = "removing", "exited", "dead"
 STATUSES = (CREATED, RUNNING, PAUSED, RESTARTING, REMOVING, EXITED, DEAD)
 ZERO_TIME = "0001-01-01T00:00:00Z"      # Go's zero time.Time, as docker writes it
+
+
+@functools.lru_cache(maxsize=4096)
+def time_ns(text: str) -> int:
+    """``timestamps.parse_ns`` of a time kept in a record (Created, StartedAt, FinishedAt),
+    remembered: a listing reads the same few texts of every container each time."""
+    return timestamps.parse_ns(text)
 
 
 def new_state() -> dict[str, Any]:
@@ -82,7 +91,7 @@ def human_duration(seconds: float) -> str:
 
 
 def _since(text: str, now_ns: int) -> float:
-    return max(0, now_ns - timestamps.parse_ns(text)) / timestamps.NS
+    return max(0, now_ns - time_ns(text)) / timestamps.NS
 
 
 def status_text(state: dict[str, Any], now_ns: int | None = None) -> str:

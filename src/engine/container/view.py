@@ -194,7 +194,7 @@ def summary(c: Container, size: dict[str, int] | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "Id": c.id, "Names": [c.name], "Image": c.config.get("Image", ""),
         "ImageID": c.image_id, "Command": command_text(c),
-        "Created": timestamps.parse_ns(c.record["Created"]) // timestamps.NS,
+        "Created": cstate.time_ns(c.record["Created"]) // timestamps.NS,
         "Ports": summary_ports(c.record["NetworkSettings"]),
         "Labels": c.config.get("Labels") or {}, "State": c.state["Status"],
         "Status": cstate.status_text(c.state),
@@ -291,9 +291,10 @@ class Matcher:
             return False
         if "ancestor" in f and c.image_id not in self.ancestors:
             return False
-        created = timestamps.parse_ns(c.record["Created"])
-        if any(created >= b for b in self.before) or any(created <= s for s in self.since):
-            return False
+        if self.before or self.since:
+            created = cstate.time_ns(c.record["Created"])
+            if any(created >= b for b in self.before) or any(created <= s for s in self.since):
+                return False
         if "volume" in f:
             wanted = set(f["volume"])
             if not any(m.get("Name") in wanted or m.get("Destination") in wanted
