@@ -23,7 +23,7 @@ import socket
 import struct
 import threading
 
-from pyrunc.engine.api import httputils
+from pyrunc.engine.api import httputils, websocket
 from pyrunc.engine.api.server import Route
 from pyrunc.engine.container import state as cstate
 from pyrunc.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, PyruncError
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from pyrunc.containerd.shim.client import Attachment
     from pyrunc.containerd.tasks import Task
+    from pyrunc.engine.api.websocket import WebSocket
     from pyrunc.engine.container.store import Container
     from pyrunc.engine.daemon import Engine
 
@@ -134,13 +135,16 @@ class AttachSession:
 
     ``tty``: the process has a terminal (raw bytes out, detach keys honoured). ``stdout``/
     ``stderr``: the streams the client asked for. ``stdin``: pass the client's bytes on;
-    ``close_stdin``: close the process's stdin when the client ends its input."""
+    ``close_stdin``: close the process's stdin when the client ends its input. ``raw``: never
+    docker's stream headers (a websocket, whose frames keep the writes apart)."""
 
-    def __init__(self, conn: httputils.Hijacked, *, tty: bool, stdout: bool = True,
-                 stderr: bool = True, stdin: bool = False, close_stdin: bool = False,
-                 detach_keys: bytes | None = None) -> None:
+    def __init__(self, conn: httputils.Hijacked | WebSocket, *, tty: bool,
+                 stdout: bool = True, stderr: bool = True, stdin: bool = False,
+                 close_stdin: bool = False, detach_keys: bytes | None = None,
+                 raw: bool = False) -> None:
         self.conn = conn
         self.tty = tty
+        self.raw = raw
         self.stdout = stdout
         self.stderr = stderr
         self.stdin = stdin
@@ -154,7 +158,7 @@ class AttachSession:
             return
         if (stream == STDOUT and not self.stdout) or (stream == STDERR and not self.stderr):
             return
-        self.conn.sendall(data if self.tty else frame(stream, data))
+        self.conn.sendall(data if self.tty or self.raw else frame(stream, data))
 
     def send_logs(self, messages: Iterable[Any]) -> None:
         """Replay log messages (attach's ``logs=1``)."""
@@ -667,12 +671,31 @@ class Containers:
                 raise       # no terminal to size: dockerd ignores it too
         return httputils.no_content(200)
 
-    def attach_ws(self, req: httputils.Request) -> httputils.Response:
-        raise httputils.Unsupported("attach over a websocket is not supported by this daemon: "
-                                    "use POST /containers/{id}/attach")
-
-    def attach(self, req: httputils.Request) -> None:
+    def attach_ws(self, req: httputils.Request) -> httputils.Response | None:
+        """dockerd's attach over a websocket: the same parameters as attach; each stream's
+        bytes are frames of their own, never multiplexed (see pyrunc.engine.api.websocket)."""
         c = self._get(req)
+        keys, logs, follow, want_in, want_out, want_err = self._attach_options(req, c)
+        try:
+            accept = websocket.check_handshake(req.headers)
+        except websocket.HandshakeError as e:
+            return e.response()
+        tty = bool(c.config.get("Tty"))
+
+        def connect() -> Any:
+            # the client is always read (its close and pings are answered); its data goes to
+            # the process's stdin only when asked for
+            return websocket.upgrade(req, accept, binary=req.version_at_least("1.28"),
+                                     deliver=want_in)
+        session_options = {"stdin": True, "close_stdin": want_in and bool(
+            c.config.get("StdinOnce")), "raw": True}
+        self._attach(c, connect, tty, keys, logs, follow, want_out, want_err, session_options)
+        return None
+
+    def _attach_options(self, req: httputils.Request,
+                        c: Container) -> tuple[bytes, bool, bool, bool, bool, bool]:
+        """(detach keys, logs, stream, stdin, stdout, stderr) of an attach request; Conflict
+        for a container that cannot be attached now."""
         keys = parse_detach_keys(req.query("detachKeys") or DEFAULT_DETACH_KEYS)
         logs, follow = req.query_bool("logs"), req.query_bool("stream")
         want_in = req.query_bool("stdin") and bool(c.config.get("OpenStdin"))
@@ -683,17 +706,30 @@ class Containers:
         if c.state["Restarting"]:
             raise Conflict("container %s is restarting, wait until the container is running"
                            % req.params["name"])
+        return keys, logs, follow, want_in, want_out, want_err
+
+    def attach(self, req: httputils.Request) -> None:
+        c = self._get(req)
+        keys, logs, follow, want_in, want_out, want_err = self._attach_options(req, c)
         tty = bool(c.config.get("Tty"))
+        self._attach(c, lambda: req.hijack(stream_type(req, tty)), tty, keys, logs, follow,
+                     want_out, want_err, {"stdin": want_in,
+                                          "close_stdin": bool(c.config.get("StdinOnce"))})
+
+    def _attach(self, c: Container, connect: Any, tty: bool, keys: bytes, logs: bool,
+                follow: bool, want_out: bool, want_err: bool,
+                session_options: dict[str, Any]) -> None:
+        """Take the client's connection (``connect()``), replay the logs, then pass the
+        process's stdio both ways while it runs."""
         waiter = self.waiters.add(c.id) if follow else None
         try:
-            conn = req.hijack(stream_type(req, tty))
+            conn = connect()
         except BaseException:
             if waiter is not None:
                 self.waiters.remove(c.id, waiter)
             raise
         session = AttachSession(conn, tty=tty, stdout=want_out, stderr=want_err,
-                                stdin=want_in, close_stdin=bool(c.config.get("StdinOnce")),
-                                detach_keys=keys)
+                                detach_keys=keys, **session_options)
         try:
             if logs and (want_out or want_err):
                 from pyrunc.engine.logger import read_logs

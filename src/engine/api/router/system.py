@@ -135,10 +135,7 @@ class System:
         running = sum(1 for c in containers if c.get("State") == "running")
         paused = sum(1 for c in containers if c.get("State") == "paused")
         os_name, os_version = _os_release()
-        runtimes = {"pyrunc": {"path": "pyrunc"}, "runc": {"path": "runc"}}
-        for name, spec in (self.config.get("runtimes") or {}).items():
-            runtimes[name] = {"path": spec.get("path", name) if isinstance(spec, dict)
-                              else str(spec)}
+        runtimes = {name: rt.to_dict() for name, rt in self.engine.runtimes.items()}
         # docker shows mirrors as it normalises them: with a trailing slash
         mirrors = [m.rstrip("/") + "/" for m in self.config.get("registry-mirrors") or []]
         insecure = list(self.config.get("insecure-registries") or [])
