@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pyrunc.engine.api import httputils
 from pyrunc.engine.api.server import Route
-from pyrunc.errors import InvalidArgument
+from pyrunc.errors import InvalidArgument, NotFound
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -61,10 +61,15 @@ class Networks:
         scope = req.query("scope") or ""
         if scope not in ("", "local"):
             raise InvalidArgument("invalid scope: %s" % scope[:40])
-        return httputils.json_response(self.engine.networks.inspect(req.params["id"]))
+        return httputils.json_response(self._find(req.params["id"]))
+
+    def _find(self, ref: str) -> dict:
+        if not self.engine.containers.networking.enabled:     # --bridge=none: no networks
+            raise NotFound("network %s not found" % ref)
+        return self.engine.networks.inspect(ref)
 
     def remove(self, req: httputils.Request) -> httputils.Response:
-        net = self.engine.networks.inspect(req.params["id"])
+        net = self._find(req.params["id"])
         self.engine.networks.remove(net["Id"])
         self.events.emit("network", "destroy", net["Id"], {"name": net["Name"],
                                                            "type": net["Driver"]})
