@@ -128,16 +128,11 @@ class Builder:
                                   if not instructions else
                                   "Please provide a source image with `from` prior to %s"
                                   % instructions[0].cmd)
-        # stop after the target stage
         if options.target:
-            names = [(i.args[2].lower() if len(i.args) >= 3 else None)
-                     for i in instructions if i.cmd == "from"]
-            if options.target.lower() not in names:
-                raise InvalidArgument("failed to reach build target %s in Dockerfile"
-                                      % options.target)
+            instructions = _up_to_target(instructions, options.target)
         quiet = options.quiet
         d = Dispatcher(self, options, context_root, workdir, dockerfile.escape)
-        total = len(instructions)
+        total = len(instructions) + len(options.labels)
         meta: dict[str, str | None] = {}
         meta_stage = Stage(-1, None)
         stages: list[Stage] = []
@@ -145,9 +140,6 @@ class Builder:
         step = 0
         for inst in instructions:
             step += 1
-            if inst.cmd == "from" and st is not None and options.target and \
-                    st.name == options.target.lower():
-                break
             if not quiet:
                 yield {"stream": "Step %d/%d : %s\n" % (step, total, _shown(inst))}
             if inst.cmd == "from":
@@ -165,8 +157,12 @@ class Builder:
                 if not quiet or "stream" not in msg:
                     yield msg
         assert st is not None
-        if options.labels:
-            for msg in d.apply_labels(st, options.labels):
+        for name, value in sorted(options.labels.items()):
+            # docker appends each --label as a LABEL step of its own
+            step += 1
+            if not quiet:
+                yield {"stream": "Step %d/%d : LABEL %s=%s\n" % (step, total, name, value)}
+            for msg in d.apply_label(st, name, value):
                 if not quiet:
                     yield msg
         if not st.image_id:
@@ -309,6 +305,20 @@ class Builder:
             raise NotFound("image with reference %s was found but does not match the "
                            "specified platform: wanted %s, actual: %s"
                            % (name, platform, "/".join(have)))
+
+
+def _up_to_target(instructions: list[Any], target: str) -> list[Any]:
+    """The instructions up to the end of the stage named ``target``."""
+    found = False
+    for i, inst in enumerate(instructions):
+        if inst.cmd != "from":
+            continue
+        if found:
+            return instructions[:i]
+        found = len(inst.args) == 3 and inst.args[2].lower() == target.lower()
+    if not found:
+        raise InvalidArgument("failed to reach build target %s in Dockerfile" % target)
+    return instructions
 
 
 def _shown(inst: Any) -> str:

@@ -323,13 +323,10 @@ class Dispatcher:
         st.config["Labels"] = labels
         yield from self.metadata(st, "LABEL " + " ".join(parts))
 
-    def apply_labels(self, st: Stage, labels: dict[str, str]) -> Iterator[dict]:
-        """The build's ``--label``s, a last LABEL step as docker appends it."""
-        merged = dict(st.config.get("Labels") or {})
-        merged.update(labels)
-        st.config["Labels"] = merged
-        yield from self.metadata(st, "LABEL " + " ".join(
-            "%s=%s" % (k, v) for k, v in sorted(labels.items())))
+    def apply_label(self, st: Stage, name: str, value: str) -> Iterator[dict]:
+        """A ``--label`` of the build: a LABEL step docker appends to the Dockerfile."""
+        st.config["Labels"] = dict(st.config.get("Labels") or {}, **{name: value})
+        yield from self.metadata(st, "LABEL %s=%s" % (name, value))
 
     def do_maintainer(self, st: Stage, inst: Any) -> Iterator[dict]:
         parse_flags(inst, ())
@@ -514,7 +511,9 @@ class Dispatcher:
         host_config.update(self.options.resources or {})
         containers = self.engine.containers
         cid = containers.create(run_config, host_config)["Id"]
-        ok = False
+        # kept afterwards: a container whose command failed, without force_rm (docker's
+        # rm covers the steps that succeed); an interrupted or broken step's goes in any case
+        keep = not self.options.rm and not self.options.force_rm
         try:
             yield self.out(" ---> Running in %s\n" % short(cid))
             containers.start(cid)
@@ -523,21 +522,20 @@ class Dispatcher:
                     yield self.out(msg.line.decode("utf-8", errors="replace"))
             code = containers.wait(cid)["StatusCode"]
             if code != 0:
+                keep = not self.options.force_rm
                 raise StepFailed("The command '%s' returned a non-zero code: %d"
                                  % (" ".join(argv), code), code)
             layer = self.container_layer(cid)
             self.commit(st, created_by, save_cmd, layer=layer, empty=False, container_id=cid,
                         cache_key=key)
-            ok = True
         finally:
-            if (ok and self.options.rm) or self.options.force_rm:
+            if not keep:
                 try:
                     containers.remove(cid, force=True, volumes=True)
                 except NotFound:
                     pass
-                else:
-                    if ok:
-                        yield self.out("Removing intermediate container %s\n" % short(cid))
+        if not keep:
+            yield self.out("Removing intermediate container %s\n" % short(cid))
         yield self.out(" ---> %s\n" % short(st.image_id))
 
     def container_layer(self, key: str) -> tuple[Any, str]:

@@ -357,7 +357,9 @@ CMD ["cat", "/out/tools.txt", "/out/base.txt", "/zero.txt"]
     code, out = run(eng, image_id, "ls", "/")
     assert "tools.txt" not in out.split()
     msgs, target_id, error = build(eng, {"Dockerfile": df}, target="tools")
-    assert error is None and "Step 5/8" not in stream(msgs)
+    # docker counts the steps up to the target stage's end
+    assert error is None and "Step 4/4 : RUN echo tools > /tools.txt\n" in stream(msgs)
+    assert "Step 5/" not in stream(msgs)
     assert run(eng, target_id, "cat", "/tools.txt", "/base.txt") == (0, "tools\nbase\n")
     _, _, error = build(eng, {"Dockerfile": df}, target="nope")
     assert error == "failed to reach build target nope in Dockerfile"
@@ -477,6 +479,38 @@ def test_errors_name_the_problem(builder_engine):
         assert image_id is None and error and word in error and "\n" not in error, (df, error)
     _, _, error = build(eng, {"Dockerfile": b"FROM busybox\n"}, dockerfile="Other")
     assert error == "Cannot locate specified Dockerfile: Other"
+    assert leftovers(eng) == before
+
+
+def test_labels_of_the_build_are_steps_of_their_own(builder_engine):
+    eng = builder_engine
+    msgs, image_id, error = build(eng, {"Dockerfile": b"FROM busybox\nLABEL a=1\n"},
+                                  labels={"z": "last", "b": "two words"})
+    assert error is None
+    steps = [line for line in stream(msgs).splitlines() if line.startswith("Step ")]
+    assert steps == ["Step 1/4 : FROM busybox", "Step 2/4 : LABEL a=1",
+                     "Step 3/4 : LABEL b=two words", "Step 4/4 : LABEL z=last"]
+    img = eng.images.get(image_id)
+    assert img.config["config"]["Labels"] == {"a": "1", "b": "two words", "z": "last"}
+    assert [h["created_by"] for h in img.config["history"][-2:]] == [
+        "/bin/sh -c #(nop)  LABEL b=two words", "/bin/sh -c #(nop)  LABEL z=last"]
+
+
+def test_a_build_closed_mid_run_leaves_nothing(builder_engine):
+    """A client that goes away (the stream closed) stops the build: the running step's
+    container is killed and removed, its snapshot and mounts gone."""
+    eng = builder_engine
+    before = leftovers(eng)
+    gen = eng.builder.build(make_tar({"Dockerfile": b"FROM busybox\n"
+                                                   b"RUN echo started; sleep 300\n"}),
+                            BuildOptions())
+    for msg in gen:
+        if msg.get("stream") == "started\n":
+            break
+    else:
+        pytest.fail("the RUN's output never came")
+    assert len(leftovers(eng)["containers"]) == len(before["containers"]) + 1
+    gen.close()
     assert leftovers(eng) == before
 
 
