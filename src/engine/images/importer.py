@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import posixpath
-import shlex
 import uuid
 import zlib
 
@@ -104,87 +102,65 @@ def ingest_layer(content: ContentStore, stream: Any,
             "sha256:" + diff.hexdigest(), size)
 
 
-def _json_or_shell(args, shell_form):
-    args = args.strip()
-    if args.startswith("["):
-        try:
-            value = json.loads(args)
-        except ValueError:
-            value = None
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return value
-    return shell_form(args)
-
-
-def _pairs(cmd, args):
-    """KEY=VALUE pairs (several per line, quoted values) or the legacy ``KEY value``."""
-    words = shlex.split(args)
-    if not words:
-        raise InvalidArgument("%s requires at least one argument" % cmd)
-    if "=" not in words[0]:
-        parts = args.strip().split(None, 1)
-        if len(parts) != 2:
-            raise InvalidArgument("%s must have two arguments" % cmd)
-        return [(parts[0], parts[1])]
-    out = []
-    for w in words:
-        if "=" not in w:
-            raise InvalidArgument("%s names can not be blank" % cmd if w.startswith("=")
-                                  else "Syntax error - can't find = in %r. Must be of the "
-                                       "form: name=value" % w)
-        k, v = w.split("=", 1)
-        if not k:
-            raise InvalidArgument("%s names can not be blank" % cmd)
-        out.append((k, v))
-    return out
-
-
 def apply_changes(config: dict[Any, Any], changes: Any) -> Any:
-    """Apply Dockerfile-style ``changes`` to an image's ``config`` section (a dict)."""
+    """Apply Dockerfile-style ``changes`` to an image's ``config`` section (a dict): each line
+    read by the Dockerfile parser, its words expanded with the config's environment, as docker
+    does for ``commit --change`` and ``import --change``."""
+    # here, not at the top: the builder's package imports the container code, which imports this
+    from pyrunc.engine.builder.dockerfile import ParseError, expand, parse_instruction
     for line in changes:
         line = line.strip()
-        if not line:
+        if not line or line.startswith("#"):
             continue
-        cmd, _, args = line.partition(" ")
-        cmd = cmd.upper()
+        cmd = line.split()[0].upper()
         if cmd not in CHANGE_COMMANDS:
             raise InvalidArgument("%s is not a valid change command" % line.split()[0])
-        if not args.strip():
+        try:
+            ins = parse_instruction(line)
+        except ParseError as e:
+            raise InvalidArgument(e.reason) from None
+        if not ins.args:
             raise InvalidArgument("%s requires at least one argument" % cmd)
+        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in config.get("Env") or [])
+
+        def word(w: str) -> str:
+            return expand(w, env)
+
         if cmd in ("CMD", "ENTRYPOINT"):
-            config["Cmd" if cmd == "CMD" else "Entrypoint"] = _json_or_shell(
-                args, lambda a: ["/bin/sh", "-c", a])
+            config["Cmd" if cmd == "CMD" else "Entrypoint"] = (
+                ins.args if ins.json else ["/bin/sh", "-c", ins.args[0]])
         elif cmd == "ENV":
-            env = [e for e in config.get("Env") or []]
-            for k, v in _pairs(cmd, args):
-                env = [e for e in env if e.split("=", 1)[0] != k] + ["%s=%s" % (k, v)]
-            config["Env"] = env
+            pairs = [(word(k), word(v)) for k, v in zip(ins.args[::2], ins.args[1::2])]
+            env_list = [e for e in config.get("Env") or []]
+            for k, v in pairs:
+                env_list = [e for e in env_list if e.split("=", 1)[0] != k] + ["%s=%s" % (k, v)]
+            config["Env"] = env_list
         elif cmd == "LABEL":
             labels = dict(config.get("Labels") or {})
-            labels.update(_pairs(cmd, args))
+            labels.update((word(k), word(v)) for k, v in zip(ins.args[::2], ins.args[1::2]))
             config["Labels"] = labels
         elif cmd == "EXPOSE":
             ports = dict(config.get("ExposedPorts") or {})
-            for p in args.split():
-                port, _, proto = p.partition("/")
+            for p in ins.args:
+                port, _, proto = word(p).partition("/")
                 if not port.split("-")[0].isdigit():
                     raise InvalidArgument("invalid containerPort: %s" % port)
                 ports["%s/%s" % (port, proto or "tcp")] = {}
             config["ExposedPorts"] = ports
         elif cmd == "VOLUME":
             vols = dict(config.get("Volumes") or {})
-            for v in _json_or_shell(args, str.split):
-                vols[v] = {}
+            for v in ins.args:
+                vols[word(v)] = {}
             config["Volumes"] = vols
         elif cmd == "WORKDIR":
             config["WorkingDir"] = posixpath.normpath(
-                posixpath.join(config.get("WorkingDir") or "/", args.strip()))
+                posixpath.join(config.get("WorkingDir") or "/", word(ins.args[0])))
         elif cmd == "USER":
-            config["User"] = args.strip()
+            config["User"] = word(ins.args[0])
         elif cmd == "STOPSIGNAL":
-            config["StopSignal"] = args.strip()
+            config["StopSignal"] = word(ins.args[0])
         elif cmd == "ONBUILD":
-            config["OnBuild"] = (config.get("OnBuild") or []) + [args.strip()]
+            config["OnBuild"] = (config.get("OnBuild") or []) + [ins.expression]
     return config
 
 

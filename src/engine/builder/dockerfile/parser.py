@@ -47,11 +47,14 @@ _KNOWN_DIRECTIVES = ("escape", "syntax")
 
 
 class ParseError(InvalidArgument):
-    """A Dockerfile docker's parser refuses; the message names the line."""
+    """A Dockerfile docker's parser refuses; the message names the line, ``reason`` is the
+    message without it."""
 
     def __init__(self, message: str, line: int = 0) -> None:
         super().__init__(message)
         self.line = line
+        prefix = "Dockerfile parse error line %d: " % line
+        self.reason = message[len(prefix):] if message.startswith(prefix) else message
 
 
 class _Refused(Exception):
