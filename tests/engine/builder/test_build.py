@@ -565,3 +565,52 @@ def test_context_extraction_stays_inside(tmp_path, members):
         finally:
             ctx.close()
     assert sorted(os.listdir(tmp_path)) == sorted(set(outside_before) | {"ctx"})
+
+
+def _registry_server_class():
+    """The registry tests' RegistryServer (their conftest, loaded under a name of its own)."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "registry", "conftest.py")
+    spec = importlib.util.spec_from_file_location("builder_registry_fixtures", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.RegistryServer, module.REGISTRY_BIN
+
+
+def test_from_pulls_a_missing_base_from_a_loopback_registry(tmp_path, exec_root):
+    from pyrunc.engine.distribution.push import push
+    from pyrunc.engine.registry import RegistryOptions, RegistryService
+    server_class, binary = _registry_server_class()
+    if not os.path.exists(binary):
+        pytest.skip("docker-registry (%s) is not installed" % binary)
+    registry = server_class(tmp_path / "registry").start()
+    registries = RegistryService(RegistryOptions())
+    try:
+        seed = Engine(str(tmp_path / "seed"), exec_root=exec_root)
+        seed.load_builtin("busybox")
+        ref = "%s/library/busybox:latest" % registry.domain
+        seed.images.tag("busybox", ref)
+        push(ref, seed.images.content, registries, images=seed.images)
+        eng = Engine(str(tmp_path / "root"), exec_root=exec_root)
+        df = ("FROM %s\nRUN echo pulled > /p\nCMD [\"cat\", \"/p\"]\n" % ref).encode()
+        # without a registry to pull through, a missing base is an error naming it
+        _, _, error = build(eng, {"Dockerfile": df})
+        assert error and ref.split(":")[0] in error and "\n" not in error
+        msgs, image_id, error = build(eng, {"Dockerfile": df}, registries=registries)
+        assert error is None, msgs
+        statuses = [m.get("status", "") for m in msgs]
+        assert any(s.startswith("Pulling from") for s in statuses), msgs
+        assert any(s.startswith("Status: Downloaded newer image") for s in statuses), msgs
+        assert eng.images.get(ref).id == seed.images.get("busybox").id
+        assert run(eng, image_id) == (0, "pulled\n")
+        # the base is there now: no pull unless asked for
+        msgs, again, _ = build(eng, {"Dockerfile": df}, registries=registries)
+        assert again == image_id and not any("status" in m for m in msgs)
+        msgs, _, error = build(eng, {"Dockerfile": df}, registries=registries, pull=True)
+        assert error is None and any("status" in m for m in msgs)
+        for c in eng.containers.store.all():
+            eng.containers.remove(c.id, force=True, volumes=True)
+    finally:
+        registries.close()
+        registry.stop()
