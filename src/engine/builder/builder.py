@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import queue
 import shutil
 import tempfile
+import threading
 
 from pyrunc.engine.builder.cache import BuildCache
 from pyrunc.engine.builder.context import Context
@@ -23,7 +25,7 @@ from pyrunc.errors import InvalidArgument, NotFound, PyruncError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, BinaryIO
-    from collections.abc import Iterator
+    from collections.abc import Generator, Iterator
     from pyrunc.engine.daemon import Engine
 
 _METADATA = ("env", "label", "cmd", "entrypoint", "expose", "user", "volume", "stopsignal",
@@ -240,9 +242,7 @@ class Builder:
                     yield {"stream": " ---> %s\n" % short(st.image_id)}
                 yield from self._triggers(d, st, stages, meta)
                 return
-        image, progress = self.base_image(name, options, [], platform)
-        for msg in progress:
-            yield msg
+        image = yield from self.base_image(name, options, platform)
         d.set_image(st, image.id)
         if not options.quiet:
             yield {"stream": " ---> %s\n" % short(st.image_id)}
@@ -268,10 +268,10 @@ class Builder:
                 if not d.options.quiet or "stream" not in msg:
                     yield msg
 
-    def base_image(self, name: str, options: BuildOptions, progress: list[dict[str, Any]],
-                   platform: str | None = None) -> tuple[Any, list[dict[str, Any]]]:
-        """The image ``name`` (pulled when missing or with ``pull``); with the pull's progress
-        messages."""
+    def base_image(self, name: str, options: BuildOptions, platform: str | None = None
+                   ) -> Generator[dict[str, Any], None, Any]:
+        """The image ``name``, pulled when missing or with ``pull``: yields the pull's
+        progress messages as they come, returns the image."""
         images = self.engine.images
         if not options.pull:
             try:
@@ -280,7 +280,7 @@ class Builder:
                 image = None
             if image is not None:
                 self._check_platform(name, image, platform)
-                return image, progress
+                return image
         if options.registries is None:
             raise NotFound("pull access denied for %s, repository does not exist or may "
                            "require 'docker login'" % name.split(":")[0]
@@ -288,12 +288,30 @@ class Builder:
                            "cannot pull %s: no registry is configured for builds" % name)
         from pyrunc.engine.distribution.pull import pull
         from pyrunc.engine.platforms import parse_platform
-        pull(name, images, options.registries,
-             platform=parse_platform(platform) if platform else None,
-             progress=progress.append)
-        image = images.get(name if ":" in name.rsplit("/", 1)[-1] or "@" in name
-                           else name + ":latest")
-        return image, progress
+        wanted = parse_platform(platform) if platform else None
+        messages: queue.Queue[Any] = queue.Queue()
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                pull(name, images, options.registries, platform=wanted,
+                     progress=messages.put)
+            except BaseException as e:     # handed to the build's thread
+                failure.append(e)
+            finally:
+                messages.put(None)
+
+        thread = threading.Thread(target=work, name="build-pull", daemon=True)
+        thread.start()
+        while True:
+            msg = messages.get()
+            if msg is None:
+                break
+            yield msg
+        thread.join()
+        if failure:
+            raise failure[0]
+        return images.get(name)
 
     @staticmethod
     def _check_platform(name: str, image: Any, platform: str | None) -> None:

@@ -32,7 +32,7 @@ from pyrunc.errors import InvalidArgument, NotFound, PyruncError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-    from collections.abc import Iterator
+    from collections.abc import Generator, Iterator
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -655,10 +655,13 @@ class Dispatcher:
             if not 0 <= chmod <= 0o7777:
                 raise InvalidArgument("invalid chmod parameter: %s" % flags["chmod"])
         owner = self._owner(st, self.expand(st, flags["chown"]) if flags.get("chown") else None)
+        source_image = None
+        if flags.get("from"):
+            source_image = yield from self._source_image(self.expand(st, flags["from"]), stages)
         with contextlib_exit() as stack:
             root = self.context_root
             if flags.get("from"):
-                root = stack.enter(self._source_root(flags["from"], stages))
+                root = stack.enter(_ImageRoot(self.images, source_image, self.workdir))
             plan = CopyPlan(root, self.workdir, owner, chmod)
             stack.push(plan.close)
             for src in sources:
@@ -694,22 +697,19 @@ class Dispatcher:
                 self.commit(st, created_by, cmd, layer=layer, empty=False, cache_key=key)
         yield self.out(" ---> %s\n" % short(st.image_id))
 
-    def _source_root(self, ref: str, stages: list[Stage]) -> Any:
-        """A context manager giving the root filesystem of ``--from``'s stage or image."""
-        target = None
+    def _source_image(self, ref: str, stages: list[Stage]
+                      ) -> Generator[dict[str, Any], None, Any]:
+        """The image ``--from`` names: a stage (by name or index) or an image (pulled as a
+        FROM pulls it); None for a stage still at scratch."""
         for s in stages:
             if (s.name and s.name == ref.lower()) or (ref.isdigit() and s.index == int(ref)):
-                target = s
-                break
-        if target is None and ref.isdigit():
-            raise InvalidArgument("invalid from flag value %s: refers to current build stage"
-                                  % ref if int(ref) == len(stages) else
-                                  "invalid from flag value %s: stage index out of range" % ref)
-        if target is not None:
-            image = target.image
-        else:
-            image = self.builder.base_image(ref, self.options, [])[0]
-        return _ImageRoot(self.images, image, self.workdir)
+                return s.image
+        if ref.isdigit():
+            raise InvalidArgument("invalid from flag value %s: %s" % (
+                ref, "refers to current build stage" if int(ref) == len(stages)
+                else "index out of bounds"))
+        image = yield from self.builder.base_image(ref, self.options)
+        return image
 
 
 def find_sources_for(root: str, src: str, name: str) -> list[str]:

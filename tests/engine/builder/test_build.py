@@ -348,6 +348,7 @@ RUN echo tools > /tools.txt
 FROM busybox
 COPY --from=tools /tools.txt /base.txt /out/
 COPY --from=0 /base.txt /zero.txt
+COPY --from=busybox /etc/group /group
 CMD ["cat", "/out/tools.txt", "/out/base.txt", "/zero.txt"]
 """
     eng = builder_engine
@@ -356,6 +357,8 @@ CMD ["cat", "/out/tools.txt", "/out/base.txt", "/zero.txt"]
     assert run(eng, image_id) == (0, "tools\nbase\nbase\n")
     code, out = run(eng, image_id, "ls", "/")
     assert "tools.txt" not in out.split()
+    # an image by name: its file as the image has it
+    assert run(eng, image_id, "cmp", "/group", "/etc/group")[0] == 0
     msgs, target_id, error = build(eng, {"Dockerfile": df}, target="tools")
     # docker counts the steps up to the target stage's end
     assert error is None and "Step 4/4 : RUN echo tools > /tools.txt\n" in stream(msgs)
