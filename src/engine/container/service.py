@@ -765,9 +765,27 @@ class ContainerService:
                                "before attempting removal or force remove" % c.id)
             if cstate.is_active(c.state) and not c.state["Restarting"]:
                 self._emit(c, "kill", {"signal": str(int(signal_.SIGKILL))})
-                c.task().delete(force=True)
-                self._refresh_locked(c)
+                self._kill_for_removal(c)
             self._remove_locked(c, lock, volumes)
+
+    def _kill_for_removal(self, c):
+        """SIGKILL the running ``c`` (its lock held) and collect the exit, so its code (137)
+        is what the waiters of its removal get, as dockerd's; a task that does not go is
+        deleted by force."""
+        try:
+            task = c.task()
+        except NotFound:
+            self._refresh_locked(c)
+            return
+        self._signal(task, int(signal_.SIGKILL), c.state["Paused"])
+        try:
+            task.wait(DEFAULT_STOP_TIMEOUT)
+        except (TimeoutError, PyruncError):
+            pass
+        self._refresh_locked(c)
+        if cstate.is_active(c.state):
+            task.delete(force=True)
+            self._refresh_locked(c)
 
     def _remove_locked(self, c, lock, volumes):
         """Remove the stopped container ``c`` whose flock ``lock`` is held; its wait result
