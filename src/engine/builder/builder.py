@@ -19,7 +19,8 @@ import threading
 
 from pyrunc.engine.builder.cache import BuildCache
 from pyrunc.engine.builder.context import Context
-from pyrunc.engine.builder.dispatch import Dispatcher, Stage, StepFailed, parse_flags, short
+from pyrunc.engine.builder.dispatch import (PROXY_ARGS, Dispatcher, Stage, StepFailed,
+                                            parse_flags, short)
 from pyrunc.errors import InvalidArgument, NotFound, PyruncError
 
 TYPE_CHECKING = False
@@ -169,7 +170,7 @@ class Builder:
                     yield msg
         if not st.image_id:
             raise InvalidArgument("No image was generated. Is your Dockerfile empty?")
-        unused = sorted(set(options.build_args) - d.used_args)
+        unused = sorted(set(options.build_args) - d.used_args - PROXY_ARGS)
         if unused:
             yield {"stream": "[Warning] One or more build-args [%s] were not consumed\n"
                    % " ".join(unused)}

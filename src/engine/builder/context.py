@@ -112,7 +112,7 @@ class Context:
             path = resolve_in_root(self.root, shown)
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         except (NotFound, FileNotFoundError, NotADirectoryError):
-            if not name:
+            if shown == "Dockerfile":
                 # docker's fallback: a lower-case dockerfile
                 try:
                     return self.read_dockerfile("dockerfile")

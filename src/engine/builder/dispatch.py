@@ -688,7 +688,9 @@ class Dispatcher:
             comment = "%s %s%s in %s " % (name, chown_shown, created_by_src, dest)
             cmd = st.shell + ["#(nop) " + comment]
             created_by = " ".join(cmd)
-            key = step_key(st.image_id, st.config, created_by)
+            # --chmod is not in docker's history line: the key holds it
+            key = step_key(st.image_id, st.config, created_by,
+                           "" if chmod is None else "%o" % chmod)
             if self.cached(st, key):
                 yield self.out(" ---> Using cache\n")
             else:

@@ -485,6 +485,35 @@ def test_errors_name_the_problem(builder_engine):
     assert leftovers(eng) == before
 
 
+def test_scratch_globs_and_chmod_in_the_cache_key(builder_engine):
+    eng = builder_engine
+    df = b"""\
+FROM scratch AS files
+COPY *.txt d?/ /files/
+FROM busybox
+COPY --from=files /files /files
+COPY --chmod=%s one.txt /mode
+CMD ["sh", "-c", "find /files | sort; stat -c %%a /mode"]
+"""
+    files = {"one.txt": b"1", "two.txt": b"2", "skip.md": b"s", "d1": None, "d1/in": b"i",
+             "dockerfile": df % b"600"}
+    msgs, image_id, error = build(eng, files)       # the lower-case name is docker's fallback
+    assert error is None, msgs
+    assert "Step 2/6 : COPY *.txt d?/ /files/\n ---> " in stream(msgs)
+    assert run(eng, image_id)[1] == "/files\n/files/in\n/files/one.txt\n/files/two.txt\n600\n"
+    files["dockerfile"] = df % b"640"
+    msgs, other, error = build(eng, files)
+    assert error is None and other != image_id
+    assert run(eng, other)[1].endswith("\n640\n")
+    # the scratch stage alone: one layer, one history entry, the host's platform
+    _, scratch_id, error = build(eng, files, target="files")
+    scratch = eng.images.get(scratch_id)
+    assert len(scratch.diff_ids) == 1 and len(scratch.config["history"]) == 1
+    assert (scratch.config["os"], scratch.config["architecture"]) == (
+        "linux", {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine,
+                                                             os.uname().machine))
+
+
 def test_labels_of_the_build_are_steps_of_their_own(builder_engine):
     eng = builder_engine
     msgs, image_id, error = build(eng, {"Dockerfile": b"FROM busybox\nLABEL a=1\n"},
