@@ -109,8 +109,7 @@ def apply_changes(config: dict[Any, Any], changes: Any) -> Any:
     # here, not at the top: the builder's package imports the container code, which imports this
     from pyrunc.engine.builder.dockerfile import ParseError, expand, parse_instruction
     for line in changes:
-        line = line.strip()
-        if not line or line.startswith("#"):
+        if not line.strip() or line.strip().startswith("#"):
             continue
         cmd = line.split()[0].upper()
         if cmd not in CHANGE_COMMANDS:
@@ -119,7 +118,7 @@ def apply_changes(config: dict[Any, Any], changes: Any) -> Any:
             ins = parse_instruction(line)
         except ParseError as e:
             raise InvalidArgument(e.reason) from None
-        if not ins.args:
+        if not ins.args and not ins.json:
             raise InvalidArgument("%s requires at least one argument" % cmd)
         env = dict(e.split("=", 1) if "=" in e else (e, "") for e in config.get("Env") or [])
 
@@ -127,8 +126,10 @@ def apply_changes(config: dict[Any, Any], changes: Any) -> Any:
             return expand(w, env)
 
         if cmd in ("CMD", "ENTRYPOINT"):
+            value = ins.args if ins.json else ["/bin/sh", "-c", ins.args[0]]
+            # docker: an empty exec-form ENTRYPOINT is no entrypoint, an empty CMD stays []
             config["Cmd" if cmd == "CMD" else "Entrypoint"] = (
-                ins.args if ins.json else ["/bin/sh", "-c", ins.args[0]])
+                value if value or cmd == "CMD" else None)
         elif cmd == "ENV":
             pairs = [(word(k), word(v)) for k, v in zip(ins.args[::2], ins.args[1::2])]
             env_list = [e for e in config.get("Env") or []]

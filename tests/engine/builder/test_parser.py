@@ -189,6 +189,47 @@ def test_dockerd_agrees(dockerd):
     assert wrong == []
 
 
+# changes whose result docker's commit computes (its classic builder's dispatchers, with the
+# container's environment for the substitutions)
+CHANGES = [
+    "ENV PATH=$PATH:/opt/bin HOME2=${HOME:-none}",
+    'ENV Q="a b" R=\'$x\' S=c\\ d',
+    "ENV LEGACY value with  spaces",
+    'LABEL "com.example.a b"="x=y" plain=1',
+    "LABEL from.env=$PATH",
+    "WORKDIR /srv/${NOPE:-app}",
+    "WORKDIR sub",
+    "USER ${NOPE:-1000}:0",
+    'VOLUME ["/data", "/logs"]',
+    "EXPOSE 80 53/udp",
+    'CMD ["echo", "$PATH"]',
+    "ONBUILD RUN echo ${HOME}  ",
+]
+
+
+@pytest.mark.peer
+def test_commit_changes_as_dockerd(dockerd):
+    """The engine's apply_changes (``commit --change``, one parser with the builder) gives the
+    Config dockerd's commit gives for the same changes on the same base Config."""
+    from pyrunc.engine.images import apply_changes
+    dockerd.load_builtin("busybox")
+    cid = dockerd.docker("create", "busybox", "true").stdout.strip()
+    try:
+        base = json.loads(dockerd.docker("inspect", "busybox").stdout)[0]["Config"]
+        args = ["commit"]
+        for change in CHANGES:
+            args += ["--change", change]
+        r = dockerd.docker(*args, cid, "changed:1", check=False)
+        assert r.returncode == 0, r.stderr
+        theirs = json.loads(dockerd.docker("inspect", "changed:1").stdout)[0]["Config"]
+    finally:
+        dockerd.docker("rm", "-f", cid, check=False)
+    ours = apply_changes(dict(base), CHANGES)
+    for key in ("Env", "Labels", "WorkingDir", "User", "StopSignal", "Volumes", "ExposedPorts",
+                "Cmd", "OnBuild"):
+        assert ours.get(key) == theirs.get(key), key
+
+
 # -- how each instruction's arguments are split ----------------------------------------------
 
 def one(line, escape="\\"):
