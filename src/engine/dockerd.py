@@ -340,7 +340,7 @@ class Daemon:
                                      auth_file=RequestAuth())
         routes = server.load_routes(self.engine, {
             "system": {"config": config, "registries": registries},
-            "images": {"registries": registries}})
+            "images": {"registries": registries}, "build": {"registries": registries}})
         self.api = server.APIServer(routes)
         for scheme, address, port in listeners:
             if scheme == "unix":
