@@ -41,6 +41,7 @@ PROXY_ARGS = frozenset(["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"
                         "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"])
 EMPTY_TAR = b"\0" * 1024
 MAX_URL_SIZE = 1 << 30          # bytes ADD fetches from one URL
+RUN_OUTPUT_POLL = 0.01          # seconds between reads of a RUN's log once it is caught up
 # the Config fields in the order docker writes them; those after "Image" are omitted when empty
 _CONFIG_KEYS = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr",
                 "ExposedPorts", "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck",
@@ -517,7 +518,7 @@ class Dispatcher:
         try:
             yield self.out(" ---> Running in %s\n" % short(cid))
             containers.start(cid)
-            for msg in containers.logs(cid, follow=True):
+            for msg in containers.logs(cid, follow=True, poll=RUN_OUTPUT_POLL):
                 if not self.options.quiet:
                     yield self.out(msg.line.decode("utf-8", errors="replace"))
             code = containers.wait(cid)["StatusCode"]
