@@ -8,14 +8,16 @@ the status and with the pid docker reports; the log file a runtime opens only wh
 configured runtimeArgs reach it proves the arguments are passed. runc and crun are each used as
 an added runtime (``peer``); one that cannot run a container on this host is skipped, naming it.
 """
+import argparse
 import json
 import os
 import subprocess
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from pyrunc import errors
-from pyrunc.engine import Engine
+from pyrunc.engine import Engine, dockerd, runtimes
 from support import need
 
 pytestmark = [pytest.mark.usefixtures("private_mount_ns"), pytest.mark.peer]
@@ -299,3 +301,45 @@ def test_daemon_refuses_bad_runtime_flags(start_daemon, tmp_path, flags, config,
     assert message in d.output()
     assert not os.path.exists(d.sock)
     assert not os.path.exists(d.pidfile)
+
+
+# ---------------------------------------------------------------------------- the parsers
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=12), inner, max_size=3), max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.one_of(st.text(max_size=140), _json),
+       spec=st.one_of(st.text(max_size=40), _json,
+                      st.fixed_dictionaries({"path": st.text(max_size=40)},
+                                            optional={"runtimeArgs": _json})))
+def test_runtime_config_parser_over_generated_input(name, spec):
+    """daemon.json's runtimes: accepted ones are safe file names with a path and a list of
+    argument strings; everything else is one line of InvalidArgument naming the runtime."""
+    try:
+        path, args = runtimes.parse(name, spec)
+    except errors.InvalidArgument as e:
+        assert "\n" not in str(e).replace(repr(name), "")
+        assert str(e).startswith(("invalid runtime name", "runtime name", "runtime "))
+        return
+    assert isinstance(name, str) and "/" not in name and name not in (".", "..")
+    assert name not in runtimes.STOCK and os.path.basename(name) == name
+    assert isinstance(path, str) and path and "\0" not in path
+    assert isinstance(args, list) and all(isinstance(a, str) for a in args)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_add_runtime_flag_over_generated_input(value):
+    """``--add-runtime``: NAME=PATH with both non-empty (the name lowercased, spaces trimmed),
+    anything else argparse's error."""
+    try:
+        name, path = dockerd._runtime(value)
+    except argparse.ArgumentTypeError:
+        left, sep, right = value.partition("=")
+        assert not sep or not left.strip() or not right.strip()
+        return
+    assert name == value.partition("=")[0].strip().lower() and name
+    assert path == value.partition("=")[2].strip() and path
