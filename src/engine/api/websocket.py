@@ -77,6 +77,8 @@ def _tokens(headers: Any, name: str) -> list[str]:
 def check_handshake(headers: Any) -> str:
     """The Sec-WebSocket-Accept value for a valid opening handshake's ``headers``;
     HandshakeError naming the header and what is wrong otherwise."""
+    if headers.get("Transfer-Encoding") or (headers.get("Content-Length") or "0").strip() != "0":
+        raise HandshakeError("the request must have no body")
     if "websocket" not in _tokens(headers, "Upgrade"):
         raise HandshakeError("Upgrade: must be websocket")
     if "upgrade" not in _tokens(headers, "Connection"):

@@ -301,6 +301,8 @@ def test_output_end_closes_and_stdin_once(daemon):
     ({"Connection": "keep-alive"}, 400, "Connection: must include Upgrade"),
     ({"Sec-WebSocket-Version": "8"}, 426, "Sec-WebSocket-Version: only 13 is supported"),
     ({"Sec-WebSocket-Version": None}, 426, "Sec-WebSocket-Version: only 13 is supported"),
+    ({"Content-Length": "4"}, 400, "the request must have no body"),
+    ({"Transfer-Encoding": "chunked"}, 400, "the request must have no body"),
 ])
 def test_bad_handshakes_are_refused(daemon, echoer, headers, status, message):
     ws = WSClient(daemon.sock, "/containers/%s/attach/ws?stdin=1&stdout=1&stream=1" % echoer,
