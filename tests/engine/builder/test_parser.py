@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from pyrunc.engine.builder.dockerfile import (
-    Instruction, ParseError, parse, parse_duration, parse_instruction)
+    INSTRUCTIONS, Instruction, ParseError, parse, parse_duration, parse_instruction)
 from pyrunc.errors import InvalidArgument
 
 F = "FROM busybox\n"
@@ -381,13 +381,16 @@ def test_parse_instruction_alone():
 @pytest.mark.parametrize("text,ns", [
     ("1ms", 10 ** 6), ("1.5s", 1500 * 10 ** 6), ("1h30m", 5400 * 10 ** 9), ("0", 0),
     ("300us", 300000), ("2\u00b5s", 2000), ("-1m", -60 * 10 ** 9), ("1m0.5s", 60500 * 10 ** 6),
-    (".5s", 500 * 10 ** 6), ("3.s", 3 * 10 ** 9),
+    (".5s", 500 * 10 ** 6), ("3.s", 3 * 10 ** 9), ("0.3s", 3 * 10 ** 8), ("1.1ms", 1100000),
+    ("2562047h47m16.854775807s", 2 ** 63 - 1), ("00000000000000000000000001s", 10 ** 9),
+    ("1." + "0" * 5000 + "1s", 10 ** 9),
 ])
 def test_durations_as_go(text, ns):
     assert parse_duration(text) == ns
 
 
-@pytest.mark.parametrize("text", ["", "5", "1x", "s", ".s", "1.2.3s", "--1s", "1 s"])
+@pytest.mark.parametrize("text", ["", "5", "1x", "s", ".s", "1.2.3s", "--1s", "1 s",
+                                  "2562047h47m16.854775808s", "9" * 5000 + "s", "+"])
 def test_bad_durations(text):
     with pytest.raises(InvalidArgument, match="^time: "):
         parse_duration(text)
@@ -409,6 +412,12 @@ def test_long_instruction_from_many_continuations():
     d = parse(text)
     assert d.instructions[1].args[0].endswith("true") and d.instructions[1].end_line == 100002
     assert time.monotonic() - start < 60
+
+
+def test_huge_numbers_in_flags():
+    for flag in ["--retries=" + "9" * 6000, "--interval=" + "9" * 6000 + "s"]:
+        with pytest.raises(ParseError, match="out of range|invalid duration"):
+            parse(F + "HEALTHCHECK %s CMD true" % flag)
 
 
 def test_invalid_utf8_names_the_line():
@@ -448,6 +457,28 @@ def test_arbitrary_text_gives_a_dockerfile_or_a_parse_error(text):
         assert ins.cmd == ins.cmd.lower() and ins.line >= 1 and ins.end_line >= ins.line
         if ins.json:
             assert json.loads(json.dumps(ins.args)) == ins.args
+
+
+_instruction_names = st.sampled_from(INSTRUCTIONS + ("Healthcheck CMD", "ONBUILD RUN",
+                                                    "HEALTHCHECK NONE", "onbuild copy"))
+_arg_text = st.lists(st.one_of(
+    st.sampled_from(["--from=a", "--chown=", "--chmod=7", "--platform=x", "--interval=1s",
+                     "--retries=-1", "--timeout=.5ms", "--", "-", "AS", "as", "[", "]", '"',
+                     "'", "\\", "`", "=", "a=b", "${x}", "$", '["a"]', "[1]", "#", "\t"]),
+    st.text(max_size=6)), max_size=8).map(" ".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_instruction_names, _arg_text, st.sampled_from(["", "# escape=`\n"]))
+def test_arbitrary_arguments_give_an_instruction_or_a_parse_error(name, rest, directive):
+    try:
+        d = parse(directive + F + name + " " + rest + "\n")
+    except ParseError as e:
+        assert "\n" not in str(e) and e.reason and e.line >= 1
+        return
+    for ins in d.instructions:
+        assert all(isinstance(a, str) for a in ins.args + ins.flags)
+        assert all(f.startswith("--") for f in ins.flags)
 
 
 @given(st.lists(st.text(st.characters(blacklist_categories=["Cs"]), max_size=10), max_size=5))

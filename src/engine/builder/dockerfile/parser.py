@@ -391,7 +391,7 @@ def parse_duration(text: str) -> int:
         return 0
     if not s:
         raise InvalidArgument("time: invalid duration %s" % _go_quote(orig))
-    total = 0.0
+    total = 0
     while s:
         m = _DURATION_PART.match(s)
         assert m is not None
@@ -403,11 +403,21 @@ def parse_duration(text: str) -> int:
         if unit not in _UNITS:
             raise InvalidArgument("time: unknown unit %s in duration %s"
                                   % (_go_quote(unit), _go_quote(orig)))
-        total += float(number) * _UNITS[unit]
-        if total > 2 ** 63 - 1:
+        whole, _, fraction = number.partition(".")
+        whole, fraction = whole.lstrip("0"), fraction[:18]     # Go's digits stop there too
+        if len(whole) > 19:
+            raise InvalidArgument("time: invalid duration %s" % _go_quote(orig))
+        scale = _UNITS[unit]
+        # as Go computes it: the integer part exactly, the fraction through a float64
+        total += int(whole or 0) * scale
+        if fraction:
+            total += int(float(int(fraction)) * (scale / 10 ** len(fraction)))
+        if total > 2 ** 63:
             raise InvalidArgument("time: invalid duration %s" % _go_quote(orig))
         s = s[m.end():]
-    return sign * int(total)
+    if total == 2 ** 63 and sign > 0:
+        raise InvalidArgument("time: invalid duration %s" % _go_quote(orig))
+    return sign * total
 
 
 def _interval(ins: Instruction, name: str) -> None:
@@ -441,7 +451,7 @@ def _check_healthcheck(ins: Instruction) -> None:
     if retries:
         if not re.fullmatch(r"[+-]?[0-9]+", retries, re.A):
             raise _Refused('strconv.ParseInt: parsing %s: invalid syntax' % _go_quote(retries))
-        n = int(retries)
+        n = int(retries) if len(retries) < 20 else 2 ** 31
         if not -2 ** 31 <= n < 2 ** 31:
             raise _Refused('strconv.ParseInt: parsing %s: value out of range'
                            % _go_quote(retries))
