@@ -134,8 +134,6 @@ def parse_flags(inst: Any, allowed: tuple[str, ...]) -> dict[str, str]:
     for flag in inst.flags:
         name, eq, value = flag.lstrip("-").partition("=")
         if name not in allowed:
-            if name in ("mount", "network", "security") and inst.cmd == "run":
-                raise InvalidArgument("the --%s option requires BuildKit" % name)
             raise InvalidArgument("Unknown flag: %s" % name)
         out[name] = value if eq else "true"
     return out
@@ -481,7 +479,7 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ RUN
     def do_run(self, st: Stage, inst: Any) -> Iterator[dict]:
-        flags = parse_flags(inst, ("network",))
+        parse_flags(inst, ())     # the classic builder's RUN takes none (--network is BuildKit's)
         argv = self._command(st, inst)
         args_env = self.build_arg_env(st)
         for a in args_env:
@@ -490,9 +488,7 @@ class Dispatcher:
         if args_env:
             save_cmd = ["|%d" % len(args_env)] + args_env + save_cmd
         created_by = " ".join(save_cmd)
-        network = flags.get("network") or self.options.network_mode or "default"
-        if network not in ("default", "none", "host", "bridge"):
-            raise InvalidArgument("RUN --network: unknown network mode %s" % network)
+        network = self.options.network_mode or "default"
         key = step_key(st.image_id, st.config, created_by,
                        json.dumps(self.proxy_env(st) + [network], separators=(",", ":")))
         if self.cached(st, key):

@@ -514,6 +514,20 @@ CMD ["sh", "-c", "find /files | sort; stat -c %%a /mode"]
                                                              os.uname().machine))
 
 
+def test_network_mode_and_extra_hosts_reach_run_steps(builder_engine):
+    eng = builder_engine
+    df = {"Dockerfile": b"FROM busybox\nRUN readlink /proc/self/ns/net > /ns; "
+                        b"grep db /etc/hosts > /hosts || true\n"}
+    host_ns = os.readlink("/proc/self/ns/net")
+    _, host_id, error = build(eng, df, network_mode="host", extra_hosts=["db:10.1.2.3"])
+    assert error is None
+    ns, hosts = run(eng, host_id, "cat", "/ns")[1], run(eng, host_id, "cat", "/hosts")[1]
+    assert ns == host_ns + "\n" and hosts.split() == ["10.1.2.3", "db"]
+    _, none_id, error = build(eng, df, network_mode="none")
+    assert error is None and none_id != host_id
+    assert run(eng, none_id, "cat", "/ns")[1] != host_ns + "\n"
+
+
 def test_labels_of_the_build_are_steps_of_their_own(builder_engine):
     eng = builder_engine
     msgs, image_id, error = build(eng, {"Dockerfile": b"FROM busybox\nLABEL a=1\n"},
