@@ -127,3 +127,69 @@ def test_each_variable_form(env):
         assert expand("${%s:-d}" % name, env) == (value or "d")
         assert expand("${%s:+a}" % name, env) == ("a" if value else "")
         assert expand("'${%s}'" % name, env) == "${%s}" % name
+
+
+# -- against dockerd's classic builder ------------------------------------------------------
+
+# label values (one word each), expanded by dockerd's builder with ENV A=1 EMPTY= K=...
+LABEL_WORDS = [
+    "$A", "${A}", "${A}x", "$Ax", "${A:-x}", "${UNSET:-x}", "${EMPTY:-x}", "${A:+y}",
+    "${EMPTY:+y}", "${UNSET:+y}", '"${UNSET:-a b}"', "\\$A", "'$A'", '"a\\"b"', "'a\\b'",
+    "a\\ b", "$A$A", "$1x", "$.", '"x$"', "${K}!", "\\\\$A", "'it'\\''s'", '"$A\'q\'"',
+    "${A:-${UNSET:-deep}}", "${UNSET:-${A:+n}}", "${A?no}", '"\\$A\\\\"', "x'y'\"z\"", "",
+    "${PATH:+p}",
+]
+BAD_WORDS = ["${A", "${}", "${A:x}", "${UNSET:?gone}", "'open"]
+
+
+def _label_dockerfile(words, escape="\\"):
+    esc = "" if escape == "\\" else "# escape=`\n"
+    pairs = " ".join("k%d=%s" % (i, w) for i, w in enumerate(words))
+    return esc + "FROM busybox\nENV A=1 EMPTY= K=\ud55c\nLABEL %s\n" % pairs
+
+
+@pytest.fixture(scope="module")
+def dockerd(tmp_path_factory):
+    import os
+    import shutil
+    from dockerd_peer import DOCKERD, Dockerd, docker_client
+    if not os.path.exists(DOCKERD) or not shutil.which("unshare"):
+        pytest.skip("Debian's dockerd (package docker.io) is not installed")
+    if docker_client() is None:
+        pytest.skip("no docker CLI to drive dockerd")
+    with Dockerd(str(tmp_path_factory.mktemp("dockerd"))) as d:
+        d.load_builtin("busybox")
+        yield d
+
+
+def _build(d, text, tag):
+    import subprocess
+    from dockerd_peer import docker_client
+    return subprocess.run([docker_client(), "build", "-q", "-t", tag, "-"], input=text.encode(),
+                          env=dict(d.env, DOCKER_BUILDKIT="0"), capture_output=True,
+                          timeout=300)
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize("escape", ["\\", "`"])
+def test_substitution_as_dockerd(dockerd, escape):
+    """The labels dockerd's builder computes are expand() of each word with the image's
+    environment, for both escape characters."""
+    import json
+    words = [w.replace("\\", escape) if escape == "`" else w for w in LABEL_WORDS]
+    r = _build(dockerd, _label_dockerfile(words, escape), "words:x")
+    assert r.returncode == 0, r.stderr
+    config = json.loads(dockerd.docker("inspect", "words:x").stdout)[0]["Config"]
+    env = dict(e.split("=", 1) for e in config["Env"])
+    assert env["K"] == "\ud55c" and env["EMPTY"] == ""
+    ours = {"k%d" % i: expand(w, env, escape) for i, w in enumerate(words)}
+    assert {k: v for k, v in config["Labels"].items() if k in ours} == ours
+
+
+@pytest.mark.peer
+def test_substitution_errors_as_dockerd(dockerd):
+    for word in BAD_WORDS:
+        r = _build(dockerd, _label_dockerfile([word]), "bad:x")
+        with pytest.raises(ExpandError) as e:
+            expand(word, {"A": "1", "EMPTY": ""})
+        assert r.returncode != 0 and str(e.value) in r.stderr.decode(), r.stderr
