@@ -482,6 +482,17 @@ def test_errors_name_the_problem(builder_engine):
         assert image_id is None and error and word in error and "\n" not in error, (df, error)
     _, _, error = build(eng, {"Dockerfile": b"FROM busybox\n"}, dockerfile="Other")
     assert error == "Cannot locate specified Dockerfile: Other"
+    # a Dockerfile path that climbs out is taken inside the context
+    _, _, error = build(eng, {"Dockerfile": b"FROM busybox\n", "etc": None},
+                        dockerfile="../../../../../etc/hostname")
+    assert error == "Cannot locate specified Dockerfile: ../../../../../etc/hostname"
+    arch = eng.images.get("busybox").config["architecture"]
+    _, image_id, error = build(eng, {"Dockerfile": ("FROM --platform=linux/%s busybox\n"
+                                                    % arch).encode()})
+    assert error is None
+    _, _, error = build(eng, {"Dockerfile": b"FROM --platform=linux/s390x busybox\n"})
+    assert error == ("image with reference busybox was found but does not match the specified "
+                     "platform: wanted linux/s390x, actual: linux/%s" % arch)
     assert leftovers(eng) == before
 
 
@@ -526,6 +537,12 @@ def test_network_mode_and_extra_hosts_reach_run_steps(builder_engine):
     _, none_id, error = build(eng, df, network_mode="none")
     assert error is None and none_id != host_id
     assert run(eng, none_id, "cat", "/ns")[1] != host_ns + "\n"
+
+
+def test_quiet_gives_the_id_alone(builder_engine):
+    msgs, image_id, error = build(builder_engine, context(), quiet=True)
+    assert error is None
+    assert [m for m in msgs if "stream" in m] == [{"stream": image_id + "\n"}]
 
 
 def test_labels_of_the_build_are_steps_of_their_own(builder_engine):
