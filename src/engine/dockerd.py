@@ -22,6 +22,7 @@ import threading
 import urllib.parse
 
 from pyrunc import errors
+from pyrunc.engine import runtimes
 from pyrunc.errors import Conflict, InvalidArgument
 
 TYPE_CHECKING = False
@@ -153,6 +154,7 @@ def load_config(argv: list[str]) -> dict[str, Any]:
     config = dict(DEFAULTS)
     config.update(from_file)
     config.update(flags)
+    runtimes.reserved(config["runtimes"])
     if config.get("tlsverify"):
         config["tls"] = True
     return config

@@ -1,9 +1,10 @@
 """The OCI runtimes an engine runs containers with, as dockerd has them.
 
 Two are stock: ``pyrunc`` (this installation's own) and ``runc`` (found on PATH when used);
-more come from ``Engine(runtimes=...)``, which pydockerd fills from ``--add-runtime NAME=PATH``
-and daemon.json's ``"runtimes": {"NAME": {"path": PATH, "runtimeArgs": [...]}}``. A stock name
-cannot be configured again (dockerd's "runtime name 'runc' is reserved"). A container's
+``Engine(runtimes=...)`` adds more or says where a stock one is, and pydockerd fills it from
+``--add-runtime NAME=PATH`` and daemon.json's ``"runtimes": {"NAME": {"path": PATH,
+"runtimeArgs": [...]}}``, where a stock name is refused (``reserved``: dockerd's "runtime name
+'runc' is reserved"). A container's
 ``HostConfig.Runtime`` is one of these names (the default runtime's when not given) and is kept
 with the container: its task records the runtime's path, so stop, kill, exec, pause, update and
 delete use that runtime whatever the engine of a later process is configured with; a later
@@ -61,8 +62,6 @@ def parse(name: Any, spec: Any) -> tuple[str, list[str]]:
     if not isinstance(name, str) or not NAME.fullmatch(name):
         raise InvalidArgument("invalid runtime name %r: must be letters, digits and _.+- "
                               "(at most 128, not starting with a symbol)" % (name,))
-    if name in STOCK:
-        raise InvalidArgument("runtime name '%s' is reserved" % name)
     if isinstance(spec, str):
         spec = {"path": spec}
     if not isinstance(spec, dict):
@@ -78,6 +77,14 @@ def parse(name: Any, spec: Any) -> tuple[str, list[str]]:
                                              for a in args):
         raise InvalidArgument("runtime %s: runtimeArgs must be a list of strings" % name)
     return path.strip(), list(args)
+
+
+def reserved(names: Any) -> None:
+    """InvalidArgument for the first stock name among ``names`` (a daemon's configured
+    runtimes may not redefine them, as dockerd's may not)."""
+    for name in names:
+        if name in STOCK:
+            raise InvalidArgument("runtime name '%s' is reserved" % name)
 
 
 def configure(runtimes: Mapping[str, Any] | None, default: str,
