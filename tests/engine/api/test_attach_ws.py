@@ -288,6 +288,28 @@ def test_output_end_closes_and_stdin_once(daemon):
         client.close()
 
 
+def test_terminal_and_detach_keys(daemon):
+    """A container with a terminal: its bytes as they are, and the detach keys (here
+    ctrl-x,x) end the session with a close while the container runs on."""
+    cid = daemon.docker("run", "-dit", "busybox", "sh").stdout.strip()
+    try:
+        ws = WSClient(daemon.sock, "/containers/%s/attach/ws?stdin=1&stdout=1&stream=1"
+                      "&detachKeys=ctrl-x,x" % cid)
+        try:
+            assert ws.status == 101
+            ws.send_text("echo $((6*7))\n")
+            got = _collect(ws, [b"42\r\n"])
+            assert b"42\r\n" in b"".join(p for _, p in got)   # the terminal's CRLF
+            ws.send_frame(0x2, b"\x18x")
+            frames, code = ws.read_until_close()
+            assert code == 1000 and ws.at_eof()
+        finally:
+            ws.close()
+        assert _running(daemon, cid) == "true"
+    finally:
+        daemon.docker("rm", "-f", cid)
+
+
 @pytest.mark.parametrize("headers, status, message", [
     ({"Sec-WebSocket-Key": "not base64!"}, 400, "Sec-WebSocket-Key: must be 16 bytes"),
     ({"Sec-WebSocket-Key": base64.b64encode(b"x" * 15).decode()}, 400,
