@@ -390,3 +390,37 @@ def test_against_debian_dockerd(debian_dockerd, tmp_path):
 @needs_docker28
 def test_against_pydockerd(pyd, tmp_path):
     same_build_output(pyd, tmp_path)
+
+
+@needs_docker28
+def test_pydockerd_prints_what_dockerd_prints(pyd, debian_dockerd, tmp_path):
+    """The same build by pydocker on pydockerd and on Debian's dockerd: the same lines (IDs
+    masked), the same image config where the two builders must agree."""
+    ctx = tmp_path / "same"
+    make_tree(str(ctx), {
+        "Dockerfile": "FROM busybox\nENV APP_HOME=/app\nWORKDIR /app\nCOPY . /app/\n"
+                      "RUN echo built > built.txt\nEXPOSE 8080\nLABEL team=b3\n"
+                      "CMD [\"cat\", \"/app/built.txt\"]\n",
+        "a.txt": "a\n", "sub/b.txt": "b\n"})
+    outs, configs = [], []
+    for t in (pyd, debian_dockerd):
+        r = t.pydocker("build", "--no-cache", "-t", "same:1", str(ctx))
+        assert r.code == 0, r
+        outs.append(_masked(r.out).splitlines())
+        doc = json.loads(t.pydocker("image", "inspect", "same:1").out)[0]["Config"]
+        configs.append({k: doc.get(k) for k in ("Cmd", "Env", "WorkingDir", "ExposedPorts",
+                                                 "Labels", "Entrypoint")})
+        r = t.pydocker("run", "--rm", "same:1")
+        assert r.code == 0 and r.out == "built\n", r
+    # dockerd's classic builder also commits each metadata step (ENV, WORKDIR, EXPOSE, LABEL,
+    # CMD) through a container it creates and removes, and says so; pydockerd's builder writes
+    # those images without a container: those two lines aside, the output is the same
+    def steps(lines):
+        return [line for line in lines if not line.startswith((" ---> Running in ",
+                                                               "Removing intermediate "))]
+    assert steps(outs[0]) == steps(outs[1])
+    runs = [[i for i, line in enumerate(o) if line.startswith(" ---> Running in ")]
+            for o in outs]
+    assert len(runs[0]) == 1 and outs[0][runs[0][0] - 1] == "Step 5/8 : RUN echo built > " \
+        "built.txt"
+    assert configs[0] == configs[1]
