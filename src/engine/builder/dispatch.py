@@ -21,6 +21,7 @@ import tempfile
 import uuid
 
 from pyrunc.engine.builder.cache import step_key
+from pyrunc.engine.builder.dockerfile.words import expand
 from pyrunc.engine.builder.context import find_sources, is_archive, resolve_in_root
 from pyrunc.engine.container.archive_fs import ContainerFS
 from pyrunc.engine.container.commit import write_layer
@@ -183,7 +184,6 @@ class Dispatcher:
         return env
 
     def expand(self, st: Stage, word: str) -> str:
-        from pyrunc.engine.builder.dockerfile.words import expand
         return expand(word, self.env_map(st), self.escape)
 
     def build_arg_env(self, st: Stage) -> list[str]:
@@ -294,15 +294,22 @@ class Dispatcher:
                                   else "ENV: bad arguments")
         parts = []
         env = list(st.config.get("Env") or [])
+        values = self.env_map(st)        # every word sees the values before the instruction
         for i in range(0, len(inst.args), 2):
-            name = self.expand(st, inst.args[i])
-            value = self.expand(st, inst.args[i + 1])
+            name = expand(inst.args[i], values, self.escape)
+            value = expand(inst.args[i + 1], values, self.escape)
             if not name:
                 raise InvalidArgument("ENV names can not be blank")
             pair = "%s=%s" % (name, value)
             parts.append(pair)
-            env = [e for e in env if e.partition("=")[0] != name] + [pair]
-            st.config["Env"] = env
+            # docker replaces a variable where it is, or appends a new one
+            for j, e in enumerate(env):
+                if e.partition("=")[0] == name:
+                    env[j] = pair
+                    break
+            else:
+                env.append(pair)
+        st.config["Env"] = env
         yield from self.metadata(st, "ENV " + " ".join(parts))
 
     def do_label(self, st: Stage, inst: Any) -> Iterator[dict]:

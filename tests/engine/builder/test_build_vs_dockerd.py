@@ -39,6 +39,7 @@ ALL = """\
 FROM busybox
 ARG V=1
 ENV A=b C="d e"
+ENV PATH=/opt/bin:$PATH A=again D=$A
 LABEL x=y "q r"="s t"
 RUN echo hi $V && mkdir /made && echo data > /made/f && chmod 640 /made/f
 WORKDIR /app
