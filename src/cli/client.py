@@ -17,14 +17,17 @@ from __future__ import annotations
 import _socket
 import os
 
-from .flags import ConnectError, DaemonError, ProtocolError
+from .flags import ConnectError, DaemonError, ProtocolError, TransportError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
+    from .tls import TLSConfig
+
 DEFAULT_HOST = "unix:///run/pyrunc/docker.sock"
+DEFAULT_TLS_HOST = "tcp://localhost:2376"   # docker's default when TLS is on and no host given
 CLIENT_API_VERSION = "1.47"       # the newest this client speaks; lowered to the daemon's
 MIN_API_VERSION = "1.24"
 MAX_HEADER_LINE = 65536
@@ -184,18 +187,21 @@ def _version_tuple(v: str) -> tuple[int, ...]:
 
 
 class Client:
-    """One daemon address; a connection per request (a retried POST could act twice)."""
+    """One daemon address; a connection per request (a retried POST could act twice). With
+    ``tls``, every TCP connection is a TLS one (a unix socket stays plain, as docker's)."""
 
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, tls: TLSConfig | None = None) -> None:
         self.host = host
+        self.tls = tls
         self.version: str | None = os.environ.get("DOCKER_API_VERSION") or None
 
     @classmethod
-    def from_env(cls, host: str | None = None) -> Client:
-        return cls(parse_host(host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST))
+    def from_env(cls, host: str | None = None, tls: TLSConfig | None = None) -> Client:
+        return cls(parse_host(host or os.environ.get("DOCKER_HOST")
+                              or (DEFAULT_TLS_HOST if tls else DEFAULT_HOST)), tls)
 
     def connect(self) -> Any:
-        """A socket connected to the daemon."""
+        """A socket connected to the daemon (TLS handshake done when TLS is on)."""
         scheme, _, rest = self.host.partition("://")
         try:
             if scheme == "unix":
@@ -208,7 +214,8 @@ class Client:
                 return sock
             if scheme == "tcp":
                 hostname, _, port = rest.rpartition(":") if ":" in rest else (rest, "", "")
-                return _tcp_connect(hostname.strip("[]"), int(port or 2375))
+                hostname = hostname.strip("[]")
+                return self._secure(_tcp_connect(hostname, int(port or 2375)), hostname)
         except PermissionError:
             raise DaemonError(0, "permission denied while trying to connect to the Docker "
                                  "daemon socket at %s" % self.host) from None
@@ -216,9 +223,21 @@ class Client:
             raise ConnectError(self.host) from None
         raise ConnectError(self.host)
 
+    def _secure(self, sock: Any, hostname: str) -> Any:
+        if self.tls is None:
+            return sock
+        from .tls import wrap
+        return wrap(sock, self.tls, hostname)
+
     def negotiate(self) -> str:
         if self.version is None:
-            status, headers, _ = self._raw("HEAD", "/_ping", None, {}, versioned=False)
+            try:
+                status, headers, _ = self._raw("HEAD", "/_ping", None, {}, versioned=False)
+            except TransportError:
+                # as docker's: a failed ping leaves the client's version, and the request
+                # itself reports the failure
+                self.version = CLIENT_API_VERSION
+                return self.version
             server = headers.get("api-version", "")
             if status >= 400 or not server:
                 status, headers, _ = self._raw("GET", "/_ping", None, {}, versioned=False)
@@ -264,13 +283,20 @@ class Client:
         if body is not None or method in ("POST", "PUT", "PATCH"):
             lines.append("Content-Length: %d" % len(body or b""))
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        sock = self.connect()
         try:
-            sock.sendall(head + body if body else head)
-            return Response(sock, method)
-        except BaseException:
-            sock.close()
-            raise
+            sock = self.connect()
+            try:
+                sock.sendall(head + body if body else head)
+                return Response(sock, method)
+            except BaseException:
+                sock.close()
+                raise
+        except OSError as e:
+            if self.tls is None or not self.host.startswith("tcp://"):
+                raise
+            from .tls import go_message
+            raise TransportError('%s "https://%s%s": %s' % (
+                method.title(), self.host.partition("://")[2], target, go_message(e))) from None
 
     def open(self, method: str, path: str, query: dict[str, Any] | None = None,
              body: Any = None, headers: dict[str, str] | None = None, versioned: bool = True
@@ -336,17 +362,23 @@ def error_message(data: bytes) -> str:
 
 
 def parse_host(host: str) -> str:
-    """docker's -H grammar: unix://PATH, tcp://HOST:PORT, fd:// is not supported here."""
+    """docker's -H grammar: unix://PATH, tcp://HOST[:PORT] (port 2375 when none is given, TLS
+    or not, as docker's), fd:// is not supported here."""
     if host.startswith("/"):
         return "unix://" + host
     if "://" not in host:
-        return "tcp://" + host
-    scheme = host.split("://", 1)[0]
+        host = "tcp://" + host
+    scheme, _, rest = host.partition("://")
     if scheme in ("http",):
-        return "tcp://" + host.split("://", 1)[1]
+        scheme = "tcp"
     if scheme not in ("unix", "tcp"):
         raise ValueError("Invalid bind address format: %s" % host)
-    return host
+    if scheme == "tcp":
+        address = rest.split("/", 1)[0]
+        name, colon, port = address.rpartition(":")
+        if not colon or name.count(":") and not name.endswith("]") or not port:
+            rest = (address.rstrip(":") or "localhost") + ":2375"
+    return scheme + "://" + rest
 
 
 def json_lines(r: Response) -> Iterator[Any]:

@@ -40,21 +40,28 @@ def save(doc: dict[str, Any], directory: str | None = None) -> str:
     return path
 
 
-def context_host(name: str, directory: str | None = None) -> str | None:
-    """The docker endpoint of context ``name`` ("" means config.json's currentContext);
-    None for the default context."""
+def context_endpoint(name: str, directory: str | None = None
+                     ) -> tuple[str | None, dict[str, str], bool] | None:
+    """The docker endpoint of context ``name`` ("" means config.json's currentContext):
+    (its host, its TLS material {"ca"|"cert"|"key": path} under ``contexts/tls/<sha256>/docker``,
+    whether it skips verifying the daemon's certificate); None for the default context."""
+    d = directory or config_dir()
     if not name:
-        name = load(directory).get("currentContext", "") or ""
+        name = load(d).get("currentContext", "") or ""
     if name in ("", "default"):
         return None
     import hashlib
-    meta = os.path.join(directory or config_dir(), "contexts", "meta",
-                        hashlib.sha256(name.encode()).hexdigest(), "meta.json")
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    meta = os.path.join(d, "contexts", "meta", digest, "meta.json")
     try:
         with open(meta, encoding="utf-8") as f:
             doc = loads(f.read())
     except (OSError, ValueError):
         from .flags import CommandError
         raise CommandError("context \"%s\" does not exist" % name) from None
-    host = doc.get("Endpoints", {}).get("docker", {}).get("Host")
-    return str(host) if host else None
+    endpoint = (doc.get("Endpoints") or {}).get("docker") or {}
+    host = endpoint.get("Host")
+    tls_dir = os.path.join(d, "contexts", "tls", digest, "docker")
+    material = {kind: os.path.join(tls_dir, kind + ".pem") for kind in ("ca", "cert", "key")
+                if os.path.exists(os.path.join(tls_dir, kind + ".pem"))}
+    return (str(host) if host else None), material, bool(endpoint.get("SkipTLSVerify"))

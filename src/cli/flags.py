@@ -65,6 +65,11 @@ class ProtocolError(Exception):
     connect")."""
 
 
+class TransportError(Exception):
+    """A request that failed below HTTP (a TLS handshake or read): docker's "error during
+    connect: Get "URL": REASON", exit 1."""
+
+
 class TemplateError(Exception):
     """A template that does not parse or does not apply to the data."""
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from .client import Client
     from .flags import Options
+    from .tls import TLSConfig
 
 # top-level name -> (module, subcommand of its group or None for the group itself, help text)
 COMMON = [
@@ -80,6 +81,10 @@ OTHER = [
 TABLE = {row[0]: row for row in COMMON + MANAGEMENT + OTHER}
 
 HOME = os.path.expanduser("~")
+# where --tlscacert, --tlscert and --tlskey look by default (docker's: the config directory of
+# the environment, not --config's)
+CERT_PATH = (os.environ.get("DOCKER_CERT_PATH") or os.environ.get("DOCKER_CONFIG")
+             or os.path.join(HOME, ".docker"))
 GLOBAL_FLAGS = [
     Flag("config", "", "string", "Location of client config files",
          default=os.path.join(HOME, ".docker")),
@@ -91,11 +96,11 @@ GLOBAL_FLAGS = [
          '"error", "fatal")', default="info"),
     Flag("tls", "", "", "Use TLS; implied by --tlsverify"),
     Flag("tlscacert", "", "string", "Trust certs signed only by this CA",
-         default=os.path.join(HOME, ".docker", "ca.pem")),
+         default=os.path.join(CERT_PATH, "ca.pem")),
     Flag("tlscert", "", "string", "Path to TLS certificate file",
-         default=os.path.join(HOME, ".docker", "cert.pem")),
+         default=os.path.join(CERT_PATH, "cert.pem")),
     Flag("tlskey", "", "string", "Path to TLS key file",
-         default=os.path.join(HOME, ".docker", "key.pem")),
+         default=os.path.join(CERT_PATH, "key.pem")),
     Flag("tlsverify", "", "", "Use TLS and verify the remote"),
     Flag("version", "v", "", "Print version information and quit"),
 ]
@@ -104,16 +109,17 @@ GLOBAL_FLAGS = [
 class Context:
     """What every command gets: the global options and a lazily made API client."""
 
-    def __init__(self, host: str | None, config_dir: str) -> None:
+    def __init__(self, host: str | None, config_dir: str, tls: TLSConfig | None = None) -> None:
         self.host = host
         self.config_dir = config_dir
+        self.tls = tls
         self._client: Client | None = None
 
     @property
     def api(self) -> Client:
         if self._client is None:
             from .client import Client
-            self._client = Client.from_env(self.host)
+            self._client = Client.from_env(self.host, self.tls)
         return self._client
 
 
@@ -183,9 +189,25 @@ def dispatch(argv: Sequence[str]) -> int:
     if len(hosts) > 1:
         print_err("Specify only one -H")
         return 1
-    config_dir = os.environ.get("DOCKER_CONFIG") if "config" not in gopts.changed else None
-    ctx = Context(hosts[0] if hosts else _context_host(gopts["context"]),
-                  config_dir or gopts["config"])
+    config_dir = (os.environ.get("DOCKER_CONFIG") if "config" not in gopts.changed else None
+                  ) or gopts["config"]
+    endpoint = None if hosts else _context_endpoint(gopts["context"], config_dir)
+    if endpoint is None:
+        ctx = Context(hosts[0] if hosts else None, config_dir, _flags_tls(gopts))
+    else:
+        host, material, skip_verify = endpoint
+        tls = None
+        if material or skip_verify:
+            from .tls import TLSConfig
+            tls = TLSConfig(material.get("ca"), material.get("cert"), material.get("key"),
+                            not skip_verify)
+        ctx = Context(host, config_dir, tls)
+    if ctx.tls is not None:
+        try:
+            ctx.tls.check_files()
+        except OSError as e:
+            raise CommandError("Failed to initialize: unable to resolve docker endpoint: open "
+                               "%s: %s" % (e.filename, (e.strerror or str(e)).lower())) from None
     name, args = rest[0], rest[1:]
     row = TABLE.get(name)
     if row is None:
@@ -215,15 +237,34 @@ def dispatch(argv: Sequence[str]) -> int:
     return run_command(sub, args, ctx)
 
 
-def _context_host(name: str) -> str | None:
-    """The endpoint of a context (``--context``, DOCKER_CONTEXT, config.json's currentContext);
-    None for "default" (DOCKER_HOST or the default socket)."""
-    from .config import context_host
-    return context_host(name or os.environ.get("DOCKER_CONTEXT") or "")
+def _context_endpoint(name: str, config_dir: str
+                      ) -> tuple[str | None, dict[str, str], bool] | None:
+    """The endpoint of a context (``--context``, DOCKER_CONTEXT, config.json's currentContext):
+    its host and TLS material; None for "default" (-H/DOCKER_HOST and the --tls flags)."""
+    from .config import context_endpoint
+    return context_endpoint(name or os.environ.get("DOCKER_CONTEXT") or "", config_dir)
+
+
+def _flags_tls(gopts: Options) -> TLSConfig | None:
+    """TLS as docker's flags ask for it: on with --tls, --tlsverify (any value) or
+    DOCKER_TLS_VERIFY; the CA file always read, the client's certificate and key only if given
+    or present (the defaults under DOCKER_CERT_PATH, else the config directory)."""
+    verify = (gopts["tlsverify"] if "tlsverify" in gopts.changed
+              else bool(os.environ.get("DOCKER_TLS_VERIFY")))
+    if not (gopts["tls"] or verify or "tlsverify" in gopts.changed):
+        return None
+    from .tls import TLSConfig
+    files = {}
+    for name in ("tlscacert", "tlscert", "tlskey"):
+        path = gopts[name]
+        if name != "tlscacert" and name not in gopts.changed and not os.path.exists(path):
+            path = ""
+        files[name] = path or None
+    return TLSConfig(files["tlscacert"], files["tlscert"], files["tlskey"], bool(verify))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .flags import ConnectError, DaemonError, ProtocolError, TemplateError
+    from .flags import ConnectError, DaemonError, ProtocolError, TemplateError, TransportError
     try:
         return dispatch(sys.argv[1:] if argv is None else argv)
     except ConnectError as e:
@@ -236,6 +277,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TemplateError as e:
         print_err(str(e))
         return 1 if "executing" in str(e) else 125
+    except TransportError as e:
+        print_err("error during connect: %s" % e)
+        return 1
     except ProtocolError as e:
         print_err("%s: error during connect: %s" % (PROG, e))
         return 1

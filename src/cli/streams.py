@@ -134,7 +134,10 @@ class Hijacked:
 
     def close_write(self) -> None:
         try:
-            self.sock.shutdown(_socket.SHUT_WR)
+            if hasattr(self.sock, "close_write"):    # TLS: a close_notify, reading goes on
+                self.sock.close_write()
+            else:
+                self.sock.shutdown(_socket.SHUT_WR)
         except OSError:
             pass
 

@@ -22,9 +22,12 @@ if TYPE_CHECKING:
 DEFAULT_DESCRIPTION = "Current DOCKER_HOST based configuration"
 
 
-def _meta_dir(ctx: Context, name: str) -> str:
-    return os.path.join(ctx.config_dir or config_dir(), "contexts", "meta",
+def _meta_dir(ctx: Context, name: str, store: str = "meta") -> str:
+    return os.path.join(ctx.config_dir or config_dir(), "contexts", store,
                         hashlib.sha256(name.encode()).hexdigest())
+
+
+TLS_FILES = {"ca": "ca.pem", "cert": "cert.pem", "key": "key.pem"}
 
 
 def _all(ctx: Context) -> list[dict[str, Any]]:
@@ -62,9 +65,18 @@ def create(ctx: Context, opts: Options, args: list[str]) -> int:
     if os.path.exists(d):
         raise CommandError('context "%s" already exists' % name)
     endpoint: dict[str, Any] = {"Host": "", "SkipTLSVerify": False}
+    material: dict[str, bytes] = {}
     for field in (opts["docker"] or "").split(","):
         k, _, v = field.partition("=")
-        if k == "host":
+        if k in TLS_FILES:
+            if v:
+                try:
+                    with open(os.path.expanduser(v), "rb") as f:
+                        material[TLS_FILES[k]] = f.read()
+                except OSError as e:
+                    raise CommandError("unable to create docker endpoint config: open %s: %s"
+                                       % (v, (e.strerror or str(e)).lower())) from None
+        elif k == "host":
             from ..client import parse_host
             try:
                 endpoint["Host"] = parse_host(v)
@@ -79,6 +91,16 @@ def create(ctx: Context, opts: Options, args: list[str]) -> int:
     os.makedirs(d, mode=0o755, exist_ok=True)
     with open(os.path.join(d, "meta.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f, separators=(",", ":"))
+    if material:                              # docker's TLS store: private files
+        tls_dir = _meta_dir(ctx, name, "tls")
+        for path in (tls_dir, os.path.join(tls_dir, "docker")):
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        tls_dir = os.path.join(tls_dir, "docker")
+        for filename, data in material.items():
+            fd = os.open(os.path.join(tls_dir, filename),
+                         os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
     print(name)
     print_err('Successfully created context "%s"' % name)
     return 0
@@ -134,6 +156,7 @@ def rm(ctx: Context, opts: Options, args: list[str]) -> int:
             failed = 1
             continue
         shutil.rmtree(d)
+        shutil.rmtree(_meta_dir(ctx, name, "tls"), ignore_errors=True)
         if name == current:
             conf = load(ctx.config_dir)
             conf.pop("currentContext", None)
@@ -149,13 +172,24 @@ def inspect(ctx: Context, opts: Options, args: list[str]) -> int:
     for name in names:
         if name not in docs:
             raise CommandError('context "%s" does not exist' % name)
-        out.append(docs[name])
+        doc = dict(docs[name])
+        tls_dir = _meta_dir(ctx, name, "tls") if name != "default" else ""
+        files = sorted(f for f in os.listdir(os.path.join(tls_dir, "docker"))
+                       if f in TLS_FILES.values()) if tls_dir and os.path.isdir(
+            os.path.join(tls_dir, "docker")) else []
+        if name == "default":
+            doc["Metadata"] = {}
+        doc["TLSMaterial"] = {"docker": files} if files else {}
+        doc["Storage"] = {"MetadataPath": _meta_dir(ctx, name) if name != "default"
+                          else "<IN MEMORY>", "TLSPath": tls_dir or "<IN MEMORY>"}
+        out.append(doc)
     if opts["format"]:
         from ..template import Template
         for d in out:
             print(Template(opts["format"]).render(d))
     else:
-        print(json.dumps(out, indent=4))
+        print(json.dumps(out, indent=4).replace("<", "\\u003c").replace(">", "\\u003e")
+              .replace("&", "\\u0026"))
     return 0
 
 
