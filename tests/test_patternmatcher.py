@@ -184,3 +184,60 @@ def test_double_star_matches_at_any_depth(pattern, a, name):
     assert m.excluded(a + "/" + name) == (fnmatch.fnmatchcase(name, pattern)
                                           or fnmatch.fnmatchcase(a, pattern))
     assert m.excluded(name) == fnmatch.fnmatchcase(name, pattern)
+
+
+# -- against the docker CLI, which applies .dockerignore when it sends a build context --------
+
+TREE = ["a.md", "README.md", "README-secret.md", "docs/x.md", "docs/keep.txt", "build/out.o",
+        "build/keep/k", "build/keep/deep/k2", "src/main.go", "src/pkg/util.go", "tmp",
+        "sub/temp1", "sub/deeper/temp2", "temp9", "x.txt", ".git/config", "odd name[1].txt",
+        "lib/a/b/c.txt", "lib/a/skip.log", "lib/z.log", "cache/.keep", "cache/data"]
+IGNORE = """# what docker's reference shows, and more
+*.md
+!README*.md
+README-secret.md
+build
+!build/keep
+**/*.go
+*/temp*
+temp?
+.git
+/lib/**/*.log
+./cache/
+!cache/.keep
+"""
+
+
+@pytest.mark.peer
+def test_the_docker_cli_sends_what_the_matcher_keeps(tmp_path, tmp_path_factory):
+    """Build ``COPY . /ctx/`` from a context with a .dockerignore through the docker CLI and
+    dockerd's classic builder; the files in the image are those the Matcher does not exclude
+    (plus the Dockerfile and .dockerignore, which docker always sends)."""
+    import os
+    import shutil
+    import subprocess
+    import tarfile
+    from dockerd_peer import DOCKERD, Dockerd, docker_client
+    if not os.path.exists(DOCKERD) or not shutil.which("unshare") or docker_client() is None:
+        pytest.skip("Debian's dockerd (package docker.io) and a docker CLI are not installed")
+    ctx = tmp_path / "ctx"
+    for name in TREE:
+        path = ctx / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(name)
+    (ctx / ".dockerignore").write_text(IGNORE)
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY . /ctx/\n")
+    m = Matcher(read_patterns(IGNORE))
+    expected = {n for n in TREE if not m.excluded(n)} | {"Dockerfile", ".dockerignore"}
+    assert "build/keep/deep/k2" in expected and "lib/a/skip.log" not in expected
+    with Dockerd(str(tmp_path_factory.mktemp("dd"))) as d:
+        env = dict(d.env, DOCKER_BUILDKIT="0")
+        r = subprocess.run([docker_client(), "build", "-q", "-t", "ctx:x", str(ctx)], env=env,
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        cid = d.docker("create", "ctx:x", "/none").stdout.strip()
+        d.docker("export", "-o", str(tmp_path / "out.tar"), cid)
+    with tarfile.open(tmp_path / "out.tar") as t:
+        sent = {m.name[len("ctx/"):] for m in t.getmembers()
+                if m.isfile() and m.name.startswith("ctx/")}
+    assert sent == expected
