@@ -20,9 +20,9 @@ flags); ``Instruction.flag(name)`` reads one.
 from __future__ import annotations
 
 from pyrunc.engine.builder.dockerfile.parser import (
-    FLAGS, INSTRUCTIONS, Dockerfile, Instruction, ParseError, parse, parse_duration,
+    EXPANDED, FLAGS, INSTRUCTIONS, Dockerfile, Instruction, ParseError, parse, parse_duration,
     parse_instruction)
 from pyrunc.engine.builder.dockerfile.words import ExpandError, expand, expand_words
 
-__all__ = ["FLAGS", "INSTRUCTIONS", "Dockerfile", "ExpandError", "Instruction", "ParseError",
+__all__ = ["EXPANDED", "FLAGS", "INSTRUCTIONS", "Dockerfile", "ExpandError", "Instruction", "ParseError",
            "expand", "expand_words", "parse", "parse_duration", "parse_instruction"]

@@ -26,6 +26,14 @@ INSTRUCTIONS = ("add", "arg", "cmd", "copy", "entrypoint", "env", "expose", "fro
                 "healthcheck", "label", "maintainer", "onbuild", "run", "shell", "stopsignal",
                 "user", "volume", "workdir")
 
+# the instructions whose arguments docker's classic builder expands (each word alone with
+# words.expand, in the step's environment and build args; ENV and LABEL keys and values, COPY
+# and ADD also their --chown); EXPOSE expands each word to several (words.expand_words), FROM
+# with the ARGs before the first FROM; RUN, CMD, ENTRYPOINT, SHELL, HEALTHCHECK and ONBUILD
+# are left to the shell or to the build that runs the trigger
+EXPANDED = frozenset({"add", "arg", "copy", "env", "label", "stopsignal", "user", "volume",
+                      "workdir"})
+
 # the flags each instruction takes (docker's classic builder: RUN takes none)
 FLAGS: dict[str, tuple[str, ...]] = {
     "add": ("chown", "chmod"),
