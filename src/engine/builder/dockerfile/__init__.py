@@ -24,5 +24,5 @@ from pyrunc.engine.builder.dockerfile.parser import (
     parse_instruction)
 from pyrunc.engine.builder.dockerfile.words import ExpandError, expand, expand_words
 
-__all__ = ["EXPANDED", "FLAGS", "INSTRUCTIONS", "Dockerfile", "ExpandError", "Instruction", "ParseError",
-           "expand", "expand_words", "parse", "parse_duration", "parse_instruction"]
+__all__ = ["EXPANDED", "FLAGS", "INSTRUCTIONS", "Dockerfile", "ExpandError", "Instruction",
+           "ParseError", "expand", "expand_words", "parse", "parse_duration", "parse_instruction"]
