@@ -421,6 +421,7 @@ class ContainerService:
             if _auto_removable(c) and not restarting:   # its run ended: it goes
                 self._remove_locked(c, lock, volumes=True)
                 raise NotFound("No such container: %s" % ref)
+            _check_bind_sources(c)
             c.record["RestartCount"] = 0            # a user's start, as docker's
             try:
                 self._start_locked(c, on_created)
@@ -1180,6 +1181,16 @@ def _processes_of(ts: Any) -> list[list[int]] | None:
             return None
         procs.append([pid, st[1]])
     return procs
+
+
+def _check_bind_sources(c: Container) -> None:
+    """dockerd's check of a start's settings: a --mount bind whose source is gone refuses the
+    start before anything is done (the state is left as it was, an AutoRemove container
+    too); a -v bind's missing source is created by the start."""
+    for m in c.mount_points:
+        if m.type == "bind" and not m.create_source and not os.path.lexists(m.source):
+            raise InvalidArgument('invalid mount config for type "bind": bind source path does '
+                                  'not exist: %s' % m.source)
 
 
 def _this_process() -> list[int]:

@@ -154,6 +154,41 @@ def test_failed_start_state_and_events_as_dockerd(engine, dockerd, leftovers, na
     assert leftovers(engine, cid) == []
 
 
+@pytest.mark.parametrize("autoremove", [False, True])
+def test_bind_source_gone_refuses_the_start_as_dockerd(engine, dockerd, tmp_path, leftovers,
+                                                       autoremove):
+    """A --mount bind whose source was removed after the create: dockerd refuses the start
+    before anything (400, the state untouched, an AutoRemove container kept, no event)."""
+    rm = ["--rm"] if autoremove else []
+    source = tmp_path / "source"
+    source.mkdir()
+    since = "%.9f" % time.time()
+    dockerd.docker("create", *rm, "--name", "gone-src", "--mount",
+                   "type=bind,src=%s,dst=/x" % source, "busybox", "true")
+    source.rmdir()
+    r = dockerd.docker("start", "gone-src", check=False)
+    theirs = docker_state(dockerd, "gone-src")
+    their_actions = docker_actions(dockerd, "gone-src", since)
+    dockerd.docker("rm", "gone-src")
+
+    source.mkdir()
+    since = "%.9f" % time.time()
+    cid = engine.containers.create({"Image": "busybox", "Cmd": ["true"]}, {
+        "Mounts": [{"Type": "bind", "Source": str(source), "Target": "/x"}],
+        "AutoRemove": autoremove})["Id"]
+    source.rmdir()
+    with pytest.raises(errors.InvalidArgument) as e:
+        engine.containers.start(cid)
+    assert "Error response from daemon: %s\n" % e.value in r.stderr
+    ours = engine.containers.inspect(cid)["State"]
+    for key in ("Status", "Running", "ExitCode", "Error"):
+        assert ours[key] == theirs[key], key
+    assert (theirs["ExitCode"], theirs["Error"]) == (0, "")
+    assert our_actions(engine, cid, since) == their_actions == ["create"]
+    engine.containers.remove(cid)
+    assert leftovers(engine, cid) == []
+
+
 def test_failed_start_of_autoremove_before_the_process_as_dockerd(engine, dockerd, leftovers):
     since = "%.9f" % time.time()
     dockerd.docker("create", "--rm", "--name", "nosrc-rm", "-v", "/proc/nonexistent/x:/x",
