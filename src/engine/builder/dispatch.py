@@ -386,7 +386,7 @@ class Dispatcher:
             else:
                 ports["%d/%s" % (int(start), proto)] = {}
         st.config["ExposedPorts"] = ports
-        yield from self.metadata(st, "EXPOSE " + " ".join(words))
+        yield from self.metadata(st, "EXPOSE " + " ".join(sorted(words)))   # docker sorts
 
     def do_user(self, st: Stage, inst: Any) -> Iterator[dict]:
         parse_flags(inst, ())

@@ -68,7 +68,23 @@ COPY --from=one /out /from-one/
 ENTRYPOINT echo shell form
 """
 
-CASES = {"all": ALL, "multi": MULTI}
+MISC = """\
+ARG BASE=busybox
+FROM scratch AS files
+COPY a.txt /a
+FROM ${BASE}
+MAINTAINER someone <s@example.com>
+COPY --from=files /a /copied/renamed
+ADD sub /added
+EXPOSE 7000-7002/udp 22
+VOLUME ["/v1", "/v2"]
+HEALTHCHECK NONE
+WORKDIR rel
+USER 1:2
+RUN ["sh", "-c", "echo exec form; id"]
+"""
+
+CASES = {"all": ALL, "multi": MULTI, "misc": MISC}
 
 
 def write_context(path, dockerfile):
@@ -124,7 +140,7 @@ def docker_image(d, tag):
     with tarfile.open(fileobj=io.BytesIO(raw)) as t:
         manifest = json.load(t.extractfile("manifest.json"))[0]
         history_cfg = json.load(t.extractfile(manifest["Config"]))
-    return doc["Config"], history_cfg["history"]
+    return doc["Config"], history_cfg
 
 
 def docker_tree(d, tag):
@@ -160,7 +176,8 @@ def test_same_image_as_dockerd(dockerd, engine, tmp_path, case):
                        env=dict(dockerd.env, DOCKER_BUILDKIT="0"), capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stdout + r.stderr
-    their_config, their_history = docker_image(dockerd, tag)
+    their_config, their_doc = docker_image(dockerd, tag)
+    their_history = their_doc["history"]
 
     msgs = list(engine.builder.build(context_tar(ctx), BuildOptions(
         tags=[tag], build_args={"V": "7"})))
@@ -173,6 +190,8 @@ def test_same_image_as_dockerd(dockerd, engine, tmp_path, case):
         our_config.pop(key)
     assert our_config == their_config
     assert shown_history(image.config["history"]) == shown_history(their_history)
+    for key in ("author", "os", "architecture"):
+        assert image.config.get(key) == their_doc.get(key), key
     # the steps printed: the same lines but for IDs (docker runs a container per metadata step)
     ours = [m["stream"] for m in msgs if m.get("stream", "").startswith("Step ")]
     theirs = [line + "\n" for line in r.stdout.splitlines() if line.startswith("Step ")]
