@@ -411,18 +411,19 @@ def pull_image(ctx: Context, image: str, platform: str, quiet: bool, out: Any) -
 
 
 def registry_auth_header(ctx: Context, domain: str) -> dict[str, str]:
+    """X-Registry-Auth for a request to registry ``domain``: what config.json or its
+    credential helper keeps for that registry alone; {} when nothing, or when the helper
+    fails (docker's pull then goes anonymous too, saying nothing)."""
     import base64
     from ..config import load
+    from ..credentials import HelperError, get, registry_key
     try:
-        auths = load(ctx.config_dir).get("auths") or {}
-    except ValueError:
+        conf = load(ctx.config_dir)
+        doc = get(conf, registry_key(domain))
+    except (ValueError, HelperError):
         return {}
-    key = "https://index.docker.io/v1/" if domain == "docker.io" else domain
-    entry = auths.get(key) or {}
-    if not entry.get("auth"):
+    if not doc:
         return {}
-    user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-    doc = {"username": user, "password": password, "serveraddress": key}
     return {"X-Registry-Auth": base64.urlsafe_b64encode(dumps(doc).encode()).decode()}
 
 
@@ -869,55 +870,112 @@ def cp(ctx: Context, opts: Options, args: list[str]) -> int:
     return 0
 
 
-def stats(ctx: Context, opts: Options, args: list[str]) -> int:
+def _stats_row(s: dict[str, Any], name: str, no_trunc: bool) -> list[str]:
     from ..units import bytes_size
-    names = args
-    if not names:
-        names = [c["Id"] for c in ctx.api.get_json("/containers/json",
+    cpu = s.get("cpu_stats") or {}
+    pre = s.get("precpu_stats") or {}
+    cpu_delta = (cpu.get("cpu_usage") or {}).get("total_usage", 0) - \
+        (pre.get("cpu_usage") or {}).get("total_usage", 0)
+    sys_delta = (cpu.get("system_cpu_usage") or 0) - (pre.get("system_cpu_usage") or 0)
+    ncpu = cpu.get("online_cpus") or 1
+    cpu_pct = cpu_delta / sys_delta * ncpu * 100.0 if sys_delta > 0 and cpu_delta > 0 else 0.0
+    mem = s.get("memory_stats") or {}
+    usage = mem.get("usage", 0) - ((mem.get("stats") or {}).get("inactive_file", 0))
+    limit = mem.get("limit", 0)
+    rx = tx = 0
+    for n in (s.get("networks") or {}).values():
+        rx += n.get("rx_bytes", 0)
+        tx += n.get("tx_bytes", 0)
+    rd = wr = 0
+    for e in (s.get("blkio_stats") or {}).get("io_service_bytes_recursive") or []:
+        if e.get("op", "").lower() == "read":
+            rd += e.get("value", 0)
+        elif e.get("op", "").lower() == "write":
+            wr += e.get("value", 0)
+    cid = s.get("id", name)
+    return [cid if no_trunc else cid[:12], s.get("name", "").lstrip("/"),
+            "%.2f%%" % cpu_pct, "%s / %s" % (bytes_size(usage), bytes_size(limit)),
+            "%.2f%%" % (usage / limit * 100.0 if limit else 0.0),
+            "%s / %s" % (human_size(rx), human_size(tx)),
+            "%s / %s" % (human_size(rd), human_size(wr)),
+            str((s.get("pids_stats") or {}).get("current", 0))]
+
+
+STATS_HEADER = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O",
+                "BLOCK I/O", "PIDS"]
+
+
+def stats(ctx: Context, opts: Options, args: list[str]) -> int:
+    """docker stats: one table with --no-stream; else a stream of stats per container (a
+    thread each), the table redrawn in place every 500 ms (``live_frame``). Without names,
+    the running containers (all with -a) are listed again at each redraw, so containers that
+    start join and those that go leave, as docker's."""
+    from ..template import tabwrite
+
+    def listed() -> list[str]:
+        return [c["Id"] for c in ctx.api.get_json("/containers/json",
                                                    {"all": opts["all"] or None})]
-    rows = [["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O",
-             "BLOCK I/O", "PIDS"]]
+    if opts["no-stream"]:
+        rows = [STATS_HEADER]
+        for name in args or listed():
+            rows.append(_stats_row(ctx.api.get_json("/containers/%s/stats" % name,
+                                                    {"stream": False}), name, opts["no-trunc"]))
+        sys.stdout.write(tabwrite(rows))
+        return 0
+    import threading
+    latest: dict[str, dict[str, Any]] = {}
+    errors: dict[str, str] = {}
+    first = threading.Condition()
+
+    def follow(name: str) -> None:
+        from ..client import json_lines
+        try:
+            for doc in json_lines(ctx.api.stream("GET", "/containers/%s/stats" % name,
+                                                 {"stream": True})):
+                with first:
+                    latest[name] = doc
+                    first.notify_all()
+        except DaemonError as e:
+            with first:
+                errors[name] = "Error response from daemon: " + e.message
+                first.notify_all()
+        except (OSError, ValueError) as e:
+            with first:
+                errors[name] = str(e)
+                first.notify_all()
+
+    names: list[str] = []
+
+    def watch(wanted: list[str]) -> None:
+        for name in wanted:
+            if name not in names:
+                names.append(name)
+                threading.Thread(target=follow, args=(name,), daemon=True).start()
+        with first:                      # every container's first sample, or its error
+            first.wait_for(lambda: all(n in latest or n in errors for n in wanted), 30)
+        names[:] = [n for n in names if n in wanted]
+
+    watch(args or listed())
+    if args and any(n in errors for n in args):
+        raise CommandError("\n".join(errors[n] for n in args if n in errors))
     while True:
-        for name in names:
-            s = ctx.api.get_json("/containers/%s/stats" % name,
-                                 {"stream": False, "one-shot": None})
-            cpu = s.get("cpu_stats") or {}
-            pre = s.get("precpu_stats") or {}
-            cpu_delta = (cpu.get("cpu_usage") or {}).get("total_usage", 0) - \
-                (pre.get("cpu_usage") or {}).get("total_usage", 0)
-            sys_delta = (cpu.get("system_cpu_usage") or 0) - (pre.get("system_cpu_usage") or 0)
-            ncpu = cpu.get("online_cpus") or 1
-            cpu_pct = cpu_delta / sys_delta * ncpu * 100.0 if sys_delta > 0 and cpu_delta > 0 \
-                else 0.0
-            mem = s.get("memory_stats") or {}
-            usage = mem.get("usage", 0) - ((mem.get("stats") or {}).get("inactive_file", 0))
-            limit = mem.get("limit", 0)
-            rx = tx = 0
-            for n in (s.get("networks") or {}).values():
-                rx += n.get("rx_bytes", 0)
-                tx += n.get("tx_bytes", 0)
-            rd = wr = 0
-            for e in (s.get("blkio_stats") or {}).get("io_service_bytes_recursive") or []:
-                if e.get("op", "").lower() == "read":
-                    rd += e.get("value", 0)
-                elif e.get("op", "").lower() == "write":
-                    wr += e.get("value", 0)
-            cid = s.get("id", name)
-            rows.append([cid if opts["no-trunc"] else cid[:12], s.get("name", "").lstrip("/"),
-                         "%.2f%%" % cpu_pct, "%s / %s" % (bytes_size(usage), bytes_size(limit)),
-                         "%.2f%%" % (usage / limit * 100.0 if limit else 0.0),
-                         "%s / %s" % (human_size(rx), human_size(tx)),
-                         "%s / %s" % (human_size(rd), human_size(wr)),
-                         str((s.get("pids_stats") or {}).get("current", 0))])
-        from ..template import tabwrite
-        text = tabwrite(rows)
-        if opts["no-stream"]:
-            sys.stdout.write(text)
-            return 0
-        sys.stdout.write("\x1b[2J\x1b[H" + text)
+        with first:
+            rows = [STATS_HEADER] + [_stats_row(latest[n], n, opts["no-trunc"])
+                                     for n in names if n in latest]
+        sys.stdout.write(live_frame(tabwrite(rows)))
         sys.stdout.flush()
-        rows = rows[:1]
         time.sleep(0.5)
+        if not args:
+            watch(listed())
+
+
+def live_frame(table: str) -> str:
+    """One redraw of the live stats, as docker 28 writes it: the cursor home and the table,
+    then again the cursor home and each line of that text (the home sequence included, and
+    the empty line after the last) followed by a space and erase-to-end-of-line, then
+    erase-below (rows of containers gone since the last frame)."""
+    first = "\x1b[H" + table
+    return first + "".join(line + " \x1b[K\n" for line in first.split("\n")) + "\x1b[J"
 
 
 def attach(ctx: Context, opts: Options, args: list[str]) -> int:

@@ -54,6 +54,9 @@ def version(ctx: Context, opts: Options, args: list[str]) -> int:
             doc["Server"] = ctx.api.get_json("/version")
         except DaemonError:
             pass
+        for part in (doc["Client"], doc["Server"]):
+            if isinstance(part, dict) and "ApiVersion" in part:
+                part["APIVersion"] = part["ApiVersion"]   # the Go field's name, for templates
         print(Template(opts["format"]).render(doc))
         return 0
     client = _client_doc(ctx)
@@ -342,7 +345,6 @@ def inspect(ctx: Context, opts: Options, args: list[str]) -> int:
 
 
 def login(ctx: Context, opts: Options, args: list[str]) -> int:
-    import base64
     from ..config import load, save
     server = args[0] if args else "https://index.docker.io/v1/"
     user = opts["username"]
@@ -363,36 +365,44 @@ def login(ctx: Context, opts: Options, args: list[str]) -> int:
     if not user or not password:
         raise CommandError("Error: Non-null Username Required" if not user
                            else "Error: Password Required")
+    from ..credentials import HelperError, registry_key, store
+    key = registry_key(server)
     doc = ctx.api.post_json("/auth", None, {"username": user, "password": password,
                                             "serveraddress": server})
     conf = load(ctx.config_dir)
-    auth = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
-    key = server
-    for prefix in ("https://", "http://"):
-        if key.startswith(prefix) and "index.docker.io" not in key:
-            key = key[len(prefix):].rstrip("/")
-    conf.setdefault("auths", {})[key] = {"auth": auth}
-    path = save(conf, ctx.config_dir)
-    print_err("WARNING! Your credentials are stored unencrypted in '%s'.\nConfigure a "
-              "credential helper to remove this warning. See\n"
-              "https://docs.docker.com/go/credential-store/\n" % path)
+    try:
+        kept = store(conf, key, user, password)
+    except HelperError as e:
+        raise CommandError("Error saving credentials: %s" % e) from None
+    if not kept:
+        path = save(conf, ctx.config_dir)
+        print_err("WARNING! Your credentials are stored unencrypted in '%s'.\nConfigure a "
+                  "credential helper to remove this warning. See\n"
+                  "https://docs.docker.com/go/credential-store/\n" % path)
+    else:
+        save(conf, ctx.config_dir)
     print((doc or {}).get("Status") or "Login Succeeded")
     return 0
 
 
 def logout(ctx: Context, opts: Options, args: list[str]) -> int:
     from ..config import load, save
-    server = args[0] if args else "https://index.docker.io/v1/"
+    from ..credentials import INDEX_SERVER, erase, registry_key
+    server = args[0] if args else INDEX_SERVER
+    key = registry_key(server)
     conf = load(ctx.config_dir)
-    auths = conf.get("auths") or {}
-    key = next((k for k in auths if k == server or k.split("://")[-1].rstrip("/") ==
-                server.split("://")[-1].rstrip("/")), None)
-    if key is None:
-        print("Not logged in to %s" % server)
+    if key not in (conf.get("auths") or {}):
+        print("Not logged in to %s" % key)
         return 0
-    print("Removing login credentials for %s" % server)
-    del auths[key]
+    print("Removing login credentials for %s" % key)
+    # as docker's: every name the registry may have been logged in under; a warning only
+    # when none could be erased
+    names = [key] if key == INDEX_SERVER else [key, server, "http://" + key, "https://" + key]
+    failures = [(name, erase(conf, name)) for name in names]
     save(conf, ctx.config_dir)
+    if all(message for _, message in failures):
+        print_err("WARNING: could not erase credentials:\n" + "\n".join(
+            "%s: %s" % pair for pair in failures))
     return 0
 
 
