@@ -288,6 +288,7 @@ def test_output_quiet_iidfile_and_errors(catcher, tmp_path):
     assert r.code == 1 and r.err == "no code\n", r
 
 
+@needs_docker28
 def test_bad_context_arguments(catcher, tmp_path):
     ctx = tmp_path / "ctx"
     make_tree(str(ctx), {"a.txt": "a"})
@@ -302,6 +303,11 @@ def test_bad_context_arguments(catcher, tmp_path):
     assert r.code == 1 and "remote build contexts" in r.err, r
     r = catcher.pydocker("build")
     assert r.code == 1 and "requires 1 argument" in r.err, r
+    for tag in ("Bad//Name", "x@sha256:aaaa"):
+        r = catcher.pydocker("build", "-t", tag, str(ctx))
+        d = catcher.docker("build", "-t", tag, str(ctx))
+        assert r.code == d.code == 125, (r, d)
+        assert r.err.splitlines()[0] == d.err.splitlines()[-5], (r, d)
     assert catcher.catcher.requests == []      # nothing was sent for any of them
 
 
@@ -364,6 +370,15 @@ def same_build_output(t, tmp_path):
     p = t.pydocker("build", "-q", "--iidfile", str(iid), str(ctx))
     assert p.code == 0 and re.fullmatch(r"sha256:[0-9a-f]{64}\n", p.out), p
     assert iid.read_text() == p.out.strip()
+    # a Dockerfile outside the context (docker 28 sends it inside the archive under a random
+    # name, its archive then ending without padding or end blocks)
+    outside = tmp_path / "outside.Dockerfile"
+    outside.write_text("FROM busybox\nCOPY hello.txt /\nCMD [\"cat\", \"/hello.txt\"]\n")
+    p = t.pydocker("build", "--no-cache", "-f", str(outside), "-t", "b3test:outside", str(ctx))
+    assert p.code == 0, p
+    assert re.search(r"^Step 1/3 : FROM busybox$", p.out, re.M), p
+    r = t.pydocker("run", "--rm", "b3test:outside")
+    assert r.out == "hi from the context\n", r
     # a failing RUN: the error line on stderr, its exit code
     (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo failing && exit 3\n")
     d, p = build_both(t, ctx, "-t", "b3test:bad")

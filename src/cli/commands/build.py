@@ -308,9 +308,24 @@ def build_query(opts: Options, dockerfile: str) -> list[tuple[str, str]]:
     return q
 
 
+def check_tags(tags: list[str]) -> None:
+    """docker's validation of -t: each a reference (a flag error, exit 125, before anything is
+    read or sent)."""
+    from ..flags import PROG
+    from ..reference import parse
+    for tag in tags:
+        try:
+            parse(tag)
+        except ValueError as e:
+            raise CommandError('invalid argument "%s" for "-t, --tag" flag: %s\n\nUsage:  %s '
+                               'build [OPTIONS] PATH | URL | -\n\nRun \'%s build --help\' for '
+                               'more information' % (tag, e, PROG, PROG), 125) from None
+
+
 def run(ctx: Context, opts: Options, args: list[str]) -> int:
     from ..client import json_lines, urlencode
     from ..units import human_size
+    check_tags(opts["tag"])
     context = prepare_context(args[0], opts["file"])
     query = build_query(opts, context.dockerfile)
     body = context.data

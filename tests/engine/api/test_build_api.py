@@ -15,6 +15,8 @@ import urllib.parse
 
 import pytest
 
+from .conftest import DOCKER_CLIS
+
 DOCKERFILE = ("FROM busybox\nARG WHO=nobody\nENV GREETING=hello\nWORKDIR /app\n"
               "COPY hello.txt .\nRUN cat hello.txt && echo \"$GREETING $WHO\"\n"
               "CMD [\"cat\", \"/app/hello.txt\"]\n")
@@ -192,6 +194,25 @@ def test_docker_cli_builds(bdaemon, cli, tmp_path):
         assert bdaemon.docker("ps", "-aq", cli=cli).stdout.split() == []
     finally:
         os.environ.pop("DOCKER_BUILDKIT", None)
+
+
+def test_docker28_dockerfile_outside_the_context(bdaemon, tmp_path):
+    """docker 28 sends a Dockerfile from outside the context inside the archive under a random
+    name, and ends that archive right after the file's data (no padding, no end blocks), which
+    Debian's dockerd accepts."""
+    if not os.path.exists(DOCKER_CLIS["docker28"]):
+        pytest.skip("docker 28 CLI (%s) is not installed" % DOCKER_CLIS["docker28"])
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "hello.txt").write_text("outside works\n")
+    outside = tmp_path / "outside.Dockerfile"
+    outside.write_text("FROM busybox\nCOPY hello.txt /\nCMD [\"cat\", \"/hello.txt\"]\n")
+    os.environ["DOCKER_BUILDKIT"] = "0"
+    try:
+        bdaemon.docker("build", "-f", str(outside), "-t", "outside:1", str(ctx))
+    finally:
+        os.environ.pop("DOCKER_BUILDKIT", None)
+    assert bdaemon.docker("run", "--rm", "outside:1").stdout == "outside works\n"
 
 
 def test_sdk_build(bdaemon, tmp_path):
