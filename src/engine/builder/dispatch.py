@@ -272,9 +272,9 @@ class Dispatcher:
             return None
         return image_id
 
-    def metadata(self, st: Stage, comment: str, shell: list[str] | None = None) -> Iterator[dict]:
+    def metadata(self, st: Stage, comment: str) -> Iterator[dict]:
         """Commit a metadata-only step (the classic builder's ``#(nop)`` commit)."""
-        cmd = list(shell or st.shell) + ["#(nop) ", comment]
+        cmd = st.shell + ["#(nop) ", comment]
         created_by = " ".join(cmd)
         key = step_key(st.image_id, st.config, created_by)
         if self.cached(st, key):
@@ -571,7 +571,7 @@ class Dispatcher:
                     mount_all(mounts, scratch)
                     try:
                         with ContainerFS(scratch, name="build") as fs:
-                            work(fs, scratch)
+                            work(fs)
                     finally:
                         unmount(scratch)
                 finally:
@@ -596,17 +596,20 @@ class Dispatcher:
         else:
             workdir = st.config["WorkingDir"]
             user = self._owner(st, None)
-            layer = self._with_snapshot(st, lambda fs, root: make_dirs(fs, workdir, user))
+            layer = self._with_snapshot(st, lambda fs: make_dirs(fs, workdir, user))
             self.commit(st, created_by, cmd, layer=layer, empty=False, cache_key=key)
         yield self.out(" ---> %s\n" % short(st.image_id))
 
     def _owner(self, st: Stage, chown: str | None) -> tuple[int, int]:
+        """``--chown``'s ids: ``user[:group]``, the group named as the user when left out (as
+        docker reads it), names looked up in the image."""
         if not chown:
             return (0, 0)
         name, _, group = chown.partition(":")
-        if name.isdigit() and (not group or group.isdigit()):
-            return int(name), int(group or name)
-        return self._lookup_owner(st, chown)
+        group = group or name
+        if name.isdigit() and group.isdigit():
+            return int(name), int(group)
+        return self._lookup_owner(st, name + ":" + group)
 
     def _lookup_owner(self, st: Stage, chown: str) -> tuple[int, int]:
         """``user[:group]`` names resolved in the stage image's /etc/passwd and /etc/group."""
@@ -627,8 +630,7 @@ class Dispatcher:
                         except PyruncError as e:
                             raise InvalidArgument("unable to convert uid/gid chown string to "
                                                   "host mapping: %s" % e) from None
-                        name, _, group = chown.partition(":")
-                        result.append((u.uid, u.gid if group else u.gid))
+                        result.append((u.uid, u.gid))
                     finally:
                         unmount(scratch)
                 finally:
@@ -699,7 +701,7 @@ class Dispatcher:
                 yield self.out(" ---> Using cache\n")
             else:
                 layer = self._with_snapshot(
-                    st, lambda fs, r: plan.apply(fs, dest_path, as_dir))
+                    st, lambda fs: plan.apply(fs, dest_path, as_dir))
                 self.commit(st, created_by, cmd, layer=layer, empty=False, cache_key=key)
         yield self.out(" ---> %s\n" % short(st.image_id))
 

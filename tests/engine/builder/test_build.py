@@ -459,6 +459,15 @@ def test_add_extracts_local_archives_and_fetches_urls(builder_engine, tmp_path):
                         "/owned; grep -c nobody /etc/passwd")
         assert (code, out) == (0, "from the archive\nfetched over http\n600 root root\n"
                                   "600 nobody nogroup\n1\n")
+        # a user alone: the group of the same name (docker's reading), numbers as they are
+        _, _, error = build(eng, {"Dockerfile": b"FROM busybox\nCOPY --chown=nobody f /x\n",
+                                  "f": b"f"})
+        assert error.startswith("unable to convert uid/gid chown string to host mapping: ")
+        assert "nobody" in error and "\n" not in error
+        _, image_id, error = build(eng, {"Dockerfile": b"FROM busybox\nCOPY --chown=nobody:tty f "
+                                                       b"/x\nCOPY --chown=12 f /y\n", "f": b"f"})
+        assert error is None
+        assert run(eng, image_id, "stat", "-c", "%u:%g", "/x", "/y") == (0, "65534:5\n12:12\n")
         _, _, error = build(eng, {"Dockerfile": ("FROM busybox\nADD %s/missing /m\n"
                                                  % url).encode()})
         assert error is not None and "404" in error
