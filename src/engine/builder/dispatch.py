@@ -9,6 +9,7 @@ History ``created_by`` and the ContainerConfig are the classic builder's
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -36,14 +37,13 @@ if TYPE_CHECKING:
     from collections.abc import Generator, Iterator
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
-DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # docker's predefined args: usable without a declaration, kept out of the history unless declared
 PROXY_ARGS = frozenset(["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
                         "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"])
 EMPTY_TAR = b"\0" * 1024
 MAX_URL_SIZE = 1 << 30          # bytes ADD fetches from one URL
 RUN_OUTPUT_POLL = 0.01          # seconds between reads of a RUN's log once it is caught up
-# the Config fields in the order docker writes them; those after "Image" are omitted when empty
+# the Config fields in the order docker writes them (_OMIT_EMPTY: left out when empty)
 _CONFIG_KEYS = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr",
                 "ExposedPorts", "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck",
                 "ArgsEscaped", "Image", "Volumes", "WorkingDir", "Entrypoint", "OnBuild",
@@ -664,12 +664,12 @@ class Dispatcher:
         source_image = None
         if flags.get("from"):
             source_image = yield from self._source_image(self.expand(st, flags["from"]), stages)
-        with contextlib_exit() as stack:
+        with contextlib.ExitStack() as stack:
             root = self.context_root
             if flags.get("from"):
-                root = stack.enter(_ImageRoot(self.images, source_image, self.workdir))
+                root = stack.enter_context(_ImageRoot(self.images, source_image, self.workdir))
             plan = CopyPlan(root, self.workdir, owner, chmod)
-            stack.push(plan.close)
+            stack.callback(plan.close)
             for src in sources:
                 if add and src.startswith(("http://", "https://")):
                     plan.add_url(src)
@@ -726,28 +726,6 @@ def find_sources_for(root: str, src: str, name: str) -> list[str]:
     except NotFound:
         raise NotFound("%s failed: file not found in build context or excluded by "
                        ".dockerignore: stat %s: file does not exist" % (name, src)) from None
-
-
-class contextlib_exit:
-    """A small exit stack: ``enter(cm)`` and ``push(fn)``, undone in reverse order."""
-
-    def __init__(self) -> None:
-        self._undo: list[Any] = []
-
-    def __enter__(self) -> contextlib_exit:
-        return self
-
-    def enter(self, cm: Any) -> Any:
-        value = cm.__enter__()
-        self._undo.append(lambda: cm.__exit__(None, None, None))
-        return value
-
-    def push(self, fn: Any) -> None:
-        self._undo.append(fn)
-
-    def __exit__(self, *exc: Any) -> None:
-        while self._undo:
-            self._undo.pop()()
 
 
 class _ImageRoot:

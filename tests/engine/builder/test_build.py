@@ -686,3 +686,13 @@ def test_from_pulls_a_missing_base_from_a_loopback_registry(tmp_path, exec_root)
     finally:
         registries.close()
         registry.stop()
+
+
+def test_go_formatting_of_history_lines():
+    """Go's Duration.String and strconv.Quote, as the HEALTHCHECK and CMD lines show them."""
+    from pyrunc.engine.builder.dispatch import go_duration, go_quote_list
+    assert [go_duration(n) for n in (0, 1, 1500, 100000000, 1500000000, 90000000000,
+                                     7200000000000, 3723000000001)] == [
+        "0s", "1ns", "1.5µs", "100ms", "1.5s", "1m30s", "2h0m0s", "1h2m3.000000001s"]
+    assert go_quote_list(["a b", 'q"', "t\tn\n", "\x01", "é"]) == \
+        '["a b" "q\\"" "t\\tn\\n" "\\x01" "é"]'
