@@ -259,6 +259,30 @@ def test_flags_become_docker_query(catcher, tmp_path, monkeypatch):
                                               "UNSET_ONE": None}
 
 
+@needs_docker28
+def test_compress_and_registry_config(catcher, tmp_path):
+    """--compress sends the same archive gzipped; every credential of the client's config goes
+    in X-Registry-Config, as docker 28 sends it."""
+    import base64
+    import gzip
+    ctx = tmp_path / "ctx"
+    make_tree(str(ctx), {"Dockerfile": "FROM busybox\n", "a.txt": "a"})
+    os.makedirs(catcher.config_dir, exist_ok=True)
+    auth = base64.b64encode(b"alice:wonderland").decode()
+    with open(os.path.join(catcher.config_dir, "config.json"), "w") as f:
+        json.dump({"auths": {"registry.example:5000": {"auth": auth},
+                             "https://index.docker.io/v1/": {"auth": auth}}}, f)
+    got = {}
+    for cli in ("docker", "pydocker"):
+        _, h, body = sent(catcher, "--compress", str(ctx), cli=cli)
+        assert body[:2] == b"\x1f\x8b"
+        got[cli] = (members(gzip.decompress(body)),
+                    json.loads(base64.urlsafe_b64decode(h["x-registry-config"])))
+    assert got["pydocker"][0] == got["docker"][0]
+    assert got["pydocker"][1] == got["docker"][1]
+    assert got["pydocker"][1]["registry.example:5000"]["password"] == "wonderland"
+
+
 def test_output_quiet_iidfile_and_errors(catcher, tmp_path):
     ctx = tmp_path / "ctx"
     make_tree(str(ctx), {"Dockerfile": "FROM busybox\n"})
@@ -386,6 +410,12 @@ def same_build_output(t, tmp_path):
     assert p.err.splitlines()[-1] == d.stderr.splitlines()[-1] == \
         "The command '/bin/sh -c echo failing && exit 3' returned a non-zero code: 3"
     assert _masked(p.out).splitlines() == _masked(d.stdout).splitlines()
+    # -q: nothing but the ID on success; on failure everything held back goes to stderr
+    d, p = build_both(t, ctx, "-q")
+    assert d.returncode == p.code == 3, (d, p)
+    assert p.out == d.stdout == ""
+    docker_err = d.stderr.split("environment-variable.\n\n", 1)[-1]
+    assert _masked(p.err) == _masked(docker_err)
     # an unknown instruction, a missing base image
     (ctx / "Dockerfile").write_text("FROM busybox\nFOO bar\n")
     d, p = build_both(t, ctx)

@@ -340,14 +340,17 @@ def run(ctx: Context, opts: Options, args: list[str]) -> int:
         except OSError as e:
             raise CommandError("Removing image ID file: %s" % e) from None
     out = sys.stdout
+    # the upload's line, as docker writes it to a pipe; with -q it is held back with the
+    # build's output and shown (on stderr) only when the build fails
+    sending = "%s  %s\r\r\n" % (SENDING, human_size(len(body), 4))
     if not opts["quiet"]:
-        out.write("%s  %s\r\r\n" % (SENDING, human_size(len(context.data), 4)))
+        out.write(sending)
         out.flush()
     r = ctx.api.stream("POST", "/build?" + urlencode(query), None, body,
                        {"Content-Type": "application/x-tar",
                         "X-Registry-Config": registry_config(ctx)})
     aux: list[dict[str, Any]] = []
-    quiet_lines: list[str] = []
+    quiet_lines: list[str] = [sending]
     try:
         if opts["quiet"]:
             for jm in json_lines(r):
@@ -363,7 +366,7 @@ def run(ctx: Context, opts: Options, args: list[str]) -> int:
         r.close()
     image_id = next((a["ID"] for a in reversed(aux) if isinstance(a.get("ID"), str)), "")
     if opts["quiet"]:
-        if not image_id and quiet_lines:
+        if not image_id and len(quiet_lines) > 1:
             image_id = quiet_lines[-1].strip()
         out.write(image_id + "\n")
     if opts["iidfile"] and image_id:
