@@ -420,6 +420,14 @@ def test_huge_numbers_in_flags():
             parse(F + "HEALTHCHECK %s CMD true" % flag)
 
 
+def test_control_characters_are_escaped_in_messages():
+    with pytest.raises(ParseError) as e:
+        parse(F + "COPY --\x1b[31m=x\x07 a b")
+    assert str(e.value) == "Dockerfile parse error line 2: Unknown flag: \\x1b[31m"
+    with pytest.raises(ParseError, match=r"unknown instruction: FOO\\u0085$"):
+        parse(F + "FOO\x85 x")
+
+
 def test_invalid_utf8_names_the_line():
     with pytest.raises(ParseError, match="^Dockerfile parse error line 3: invalid UTF-8 "
                                          r"\(byte 0xff\)$"):

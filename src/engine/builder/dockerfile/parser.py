@@ -68,6 +68,11 @@ class ParseError(InvalidArgument):
 class _Refused(Exception):
     """A reason without its line; parse() adds the line number."""
 
+    def __str__(self) -> str:
+        # what the Dockerfile put in the reason is shown with its control characters escaped
+        return "".join(c if c.isprintable() or c == " " else _go_quote(c)[1:-1]
+                       for c in super().__str__())
+
 
 @dataclass
 class Instruction:

@@ -226,21 +226,21 @@ class _Failure(Exception):
     pass
 
 
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+               "\v": "\\v"}
+
+
 def _go_quote(text: str) -> str:
     """Go's %q of a string (strconv.Quote), for messages that show a word as docker does."""
     out = ['"']
     for ch in text:
         if ch in '"\\':
             out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
+        elif ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
         elif ch.isprintable():
             out.append(ch)
-        elif ord(ch) < 0x100:
+        elif ch < " " or ch == "\x7f":
             out.append("\\x%02x" % ord(ch))
         elif ord(ch) < 0x10000:
             out.append("\\u%04x" % ord(ch))
