@@ -407,3 +407,71 @@ def test_quiet_and_labels_over_the_api(bdaemon):
     doc = json.loads(bdaemon.request("GET", "/v1.41/images/q:1/json")[2])
     assert doc["Id"] == image_id
     assert doc["Config"]["Labels"] == {"team": "b3", "empty": ""}
+
+
+# --- the query parser alone, on anything a client can send ------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+KEYS = ["t", "dockerfile", "q", "nocache", "pull", "rm", "forcerm", "buildargs", "labels",
+        "target", "networkmode", "platform", "extrahosts", "memory", "memswap", "cpushares",
+        "cpuperiod", "cpuquota", "remote", "version", "squash", "isolation", "ulimits",
+        "shmsize", "cachefrom", "cgroupparent"]
+JSONISH = st.one_of(st.text(max_size=30), st.builds(json.dumps, st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+    max_leaves=6)))
+
+
+def _request(query, headers=None):
+    from pyrunc.engine.api import httputils
+    return httputils.Request("POST", "/build", query, headers or {}, {}, "1.41", io.BytesIO(),
+                             None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(KEYS), st.lists(JSONISH, min_size=1, max_size=3),
+                       max_size=6))
+def test_build_options_accepts_or_refuses_in_one_line(query):
+    from pyrunc.engine.api.router.build import build_options
+    from pyrunc.engine.builder import BuildOptions
+    from pyrunc.errors import InvalidArgument
+    try:
+        options = build_options(_request(query))
+    except InvalidArgument as e:
+        assert e.message and "\n" not in e.message.strip()
+        return
+    assert isinstance(options, BuildOptions)
+    assert all(":" in t.rsplit("/", 1)[-1] for t in options.tags)
+    assert all(v is None or isinstance(v, str) for v in options.build_args.values())
+    assert all(isinstance(v, str) for v in options.labels.values())
+    assert all(v >= -1 for v in options.resources.values())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.text(max_size=60), st.builds(
+    lambda b: base64.urlsafe_b64encode(b).decode(), st.binary(max_size=60)),
+    st.builds(lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).decode(),
+              st.dictionaries(st.text(max_size=10), JSONISH, max_size=3))))
+def test_registry_config_header_parser(value):
+    from pyrunc.engine.api.router.build import registry_auths
+    from pyrunc.errors import InvalidArgument
+    try:
+        doc = registry_auths(value)
+    except InvalidArgument as e:
+        assert e.message.startswith("invalid X-Registry-Config header")
+        return
+    assert isinstance(doc, dict)
+
+
+def test_tags_normalised_like_moby():
+    from pyrunc.engine.api.router.build import build_options
+    options = build_options(_request({"t": ["a", "a:latest", "r.example:5000/x/y:v1", "",
+                                            "b"]}))
+    assert options.tags == ["docker.io/library/a:latest", "r.example:5000/x/y:v1",
+                            "docker.io/library/b:latest"]
+    options = build_options(_request({"rm": ["0"]}))
+    assert options.rm is False and options.force_rm is False
+    options = build_options(_request({"rm": ["0"], "forcerm": ["1"]}))
+    assert options.rm is True and options.force_rm is True
+    assert build_options(_request({})).rm is True
