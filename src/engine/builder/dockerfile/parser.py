@@ -207,6 +207,7 @@ def _not_constant(name: str) -> object:
 
 
 _DECODER = _json.JSONDecoder(parse_constant=_not_constant)
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _json_array(rest: str) -> list[str] | None:
@@ -222,7 +223,8 @@ def _json_array(rest: str) -> list[str] | None:
         return None
     if not all(isinstance(v, str) for v in value):
         raise _Refused("when using JSON array syntax, arrays must be comprised of strings only")
-    return value
+    # Go's decoder turns a lone surrogate escape into U+FFFD (Python's keeps the surrogate)
+    return [_LONE_SURROGATE.sub("\ufffd", v) for v in value]
 
 
 def _maybe_json(rest: str) -> tuple[list[str], bool]:
