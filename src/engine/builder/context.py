@@ -35,21 +35,33 @@ MAX_LINKS = 255                # symlinks followed while resolving one path (Lin
 _TAR_MAGIC_OFFSET = 257
 
 
-class _Prefixed:
-    """A readable that first gives ``head`` then the rest of ``f``."""
+class _TarStream:
+    """The uncompressed context tar: ``head`` (already read) then the rest of ``f``, with the
+    end-of-archive blocks added when the stream stops at a block boundary without them (Go's
+    tar reader, so docker, takes such an end as the archive's; docker's CLI sends one when it
+    adds a Dockerfile from outside the context). An end inside a block stays truncated."""
 
     def __init__(self, head: bytes, f: Any) -> None:
         self._head = head
         self._f = f
+        self._count = 0
+        self._tail: bytes | None = None
 
     def read(self, n: int = -1) -> bytes:
         if self._head:
-            if n < 0:
-                data, self._head = self._head + self._f.read(), b""
-                return data
-            data, self._head = self._head[:n], self._head[n:]
+            data = self._head if n < 0 else self._head[:n]
+            self._head = self._head[len(data):]
+        elif self._tail is not None:
+            data = self._tail if n < 0 else self._tail[:n]
+            self._tail = self._tail[len(data):]
             return data
-        return self._f.read(n)
+        else:
+            data = self._f.read(n)
+            if not data and n != 0:
+                self._tail = b"\0" * 1024 if self._count % 512 == 0 else b""
+                return self.read(n)
+        self._count += len(data)
+        return data
 
     def readable(self) -> bool:
         return True
@@ -81,7 +93,7 @@ class Context:
         try:
             plain = decompressed(body)
             first = _read_full(plain, 512)
-            stream = _Prefixed(first, plain)
+            stream = _TarStream(first, plain)
             if len(first) == 512 and first[_TAR_MAGIC_OFFSET:_TAR_MAGIC_OFFSET + 5] == b"ustar":
                 with ContainerFS(root, name="build context") as fs:
                     try:

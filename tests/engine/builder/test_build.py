@@ -251,6 +251,23 @@ def test_context_compressed_or_a_bare_dockerfile(builder_engine, compress):
     assert error is None and run(eng, image_id) == (0, "bare\n")
 
 
+def test_a_context_without_end_blocks_is_whole_and_a_cut_one_refused(builder_engine):
+    """Go's tar reader, so docker's daemon, ends an archive at a block boundary without the
+    end-of-archive blocks (docker's CLI sends one when -f names a file outside the context);
+    an archive cut inside a block is truncated."""
+    files = {"Dockerfile": b"FROM busybox\nCOPY f /f\n", "f": b"data\n"}
+    raw = make_tar(files).getvalue()
+    end = len(raw.rstrip(b"\0"))
+    whole = raw[:end + (-end % 512)]
+    assert whole.endswith(b"data\n" + b"\0" * (512 - 5))
+    before = leftovers(builder_engine)
+    _, image_id, error = build(builder_engine, io.BytesIO(whole))
+    assert error is None and run(builder_engine, image_id, "cat", "/f") == (0, "data\n")
+    _, _, error = build(builder_engine, io.BytesIO(whole[:-100]))
+    assert error.startswith("build context: truncated archive") and "\n" not in error
+    assert leftovers(builder_engine) == before
+
+
 HOSTILE = [
     ({"../escape": b"x"}, "escape"),
     ({"/abs/file": b"x"}, None),
