@@ -191,7 +191,8 @@ def test_double_star_matches_at_any_depth(pattern, a, name):
 TREE = ["a.md", "README.md", "README-secret.md", "docs/x.md", "docs/keep.txt", "build/out.o",
         "build/keep/k", "build/keep/deep/k2", "src/main.go", "src/pkg/util.go", "tmp",
         "sub/temp1", "sub/deeper/temp2", "temp9", "x.txt", ".git/config", "odd name[1].txt",
-        "lib/a/b/c.txt", "lib/a/skip.log", "lib/z.log", "cache/.keep", "cache/data"]
+        "lib/a/b/c.txt", "lib/a/skip.log", "lib/z.log", "cache/.keep", "cache/data",
+        "deep/er/tmpx/keep", "deep/er/tmpx/other"]
 IGNORE = """# what docker's reference shows, and more
 *.md
 !README*.md
@@ -205,21 +206,33 @@ temp?
 /lib/**/*.log
 ./cache/
 !cache/.keep
+**/tmpx
+!deep/er/tmpx/keep
 """
 
 
 @pytest.mark.peer
-def test_the_docker_cli_sends_what_the_matcher_keeps(tmp_path, tmp_path_factory):
+@pytest.mark.parametrize("cli,old_rule", [("/usr/bin/docker", True),
+                                          ("/usr/local/bin/docker", False)],
+                         ids=["debian-cli-20.10", "docker-cli"])
+def test_the_docker_cli_sends_what_the_matcher_keeps(tmp_path, tmp_path_factory, cli,
+                                                    old_rule):
     """Build ``COPY . /ctx/`` from a context with a .dockerignore through the docker CLI and
     dockerd's classic builder; the files in the image are those the Matcher does not exclude
-    (plus the Dockerfile and .dockerignore, which docker always sends)."""
+    (plus the Dockerfile and .dockerignore, which docker always sends).
+
+    The matcher has current docker's rule: a path is excluded when a pattern matches it or any
+    of its parent directories. docker 20.10's CLI tried only the parent as deep as the pattern
+    has parts, so it sent deep/er/tmpx/other (under "**/tmpx", walked into for the exception)."""
     import os
     import shutil
     import subprocess
     import tarfile
-    from dockerd_peer import DOCKERD, Dockerd, docker_client
-    if not os.path.exists(DOCKERD) or not shutil.which("unshare") or docker_client() is None:
-        pytest.skip("Debian's dockerd (package docker.io) and a docker CLI are not installed")
+    from dockerd_peer import DOCKERD, Dockerd
+    if not os.path.exists(DOCKERD) or not shutil.which("unshare"):
+        pytest.skip("Debian's dockerd (package docker.io) is not installed")
+    if not os.path.exists(cli):
+        pytest.skip("no docker CLI at %s" % cli)
     ctx = tmp_path / "ctx"
     for name in TREE:
         path = ctx / name
@@ -230,9 +243,12 @@ def test_the_docker_cli_sends_what_the_matcher_keeps(tmp_path, tmp_path_factory)
     m = Matcher(read_patterns(IGNORE))
     expected = {n for n in TREE if not m.excluded(n)} | {"Dockerfile", ".dockerignore"}
     assert "build/keep/deep/k2" in expected and "lib/a/skip.log" not in expected
+    assert "deep/er/tmpx/other" not in expected
+    if old_rule:
+        expected.add("deep/er/tmpx/other")
     with Dockerd(str(tmp_path_factory.mktemp("dd"))) as d:
         env = dict(d.env, DOCKER_BUILDKIT="0")
-        r = subprocess.run([docker_client(), "build", "-q", "-t", "ctx:x", str(ctx)], env=env,
+        r = subprocess.run([cli, "build", "-q", "-t", "ctx:x", str(ctx)], env=env,
                            capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr
         cid = d.docker("create", "ctx:x", "/none").stdout.strip()
