@@ -215,6 +215,19 @@ def test_docker28_dockerfile_outside_the_context(bdaemon, tmp_path):
     assert bdaemon.docker("run", "--rm", "outside:1").stdout == "outside works\n"
 
 
+def test_docker_build_without_buildkit_variable(bdaemon, cli, tmp_path):
+    """Plain ``docker build``: without buildx both CLIs fall back to the classic builder's
+    /build, as they do against dockerd."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nLABEL plain=1\n")
+    assert "DOCKER_BUILDKIT" not in os.environ
+    r = bdaemon.docker("build", "-t", "plain:1", str(ctx), cli=cli)
+    assert r.stdout.splitlines()[-1] == "Successfully tagged plain:1"
+    labels = json.loads(bdaemon.docker("inspect", "plain:1").stdout)[0]["Config"]["Labels"]
+    assert labels == {"plain": "1"}
+
+
 def test_sdk_build(bdaemon, tmp_path):
     import docker
     ctx = tmp_path / "ctx"
