@@ -148,7 +148,7 @@ REFUSED_WHEN_RUN = [
 @pytest.mark.parametrize("name,text,message", REFUSED_WHEN_RUN,
                          ids=[c[0] for c in REFUSED_WHEN_RUN])
 def test_refuses_what_docker_refuses_when_run(name, text, message):
-    with pytest.raises(ParseError, match="^Dockerfile parse error line 2: " + message):
+    with pytest.raises(ParseError, match="^dockerfile parse error line 2: " + message):
         parse(text)
 
 
@@ -159,7 +159,7 @@ def test_accepts_and_refuses_as_docker(name, text, accepted):
     else:
         with pytest.raises(ParseError) as e:
             parse(text)
-        assert str(e.value).startswith("Dockerfile parse error line ")
+        assert str(e.value).startswith("dockerfile parse error line ")
         assert "\n" not in str(e.value)
 
 
@@ -346,35 +346,35 @@ def test_bom_crlf_and_case():
 
 
 @pytest.mark.parametrize("text,message", [
-    (F + "FOO bar", "Dockerfile parse error line 2: unknown instruction: FOO"),
-    ("\n\n" + F + "\nRUN a \\\n b\nCOPY x", "Dockerfile parse error line 7: COPY requires at "
+    (F + "FOO bar", "dockerfile parse error line 2: unknown instruction: FOO"),
+    ("\n\n" + F + "\nRUN a \\\n b\nCOPY x", "dockerfile parse error line 7: COPY requires at "
      "least two arguments, but only one was provided. Destination could not be determined"),
-    ("# escape=`\n# escape=\\\n" + F, "Dockerfile parse error line 2: only one escape parser "
+    ("# escape=`\n# escape=\\\n" + F, "dockerfile parse error line 2: only one escape parser "
      "directive can be used"),
-    ("# escape=x\n", "Dockerfile parse error line 1: invalid escape token 'x' does not match "
+    ("# escape=x\n", "dockerfile parse error line 1: invalid escape token 'x' does not match "
      "` or \\"),
-    ("RUN x\n" + F, "Dockerfile parse error line 1: no build stage in current context"),
-    ("FROM busybox AS 1x", 'Dockerfile parse error line 1: invalid name for build stage: '
+    ("RUN x\n" + F, "dockerfile parse error line 1: no build stage in current context"),
+    ("FROM busybox AS 1x", 'dockerfile parse error line 1: invalid name for build stage: '
      '"1x", name can\'t start with a number or contain symbols'),
-    (F + "COPY --chown x y", "Dockerfile parse error line 2: Missing a value on flag: chown"),
-    (F + "RUN --network=none x", "Dockerfile parse error line 2: Unknown flag: network"),
-    (F + "ENV A=1 B", "Dockerfile parse error line 2: Syntax error - can't find = in \"B\". "
+    (F + "COPY --chown x y", "dockerfile parse error line 2: Missing a value on flag: chown"),
+    (F + "RUN --network=none x", "dockerfile parse error line 2: Unknown flag: network"),
+    (F + "ENV A=1 B", "dockerfile parse error line 2: Syntax error - can't find = in \"B\". "
      "Must be of the form: name=value"),
-    (F + "HEALTHCHECK --interval=1x CMD a", "Dockerfile parse error line 2: time: unknown "
+    (F + "HEALTHCHECK --interval=1x CMD a", "dockerfile parse error line 2: time: unknown "
      "unit \"x\" in duration \"1x\""),
-    (F + "HEALTHCHECK --retries=0 CMD a", "Dockerfile parse error line 2: --retries must be "
+    (F + "HEALTHCHECK --retries=0 CMD a", "dockerfile parse error line 2: --retries must be "
      "at least 1 (not 0)"),
-    (F + "HEALTHCHECK bogus", 'Dockerfile parse error line 2: Unknown type "BOGUS" in '
+    (F + "HEALTHCHECK bogus", 'dockerfile parse error line 2: Unknown type "BOGUS" in '
      'HEALTHCHECK (try CMD)'),
-    (F + "ONBUILD ONBUILD RUN x", "Dockerfile parse error line 2: Chaining ONBUILD via "
+    (F + "ONBUILD ONBUILD RUN x", "dockerfile parse error line 2: Chaining ONBUILD via "
      "`ONBUILD ONBUILD` isn't allowed"),
-    (F + 'SHELL sh -c', "Dockerfile parse error line 2: SHELL requires the arguments to be in "
+    (F + 'SHELL sh -c', "dockerfile parse error line 2: SHELL requires the arguments to be in "
      "JSON form"),
-    (F + 'CMD ["a", null]', "Dockerfile parse error line 2: when using JSON array syntax, "
+    (F + 'CMD ["a", null]', "dockerfile parse error line 2: when using JSON array syntax, "
      "arrays must be comprised of strings only"),
-    ("# only\n\n", "Dockerfile parse error line 2: file with no instructions"),
-    ("", "Dockerfile parse error line 0: file with no instructions"),
-    (F + "RUN <<EOF\necho\nEOF", "Dockerfile parse error line 3: unknown instruction: ECHO (a "
+    ("# only\n\n", "dockerfile parse error line 2: file with no instructions"),
+    ("", "dockerfile parse error line 0: file with no instructions"),
+    (F + "RUN <<EOF\necho\nEOF", "dockerfile parse error line 3: unknown instruction: ECHO (a "
      "heredoc on line 2? heredocs are a BuildKit feature, not read by this builder)"),
 ])
 def test_messages(text, message):
@@ -439,13 +439,13 @@ def test_huge_numbers_in_flags():
 def test_control_characters_are_escaped_in_messages():
     with pytest.raises(ParseError) as e:
         parse(F + "COPY --\x1b[31m=x\x07 a b")
-    assert str(e.value) == "Dockerfile parse error line 2: Unknown flag: \\x1b[31m"
+    assert str(e.value) == "dockerfile parse error line 2: Unknown flag: \\x1b[31m"
     with pytest.raises(ParseError, match=r"unknown instruction: FOO\\u0085$"):
         parse(F + "FOO\x85 x")
 
 
 def test_invalid_utf8_names_the_line():
-    with pytest.raises(ParseError, match="^Dockerfile parse error line 3: invalid UTF-8 "
+    with pytest.raises(ParseError, match="^dockerfile parse error line 3: invalid UTF-8 "
                                          r"\(byte 0xff\)$"):
         parse(b"FROM busybox\nRUN a\nRUN \xff\n")
 
@@ -473,7 +473,7 @@ def test_arbitrary_text_gives_a_dockerfile_or_a_parse_error(text):
     try:
         d = parse(text)
     except ParseError as e:
-        assert str(e).startswith("Dockerfile parse error line ") and "\n" not in str(e)
+        assert str(e).startswith("dockerfile parse error line ") and "\n" not in str(e)
         return
     assert d.instructions and all(isinstance(i, Instruction) for i in d.instructions)
     assert d.instructions[0].cmd in ("from", "arg")

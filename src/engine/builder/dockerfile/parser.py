@@ -5,7 +5,7 @@ the top, comments, the escape character's line continuations, JSON or shell form
 instruction's own way of splitting its arguments), then each instruction is checked (argument
 counts, its flags, FROM's stage name, HEALTHCHECK's options, ONBUILD's trigger, only ARG before
 the first FROM). Every refusal is a ParseError naming the line:
-``Dockerfile parse error line 3: unknown instruction: FOO``.
+``dockerfile parse error line 3: unknown instruction: FOO``.
 
 Variables are not expanded here: the builder expands the instructions that docker expands, with
 the environment of the step, through ``words.expand``.
@@ -61,7 +61,7 @@ class ParseError(InvalidArgument):
     def __init__(self, message: str, line: int = 0) -> None:
         super().__init__(message)
         self.line = line
-        prefix = "Dockerfile parse error line %d: " % line
+        prefix = "dockerfile parse error line %d: " % line
         self.reason = message[len(prefix):] if message.startswith(prefix) else message
 
 
@@ -555,7 +555,7 @@ def _lines(text: str | bytes) -> list[str]:
             decoded = text.decode("utf-8")
         except UnicodeDecodeError as e:
             bad = text.count(b"\n", 0, e.start) + 1
-            raise ParseError("Dockerfile parse error line %d: invalid UTF-8 (byte 0x%02x)"
+            raise ParseError("dockerfile parse error line %d: invalid UTF-8 (byte 0x%02x)"
                              % (bad, text[e.start]), bad) from None
     else:
         decoded = text
@@ -566,7 +566,7 @@ def _lines(text: str | bytes) -> list[str]:
         lines[0] = lines[0][1:]
     for i, line in enumerate(lines):
         if len(line) > MAX_LINE // 4 and len(line.encode("utf-8", "surrogatepass")) > MAX_LINE:
-            raise ParseError("Dockerfile parse error line %d: dockerfile line greater than max "
+            raise ParseError("dockerfile parse error line %d: dockerfile line greater than max "
                              "allowed size of %d" % (i + 1, MAX_LINE), i + 1)
         if line.endswith("\r"):
             lines[i] = line[:-1]
@@ -603,12 +603,12 @@ def parse(text: str | bytes) -> Dockerfile:
             else:
                 assert m is not None
                 if key in directives:
-                    raise ParseError("Dockerfile parse error line %d: only one %s parser "
+                    raise ParseError("dockerfile parse error line %d: only one %s parser "
                                      "directive can be used" % (i, key), i)
                 directives[key] = m.group(2)
                 if key == "escape":
                     if m.group(2) not in ("\\", "`"):
-                        raise ParseError("Dockerfile parse error line %d: invalid escape token "
+                        raise ParseError("dockerfile parse error line %d: invalid escape token "
                                          "'%s' does not match ` or \\" % (i, m.group(2)), i)
                     escape = m.group(2)
         if raw.startswith("#"):
@@ -635,7 +635,7 @@ def parse(text: str | bytes) -> Dockerfile:
         try:
             ins = _split_line(line, escape)
         except _Refused as e:
-            raise ParseError("Dockerfile parse error line %d: %s" % (start, e), start) from None
+            raise ParseError("dockerfile parse error line %d: %s" % (start, e), start) from None
         ins.line, ins.end_line = start, i
         if ins.trigger is not None:
             ins.trigger.line, ins.trigger.end_line = start, i
@@ -644,7 +644,7 @@ def parse(text: str | bytes) -> Dockerfile:
         warnings.append("[WARNING]: Empty continuation lines will become errors in a future "
                         "release.")
     if not instructions:
-        raise ParseError("Dockerfile parse error line %d: file with no instructions"
+        raise ParseError("dockerfile parse error line %d: file with no instructions"
                          % len(lines), len(lines))
     seen_from = False
     for n, ins in enumerate(instructions):
@@ -664,7 +664,7 @@ def parse(text: str | bytes) -> Dockerfile:
             elif not seen_from and ins.cmd != "arg":
                 raise _Refused("no build stage in current context")
         except _Refused as e:
-            raise ParseError("Dockerfile parse error line %d: %s" % (ins.line, e),
+            raise ParseError("dockerfile parse error line %d: %s" % (ins.line, e),
                              ins.line) from None
     return Dockerfile(directives=directives, instructions=instructions, escape=escape,
                       warnings=warnings)
@@ -674,18 +674,18 @@ def parse_instruction(line: str, escape: str = "\\") -> Instruction:
     """One instruction alone (``docker commit --change``, an ONBUILD trigger run in a child
     build), checked as in a Dockerfile but without needing a FROM before it."""
     if "\n" in line or "\r" in line:
-        raise ParseError("Dockerfile parse error line 1: %s: one instruction expected, without "
+        raise ParseError("dockerfile parse error line 1: %s: one instruction expected, without "
                          "line breaks" % _go_quote(line), 1)
     if escape not in ("\\", "`"):
         raise InvalidArgument("invalid escape token '%s' does not match ` or \\" % escape)
     line, _ = _trim_continuation(_go_trim_left(line), escape)
     if not line or line.startswith("#"):
-        raise ParseError("Dockerfile parse error line 1: file with no instructions", 1)
+        raise ParseError("dockerfile parse error line 1: file with no instructions", 1)
     try:
         ins = _split_line(line, escape)
         ins.line = ins.end_line = 1
         _check(ins)
         _check_nul(ins)
     except _Refused as e:
-        raise ParseError("Dockerfile parse error line 1: %s" % e, 1) from None
+        raise ParseError("dockerfile parse error line 1: %s" % e, 1) from None
     return ins
