@@ -119,3 +119,22 @@ def test_live_stats_follow_new_containers_and_no_stream(pyd):
     assert (r.code, r.err) == (1, "Error response from daemon: No such container: nosuch\n"), r
     r = pyd.pydocker("stats", "nosuch")
     assert (r.code, r.err) == (1, "Error response from daemon: No such container: nosuch\n"), r
+
+
+def test_stats_format_and_config_stats_format(pyd):
+    if not os.path.exists(DOCKER28):
+        pytest.skip("docker 28 CLI (%s) is not installed" % DOCKER28)
+    _running(pyd, "st5", "st6")
+
+    def masked(text):       # memory and I/O figures move between two reads
+        return re.sub(r"\d+(\.\d+)?([kKMG]i?)?B", "N", re.sub(r"\d+\.\d\d%", "P%", text))
+    for fmt in ("json", "{{.Container}}:{{.Name}} {{.PIDs}}", "table {{.Container}}\t{{.PIDs}}",
+                "table {{.ID}}\t{{.MemUsage}}\t{{.NetIO}}"):
+        mine = pyd.pydocker("stats", "--no-stream", "--format", fmt, "st5", "st6")
+        theirs = pyd.docker("stats", "--no-stream", "--format", fmt, "st5", "st6")
+        assert mine.code == theirs.code == 0, (mine, theirs)
+        assert masked(mine.out) == masked(theirs.out), (fmt, mine, theirs)
+    with open(os.path.join(pyd.config_dir, "config.json"), "w") as f:
+        f.write('{"statsFormat": "{{.Name}}={{.PIDs}}"}')
+    r = pyd.pydocker("stats", "--no-stream", "st5")
+    assert (r.code, r.out) == (0, "st5=1\n"), r

@@ -870,7 +870,9 @@ def cp(ctx: Context, opts: Options, args: list[str]) -> int:
     return 0
 
 
-def _stats_row(s: dict[str, Any], name: str, no_trunc: bool) -> list[str]:
+def _stats_row(s: dict[str, Any], name: str, no_trunc: bool) -> dict[str, str]:
+    """One container's line of ``stats`` as docker's template fields (keys in the order
+    docker's ``{{json .}}`` gives them)."""
     from ..units import bytes_size
     cpu = s.get("cpu_stats") or {}
     pre = s.get("precpu_stats") or {}
@@ -893,34 +895,44 @@ def _stats_row(s: dict[str, Any], name: str, no_trunc: bool) -> list[str]:
         elif e.get("op", "").lower() == "write":
             wr += e.get("value", 0)
     cid = s.get("id", name)
-    return [cid if no_trunc else cid[:12], s.get("name", "").lstrip("/"),
-            "%.2f%%" % cpu_pct, "%s / %s" % (bytes_size(usage), bytes_size(limit)),
-            "%.2f%%" % (usage / limit * 100.0 if limit else 0.0),
-            "%s / %s" % (human_size(rx), human_size(tx)),
-            "%s / %s" % (human_size(rd), human_size(wr)),
-            str((s.get("pids_stats") or {}).get("current", 0))]
+    return {"BlockIO": "%s / %s" % (human_size(rd), human_size(wr)),
+            "CPUPerc": "%.2f%%" % cpu_pct, "Container": name,
+            "ID": cid if no_trunc else cid[:12],
+            "MemPerc": "%.2f%%" % (usage / limit * 100.0 if limit else 0.0),
+            "MemUsage": "%s / %s" % (bytes_size(usage), bytes_size(limit)),
+            "Name": s.get("name", "").lstrip("/"),
+            "NetIO": "%s / %s" % (human_size(rx), human_size(tx)),
+            "PIDs": str((s.get("pids_stats") or {}).get("current", 0))}
 
 
-STATS_HEADER = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O",
-                "BLOCK I/O", "PIDS"]
+STATS_HEADERS = {"BlockIO": "BLOCK I/O", "CPUPerc": "CPU %", "Container": "CONTAINER",
+                 "ID": "CONTAINER ID", "MemPerc": "MEM %", "MemUsage": "MEM USAGE / LIMIT",
+                 "Name": "NAME", "NetIO": "NET I/O", "PIDs": "PIDS"}
+STATS_FORMAT = ("table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t"
+                "{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}")
 
 
 def stats(ctx: Context, opts: Options, args: list[str]) -> int:
     """docker stats: one table with --no-stream; else a stream of stats per container (a
     thread each), the table redrawn in place every 500 ms (``live_frame``). Without names,
     the running containers (all with -a) are listed again at each redraw, so containers that
-    start join and those that go leave, as docker's."""
-    from ..template import tabwrite
+    start join and those that go leave, as docker's. ``--format``, else config.json's
+    ``statsFormat``, else docker's table."""
+    fmt = opts["format"]
+    if not fmt:
+        from ..config import load
+        fmt = str(load(ctx.config_dir).get("statsFormat") or "") or STATS_FORMAT
+
+    def table(items: list[dict[str, str]]) -> str:
+        return render_list(fmt, items, STATS_HEADERS)
 
     def listed() -> list[str]:
         return [c["Id"] for c in ctx.api.get_json("/containers/json",
                                                    {"all": opts["all"] or None})]
     if opts["no-stream"]:
-        rows = [STATS_HEADER]
-        for name in args or listed():
-            rows.append(_stats_row(ctx.api.get_json("/containers/%s/stats" % name,
-                                                    {"stream": False}), name, opts["no-trunc"]))
-        sys.stdout.write(tabwrite(rows))
+        items = [_stats_row(ctx.api.get_json("/containers/%s/stats" % name, {"stream": False}),
+                            name, opts["no-trunc"]) for name in args or listed()]
+        sys.stdout.write(table(items))
         return 0
     import threading
     latest: dict[str, dict[str, Any]] = {}
@@ -960,9 +972,8 @@ def stats(ctx: Context, opts: Options, args: list[str]) -> int:
         raise CommandError("\n".join(errors[n] for n in args if n in errors))
     while True:
         with first:
-            rows = [STATS_HEADER] + [_stats_row(latest[n], n, opts["no-trunc"])
-                                     for n in names if n in latest]
-        sys.stdout.write(live_frame(tabwrite(rows)))
+            items = [_stats_row(latest[n], n, opts["no-trunc"]) for n in names if n in latest]
+        sys.stdout.write(live_frame(table(items)))
         sys.stdout.flush()
         time.sleep(0.5)
         if not args:
@@ -1261,6 +1272,7 @@ def group() -> Command:
         _cmd("stats", "[OPTIONS] [CONTAINER...]",
              "Display a live stream of container(s) resource usage statistics", stats,
              [Flag("all", "a", "", "Show all containers (default shows just running)"),
+              Flag("format", "", "string", FORMAT_HELP),
               Flag("no-stream", "", "", "Disable streaming stats and only pull the first "
                    "result"),
               Flag("no-trunc", "", "", "Do not truncate output")], shortcut="stats"),
