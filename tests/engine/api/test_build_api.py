@@ -128,7 +128,8 @@ def test_hostile_query_is_one_400_line(bdaemon, query, message):
 
 def test_bad_registry_config_header(bdaemon):
     for value in ("!!!notbase64", base64.urlsafe_b64encode(b"[1]").decode(),
-                  base64.urlsafe_b64encode(b'{"r.example": {"password": 5}}').decode()):
+                  base64.urlsafe_b64encode(b'{"r.example": {"password": 5}}').decode(),
+                  base64.urlsafe_b64encode(b'{"r.example": {"auth": "%%%"}}').decode()):
         status, doc = build(bdaemon, tar_of({"Dockerfile": b"FROM busybox\n"}),
                             headers={"X-Registry-Config": value})
         assert status == 400 and "invalid X-Registry-Config header" in doc["message"], doc

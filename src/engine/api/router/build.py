@@ -8,6 +8,7 @@ Every query parameter is checked before any byte of the context is read, so a ba
 """
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import os
@@ -35,9 +36,9 @@ MAX_ENTRIES = 1000
 
 # Query parameters docker's clients send with their zero value that this builder does not
 # implement: accepted when empty or zero, refused naming the parameter otherwise.
-_UNSUPPORTED_ZERO = {"cgroupparent": "", "cpusetcpus": "", "cpusetmems": "", "isolation": "",
-                     "shmsize": "0", "ulimits": "null", "securityopt": "",
-                     "cachefrom": "[]", "outputs": "", "session": ""}
+_UNSUPPORTED = ("cgroupparent", "cpusetcpus", "cpusetmems", "isolation", "shmsize", "ulimits",
+                "securityopt", "cachefrom", "outputs", "session")
+_ZERO = ("", "0", "null", "[]", "{}")
 
 
 def _json_param(req: httputils.Request, name: str, what: str, values_may_be_null: bool
@@ -130,6 +131,13 @@ def registry_auths(header: str | None) -> dict[str, Any]:
             raise InvalidArgument("invalid X-Registry-Config header: the credentials of %s "
                                   "must be an object of strings" % httputils.one_line(
                                       str(registry)[:80]))
+        if auth.get("auth"):
+            try:
+                base64.b64decode(auth["auth"], validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                raise InvalidArgument("invalid X-Registry-Config header: the auth of %s is not "
+                                      "base64 user:password" % httputils.one_line(
+                                          str(registry)[:80])) from None
     return doc
 
 
@@ -148,9 +156,9 @@ def build_options(req: httputils.Request) -> BuildOptions:
         raise InvalidArgument("remote build contexts are not supported by this daemon (%s): "
                               "send the context as a tar archive in the request body"
                               % httputils.one_line(remote[:100]))
-    for name, zero in _UNSUPPORTED_ZERO.items():
+    for name in _UNSUPPORTED:
         value = req.query(name)
-        if value not in (None, "", zero):
+        if value is not None and value not in _ZERO:
             raise InvalidArgument("the %s build option is not supported by this daemon"
                                   % name)
     if req.query_bool("squash"):
