@@ -72,6 +72,7 @@ EXIT_RECORDED = 2.0
 # Seconds between looks at a container that another process may change (a waiter for its
 # start or its removal); this process's own changes wake the waiters at once.
 CHANGE_POLL = 0.1
+_HEX = frozenset("0123456789abcdef")
 # The record's key naming the process ([pid, start time]) restarting an AutoRemove container:
 # its stop does not remove it while that process lives (dockerd lifts AutoRemove for the stop).
 RESTARTER = "Restarter"
@@ -87,7 +88,7 @@ def parse_signal(sig: Any) -> int:
     """A signal by number or name (``KILL``, ``SIGKILL``, ``9``); InvalidArgument otherwise."""
     if isinstance(sig, int) and not isinstance(sig, bool):
         number = sig
-    elif isinstance(sig, str) and sig.strip().isdigit():
+    elif isinstance(sig, str) and sig.strip().isascii() and sig.strip().isdigit():
         number = int(sig)
     elif isinstance(sig, str):
         name = sig.strip().upper()
@@ -169,15 +170,15 @@ class ContainerService:
 
     def _task_alive(self, c):
         """Whether ``c``'s task still runs. A task whose processes are recorded
-        (TASK_PROCESSES) is judged from /proc: running while its init and its shim live, no
-        request to the shim; once one is gone the shim is given EXIT_RECORDED seconds to record
+        (TASK_PROCESSES) is judged from /proc: running while its init and its shim live (one
+        read while the init is the shim's child), no request to the shim; once one is gone the shim is given EXIT_RECORDED seconds to record
         the exit (the caller then collects it). Others (started before the processes were
         recorded, restarting) ask the shim."""
         procs = _task_processes(c)
         try:
             if procs is None:
                 return self.tasks.get(c.id).state().status != STOPPED
-            if all(lcstate.alive(pid, start) for pid, start in procs):
+            if _processes_alive(procs):
                 return True
             task = self.tasks.get(c.id)
             try:
@@ -919,11 +920,15 @@ class ContainerService:
         changed since the last listing (every write replaces a file: a new inode)."""
         listed = {}
         out = []
-        for cid in self.store.ids():
+        for cid in os.listdir(self.store.root):
+            if len(cid) != 64 or not _HEX.issuperset(cid):
+                continue            # not a container (names.json, locks, exits)
             d = os.path.join(self.store.root, cid)
             key = (_identity(os.path.join(d, RECORD)), _identity(os.path.join(d, HOST_CONFIG)))
+            if key[0] is None:
+                continue            # a create in progress, or removed
             hit = self._listed.get(cid)
-            if hit is not None and hit[0] == key and key[0] is not None:
+            if hit is not None and hit[0] == key:
                 record, host_config = hit[1], hit[2]
             else:               # read after the stat: a change meanwhile shows next time
                 c = self.store.load(cid)
@@ -1169,6 +1174,22 @@ def _task_processes(c: Container) -> list[list[int]] | None:
                 isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in proc)):
             return None
     return procs if procs[0][0] == c.state.get("Pid") else None
+
+
+def _processes_alive(procs: list[list[int]]) -> bool:
+    """Whether the init and the shim of TASK_PROCESSES both still run: the init's
+    /proc/PID/stat shows its start time, no zombie and (usually) the shim as its parent,
+    which the kernel changes the moment the shim dies."""
+    (pid, start), (shim, shim_start) = procs
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+    except OSError:             # gone (ENOENT, ESRCH)
+        return False
+    fields = data[data.rindex(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X", b"x") or int(fields[19]) != start:
+        return False
+    return int(fields[1]) == shim or lcstate.alive(shim, shim_start)
 
 
 def _processes_of(ts: Any) -> list[list[int]] | None:

@@ -100,6 +100,26 @@ def test_listing_and_inspect_need_no_answer_from_the_shim(engine):
     assert done["inspect"]["Running"] is True and done["inspect"]["Pid"] > 0
 
 
+def test_a_container_whose_shim_died_is_listed_exited_and_its_process_ends(engine):
+    """The shim is the init's parent: killed, it leaves a container nobody logs or reaps,
+    which a read ends (its exit status unknown: 255) instead of listing it as running."""
+    cs = engine.containers
+    cid = _sleeper(engine)
+    other = _sleeper(engine)
+    pid = cs.inspect(cid)["State"]["Pid"]
+    shim = cs.get(cid).task().state().shim_pid
+    init = os.pidfd_open(pid)
+    try:
+        os.kill(shim, signal.SIGKILL)
+        _await_exit(shim)
+        rows = _rows(engine, all=True)
+        assert rows[cid]["State"] == "exited" and rows[cid]["Status"].startswith("Exited (255) ")
+        assert rows[other]["State"] == "running"
+        assert select.select([init], [], [], 30)[0] == [init]     # the init is gone too
+    finally:
+        os.close(init)
+
+
 def test_listing_sees_what_another_engine_changed(engine, engine_root, exec_root):
     cs = engine.containers
     cid = _sleeper(engine)
