@@ -253,3 +253,28 @@ def test_helper_failures_read_as_dockers(pyd, helpers, auth_registry, tmp_path):
         (mine, theirs)
     assert "auths" not in _read_config(pyd.config_dir) or \
         a not in _read_config(pyd.config_dir)["auths"]
+
+
+def test_hostile_helper_answers(pyd, tmp_path, auth_registry):
+    """A helper that answers junk, a list, or a secret with control characters: no traceback,
+    the pull goes on as docker's does with the same helper."""
+    dock = _docker_target(pyd, tmp_path)
+    bindir = tmp_path / "junkbin"
+    bindir.mkdir()
+    answers = {"junk": "{not json", "list": "[1, 2]", "huge": "x" * 200000,
+               "ctl": '{"ServerURL":"x","Username":"a\\u0000\\n","Secret":"b\\r\\nX-Evil: 1"}'}
+    for name, answer in answers.items():
+        path = bindir / ("docker-credential-pyt-" + name)
+        path.write_text("#!/bin/sh\ncat >/dev/null\nprintf '%%s' '%s'\n" % answer)
+        path.chmod(0o755)
+    for t in (pyd, dock):
+        t.env["PATH"] = str(bindir) + os.pathsep + t.env["PATH"]
+    target = "%s/private/none:1" % auth_registry.domain
+    for name in answers:
+        for t in (pyd, dock):
+            _config(t, {"credsStore": "pyt-" + name})
+        mine = pyd.pydocker("pull", target)
+        theirs = dock.docker("pull", target)
+        assert mine.code == theirs.code == 1 and "Traceback" not in mine.err, (name, mine)
+        assert len(mine.err.strip().splitlines()) == 1, (name, mine)
+        assert mine.err.split(":")[0] == theirs.err.split(":")[0], (name, mine, theirs)

@@ -249,3 +249,47 @@ def test_context_with_tls_material(tls_daemon, certs, tmp_path):
     r = t.pydocker("context", "rm", "secure", "bydocker", "skip")
     assert r.code == 0, r
     assert os.listdir(tls_dir) == []
+
+
+def _openssl_dates(pem):
+    """notBefore/notAfter as the openssl CLI reads them, in RFC 3339."""
+    import calendar
+    out = subprocess.run(["openssl", "x509", "-noout", "-dates", "-in", str(pem)],
+                         capture_output=True, text=True, check=True).stdout
+    dates = dict(line.split("=", 1) for line in out.splitlines())
+
+    def rfc3339(text):
+        import time
+        t = time.strptime(text.replace(" GMT", ""), "%b %d %H:%M:%S %Y")
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(calendar.timegm(t)))
+    return rfc3339(dates["notBefore"]), rfc3339(dates["notAfter"])
+
+
+def test_certificate_dates_read_as_openssl_reads_them(certs):
+    import ssl
+    from pyrunc.cli.tls import validity
+    for name in ("ca", "server", "expired", "client"):
+        pem = certs / ("%s.pem" % name)
+        der = ssl.PEM_cert_to_DER_cert(pem.read_text())
+        assert validity(der) == _openssl_dates(pem), name
+
+
+def test_certificate_parser_on_hostile_bytes(certs):
+    """A server sends the certificate: any bytes give dates or None, never an exception."""
+    import ssl
+    from hypothesis import given, settings, strategies as st
+    from pyrunc.cli.tls import validity
+    good = ssl.PEM_cert_to_DER_cert((certs / "server.pem").read_text())
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.one_of(st.binary(max_size=300),
+                     st.tuples(st.integers(0, len(good) - 1), st.binary(min_size=1,
+                                                                         max_size=8)).map(
+                         lambda t: good[:t[0]] + t[1] + good[t[0] + len(t[1]):]),
+                     st.integers(0, len(good)).map(lambda n: good[:n])))
+    def check(data):
+        out = validity(data)
+        assert out is None or (isinstance(out, tuple) and len(out) == 2
+                               and all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", x)
+                                       for x in out)), out
+    check()
