@@ -36,15 +36,21 @@ _TAR_MAGIC_OFFSET = 257
 
 
 class _TarStream:
-    """The uncompressed context tar: ``head`` (already read) then the rest of ``f``, with the
-    end-of-archive blocks added when the stream stops at a block boundary without them (Go's
-    tar reader, so docker, takes such an end as the archive's; docker's CLI sends one when it
-    adds a Dockerfile from outside the context). An end inside a block stays truncated."""
+    """The uncompressed context tar: ``head`` (already read) then the rest of ``f``, completed
+    as Go's tar reader (so docker's daemon) reads an archive that stops early: after the last
+    member's data, the missing padding and end-of-archive blocks are taken as there (docker's
+    CLI sends such an archive when it adds a Dockerfile from outside the context). A stream
+    that stops inside a header or inside a member's data stays truncated. The member headers
+    are followed as they pass (sizes only: the extraction checks everything else)."""
 
     def __init__(self, head: bytes, f: Any) -> None:
         self._head = head
         self._f = f
-        self._count = 0
+        self._pos = 0           # bytes given out
+        self._next = 0          # offset of the next header
+        self._data_end = 0      # end of the current member's data, without its padding
+        self._header = b""      # the part of a header read so far
+        self._ended = False     # an end-of-archive block passed
         self._tail: bytes | None = None
 
     def read(self, n: int = -1) -> bytes:
@@ -58,13 +64,51 @@ class _TarStream:
         else:
             data = self._f.read(n)
             if not data and n != 0:
-                self._tail = b"\0" * 1024 if self._count % 512 == 0 else b""
+                self._tail = self._completion()
                 return self.read(n)
-        self._count += len(data)
+        self._follow(data)
+        self._pos += len(data)
         return data
+
+    def _follow(self, data: bytes) -> None:
+        i = 0
+        while i < len(data) and not self._ended:
+            at = self._pos + i
+            if at < self._next:
+                i += min(len(data) - i, self._next - at)
+                continue
+            piece = data[i:i + 512 - len(self._header)]
+            self._header += piece
+            i += len(piece)
+            if len(self._header) < 512:
+                break
+            block, self._header = self._header, b""
+            if not block.strip(b"\0"):
+                self._ended = True
+                break
+            size = _member_size(block[124:136])
+            start = self._pos + i - 512
+            self._data_end = start + 512 + size
+            self._next = start + 512 + -(-size // 512) * 512
+
+    def _completion(self) -> bytes:
+        if self._ended or self._header or self._pos < self._data_end:
+            return b""
+        return b"\0" * (self._next - self._pos + 1024)
 
     def readable(self) -> bool:
         return True
+
+
+def _member_size(field: bytes) -> int:
+    """A tar header's size field: octal, or base-256 when its first bit is set; 0 when
+    unreadable (the extraction then refuses the header itself)."""
+    if field and field[0] & 0x80:
+        return int.from_bytes(bytes([field[0] & 0x7f]) + field[1:], "big")
+    try:
+        return int(field.strip(b"\0 ") or b"0", 8)
+    except ValueError:
+        return 0
 
 
 def _read_full(f: Any, n: int) -> bytes:

@@ -251,20 +251,24 @@ def test_context_compressed_or_a_bare_dockerfile(builder_engine, compress):
     assert error is None and run(eng, image_id) == (0, "bare\n")
 
 
-def test_a_context_without_end_blocks_is_whole_and_a_cut_one_refused(builder_engine):
-    """Go's tar reader, so docker's daemon, ends an archive at a block boundary without the
-    end-of-archive blocks (docker's CLI sends one when -f names a file outside the context);
-    an archive cut inside a block is truncated."""
-    files = {"Dockerfile": b"FROM busybox\nCOPY f /f\n", "f": b"data\n"}
+def test_a_context_stopping_after_its_last_member_is_whole(builder_engine):
+    """Go's tar reader, so docker's daemon, takes an archive that stops right after its last
+    member's data (no padding, no end-of-archive blocks: docker 28's CLI sends one when -f
+    names a file outside the context) as whole; one stopping inside a header or a member's
+    data is truncated."""
+    files = {"Dockerfile": b"FROM busybox\nCOPY f g /\n", "f": b"data\n", "g": b"x" * 700}
     raw = make_tar(files).getvalue()
-    end = len(raw.rstrip(b"\0"))
-    whole = raw[:end + (-end % 512)]
-    assert whole.endswith(b"data\n" + b"\0" * (512 - 5))
+    data_end = 512 * 5 + 700            # three headers, the data of two of them, then g's
+    assert raw[data_end - 700:data_end] == b"x" * 700 and not raw[data_end:].strip(b"\0")
     before = leftovers(builder_engine)
-    _, image_id, error = build(builder_engine, io.BytesIO(whole))
-    assert error is None and run(builder_engine, image_id, "cat", "/f") == (0, "data\n")
-    _, _, error = build(builder_engine, io.BytesIO(whole[:-100]))
-    assert error.startswith("build context: truncated archive") and "\n" not in error
+    for cut in (data_end, data_end + 100, 512 * 7):     # no padding, part of it, no end
+        _, image_id, error = build(builder_engine, io.BytesIO(raw[:cut]))
+        assert error is None, cut
+        assert run(builder_engine, image_id, "cat", "/f", "/g") == (0, "data\n" + "x" * 700)
+    for cut in (data_end - 1, 512 * 4 + 100, 512 * 4 + 600):   # in data, in a header
+        _, _, error = build(builder_engine, io.BytesIO(raw[:cut]))
+        assert error.startswith("build context: truncated archive"), (cut, error)
+        assert "\n" not in error
     assert leftovers(builder_engine) == before
 
 
