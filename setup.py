@@ -89,7 +89,7 @@ setup(
     setup_requires=["cffi>=1.15"],
     cffi_modules=cffi_modules(),
     install_requires=["cffi>=1.15", "pyroute2", "jsonschema", "requests", "zstandard"],
-    extras_require={"test": ["pytest", "hypothesis", "mypy", "docker"]},
+    extras_require={"test": ["pytest", "hypothesis", "mypy", "docker", "grpcio", "grpcio-tools"]},
     cmdclass={"build_ext": BuildExtWithPrograms, "build_scripts": BuildScriptsWithLauncher},
     # bin/pyrunc-python is run by the pyrunc command; bin/pydocker is a plain script (it starts
     # faster than a console_scripts wrapper)

@@ -1,0 +1,27 @@
+"""Fixtures of the CRI tests: ``cri_node`` (module), a containerd with its CRI plugin and the
+runtime handlers ``pyrunc`` and ``runc``, in namespaces of its own (see crinode.py)."""
+import os
+
+import pytest
+
+from support import need
+
+
+@pytest.fixture(scope="module")
+def cri_node(tmp_path_factory, private_mount_ns, pyrunc_bin):
+    """A started CriNode; at the end every pod is removed and everything it made is gone."""
+    from cri.crinode import CNI_BIN, CriNode
+    need("containerd")
+    need("containerd-shim-runc-v2")
+    runc = need("runc")
+    need("docker-registry")
+    need("gcc")
+    for plugin in ("bridge", "host-local", "loopback"):
+        if not os.path.exists(os.path.join(CNI_BIN, plugin)):
+            pytest.skip("the CNI plugin %s is not installed (containernetworking-plugins)"
+                        % plugin)
+    node = CriNode(tmp_path_factory.mktemp("cri"), pyrunc_bin, runc).start()
+    try:
+        yield node
+    finally:
+        node.stop()
