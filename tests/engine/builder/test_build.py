@@ -702,6 +702,15 @@ def test_from_pulls_a_missing_base_from_a_loopback_registry(tmp_path, exec_root)
         assert again == image_id and not any("status" in m for m in msgs)
         msgs, _, error = build(eng, {"Dockerfile": df}, registries=registries, pull=True)
         assert error is None and any("status" in m for m in msgs)
+        # the built image is an ordinary one: pushed, pulled elsewhere, it runs there
+        from pyrunc.engine.distribution.pull import pull
+        built = "%s/built/app:1" % registry.domain
+        eng.images.tag(image_id, built)
+        push(built, eng.images.content, registries, images=eng.images)
+        other = Engine(str(tmp_path / "other"), exec_root=exec_root)
+        pull(built, other.images, registries)
+        assert other.images.get(built).id == image_id
+        assert run(other, built) == (0, "pulled\n")
         for c in eng.containers.store.all():
             eng.containers.remove(c.id, force=True, volumes=True)
     finally:
