@@ -67,7 +67,7 @@ class Response:
         self.buffered = b""
         status_line = self._line()
         if not status_line:
-            raise ProtocolError("the daemon closed the connection without a response")
+            raise EOFError("the daemon closed the connection without a response")
         parts = status_line.split(None, 2)
         if (len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or len(parts[1]) != 3
                 or not parts[1].isdigit()):
@@ -291,12 +291,27 @@ class Client:
             except BaseException:
                 sock.close()
                 raise
+        except EOFError as e:      # Go's words over TCP; the one-line ProtocolError otherwise
+            if not self.host.startswith("tcp://"):
+                raise ProtocolError(str(e)) from None
+            raise self._failed(method, target, "EOF") from None
         except OSError as e:
-            if self.tls is None or not self.host.startswith("tcp://"):
+            if not self.host.startswith("tcp://"):
                 raise
-            from .tls import go_message
-            raise TransportError('%s "https://%s%s": %s' % (
-                method.title(), self.host.partition("://")[2], target, go_message(e))) from None
+            if self.tls is not None:
+                from .tls import go_message
+                raise self._failed(method, target, go_message(e)) from None
+            if isinstance(e, ConnectionResetError):
+                raise self._failed(method, target, "read: connection reset by peer") from None
+            if isinstance(e, BrokenPipeError):
+                raise self._failed(method, target, "write: broken pipe") from None
+            raise
+
+    def _failed(self, method: str, target: str, reason: str) -> TransportError:
+        """docker's 'error during connect: Get "URL": REASON' for a TCP request."""
+        return TransportError('%s "%s://%s%s": %s' % (
+            method.title(), "https" if self.tls else "http", self.host.partition("://")[2],
+            target, reason))
 
     def open(self, method: str, path: str, query: dict[str, Any] | None = None,
              body: Any = None, headers: dict[str, str] | None = None, versioned: bool = True

@@ -246,12 +246,13 @@ def _context_endpoint(name: str, config_dir: str
 
 
 def _flags_tls(gopts: Options) -> TLSConfig | None:
-    """TLS as docker's flags ask for it: on with --tls, --tlsverify (any value) or
-    DOCKER_TLS_VERIFY; the CA file always read, the client's certificate and key only if given
+    """TLS as docker's flags ask for it: on with --tls or DOCKER_TLS, --tlsverify (any value)
+    or DOCKER_TLS_VERIFY; the CA file always read, the client's certificate and key only if given
     or present (the defaults under DOCKER_CERT_PATH, else the config directory)."""
     verify = (gopts["tlsverify"] if "tlsverify" in gopts.changed
               else bool(os.environ.get("DOCKER_TLS_VERIFY")))
-    if not (gopts["tls"] or verify or "tlsverify" in gopts.changed):
+    tls = gopts["tls"] if "tls" in gopts.changed else bool(os.environ.get("DOCKER_TLS"))
+    if not (tls or verify or "tlsverify" in gopts.changed):
         return None
     from .tls import TLSConfig
     files = {}

@@ -10,6 +10,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 
 import pytest
 
@@ -142,9 +143,23 @@ def test_tlsverify_flags_and_stdin_over_tls(tls_daemon, certs, tmp_path):
                    certs / "client.pem", "--tlskey", certs / "client-key.pem",
                    "-H", "tcp://127.0.0.1:%d" % tls_daemon.port, "ps", "-q")
     assert (r.code, r.out) == (0, ""), r
-    # plain HTTP to the TLS port fails (the server wants a handshake)
-    r = t.pydocker("-H", "tcp://127.0.0.1:%d" % tls_daemon.port, "ps")
-    assert r.code == 1 and "Traceback" not in r.err and len(r.err.splitlines()) <= 2, r
+    # DOCKER_TLS is --tls
+    env = dict(t.env, DOCKER_TLS="1", DOCKER_CERT_PATH=str(certs / "client-dir"),
+               DOCKER_HOST="tcp://127.0.0.1:%d" % tls_daemon.port)
+    r = subprocess.run([sys.executable, "-m", "pyrunc.cli", "ps", "-q"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout) == (0, ""), r
+    # plain HTTP to the TLS port fails (the server wants a handshake): one line, as docker's
+    # up to the reason (Go names the connection's addresses there)
+    mine = t.pydocker("-H", "tcp://127.0.0.1:%d" % tls_daemon.port, "ps")
+    assert mine.code == 1 and "Traceback" not in mine.err and len(mine.err.splitlines()) == 1, \
+        mine
+    assert mine.err.startswith('error during connect: Get "http://127.0.0.1:%d/v1.'
+                               % tls_daemon.port), mine
+    if os.path.exists(DOCKER28):
+        theirs = t.docker("-H", "tcp://127.0.0.1:%d" % tls_daemon.port, "ps")
+        assert theirs.code == 1 and re.sub(r"/v1\.\d+/", "/vX/", theirs.err).split(": ")[:2] \
+            == re.sub(r"/v1\.\d+/", "/vX/", mine.err).split(": ")[:2], (mine, theirs)
 
 
 def test_tls_failures_read_as_dockers(tls_daemon, certs, tmp_path, mirror):
