@@ -20,8 +20,14 @@ def cri_node(tmp_path_factory, private_mount_ns, pyrunc_bin):
         if not os.path.exists(os.path.join(CNI_BIN, plugin)):
             pytest.skip("the CNI plugin %s is not installed (containernetworking-plugins)"
                         % plugin)
+    netns_before = os.stat("/proc/thread-self/ns/net").st_ino
     node = CriNode(tmp_path_factory.mktemp("cri"), pyrunc_bin, runc).start()
     try:
         yield node
     finally:
         node.stop()
+    # and nothing of the node is left on the machine
+    assert node.shims() == []
+    assert node.cgroup_dirs() == []
+    assert not os.path.exists(node.netns_path)
+    assert os.stat("/proc/thread-self/ns/net").st_ino == netns_before

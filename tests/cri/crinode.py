@@ -23,7 +23,6 @@ made. ``cri.runtime`` and ``cri.images`` are the RuntimeService and ImageService
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
 import importlib
 import io
