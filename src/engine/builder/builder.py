@@ -11,6 +11,7 @@ always); the context's directory and every snapshot a step mounted are gone in e
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import os
 import queue
 import shutil
@@ -21,6 +22,7 @@ from pyrunc.engine.builder.cache import BuildCache
 from pyrunc.engine.builder.context import Context
 from pyrunc.engine.builder.dispatch import (PROXY_ARGS, Dispatcher, Stage, StepFailed,
                                             parse_flags, short)
+from pyrunc.engine.snapshots.mount import unmount
 from pyrunc.errors import InvalidArgument, NotFound, PyruncError
 
 TYPE_CHECKING = False
@@ -111,7 +113,14 @@ class Builder:
             if ref.digest:
                 raise InvalidArgument("invalid reference format: %s" % tag)
         os.makedirs(self.tmp, mode=0o700, exist_ok=True)
+        self.sweep()
         workdir = tempfile.mkdtemp(prefix="build-", dir=self.tmp)
+        # held for the build: a directory whose lock is free is a dead build's (see sweep);
+        # taken before the lock gets its name, so no sweep finds it free meanwhile
+        lock = os.open(os.path.join(workdir, ".lock.new"),
+                       os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        os.rename(os.path.join(workdir, ".lock.new"), os.path.join(workdir, ".lock"))
         try:
             ctx = Context.open(body, workdir)
             try:
@@ -122,6 +131,35 @@ class Builder:
                 ctx.close()
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+            os.close(lock)
+
+    def sweep(self) -> None:
+        """Remove what builds that died left: their directories, the mounts under them and
+        the snapshots named after them. A build holds its directory's lock while it runs."""
+        try:
+            names = os.listdir(self.tmp)
+        except FileNotFoundError:
+            return
+        for name in names:
+            path = os.path.join(self.tmp, name)
+            try:
+                fd = os.open(os.path.join(path, ".lock"), os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue        # being made (the lock comes first) or not a build's
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue    # a live build
+                for target in _mounts_under(path):
+                    unmount(target)
+                snapshotter = self.engine.images.snapshotter
+                for info in list(snapshotter.walk()):
+                    if info.name.startswith(name + "-"):
+                        snapshotter.remove(info.name)
+                shutil.rmtree(path, ignore_errors=True)
+            finally:
+                os.close(fd)
 
     def _run(self, dockerfile: Any, context_root: str, workdir: str,
              options: BuildOptions) -> Iterator[dict[str, Any]]:
@@ -324,6 +362,17 @@ class Builder:
             raise NotFound("image with reference %s was found but does not match the "
                            "specified platform: wanted %s, actual: %s"
                            % (name, platform, "/".join(have)))
+
+
+def _mounts_under(path: str) -> list[str]:
+    """The mount points at or below ``path`` in this mount namespace, deepest first."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            target = line.split()[4].replace("\\040", " ")
+            if target == path or target.startswith(path + "/"):
+                found.append(target)
+    return sorted(found, key=len, reverse=True)
 
 
 def _up_to_target(instructions: list[Any], target: str) -> list[Any]:

@@ -558,7 +558,7 @@ class Dispatcher:
         """Run ``work(fs)`` on a writable snapshot over the stage's image (a ContainerFS of
         its root), then take its changes as a layer; nothing stays afterwards."""
         images = self.images
-        key = "build-" + uuid.uuid4().hex
+        key = scratch_key(self.workdir)
         with images.holding_gc():
             if st.image is not None:
                 top = images.unpack(st.image.manifest, st.image.config)
@@ -615,7 +615,7 @@ class Dispatcher:
         """``user[:group]`` names resolved in the stage image's /etc/passwd and /etc/group."""
         from pyrunc.engine.oci.user import resolve_user
         result: list[tuple[int, int]] = []
-        key = "build-" + uuid.uuid4().hex
+        key = scratch_key(self.workdir)
         images = self.images
         with images.holding_gc():
             top = images.unpack(st.image.manifest, st.image.config) if st.image else None
@@ -735,7 +735,7 @@ class _ImageRoot:
         self.images = images
         self.image = image
         self.workdir = workdir
-        self.key = "build-" + uuid.uuid4().hex
+        self.key = scratch_key(workdir)
         self.scratch = ""
 
     def __enter__(self) -> str:
@@ -928,6 +928,12 @@ def _walk(host: str, arc: str) -> Iterator[tuple[str, str]]:
     if os.path.isdir(host) and not os.path.islink(host):
         for name in sorted(os.listdir(host)):
             yield from _walk(os.path.join(host, name), (arc + "/" if arc else "") + name)
+
+
+def scratch_key(workdir: str) -> str:
+    """A key for a snapshot a step mounts, named after the build's directory (so a sweep
+    finds what a build that died left)."""
+    return "%s-%s" % (os.path.basename(workdir), uuid.uuid4().hex)
 
 
 def short(image_id: str) -> str:

@@ -607,6 +607,36 @@ def test_a_build_closed_mid_run_leaves_nothing(builder_engine):
     assert leftovers(eng) == before
 
 
+def test_a_dead_builds_leftovers_are_swept(builder_engine):
+    """What a build killed mid-step leaves (its directory, a snapshot mounted under it) goes
+    with the next build; a live build's directory (its lock held) stays."""
+    from pyrunc.engine.builder.dispatch import scratch_key
+    from pyrunc.engine.snapshots.mount import mount_all
+    eng = builder_engine
+    before = leftovers(eng)
+    tmp = os.path.join(eng.builder.root, "tmp")
+    os.makedirs(tmp, exist_ok=True)
+    dead = os.path.join(tmp, "build-dead")
+    os.makedirs(os.path.join(dead, "rootfs"))
+    open(os.path.join(dead, ".lock"), "w").close()
+    key = scratch_key(dead)
+    mount_all(eng.images.snapshotter.prepare(key, eng.images.get("busybox").top_chain),
+              os.path.join(dead, "rootfs"))
+    assert os.path.join(dead, "rootfs") in mounts()
+    live = os.path.join(tmp, "build-live")
+    os.makedirs(live)
+    with open(os.path.join(live, ".lock"), "w") as held:
+        import fcntl
+        fcntl.flock(held, fcntl.LOCK_EX)
+        _, _, error = build(eng, {"Dockerfile": b"FROM busybox\n"})
+        assert error is None
+        assert os.path.isdir(live)
+    assert not os.path.exists(dead)
+    os.remove(os.path.join(live, ".lock"))
+    os.rmdir(live)
+    assert leftovers(eng) == before
+
+
 def test_prune_drops_the_cache(builder_engine):
     eng = builder_engine
     _, first, _ = build(eng, context(), tags=["kept:1"])
