@@ -297,8 +297,11 @@ def test_swarm_on_pyrunc(swarm):
     assert "ingress" not in s.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
     assert s.netns_mounts() == {}
 
-    # dockerd stopped: nothing is left in its namespaces (no process keeps them, so their
-    # bridges and mounts went with them), no shim, and the cgroups made for it are gone.
+    # dockerd stopped: no process is left in its namespaces or in those it kept mounted, so
+    # they went, and with them their bridges (docker0, docker_gwbridge, still there until now)
+    # and mounts; no shim; the cgroups made for its containers are gone.
+    bridges = s.inside("ip", "-o", "link", "show", "type", "bridge").stdout
+    assert " docker_gwbridge: " in bridges and " docker0: " in bridges, bridges
     net, mnt = _ns_inode(s.pid, "net"), _ns_inode(s.pid, "mnt")
     s.d.stop()
     assert _pids_in_ns("mnt", mnt) == []
