@@ -76,6 +76,11 @@ class Builder:
             yield {"errorDetail": {"message": e.message, "code": e.code}, "error": e.message}
         except PyruncError as e:
             yield {"errorDetail": {"message": e.message}, "error": e.message}
+        except OSError as e:        # the machine's (a full disk...): still the stream's end
+            message = "build: %s" % (e.strerror or e)
+            if e.filename:
+                message += ": %s" % e.filename
+            yield {"errorDetail": {"message": message}, "error": message}
 
     def prune(self) -> dict[str, Any]:
         """Forget the build cache and remove the images only it kept (untagged, unused,

@@ -306,6 +306,6 @@ def is_archive(path: str) -> bool:
     with open(path, "rb") as f:
         try:
             block = _read_full(decompressed(f), 512)
-        except (OSError, EOFError, ValueError):
+        except Exception:       # whatever a decoder raises: not an archive, copied as it is
             return False
     return len(block) == 512 and block[_TAR_MAGIC_OFFSET:_TAR_MAGIC_OFFSET + 5] == b"ustar"

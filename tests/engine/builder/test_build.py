@@ -489,6 +489,12 @@ def test_add_extracts_local_archives_and_fetches_urls(builder_engine, tmp_path):
                                                        b"/x\nCOPY --chown=12 f /y\n", "f": b"f"})
         assert error is None
         assert run(eng, image_id, "stat", "-c", "%u:%g", "/x", "/y") == (0, "65534:5\n12:12\n")
+        # a file that only looks compressed is copied as it is
+        _, image_id, error = build(eng, {"Dockerfile": b"FROM busybox\nADD fake.gz /\n",
+                                         "fake.gz": b"\x1f\x8b\x08garbage"})
+        assert error is None
+        assert run(eng, image_id, "cat", "/fake.gz")[1].encode("latin-1", "replace") \
+            .endswith(b"garbage")
         _, _, error = build(eng, {"Dockerfile": ("FROM busybox\nADD %s/missing /m\n"
                                                  % url).encode()})
         assert error is not None and "404" in error
