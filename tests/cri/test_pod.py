@@ -64,26 +64,30 @@ def test_pull_through_the_mirror(cri_node):
     assert ref == cri_node.image_ids["busybox"]
 
 
-def test_pod_on_pyrunc_end_to_end(cri_node):
+@pytest.mark.parametrize("handler", ["pyrunc", "runc"])
+def test_pod_end_to_end(cri_node, handler):
+    """The pod on ``pyrunc``; the same on ``runc`` is the reference: every check holds for
+    both, and the runtime roots tell which one ran the containers."""
     node, pb = cri_node, cri_node.pb
+    other = "runc" if handler == "pyrunc" else "pyrunc"
     node.pull("busybox")
     started = datetime.datetime.now(datetime.timezone.utc)
-    sid, config, (server, client) = node.run_pod("web", "pyrunc", [SERVER, CLIENT])
+    sid, config, (server, client) = node.run_pod("web-" + handler, handler, [SERVER, CLIENT])
     try:
-        # the sandbox and both containers run, on the pyrunc handler
+        # the sandbox and both containers run, on the handler asked for
         pods = {p.id: p for p in node.runtime.ListPodSandbox(pb.ListPodSandboxRequest(),
                                                              timeout=30).items}
-        assert pods[sid].runtime_handler == "pyrunc"
+        assert pods[sid].runtime_handler == handler
         assert pods[sid].state == pb.SANDBOX_READY
         listed = node.runtime.ListContainers(pb.ListContainersRequest(
             filter=pb.ContainerFilter(pod_sandbox_id=sid)), timeout=30).containers
         assert {c.id: c.state for c in listed} == {server: pb.CONTAINER_RUNNING,
                                                    client: pb.CONTAINER_RUNNING}
 
-        # pyrunc ran each of them: its state under the shim's runtime root has them, runc's
-        # (the other handler's root) has none of them
-        assert node.runtime_list("pyrunc") == sorted([sid, server, client])
-        assert node.runtime_list("runc") == []
+        # the handler's runtime ran each of them: its state under the shim's runtime root has
+        # them, the other handler's root has none of them
+        assert node.runtime_list(handler) == sorted([sid, server, client])
+        assert node.runtime_list(other) == []
 
         # one network namespace for the pod: the sandbox's (pause) and both containers'
         sandbox_status = node.runtime.PodSandboxStatus(pb.PodSandboxStatusRequest(
@@ -129,8 +133,20 @@ def test_pod_on_pyrunc_end_to_end(cri_node):
             ("out\n", "err\n", 3)
         with pytest.raises(grpc.RpcError) as e:
             exec_sync(node, client, "/no/such/program")
-        assert "exec /no/such/program: no such file or directory" in e.value.details()
+        assert "/no/such/program" in e.value.details()
+        assert "no such file or directory" in e.value.details()
 
+        # ExecSync's timeout: containerd kills the exec'd process through the runtime
+        with pytest.raises(grpc.RpcError) as e:
+            exec_sync(node, client, "sleep", "1000", timeout=1)
+        assert "timeout 1s exceeded" in e.value.details()
+        deadline = time.monotonic() + 10
+        while True:
+            out, _, _ = exec_sync(node, client, "ps", "-o", "args")
+            if "sleep 1000" not in out or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert "sleep 1000" not in out
         # CRI-format logs: TIMESTAMP STREAM F TEXT, in the file the kubelet asked for
         st = status(node, client).status
         assert st.log_path == os.path.join(config.log_directory, "client/0.log")
@@ -155,7 +171,7 @@ def test_pod_on_pyrunc_end_to_end(cri_node):
         assert st.finished_at >= st.started_at > 0
         node.runtime.RemoveContainer(pb.RemoveContainerRequest(container_id=client),
                                      timeout=60)
-        assert node.runtime_list("pyrunc") == sorted([sid, server])
+        assert node.runtime_list(handler) == sorted([sid, server])
     finally:
         node.remove_pod(sid)
 
@@ -163,27 +179,13 @@ def test_pod_on_pyrunc_end_to_end(cri_node):
     assert node.runtime.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=30).items == []
     assert node.runtime.ListContainers(pb.ListContainersRequest(), timeout=30).containers == []
     assert node.shims() == []
-    assert node.runtime_list("pyrunc") == []
+    assert node.runtime_list(handler) == []
     assert node.containerd_mounts() == []
     for parent in node.cgroup_dirs():
         assert [d for d in os.listdir(parent) if os.path.isdir(os.path.join(parent, d))] == [], \
             parent
     assert [link for link in node.links() if link.startswith("veth")] == []
     assert not os.path.exists("/proc/%d" % pause_pid)
-
-
-def test_runc_handler_is_runc(cri_node):
-    """The comparison handler: the same pod shape on ``runc`` lands in runc's root, not
-    pyrunc's (so the check above can tell them apart)."""
-    node = cri_node
-    sid, _, (cid,) = node.run_pod("other", "runc", [CLIENT])
-    try:
-        assert node.runtime_list("runc") == sorted([sid, cid])
-        assert node.runtime_list("pyrunc") == []
-    finally:
-        node.remove_pod(sid)
-    assert node.runtime_list("runc") == []
-    assert node.shims() == []
 
 
 def test_unknown_handler_is_refused(cri_node):
