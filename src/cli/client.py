@@ -308,10 +308,15 @@ class Client:
             raise
 
     def _failed(self, method: str, target: str, reason: str) -> TransportError:
-        """docker's 'error during connect: Get "URL": REASON' for a TCP request."""
-        return TransportError('%s "%s://%s%s": %s' % (
-            method.title(), "https" if self.tls else "http", self.host.partition("://")[2],
-            target, reason))
+        """docker's 'error during connect: Get "URL": REASON' for a TCP request (and its
+        hint when the server refused the client's certificate)."""
+        what = '%s "%s://%s%s": %s' % (method.title(), "https" if self.tls else "http",
+                                       self.host.partition("://")[2], target, reason)
+        if "bad certificate" in reason:
+            return TransportError("the server probably has client authentication (--tlsverify) "
+                                  "enabled; check your TLS client certification settings: "
+                                  + what)
+        return TransportError("error during connect: " + what)
 
     def open(self, method: str, path: str, query: dict[str, Any] | None = None,
              body: Any = None, headers: dict[str, str] | None = None, versioned: bool = True

@@ -66,8 +66,8 @@ class ProtocolError(Exception):
 
 
 class TransportError(Exception):
-    """A request that failed below HTTP (a TLS handshake or read): docker's "error during
-    connect: Get "URL": REASON", exit 1."""
+    """A request that failed below HTTP (a TLS handshake or read), in docker's words ("error
+    during connect: Get "URL": REASON"), exit 1."""
 
 
 class TemplateError(Exception):

@@ -279,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_err(str(e))
         return 1 if "executing" in str(e) else 125
     except TransportError as e:
-        print_err("error during connect: %s" % e)
+        print_err(str(e))
         return 1
     except ProtocolError as e:
         print_err("%s: error during connect: %s" % (PROG, e))

@@ -308,3 +308,49 @@ def test_certificate_parser_on_hostile_bytes(certs):
                                and all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", x)
                                        for x in out)), out
     check()
+
+
+def test_tls_to_debian_dockerd(certs, tmp_path, private_mount_ns):
+    """The reference server: Debian's dockerd listening with --tlsverify on 127.0.0.1:2376 in
+    its own network namespace; both clients run in that namespace (nsenter)."""
+    import sys as _sys
+    _sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import dockerd_peer
+    if not os.path.exists(dockerd_peer.DOCKERD):
+        pytest.skip("Debian's dockerd (%s, package docker.io) is not installed"
+                    % dockerd_peer.DOCKERD)
+    if not shutil.which("nsenter"):
+        pytest.skip("nsenter (util-linux) is not installed")
+    _need_docker28()
+    d = dockerd_peer.Dockerd(str(tmp_path / "dd"), extra_args=(
+        "-H", "tcp://127.0.0.1:2376", "--tlsverify", "--tlscacert", str(certs / "ca.pem"),
+        "--tlscert", str(certs / "server.pem"), "--tlskey", str(certs / "server-key.pem")))
+    d.start()
+    try:
+        d.load_builtin("busybox")
+        env = dict(os.environ, DOCKER_HOST="tcp://127.0.0.1:2376", DOCKER_TLS_VERIFY="1",
+                   DOCKER_CERT_PATH=str(certs / "client-dir"),
+                   DOCKER_CONFIG=str(tmp_path / "client"), DOCKER_CLI_HINTS="false")
+
+        def run(argv, input=None, **extra):
+            from .conftest import Result
+            return Result(subprocess.run(
+                ["nsenter", "-t", str(d.proc.pid), "-n", "--"] + [str(a) for a in argv],
+                env=dict(env, **extra), input=input, capture_output=True, text=True,
+                timeout=120))
+        mine = [sys.executable, "-m", "pyrunc.cli"]
+        r = run(mine + ["version", "--format", "{{.Server.APIVersion}}"])
+        assert (r.code, r.out) == (0, "1.41\n"), r
+        r = run(mine + ["run", "--rm", "-i", "busybox", "sh", "-c", "cat; echo done"],
+                input="over tls\n")
+        assert (r.code, r.out) == (0, "over tls\ndone\n"), r
+        flags = ["--tlsverify", "--tlscacert", certs / "other-ca.pem", "--tlscert",
+                 certs / "client.pem", "--tlskey", certs / "client-key.pem"]
+        _same_error(run(mine + flags + ["ps"]), run([DOCKER28] + flags + ["ps"]))
+        flags = ["--tlsverify", "--tlscacert", certs / "ca.pem"]
+        # dockerd 20.10 refuses in the handshake (TLS 1.2): the same alert for both
+        r = run(mine + flags + ["ps"], DOCKER_CERT_PATH="/nonexistent")
+        assert r.err.rstrip().endswith("remote error: tls: bad certificate"), r
+        _same_error(r, run([DOCKER28] + flags + ["ps"], DOCKER_CERT_PATH="/nonexistent"))
+    finally:
+        d.stop()
