@@ -432,9 +432,14 @@ ONBUILD RUN echo triggered > /onbuild
                                      "Retries": 3}
     assert config["Entrypoint"] == ["/bin/echo", "entry"] and config["Cmd"] is None
     assert config["OnBuild"] == ["RUN echo triggered > /onbuild"]
-    # RUN in a VOLUME path: the change is not kept (docker's anonymous volume)
     code, out = run(eng, base_id, "x")
     assert (code, out) == (0, "entry x\n")
+    # RUN in a VOLUME path: the change is not kept (docker's anonymous volume); the layer of
+    # that step holds nothing under /data
+    img = eng.images.get(base_id)
+    layer = img.manifest["layers"][-1]["digest"]
+    with tarfile.open(fileobj=io.BytesIO(eng.images.content.read(layer))) as t:
+        assert not [m.name for m in t.getmembers() if m.name.startswith("data/")]
     msgs, child, error = build(eng, {"Dockerfile": b"FROM obbase:1\nCMD [\"y\"]\n"})
     assert error is None and "# Executing 1 build trigger\n" in stream(msgs)
     cfg = eng.images.get(child).config["config"]
