@@ -721,6 +721,11 @@ class Dispatcher:
 
 
 def find_sources_for(root: str, src: str, name: str) -> list[str]:
+    """COPY/ADD's sources inside ``root`` with docker's messages: a relative path climbing
+    above the context is refused; anything else is resolved inside it."""
+    if not src.startswith("/") and posixpath.normpath(src).split("/")[0] == "..":
+        raise InvalidArgument("%s failed: forbidden path outside the build context: %s ()"
+                              % (name, src))
     try:
         return find_sources(root, src)
     except NotFound:
@@ -828,19 +833,19 @@ class CopyPlan:
         try:
             with requests.get(url, stream=True, timeout=60, allow_redirects=True) as r:
                 if r.status_code >= 400:
-                    raise InvalidArgument("failed to GET %s with status %d %s"
+                    raise InvalidArgument("ADD failed: failed to GET %s with status %d %s"
                                           % (url, r.status_code, r.reason))
                 size = 0
                 with open(path, "xb") as f:
                     for chunk in r.iter_content(1 << 16):
                         size += len(chunk)
                         if size > MAX_URL_SIZE:
-                            raise InvalidArgument("ADD %s: larger than %d bytes"
+                            raise InvalidArgument("ADD failed: %s: larger than %d bytes"
                                                   % (url, MAX_URL_SIZE))
                         f.write(chunk)
                 modified = r.headers.get("Last-Modified")
         except requests.RequestException as e:
-            raise InvalidArgument("ADD %s: %s" % (url, e)) from None
+            raise InvalidArgument("ADD failed: %s" % e) from None
         os.chmod(path, 0o600)
         if modified:
             try:
