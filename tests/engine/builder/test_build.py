@@ -458,7 +458,7 @@ ONBUILD RUN echo triggered > /onbuild
         eng.containers.remove(container, force=True, volumes=True)
 
 
-def test_add_extracts_local_archives_and_fetches_urls(builder_engine, tmp_path):
+def test_add_extracts_local_archives_and_fetches_urls(builder_engine, tmp_path, monkeypatch):
     eng = builder_engine
     inner = make_tar({"pkg": None, "pkg/file": b"from the archive\n"}, "gzip").getvalue()
     served = {"/remote.txt": b"fetched over http\n"}
@@ -506,6 +506,14 @@ def test_add_extracts_local_archives_and_fetches_urls(builder_engine, tmp_path):
         _, _, error = build(eng, {"Dockerfile": ("FROM busybox\nADD %s/missing /m\n"
                                                  % url).encode()})
         assert error is not None and "404" in error
+        # a body past the size limit is refused, nothing kept
+        from pyrunc.engine.builder import dispatch
+        monkeypatch.setattr(dispatch, "MAX_URL_SIZE", 10)
+        before = leftovers(eng)
+        _, _, error = build(eng, {"Dockerfile": ("FROM busybox\nADD %s/remote.txt /r\n"
+                                                 % url).encode()}, no_cache=True)
+        assert error == "ADD failed: %s/remote.txt: larger than 10 bytes" % url
+        assert leftovers(eng) == before
     finally:
         server.shutdown()
         server.server_close()
