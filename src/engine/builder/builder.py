@@ -83,8 +83,8 @@ class Builder:
             yield {"errorDetail": {"message": message}, "error": message}
 
     def prune(self) -> dict[str, Any]:
-        """Forget the build cache and remove the images only it kept (untagged, unused,
-        without children in other images); docker's /build/prune answer."""
+        """Forget the build cache and remove the images only it kept (untagged, used by no
+        container); docker's /build/prune answer."""
         entries = self.cache.entries()
         images = self.engine.images
         deleted: list[str] = []
