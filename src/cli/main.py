@@ -203,11 +203,14 @@ def dispatch(argv: Sequence[str]) -> int:
                             not skip_verify)
         ctx = Context(host, config_dir, tls)
     if ctx.tls is not None:
+        from .tls import SetupError
         try:
-            ctx.tls.check_files()
+            ctx.tls.load()
         except OSError as e:
             raise CommandError("Failed to initialize: unable to resolve docker endpoint: open "
                                "%s: %s" % (e.filename, (e.strerror or str(e)).lower())) from None
+        except SetupError as e:
+            raise CommandError("Failed to initialize: %s" % e) from None
     name, args = rest[0], rest[1:]
     row = TABLE.get(name)
     if row is None:

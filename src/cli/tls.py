@@ -29,12 +29,17 @@ class TLSConfig:
         self.verify = verify
         self._context: ssl.SSLContext | None = None
 
-    def check_files(self) -> None:
-        """Every file named can be read: OSError (docker's "open PATH: REASON") if not."""
+    def load(self) -> ssl.SSLContext:
+        """Read and check the files now, as docker does before any command: OSError for a
+        file that cannot be opened (docker's "open PATH: REASON"), SetupError for one that is
+        not what it should be, in docker's words."""
         for path in (self.ca, self.cert, self.key):
             if path:
                 with open(path, "rb"):
                     pass
+        if not (self.cert and self.key):      # half a pair is no pair, as docker's
+            self.cert = self.key = None
+        return self.context()
 
     def context(self, verify: bool | None = None, check_hostname: bool | None = None
                 ) -> ssl.SSLContext:
@@ -43,30 +48,43 @@ class TLSConfig:
         verify = self.verify if verify is None else verify
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        if verify:
-            ctx.check_hostname = True if check_hostname is None else check_hostname
-            if self.ca:
+        ctx.check_hostname = bool(verify) if check_hostname is None else check_hostname
+        if self.ca:
+            try:
                 ctx.load_verify_locations(self.ca)
-            else:
-                ctx.load_default_certs()
-        else:
-            ctx.check_hostname = False
+            except (ssl.SSLError, ValueError):
+                raise SetupError("failed to retrieve context tls info: ca.pem seems "
+                                 "invalid") from None
+        elif verify:
+            ctx.load_default_certs()
+        if not verify:
             ctx.verify_mode = ssl.CERT_NONE
-        if self.cert:
-            ctx.load_cert_chain(self.cert, self.key or None)
+        if self.cert and self.key:
+            with open(self.cert, "rb") as f:
+                if b"-----BEGIN" not in f.read():
+                    raise SetupError("failed to retrieve context tls info: tls: failed to "
+                                     "find any PEM data in certificate input")
+            with open(self.key, "rb") as f:
+                if b"PRIVATE KEY-----" not in f.read():
+                    raise SetupError("no valid private key found")
+            try:
+                ctx.load_cert_chain(self.cert, self.key)
+            except ssl.SSLError:
+                raise SetupError("failed to retrieve context tls info: tls: private key does "
+                                 "not match public key") from None
         if verify is self.verify and check_hostname is None:
             self._context = ctx
         return ctx
 
 
+class SetupError(Exception):
+    """TLS material that cannot be used (docker's "Failed to initialize: ...")."""
+
+
 def wrap(sock: Any, config: TLSConfig, hostname: str) -> TLSSocket:
     """``sock`` (connected) after a TLS handshake with ``hostname``; OSError on failure, whose
     ``go_message`` says why."""
-    try:
-        ctx = config.context()
-    except ssl.SSLError as e:
-        sock.close()
-        raise OSError("could not load X509 key pair: %s" % (e.reason or e)) from None
+    ctx = config.context()
     peer = (sock.family, sock.getpeername())
     tls = TLSSocket(sock, ctx, hostname)
     try:

@@ -354,3 +354,25 @@ def test_tls_to_debian_dockerd(certs, tmp_path, private_mount_ns):
         _same_error(r, run([DOCKER28] + flags + ["ps"], DOCKER_CERT_PATH="/nonexistent"))
     finally:
         d.stop()
+
+
+def test_unusable_tls_material_fails_before_connecting(certs, tmp_path):
+    """Files that are not what their flag wants: docker's "Failed to initialize: ..." line,
+    exit 1, nothing sent (the port has no listener: a client that connected would say so)."""
+    _need_docker28()
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a pem\n")
+    t = Target("tcp://127.0.0.1:1", str(tmp_path / "client"))
+    cases = [["--tlsverify", "--tlscacert", junk],
+             ["--tls", "--tlscacert", junk],
+             ["--tlsverify", "--tlscacert", certs / "ca.pem", "--tlscert", junk,
+              "--tlskey", certs / "client-key.pem"],
+             ["--tlsverify", "--tlscacert", certs / "ca.pem", "--tlscert", certs / "client.pem",
+              "--tlskey", junk],
+             ["--tlsverify", "--tlscacert", certs / "ca.pem", "--tlscert", certs / "client.pem",
+              "--tlskey", certs / "server-key.pem"]]
+    for flags in cases:
+        mine, theirs = t.pydocker(*flags, "ps"), t.docker(*flags, "ps")
+        assert mine.err.startswith("Failed to initialize: "), (flags, mine)
+        assert (mine.code, mine.out, mine.err) == (theirs.code, theirs.out, theirs.err), \
+            (flags, mine, theirs)
