@@ -416,11 +416,11 @@ class CriNode:
         if self.registry is not None:
             self.registry.stop()
             self.registry = None
+        from pyrunc.engine.network import netlink
         if self.saved_netns is not None:
             from pyroute2 import netns
-            from pyrunc.engine.network import netlink
             netns.setns(self.saved_netns, flags=0)
             os.close(self.saved_netns)
             self.saved_netns = None
-            netlink.remove_netns(self.netns_path)
-            netlink.release_netns_dir(os.path.dirname(self.netns_path))
+        netlink.remove_netns(self.netns_path)
+        netlink.release_netns_dir(os.path.dirname(self.netns_path))
