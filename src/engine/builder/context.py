@@ -15,7 +15,7 @@ target, absolute or relative, is taken inside the root, so nothing outside is ev
 """
 from __future__ import annotations
 
-import fnmatch
+import re
 import os
 import shutil
 import stat
@@ -251,6 +251,56 @@ def resolve_in_root(root: str, path: str, follow_last: bool = True) -> str:
     return os.path.join(root, *done)
 
 
+def go_match(pattern: str, name: str) -> bool:
+    """Go's filepath.Match for one path component: ``*``, ``?``, ``[...]`` (``^`` negates,
+    ``lo-hi`` ranges) and ``\\`` escaping the next character. A malformed pattern (Go's
+    ErrBadPattern) matches nothing."""
+    out, i, n = [], 0, len(pattern)
+
+    def escaped(j: int) -> tuple[str, int]:
+        if j >= n or pattern[j] in "-]":
+            raise ValueError(pattern)
+        if pattern[j] == "\\":
+            j += 1
+            if j >= n:
+                raise ValueError(pattern)
+        return pattern[j], j + 1
+
+    try:
+        while i < n:
+            ch = pattern[i]
+            if ch == "*":
+                out.append("[^/]*")
+            elif ch == "?":
+                out.append("[^/]")
+            elif ch == "[":
+                i += 1
+                negate = i < n and pattern[i] == "^"
+                i += negate
+                ranges = []
+                while True:
+                    if i < n and pattern[i] == "]" and ranges:
+                        break
+                    lo, i = escaped(i)
+                    hi = lo
+                    if i < n and pattern[i] == "-":
+                        hi, i = escaped(i + 1)
+                    ranges.append(re.escape(lo) if lo == hi else
+                                  "%s-%s" % (re.escape(lo), re.escape(hi)))
+                out.append("[%s%s]" % ("^" if negate else "", "".join(ranges)))
+            elif ch == "\\":
+                i += 1
+                if i >= n:
+                    return False
+                out.append(re.escape(pattern[i]))
+            else:
+                out.append(re.escape(ch))
+            i += 1
+        return re.fullmatch("".join(out), name, re.S) is not None
+    except (ValueError, re.error):
+        return False
+
+
 def has_glob(path: str) -> bool:
     return any(c in path for c in "*?[")
 
@@ -285,7 +335,7 @@ def find_sources(root: str, source: str) -> list[str]:
         except (NotADirectoryError, FileNotFoundError):
             return
         for name in names:
-            if fnmatch.fnmatchcase(name, pattern):
+            if go_match(pattern, name):
                 nxt = (rel + "/" if rel else "") + name
                 if i + 1 == len(parts):
                     walk(nxt, i + 1)

@@ -778,3 +778,23 @@ def test_go_formatting_of_history_lines():
         "0s", "1ns", "1.5µs", "100ms", "1.5s", "1m30s", "2h0m0s", "1h2m3.000000001s"]
     assert go_quote_list(["a b", 'q"', "t\tn\n", "\x01", "é"]) == \
         '["a b" "q\\"" "t\\tn\\n" "\\x01" "é"]'
+
+
+@pytest.mark.parametrize("pattern,name,matched", [
+    # cases of Go's own path/filepath match tests (ErrBadPattern: no match)
+    ("abc", "abc", True), ("*", "abc", True), ("*c", "abc", True), ("a*", "a", True),
+    ("a*/b", "abc/b", True), ("a*/b", "a/c/b", False), ("a*b*c*d*e*/f", "axbxcxdxe/f", True),
+    ("a*b?c*x", "abxbbxdbxebxczzx", True), ("a*b?c*x", "abxbbxdbxebxczzy", False),
+    ("ab[c]", "abc", True), ("ab[b-d]", "abc", True), ("ab[e-g]", "abc", False),
+    ("ab[^c]", "abc", False), ("ab[^b-d]", "abc", False), ("ab[^e-g]", "abc", True),
+    ("a\\*b", "a*b", True), ("a\\*b", "ab", False), ("a?b", "a☺b", True),
+    ("a[^a]b", "a☺b", True), ("a???b", "a☺b", False), ("[a-ζ]*", "α", True),
+    ("*[a-ζ]", "A", False), ("[\\]a]", "]", True), ("[\\-]", "-", True),
+    ("[x\\-]", "x", True), ("[x\\-]", "-", True), ("[x\\-]", "z", False),
+    ("[\\-x]", "-", True), ("[]a]", "]", False), ("[-]", "-", False), ("[x-]", "x", False),
+    ("[^bc", "a", False), ("a[", "a", False), ("[", "a", False), ("\\", "a", False),
+    ("*x", "xxx", True),
+])
+def test_copy_globs_match_as_go_does(pattern, name, matched):
+    from pyrunc.engine.builder.context import go_match
+    assert go_match(pattern, name) is matched
