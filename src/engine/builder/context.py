@@ -277,7 +277,7 @@ def go_match(pattern: str, name: str) -> bool:
                 i += 1
                 negate = i < n and pattern[i] == "^"
                 i += negate
-                ranges = []
+                ranges: list[str] = []
                 while True:
                     if i < n and pattern[i] == "]" and ranges:
                         break
