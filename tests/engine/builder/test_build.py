@@ -597,6 +597,17 @@ def test_quiet_gives_the_id_alone(builder_engine):
     assert [m for m in msgs if "stream" in m] == [{"stream": image_id + "\n"}]
 
 
+def test_resource_limits_reach_run_steps(builder_engine):
+    """The build's limits are the RUN containers' (the kernel's cgroup files as oracle)."""
+    eng = builder_engine
+    df = {"Dockerfile": b"FROM busybox\nRUN cat /sys/fs/cgroup/memory.max "
+                        b"/sys/fs/cgroup/memory/memory.limit_in_bytes > /mem 2>/dev/null; "
+                        b"true\n"}
+    _, image_id, error = build(eng, df, resources={"Memory": 64 << 20})
+    assert error is None
+    assert run(eng, image_id, "cat", "/mem") == (0, "%d\n" % (64 << 20))
+
+
 def test_labels_of_the_build_are_steps_of_their_own(builder_engine):
     eng = builder_engine
     msgs, image_id, error = build(eng, {"Dockerfile": b"FROM busybox\nLABEL a=1\n"},
