@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import tarfile
+import threading
 import time
 import urllib.parse
 
@@ -337,6 +338,67 @@ def test_truncated_contexts_are_refused(bdaemon):
     status, msgs = build(bdaemon, raw.getvalue())
     assert status >= 400 or error_of(msgs) is not None, msgs
     assert leftovers(bdaemon) == before
+    assert scratch_entries(bdaemon) == []
+
+
+def _anon_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1])
+    raise AssertionError("no RssAnon for %d" % pid)
+
+
+def test_gzip_bomb_is_streamed(bdaemon):
+    """1 GiB of zeros in a 1 MB gzip body: unpacked as a stream (the daemon's anonymous
+    memory grows by far less than the data), the scratch space emptied after the build. The
+    size bound itself (the builder's 8 GiB of file data) is not reached here: it would write
+    8 GiB on a shared machine."""
+    raw = io.BytesIO()
+    size = 1 << 30
+    with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) as gz:
+        t = tarfile.open(fileobj=gz, mode="w|")
+        df = b"FROM busybox\nLABEL bomb=defused\n"
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(df)
+        t.addfile(info, io.BytesIO(df))
+        info = tarfile.TarInfo("zeros")
+        info.size = size
+        zeros = b"\0" * (1 << 20)
+
+        class Zeros(io.RawIOBase):
+            left = size
+
+            def readable(self):
+                return True
+
+            def readinto(self, b):
+                n = min(len(b), self.left, len(zeros))
+                b[:n] = zeros[:n]
+                self.left -= n
+                return n
+        t.addfile(info, io.BufferedReader(Zeros(), 1 << 20))
+        t.close()
+    body = raw.getvalue()
+    assert len(body) < 2 << 20
+    pid = bdaemon.proc.pid
+    before = _anon_kib(pid)
+    peak = [before]
+    done = threading.Event()
+
+    def sample():         # the daemon's own memory (the spooled file's mapped pages aside)
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], _anon_kib(pid))
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        status, msgs = build(bdaemon, body, "t=bomb%3A1", timeout=600)
+    finally:
+        done.set()
+        sampler.join()
+    assert status == 200 and error_of(msgs) is None, msgs
+    grown = peak[0] - before
+    assert grown < 256 << 10, "anonymous memory grew by %d MiB" % (grown >> 10)
     assert scratch_entries(bdaemon) == []
 
 
