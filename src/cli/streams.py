@@ -18,20 +18,47 @@ if TYPE_CHECKING:
 
 
 def _progress_text(detail: dict[str, Any], width: int) -> str:
+    """docker's progress column: the bar (on terminals wider than 110), the counts (bytes,
+    or the message's ``units``; none with ``hidecounts``), and the time left when the daemon
+    says when the transfer started and it is less than half done."""
     current = int(detail.get("current") or 0)
     total = int(detail.get("total") or 0)
+    units = str(detail.get("units") or "")
     if current <= 0 and total <= 0:
         return ""
     if total <= 0:
-        return "%8s" % human_size(current, 4)
+        return "%d %s" % (current, units) if units else "%8s" % human_size(current, 4)
     pct = min(int(current / total * 100) // 2, 50)
     bar = ""
     if width > 110:
         bar = "[%s>%s] " % ("=" * pct, " " * max(50 - pct, 0))
-    numbers = "%8s/%s" % (human_size(current, 4), human_size(total, 4))
-    if current > total:
-        numbers = ""
-    return bar + numbers
+    numbers = ""
+    if detail.get("hidecounts"):
+        pass
+    elif units:
+        numbers = ("%d %s" % (current, units) if current > total
+                   else "%d/%d %s" % (current, total, units))
+    else:
+        numbers = ("%8s" % human_size(current, 4) if current > total
+                   else "%8s/%s" % (human_size(current, 4), human_size(total, 4)))
+    left = ""
+    start = int(detail.get("start") or 0)
+    if current > 0 and start > 0 and pct < 50:
+        import time
+        seconds = round((total - current) * (time.time() - start) / current)
+        left = " " + _go_duration(max(seconds, 0))
+    return bar + numbers + left
+
+
+def _go_duration(seconds: int) -> str:
+    """Go's Duration.String() of whole seconds: "0s", "42s", "3m5s", "2h0m1s"."""
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    if h:
+        return "%dh%dm%ds" % (h, m, s)
+    if m:
+        return "%dm%ds" % (m, s)
+    return "%ds" % s
 
 
 def display_json_messages(messages: Iterable[dict[str, Any]], out: TextIO, tty: bool,

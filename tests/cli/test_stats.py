@@ -14,12 +14,17 @@ import pytest
 from .conftest import DOCKER28
 
 
-def _pty_for(target, argv, seconds):
-    """What ``argv`` writes on a terminal in ``seconds``; then it is killed (by PID)."""
+def _pty_for(target, argv, seconds, cols=150):
+    """What ``argv`` writes on a terminal ``cols`` wide in ``seconds`` (or until it ends);
+    then it is killed (by PID) if still there."""
+    import fcntl
+    import struct
+    import termios
     pid, fd = pty.fork()
     if pid == 0:
         os.environ.update(target.env)
         os.execv(argv[0], argv)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, cols, 0, 0))
     out = b""
     deadline = time.monotonic() + seconds
     try:
