@@ -79,9 +79,10 @@ def create(ctx: Context, opts: Options, args: list[str]) -> int:
         elif k == "host":
             from ..client import parse_host
             try:
-                endpoint["Host"] = parse_host(v)
+                parsed = parse_host(v)
             except ValueError as e:
                 raise CommandError(str(e)) from None
+            endpoint["Host"] = v if "://" in v else parsed   # kept as given, as docker's
         elif k == "skip-tls-verify":
             endpoint["SkipTLSVerify"] = v.lower() in ("1", "true")
         elif k:
