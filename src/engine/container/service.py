@@ -137,8 +137,9 @@ class ContainerService:
         self.execs = ExecService(self)
         self._changes = threading.Condition()
         self._generation = 0        # this process's changes so far (start, exit, removal)
-        # the records the last listing read, by ID: (the files' identities, record, HostConfig)
-        self._listed: dict[str, tuple[Any, dict[str, Any], dict[str, Any]]] = {}
+        # the records the last listing read, by ID: [the files' identities, record,
+        # HostConfig, its summary once made (its Status aside, which moves with the clock)]
+        self._listed: dict[str, List[Any]] = {}
 
     # ------------------------------------------------------------------ lookup, refresh
     def get(self, ref: str) -> Container:
@@ -894,7 +895,9 @@ class ContainerService:
     # ------------------------------------------------------------------ reading
     def list(self, all: bool = False, limit: int = -1, size: bool = False,
              filters: Any = None) -> list[dict[str, Any]]:
-        """docker ps: ContainerSummary dicts, newest first."""
+        """docker ps: ContainerSummary dicts, newest first. Their nested values (Labels,
+        Ports, Mounts, NetworkSettings...) are shared with the listing's cache: copy before
+        changing them."""
         if not isinstance(limit, int) or isinstance(limit, bool):
             raise InvalidArgument("limit: must be an integer")
         parsed = view.parse_filters(filters)
@@ -910,12 +913,12 @@ class ContainerService:
                 continue
             if not match(c):
                 continue
-            out.append(view.summary(c, self._size(c) if size else None))
+            out.append(view.summary(c, self._size(c)) if size else self._summary(c))
             if limit > 0 and len(out) >= limit:
                 break
         return out
 
-    def _load_all(self) -> list[Container]:
+    def _load_all(self) -> List[Container]:
         """Every container, as ``store.all()``, reading again only the records whose files
         changed since the last listing (every write replaces a file: a new inode)."""
         listed = {}
@@ -928,18 +931,26 @@ class ContainerService:
             if key[0] is None:
                 continue            # a create in progress, or removed
             hit = self._listed.get(cid)
-            if hit is not None and hit[0] == key:
-                record, host_config = hit[1], hit[2]
-            else:               # read after the stat: a change meanwhile shows next time
-                c = self.store.load(cid)
-                if c is None:
+            if hit is None or hit[0] != key:
+                c = self.store.load(cid)    # read after the stat: a change meanwhile
+                if c is None:               # shows next time
                     continue
-                record, host_config = c.record, c.host_config
-            listed[cid] = (key, record, host_config)
+                hit = [key, c.record, c.host_config, None]
+            listed[cid] = hit
+            record, host_config = hit[1], hit[2]
             # shared with the next listing: a refresh changes only a record it reloaded
             out.append(Container(self.store, record, host_config))
         self._listed = listed
         return out
+
+    def _summary(self, c: Container) -> dict[str, Any]:
+        """``view.summary(c)``, made once for a record the listings keep reading unchanged."""
+        hit = self._listed.get(c.id)
+        if hit is None or hit[1] is not c.record:       # read again by its refresh
+            return view.summary(c)
+        if hit[3] is None:
+            hit[3] = view.summary(c)
+        return dict(hit[3], Status=cstate.status_text(c.state))
 
     def _ancestor_ids(self, ref):
         target = self.images.get(ref)

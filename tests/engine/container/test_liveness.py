@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -118,6 +119,17 @@ def test_a_container_whose_shim_died_is_listed_exited_and_its_process_ends(engin
         assert select.select([init], [], [], 30)[0] == [init]     # the init is gone too
     finally:
         os.close(init)
+
+
+def test_a_listed_status_moves_with_the_clock_while_the_record_stays(engine):
+    cid = _sleeper(engine)
+    first = _rows(engine)[cid]
+    time.sleep(2.2)             # at least two whole seconds more: another Status text
+    second = _rows(engine)[cid]
+    assert first["Status"].startswith("Up ") and second["Status"].startswith("Up ")
+    assert first["Status"] != second["Status"]
+    assert {k: v for k, v in first.items() if k != "Status"} == \
+        {k: v for k, v in second.items() if k != "Status"}
 
 
 def test_listing_sees_what_another_engine_changed(engine, engine_root, exec_root):
