@@ -14,6 +14,8 @@ import hashlib
 import json
 import os
 
+LOCK_STRIPES = 64
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -57,6 +59,18 @@ class BuildCache:
         with open(tmp, "w") as f:
             json.dump(doc, f, separators=(",", ":"))
         os.replace(tmp, self.path)
+
+    @contextlib.contextmanager
+    def claim(self, key: str) -> Iterator[None]:
+        """Hold ``key`` (one of LOCK_STRIPES locks, by the key's hash) while its step's image
+        is looked up again and made: another build making the same step waits, then finds it."""
+        path = os.path.join(self.root, "step-%02d.lock" % (int(key[:8], 16) % LOCK_STRIPES))
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def get(self, key: str) -> str | None:
         with self._locked(False):

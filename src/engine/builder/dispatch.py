@@ -246,9 +246,17 @@ class Dispatcher:
         new_doc = dict(base, config=config, container=container_id,
                        container_config=container_config, created=created, history=history,
                        rootfs={"type": "layers", "diff_ids": diff_ids})
-        image_id = self.images.put_image(new_doc, layers)
-        if cache_key is not None:
-            self.builder.cache.put(cache_key, image_id)
+        if cache_key is None:
+            image_id = self.images.put_image(new_doc, layers)
+        else:
+            # a build that made the same step meanwhile wins: its image is taken, so builds
+            # at once converge on one chain of images (and a rebuild finds all of it)
+            with self.builder.cache.claim(cache_key):
+                found = self.cached(st, cache_key)
+                if found:
+                    return found
+                image_id = self.images.put_image(new_doc, layers)
+                self.builder.cache.put(cache_key, image_id)
         self.set_image(st, image_id)
         return image_id
 

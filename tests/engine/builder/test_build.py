@@ -608,6 +608,33 @@ def test_resource_limits_reach_run_steps(builder_engine):
     assert run(eng, image_id, "cat", "/mem") == (0, "%d\n" % (64 << 20))
 
 
+def test_builds_at_once_share_the_engine_and_the_cache(builder_engine):
+    """Builds in threads (pydockerd serves each request in one) on one engine and one cache
+    index: each gets its own image, nothing stays behind, and a rebuild hits the cache."""
+    eng = builder_engine
+    before = leftovers(eng)
+    results = {}
+
+    def one(i):
+        df = ("FROM busybox\nENV SHARED=1\nRUN echo %d > /n\nCOPY f /f\n" % i).encode()
+        results[i] = build(eng, {"Dockerfile": df, "f": b"%d" % i}, tags=["par:%d" % i])
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(results) == [0, 1, 2]
+    for i, (msgs, image_id, error) in results.items():
+        assert error is None, msgs
+        assert run(eng, "par:%d" % i, "cat", "/n", "/f") == (0, "%d\n%d" % (i, i))
+    for i in range(3):
+        df = ("FROM busybox\nENV SHARED=1\nRUN echo %d > /n\nCOPY f /f\n" % i).encode()
+        msgs, again, _ = build(eng, {"Dockerfile": df, "f": b"%d" % i})
+        assert again == results[i][1] and stream(msgs).count("Using cache") == 3
+    assert leftovers(eng) == before
+
+
 def test_labels_of_the_build_are_steps_of_their_own(builder_engine):
     eng = builder_engine
     msgs, image_id, error = build(eng, {"Dockerfile": b"FROM busybox\nLABEL a=1\n"},
