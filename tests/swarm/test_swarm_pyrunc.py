@@ -127,10 +127,10 @@ class Swarm:
         return subprocess.run(["nsenter", "-t", str(self.pid), "-n", "-m", "--", *args],
                               capture_output=True, text=True, check=check, timeout=30)
 
-    def task_containers(self, running: bool = True) -> dict[str, dict]:
-        """The service's task containers (docker's view): id -> docker inspect."""
+    def task_containers(self, service: str = SERVICE, running: bool = True) -> dict[str, dict]:
+        """A service's task containers (docker's view): id -> docker inspect."""
         args = ["ps", "-q", "--no-trunc", "--filter",
-                "label=com.docker.swarm.service.name=%s" % SERVICE]
+                "label=com.docker.swarm.service.name=%s" % service]
         if not running:
             args.insert(1, "-a")
         ids = self.docker(*args).stdout.split()
@@ -171,19 +171,22 @@ class Swarm:
                     found[os.path.basename(fields[4])] = int(fields[3][5:-1])
         return found
 
-    def converged(self, n: int, without: str = "") -> dict[str, dict]:
-        """Wait until exactly ``n`` task containers run (``without`` not among them) and pyrunc
-        holds exactly their states, all running; return them."""
+    def converged(self, n: int, without: str = "", service: str = SERVICE) -> dict[str, dict]:
+        """Wait until exactly ``n`` task containers of ``service`` run (``without`` not among
+        them) and pyrunc holds the states of exactly the running containers, all running;
+        return the service's."""
         def check():
-            tasks = self.task_containers()
+            tasks = self.task_containers(service)
+            running = set(self.docker("ps", "-q", "--no-trunc").stdout.split())
             states = self.pyrunc_states()
-            if len(tasks) == n and without not in tasks and set(states) == set(tasks) and all(
+            if len(tasks) == n and without not in tasks and set(states) == running and all(
                     st["status"] == "running" for st in states.values()):
                 return tasks
             return None
-        return _wait(check, "%d running tasks of %s on pyrunc" % (n, SERVICE))
+        return _wait(check, "%d running tasks of %s on pyrunc" % (n, service))
 
-    def assert_ran_on_pyrunc(self, tasks: dict[str, dict], env: str | None = None) -> None:
+    def assert_ran_on_pyrunc(self, tasks: dict[str, dict], env: str | None = None,
+                             argv: list[str] = SLEEP) -> None:
         states = self.pyrunc_states()
         runc_sees = set(self.runc_ids())
         for cid, doc in tasks.items():
@@ -193,7 +196,7 @@ class Swarm:
             assert states[cid]["pid"] == pid, (states[cid], pid)
             assert cid not in runc_sees
             with open("/proc/%d/cmdline" % pid, "rb") as f:
-                assert f.read().split(b"\0")[:-1] == [a.encode() for a in SLEEP]
+                assert f.read().split(b"\0")[:-1] == [a.encode() for a in argv]
             if env is not None:
                 with open("/proc/%d/environ" % pid, "rb") as f:
                     assert env.encode() in f.read().split(b"\0"), (cid, env)
@@ -313,3 +316,62 @@ def test_swarm_on_pyrunc(swarm):
     for controller in os.listdir(CGROUP_ROOT):
         assert not os.path.exists(os.path.join(CGROUP_ROOT, controller, s.d.cgroup_parent))
     print("swarm test took %.1f s" % (time.monotonic() - started))
+
+
+HTTPD = ["httpd", "-f", "-p", "80", "-h", "/www"]
+SERVE = ["sh", "-c", "mkdir /www && hostname > /www/index.html && exec %s" % " ".join(HTTPD)]
+
+
+def test_swarm_overlay_network_on_pyrunc(swarm):
+    """Tasks on pyrunc, attached to a swarm overlay network (vxlan), reach each other by the
+    addresses and names the swarm gives them, and a port published in host mode reaches a
+    task. Names resolve by DNS round robin: a virtual IP and the routing mesh need IPVS, which
+    this kernel lacks (not tested)."""
+    s = swarm
+    s.d.load_builtin("busybox")
+    s.docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+    s.docker("network", "create", "--driver", "overlay", "backend")
+    common = ("--no-resolve-image", "--stop-grace-period", "1s")
+    s.docker("service", "create", "--name", "web", "--replicas", "2", "--network", "backend",
+             "--endpoint-mode", "dnsrr", *common, "busybox:latest", *SERVE)
+    s.docker("service", "create", "--name", "edge", "--publish",
+             "mode=host,target=80,published=8080", *common, "busybox:latest", *SERVE)
+    web = s.converged(2, service="web")
+    edge = s.converged(1, service="edge")
+    s.assert_ran_on_pyrunc(web, argv=HTTPD)
+    s.assert_ran_on_pyrunc(edge, argv=HTTPD)
+
+    # Each task's address on the overlay, as docker reports it and as its network namespace
+    # has it.
+    address = {}
+    for cid, doc in web.items():
+        ip = doc["NetworkSettings"]["Networks"]["backend"]["IPAddress"]
+        addrs = subprocess.run(["nsenter", "-t", str(doc["State"]["Pid"]), "-n", "ip", "-o",
+                                "-4", "addr", "show"], capture_output=True, text=True,
+                               check=True).stdout
+        assert " %s/" % ip in addrs, (ip, addrs)
+        address[cid] = ip
+
+    # From inside each task (docker exec, which pyrunc runs): swarm's DNS names both tasks,
+    # and each task's page, fetched over the overlay, is the other task's hostname.
+    for cid in web:
+        answer = s.docker("exec", cid, "nslookup", "tasks.web").stdout
+        found = {line.split()[-1] for line in answer.splitlines()
+                 if line.startswith("Address:") and not line.rstrip().endswith(":53")}
+        assert found == set(address.values()), answer
+        for other, doc in web.items():
+            page = s.docker("exec", cid, "wget", "-qO-", "http://%s/" % address[other]).stdout
+            assert page == doc["Config"]["Hostname"] + "\n", (page, doc["Config"]["Hostname"])
+
+    # The published port, from dockerd's network namespace.
+    (edge_doc,) = edge.values()
+    page = s.inside("wget", "-qO-", "http://127.0.0.1:8080/").stdout
+    assert page == edge_doc["Config"]["Hostname"] + "\n", page
+
+    s.docker("service", "rm", "web", "edge")
+    _wait(lambda: not s.docker("ps", "-aq").stdout.split(), "the task containers to be removed")
+    s.docker("network", "rm", "backend")
+    s.docker("swarm", "leave", "--force")
+    assert s.pyrunc_states() == {}
+    assert s.netns_mounts() == {}
+    _wait(lambda: not _shims_of(s.containerd_sock), "the shims to exit")
