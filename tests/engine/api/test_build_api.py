@@ -551,3 +551,27 @@ def test_tags_normalised_like_moby():
     options = build_options(_request({"rm": ["0"], "forcerm": ["1"]}))
     assert options.rm is True and options.force_rm is True
     assert build_options(_request({})).rm is True
+
+
+def test_sdk_options_reach_the_run_steps(bdaemon, tmp_path):
+    """extra_hosts, network_mode, container_limits and labels given to the SDK reach the RUN
+    containers and the image (read from inside the step: /etc/hosts, the interfaces, the
+    cgroup's memory limit, v2 or v1)."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\nRUN grep -w b3host /etc/hosts && ls /sys/class/net && "
+        "(cat /sys/fs/cgroup/memory.max 2>/dev/null || "
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes)\n")
+    client = bdaemon.client()
+    image, logs = client.images.build(
+        path=str(ctx), nocache=True, extra_hosts={"b3host": "10.9.8.7"}, network_mode="none",
+        container_limits={"memory": 64 << 20}, labels={"from": "sdk"}, forcerm=True)
+    text = stream_text(logs)
+    assert re.search(r"^10\.9\.8\.7\s+b3host$", text, re.M), text
+    run_out = text.split(" ---> Running in ", 1)[1].splitlines()[1:]
+    assert "lo" in run_out and "eth0" not in run_out, text
+    assert str(64 << 20) in run_out, text
+    assert image.labels == {"from": "sdk"}
+    assert bdaemon.docker("ps", "-aq").stdout.split() == []
+    client.close()
