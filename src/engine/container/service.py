@@ -172,9 +172,9 @@ class ContainerService:
     def _task_alive(self, c):
         """Whether ``c``'s task still runs. A task whose processes are recorded
         (TASK_PROCESSES) is judged from /proc: running while its init and its shim live (one
-        read while the init is the shim's child), no request to the shim; once one is gone the shim is given EXIT_RECORDED seconds to record
-        the exit (the caller then collects it). Others (started before the processes were
-        recorded, restarting) ask the shim."""
+        read while the init is the shim's child), no request to the shim; once one is gone
+        the shim is given EXIT_RECORDED seconds to record the exit (the caller then collects
+        it). Others (started before the processes were recorded, restarting) ask the shim."""
         procs = _task_processes(c)
         try:
             if procs is None:
