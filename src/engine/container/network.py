@@ -9,9 +9,10 @@ hosts/resolv.conf files; the namespace's path goes to the OCI spec. When the pro
 disconnects and removes the namespace. ``container:<ref>`` joins the other container's namespace
 and shares its files; ``host`` uses the host's namespace.
 
-``bridge``: the default bridge's device (dockerd's ``--bridge``). ``None`` (the library's
-default, so that an Engine never changes a link, an address or a firewall rule of the host
-unless asked to) turns networking off, as dockerd's ``--bridge=none`` with no networks:
+``bridge``: the default bridge's device (dockerd's ``--bridge``; pydockerd gives one unless
+``--bridge=none``). ``None`` (the library's default, so that an Engine never changes a link,
+an address or a firewall rule of the host unless asked to) turns networking off, as dockerd's
+``--bridge=none`` with no networks:
 containers of the default and ``none`` modes get a namespace with only loopback, ``host`` and
 ``container:`` work, and there are no networks to list, create or join.
 """
@@ -99,7 +100,7 @@ class ContainerNetworking:
         bridge = self.bridge
         if bridge is None:
             raise FailedPrecondition("networking is off: the engine was started without a "
-                                     "bridge (pydockerd --bridge NAME turns it on)")
+                                     "bridge (pydockerd --bridge=none, Engine(bridge=None))")
         with self._made:                # one service (one DNS server) per engine
             if self._service is None:
                 from pyrunc.engine.network import NetworkService
