@@ -221,13 +221,22 @@ def swarm(tmp_path, private_mount_ns, pyrunc_bin):
         yield s
     finally:
         d.stop()
-        # A failed test may leave shims (and their containers) behind a dockerd that died
-        # early: end those we can name, by PID.
-        for pid in _shims_of(s.containerd_sock):
+        # A failed test may leave shims and containers behind a dockerd that died early: end
+        # those we can name (the shims of its containerd, the processes in the cgroups made
+        # for its containers) by PID, then remove those cgroups again.
+        leftovers = _shims_of(s.containerd_sock)
+        for top, _, files in os.walk(os.path.join(CGROUP_ROOT, "pids", d.cgroup_parent)):
+            if "cgroup.procs" in files:
+                with open(os.path.join(top, "cgroup.procs")) as f:
+                    leftovers += [int(pid) for pid in f.read().split()]
+        for pid in leftovers:
             try:
                 os.kill(pid, 9)
             except ProcessLookupError:
                 pass
+        if leftovers:
+            time.sleep(0.5)
+            d.stop()
 
 
 def test_swarm_on_pyrunc(swarm):
