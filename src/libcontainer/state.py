@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
+OWN_KEYS = frozenset(("id", "bundle", "pid", "pid_start", "rootfs"))   # in every state written
 
 ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
@@ -67,13 +68,19 @@ class StateDir:
         return _Lock(self)
 
     def read(self) -> dict[str, Any]:
+        """The state pyrunc wrote; SystemFailure for anything else in its place (a corrupt
+        file, or another runtime's state in a root it shares, as dockerd's runtime roots are)."""
         try:
             with open(self.state_file, "rb") as f:
-                return jsoncodec.loads(f.read())
+                state = jsoncodec.loads(f.read())
         except FileNotFoundError:
             raise not_found(self.id) from None
         except ValueError as e:
             raise SystemFailure("read %s" % self.state_file, 0, "corrupt state: %s" % e) from None
+        if not isinstance(state, dict) or not OWN_KEYS <= state.keys():
+            raise SystemFailure("read %s" % self.state_file, 0,
+                                "not a pyrunc state (another runtime's container?)")
+        return state
 
     def write(self, state: dict[str, Any]) -> None:
         tmp = os.path.join(self.path, ".%s.tmp" % STATE_FILE)

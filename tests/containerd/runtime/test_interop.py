@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from support import unique_id, wait_for_status
+from support import need, unique_id, wait_for_status
 
 
 # -- delete --force of a container that does not exist -----------------------------------------
@@ -178,3 +178,32 @@ def test_oom_score_adj_of_exec_with_a_user_namespace(runtime, userns_bundle):
         assert (r.returncode, r.stdout.strip()) == (0, "200"), r.stderr
     finally:
         runtime("delete", "--force", cid, check=False)
+
+
+# -- a state root shared with runc --------------------------------------------------------------
+
+@pytest.mark.peer
+def test_a_root_shared_with_runc(pyrunc, make_bundle):
+    """dockerd gives every runtime one state root (EXEC-ROOT/runtime-runc/moby), so a node that
+    moves from runc to pyrunc has both runtimes' containers in it. runc's container is not
+    pyrunc's: list shows only pyrunc's and succeeds; state names the file and the reason."""
+    runc = need("runc")
+    theirs, ours = unique_id(), unique_id()
+    subprocess.run([runc, "--root", pyrunc.root, "run", "-d", "--bundle",
+                    make_bundle(["sleep", "100"]), theirs], check=True,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        pyrunc("run", "-d", "--bundle", make_bundle(["sleep", "100"]), ours)
+        listed = pyrunc("list", "-q")
+        assert listed.stdout.split() == [ours]
+        assert json.loads(pyrunc("list", "-f", "json").stdout)[0]["id"] == ours
+        r = pyrunc("state", theirs, check=False)
+        assert r.returncode == 1
+        assert "not a pyrunc state" in r.stderr and theirs in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+        runc_state = subprocess.run([runc, "--root", pyrunc.root, "state", theirs],
+                                    capture_output=True, text=True, check=True)
+        assert json.loads(runc_state.stdout)["status"] == "running"    # untouched
+    finally:
+        subprocess.run([runc, "--root", pyrunc.root, "delete", "--force", theirs],
+                       capture_output=True)
