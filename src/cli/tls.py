@@ -8,6 +8,7 @@ handshake``, ``x509: certificate has expired or is not yet valid: current time T
 """
 from __future__ import annotations
 
+import _socket
 import ssl
 import time
 
@@ -28,6 +29,9 @@ class TLSConfig:
         self.key = key
         self.verify = verify
         self._context: ssl.SSLContext | None = None
+        # the last connection's TLS session: the next connection of the command resumes it
+        # (no certificate exchange, no signature: a command makes two or more connections)
+        self.session: ssl.SSLSession | None = None
 
     def load(self) -> ssl.SSLContext:
         """Read and check the files now, as docker does before any command: OSError for a
@@ -86,7 +90,7 @@ def wrap(sock: Any, config: TLSConfig, hostname: str) -> TLSSocket:
     ``go_message`` says why."""
     ctx = config.context()
     peer = (sock.family, sock.getpeername())
-    tls = TLSSocket(sock, ctx, hostname)
+    tls = TLSSocket(sock, ctx, hostname, config)
     try:
         tls.handshake()
     except ssl.SSLCertVerificationError as e:
@@ -99,6 +103,9 @@ def wrap(sock: Any, config: TLSConfig, hostname: str) -> TLSSocket:
     return tls
 
 
+QUICKACK = getattr(_socket, "TCP_QUICKACK", None)
+
+
 class TLSSocket:
     """A TLS connection on a connected socket through memory BIOs, with what the client needs
     of a socket (``sendall``, ``recv``, ``fileno``, ``close``) and ``close_write``: a
@@ -108,17 +115,21 @@ class TLSSocket:
     ``recv`` returns everything that can be decrypted, so a ``select`` on ``fileno`` never
     misses data held in the TLS layer."""
 
-    def __init__(self, sock: Any, ctx: ssl.SSLContext, hostname: str) -> None:
+    def __init__(self, sock: Any, ctx: ssl.SSLContext, hostname: str,
+                 config: TLSConfig | None = None) -> None:
         import threading
         self.sock = sock
         self.family = sock.family
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
-        self._tls = ctx.wrap_bio(self._in, self._out, server_hostname=hostname)
+        self._config = config
+        self._tls = ctx.wrap_bio(self._in, self._out, server_hostname=hostname,
+                                 session=config.session if config else None)
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._eof = False
         self._last = b""                  # the last bytes read from the socket
+        self._ready = False               # handshake done
 
     def _flush(self) -> None:
         data = self._out.read()
@@ -127,6 +138,11 @@ class TLSSocket:
                 self.sock.sendall(data)
 
     def _fill(self) -> bool:
+        if QUICKACK is not None:
+            # acknowledge at once: a server whose small writes (session tickets, headers,
+            # body) wait for our ACK under Nagle's algorithm would otherwise wait out our
+            # delayed ACK, 40 ms a request
+            self.sock.setsockopt(_socket.IPPROTO_TCP, QUICKACK, 1)
         data = self.sock.recv(65536)
         self._last = data
         if not data:
@@ -152,6 +168,7 @@ class TLSSocket:
                     raise
                 self._flush()
             if done:
+                self._ready = True
                 return
             if not self._fill():
                 raise ssl.SSLEOFError(8, "EOF occurred in violation of protocol")
@@ -203,6 +220,13 @@ class TLSSocket:
             self._flush()
 
     def close(self) -> None:
+        if self._config is not None and self._ready:
+            try:
+                session = self._tls.session
+                if session is not None and session.has_ticket:
+                    self._config.session = session
+            except ValueError:                          # no session to speak of
+                pass
         self.sock.close()
 
 
