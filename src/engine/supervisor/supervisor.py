@@ -106,10 +106,7 @@ class Supervisor:
             raise Conflict("another supervisor is running on %s" % self.engine.root) from None
         self._lock_fd = fd
         # events from now on wake the loop; what happened before is found by the first pass
-        try:
-            self._offset = os.path.getsize(self.engine.tasks.event_log.path)
-        except FileNotFoundError:
-            self._offset = 0
+        self._offset = self.engine.tasks.event_log.end()
 
     def _release(self) -> None:
         if self._lock_fd >= 0:
@@ -178,14 +175,10 @@ class Supervisor:
 
     def _exits_seen(self) -> bool:
         found = False
-        try:
-            for offset, event in self.engine.tasks.event_log.read(since=self._offset):
-                self._offset = offset
-                if isinstance(event, dict) and event.get("type") in ("exit", "start", "delete"):
-                    found = True
-        except ValueError:      # a line that is not JSON: skip what is there, pass anyway
-            self._offset = os.path.getsize(self.engine.tasks.event_log.path)
-            return True
+        for offset, event in self.engine.tasks.event_log.read(since=self._offset):
+            self._offset = offset
+            if isinstance(event, dict) and event.get("type") in ("exit", "start", "delete"):
+                found = True
         return found
 
     # ------------------------------------------------------------------ one pass
