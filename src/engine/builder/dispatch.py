@@ -246,8 +246,9 @@ class Dispatcher:
         new_doc = dict(base, config=config, container=container_id,
                        container_config=container_config, created=created, history=history,
                        rootfs={"type": "layers", "diff_ids": diff_ids})
+        parent = st.image_id or None    # dockerd records the step's image as its parent
         if cache_key is None:
-            image_id = self.images.put_image(new_doc, layers)
+            image_id = self.images.put_image(new_doc, layers, parent=parent)
         else:
             # a build that made the same step meanwhile wins: its image is taken, so builds
             # at once converge on one chain of images (and a rebuild finds all of it)
@@ -255,7 +256,7 @@ class Dispatcher:
                 found = self.cached(st, cache_key)
                 if found:
                     return found
-                image_id = self.images.put_image(new_doc, layers)
+                image_id = self.images.put_image(new_doc, layers, parent=parent)
                 self.builder.cache.put(cache_key, image_id)
         self.set_image(st, image_id)
         return image_id

@@ -84,7 +84,7 @@ def commit(service: ContainerService, container: Any, repo_tag: str | None = Non
                    rootfs={"type": "layers", "diff_ids": diff_ids}, history=history)
         imagespec.validate("config", cfg, "commit: image config")
         layers = list(parent.manifest.get("layers") or []) + ([layer[0]] if layer else [])
-        image_id = images.put_image(cfg, layers, [ref] if ref else [])
+        image_id = images.put_image(cfg, layers, [ref] if ref else [], parent=parent.id)
     service._emit(c, "commit", {"comment": comment or "", "imageID": image_id,
                                 "imageRef": ref.familiar if ref else ""})
     return image_id

@@ -145,13 +145,18 @@ class Image:
         return sum(layer.get("size", 0) for layer in self.manifest.get("layers", []))
 
     @property
+    def parent(self) -> str:
+        """The local image this one was built or committed from ("" when none)."""
+        return self.record.get("parent") or ""
+
+    @property
     def top_chain(self) -> Any:
         chain = chain_ids(self.diff_ids)
         return chain[-1] if chain else None
 
     def summary(self) -> dict[str, Any]:
         """Engine API ImageSummary."""
-        return {"Id": self.id, "ParentId": "", "RepoTags": self.repo_tags,
+        return {"Id": self.id, "ParentId": self.parent, "RepoTags": self.repo_tags,
                 "RepoDigests": self.repo_digests, "Created": int(self.created),
                 "Size": self.size, "SharedSize": -1, "Labels": self.labels, "Containers": -1}
 
@@ -267,9 +272,10 @@ class ImageService:
 
     # adding images --------------------------------------------------------------------------
     def add(self, manifest_digest: str, refs: Any = (), index_digest: Any = None,
-            unpack_layers: bool = True, progress: Any = None) -> str:
+            unpack_layers: bool = True, progress: Any = None, parent: str | None = None) -> str:
         """Record the image whose manifest is ``manifest_digest`` (in the content store), name
-        it ``refs`` (References or strings) and unpack it; returns the image ID."""
+        it ``refs`` (References or strings) and unpack it; returns the image ID. ``parent``
+        is the local image it was made from (a build step's or a commit's), recorded with it."""
         manifest_bytes = self.content.read(manifest_digest)
         manifest = json_object(manifest_bytes, "manifest %s" % manifest_digest)
         config_desc = manifest.get("config") or {}
@@ -285,13 +291,14 @@ class ImageService:
                 size = unpacked_size(self.snapshotter, top) if top else 0
             descriptor = {"mediaType": manifest.get("mediaType", OCI_MANIFEST),
                           "digest": manifest_digest, "size": len(manifest_bytes)}
-            self.store.put(image_id, descriptor, index_digest, refs, size)
+            self.store.put(image_id, descriptor, index_digest, refs, size, parent)
         return image_id
 
     def put_image(self, config: dict[str, Any], layers: Any, refs: Any = (),
-                  progress: Any = None) -> str:
+                  progress: Any = None, parent: str | None = None) -> str:
         """Store ``config`` (a dict) and an OCI manifest over ``layers`` (descriptors of blobs
-        already in the content store); record and unpack the image; returns its ID."""
+        already in the content store); record and unpack the image (``parent``: the local image
+        it was made from); returns its ID."""
         config_bytes = json.dumps(config, separators=(",", ":")).encode()
         try:
             with self.holding_gc():
@@ -302,7 +309,7 @@ class ImageService:
                             "layers": list(layers)}
                 manifest_digest = self.content.put(
                     json.dumps(manifest, separators=(",", ":")).encode())
-                return self.add(manifest_digest, refs, progress=progress)
+                return self.add(manifest_digest, refs, progress=progress, parent=parent)
         except BaseException:
             self.gc()
             raise
@@ -349,7 +356,7 @@ class ImageService:
             "Id": img.id,
             "RepoTags": img.repo_tags,
             "RepoDigests": img.repo_digests,
-            "Parent": "",
+            "Parent": img.parent,
             "Comment": c.get("comment", "") or _history_comment(c),
             "Created": c.get("created", ""),
             "DockerVersion": c.get("docker_version", ""),
@@ -366,7 +373,10 @@ class ImageService:
         }
 
     def history(self, name: str) -> Any:
-        img = self.get(name)
+        """The image's history, newest first; entries down the chain of local parents carry
+        those images' IDs and tags (the rest ``<missing>``), as dockerd's do."""
+        state = self.store.state()
+        img = self._image(self.store.resolve(name, state), state)
         sizes = []
         top = img.top_chain
         if top:
@@ -389,22 +399,34 @@ class ImageService:
                         "CreatedBy": h.get("created_by", ""), "Tags": None, "Size": size,
                         "Comment": h.get("comment", "")})
         out.reverse()
-        if out:
-            out[0]["Id"] = img.id
-            out[0]["Tags"] = img.repo_tags or None
+        image_id = img.id
+        for entry in out:
+            entry["Id"] = image_id
+            refs = [reference.parse(r) for r in self.store.refs_of(image_id, state)]
+            entry["Tags"] = [r.familiar for r in refs if r.tag and not r.digest] or None
+            rec = state["images"].get(image_id) or {}
+            image_id = rec.get("parent")
+            if not image_id or image_id not in state["images"]:
+                break
         return out
 
     # list -----------------------------------------------------------------------------------
-    def list(self, filters: Any = None) -> list[Any]:
-        """ImageSummary dicts, newest first, filtered like ``docker image ls --filter``."""
+    def list(self, filters: Any = None, all_images: bool = True) -> list[Any]:
+        """ImageSummary dicts, newest first, filtered like ``docker image ls --filter``.
+        Without ``all_images`` intermediate images (unnamed, the parent of another) are left
+        out, as ``docker images`` without ``-a`` does; ``dangling=true`` never lists them."""
         filters = _normalise_filters(filters)
         images = self.images()
+        parents = {i.parent for i in images}
         by_time = []
         for key in ("before", "since"):
             for value in filters.get(key, []):
                 by_time.append((key, self.get(value).created))
         out = []
         for img in images:
+            intermediate = img.dangling and img.id in parents
+            if intermediate and (not all_images or filters.get("dangling")):
+                continue
             if "dangling" in filters:
                 want = filters["dangling"]
                 if img.dangling != want:
@@ -425,10 +447,15 @@ class ImageService:
     # remove ---------------------------------------------------------------------------------
     def remove(self, name: Any, force: bool = False, prune: bool = True) -> Any:
         """docker rmi: untag a name, or delete an image by ID; returns delete records
-        ([{"Untagged": ...}, {"Deleted": ...}]) or raises Conflict/NotFound like docker."""
+        ([{"Untagged": ...}, {"Deleted": ...}]) or raises Conflict/NotFound like docker.
+        An image that is the parent of another is not deleted (by its ID: Conflict; by a
+        name: only untagged). With ``prune`` (``rmi`` without ``--no-prune``) the deleted
+        image's unnamed parents follow it, up to the first one still in use."""
         state = self.store.state()
         image_id = self.store.resolve(name, state)
         refs = [reference.parse(r) for r in self.store.refs_of(image_id, state)]
+        children = self.store.children(image_id, state)
+        parent = state["images"][image_id].get("parent")
         records: list[dict[str, str]] = []
         users = self.containers(image_id)
         by_id = _is_id_prefix(image_id, name)
@@ -453,24 +480,43 @@ class ImageService:
             if refs:
                 return records
             removed_ref = True
-        elif _single_reference(refs):
-            self._check_conflict(image_id, refs, users, force, removed_ref=True)
+        elif _single_reference(refs) or children:
+            self._check_conflict(image_id, refs, users, force, True, children)
             for r in refs:
                 self._untagged(records, image_id, r, labels)
             refs = []
             removed_ref = True
-        self._check_conflict(image_id, refs, users, force, removed_ref)
+        if removed_ref and children:
+            return records      # dockerd: a name removed, the image kept for its children
+        self._check_conflict(image_id, refs, users, force, removed_ref, children)
         for r in refs:
             self._untagged(records, image_id, r, labels)
         self.store.remove_image(image_id)
         records.append({"Deleted": image_id})
         self.log_event("delete", image_id, image_id)
         if prune:
+            self._remove_parents(parent, records)
             self.gc()
         return records
 
-    def _check_conflict(self, image_id, refs, users, force, removed_ref):
+    def _remove_parents(self, parent: str | None, records: list[dict[str, str]]) -> None:
+        """Delete the chain of unnamed parents from ``parent`` up, stopping quietly at the
+        first one a name, another child image or a container still uses (dockerd's prune of
+        a deleted image's parents)."""
+        seen = set()
+        while parent and parent not in seen and not self.containers(parent):
+            seen.add(parent)
+            image_id, parent = parent, self.store.remove_unused_parent(parent)
+            if parent is None:
+                return
+            records.append({"Deleted": image_id})
+            self.log_event("delete", image_id, image_id)
+
+    def _check_conflict(self, image_id, refs, users, force, removed_ref, children=()):
         sid = short_id(image_id)
+        if children:
+            raise Conflict("conflict: unable to delete %s (cannot be forced) - image has "
+                           "dependent child images" % sid)
         running = [c for c, up in users if up]
         stopped = [c for c, up in users if not up]
         if running:
@@ -487,11 +533,17 @@ class ImageService:
 
     # prune / gc -----------------------------------------------------------------------------
     def prune(self, all_images: bool = False, filters: Any = None) -> dict[str, Any]:
-        """docker image prune: delete dangling (or, with ``all_images``, unused) images."""
+        """docker image prune: delete dangling (or, with ``all_images``, unused) images, and
+        their unnamed parents as ``rmi`` does. An intermediate image (unnamed, the parent of
+        another) is not dangling; a named image that is a parent is only untagged."""
         filters = _normalise_filters(filters, allowed=("label", "until"))
         deleted: list[dict[str, str]] = []
         before = self._disk_usage()
-        for img in self.images():
+        images = self.images()
+        parents = {i.parent for i in images}
+        for img in images:
+            if img.dangling and img.id in parents:
+                continue
             if not img.dangling and not all_images:
                 continue
             if self.containers(img.id):
@@ -501,11 +553,16 @@ class ImageService:
                 continue
             if "until" in filters and not all(img.created < _until(v) for v in filters["until"]):
                 continue
+            if img.id not in self.store.state()["images"]:
+                continue        # deleted above as the parent of another
             for r in img.refs:
                 self._untagged(deleted, img.id, r, img.labels)
+            if self.store.children(img.id):
+                continue
             self.store.remove_image(img.id)
             deleted.append({"Deleted": img.id})
             self.log_event("delete", img.id, img.id)
+            self._remove_parents(img.parent, deleted)
         self.gc()
         reclaimed = max(0, before - self._disk_usage())
         if self.events is not None:

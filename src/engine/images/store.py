@@ -4,12 +4,15 @@ One JSON document, rewritten by atomic rename under an flock::
 
     {"images": {"sha256:<config>": {"manifest": {descriptor}, "index": "sha256:..." | null,
                                     "added": 1700000000.0, "last_tag": 1700000000.0,
-                                    "size": <unpacked bytes> | null}},
+                                    "size": <unpacked bytes> | null,
+                                    "parent": "sha256:<config>"}},
      "refs":   {"docker.io/library/busybox:latest": "sha256:<config>",
                 "docker.io/library/busybox@sha256:<manifest>": "sha256:<config>"}}
 
 Configs, manifests and indexes themselves live in the content store; these records are the
-roots its garbage collector keeps.
+roots its garbage collector keeps. ``parent`` is only in the records of images made here from
+another local image (a build step, a commit): dockerd's local parent link, which pulled, loaded
+and imported images do not have and save/load does not carry.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from pyrunc.engine import reference
 from pyrunc.engine.content import parse_digest
 from pyrunc.engine.content.private import private_dir
 from pyrunc.engine.metadata import locked_document
-from pyrunc.errors import InvalidArgument, NotFound
+from pyrunc.errors import Conflict, InvalidArgument, NotFound
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -56,14 +59,21 @@ class ImageStore:
 
     # records --------------------------------------------------------------------------------
     def put(self, image_id: str, manifest: Any, index: Any = None, refs: Any = (),
-            size: int | None = None) -> None:
-        """Record an image (``manifest`` is its descriptor) and point ``refs`` at it."""
+            size: int | None = None, parent: str | None = None) -> None:
+        """Record an image (``manifest`` is its descriptor) and point ``refs`` at it.
+
+        ``parent`` (an image ID in the store, else NotFound) is recorded for a new image only:
+        an image already here keeps the parent it was made with, so no loop of parents forms."""
         parse_digest(image_id)
         now = time.time()
         with self.transaction() as state:
             rec = state["images"].get(image_id)
+            if parent and parent not in state["images"]:
+                raise NotFound("No such image: %s (the parent of %s)" % (parent, image_id))
             if rec is None:
                 rec = state["images"][image_id] = {"added": now, "last_tag": None, "size": size}
+                if parent and parent != image_id:
+                    rec["parent"] = parent
             rec["manifest"] = manifest
             rec["index"] = index
             if size is not None:
@@ -136,11 +146,32 @@ class ImageStore:
             if state["refs"].pop(str(ref), None) is None:
                 raise NotFound("No such image: %s" % ref.familiar)
 
+    def children(self, image_id: str, state: Any = None) -> list[str]:
+        """The images whose parent is ``image_id``, sorted."""
+        if state is None:
+            state = self.state()
+        return sorted(i for i, rec in state["images"].items() if rec.get("parent") == image_id)
+
     def remove_image(self, image_id: str) -> None:
+        """Forget an image and its references; Conflict while an image has it as parent."""
         with self.transaction() as state:
+            if self.children(image_id, state):
+                raise Conflict("conflict: unable to delete %s (cannot be forced) - image has "
+                               "dependent child images" % short_id(image_id))
             state["images"].pop(image_id, None)
             for r in [r for r, i in state["refs"].items() if i == image_id]:
                 del state["refs"][r]
+
+    def remove_unused_parent(self, image_id: str) -> str | None:
+        """Forget ``image_id`` if nothing names it and no image has it as parent (in one
+        transaction); returns its own parent ("" if none), None when it was kept."""
+        with self.transaction() as state:
+            rec = state["images"].get(image_id)
+            if rec is None or self.children(image_id, state) or any(
+                    i == image_id for i in state["refs"].values()):
+                return None
+            del state["images"][image_id]
+            return rec.get("parent") or ""
 
     def roots(self) -> set[str]:
         """Content digests the images hold (for the content garbage collector)."""

@@ -75,10 +75,11 @@ def shared_sizes(engine: Engine) -> dict[str, int]:
     return out
 
 
-def summaries(engine: Engine, filters: Any = None, shared: bool = False) -> list[Any]:
+def summaries(engine: Engine, filters: Any = None, shared: bool = False,
+              all_images: bool = True) -> list[Any]:
     """ImageSummary dicts as API 1.43 has them: VirtualSize (the same as Size) and, when
-    ``shared``, SharedSize."""
-    images = engine.images.list(filters)
+    ``shared``, SharedSize; intermediate images only with ``all_images``."""
+    images = engine.images.list(filters, all_images)
     sharing = shared_sizes(engine) if shared else {}
     for img in images:
         img["VirtualSize"] = img["Size"]
@@ -169,7 +170,8 @@ class Images:
         if legacy:
             filters.setdefault("reference", []).append(legacy)
         return httputils.json_response(summaries(self.engine, filters,
-                                                 req.query_bool("shared-size")))
+                                                 req.query_bool("shared-size"),
+                                                 req.query_bool("all")))
 
     def inspect(self, req: httputils.Request) -> httputils.Response:
         return httputils.json_response(self.engine.images.inspect(req.params["name"]))
