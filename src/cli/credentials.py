@@ -77,18 +77,27 @@ def get(conf: dict[str, Any], key: str) -> dict[str, str]:
     and ``serveraddress``); {} when nothing is kept for it."""
     helper = helper_for(conf, key)
     if not helper:
-        entry = (conf.get("auths") or {}).get(key) or {}
-        out: dict[str, str] = {}
-        if isinstance(entry, dict) and entry.get("auth"):
-            import base64
-            try:
-                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-            except ValueError:
-                raise CommandError("invalid auth configuration file") from None
-            out = {"username": user, "password": password, "serveraddress": key}
-        if isinstance(entry, dict) and entry.get("identitytoken"):
-            out.update(identitytoken=str(entry["identitytoken"]), serveraddress=key)
-        return out
+        return _from_file((conf.get("auths") or {}).get(key), key)
+    return _ask(helper, key)
+
+
+def _from_file(entry: Any, key: str) -> dict[str, str]:
+    """config.json's entry of ``key`` decoded; {} when it keeps nothing."""
+    out: dict[str, str] = {}
+    if isinstance(entry, dict) and entry.get("auth"):
+        import base64
+        try:
+            user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+        except ValueError:
+            raise CommandError("invalid auth configuration file") from None
+        out = {"username": user, "password": password, "serveraddress": key}
+    if isinstance(entry, dict) and entry.get("identitytoken"):
+        out.update(identitytoken=str(entry["identitytoken"]), serveraddress=key)
+    return out
+
+
+def _ask(helper: str, key: str) -> dict[str, str]:
+    """``helper``'s credentials of ``key``; {} when it has none."""
     code, data = _call(helper, "get", key.encode())
     if code != 0:
         if data.decode(errors="replace").strip() == NOT_FOUND:
@@ -106,6 +115,38 @@ def get(conf: dict[str, Any], key: str) -> dict[str, str]:
     if user == TOKEN_USERNAME:
         return {"identitytoken": secret, "serveraddress": key}
     return {"username": user, "password": secret, "serveraddress": key}
+
+
+def get_all(conf: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Every credential the config can give, as docker's build sends them: the credsStore's
+    registries (its ``list``, each then asked for), else config.json's auths; then each
+    ``credHelpers`` registry from its own helper (one that fails is left out)."""
+    out: dict[str, dict[str, str]] = {}
+    store_helper = conf.get("credsStore")
+    if isinstance(store_helper, str) and store_helper:
+        code, data = _call(store_helper, "list", b"")
+        if code != 0:
+            raise _failed("list", code, data)
+        from .jsonio import loads
+        try:
+            listed = loads(data)
+        except ValueError as e:
+            raise HelperError("error listing credentials - err: %s, out: `%s`"
+                              % (e, data.decode(errors="replace").strip())) from None
+        for key in listed if isinstance(listed, dict) else ():
+            out[key] = _ask(store_helper, key)
+    else:
+        auths = conf.get("auths")
+        for key in auths if isinstance(auths, dict) else ():
+            out[key] = _from_file(auths[key], key) or {"serveraddress": key}
+    helpers = conf.get("credHelpers")
+    for key, helper in helpers.items() if isinstance(helpers, dict) else ():
+        if isinstance(helper, str) and helper:
+            try:
+                out[key] = _ask(helper, key)
+            except HelperError:
+                continue
+    return out
 
 
 def store(conf: dict[str, Any], key: str, user: str, password: str) -> bool:

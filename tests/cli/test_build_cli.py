@@ -472,3 +472,55 @@ def test_pydockerd_prints_what_dockerd_prints(pyd, debian_dockerd, tmp_path):
     assert len(runs[0]) == 1 and outs[0][runs[0][0] - 1] == "Step 5/8 : RUN echo built > " \
         "built.txt"
     assert configs[0] == configs[1]
+
+
+@needs_docker28
+@pytest.mark.parametrize("store", [None, "pyt-store"])
+def test_registry_config_carries_helper_credentials(catcher, tmp_path, store):
+    """X-Registry-Config holds what docker 28 sends: the credsStore's every registry (its
+    ``list``) or else config.json's auths, then each credHelpers registry from its own helper,
+    each secret under its own registry only."""
+    import base64
+    from .test_credentials import Helper
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    per, whole = Helper(bindir, "pyt-per"), Helper(bindir, "pyt-store")
+    per.put("helped.example:5000", "hanna", "helper-secret")
+    per.put("other.example:5000", "otto", "other-secret")      # the helper's, not asked for
+    whole.put("stored.example:5000", "sam", "store-secret")
+    whole.put("token.example", "<token>", "an-identity-token")
+    catcher.env["PATH"] = str(bindir) + os.pathsep + catcher.env.get("PATH", "")
+    ctx = tmp_path / "ctx"
+    make_tree(str(ctx), {"Dockerfile": "FROM busybox\n"})
+    conf = {"auths": {"plain.example": {"auth": base64.b64encode(b"pat:plain-secret").decode()},
+                      "helped.example:5000": {}, "empty.example": {}},
+            "credHelpers": {"helped.example:5000": "pyt-per", "missing.example": "pyt-per"}}
+    if store:
+        conf["credsStore"] = store
+    got = {}
+    for cli in ("docker", "pydocker"):
+        with open(os.path.join(catcher.config_dir, "config.json"), "w") as f:
+            json.dump(conf, f)
+        _, h, _ = sent(catcher, str(ctx), cli=cli)
+        got[cli] = json.loads(base64.urlsafe_b64decode(h["x-registry-config"]))
+    assert got["pydocker"] == got["docker"]
+    doc = got["pydocker"]
+    assert doc["helped.example:5000"] == {"username": "hanna", "password": "helper-secret",
+                                          "serveraddress": "helped.example:5000"}
+    assert "other.example:5000" not in doc
+    assert "other-secret" not in json.dumps(doc)
+    if store:
+        assert doc["stored.example:5000"]["password"] == "store-secret"
+        assert doc["token.example"] == {"identitytoken": "an-identity-token",
+                                        "serveraddress": "token.example"}
+        assert "plain-secret" not in json.dumps(doc)
+    else:
+        assert doc["plain.example"]["password"] == "plain-secret"
+        assert "store-secret" not in json.dumps(doc)
+    # a credsStore that cannot list: docker 28 sends no credential at all, and builds
+    conf["credsStore"] = "pyt-absent"
+    with open(os.path.join(catcher.config_dir, "config.json"), "w") as f:
+        json.dump(conf, f)
+    for cli in ("docker", "pydocker"):
+        _, h, _ = sent(catcher, str(ctx), cli=cli)
+        assert json.loads(base64.urlsafe_b64decode(h["x-registry-config"])) == {}

@@ -246,24 +246,17 @@ def _kv_map(items: list[str], with_nil: bool) -> dict[str, str | None]:
 
 
 def registry_config(ctx: Context) -> str:
-    """X-Registry-Config: every credential of the client's config, as docker sends it."""
+    """X-Registry-Config: every credential the client's config can give (credential helpers
+    included), as docker sends them."""
     import base64
 
     from ..config import load
+    from ..credentials import get_all
     from ..jsonio import dumps
     try:
-        auths = load(ctx.config_dir).get("auths") or {}
-    except ValueError:
-        auths = {}
-    doc: dict[str, Any] = {}
-    for server, entry in auths.items():
-        if not isinstance(entry, dict) or not entry.get("auth"):
-            continue
-        try:
-            user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-        except ValueError:
-            continue
-        doc[server] = {"username": user, "password": password, "serveraddress": server}
+        doc = get_all(load(ctx.config_dir))
+    except (ValueError, CommandError):      # docker's build then sends none at all
+        doc = {}
     return base64.urlsafe_b64encode(dumps(doc).encode()).decode()
 
 
