@@ -90,7 +90,9 @@ def _from_file(entry: Any, key: str) -> dict[str, str]:
             user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
         except ValueError:
             raise CommandError("invalid auth configuration file") from None
-        out = {"username": user, "password": password, "serveraddress": key}
+        out = {"username": user, "serveraddress": key}
+        if password:                        # empty beside an identity token: docker omits it
+            out["password"] = password
     if isinstance(entry, dict) and entry.get("identitytoken"):
         out.update(identitytoken=str(entry["identitytoken"]), serveraddress=key)
     return out
@@ -149,19 +151,24 @@ def get_all(conf: dict[str, Any]) -> dict[str, dict[str, str]]:
     return out
 
 
-def store(conf: dict[str, Any], key: str, user: str, password: str) -> bool:
+def store(conf: dict[str, Any], key: str, user: str, password: str, token: str = "") -> bool:
     """Keep the credentials of ``key``: in its helper (config.json's auths keeps an empty
-    entry, as docker's) or in config.json; True if a helper took them. The caller saves
-    ``conf``."""
+    entry, as docker's) or in config.json; an identity token goes to config.json's
+    ``identitytoken`` (beside ``auth`` of "user:") or to the helper as the ``<token>`` user's
+    secret. True if a helper took them. The caller saves ``conf``."""
     helper = helper_for(conf, key)
     auths = conf.setdefault("auths", {})
     if not helper:
         import base64
-        auths[key] = {"auth": base64.b64encode(("%s:%s" % (user, password)).encode()).decode()}
+        entry = {"auth": base64.b64encode(("%s:%s" % (user, password)).encode()).decode()}
+        if token:
+            entry["identitytoken"] = token
+        auths[key] = entry
         return False
     from .jsonio import dumps
-    code, data = _call(helper, "store", dumps({"ServerURL": key, "Username": user,
-                                               "Secret": password}).encode())
+    code, data = _call(helper, "store", dumps({
+        "ServerURL": key, "Username": TOKEN_USERNAME if token else user,
+        "Secret": token or password}).encode())
     if code != 0:
         raise _failed("store", code, data)
     auths[key] = {}

@@ -369,9 +369,12 @@ def login(ctx: Context, opts: Options, args: list[str]) -> int:
     key = registry_key(server)
     doc = ctx.api.post_json("/auth", None, {"username": user, "password": password,
                                             "serveraddress": server})
+    # as docker's: an identity token from the registry is kept (and sent later) instead of
+    # the password
+    token = str((doc or {}).get("IdentityToken") or "")
     conf = load(ctx.config_dir)
     try:
-        kept = store(conf, key, user, password)
+        kept = store(conf, key, user, "" if token else password, token)
     except HelperError as e:
         raise CommandError("Error saving credentials: %s" % e) from None
     if not kept:

@@ -1,0 +1,164 @@
+"""``login`` when the registry answers with an identity token: the token is kept instead of the
+password (config.json's ``identitytoken``, or the helper's ``<token>`` user) and sent on the
+next pull. A stand-in daemon answers /auth with an IdentityToken and records each pull's
+X-Registry-Auth; docker 28 doing the same steps against it is the oracle."""
+import base64
+import json
+import os
+import socketserver
+import threading
+from http.server import BaseHTTPRequestHandler
+
+import pytest
+
+from .conftest import DOCKER28, Target
+from .test_credentials import Helper
+
+TOKEN = "identity-token-0123"
+REGISTRY = "tokens.example:5000"
+
+
+class StandIn:
+    """A daemon on a unix socket: /_ping as API 1.41, POST /auth answers ``auth_answer``,
+    POST /images/create keeps its X-Registry-Auth and answers one status line."""
+
+    def __init__(self, path):
+        self.auth_answer = {"Status": "Login Succeeded", "IdentityToken": TOKEN}
+        self.logins = []
+        self.pulls = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _send(self, code, body, ctype="application/json"):
+                self.send_response(code)
+                self.send_header("Api-Version", "1.41")
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def do_HEAD(self):
+                self._send(200, b"OK", "text/plain")
+
+            def do_GET(self):
+                if "/_ping" in self.path:
+                    return self._send(200, b"OK", "text/plain")
+                self._send(404, b'{"message":"page not found"}')
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path.split("?")[0].endswith("/auth"):
+                    outer.logins.append(json.loads(body))
+                    return self._send(200, json.dumps(outer.auth_answer).encode())
+                if "/images/create" in self.path:
+                    outer.pulls.append(self.headers.get("X-Registry-Auth"))
+                    return self._send(200, b'{"status":"Status: Image is up to date for '
+                                           b'x"}\r\n')
+                self._send(404, b'{"message":"page not found"}')
+
+        class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+            daemon_threads = True
+
+            def get_request(self):
+                conn, _ = self.socket.accept()
+                return conn, ("local", 0)
+
+        self.server = Server(path, Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def standin(tmp_path):
+    s = StandIn(str(tmp_path / "daemon.sock"))
+    yield s
+    s.stop()
+
+
+def _targets(standin, tmp_path):
+    if not os.path.exists(DOCKER28):
+        pytest.skip("docker 28 CLI (%s) is not installed" % DOCKER28)
+    host = "unix://" + standin.server.server_address
+    return {cli: Target(host, str(tmp_path / cli)) for cli in ("docker", "pydocker")}
+
+
+def _run(target, cli, *args, input=None):
+    return (target.docker if cli == "docker" else target.pydocker)(*args, input=input)
+
+
+def _config(target):
+    with open(os.path.join(target.config_dir, "config.json")) as f:
+        return json.load(f)
+
+
+def _decoded(header):
+    return json.loads(base64.urlsafe_b64decode(header))
+
+
+def test_token_kept_in_config_json_and_sent(standin, tmp_path):
+    targets = _targets(standin, tmp_path)
+    got = {}
+    for cli, t in targets.items():
+        r = _run(t, cli, "login", "-u", "alice", "--password-stdin", REGISTRY,
+                 input="wonderland\n")
+        assert r.code == 0, r
+        assert "Login Succeeded" in r.out
+        entry = _config(t)["auths"][REGISTRY]
+        r = _run(t, cli, "pull", REGISTRY + "/img:1")
+        assert r.code == 0, r
+        got[cli] = (entry, _decoded(standin.pulls[-1]))
+    assert got["pydocker"] == got["docker"]
+    entry, sent = got["pydocker"]
+    # the password is never kept, and never sent again
+    assert entry == {"auth": base64.b64encode(b"alice:").decode(), "identitytoken": TOKEN}
+    assert sent == {"username": "alice", "identitytoken": TOKEN, "serveraddress": REGISTRY}
+    assert "wonderland" not in json.dumps(got)
+    # the login itself carried the password to the daemon
+    assert [x["password"] for x in standin.logins] == ["wonderland", "wonderland"]
+
+
+def test_token_kept_by_helper_as_token_user(standin, tmp_path):
+    targets = _targets(standin, tmp_path)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    got = {}
+    for cli, t in targets.items():
+        helper = Helper(bindir, "pyt-" + cli)
+        with open(os.path.join(t.config_dir, "config.json"), "w") as f:
+            json.dump({"credsStore": "pyt-" + cli}, f)
+        t.env["PATH"] = str(bindir) + os.pathsep + t.env.get("PATH", "")
+        r = _run(t, cli, "login", "-u", "alice", "--password-stdin", REGISTRY,
+                 input="wonderland\n")
+        assert r.code == 0, r
+        r = _run(t, cli, "pull", REGISTRY + "/img:1")
+        assert r.code == 0, r
+        got[cli] = (helper.creds(), _config(t)["auths"], _decoded(standin.pulls[-1]))
+    assert got["pydocker"] == got["docker"]
+    creds, auths, sent = got["pydocker"]
+    assert creds == {REGISTRY: ["<token>", TOKEN]}
+    assert auths == {REGISTRY: {}}
+    assert sent == {"identitytoken": TOKEN, "serveraddress": REGISTRY}
+
+
+def test_no_token_keeps_the_password(standin, tmp_path):
+    """Without an IdentityToken in the answer the password is kept, as before."""
+    standin.auth_answer = {"Status": "Login Succeeded"}
+    t = Target("unix://" + standin.server.server_address, str(tmp_path / "pydocker"))
+    r = t.pydocker("login", "-u", "alice", "--password-stdin", REGISTRY, input="wonderland\n")
+    assert r.code == 0, r
+    assert _config(t)["auths"][REGISTRY] == {"auth": base64.b64encode(
+        b"alice:wonderland").decode()}
+    assert t.pydocker("pull", REGISTRY + "/img:1").code == 0
+    assert _decoded(standin.pulls[-1]) == {"username": "alice", "password": "wonderland",
+                                           "serveraddress": REGISTRY}
