@@ -94,9 +94,15 @@ class Builder:
             try:
                 img = images.get(image_id)
             except NotFound:
+                deleted.append(image_id)    # gone already, with a child deleted here
                 continue
             if img.refs or images.containers(image_id):
                 keep.add(image_id)
+                continue
+            if images.store.children(image_id):
+                # an image's parent stays (dockerd never deletes one): its cache record goes,
+                # the image itself with the last image built on it
+                deleted.append(image_id)
                 continue
             size = img.size
             try:
