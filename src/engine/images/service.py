@@ -499,7 +499,7 @@ class ImageService:
             self.gc()
         return records
 
-    def _remove_parents(self, parent: str | None, records: list[dict[str, str]]) -> None:
+    def _remove_parents(self, parent, records):
         """Delete the chain of unnamed parents from ``parent`` up, stopping quietly at the
         first one a name, another child image or a container still uses (dockerd's prune of
         a deleted image's parents)."""

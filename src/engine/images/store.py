@@ -73,7 +73,7 @@ class ImageStore:
             if rec is None:
                 rec = state["images"][image_id] = {"added": now, "last_tag": None, "size": size}
                 if parent and parent != image_id:
-                    rec["parent"] = parent
+                    state["images"][image_id]["parent"] = parent
             rec["manifest"] = manifest
             rec["index"] = index
             if size is not None:
