@@ -11,8 +11,12 @@ import io
 import os
 import re
 import shutil
+import socket
 import subprocess
+import sys
 import tarfile
+import tempfile
+import time
 
 import pytest
 
@@ -244,6 +248,67 @@ def _images_only(lines, roles):
     return [x for x in lines if not x.lower().startswith("deleted") or x[9:] in roles]
 
 
+class Pydockerd:
+    """pydockerd over an existing engine root (no network), for the docker CLI."""
+
+    def __init__(self, root, work):
+        self.sock = os.path.join(work, "docker.sock")
+        self.exec_root = tempfile.mkdtemp(prefix="pp-", dir="/run")
+        config = os.path.join(work, "daemon.json")
+        with open(config, "w") as f:
+            f.write("{}")
+        self.env = dict(os.environ, DOCKER_HOST="unix://" + self.sock,
+                        DOCKER_CONFIG=os.path.join(work, "client-config"))
+        self.log = open(os.path.join(work, "pydockerd.log"), "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pyrunc.engine.dockerd", "-H", "unix://" + self.sock,
+             "--data-root", root, "--exec-root", self.exec_root, "--config-file", config,
+             "--pidfile", os.path.join(work, "pydockerd.pid"), "--bridge", "none",
+             "--iptables=false"], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while not self._ping():
+            assert self.proc.poll() is None and time.monotonic() < deadline, \
+                "pydockerd did not start"
+            time.sleep(0.05)
+
+    def _ping(self):
+        with socket.socket(socket.AF_UNIX) as s:
+            try:
+                s.connect(self.sock)
+                s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+                return b"200 OK" in s.recv(100)
+            except OSError:
+                return False
+
+    def docker(self, *args):
+        r = subprocess.run([docker_client(), *args], env=self.env, capture_output=True,
+                           text=True, timeout=60)
+        return (r.stdout + r.stderr).splitlines()
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.exec_root, ignore_errors=True)
+
+
+FMT = "{{.Repository}}:{{.Tag}} {{.ID}}"
+
+
+def _cli_outputs(docker, roles):
+    """What the docker CLI shows of a fresh build of DOCKERFILE tagged built:1."""
+    return {"images": _rows(docker("images", "--no-trunc", "--format", FMT), roles),
+            "images -a": _rows(docker("images", "-a", "--no-trunc", "--format", FMT), roles),
+            "parent": _lines(docker("image", "inspect", "-f", "{{.Parent}}", "built:1",
+                                    "busybox"), roles),
+            "history": _lines(docker("history", "--format", "{{.ID}} {{.CreatedBy}}",
+                                     "built:1"), roles)}
+
+
 @pytest.mark.peer
 def test_parents_as_dockerd_shows_them(eng, tmp_path, tmp_path_factory):
     if not os.path.exists(DOCKERD) or not docker_client() or not shutil.which("unshare"):
@@ -263,6 +328,7 @@ def test_parents_as_dockerd_shows_them(eng, tmp_path, tmp_path_factory):
         docker("build", "-t", "built:1", str(ctx))
         chain = docker("history", "-q", "--no-trunc", "built:1")[::-1]
         roles = _roles(chain)
+        theirs_cli = _cli_outputs(docker, roles)
         fmt = "{{.Repository}}:{{.Tag}} {{.ID}}"
         theirs = {
             "images": _rows(docker("images", "--no-trunc", "--format", fmt), roles),
@@ -289,6 +355,12 @@ def test_parents_as_dockerd_shows_them(eng, tmp_path, tmp_path_factory):
     top, steps = build(eng, ["built:1"])
     roles = _roles(steps)
     svc = eng.images
+    # the same through pydockerd's API and the same CLI
+    pyd = Pydockerd(eng.root, str(tmp_path_factory.mktemp("pydockerd")))
+    try:
+        assert _cli_outputs(pyd.docker, roles) == theirs_cli
+    finally:
+        pyd.stop()
 
     def listing(**kw):
         return _rows(["%s %s" % ((s["RepoTags"] or ["<none>:<none>"])[0], s["Id"])
