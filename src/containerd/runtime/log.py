@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import sys
 
+from pyrunc.libcontainer import timestamps
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -23,8 +25,6 @@ class Log:
     def _write(self, level, msg):
         if not self.path:
             return
-        # imported only when a line is written: most commands write none
-        from pyrunc.libcontainer import timestamps
         now = timestamps.now(nano=False)   # runc's log lines: whole seconds (RFC 3339)
         if self.fmt == "json":
             from pyrunc.libcontainer import jsoncodec
