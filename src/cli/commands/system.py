@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from ..flags import Options
     from ..main import Context
+    from ..template import GoTypes, Template
 
 
 def _client_version() -> str:
@@ -57,7 +58,7 @@ def version(ctx: Context, opts: Options, args: list[str]) -> int:
         for part in (doc["Client"], doc["Server"]):
             if isinstance(part, dict) and "ApiVersion" in part:
                 part["APIVersion"] = part["ApiVersion"]   # the Go field's name, for templates
-        print(Template(opts["format"]).render(doc))
+        _formatted(Template(opts["format"], "version"), doc, _version_types())
         return 0
     client = _client_doc(ctx)
     out = "Client:\n"
@@ -91,6 +92,68 @@ def version(ctx: Context, opts: Options, args: list[str]) -> int:
     return 0
 
 
+def _formatted(tmpl: Template, doc: Any, go: GoTypes) -> None:
+    """version/info --format: the text, or (as docker's) an empty line and Go's error."""
+    from ..flags import TemplateError
+    try:
+        text = tmpl.render(doc, None, go)
+    except TemplateError:
+        print()
+        raise
+    print(text)
+
+
+def _version_types() -> GoTypes:
+    from ..template import GoTypes
+    server = ("Server",)
+    return GoTypes(
+        {(): "system.versionInfo", ("Client",): "system.clientVersion",
+         ("Client", "Platform"): "*system.platformInfo", server: "*types.Version",
+         server + ("Platform",): "struct { Name string }",
+         server + ("Components",): "[]types.ComponentVersion",
+         server + ("Components", "[]"): "types.ComponentVersion",
+         server + ("Experimental",): "bool"},
+        {("Client",): frozenset(("Platform", "DefaultAPIVersion", "GitCommit", "GoVersion",
+                                 "BuildTime")),
+         server: frozenset(("Platform", "Components", "Version", "APIVersion", "MinAPIVersion",
+                            "GitCommit", "GoVersion", "Os", "Arch", "KernelVersion",
+                            "Experimental", "BuildTime")),
+         server + ("Components", "[]"): frozenset(("Details",)),
+         ("Client", "Platform"): frozenset(("Name",)),
+         server + ("Platform",): frozenset(("Name",))})
+
+
+# system.Info's fields a daemon may leave out (omitempty, or newer than the daemon)
+INFO_OPTIONAL = frozenset((
+    "Containerd", "FirewallBackend", "DiscoveredDevices", "DefaultAddressPools",
+    "ProductLicense", "ServerErrors", "ClientErrors", "Warnings", "CDISpecDirs", "Isolation",
+    "CgroupVersion", "HttpProxy", "HttpsProxy", "NoProxy", "InitBinary", "GenericResources",
+    "ExperimentalBuild", "SystemTime", "LiveRestoreEnabled", "PidsLimit", "CPUSet",
+    "CPUShares", "CpuCfsPeriod", "CpuCfsQuota", "OomKillDisable", "SwapLimit", "MemoryLimit",
+    "IPv4Forwarding", "OSVersion", "DefaultRuntime", "Runtimes", "SecurityOptions",
+    "RegistryConfig", "Swarm", "Plugins", "ContainerdCommit", "RuncCommit", "InitCommit",
+    "DriverStatus", "Labels", "Name", "ID", "IndexServerAddress", "NEventsListener"))
+
+
+def _info_types(doc: Any) -> GoTypes:
+    from ..template import GoTypes
+    commits: dict[tuple[str, ...], str] = {(name,): "system.Commit" for name in ("ContainerdCommit", "RuncCommit",
+                                                     "InitCommit")}
+    return GoTypes(
+        {(): "system.dockerInfo", ("Plugins",): "system.PluginsInfo",
+         ("ClientInfo",): "*system.clientInfo", ("Swarm",): "swarm.Info",
+         ("RegistryConfig",): "*registry.ServiceConfig", **commits},
+        {(): INFO_OPTIONAL, ("Plugins",): frozenset(("Volume", "Network", "Authorization",
+                                                     "Log")),
+         ("ClientInfo",): frozenset(("DefaultAPIVersion", "GitCommit", "GoVersion", "Os",
+                                     "Arch", "BuildTime")),
+         ("Swarm",): frozenset(("NodeID", "NodeAddr", "LocalNodeState", "ControlAvailable",
+                                "Error", "RemoteManagers", "Nodes", "Managers", "Cluster",
+                                "Warnings")),
+         ("RegistryConfig",): frozenset(("InsecureRegistryCIDRs", "IndexConfigs", "Mirrors")),
+         **{path: frozenset(("ID", "Expected")) for path in commits}})
+
+
 def _client_doc(ctx: Context) -> dict[str, Any]:
     api = CLIENT_API_VERSION
     try:
@@ -110,7 +173,11 @@ def info(ctx: Context, opts: Options, args: list[str]) -> int:
     doc = ctx.api.get_json("/info")
     if opts["format"]:
         from ..template import Template
-        print(Template(opts["format"]).render(doc))
+        if isinstance(doc, dict):
+            doc["ClientInfo"] = {"Debug": False, "Version": _client_version(),
+                                 "Context": os.environ.get("DOCKER_CONTEXT") or "default",
+                                 "Plugins": [], "Warnings": None}
+        _formatted(Template(opts["format"]), doc, _info_types(doc))
         return 0
     out = ["Client:", " Version:    " + _client_version(),
            " Context:    " + (os.environ.get("DOCKER_CONTEXT") or "default"),
@@ -322,19 +389,47 @@ def print_inspect(ctx: Context, names: list[str], fmt: str, kind: str | None,
         if found is None:
             errors.append(missing if kind else "Error: No such object: %s" % name)
         else:
-            docs.append(found)
+            docs.append((k, found))
     if fmt and fmt != "json":
+        from ..flags import TemplateError
         tmpl = Template(fmt)
-        for d in docs:
-            sys.stdout.write(tmpl.render(d) + "\n")
+        failed = 0
+        for k, d in docs:
+            try:
+                sys.stdout.write(tmpl.render(d, None, _inspect_types(k)) + "\n")
+            except TemplateError as e:
+                errors.append("template parsing error: %s" % e)
+                failed += 1
+        if failed and failed == len(docs):      # docker's empty line
+            sys.stdout.write("\n")
     else:
         import json
-        sys.stdout.write(json.dumps(docs, indent=4, ensure_ascii=False).replace(
+        sys.stdout.write(json.dumps([d for _, d in docs], indent=4, ensure_ascii=False).replace(
             "<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") + "\n"
             if docs or not errors else "[]\n")
     for msg in errors:
         print_err(msg)
     return 1 if errors else 0
+
+
+# the fields that are Go maps in the typed inspect structs (and LogConfig.Config): their
+# missing keys print "<no value>" where the rest of the raw JSON fails as a map
+INSPECT_MAPS = frozenset(("Labels", "ExposedPorts", "Volumes", "Ports", "Networks", "Sysctls",
+                          "StorageOpt", "Tmpfs", "Data", "Options", "DriverOpts",
+                          "Annotations", "Containers", "Status", "LogConfig.Config",
+                          "Metadata", "RootFS.Layers"))
+
+
+def _inspect_types(kind: str) -> GoTypes | None:
+    """How docker 28's inspect runs a template on each kind: containers and images fall back
+    to the raw JSON (missingkey=error), volumes stay the typed struct; networks lenient."""
+    from ..template import GoTypes
+    if kind in ("container", "image"):
+        return GoTypes(raw=True, maps=INSPECT_MAPS)
+    if kind == "volume":
+        return GoTypes({(): "volume.Volume"}, {(): frozenset((
+            "CreatedAt", "Status", "ClusterVolume", "UsageData", "Labels", "Options"))})
+    return None
 
 
 def inspect(ctx: Context, opts: Options, args: list[str]) -> int:
