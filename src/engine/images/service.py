@@ -16,7 +16,7 @@ import threading
 from pyrunc.engine import reference
 from pyrunc.engine.content import ContentStore, collect
 from pyrunc.engine.content.private import private_dir
-from pyrunc.engine.images.store import ImageStore, parse_name, short_id
+from pyrunc.engine.images.store import ImageStore, parent_of, parse_name, short_id
 from pyrunc.engine.images.unpack import (DEFAULT_LIMITS, SIZE_LABEL, chain_ids, remove_abandoned,
                                          unpack, unpacked_size)
 from pyrunc.engine.snapshots import COMMITTED, open_snapshotter
@@ -147,7 +147,7 @@ class Image:
     @property
     def parent(self) -> str:
         """The local image this one was built or committed from ("" when none)."""
-        return self.record.get("parent") or ""
+        return parent_of(self.record)
 
     @property
     def top_chain(self) -> Any:
@@ -404,9 +404,8 @@ class ImageService:
             entry["Id"] = image_id
             refs = [reference.parse(r) for r in self.store.refs_of(image_id, state)]
             entry["Tags"] = [r.familiar for r in refs if r.tag and not r.digest] or None
-            rec = state["images"].get(image_id) or {}
-            image_id = rec.get("parent")
-            if not image_id or image_id not in state["images"]:
+            image_id = parent_of(state["images"][image_id])
+            if image_id not in state["images"]:
                 break
         return out
 
@@ -455,7 +454,7 @@ class ImageService:
         image_id = self.store.resolve(name, state)
         refs = [reference.parse(r) for r in self.store.refs_of(image_id, state)]
         children = self.store.children(image_id, state)
-        parent = state["images"][image_id].get("parent")
+        parent = parent_of(state["images"][image_id])
         records: list[dict[str, str]] = []
         users = self.containers(image_id)
         by_id = _is_id_prefix(image_id, name)

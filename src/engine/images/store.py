@@ -43,6 +43,12 @@ def parse_name(text: str) -> Reference:
     return reference.parse_docker_ref(text)
 
 
+def parent_of(record: Any) -> str:
+    """The parent image ID an image's record names ("" when none, or when not a string)."""
+    parent = record.get("parent")
+    return parent if isinstance(parent, str) else ""
+
+
 class ImageStore:
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
@@ -171,7 +177,7 @@ class ImageStore:
                     i == image_id for i in state["refs"].values()):
                 return None
             del state["images"][image_id]
-            return rec.get("parent") or ""
+            return parent_of(rec)
 
     def roots(self) -> set[str]:
         """Content digests the images hold (for the content garbage collector)."""

@@ -221,6 +221,22 @@ def test_a_parent_must_exist_and_is_never_the_image_itself(eng):
     assert eng.images.inspect(image_id)["Parent"] == base.id
 
 
+def test_a_damaged_record_of_parents_neither_loops_nor_crashes(eng):
+    """images.json edited by hand: two images each the other's parent, one parent not a
+    string. Listing, history and removal end, and an image with a child is still refused."""
+    top, steps = build(eng, ["built:1"])
+    with eng.images.store.transaction() as state:
+        state["images"][steps[1]]["parent"] = steps[2]
+        state["images"][top]["parent"] = {"not": "an id"}
+    assert ids(eng.images.list()) == set(steps)
+    assert eng.images.inspect(top)["Parent"] == ""
+    hist = eng.images.history(steps[2])
+    assert [h["Id"] for h in hist] == [steps[2], steps[1], steps[2]]
+    with pytest.raises(Conflict):
+        eng.images.remove(steps[2])
+    assert eng.images.remove("built:1") == [{"Untagged": "built:1"}, {"Deleted": top}]
+
+
 # --- against dockerd ---------------------------------------------------------------------
 
 OTHER = b"FROM busybox\nENV Q=1\nENV R=2\n"
