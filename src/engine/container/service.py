@@ -525,10 +525,15 @@ class ContainerService:
     def _remove_cgroup_parent(self, c):
         """Remove the parent cgroup the engine made for its containers (/pyrunc) once the last
         of them is gone, in every hierarchy; one still in use stays (the kernel refuses), and
-        a create racing this makes it again (runtimes create the whole path)."""
+        a create racing this makes it again (runtimes create the whole path). While this root
+        has other containers it stays: one of them may be starting, its runtime between making
+        the parent and its own cgroup (a v1 cpuset parent's files are written in between)."""
         parent = (c.host_config.get("CgroupParent") or CGROUP_PARENT).strip("/")
         if parent != CGROUP_PARENT.strip("/"):
             return                      # a parent the user named is the user's
+        if any(cid != c.id and len(cid) == 64 and _HEX.issuperset(cid)
+               for cid in os.listdir(self.store.root)):
+            return
         try:
             hierarchies = [""] + os.listdir(CGROUP_ROOT)     # "": a unified (v2) root
         except OSError:
