@@ -710,21 +710,32 @@ def default_bridge(root: str, default_root: str) -> str:
     return "pyr" + hashlib.sha256(real.encode()).hexdigest()[:6]
 
 
-HOST_LOCK = "/run/pyrunc/network.lock"
+POOL_LOCK = "\0pyrunc-network-pools"
 
 
 @contextlib.contextmanager
 def _host_lock() -> Iterator[None]:
-    """Held (a flock) while a root picks a subnet and its bridge takes it: the roots of one
-    machine see each other's bridges only through their routes, so two choosing at once
-    could take one pool."""
-    os.makedirs(os.path.dirname(HOST_LOCK), mode=0o755, exist_ok=True)
-    fd = os.open(HOST_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    """Held while a root picks a subnet and its bridge takes it: the roots sharing a network
+    namespace see each other's bridges only through their routes, so two choosing at once
+    could take one pool. The lock is an abstract unix socket's name, which belongs to one
+    network namespace (the scope of the routes), leaves no file and goes with its holder."""
+    import errno
+    import time
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        delay = 0.001
+        while True:
+            try:
+                s.bind(POOL_LOCK)
+                break
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
         yield
     finally:
-        os.close(fd)
+        s.close()
 
 
 def _definitions(doc: dict[str, Any]) -> str:

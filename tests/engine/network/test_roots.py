@@ -294,3 +294,29 @@ def test_pydockerd_has_the_default_bridge_on_unless_bridge_none(daemons, tmp_pat
         status, body = d.get("/networks")
         assert (status, json.loads(body)) == (200, [])
     assert default_bridge(off[0].root, "/var/lib/pyrunc") not in _links()
+
+
+def test_a_subnet_is_chosen_under_a_lock_of_the_namespace(svc):
+    import errno
+    import threading
+    from pyrunc.engine.network import service
+    svc.ensure_default()
+    with service._host_lock():
+        # the kernel's view: the lock's abstract socket name is taken in this namespace
+        probe = socket.socket(socket.AF_UNIX)
+        with pytest.raises(OSError) as e:
+            probe.bind(service.POOL_LOCK)
+        assert e.value.errno == errno.EADDRINUSE
+        probe.close()
+        made = threading.Thread(target=svc.create, args=("waits",))
+        made.start()
+        made.join(0.5)
+        assert made.is_alive()                  # waiting for the lock: no pool taken yet
+        with open(os.path.join(svc.root, "networks.json")) as f:   # (the service is busy)
+            assert "waits" not in [n["Name"] for n in json.load(f)["networks"].values()]
+    made.join(30)
+    assert not made.is_alive() and svc.inspect("waits")["Name"] == "waits"
+    probe = socket.socket(socket.AF_UNIX)
+    probe.bind(service.POOL_LOCK)                # free again
+    probe.close()
+    svc.remove("waits")
