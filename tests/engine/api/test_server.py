@@ -248,13 +248,6 @@ def test_events_stream_does_not_block_others(dockerd):
                                                                       "evvol")
 
 
-@pytest.mark.parametrize("path", ["/build", "/v1.41/build"])
-def test_build_says_not_supported(dockerd, path):
-    status, _, body = dockerd.request("POST", path, body=b"")
-    assert status == 501
-    assert "not supported" in json.loads(body)["message"]
-
-
 def test_build_cache_prune_deletes_nothing(dockerd):
     status, _, body = dockerd.request("POST", "/build/prune")
     assert (status, json.loads(body)) == (200, {"CachesDeleted": None, "SpaceReclaimed": 0})
