@@ -52,6 +52,11 @@ DIGEST_ALGORITHMS = {"sha256": 64, "sha512": 128}
 _DIGEST_LENGTHS = DIGEST_ALGORITHMS
 
 
+def _shown(text: str) -> str:
+    """``text`` for an error line: as written when printable, escaped otherwise (one line)."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
 def _invalid(reason=None):
     message = "invalid reference format"
     if reason:
@@ -215,12 +220,12 @@ def parse_normalized(text: str) -> Any:
     """
     if _ANCHORED_IDENTIFIER_RE.match(text):
         raise InvalidArgument("invalid repository name (%s), cannot specify 64-byte "
-                              "hexadecimal strings" % text)
+                              "hexadecimal strings" % _shown(text))
     domain, remainder = split_docker_domain(text)
     colon = remainder.find(":")
     remote_name = remainder[:colon] if colon > -1 else remainder
     if remote_name.lower() != remote_name:
-        raise _invalid("repository name (%s) must be lowercase" % remote_name)
+        raise _invalid("repository name (%s) must be lowercase" % _shown(remote_name))
     ref = parse(domain + "/" + remainder)
     if not ref.domain:
         raise _invalid()

@@ -191,3 +191,10 @@ def test_algorithms_this_engine_cannot_verify_are_refused(digest):
     with pytest.raises(InvalidArgument) as err:
         reference.parse_docker_ref("nginx@" + digest)
     assert str(err.value) == "unsupported digest algorithm: " + digest
+
+
+def test_a_name_with_control_characters_is_shown_on_one_line():
+    from pyrunc.engine.reference import parse_normalized
+    with pytest.raises(InvalidArgument) as e:
+        parse_normalized("A\n")
+    assert str(e.value) == "invalid reference format: repository name (library/A\\n) must be lowercase"
