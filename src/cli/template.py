@@ -475,6 +475,12 @@ def _list_type(headers: dict[str, str]) -> tuple[str, str, bool, bool]:
         return "*formatter.imageContext", "template parsing error: ", False, False
     if headers.get("Name") == "VOLUME NAME":
         return "*formatter.volumeContext", "template parsing error: ", False, False
+    if headers.get("ID") == "NETWORK ID":
+        return "*network.networkContext", "template parsing error: ", False, False
+    if headers.get("ID") == "IMAGE" and "CreatedBy" in headers:
+        return "*image.historyContext", "template parsing error: ", False, False
+    if "DockerEndpoint" in headers:
+        return "*formatter.clientContextContext", "template parsing error: ", False, False
     return "", "", False, False
 
 

@@ -88,6 +88,32 @@ def test_errors_are_docker28s(objects):
     assert objects.pydocker("info", "--format", "{{.Runtimes.x}}").out == "<no value>\n"
 
 
+DEBIAN_CASES = [
+    ("network", "ls", "--format", NOPE), ("network", "ls", "--format", "table {{.Nope}}"),
+    ("network", "ls", "--format", "{{.Labels.x}}"),
+    ("network", "inspect", "-f", NOPE, "bridge"),
+    ("network", "inspect", "-f", "{{.Options.zz}}", "bridge"),
+    ("network", "inspect", "-f", "{{.IPAM.Nope}}", "bridge"),
+    ("history", "--format", NOPE, "busybox"), ("history", "--format", "table {{.Nope}}", "busybox"),
+    ("context", "ls", "--format", NOPE), ("ps", "-a", "--format", NOPE),
+    ("inspect", "-f", NOPE, "busybox"), ("info", "--format", "{{.Plugins.Nope}}"),
+]
+
+
+def test_errors_against_debian_dockerd(debian_dockerd):
+    """The reference server (its networks, history): the same words as docker 28's."""
+    if not os.path.exists(DOCKER28):
+        pytest.skip("docker 28 CLI (%s) is not installed" % DOCKER28)
+    t = debian_dockerd
+    mismatched = []
+    for case in DEBIAN_CASES:
+        d, p = t.docker(*case), t.pydocker(*case)
+        if (d.code, d.out, d.err) != (p.code, p.out, p.err):
+            mismatched.append((case, d, p))
+    assert not mismatched, "\n".join("%r\ndocker %r\npydocker %r" % m for m in mismatched)
+    assert "*network.networkContext" in t.pydocker("network", "ls", "--format", NOPE).err
+
+
 def test_positions_and_types_in_process():
     go = GoTypes({(): "T", ("S",): "U"}, {(): frozenset(("Opt",))})
     data = {"A": "a", "S": {"B": 1}, "M": {"k": "v"}, "L": [{"X": 1}]}

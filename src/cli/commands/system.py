@@ -420,16 +420,14 @@ INSPECT_MAPS = frozenset(("Labels", "ExposedPorts", "Volumes", "Ports", "Network
                           "Metadata", "RootFS.Layers"))
 
 
-def _inspect_types(kind: str) -> GoTypes | None:
-    """How docker 28's inspect runs a template on each kind: containers and images fall back
-    to the raw JSON (missingkey=error), volumes stay the typed struct; networks lenient."""
+def _inspect_types(kind: str) -> GoTypes:
+    """How docker 28's inspect runs a template on each kind: containers, images and networks
+    fall back to the raw JSON (missingkey=error), volumes stay the typed struct."""
     from ..template import GoTypes
-    if kind in ("container", "image"):
+    if kind in ("container", "image", "network"):
         return GoTypes(raw=True, maps=INSPECT_MAPS)
-    if kind == "volume":
-        return GoTypes({(): "volume.Volume"}, {(): frozenset((
-            "CreatedAt", "Status", "ClusterVolume", "UsageData", "Labels", "Options"))})
-    return None
+    return GoTypes({(): "volume.Volume"}, {(): frozenset((
+        "CreatedAt", "Status", "ClusterVolume", "UsageData", "Labels", "Options"))})
 
 
 def inspect(ctx: Context, opts: Options, args: list[str]) -> int:
