@@ -58,6 +58,9 @@ CASES = [
     ("info", "--format", "{{.RegistryConfig.Nope}}"),
     ("info", "--format", "{{.Containers.x}}"), ("info", "--format", "{{.Labels.x}}"),
     ("info", "--format", "{{.Plugins.Volume.x}}"), ("info", "--format", "{{.Runtimes.x}}"),
+    # events: tried before any event (exit 64)
+    ("events", "--since", "0", "--until", "1", "--format", NOPE),
+    ("events", "--since", "0", "--until", "1", "--format", "{{.Actor.Nope}}"),
 ]
 
 
@@ -86,6 +89,14 @@ def test_errors_are_docker28s(objects):
     assert r.err == ('failed to execute template: template: :1:2: executing "" at <.Nope>: '
                      "can't evaluate field Nope in type *formatter.ContainerContext\n")
     assert objects.pydocker("info", "--format", "{{.Runtimes.x}}").out == "<no value>\n"
+    # events' Go field names (Status, ID, TimeNano...) read their JSON keys
+    import time
+    until = str(int(time.time()))
+    fmt = "{{.Type}} {{.Action}} {{.Actor.ID}} {{.ID}} {{.Status}} {{.Scope}} {{.TimeNano}}"
+    d = objects.docker("events", "--since", "0", "--until", until, "--format", fmt)
+    p = objects.pydocker("events", "--since", "0", "--until", until, "--format", fmt)
+    assert (p.code, p.out, p.err) == (d.code, d.out, d.err)
+    assert "container create " in p.out and "<no value>" not in p.out
 
 
 DEBIAN_CASES = [

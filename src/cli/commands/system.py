@@ -254,14 +254,23 @@ def events(ctx: Context, opts: Options, args: list[str]) -> int:
     from .container import _time_arg, parse_filters
     query = {"since": _time_arg(opts["since"]), "until": _time_arg(opts["until"]),
              "filters": parse_filters(opts["filter"])}
-    r = ctx.api.stream("GET", "/events", query)
     tmpl = None
+    go = None
     if opts["format"]:
-        from ..template import Template
-        tmpl = Template("{{json .}}" if opts["format"] == "json" else opts["format"])
+        from ..flags import TemplateError
+        from ..template import GoTypes, Template
+        go = GoTypes({(): "*events.Message", ("Actor",): "events.Actor"},
+                     {(): frozenset(("Type", "Action", "Actor")),
+                      ("Actor",): frozenset(("ID", "Attributes"))})
+        try:
+            tmpl = Template("{{json .}}" if opts["format"] == "json" else opts["format"])
+            tmpl.render({}, _event_fields({}), go)    # as docker's: tried before any event
+        except TemplateError as e:
+            raise CommandError("Error parsing format: %s" % e, 64) from None
+    r = ctx.api.stream("GET", "/events", query)
     for ev in json_lines(r):
         if tmpl is not None:
-            line = tmpl.render(ev)
+            line = tmpl.render(ev, _event_fields(ev), go)
         else:
             actor = ev.get("Actor") or {}
             line = ""
@@ -274,6 +283,13 @@ def events(ctx: Context, opts: Options, args: list[str]) -> int:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
     return 0
+
+
+def _event_fields(ev: dict[str, Any]) -> dict[str, Any]:
+    """events.Message's fields whose JSON names differ from the Go names templates use."""
+    return {name: (lambda key=key, zero=zero: ev.get(key, zero)) for name, key, zero in (
+        ("Status", "status", ""), ("ID", "id", ""), ("From", "from", ""),
+        ("Scope", "scope", ""), ("Time", "time", 0), ("TimeNano", "timeNano", 0))}
 
 
 def df(ctx: Context, opts: Options, args: list[str]) -> int:
