@@ -114,6 +114,7 @@ def test_token_kept_in_config_json_and_sent(standin, tmp_path):
                  input="wonderland\n")
         assert r.code == 0, r
         assert "Login Succeeded" in r.out
+        assert "unencrypted" not in r.err
         entry = _config(t)["auths"][REGISTRY]
         r = _run(t, cli, "pull", REGISTRY + "/img:1")
         assert r.code == 0, r
@@ -124,6 +125,7 @@ def test_token_kept_in_config_json_and_sent(standin, tmp_path):
     assert entry == {"auth": base64.b64encode(b"alice:").decode(), "identitytoken": TOKEN}
     assert sent == {"username": "alice", "identitytoken": TOKEN, "serveraddress": REGISTRY}
     assert "wonderland" not in json.dumps(got)
+    # no password kept: none of the "stored unencrypted" warning
     # the login itself carried the password to the daemon
     assert [x["password"] for x in standin.logins] == ["wonderland", "wonderland"]
 
@@ -157,8 +159,27 @@ def test_no_token_keeps_the_password(standin, tmp_path):
     t = Target("unix://" + standin.server.server_address, str(tmp_path / "pydocker"))
     r = t.pydocker("login", "-u", "alice", "--password-stdin", REGISTRY, input="wonderland\n")
     assert r.code == 0, r
+    assert "WARNING! Your credentials are stored unencrypted" in r.err
     assert _config(t)["auths"][REGISTRY] == {"auth": base64.b64encode(
         b"alice:wonderland").decode()}
     assert t.pydocker("pull", REGISTRY + "/img:1").code == 0
     assert _decoded(standin.pulls[-1]) == {"username": "alice", "password": "wonderland",
                                            "serveraddress": REGISTRY}
+
+
+def test_prompts_need_a_terminal(standin, tmp_path):
+    """Off a terminal a login that would prompt fails as docker's (no traceback, nothing sent,
+    nothing written); --password warns; -u and -p together log in without a prompt."""
+    targets = _targets(standin, tmp_path)
+    for args in (["login", REGISTRY], ["login", "-u", "bob", REGISTRY],
+                 ["login", "-p", "x", REGISTRY], ["login", "-u", "bob", "-p", "x", REGISTRY]):
+        got = {}
+        for cli, t in targets.items():
+            r = _run(t, cli, *args)
+            got[cli] = (r.code, r.out, r.err)
+        assert got["pydocker"] == got["docker"], args
+    code, out, err = got["pydocker"]
+    assert (code, out) == (0, "Login Succeeded\n")
+    assert err.startswith("WARNING! Using --password via the CLI is insecure.")
+    # the three refused logins sent nothing; the last one (each client) did
+    assert [x["username"] for x in standin.logins] == ["bob", "bob"]

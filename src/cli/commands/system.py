@@ -464,6 +464,10 @@ def login(ctx: Context, opts: Options, args: list[str]) -> int:
         if not user:
             raise CommandError("Must provide --username with --password-stdin")
         password = sys.stdin.readline().rstrip("\r\n")
+    elif password:
+        print_err("WARNING! Using --password via the CLI is insecure. Use --password-stdin.")
+    if (not user or not password) and not os.isatty(0):
+        raise CommandError("Error: Cannot perform an interactive login from a non TTY device")
     if not user:
         sys.stdout.write("Username: ")
         sys.stdout.flush()
@@ -486,7 +490,7 @@ def login(ctx: Context, opts: Options, args: list[str]) -> int:
         kept = store(conf, key, user, "" if token else password, token)
     except HelperError as e:
         raise CommandError("Error saving credentials: %s" % e) from None
-    if not kept:
+    if not kept and not token:      # docker warns only of a password kept in the file
         path = save(conf, ctx.config_dir)
         print_err("WARNING! Your credentials are stored unencrypted in '%s'.\nConfigure a "
                   "credential helper to remove this warning. See\n"
