@@ -24,6 +24,7 @@ class StandIn:
 
     def __init__(self, path):
         self.auth_answer = {"Status": "Login Succeeded", "IdentityToken": TOKEN}
+        self.auth_status = 200
         self.logins = []
         self.pulls = []
         outer = self
@@ -55,7 +56,7 @@ class StandIn:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if self.path.split("?")[0].endswith("/auth"):
                     outer.logins.append(json.loads(body))
-                    return self._send(200, json.dumps(outer.auth_answer).encode())
+                    return self._send(outer.auth_status, json.dumps(outer.auth_answer).encode())
                 if "/images/create" in self.path:
                     outer.pulls.append(self.headers.get("X-Registry-Auth"))
                     return self._send(200, b'{"status":"Status: Image is up to date for '
@@ -183,3 +184,48 @@ def test_prompts_need_a_terminal(standin, tmp_path):
     assert err.startswith("WARNING! Using --password via the CLI is insecure.")
     # the three refused logins sent nothing; the last one (each client) did
     assert [x["username"] for x in standin.logins] == ["bob", "bob"]
+
+
+@pytest.mark.parametrize("status", [200, 401, 500])
+def test_stored_credentials_tried_first(standin, tmp_path, status):
+    """``login SERVER`` with a user and password kept: "Authenticating with existing
+    credentials...", the kept pair sent, the answer's token kept; refused (401) or failing
+    (500), docker's message and then its prompt, which needs a terminal."""
+    targets = _targets(standin, tmp_path)
+    standin.auth_status = status
+    if status != 200:
+        standin.auth_answer = {"message": "no thanks"}
+    kept = {"auths": {REGISTRY: {"auth": base64.b64encode(b"alice:wonderland").decode()}}}
+    got = {}
+    for cli, t in targets.items():
+        with open(os.path.join(t.config_dir, "config.json"), "w") as f:
+            json.dump(kept, f)
+        r = _run(t, cli, "login", REGISTRY)
+        got[cli] = (r.code, r.out, r.err.replace(t.config_dir, "DIR"), _config(t))
+    assert got["pydocker"] == got["docker"]
+    code, out, err, conf = got["pydocker"]
+    assert err.startswith("Authenticating with existing credentials... [Username: alice]\n")
+    assert [(x["username"], x["password"]) for x in standin.logins] == [("alice",
+                                                                         "wonderland")] * 2
+    if status == 200:
+        assert code == 0 and out.endswith("Login Succeeded\n")
+        assert conf["auths"][REGISTRY]["identitytoken"] == TOKEN
+    else:
+        assert code == 1 and "Cannot perform an interactive login from a non TTY device" in err
+        assert conf == kept
+
+
+def test_a_kept_token_alone_is_not_tried(standin, tmp_path):
+    """An identity token without a password is not "existing credentials": the user is asked
+    again (off a terminal: docker's error), nothing is sent."""
+    targets = _targets(standin, tmp_path)
+    kept = {"auths": {REGISTRY: {"auth": base64.b64encode(b"alice:").decode(),
+                                 "identitytoken": TOKEN}}}
+    got = {}
+    for cli, t in targets.items():
+        with open(os.path.join(t.config_dir, "config.json"), "w") as f:
+            json.dump(kept, f)
+        r = _run(t, cli, "login", REGISTRY)
+        got[cli] = (r.code, r.out, r.err)
+    assert got["pydocker"] == got["docker"]
+    assert got["pydocker"][0] == 1 and standin.logins == []

@@ -454,36 +454,69 @@ def inspect(ctx: Context, opts: Options, args: list[str]) -> int:
 
 
 def login(ctx: Context, opts: Options, args: list[str]) -> int:
-    from ..config import load, save
+    from ..credentials import HelperError, get, registry_key
     server = args[0] if args else "https://index.docker.io/v1/"
     user = opts["username"]
     password = opts["password"]
+    if password:
+        print_err("WARNING! Using --password via the CLI is insecure. Use --password-stdin.")
     if opts["password-stdin"]:
         if password:
             raise CommandError("--password and --password-stdin are mutually exclusive")
         if not user:
             raise CommandError("Must provide --username with --password-stdin")
-        password = sys.stdin.readline().rstrip("\r\n")
-    elif password:
-        print_err("WARNING! Using --password via the CLI is insecure. Use --password-stdin.")
+        password = sys.stdin.read()
+        password = password[:-1] if password.endswith("\n") else password
+        password = password[:-1] if password.endswith("\r") else password
+    key = registry_key(server)
+    stored_user = ""
+    if not user and not password:
+        # as docker's: the stored user name and password are tried first (an identity token
+        # alone is not: the user is asked again)
+        from ..config import load
+        try:
+            stored = get(load(ctx.config_dir), key)
+        except (ValueError, HelperError):
+            stored = {}
+        stored_user = stored.get("username", "")
+        if stored_user and stored.get("password"):
+            print_err("Authenticating with existing credentials... [Username: %s]\n\n Info -> "
+                      "To login with a different account, run 'docker logout' followed by "
+                      "'docker login'\n\n\n" % stored_user)
+            try:
+                doc = ctx.api.post_json("/auth", None, {
+                    "username": stored_user, "password": stored["password"],
+                    "serveraddress": server})
+            except DaemonError as e:
+                print_err("Stored credentials invalid or expired" if e.status == 401 else
+                          "Login did not succeed, error: Error response from daemon: %s"
+                          % e.message)
+            else:
+                _keep(ctx, key, stored_user, stored["password"], doc)
+                return 0
     if (not user or not password) and not os.isatty(0):
         raise CommandError("Error: Cannot perform an interactive login from a non TTY device")
     if not user:
-        sys.stdout.write("Username: ")
+        sys.stdout.write("Username (%s): " % stored_user if stored_user else "Username: ")
         sys.stdout.flush()
-        user = sys.stdin.readline().strip()
+        user = sys.stdin.readline().strip() or stored_user
     if not password:
         import getpass
         password = getpass.getpass("Password: ")
     if not user or not password:
         raise CommandError("Error: Non-null Username Required" if not user
                            else "Error: Password Required")
-    from ..credentials import HelperError, registry_key, store
-    key = registry_key(server)
     doc = ctx.api.post_json("/auth", None, {"username": user, "password": password,
                                             "serveraddress": server})
-    # as docker's: an identity token from the registry is kept (and sent later) instead of
-    # the password
+    _keep(ctx, key, user, password, doc)
+    return 0
+
+
+def _keep(ctx: Context, key: str, user: str, password: str, doc: Any) -> None:
+    """Store a login the daemon accepted and print its status. As docker's: an identity
+    token from the registry is kept (and sent later) instead of the password."""
+    from ..config import load, save
+    from ..credentials import HelperError, store
     token = str((doc or {}).get("IdentityToken") or "")
     conf = load(ctx.config_dir)
     try:
@@ -498,7 +531,6 @@ def login(ctx: Context, opts: Options, args: list[str]) -> int:
     else:
         save(conf, ctx.config_dir)
     print((doc or {}).get("Status") or "Login Succeeded")
-    return 0
 
 
 def logout(ctx: Context, opts: Options, args: list[str]) -> int:
