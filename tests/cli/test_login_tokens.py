@@ -229,3 +229,57 @@ def test_a_kept_token_alone_is_not_tried(standin, tmp_path):
         got[cli] = (r.code, r.out, r.err)
     assert got["pydocker"] == got["docker"]
     assert got["pydocker"][0] == 1 and standin.logins == []
+
+
+def _in_pty(argv, env, answers):
+    """Run ``argv`` on a pseudo-terminal, typing each answer once its prompt shows."""
+    import select
+    import subprocess
+    import time
+    master, slave = os.openpty()
+    proc = subprocess.Popen(argv, env=env, stdin=slave, stdout=slave, stderr=slave,
+                            close_fds=True)
+    os.close(slave)
+    out = b""
+    pending = list(answers)
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:
+                    break
+                if not data:
+                    break
+                out += data
+                if pending and pending[0][0] in out:
+                    os.write(master, pending.pop(0)[1])
+            elif proc.poll() is not None:
+                break
+        return proc.wait(timeout=10), out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def test_prompt_offers_the_kept_user(standin, tmp_path):
+    """On a terminal, with only a token kept: "Username (alice): " (Enter keeps alice), the
+    password prompt, the login sent as alice, as docker 28 does on the same terminal."""
+    import sys
+    targets = _targets(standin, tmp_path)
+    kept = {"auths": {REGISTRY: {"auth": base64.b64encode(b"alice:").decode(),
+                                 "identitytoken": "old-token"}}}
+    got = {}
+    for cli, t in targets.items():
+        with open(os.path.join(t.config_dir, "config.json"), "w") as f:
+            json.dump(kept, f)
+        argv = [DOCKER28] if cli == "docker" else [sys.executable, "-m", "pyrunc.cli"]
+        got[cli] = _in_pty(argv + ["login", REGISTRY], t.env,
+                           [(b"Username (alice): ", b"\r"), (b"Password: ", b"pw2\r")])
+    assert got["pydocker"] == got["docker"]
+    assert got["pydocker"] == (0, b"Username (alice): \r\nPassword: \r\nLogin Succeeded\r\n")
+    assert [(x["username"], x["password"]) for x in standin.logins] == [("alice", "pw2")] * 2
