@@ -139,8 +139,8 @@ def get_all(conf: dict[str, Any]) -> dict[str, dict[str, str]]:
             out[key] = _ask(store_helper, key)
     else:
         auths = conf.get("auths")
-        for key in auths if isinstance(auths, dict) else ():
-            out[key] = _from_file(auths[key], key) or {"serveraddress": key}
+        for key, entry in auths.items() if isinstance(auths, dict) else ():
+            out[key] = _from_file(entry, key) or {"serveraddress": key}
     helpers = conf.get("credHelpers")
     for key, helper in helpers.items() if isinstance(helpers, dict) else ():
         if isinstance(helper, str) and helper:
