@@ -52,8 +52,12 @@ def raw_decode(doc: str, idx: int = 0) -> tuple[Any, int]:
 
 
 def loads(data: str | bytes) -> Any:
-    """``json.loads`` for UTF-8 (the Engine API's and config files' encoding)."""
+    """``json.loads`` for UTF-8 (the Engine API's and config files' encoding); bytes that
+    ``json.loads`` reads as UTF-16 or UTF-32 are handed to it."""
     if isinstance(data, bytes):
+        if b"\x00" in data[:4] or data.startswith((b"\xff\xfe", b"\xfe\xff")):        # UTF-16 or UTF-32 by json's detection: its own path
+            import json
+            return json.loads(data)
         doc = data.decode("utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8",
                           "surrogatepass")
     elif data.startswith("\ufeff"):

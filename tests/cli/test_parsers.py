@@ -4,6 +4,8 @@ against the json module; the same results on any text, hostile text included."""
 import json
 import re
 
+import pytest
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -113,3 +115,14 @@ def test_reference_known_cases():
         except ValueError:
             continue
         raise AssertionError(bad)
+
+
+@pytest.mark.parametrize("data", [b"\x00000", b"\x000", b"0\x00", b"\xff\xfe", b"\xfe\xff\x000",
+                                  '["a"]'.encode("utf-16"), '{"a": 1}'.encode("utf-32")])
+def test_jsonio_reads_the_encodings_json_detects(data):
+    def outcome(fn):
+        try:
+            return "ok", repr(fn(data))
+        except ValueError as e:
+            return type(e), str(e)
+    assert outcome(jsonio.loads) == outcome(json.loads)
