@@ -219,14 +219,18 @@ class AttachSession:
         except OSError:
             _shutdown(attachment.sock)
 
-    def wait_until(self, ready: Any) -> Any:
-        """Poll ``ready()`` (None until there is something) every WAIT_POLL seconds while the
-        client is connected; None if it went away first."""
+    def wait_until(self, ready: Any, woken: threading.Event | None = None) -> Any:
+        """Poll ``ready()`` (None until there is something) every WAIT_POLL seconds, or at
+        once when ``woken`` is set, while the client is connected; None if it went away."""
         while True:
             value = ready()
             if value is not None:
                 return value
-            if _hung_up(self.conn.sock, WAIT_POLL):
+            if woken is not None:
+                woken.wait(WAIT_POLL)
+                if _hung_up(self.conn.sock, 0):
+                    return None
+            elif _hung_up(self.conn.sock, WAIT_POLL):
                 return None
 
 
@@ -737,7 +741,8 @@ class Containers:
             if waiter is None:
                 return
             self.service._emit(c, "attach")
-            attachment = session.wait_until(lambda: self._attachment(c.id, waiter))
+            attachment = session.wait_until(lambda: self._attachment(c.id, waiter),
+                                            waiter.ready)
             if isinstance(attachment, Exception) or attachment is None:
                 return
             session.run(attachment)
