@@ -12,6 +12,15 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
+def shown(text: str) -> str:
+    """``text`` (a name a client sent) for an error message: as is, but with each unprintable
+    character escaped, so that it can never break the message's one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
 class PyruncError(Exception):
     """Base of every error this project raises on purpose."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from pyrunc.errors import InvalidArgument
+from pyrunc.errors import InvalidArgument, shown
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,11 +50,6 @@ _SPLIT_NAME_RE = re.compile(r"^(?:(" + _DOMAIN + r")/)?(" + _PATH_COMPONENT
 # OCI tools, so it is refused like any other algorithm rather than accepted unverified.
 DIGEST_ALGORITHMS = {"sha256": 64, "sha512": 128}
 _DIGEST_LENGTHS = DIGEST_ALGORITHMS
-
-
-def _shown(text: str) -> str:
-    """``text`` for an error line: as written when printable, escaped otherwise (one line)."""
-    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 def _invalid(reason=None):
@@ -220,12 +215,12 @@ def parse_normalized(text: str) -> Any:
     """
     if _ANCHORED_IDENTIFIER_RE.match(text):
         raise InvalidArgument("invalid repository name (%s), cannot specify 64-byte "
-                              "hexadecimal strings" % _shown(text))
+                              "hexadecimal strings" % shown(text))
     domain, remainder = split_docker_domain(text)
     colon = remainder.find(":")
     remote_name = remainder[:colon] if colon > -1 else remainder
     if remote_name.lower() != remote_name:
-        raise _invalid("repository name (%s) must be lowercase" % _shown(remote_name))
+        raise _invalid("repository name (%s) must be lowercase" % shown(remote_name))
     ref = parse(domain + "/" + remainder)
     if not ref.domain:
         raise _invalid()

@@ -24,7 +24,7 @@ import threading
 
 from pyrunc.engine.network import files as netfiles
 from pyrunc.engine.network import ports as netports
-from pyrunc.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
+from pyrunc.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, shown
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -197,7 +197,7 @@ class ContainerNetworking:
                     continue
                 try:
                     if not self.enabled:
-                        raise NotFound("network %s not found" % ref)
+                        raise NotFound("network %s not found" % shown(ref))
                     net = self.service.inspect(ref)
                 except NotFound as e:
                     # docker's message; 400, not 404, which the CLI takes for a missing image

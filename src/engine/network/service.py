@@ -29,7 +29,7 @@ from pyrunc.engine.network import dns as dnsmod
 from pyrunc.engine.network import firewall, ipam, netlink, ports
 from pyrunc.engine.network.drivers import DRIVERS
 from pyrunc.errors import (AlreadyExists, Conflict, FailedPrecondition, InvalidArgument,
-                           NotFound, PyruncError)
+                           NotFound, PyruncError, shown)
 from pyrunc.libcontainer import timestamps
 
 TYPE_CHECKING = False
@@ -147,9 +147,9 @@ class NetworkService:
         found = [n for i, n in nets.items() if i.startswith(ref)]
         if len(found) > 1:
             raise InvalidArgument("network %s is ambiguous (%d matches found based on ID "
-                                  "prefix)" % (ref, len(found)))
+                                  "prefix)" % (shown(ref), len(found)))
         if not found:
-            raise NotFound("network %s not found" % ref)
+            raise NotFound("network %s not found" % shown(ref))
         return found[0]
 
     def _chains(self, doc: dict[str, Any]) -> firewall.Chains:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import stat
 
-from pyrunc.errors import InvalidArgument
+from pyrunc.errors import InvalidArgument, shown
 from pyrunc.libcontainer.capabilities import CAPABILITIES, last_cap
 from pyrunc.libcontainer.rlimits import RLIM_INFINITY, RLIMITS
 
@@ -95,15 +95,6 @@ def normalize_capabilities(names: list[str]) -> list[str]:
             raise InvalidArgument("unknown capability: %s" % _quote(upper))
         out.append(upper)
     return out
-
-
-def shown(text: str) -> str:
-    """``text`` for an error message: as is, but with each unprintable character escaped, so
-    that what a client sent can never break the message's one line."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                   for c in text)
 
 
 def _quote(text: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import posixpath
 
-from pyrunc.errors import InvalidArgument
+from pyrunc.errors import InvalidArgument, shown
 from pyrunc.libcontainer.ocispec.fields import ConfigError
 from pyrunc.libcontainer.ocispec.load import from_dict
 
@@ -74,7 +74,7 @@ def working_dir(config: dict[str, Any]) -> str:
         return "/"
     if not wd.startswith("/") or "\0" in wd:
         raise InvalidArgument("the working directory '%s' is invalid, it needs to be an "
-                              "absolute path" % options.shown(wd))
+                              "absolute path" % shown(wd))
     return posixpath.normpath(wd).replace("//", "/")
 
 
@@ -143,7 +143,7 @@ def _linux_options(host_config: dict[str, Any], warnings: list[str]) -> _Options
                                 ("UTSMode", o.uts, ("", "private", "host")),
                                 ("CgroupnsMode", o.cgroupns, ("", "private", "host"))):
         if value not in allowed:
-            raise InvalidArgument("invalid %s: %s" % (key, options.shown(value)))
+            raise InvalidArgument("invalid %s: %s" % (key, shown(value)))
     if o.network == "container:":
         raise InvalidArgument("invalid NetworkMode: %s" % o.network)
     sysctls = host_config.get("Sysctls") or {}

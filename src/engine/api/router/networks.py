@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pyrunc.engine.api import httputils
 from pyrunc.engine.api.server import Route
-from pyrunc.errors import InvalidArgument, NotFound
+from pyrunc.errors import InvalidArgument, NotFound, shown
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class Networks:
 
     def _find(self, ref: str) -> dict:
         if not self.engine.containers.networking.enabled:     # --bridge=none: no networks
-            raise NotFound("network %s not found" % ref)
+            raise NotFound("network %s not found" % shown(ref))
         return self.engine.networks.inspect(ref)
 
     def remove(self, req: httputils.Request) -> httputils.Response:
