@@ -97,6 +97,12 @@ def allowed(section):
     return out
 
 
+def _user(process):
+    user = dict(process.get("user") or {})
+    user["additionalGids"] = sorted(user.get("additionalGids") or [])
+    return user
+
+
 def compare(ours, theirs, volumes=()):
     """Differences in what expresses docker's rules. ``volumes``: destinations of the image's
     volumes, whose mounts come from the volume service, not from build_spec."""
@@ -112,8 +118,11 @@ def compare(ours, theirs, volumes=()):
         if a != b:
             diffs.append("%s: ours %r, dockerd %r" % (what, a, b))
     p, q = ours["process"], theirs["process"]
-    for key in ("user", "args", "env", "cwd"):
+    for key in ("args", "env", "cwd"):
         same("process." + key, p.get(key), q.get(key))
+    # dockerd 20.10 lists the additional groups out of a Go map (runc's user package of its
+    # time), in any order from one run to the next: compared as sets
+    same("process.user", _user(p), _user(q))
     same("process.terminal", p.get("terminal", False), q.get("terminal", False))
     same("process.capabilities.bounding", p["capabilities"]["bounding"],
          q["capabilities"]["bounding"])
