@@ -22,6 +22,7 @@ import json
 import os
 import time
 
+from pyrunc.containerd.tasks.events import complete_end
 from pyrunc.engine import reference
 from pyrunc.errors import InvalidArgument, SystemFailure
 from pyrunc.libcontainer import timestamps
@@ -196,7 +197,7 @@ def _open_append(path: str) -> int:
 def _last_seq(fd: int) -> tuple[int | None, int, int]:
     """(seq of the last readable line or None, end of the last complete line, size)."""
     size = os.fstat(fd).st_size
-    end = pos = _complete_end(fd, size)
+    end = pos = complete_end(fd, size)
     carry = b""
     while pos > 0:
         start = max(0, pos - _BLOCK)
@@ -210,18 +211,6 @@ def _last_seq(fd: int) -> tuple[int | None, int, int]:
             carry = b""
         pos = start
     return None, end, size
-
-
-def _complete_end(fd: int, size: int) -> int:
-    """The offset just after the last newline before ``size`` (0 if none)."""
-    pos = size
-    while pos > 0:
-        start = max(0, pos - _BLOCK)
-        i = os.pread(fd, pos - start, start).rfind(b"\n")
-        if i >= 0:
-            return start + i + 1
-        pos = start
-    return 0
 
 
 def _decode(raw: bytes) -> tuple[int, dict[str, Any]] | None:

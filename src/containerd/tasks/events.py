@@ -126,7 +126,7 @@ class EventLog:
                 base = _base(fd)
                 size = os.fstat(fd).st_size
                 if offset is None:
-                    end = max(end, base + _complete_end(fd, size))
+                    end = max(end, base + complete_end(fd, size))
                     continue
                 if offset < base:
                     offset = base            # fell behind: from the oldest kept
@@ -149,8 +149,9 @@ class EventLog:
         return (end if offset is None else offset), found
 
 
-def _complete_end(fd: int, size: int) -> int:
-    """The position just after the last newline of the file open at ``fd`` (0 if none)."""
+def complete_end(fd: int, size: int) -> int:
+    """The position just after the last newline before ``size`` of the file open at ``fd``
+    (0 if none): the end of its last complete line."""
     pos = size
     while pos > 0:
         start = max(0, pos - _BLOCK)
