@@ -16,7 +16,6 @@ Both load pyrunc's built-in busybox through ``docker load``. Run as root:
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,8 +24,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 sys.path.insert(0, HERE)
 
-from daemon_vs_dockerd import PyDockerd, _checked, row  # noqa: E402
-from dockerd_peer import Dockerd, docker_client  # noqa: E402
+from daemon_vs_dockerd import row, started_pair, stop_pair  # noqa: E402
+from dockerd_peer import docker_client  # noqa: E402
 
 DOCKERFILE = """FROM busybox
 ENV APP_HOME=/app
@@ -79,20 +78,10 @@ def main():
     with tempfile.TemporaryDirectory(prefix="build-bench-") as tmp:
         ctx = os.path.join(tmp, "ctx")
         make_context(ctx, args.files)
-        theirs = Dockerd(os.path.join(tmp, "dockerd"))
-        theirs.env["DOCKER_BUILDKIT"] = "0"
-        mine = PyDockerd(os.path.join(tmp, "pydockerd"),
-                         "none" if args.network == "none" else "pyrb0", args.client)
-        mine.env["DOCKER_BUILDKIT"] = "0"
-        theirs_docker = theirs.docker
-        theirs.docker = lambda *a, check=True: _checked(
-            theirs_docker(*a, check=False, client=args.client), check)
-        pair = {"pydockerd": mine, "dockerd": theirs}
+        pair = started_pair(tmp, args.network, args.client)
         try:
-            theirs.start()
-            mine.start()
-            theirs.load_builtin("busybox")
-            mine.docker("load", "-i", os.path.join(theirs.workdir, "builtin.tar"))
+            for d in pair.values():
+                d.env["DOCKER_BUILDKIT"] = "0"      # the classic builder, for the CLI's builds
             version = {k: d.docker("version", "-f", "{{.Server.Version}}").stdout.strip()
                        for k, d in pair.items()}
             print("client %s; pydockerd %s; dockerd %s; network %s; %d files + 1 MiB; "
@@ -127,11 +116,7 @@ def main():
             row("  docker version (CLI floor)", statistics.median(floor["pydockerd"]),
                 statistics.median(floor["dockerd"]), "ms", 1e3)
         finally:
-            for d in pair.values():
-                try:
-                    d.stop()
-                except (OSError, RuntimeError, AttributeError, subprocess.SubprocessError) as e:
-                    print("stopping a daemon: %s" % e, file=sys.stderr)
+            stop_pair(pair)
 
 
 if __name__ == "__main__":

@@ -101,6 +101,36 @@ def _checked(r, check):
     return r
 
 
+def started_pair(tmp, network, client):
+    """{"pydockerd": ..., "dockerd": ...} under ``tmp``, both started with busybox loaded, the
+    same docker CLI (``client``) driving both; ``network`` "none" or the default bridge."""
+    theirs = Dockerd(os.path.join(tmp, "dockerd"))
+    mine = PyDockerd(os.path.join(tmp, "pydockerd"),
+                     "none" if network == "none" else "pyrb0", client)
+    # the CLI for dockerd too (Dockerd.docker's keyword), with DOCKER_HOST set per daemon
+    theirs_docker = theirs.docker
+    theirs.docker = lambda *a, check=True: _checked(
+        theirs_docker(*a, check=False, client=client), check)
+    pair = {"pydockerd": mine, "dockerd": theirs}
+    try:
+        theirs.start()
+        mine.start()
+        theirs.load_builtin("busybox")
+        mine.docker("load", "-i", os.path.join(theirs.workdir, "builtin.tar"))
+    except BaseException:
+        stop_pair(pair)
+        raise
+    return pair
+
+
+def stop_pair(pair):
+    for d in pair.values():
+        try:
+            d.stop()
+        except (OSError, RuntimeError, AttributeError, subprocess.SubprocessError) as e:
+            print("stopping a daemon: %s" % e, file=sys.stderr)
+
+
 # --- processes and their memory ------------------------------------------------------------
 
 def _ppids():
@@ -252,19 +282,9 @@ def main():
                               *sys.argv[1:]])
     net = ("--network", "none") if args.network == "none" else ()
     with tempfile.TemporaryDirectory(prefix="daemon-bench-") as tmp:
-        theirs = Dockerd(os.path.join(tmp, "dockerd"))
-        mine = PyDockerd(os.path.join(tmp, "pydockerd"),
-                         "none" if args.network == "none" else "pyrb0", args.client)
-        # the CLI for dockerd too (Dockerd.docker's keyword), with DOCKER_HOST set per daemon
-        theirs_docker = theirs.docker
-        theirs.docker = lambda *a, check=True: _checked(
-            theirs_docker(*a, check=False, client=args.client), check)
-        pair = {"pydockerd": mine, "dockerd": theirs}
+        pair = started_pair(tmp, args.network, args.client)
+        mine, theirs = pair["pydockerd"], pair["dockerd"]
         try:
-            theirs.start()
-            mine.start()
-            theirs.load_builtin("busybox")
-            mine.docker("load", "-i", os.path.join(theirs.workdir, "builtin.tar"))
             version = {k: d.docker("version", "-f", "{{.Server.Version}} API "
                                    "{{.Server.APIVersion}}").stdout.strip()
                        for k, d in pair.items()}
