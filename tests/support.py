@@ -97,3 +97,19 @@ def child_pids():
         except FileNotFoundError:       # the thread ended meanwhile
             pass
     return pids
+
+
+def pids_by_argv(match):
+    """The PIDs of the live processes whose argument list (bytes) ``match`` accepts."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and match(argv):
+            found.append(int(entry))
+    return found

@@ -35,6 +35,8 @@ import tarfile
 import time
 import uuid
 
+from support import pids_by_argv
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -321,19 +323,8 @@ class CriNode:
 
     def shims(self) -> list[int]:
         """PIDs of the runc shims serving this containerd."""
-        found = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open("/proc/%s/cmdline" % entry, "rb") as f:
-                    argv = f.read().split(b"\0")
-            except OSError:
-                continue
-            if argv and os.path.basename(argv[0]).decode(errors="replace") == SHIM and \
-                    self.sock.encode() in argv:
-                found.append(int(entry))
-        return found
+        return pids_by_argv(lambda argv: os.path.basename(argv[0]).decode(errors="replace")
+                            == SHIM and self.sock.encode() in argv)
 
     def containerd_mounts(self) -> list[str]:
         """Mount points in containerd's mount namespace under its root and state directories

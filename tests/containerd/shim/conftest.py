@@ -18,6 +18,7 @@ import uuid
 import pytest
 
 from pyrunc.containerd.shim.client import shim_binary
+from support import pids_by_argv
 from pyrunc.containerd.tasks import TaskManager
 
 PEERS = ["runc", "crun"]
@@ -91,19 +92,8 @@ def new_id(prefix="c"):
 
 def shim_pids_under(root):
     """Pids of live shims whose state directory is under ``root``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % entry, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"pyrunc-shim") and any(
-                a.startswith(root.encode()) for a in argv):
-            found.append(int(entry))
-    return found
+    return pids_by_argv(lambda argv: argv[0].endswith(b"pyrunc-shim") and any(
+        a.startswith(root.encode()) for a in argv))
 
 
 def leftover_cgroups(ids):
