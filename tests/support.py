@@ -113,3 +113,24 @@ def pids_by_argv(match):
         if argv and match(argv):
             found.append(int(entry))
     return found
+
+
+def http_get(port, seconds=10):
+    """The answer to GET / on 127.0.0.1:PORT (b"" if none), trying for ``seconds`` while the
+    server starts."""
+    import socket
+    import time
+    body = b""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                body = s.makefile("rb").read()
+            if body:
+                return body
+        except OSError:
+            pass
+        if time.monotonic() >= deadline:
+            return body
+        time.sleep(0.2)

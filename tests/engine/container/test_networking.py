@@ -15,6 +15,8 @@ import uuid
 
 import pytest
 
+from support import http_get
+
 from pyrunc.engine import Engine
 from pyrunc.errors import InvalidArgument, NotFound
 
@@ -94,22 +96,6 @@ def test_user_network_by_name_and_alias_dns_and_isolation(net_engine, resolver):
     assert not os.path.exists(os.path.join(eng.networks.root, "netns", web))
 
 
-def _http(port):
-    """The answer to GET / on 127.0.0.1:PORT, trying for 5 s while the server starts."""
-    body = b""
-    for _ in range(25):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
-                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-                body = s.makefile("rb").read()
-            if body:
-                return body
-        except OSError:
-            pass
-        time.sleep(0.2)
-    return body
-
-
 def test_published_port_answers_from_the_host_and_is_released(net_engine):
     eng = net_engine
     cid = _run(eng, ["sh", "-c", "echo published > /tmp/index.html && exec httpd -f -p 80 "
@@ -121,7 +107,7 @@ def test_published_port_answers_from_the_host_and_is_released(net_engine):
     summary = [c for c in eng.containers.list() if c["Id"] == cid][0]
     assert summary["Ports"] == [{"IP": "127.0.0.1", "PrivatePort": 80, "PublicPort": host_port,
                                  "Type": "tcp"}]
-    assert b"published" in _http(host_port)
+    assert b"published" in http_get(host_port)
     rules = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
     assert "--dport %d" % host_port in rules
     eng.containers.stop(cid, timeout=1)
@@ -136,7 +122,7 @@ def test_published_port_answers_from_the_host_and_is_released(net_engine):
     ports = eng.containers.port(cid)
     assert sorted(ports) == ["80/tcp", "81/udp"]
     assert ports["80/tcp"][0]["HostIp"] == "0.0.0.0" and int(ports["80/tcp"][0]["HostPort"])
-    assert b"all" in _http(int(ports["80/tcp"][0]["HostPort"]))
+    assert b"all" in http_get(int(ports["80/tcp"][0]["HostPort"]))
 
 
 def test_an_exit_nobody_watched_is_released_by_the_next_read(net_engine):

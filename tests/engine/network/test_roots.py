@@ -18,6 +18,8 @@ import uuid
 
 import pytest
 
+from support import http_get
+
 from pyrunc.engine import Engine
 from pyrunc.engine.network import default_bridge
 from pyrunc.engine.network.firewall import Chains
@@ -27,22 +29,6 @@ from engine.network.netstate import ns_state
 
 HTTPD = "echo %s > /tmp/index.html && exec httpd -f -p 80 -h /tmp"
 LOOPBACK = {"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}}
-
-
-def _http(port):
-    """The answer to GET / on 127.0.0.1:PORT, trying for 10 s while the server starts."""
-    body = b""
-    for _ in range(50):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
-                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-                body = s.makefile("rb").read()
-            if body:
-                return body
-        except OSError:
-            pass
-        time.sleep(0.2)
-    return body
 
 
 def _chain(table, chain):
@@ -139,7 +125,7 @@ def test_two_roots_in_one_namespace_keep_their_own_bridges_subnets_and_chains(ro
     b = roots.engine("b", default_bridge(str(roots.tmp / "b"), str(roots.tmp / "a")))
     ca, port_a = _serve(a, "from-a")
     cb, port_b = _serve(b, "from-b")
-    assert b"from-a" in _http(port_a) and b"from-b" in _http(port_b)
+    assert b"from-a" in http_get(port_a) and b"from-b" in http_get(port_b)
     # bridges and subnets of their own (the kernel's links and the networks' records)
     ba, bb = a.networks.inspect("bridge"), b.networks.inspect("bridge")
     dev_a = ba["Options"]["com.docker.network.bridge.name"]
@@ -162,13 +148,13 @@ def test_two_roots_in_one_namespace_keep_their_own_bridges_subnets_and_chains(ro
     assert list(c.containers.store.all()) == []
     roots.close(c, networks=False)        # it never had any: a sweep would ask for pyr0 again
     assert {(t, x): _chain(t, x) for t, x in b_rules} == b_rules
-    assert b"from-a" in _http(port_a)
+    assert b"from-a" in http_get(port_a)
     # a's container and networks gone: b's rules are untouched and b still answers
     a.containers.remove(ca, force=True)
     roots.close(a)
     assert _chain("nat", "PYRUNC") is None and "pyr0" not in _links()
     assert {(t, x): _chain(t, x) for t, x in b_rules} == b_rules
-    assert b"from-b" in _http(port_b)
+    assert b"from-b" in http_get(port_b)
     b.containers.remove(cb, force=True)
     roots.close(b)
     assert _user_chains() == chains_before
@@ -179,7 +165,7 @@ def test_a_start_adds_its_rules_and_leaves_the_others(roots):
     chains = Chains.for_bridge(eng.networks.inspect("bridge")["Options"][
         "com.docker.network.bridge.name"])
     first, port1 = _serve(eng, "one")
-    assert b"one" in _http(port1)
+    assert b"one" in http_get(port1)
     counted = _packets(chains.dnat, port1)
     assert counted >= 1
     # other containers starting and stopping leave the first one's rule as it was: the
@@ -188,12 +174,12 @@ def test_a_start_adds_its_rules_and_leaves_the_others(roots):
     bare = eng.containers.create({"Image": "busybox", "Cmd": ["sleep", "30"]}, {})["Id"]
     eng.containers.start(bare)
     assert _packets(chains.dnat, port1) >= counted
-    assert b"two" in _http(port2)
+    assert b"two" in http_get(port2)
     eng.containers.remove(second, force=True)
     eng.containers.remove(bare, force=True)
     assert _packets(chains.dnat, port1) >= counted
     assert [r for r in _chain("nat", chains.dnat) if "--dport %d" % port2 in r] == []
-    assert b"one" in _http(port1)
+    assert b"one" in http_get(port1)
 
 
 def test_rules_that_differ_from_the_record_are_rewritten(roots):
@@ -207,7 +193,7 @@ def test_rules_that_differ_from_the_record_are_rewritten(roots):
     eng.containers.stop(first, timeout=1)
     assert _chain("nat", chains.dnat) == []
     second, port2 = _serve(eng, "two")
-    assert b"two" in _http(port2)
+    assert b"two" in http_get(port2)
     assert len([r for r in _chain("nat", chains.dnat) if "DNAT" in r]) == 1
 
 
