@@ -1,8 +1,12 @@
 """The engine's event log: docker's event objects, kept on disk for ``/events``.
 
 ``EventService(path)`` appends one JSON line per event to ``path`` under an exclusive flock
-of ``path.lock`` and syncs it, so processes sharing an engine root see each other's events
-and a crash loses none that ``emit`` returned. Each line is ``[seq, event]``: ``seq`` counts
+of ``path.lock``, so processes sharing an engine root see each other's events and a process
+killed at any moment loses none that ``emit`` returned (the line is written before). The log
+is not synced to the disk by default: an fdatasync costs 2-4 ms and a ``docker run --rm``
+emits about seven events, all on its path. What an operating-system crash can lose is the
+last events, where dockerd, which keeps its events in memory only, loses all of them at any
+restart; ``sync=True`` makes each event durable too. Each line is ``[seq, event]``: ``seq`` counts
 every event ever written; the file holds the events ``k*limit+1 .. (k+1)*limit`` and is
 renamed to ``path.1`` when the next block begins, so the two files keep between ``limit``
 and ``2*limit`` of the latest events (docker keeps the last 256 in memory). Readers need no
@@ -46,7 +50,7 @@ _NS = timestamps.NS
 class EventService:
     """Events of one engine root, in the file ``path`` (and ``path.1``)."""
 
-    def __init__(self, path: str, limit: int = DEFAULT_LIMIT, sync: bool = True) -> None:
+    def __init__(self, path: str, limit: int = DEFAULT_LIMIT, sync: bool = False) -> None:
         if limit < 1:
             raise InvalidArgument("event log limit must be at least 1")
         self.path = os.path.abspath(path)
