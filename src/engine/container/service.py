@@ -1114,8 +1114,9 @@ class ContainerService:
 
     # ------------------------------------------------------------------ engine start-up
     def clean_abandoned(self) -> List[str]:
-        """Remove what creates whose process died left (directory, name, snapshot), and
-        finish removals that were interrupted; returns the IDs cleaned."""
+        """Remove what creates whose process died left (directory, name, snapshot), put back
+        the names names.json lost, and finish removals that were interrupted; returns the IDs
+        cleaned."""
         cleaned = []
         for cid in self.store.abandoned():
             with self.store.lock(cid) as lock:
@@ -1128,7 +1129,9 @@ class ContainerService:
                 shutil.rmtree(d, ignore_errors=True)
                 lock.remove()
                 cleaned.append(cid)
-        for c in self.store.all():
+        containers = self.store.all()
+        self.store.restore_names(containers)
+        for c in containers:
             if c.state["Status"] == cstate.REMOVING:
                 try:
                     self.remove(c.id, force=True)

@@ -209,7 +209,18 @@ class ContainerStore:
 
     # names ----------------------------------------------------------------------------------
     def _names(self, write: bool = True) -> Any:
-        return locked_document(self.root, "names.json", dict, write=write)
+        # not synced: what an operating-system crash loses is put back by restore_names
+        return locked_document(self.root, "names.json", dict, write=write, sync=False)
+
+    def restore_names(self, containers: list[Container]) -> None:
+        """Reserve each container's name where names.json lacks it (an operating-system crash
+        lost the last writes, or the file was deleted); dockerd rebuilds its names from the
+        containers at start the same way."""
+        with self._names() as index:
+            for c in containers:
+                owner = index.get(c.name)
+                if owner != c.id and not (owner and self._owner_alive(owner)):
+                    index[c.name] = c.id
 
     def reserve_name(self, name: str, container_id: str) -> None:
         """Record ``/name`` for ``container_id``; Conflict with docker's text when it is taken

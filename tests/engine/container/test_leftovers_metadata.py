@@ -105,3 +105,26 @@ def test_pydockerd_answers_500_with_the_line(tmp_path):
         proc.terminate()
         proc.wait(30)
         log.close()
+
+
+def test_names_lost_with_the_unsynced_index_are_put_back_at_start(fresh_engine):
+    """names.json is written without fsync: an operating-system crash may lose its last writes
+    (or leave it empty, which a deleted file stands for here). The next engine on the root puts
+    every container's name back from the records, so the name stays taken (docker's 409 text)
+    and resolves."""
+    from pyrunc.engine import Engine
+    fresh_engine.load_builtin("busybox")
+    cid = fresh_engine.containers.create({"Image": "busybox", "Cmd": ["true"]},
+                                         name="kept")["Id"]
+    index = os.path.join(fresh_engine.containers.store.root, "names.json")
+    os.unlink(index)
+    with pytest.raises(errors.NotFound):
+        fresh_engine.containers.get("kept")             # lost: the failure the restore prevents
+    again = Engine(fresh_engine.root)
+    assert json.load(open(index)) == {"/kept": cid}
+    assert again.containers.get("kept").id == cid
+    with pytest.raises(errors.Conflict) as e:
+        again.containers.create({"Image": "busybox", "Cmd": ["true"]}, name="kept")
+    assert str(e.value) == ('Conflict. The container name "/kept" is already in use by container '
+                            '"%s". You have to remove (or rename) that container to be able to '
+                            'reuse that name.' % cid)
