@@ -9,7 +9,13 @@
  *
  *   pyrunc-shim --id ID --state-dir DIR --bundle DIR --runtime BIN [--runtime-root DIR]
  *               [--log PATH [--log-max-size BYTES] [--log-max-file N]] [--terminal] [--stdin]
- *               [--events PATH] [--ready-fd FD]
+ *               [--events PATH] [--ready-fd FD] [--adopt RC,OUT,ERR,IN,CONSOLE]
+ *
+ * --adopt is the warm create path's (pyrunc.containerd.shim.warm): the process executing the
+ * shim already ran the runtime's create in itself, detached and as the subreaper, so the init
+ * is its child. The shim then neither detaches nor runs the create: it takes the create's exit
+ * code and the descriptors it left (the init's stdout and stderr read ends, its stdin write
+ * end, the console socket's listener; -1 for none) and goes on as after its own create.
  *
  * The wire protocol on shim.sock, the files in the state directory and the events are
  * described in docs/containerd.md ("The shim protocol"). This file holds the options, the
@@ -55,7 +61,8 @@ static __attribute__((noreturn)) void usage(void)
 {
 	fprintf(stderr, "usage: pyrunc-shim --id ID --state-dir DIR --bundle DIR --runtime BIN "
 		"[--runtime-root DIR] [--log PATH] [--log-max-size BYTES] [--log-max-file N] "
-		"[--terminal] [--stdin] [--events PATH] [--ready-fd FD]\n");
+		"[--terminal] [--stdin] [--events PATH] [--ready-fd FD] "
+		"[--adopt RC,OUT,ERR,IN,CONSOLE]\n");
 	exit(2);
 }
 
@@ -72,6 +79,13 @@ static int set_option(const char *a, const char *v)
 	else if (strcmp(a, "--log-max-file") == 0) opt.log_max_file = atoi(v);
 	else if (strcmp(a, "--events") == 0) opt.events = v;
 	else if (strcmp(a, "--ready-fd") == 0) opt.ready_fd = atoi(v);
+	else if (strcmp(a, "--adopt") == 0) {
+		char end;
+		opt.adopt = sscanf(v, "%d,%d,%d,%d,%d%c", &opt.adopt_rc, &opt.adopt_fds[0],
+				   &opt.adopt_fds[1], &opt.adopt_fds[2], &opt.adopt_fds[3], &end) == 5;
+		if (!opt.adopt)
+			usage();
+	}
 	else return 0;
 	return 1;
 }
@@ -148,7 +162,8 @@ int main(int argc, char **argv)
 	}
 	if (opt.ready_fd >= 0)
 		fcntl(opt.ready_fd, F_SETFD, FD_CLOEXEC);
-	daemonize();
+	if (!opt.adopt)
+		daemonize();
 	if (chdir(state_dir_abs) < 0)
 		_exit(1);
 	umask(022);

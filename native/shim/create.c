@@ -1,5 +1,11 @@
 /* The container's create, run once at start-up: "<runtime> create" with the shim as the
- * subreaper, so that the init reparents to it; on failure, report and clean up. */
+ * subreaper, so that the init reparents to it; on failure, report and clean up.
+ *
+ * In adopt mode (--adopt, the warm create path of pyrunc.containerd.shim.warm) the runtime's
+ * create already ran in this very process before it executed the shim: the init is already
+ * its child, and the options hand over the create's exit code and the descriptors it left
+ * (the init's stdio pipes, or the console socket's listener). What follows is the same as
+ * after a create run here. */
 #include "shim.h"
 
 #include <ctype.h>
@@ -96,12 +102,73 @@ static void hold_init_stdio(int master, int out[2], int errp[2], int in[2])
 	}
 }
 
+/* After the runtime's create: take the init (its pid, its terminal, its stdio), or report the
+ * failure and clean up. */
+static void take_init(int rc, char *err, const char *pidfile, int console_lfd, int out[2],
+		      int errp[2], int in[2])
+{
+	pid_t pid = rc == 0 ? read_pid_file(pidfile) : -1;
+	int master = -1;
+	if (pid > 0 && opt.terminal) {
+		master = receive_console(console_lfd);
+		if (master < 0) {
+			snprintf(err, ERR_SIZE, "no terminal received on the console socket");
+			pid = -1;
+		}
+	}
+	if (console_lfd >= 0) {
+		close(console_lfd);
+		unlink("console.sock");
+	}
+	if (pid <= 0)
+		create_failed(rc, err);
+	snprintf(init_proc.id, sizeof(init_proc.id), "%s", opt.id);
+	init_proc.is_init = 1;
+	init_proc.pid = pid;
+	hold_init_stdio(master, out, errp, in);
+	oom_watch(pid);
+	emit_event("create", NULL);
+}
+
+/* The descriptors handed over in adopt mode: close-on-exec from now on, as the shim's own. */
+static int adopted_fd(int fd)
+{
+	if (fd >= 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		return -1;
+	return fd;
+}
+
+/* Adopt mode: the create ran before this program; its stderr is in the stderr pipe (or in
+ * runtime.err for a terminal), where the shim's own run would have captured it. */
+static void adopt_container(const char *pidfile)
+{
+	char err[ERR_SIZE] = "";
+	int out[2] = {adopted_fd(opt.adopt_fds[0]), -1}, errp[2] = {adopted_fd(opt.adopt_fds[1]), -1};
+	int in[2] = {-1, adopted_fd(opt.adopt_fds[2])};
+	int console_lfd = adopted_fd(opt.adopt_fds[3]);
+	if (opt.terminal) {
+		int fd = open("runtime.err", O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			drain_text(fd, err, sizeof(err));
+			close(fd);
+		}
+		unlink("runtime.err");
+	} else if (opt.adopt_rc != 0 && errp[0] >= 0) {
+		drain_text(errp[0], err, sizeof(err));
+	}
+	take_init(opt.adopt_rc, err, pidfile, console_lfd, out, errp, in);
+}
+
 void create_container(void)
 {
 	char err[ERR_SIZE] = "", pidfile[PATH_MAX + 32], console[PATH_MAX + 32];
 	int out[2] = {-1, -1}, errp[2] = {-1, -1}, in[2] = {-1, -1}, console_lfd = -1;
 	int console_dir = -1;
 	snprintf(pidfile, sizeof(pidfile), "%s/init.pid", state_dir_abs);
+	if (opt.adopt) {
+		adopt_container(pidfile);
+		return;
+	}
 	const char *args[12] = {"create", "--bundle", opt.bundle, "--pid-file", pidfile};
 	int n = 5;
 	if (opt.terminal) {
@@ -121,25 +188,5 @@ void create_container(void)
 			      : create_with_pipes(args, out, errp, in, err);
 	if (console_dir >= 0)
 		close(console_dir);
-	pid_t pid = rc == 0 ? read_pid_file(pidfile) : -1;
-	int master = -1;
-	if (pid > 0 && opt.terminal) {
-		master = receive_console(console_lfd);
-		if (master < 0) {
-			snprintf(err, sizeof(err), "no terminal received on the console socket");
-			pid = -1;
-		}
-	}
-	if (console_lfd >= 0) {
-		close(console_lfd);
-		unlink("console.sock");
-	}
-	if (pid <= 0)
-		create_failed(rc, err);
-	snprintf(init_proc.id, sizeof(init_proc.id), "%s", opt.id);
-	init_proc.is_init = 1;
-	init_proc.pid = pid;
-	hold_init_stdio(master, out, errp, in);
-	oom_watch(pid);
-	emit_event("create", NULL);
+	take_init(rc, err, pidfile, console_lfd, out, errp, in);
 }

@@ -156,6 +156,10 @@ extern struct options {
 	const char *id, *state_dir, *bundle, *runtime, *runtime_root, *log, *events;
 	long long log_max_size;
 	int log_max_file, terminal, stdin_open, ready_fd;
+	/* --adopt RC,OUT,ERR,IN,CONSOLE: the create ran before (the warm path); its exit code and
+	 * the descriptors it left: stdout and stderr read ends, stdin write end, console socket
+	 * listener (-1 for none) */
+	int adopt, adopt_rc, adopt_fds[4];
 } opt;
 extern char state_dir_abs[PATH_MAX];
 /* Report "ok ..." or "err CATEGORY MESSAGE" on --ready-fd (closed after ok). */
@@ -224,6 +228,7 @@ int is_live(void);
 void cmd_exec(struct client *c, const struct request *r);
 
 /* create.c */
+/* The runtime's create (or, with --adopt, what follows the create that already ran). */
 void create_container(void);
 
 /* loop.c */

@@ -348,6 +348,9 @@ def _command_usage(name):
 
 def main(argv: Any = None) -> Any:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["create-server"]:     # internal: the lifecycle manager's warm create path
+        from pyrunc.containerd.shim import warm
+        return _internal(warm.serve, argv[1:])
     from pyrunc.containerd.runtime.log import Log
     log = Log()
     try:
@@ -393,6 +396,16 @@ def main(argv: Any = None) -> Any:
             raise
         log.error("internal error: %s: %s" % (type(e).__name__, e))
         return 1
+
+
+def _internal(command, args):
+    """An internal command (not runc's, not in the help): its errors as the commands'."""
+    from pyrunc.containerd.runtime.log import Log
+    try:
+        return command(args)
+    except PyruncError as e:
+        Log().error(str(e))
+        return e.exit_code
 
 
 def entry() -> None:

@@ -18,6 +18,7 @@ from pyrunc import errors
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+    from pyrunc.containerd.shim.warm import CreateServer
 
 SHIM_NAME = "pyrunc-shim"
 SOCKET = "shim.sock"
@@ -68,9 +69,11 @@ def error_from_reply(text: str) -> Any:
 def start_shim(*, container_id: str, state_dir: Any, bundle: str, runtime: Any,
                runtime_root: Any = None, log: Any = None, log_max_size: int = 0,
                log_max_file: int = 1, terminal: bool = False, stdin: bool = False,
-               events: Any = None) -> int:
+               events: Any = None, server: CreateServer | None = None) -> int:
     """Start a detached shim that creates the container; returns the init's pid.
 
+    ``server``: the create server of the warm path (``pyrunc.containerd.shim.warm``), for the
+    pyrunc runtime only; when it is gone, the cold path is taken.
     Raises the runtime's create error (with the container left deleted) on failure.
     """
     argv = [shim_binary(), "--id", container_id, "--state-dir", state_dir, "--bundle", bundle,
@@ -88,15 +91,19 @@ def start_shim(*, container_id: str, state_dir: Any, bundle: str, runtime: Any,
         argv += ["--events", events]
     r, w = os.pipe2(os.O_CLOEXEC)
     try:
-        argv += ["--ready-fd", str(w)]
-        proc = subprocess.Popen(argv, pass_fds=(w,), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        os.close(w)
-        w = -1
-        _, err = proc.communicate()
-        if proc.returncode:
-            raise errors.InvalidArgument("%s: %s" % (SHIM_NAME, err.decode(errors="replace")
-                                                     .strip()))
+        if server is None or not server.request(argv[1:], w):
+            argv += ["--ready-fd", str(w)]
+            proc = subprocess.Popen(argv, pass_fds=(w,), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            os.close(w)
+            w = -1
+            _, err = proc.communicate()
+            if proc.returncode:
+                raise errors.InvalidArgument("%s: %s" % (SHIM_NAME, err.decode(errors="replace")
+                                                         .strip()))
+        else:
+            os.close(w)
+            w = -1
         chunks = []
         while True:
             chunk = os.read(r, 4096)

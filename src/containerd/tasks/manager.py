@@ -34,6 +34,7 @@ from typing import Optional
 from pyrunc import errors
 from pyrunc.containerd.shim.client import ShimClient, ShimGone, start_shim
 from pyrunc.containerd.shim.logs import read_log
+from pyrunc.containerd.shim.warm import CreateServer
 from pyrunc.containerd.tasks.events import EventLog
 from pyrunc.containerd.tasks.locking import IdLock
 from pyrunc.containerd.tasks.runtime_binary import RuntimeBinary, resolve
@@ -131,7 +132,10 @@ class TaskManager:
     """Creates tasks and finds the ones that exist (also those made by an earlier process)."""
 
     def __init__(self, root: str, runtime: str = "pyrunc",
-                 runtimes: Mapping[str, str] | None = None) -> None:
+                 runtimes: Mapping[str, str] | None = None, warm_create: bool = False) -> None:
+        """``warm_create``: creates with this installation's pyrunc go through a create server
+        (``pyrunc.containerd.shim.warm``: no interpreter started per create), started now and
+        stopped by ``close``; other runtimes keep the shim's own run of their create."""
         self.root = os.path.abspath(root)
         self.runtime = runtime
         # containerd's configured runtimes: name -> the command run for it (a name or path);
@@ -142,6 +146,20 @@ class TaskManager:
         for d in (self.tasks_dir, self.locks_dir):
             os.makedirs(d, exist_ok=True)
         self.event_log = EventLog(os.path.join(self.root, "events.jsonl"))
+        self.create_server = CreateServer() if warm_create else None
+        if self.create_server is not None:
+            self.create_server.start()
+
+    def close(self) -> None:
+        """Stop the create server, if there is one (the tasks live on)."""
+        if self.create_server is not None:
+            self.create_server.stop()
+
+    def __enter__(self) -> TaskManager:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     def runtime_path(self, runtime: str | None = None) -> str:
         """Absolute path of ``runtime`` (default: the manager's): a name of ``runtimes`` is
@@ -192,7 +210,9 @@ class TaskManager:
                 start_shim(container_id=container_id, state_dir=state_dir, bundle=bundle,
                            runtime=runtime_path, runtime_root=runtime_root, log=meta["log"],
                            log_max_size=log_max_size, log_max_file=log_max_file,
-                           terminal=terminal, stdin=stdin, events=self.event_log.path)
+                           terminal=terminal, stdin=stdin, events=self.event_log.path,
+                           server=self.create_server if self.create_server is not None
+                           and RuntimeBinary(runtime_path).is_own_pyrunc() else None)
             except errors.PyruncError as e:
                 shutil.rmtree(state_dir, ignore_errors=True)
                 lock.remove()

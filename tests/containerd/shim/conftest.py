@@ -1,6 +1,10 @@
 """Fixtures for the shim and lifecycle-manager tests: real containers from busybox bundles.
 
-``runtime`` is parametrized over the runtimes with runc's command line. pyrunc is the runtime
+``runtime`` is parametrized over the runtimes with runc's command line, and ``create_path``
+over the manager's two ways to create a pyrunc container: ``cold`` (the shim runs ``pyrunc
+create``) and ``warm`` (the manager's create server runs the create in process and executes the
+shim in adopt mode); a peer runtime is always created the cold way, so its warm items are
+deselected. pyrunc is the runtime
 under test: it is never probed, and a missing pyrunc fails the test. The peers (runc, crun) are
 probed once: a peer that is missing or cannot run a container on this host (crun on a hybrid
 cgroup host with controllers on cgroup2) is skipped with its own error as the reason. Every test's manager is torn down checking that no shim, no
@@ -77,6 +81,50 @@ def runtime(request, private_mount_ns, tmp_path_factory, busybox_rootfs):
     return request.param
 
 
+@pytest.fixture(params=["cold", "warm"])
+def create_path(request):
+    """"warm": managers are made with ``warm_create=True``."""
+    return request.param
+
+
+def pytest_collection_modifyitems(config, items):
+    """A peer's create never goes through the create server: its "warm" items would run the
+    cold path again."""
+    keep, dropped = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("create_path") == "warm" and params.get("runtime") in PEERS:
+            dropped.append(item)
+        else:
+            keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+def create_servers_of(pid):
+    """Pids of the create servers that are children of ``pid``."""
+    return [p for p in pids_by_argv(lambda argv: argv[2:3] == [b"create-server"])
+            if _ppid(p) == pid]
+
+
+def _ppid(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def check_manager_closed(mgr):
+    """Close the manager; its create server must be gone (waited for) afterwards."""
+    server = mgr.create_server.pid if mgr.create_server is not None else None
+    mgr.close()
+    if server is not None:
+        assert not os.path.exists("/proc/%d" % server), "create server %d left" % server
+    assert create_servers_of(os.getpid()) == []
+
+
 @pytest.fixture(scope="session")
 def shim_built():
     try:
@@ -141,16 +189,17 @@ def cleanup_root(root, runtime_names=("runc", "crun", "pyrunc")):
 
 
 @pytest.fixture
-def manager(tmp_path, runtime, shim_built):
+def manager(tmp_path, runtime, shim_built, create_path):
     """A TaskManager on a fresh root; teardown fails the test on leftovers after deleting."""
     root = str(tmp_path / "root")
-    mgr = TaskManager(root, runtime=runtime)
+    mgr = TaskManager(root, runtime=runtime, warm_create=create_path == "warm")
     yield mgr
     for task in mgr.list():
         try:
             task.delete(force=True)
         except Exception:       # noqa: BLE001 - whatever is left is cleaned below
             pass
+    check_manager_closed(mgr)
     leaks = cleanup_root(root)
     time.sleep(0)
     assert leaks == [], "left behind: %s" % leaks

@@ -1,4 +1,5 @@
-"""A manager process the tests start and SIGKILL: ``python driver.py ROOT RUNTIME ACTION ...``.
+"""A manager process the tests start and SIGKILL: ``python driver.py ROOT RUNTIME ACTION ...``
+(RUNTIME ``pyrunc+warm``: pyrunc through the manager's create server).
 
 Actions (each prints "go" before its first manager call and "done" after the last one):
     start-many BUNDLES_DIR    create and start every bundle under BUNDLES_DIR, id = its name
@@ -17,7 +18,8 @@ from pyrunc.containerd.tasks import TaskManager
 
 def main():
     root, runtime, action, *args = sys.argv[1:]
-    manager = TaskManager(root, runtime=runtime)
+    runtime, _, warm = runtime.partition("+")
+    manager = TaskManager(root, runtime=runtime, warm_create=warm == "warm")
     print("go", flush=True)
     if action == "start-many":
         for name in sorted(os.listdir(args[0])):

@@ -63,23 +63,24 @@ def test_killed_init_reports_sigkill(manager, bundle):
 def test_manager_killed_mid_create(manager, bundle, delay):
     cid = new_id()
     path = bundle(["true"])
-    driver = start_driver(manager.root, manager.runtime, "create", cid, path)
+    driver = start_driver(manager, "create", cid, path)
     time.sleep(delay)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
-    fresh = TaskManager(manager.root, runtime=manager.runtime)
-    try:
-        task = fresh.get(cid)
-    except errors.NotFound:
-        task = None
-    if task is not None:
-        # the shim finishes a create on its own, or the task is settled as stopped
-        assert task.state().status in (CREATED, STOPPED)
-        task.delete(force=True)
-    again = fresh.create(cid, path)
-    again.start()
-    assert again.wait(timeout=20).status == 0
-    again.delete()
+    with TaskManager(manager.root, runtime=manager.runtime,
+                     warm_create=manager.create_server is not None) as fresh:
+        try:
+            task = fresh.get(cid)
+        except errors.NotFound:
+            task = None
+        if task is not None:
+            # the shim finishes a create on its own, or the task is settled as stopped
+            assert task.state().status in (CREATED, STOPPED)
+            task.delete(force=True)
+        again = fresh.create(cid, path)
+        again.start()
+        assert again.wait(timeout=20).status == 0
+        again.delete()
 
 
 @pytest.mark.parametrize("delay", ["0.005", "0.03", "0.08"])
@@ -115,7 +116,7 @@ def test_runtime_killed_mid_create(manager, bundle, tmp_path, delay):
 def test_concurrent_create_delete_of_one_id(manager, bundle):
     cid = new_id()
     path = bundle(["sleep", "1000"])
-    drivers = [start_driver(manager.root, manager.runtime, "churn", cid, path, "6")
+    drivers = [start_driver(manager, "churn", cid, path, "6")
                for _ in range(2)]
     results = []
     try:

@@ -9,21 +9,22 @@ import pytest
 
 from pyrunc.containerd.tasks import TaskManager
 
-from .conftest import cleanup_root, new_id
+from .conftest import check_manager_closed, cleanup_root, new_id
 
 SUN_PATH_MAX = 108
 
 
 @pytest.fixture
-def long_manager(tmp_path, runtime, shim_built):
+def long_manager(tmp_path, runtime, shim_built, create_path):
     root = str(tmp_path / ("deep-" + "d" * 100) / "root")
-    mgr = TaskManager(root, runtime=runtime)
+    mgr = TaskManager(root, runtime=runtime, warm_create=create_path == "warm")
     yield mgr
     for task in mgr.list():
         try:
             task.delete(force=True)
         except Exception:       # noqa: BLE001 - whatever is left is cleaned below
             pass
+    check_manager_closed(mgr)
     leaks = cleanup_root(root)
     assert leaks == [], "left behind: %s" % leaks
 

@@ -15,8 +15,10 @@ COUNT = 50
 LINES = 300
 
 
-def start_driver(root, runtime, *args):
-    proc = subprocess.Popen([sys.executable, DRIVER, root, runtime] + list(args),
+def start_driver(manager, *args):
+    """driver.py on ``manager``'s root, runtime and create path."""
+    runtime = manager.runtime + ("+warm" if manager.create_server is not None else "")
+    proc = subprocess.Popen([sys.executable, DRIVER, manager.root, runtime] + list(args),
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "go"
     return proc
@@ -57,7 +59,7 @@ def test_fifty_containers_survive_a_killed_manager(manager, busybox_rootfs, tmp_
     bundles_dir = tmp_path / "bundles"
     bundles_dir.mkdir()
     expected = make_bundles(str(bundles_dir), busybox_rootfs, COUNT)
-    driver = start_driver(manager.root, manager.runtime, "start-many", str(bundles_dir))
+    driver = start_driver(manager, "start-many", str(bundles_dir))
     try:
         assert driver.stdout.readline().strip() == "done"
     finally:
