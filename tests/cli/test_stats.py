@@ -8,6 +8,7 @@ import select
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -133,12 +134,19 @@ def test_stats_format_and_config_stats_format(pyd):
 
     def masked(text):       # memory and I/O figures move between two reads
         return re.sub(r"\d+(\.\d+)?([kKMG]i?)?B", "N", re.sub(r"\d+\.\d\d%", "P%", text))
-    for fmt in ("json", "{{.Container}}:{{.Name}} {{.PIDs}}", "table {{.Container}}\t{{.PIDs}}",
-                "table {{.ID}}\t{{.MemUsage}}\t{{.NetIO}}"):
-        mine = pyd.pydocker("stats", "--no-stream", "--format", fmt, "st5", "st6")
-        theirs = pyd.docker("stats", "--no-stream", "--format", fmt, "st5", "st6")
-        assert mine.code == theirs.code == 0, (mine, theirs)
-        assert masked(mine.out) == masked(theirs.out), (fmt, mine, theirs)
+    formats = ("json", "{{.Container}}:{{.Name}} {{.PIDs}}", "table {{.Container}}\t{{.PIDs}}",
+               "table {{.ID}}\t{{.MemUsage}}\t{{.NetIO}}")
+    # each --no-stream waits for a second CPU sample (about a second): the eight clients run
+    # at once
+    with ThreadPoolExecutor(2 * len(formats)) as pool:
+        runs = [(fmt, pool.submit(pyd.pydocker, "stats", "--no-stream", "--format", fmt, "st5",
+                                  "st6"),
+                 pool.submit(pyd.docker, "stats", "--no-stream", "--format", fmt, "st5", "st6"))
+                for fmt in formats]
+        for fmt, mine_run, theirs_run in runs:
+            mine, theirs = mine_run.result(), theirs_run.result()
+            assert mine.code == theirs.code == 0, (mine, theirs)
+            assert masked(mine.out) == masked(theirs.out), (fmt, mine, theirs)
     with open(os.path.join(pyd.config_dir, "config.json"), "w") as f:
         f.write('{"statsFormat": "{{.Name}}={{.PIDs}}"}')
     r = pyd.pydocker("stats", "--no-stream", "st5")
