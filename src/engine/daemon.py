@@ -51,7 +51,11 @@ class Engine:
                  runtime: str = "pyrunc", runtimes: Mapping[str, Any] | None = None,
                  snapshotter: str | None = None,
                  userns_remap: str | None = None, bridge: str | None = None,
-                 iptables: bool = True, dns_upstreams: Iterable[str] | None = None) -> None:
+                 iptables: bool = True, dns_upstreams: Iterable[str] | None = None,
+                 warm_create: bool = False) -> None:
+        """``warm_create``: the task manager creates pyrunc containers through its create
+        server (no interpreter started per create; see docs/containerd.md), stopped by
+        ``close``."""
         self.root = os.path.abspath(root)
         self._builder: Builder | None = None
         self.runtime = runtime
@@ -70,7 +74,7 @@ class Engine:
         self.volumes = VolumeService(os.path.join(tree, "volumes"),
                                      owner=self.idmap.root if self.idmap else None)
         self.tasks = TaskManager(self.exec_root, runtime=runtime, runtimes={
-            name: rt.command for name, rt in self.runtimes.items()})
+            name: rt.command for name, rt in self.runtimes.items()}, warm_create=warm_create)
         self.containers = ContainerService(os.path.join(tree, "containers"),
                                            tasks=self.tasks, images=self.images,
                                            volumes=self.volumes, events=self.events,
@@ -144,10 +148,11 @@ class Engine:
         return builtin.build(self.images, name)
 
     def close(self) -> None:
-        """Let go of what this process holds for the networks (the embedded DNS server's
-        listeners and the sockets reserving published ports); files are closed after every
-        operation."""
+        """Let go of what this process holds: for the networks, the embedded DNS server's
+        listeners and the sockets reserving published ports; the task manager's create server
+        (files are closed after every operation)."""
         self.containers.networking.close()
+        self.tasks.close()
 
     def __enter__(self) -> Engine:
         return self

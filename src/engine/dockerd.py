@@ -335,7 +335,7 @@ class Daemon:
                              else config.get("bridge") or default_bridge(
                                  self.root, DEFAULTS["data-root"]),
                              iptables=config.get("iptables", True),
-                             dns_upstreams=config.get("dns"))
+                             dns_upstreams=config.get("dns"), warm_create=True)
         # image events (pull, tag, delete...) go to the engine's event log, for /events
         self.engine.images.events = self.engine.events
         registries = RegistryService(RegistryOptions.from_daemon_config(config),

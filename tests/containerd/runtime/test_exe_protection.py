@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -27,6 +28,8 @@ import time
 import pytest
 
 from pyrunc.containerd.runtime.spec import DEFAULT_CAPS
+from pyrunc.containerd.shim.client import start_shim
+from pyrunc.containerd.shim.warm import CreateServer
 from pyrunc.libcontainer.capabilities import CAPABILITIES
 from support import need, unique_id
 
@@ -262,9 +265,9 @@ def exec_until_seen(attack, ino, times=3, tries=60):
                          % (tries, attack.logfile.read_text()))
 
 
-def second_container(attack, make_bundle, ino):
+def second_container(attack, make_bundle, ino, create=None):
     """create (the attacker opens the waiting init's exe) and start a container in the
-    attacker's pid namespace."""
+    attacker's pid namespace; ``create(bundle, id)`` instead of the runtime's create."""
     before = attack.seen(ino)
 
     def mutate(spec):
@@ -272,7 +275,11 @@ def second_container(attack, make_bundle, ino):
             spec["process"]["capabilities"][k] = host_caps()
         attack.join_pid_ns(spec)
     cid = unique_id("second")
-    attack.runtime("create", "--bundle", make_bundle(["sleep", "100"], mutate=mutate), cid)
+    path = make_bundle(["sleep", "100"], mutate=mutate)
+    if create is None:
+        attack.runtime("create", "--bundle", path, cid)
+    else:
+        create(path, cid)
     attack.wait_for(lambda log: attack.seen(ino) - before, "the attacker to open the init's exe")
     attack.runtime("start", cid)
 
@@ -320,6 +327,54 @@ def test_exec_create_start_do_not_expose_the_interpreter(tmp_path, private_mount
         assert ("blocked", min(ctl), ETXTBSY) in attack.log()    # while it ran
         assert sha256(python) == digest
     finally:
+        rt.cleanup()
+
+
+def exe_mount_id(pid):
+    """The mount id of ``pid``'s executable (its clone of the interpreter's mount)."""
+    fd = os.open("/proc/%d/exe" % pid, os.O_RDONLY)
+    try:
+        with open("/proc/self/fdinfo/%d" % fd) as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("mnt_id:"))
+    finally:
+        os.close(fd)
+
+
+def test_the_warm_create_path_does_not_expose_the_interpreter(tmp_path, private_mount_ns,
+                                                              make_bundle, attacker,
+                                                              copied_pyrunc):
+    """The lifecycle manager's create server (pyrunc.containerd.shim.warm) runs the create in
+    a fork of itself: the waiting init is a clone of the server, which the pyrunc launcher
+    started from a read-only clone of the interpreter as it starts every pyrunc command."""
+    python = copied_pyrunc
+    ino = os.stat(python).st_ino
+    digest = sha256(python)
+    pyrunc = os.path.join(os.path.dirname(python), "pyrunc")
+    rt = Runtime("pyrunc", pyrunc, str(tmp_path / "state"))
+    server = CreateServer(pyrunc=pyrunc)
+    shims = []
+
+    def warm_create(bundle, cid):
+        state_dir = tmp_path / "tasks" / cid
+        state_dir.mkdir(parents=True)
+        init = start_shim(container_id=cid, state_dir=str(state_dir), bundle=bundle,
+                          runtime=pyrunc, runtime_root=rt.root, server=server)
+        shims.append(int((state_dir / "shim.pid").read_text()))
+        assert exe_mount_id(init) == exe_mount_id(server.pid)    # the server's clone made it
+    try:
+        attack = Attack(rt, make_bundle, attacker, tmp_path, [python])
+        server.start()
+        second_container(attack, make_bundle, ino, create=warm_create)
+        server.stop()           # no process runs the interpreter any more
+        pids = attack.seen(ino)
+        assert pids, attack.log()
+        blocked_for_good(attack, pids, {EROFS})
+        assert not [e for e in attack.log() if e[0] == "wrote"], attack.log()
+        assert sha256(python) == digest
+    finally:
+        server.stop()
+        for pid in shims:
+            os.kill(pid, signal.SIGKILL)
         rt.cleanup()
 
 
