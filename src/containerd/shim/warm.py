@@ -53,12 +53,15 @@ _FLAG_OPTIONS = {"--terminal", "--stdin"}
 _REQUIRED = ("--id", "--state-dir", "--bundle", "--runtime")
 
 # What a create imports, imported once by the server before it freezes its heap.
-_PRELOAD = ("pyrunc.libcontainer.container", "pyrunc.libcontainer.process",
-            "pyrunc.libcontainer.hooks", "pyrunc.libcontainer.ocispec",
-            "pyrunc.libcontainer.specconv", "pyrunc.libcontainer.specconv.process",
-            "pyrunc.libcontainer.seccomp", "pyrunc.libcontainer.cgroups",
-            "pyrunc.libcontainer.cgroups.manager", "pyrunc.libcontainer.descriptors",
-            "pyrunc.libcontainer.plan", "select")
+_PRELOAD = ("pyrunc.containerd.runtime.log", "pyrunc.libcontainer.container",
+            "pyrunc.libcontainer.process", "pyrunc.libcontainer.hooks",
+            "pyrunc.libcontainer.ocispec", "pyrunc.libcontainer.specconv",
+            "pyrunc.libcontainer.specconv.process", "pyrunc.libcontainer.seccomp",
+            "pyrunc.libcontainer.cgroups", "pyrunc.libcontainer.cgroups.manager",
+            "pyrunc.libcontainer.cgroups.devices", "pyrunc.libcontainer.cgroups.hierarchy",
+            "pyrunc.libcontainer.cgroups.v1", "pyrunc.libcontainer.cgroups.v2",
+            "pyrunc.libcontainer.descriptors", "pyrunc.libcontainer.plan",
+            "pyrunc.libcontainer.system", "select")
 
 
 def own_pyrunc() -> str:
