@@ -4,10 +4,13 @@ At create (``prepare``) the network options are checked with docker's messages a
 NetworkSettings names the networks to join. At start (``attach``, the container's lock held) the
 container gets a network namespace of its own (``NetworkService.create_sandbox``, a bind mount
 under the network root), an endpoint on each of its networks, its published ports and its
-hosts/resolv.conf files; the namespace's path goes to the OCI spec. When the process has exited
-(however that was noticed: the refresh on read, a stop, a remove) ``detach`` unpublishes,
-disconnects and removes the namespace. ``container:<ref>`` joins the other container's namespace
-and shares its files; ``host`` uses the host's namespace.
+hosts/resolv.conf files; the namespace's path goes to the OCI spec. The veths are plugged by a
+thread of their own while the runtime creates the task (which only needs the namespace to
+exist); ``plugged`` waits for them before the process starts. When the process has exited
+(however that was noticed: the refresh on read, a stop, a remove) ``detach`` releases the
+endpoints and removes the namespace, whose veths the kernel then destroys by itself
+(``NetworkService.release``). ``container:<ref>`` joins the other container's namespace and
+shares its files; ``host`` uses the host's namespace.
 
 ``bridge``: the default bridge's device (dockerd's ``--bridge``; pydockerd gives one unless
 ``--bridge=none``). ``None`` (the library's default, so that an Engine never changes a link,
@@ -18,6 +21,7 @@ containers of the default and ``none`` modes get a namespace with only loopback,
 """
 from __future__ import annotations
 
+import _thread
 import os
 import shutil
 import threading
@@ -88,6 +92,7 @@ class ContainerNetworking:
         self.dns_upstreams = list(dns_upstreams) if dns_upstreams is not None else None
         self._service: NetworkService | None = None
         self._made = threading.Lock()
+        self._plugging: dict[str, _Plugging] = {}     # container ID -> its veths being plugged
 
     @property
     def enabled(self) -> bool:
@@ -218,8 +223,10 @@ class ContainerNetworking:
     # ------------------------------------------------------------------ start, exit
     def attach(self, c: Container, lookup: Callable[[str], Container]) -> str | None:
         """Connect the container (its lock held, its record saved by the caller) before its
-        task starts; the network namespace to give the runtime (None: the runtime's own, or the
-        host's). Everything it made is undone when it fails."""
+        task is created; the network namespace to give the runtime (None: the runtime's own,
+        or the host's). Its namespace, its addresses, published ports and files are made here;
+        its veths by a thread, meanwhile: ``plugged`` waits for them (before the process
+        starts), ``detach`` too. Everything it made is undone when it fails."""
         hc = c.host_config
         mode = _mode(hc)
         if mode == "host":
@@ -232,6 +239,7 @@ class ContainerNetworking:
         settings = c.record["NetworkSettings"]
         if settings.get("SandboxKey"):
             self.detach(c)              # what a run that was not torn down left
+        joined: list[tuple[str, dict[str, Any]]] = []
         try:
             sandbox = svc.create_sandbox(c.id)
             settings["SandboxKey"] = sandbox
@@ -243,14 +251,18 @@ class ContainerNetworking:
                 ipv4 = (ep.get("IPAMConfig") or {}).get("IPv4Address") or None
                 got = svc.connect(ep.get("NetworkID") or name, c.id, sandbox, c.name,
                                   aliases=ep.get("Aliases") or (), ipv4=ipv4,
-                                  mac=ep.get("MacAddress") or None)
+                                  mac=ep.get("MacAddress") or None, plug=False)
                 _fill(ep, got)
                 eps.append(got)
-                self._emit("connect", c, ep, name)
+                joined.append((name, ep))
+            self._plugging[c.id] = _Plugging(svc, c.id, joined)
             self._publish(c, eps)
             self._write_files(c, eps)
             settings.update(_top_level(settings["Networks"].get("bridge")))
         except BaseException:
+            if c.id not in self._plugging:
+                for _, ep in joined:    # recorded, never plugged: no event (release frees)
+                    _clear(ep)
             self.detach(c)
             raise
         return sandbox
@@ -298,25 +310,40 @@ class ContainerNetworking:
             return sandbox
         return "/proc/%d/ns/net" % other.state["Pid"]
 
+    def plugged(self, c: Container) -> None:
+        """Wait for the veths ``attach`` left plugging (nothing if none) and emit their
+        ``network connect`` events; a failure is raised once its endpoint is undone (the
+        caller then deletes the task and detaches, as after a failed ``attach``)."""
+        pending = self._plugging.pop(c.id, None)
+        if pending is None:
+            return
+        pending.wait()
+        for name, ep in pending.joined[:pending.plugged]:
+            self._emit("connect", c, ep, name)
+        if pending.error is not None:
+            for _, ep in pending.joined[pending.plugged:]:
+                _clear(ep)              # never connected: no disconnect either
+            raise pending.error
+
     def detach(self, c: Container) -> None:
-        """Unpublish, disconnect and remove the namespace (nothing if it has none); the
-        record's runtime fields are cleared (the caller saves it)."""
+        """Release the endpoints (published ports, addresses, DNS, records) and remove the
+        namespace (nothing if it has none) once the container's processes are gone; the
+        kernel then destroys the namespace and its veths by itself (``NetworkService.release``).
+        A plugging ``attach`` left is waited for first. The record's runtime fields are
+        cleared (the caller saves it)."""
         settings = c.record.get("NetworkSettings") or {}
+        if c.id in self._plugging:
+            try:
+                self.plugged(c)
+            except BaseException:
+                pass                    # undone; what it plugged is released below
         if self.in_use():
-            svc = self.service
-            svc.unpublish(c.id)
+            left = self.service.release(c.id)
             for name, ep in (settings.get("Networks") or {}).items():
-                if ep.get("EndpointID"):
-                    try:
-                        svc.disconnect(ep.get("NetworkID") or name, c.id, force=True)
-                    except NotFound:
-                        continue        # the network went with its records
+                if ep.get("EndpointID") and ep.get("NetworkID") in left:
                     self._emit("disconnect", c, ep, name)
-            if os.path.lexists(svc.sandbox_path(c.id)):
-                svc.remove_sandbox(c.id)
         for ep in (settings.get("Networks") or {}).values():
-            for key in RUNTIME_KEYS:
-                ep[key] = 0 if key == "IPPrefixLen" else ""
+            _clear(ep)
         settings.update(SandboxKey="", SandboxID="", Ports={}, **_top_level(None))
 
     # ------------------------------------------------------------------ connect, disconnect
@@ -393,6 +420,40 @@ class ContainerNetworking:
     def close(self) -> None:
         if self._service is not None:
             self._service.close()
+
+
+class _Plugging:
+    """A starting container's veths, plugged in order by a thread of their own
+    (``NetworkService.plug``), stopping at the first failure: ``plugged`` of ``joined``
+    ((network name, endpoint settings)) are, ``error`` is the failure."""
+
+    def __init__(self, svc: NetworkService, container_id: str,
+                 joined: list[tuple[str, dict[str, Any]]]) -> None:
+        self.joined = joined
+        self.plugged = 0
+        self.error: BaseException | None = None
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+        _thread.start_new_thread(self._run, (svc, container_id))
+
+    def _run(self, svc: NetworkService, container_id: str) -> None:
+        try:
+            for name, ep in self.joined:
+                svc.plug(ep.get("NetworkID") or name, container_id)
+                self.plugged += 1
+        except BaseException as e:      # handed to the waiter
+            self.error = e
+        finally:
+            self._done.release()
+
+    def wait(self) -> None:
+        with self._done:
+            pass
+
+
+def _clear(ep: dict[str, Any]) -> None:
+    for key in RUNTIME_KEYS:
+        ep[key] = 0 if key == "IPPrefixLen" else ""
 
 
 def _fill(ep: dict[str, Any], got: dict[str, Any]) -> None:

@@ -494,6 +494,13 @@ class ContainerService:
                     log_max_size=log.max_size, log_max_file=log.max_file)
                 if on_created is not None:
                     on_created(task)
+            except PyruncError as e:
+                recorded = True
+                raise self._start_failed(c, task, e) from None
+            # the veths were plugged while the task was created: the process must find its
+            # network up (a failure: the task is deleted below, as after a failed attach)
+            self.networking.plugged(c)
+            try:
                 started_at = timestamps.now()       # before: a quick process may exit at once
                 task.start()
             except PyruncError as e:

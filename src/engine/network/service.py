@@ -369,10 +369,13 @@ class NetworkService:
 
     def connect(self, ref: str, container_id: str, netns_path: str, name: str,
                 aliases: Iterable[str] = (), ipv4: str | None = None,
-                mac: str | None = None) -> dict:
+                mac: str | None = None, plug: bool = True) -> dict:
         """Attach the container whose namespace is ``netns_path`` to a network: an address
         (``ipv4`` if given), a veth ``ethN`` in the namespace, its DNS listener on a user
-        network. Returns the Engine API's EndpointSettings."""
+        network. Returns the Engine API's EndpointSettings. ``plug=False`` only records the
+        endpoint (its address, its names, its veth's name) and leaves the veth and the DNS
+        listener to a call of ``plug``, which need not hold the document's lock (a starting
+        container's runtime goes on meanwhile); ``release`` or ``disconnect`` undoes either."""
         self.ensure_default()
         if not _valid_name(container_id):
             raise InvalidArgument("invalid container ID %r" % (container_id,))
@@ -417,10 +420,10 @@ class NetworkService:
                                     if "eth%d" % i not in taken)
             n["endpoints"][container_id] = ep
             self._save(doc)                        # recorded before it exists
+            if not plug:
+                return _settings(ep)
             try:
-                driver.join(n, ep, netns_path)
-                if self._user(n):
-                    self._dns_server().listen(container_id, netns_path)
+                self._join(n, ep, container_id)
             except BaseException:
                 driver.leave(n, ep)
                 del n["endpoints"][container_id]
@@ -432,6 +435,70 @@ class NetworkService:
                 self._save(doc)
                 raise
         return _settings(ep)
+
+    def _join(self, n: dict[str, Any], ep: dict[str, Any], container_id: str) -> None:
+        DRIVERS[n["Driver"]].join(n, ep, ep["netns"])
+        if self._user(n):
+            self._dns_server().listen(container_id, ep["netns"])
+
+    def plug(self, ref: str, container_id: str) -> None:
+        """Plug the endpoint ``connect(plug=False)`` recorded for the container: its veth and,
+        on a user network, its DNS listener, made outside the document's lock. When that
+        fails, the endpoint is undone as a failed ``connect``'s (veth, record, address) and
+        the error raised."""
+        with self._locked(write=False) as doc:
+            n = self._find(doc, ref)
+            ep = n["endpoints"].get(container_id)
+            if ep is None:
+                raise NotFound("container %s has no endpoint on network %s to plug"
+                               % (container_id, n["Name"]))
+        try:
+            self._join(n, ep, container_id)
+        except BaseException:
+            with self._locked() as doc:
+                DRIVERS[n["Driver"]].leave(n, ep)
+                now = doc["networks"].get(n["Id"])
+                if now is not None and (now["endpoints"].get(container_id) or {}).get(
+                        "EndpointID") == ep["EndpointID"]:
+                    del now["endpoints"][container_id]
+                    ipam.release(now, ep["IPAddress"])
+                    self._save(doc)
+            raise
+
+    def release(self, container_id: str) -> tuple[str, ...]:
+        """Let go of what the container's endpoints hold once its namespace goes anyway (its
+        processes are gone: an exit, a stop, a removal, a failed start): published ports and
+        their rules, addresses, DNS records and listeners, the endpoints' records, and the
+        namespace's bind mount. The veths are not deleted, which waits for RCU grace periods:
+        each host end is shut (``netlink.shut_veth``: down, off the bridge's forwarding, the
+        bridge's neighbour entry of its address gone), and the kernel deletes both ends when
+        it destroys the namespace, shortly after this returns. A namespace somebody else
+        still holds (a container that joined it) keeps its pairs, shut, until it goes; an
+        address released here is never reachable through them. Returns the IDs of the
+        networks the container left."""
+        if not _valid_name(container_id):
+            raise InvalidArgument("invalid container ID %r" % (container_id,))
+        left = []
+        with self._locked() as doc:
+            self._close_reserved(container_id)
+            ports_changed = doc["ports"].pop(container_id, None) is not None
+            for n in doc["networks"].values():
+                ep = n["endpoints"].get(container_id)
+                if ep is None:
+                    continue
+                if ep.get("host_if"):
+                    netlink.shut_veth(ep["host_if"], n["bridge"], ep["IPAddress"])
+                del n["endpoints"][container_id]
+                ipam.release(n, ep["IPAddress"])
+                left.append(n["Id"])
+            doc.get("dns", {}).pop(container_id, None)
+            if self._dns is not None:
+                self._dns.forget(container_id)
+            self.remove_sandbox(container_id)
+            self._save(doc)
+            if ports_changed:
+                self._firewall(doc)
+        return tuple(left)
 
     def disconnect(self, ref: str, container_id: str, force: bool = False) -> None:
         """Detach the container from the network: its veth, address, published ports on it and
@@ -761,10 +828,11 @@ def _hold_again(records: list[dict], report: dict[str, Any]) -> list[socket.sock
 
 def _veth_name(endpoint_id: str, taken: set[str]) -> str:
     """The host end's name: derived from the endpoint ID (so a sweep can tell ours), never one
-    another endpoint has."""
+    another endpoint has, nor one a link of the host has (a released endpoint's veth lives
+    on until the kernel has destroyed its namespace)."""
     digest = hashlib.sha256(endpoint_id.encode()).hexdigest()
     return next(name for name in ("veth" + digest[i:i + 7] for i in range(0, 57))
-                if name not in taken)
+                if name not in taken and not netlink.link_exists(name))
 
 
 def _settings(ep: dict[str, Any]) -> dict:

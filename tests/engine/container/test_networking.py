@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from support import http_get
+from support import http_get, wait_links_gone
 
 from pyrunc.engine import Engine
 from pyrunc.errors import InvalidArgument, NotFound
@@ -37,6 +37,7 @@ def net_engine(tmp_path, exec_root, host_ns, resolver):  # noqa: F811
     eng.networks.sweep([])
     eng.networks.teardown()
     eng.close()
+    wait_links_gone("veth")
     assert ns_state() == before
 
 
@@ -91,7 +92,7 @@ def test_user_network_by_name_and_alias_dns_and_isolation(net_engine, resolver):
     veths = [x for x in _links() if x.startswith("veth")]
     assert veths
     eng.containers.remove(web, force=True)
-    assert [x for x in _links() if x.startswith("veth")] == []
+    assert wait_links_gone("veth") == []
     assert eng.networks.inspect("front")["Containers"] == {}
     assert not os.path.exists(os.path.join(eng.networks.root, "netns", web))
 
@@ -133,7 +134,7 @@ def test_an_exit_nobody_watched_is_released_by_the_next_read(net_engine):
     assert [x for x in _links() if x.startswith("veth")]
     [c] = [c for c in eng.containers.list(all=True) if c["Id"] == cid]
     assert c["State"] == "exited" and c["Ports"] == []
-    assert [x for x in _links() if x.startswith("veth")] == []
+    assert wait_links_gone("veth") == []
     rules = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
     assert "--dport %d" % port not in rules
     settings = eng.containers.inspect(cid)["NetworkSettings"]
@@ -183,7 +184,7 @@ def test_bad_network_options_are_refused_and_leave_nothing(net_engine):
         eng.containers.start(cid)
     holder.close()
     assert not eng.containers.inspect(cid)["State"]["Running"]
-    assert [x for x in _links() if x.startswith("veth")] == []
+    assert wait_links_gone("veth") == []
     assert eng.networks.inspect("bridge")["Containers"] == {}
 
 
@@ -237,7 +238,7 @@ def test_everything_gone_after_sigkill_of_the_engine_process_and_rm(net_engine, 
     assert again.containers.inspect(cid)["State"]["Running"]
     assert [x for x in _links() if x.startswith("veth")]
     again.containers.remove(cid, force=True)
-    assert [x for x in _links() if x.startswith("veth")] == []
+    assert wait_links_gone("veth") == []
     rules = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
     assert "-j DNAT" not in rules
     assert again.networks.inspect("bridge")["Containers"] == {}

@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from support import http_get
+from support import http_get, wait_links_gone
 
 from pyrunc.engine import Engine
 from pyrunc.engine.network import default_bridge
@@ -92,6 +92,7 @@ def roots(tmp_path, exec_root, host_ns):
     yield r
     for eng in list(r.engines):
         r.close(eng)
+    wait_links_gone("veth")
     assert ns_state() == before
 
 
@@ -262,6 +263,7 @@ def daemons(host_ns):
     yield lambda *a, **k: started.append(Pydockerd(*a, **k)) or started[-1]
     for d in started:
         d.stop()
+    wait_links_gone("veth")
     assert ns_state() == before
 
 
