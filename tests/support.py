@@ -134,3 +134,25 @@ def http_get(port, seconds=10):
         if time.monotonic() >= deadline:
             return body
         time.sleep(0.2)
+
+
+def link_names():
+    """The link names of the calling thread's network namespace, from netlink (/sys/class/net
+    shows the namespace sysfs was mounted in, not the one a test moved its thread into)."""
+    from pyroute2 import IPRoute
+    with IPRoute() as ip:
+        return sorted(link.get_attr("IFLA_IFNAME") for link in ip.get_links())
+
+
+def wait_links_gone(prefix, timeout=5.0):
+    """Wait until the calling thread's network namespace has no link whose name starts with
+    ``prefix``, polling for up to ``timeout`` seconds: a stopped container's veths go with its
+    network namespace, which the kernel destroys asynchronously once the engine let go of it.
+    The names still there at the deadline ([] when all went)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [name for name in link_names() if name.startswith(prefix)]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.02)
