@@ -237,7 +237,10 @@ def serve(args: list[str]) -> int:
         except errors.PyruncError as e:
             for f in fds:
                 os.close(f)
-            _refuse(sock, str(e))
+            try:
+                _refuse(sock, str(e))
+            except OSError:
+                return 0
             continue
         ready_w = fds[0]
         try:
@@ -253,13 +256,19 @@ def serve(args: list[str]) -> int:
 def _spawn(sock: socket.socket, opts: dict[str, Any], ready_w: int, shim: str) -> None:
     """Fork the detached child that creates the container and becomes its shim; reap the
     intermediate process (gone at once), never the child."""
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError as e:
+        _say(ready_w, "err Unknown create server: fork: %s" % e.strerror)
+        return
     if pid == 0:
         try:
             sock.close()
             os.setsid()
             if os.fork() == 0:
                 _create_and_adopt(opts, ready_w, shim)
+        except OSError as e:
+            _say(ready_w, "err Unknown create server: %s" % e)
         finally:
             os._exit(0)
     while True:
