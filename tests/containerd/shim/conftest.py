@@ -103,8 +103,9 @@ def pytest_collection_modifyitems(config, items):
 
 
 def create_servers_of(pid):
-    """Pids of the create servers that are children of ``pid``."""
-    return [p for p in pids_by_argv(lambda argv: argv[2:3] == [b"create-server"])
+    """Pids of the create servers that are children of ``pid`` (run by the pyrunc launcher:
+    ``pyrunc create-server ...``, then ``python pyrunc-python create-server ...``)."""
+    return [p for p in pids_by_argv(lambda argv: b"create-server" in argv[1:3])
             if _ppid(p) == pid]
 
 
