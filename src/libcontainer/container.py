@@ -148,7 +148,8 @@ class Factory:
         base = {"ociVersion": spec.oci_version, "id": container_id, "bundle": bundle,
                 "annotations": dict(spec.annotations)}
         plan = specconv.to_plan(spec, bundle, container_id, cgroup_manager=manager,
-                                state_json=_hook_state(base, CREATED, 0), **plan_options)
+                                state_json=_hook_state(base, CREATED, 0),
+                                state_root=self.root, **plan_options)
         runtime_hooks = {k: [hooks.to_dict(h) for h in specconv.hooks_of(spec.hooks, k)]
                          for k in RUNTIME_HOOKS}
         resources = specconv.cgroup_resources(spec)
@@ -563,7 +564,7 @@ class Container:
         plan.env = _last_wins(plan.env)
         if spec.linux.seccomp:
             from pyrunc.libcontainer import seccomp
-            plan.seccomp = seccomp.compile(spec.linux.seccomp)
+            plan.seccomp = seccomp.compile(spec.linux.seccomp, state_root=self.factory.root)
         return plan
 
     def signal(self, sig: int, all: bool = False) -> None:

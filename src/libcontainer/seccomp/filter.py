@@ -15,6 +15,9 @@ program notifies. The rules follow runc's:
 * ``SCMP_ACT_NOTIFY`` may not be the default action nor apply to ``write``, and needs
   ``listenerPath``. SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV is kept only with a listener (the
   kernel refuses it otherwise); TSYNC with a listener adds TSYNC_ESRCH (likewise).
+
+Given the runtime's state root, ``compile`` reuses the program compiled earlier for the same
+section (``seccomp.cache``), replaying the warnings that compile printed.
 """
 from __future__ import annotations
 
@@ -40,6 +43,9 @@ FLAGS = {                         # the kernel's SECCOMP_FILTER_FLAG_* values
 FLAG_NEW_LISTENER = 1 << 3
 FLAG_TSYNC_ESRCH = 1 << 4
 FLAG_WAIT_KILLABLE = FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]
+FLAGS_WITHOUT_LISTENER = (FLAGS["SECCOMP_FILTER_FLAG_TSYNC"] | FLAGS["SECCOMP_FILTER_FLAG_LOG"]
+                          | FLAGS["SECCOMP_FILTER_FLAG_SPEC_ALLOW"])
+"""The load flags a program without a listener can have (those the cache may hold)."""
 OPERATORS = ("SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE",
              "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ")
 
@@ -51,10 +57,6 @@ class _Invalid(Exception):
         super().__init__(path, reason)
         self.path = path
         self.reason = reason
-
-
-def _warn(message, *args):
-    warn(message % args)
 
 
 def _bad(path, reason):
@@ -174,23 +176,50 @@ def version_string() -> str:
     return "%d.%d.%d" % version()
 
 
-def compile(config: dict[str, Any], section: str = SECTION,
-            source: str = "config.json") -> Seccomp | None:
+def compile(config: dict[str, Any], section: str = SECTION, source: str = "config.json", *,
+            state_root: str | None = None) -> Seccomp | None:
     """A ``plan.Seccomp`` (BPF program and load flags) for a ``linux.seccomp`` dict.
 
     Raises InvalidArgument naming the file and the JSON path for unknown actions,
     architectures, operators and flags (``config.json: linux.seccomp.syscalls[2].action:
     "SCMP_ACT_X" is not a seccomp action (...)``). Returns None for a profile runc also treats
-    as no seccomp (no default action and no syscalls).
+    as no seccomp (no default action and no syscalls). With ``state_root`` (the runtime's
+    ``--root``; ``config`` decoded JSON), the program is taken from the cache there when it
+    has it, and stored there when it is compiled (see ``seccomp.cache``).
     """
+    warnings: list[str] = []
     try:
-        return _compile(config, section)
+        if state_root is None:
+            return _compile(config, section, warnings)
+        return _cached(config, section, state_root, warnings)
     except _Invalid as e:
         where = ": ".join(p for p in (source, e.path) if p)
         raise InvalidArgument("%s: %s" % (where, e.reason)) from None
+    finally:
+        for message in warnings:
+            warn(message)
 
 
-def _compile(config, section):
+def _cached(config, section, state_root, warnings):
+    """``_compile`` through the cache under ``state_root``."""
+    from pyrunc.libcontainer.seccomp import cache
+    digest = cache.key(config, section, _native().lib)
+    if digest is not None:
+        entry = cache.load(state_root, digest, FLAGS_WITHOUT_LISTENER)
+        if entry is not None:
+            # the section compiled once as it is: listenerPath and listenerMetadata were
+            # checked then (strings or absent), and no rule notifies
+            warnings.extend(entry.warnings)
+            return Seccomp(bpf=entry.bpf, flags=entry.flags, notify=False,
+                           listener_path=config.get("listenerPath") or None,
+                           listener_metadata=config.get("listenerMetadata") or "")
+    result = _compile(config, section, warnings)
+    if digest is not None and result is not None and not result.notify:
+        cache.store(state_root, digest, result.bpf, result.flags, warnings)
+    return result
+
+
+def _compile(config, section, warnings):
     if not isinstance(config, dict):
         raise _bad(section, "must be an object")
     syscalls = config.get("syscalls") or []
@@ -233,7 +262,7 @@ def _compile(config, section):
             if rc < 0 and rc != -errno.EEXIST:
                 raise _bad("%s.architectures[%d]" % (section, i),
                            "cannot add the architecture: %s" % _strerror(-rc))
-        notify, names = _add_syscalls(c, ctx, syscalls, default, section)
+        notify, names = _add_syscalls(c, ctx, syscalls, default, section, warnings)
         size = ffi.new("unsigned char **")
         n = lib.pyrunc_seccomp_export(ctx, size)
         if n < 0:
@@ -275,8 +304,9 @@ def _list(config, key, section):
     return value
 
 
-def _add_syscalls(c, ctx, syscalls, default, section):
-    """Add every rule: (whether some rule notifies, every syscall name the profile names)."""
+def _add_syscalls(c, ctx, syscalls, default, section, warnings):
+    """Add every rule: (whether some rule notifies, every syscall name the profile names);
+    the warnings go to ``warnings``."""
     lib = c.lib
     notify = False
     every_name = []
@@ -306,7 +336,7 @@ def _add_syscalls(c, ctx, syscalls, default, section):
                 continue
             number = lib.seccomp_syscall_resolve_name(name.encode())
             if number == lib.__NR_SCMP_ERROR:
-                _warn("%s: unknown syscall %s skipped", where, _quote(name))
+                warnings.append("%s: unknown syscall %s skipped" % (where, _quote(name)))
                 continue
             notify = notify or action == lib.SCMP_ACT_NOTIFY
             for group in groups:

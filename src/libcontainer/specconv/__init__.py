@@ -49,12 +49,15 @@ def camel(snake: str) -> str:
 
 
 def to_plan(spec: Spec, bundle: str, container_id: str, *, cgroup_manager: Any = None,
-            no_pivot: bool = False, state_json: bytes = b"", no_new_keyring: bool = False) -> Plan:
+            no_pivot: bool = False, state_json: bytes = b"", no_new_keyring: bool = False,
+            state_root: str | None = None) -> Plan:
     """Convert ``spec`` (loaded from ``bundle``) into a ``Plan`` for container ``container_id``.
 
     ``cgroup_manager`` expands ``cgroup``-type mounts (its ``mount_steps``); ``state_json`` is
     the state the child gives to createContainer and startContainer hooks. The init gets a new
     session keyring named after the container, as with runc, unless ``no_new_keyring``.
+    ``state_root``: the runtime's state root, where compiled seccomp programs are cached (None:
+    ``linux.seccomp`` is compiled every time).
     """
     bundle = os.path.abspath(bundle)
     process = spec.process
@@ -104,7 +107,7 @@ def to_plan(spec: Spec, bundle: str, container_id: str, *, cgroup_manager: Any =
             setattr(plan, key, value)
     plan.sysctl = _sysctl(linux.sysctl, namespaces)
     proc.convert(plan, process, plan.rootfs)
-    _security(plan, linux)
+    _security(plan, linux, state_root)
     hooks = spec.hooks
     if hooks is not None:
         plan.create_container_hooks = hooks_of(hooks, "create_container")
@@ -377,7 +380,7 @@ def _personality(personality):
     return value
 
 
-def _security(plan, linux):
+def _security(plan, linux, state_root):
     if linux.intel_rdt:
         raise Unavailable("config.json: linux.intelRdt: Intel RDT is not supported")
     if linux.personality:
@@ -392,4 +395,4 @@ def _security(plan, linux):
             from pyrunc.libcontainer import seccomp
         except ImportError:
             raise Unavailable("config.json: linux.seccomp: seccomp support is not installed")
-        plan.seccomp = seccomp.compile(linux.seccomp)
+        plan.seccomp = seccomp.compile(linux.seccomp, state_root=state_root)
