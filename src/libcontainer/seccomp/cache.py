@@ -136,11 +136,15 @@ def load(root: str, digest: bytes, flags_mask: int) -> Entry | None:
                     and START < st.st_size <= MAX_FILE):
                 return None
             entry = parse(_read(fd, MAX_FILE), digest, flags_mask)
-            if entry is not None:
-                os.utime(fd)             # recently used: the last to be evicted
-            return entry
         except OSError:
             return None
+        else:
+            if entry is not None:
+                try:
+                    os.utime(fd)         # recently used: the last to be evicted
+                except OSError:          # (a read-only root: still a hit)
+                    pass
+            return entry
         finally:
             os.close(fd)
     finally:
@@ -183,8 +187,9 @@ def parse(data: bytes, digest: bytes, flags_mask: int) -> Entry | None:
 
 
 def encode(digest: bytes, bpf: bytes, flags: int, warnings: list[str]) -> bytes | None:
-    """The file of an entry; None when it cannot be one (too big, a warning with a newline)."""
-    if any("\n" in w for w in warnings):
+    """The file of an entry; None when it cannot be one (too big, a warning that is empty or
+    has a newline: the warnings are stored one a line)."""
+    if any(not w or "\n" in w for w in warnings):
         return None
     try:
         text = "\n".join(warnings).encode()
