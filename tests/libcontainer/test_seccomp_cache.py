@@ -458,3 +458,26 @@ def test_a_hostile_cache_state_is_never_loaded(state, run_container, pyrunc_root
     status, out, err = run_container()     # and the next create is a good hit
     assert (status, out) == (0, "Seccomp:\t2\nrc=1\n"), err
     assert "Invalid cross-device link" in err
+
+
+@in_containers
+def test_exec_gets_the_cached_program_too(make_bundle, pyrunc_bin, pyrunc_root):
+    def change(spec):
+        spec["mounts"] = [m for m in spec["mounts"] if m["type"] != "cgroup"]
+        spec["linux"]["seccomp"] = CONFIG
+    bundle = make_bundle(("sleep", "100"), mutate=change)
+    cid = unique_id("sce")
+    pyrunc = [pyrunc_bin, "--root", pyrunc_root]
+    with tempfile.TemporaryFile() as err:       # a file: the created init keeps its stderr
+        subprocess.run(pyrunc + ["create", "--bundle", bundle, cid], check=True,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                       timeout=60)
+    # the entry now holds another program (ENOTTY): exec's process gets what the cache holds
+    other = seccomp.compile(deny_mkdir(errno.ENOTTY))
+    with open(entry_path(pyrunc_root, CONFIG), "wb") as f:
+        f.write(cache.encode(digest_of(CONFIG), other.bpf, other.flags, []))
+    subprocess.run(pyrunc + ["start", cid], check=True, timeout=60)
+    r = subprocess.run(pyrunc + ["exec", cid, "sh", "-c", SCRIPT], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=60)
+    assert (r.returncode, r.stdout.decode()) == (0, "Seccomp:\t2\nrc=1\n"), r.stderr
+    assert b"Inappropriate ioctl for device" in r.stderr
