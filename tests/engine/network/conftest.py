@@ -12,6 +12,8 @@ import uuid
 
 import pytest
 
+from support import wait_links_gone
+
 from pyrunc.engine.network import NetworkService, netlink, write_container_files
 
 from engine.network.netstate import Resolver, host_state, ns_state
@@ -83,6 +85,7 @@ def svc(host_ns, resolver, tmp_path):
     MADE.update(x for x in ns_state()[1] if x not in ("lo", "uplink"))
     s.sweep([])
     s.teardown()
+    wait_links_gone("veth")             # released endpoints' pairs go with their namespaces
     assert ns_state() == before
 
 
