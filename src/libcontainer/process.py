@@ -226,6 +226,10 @@ def _build(plan, cfg, ns_fds, namespaces, exec_mode=False):
         if len(plan.seccomp.bpf) % 8:
             raise InvalidArgument("plan: seccomp: bpf length %d is not a multiple of 8"
                                   % len(plan.seccomp.bpf))
+        from pyrunc.libcontainer.seccomp.filter import BPF_MAXINSNS
+        if len(plan.seccomp.bpf) // 8 > BPF_MAXINSNS:   # (the core's sock_fprog.len is 16 bits)
+            raise InvalidArgument("plan: seccomp: %d instructions, more than the %d the kernel "
+                                  "loads" % (len(plan.seccomp.bpf) // 8, BPF_MAXINSNS))
         bpf = ffi.new("unsigned char[]", plan.seccomp.bpf)
         cfg.keep.append(bpf)
         c.seccomp_bpf = bpf

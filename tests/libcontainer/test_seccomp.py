@@ -464,3 +464,29 @@ def test_syscall_names():
     assert "socketcall" in seccomp.syscall_names("SCMP_ARCH_X86")
     with pytest.raises(errors.InvalidArgument):
         seccomp.syscall_names("SCMP_ARCH_PDP11")
+
+
+def test_a_program_longer_than_the_kernel_loads_is_a_config_error(tmp_path):
+    # per syscall a rule on three arguments, on three architectures: over 4096 instructions
+    names = seccomp.syscall_names()[:200]
+    config = profile(*[rule([n], args=[{"index": j, "value": i * 7 + j, "op": "SCMP_CMP_EQ"}
+                                       for j in range(3)]) for i, n in enumerate(names)],
+                     architectures=["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"])
+    with pytest.raises(errors.InvalidArgument) as e:
+        seccomp.compile(config, state_root=str(tmp_path))
+    assert str(e.value).startswith("config.json: linux.seccomp: the program has ")
+    assert str(e.value).endswith(" instructions, more than the 4096 the kernel loads")
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_native_core_gets_no_program_its_16_bit_length_would_cut(tmp_path):
+    """sock_fprog.len is 16 bits: 65537 instructions would load as 1. Refused before any
+    child exists."""
+    from pyrunc.libcontainer import process
+    from pyrunc.libcontainer.plan import Namespace, Plan, Seccomp
+    allow = struct.pack("=HBBI", 0x06, 0, 0, 0x7FFF0000)
+    plan = Plan(container_id="t", bundle=str(tmp_path), rootfs=str(tmp_path), args=["true"],
+                namespaces=[Namespace(0x00020000), Namespace(0x20000000)],
+                seccomp=Seccomp(bpf=allow * 65537))
+    with pytest.raises(errors.InvalidArgument, match="65537 instructions, more than the 4096"):
+        process.spawn_init(plan, exec_fifo_fd=-1)

@@ -35,6 +35,8 @@ import os
 from _json import encode_basestring_ascii, make_encoder
 from _struct import Struct
 
+from pyrunc.libcontainer.seccomp.filter import BPF_MAXINSNS
+
 try:
     from _sha2 import sha256  # type: ignore  # Python 3.12 and later
 except ImportError:
@@ -46,7 +48,6 @@ if TYPE_CHECKING:
 
 DIR_NAME = "@seccomp-cache"
 MAX_ENTRIES = 64
-BPF_MAXINSNS = 4096               # linux/bpf_common.h: the longest program the kernel loads
 INSN_SIZE = 8                     # struct sock_filter
 MAX_WARNINGS = 1 << 16
 MAGIC = b"pyrunc-seccomp\x00\x01"

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 SECTION = "linux.seccomp"
 MAX_ERRNO_RET = 0xFFFF            # SECCOMP_RET_DATA: 16 bits
+BPF_MAXINSNS = 4096               # linux/bpf_common.h: the longest program the kernel loads
 MAX_ARGS = 6
 FLAGS = {                         # the kernel's SECCOMP_FILTER_FLAG_* values
     "SECCOMP_FILTER_FLAG_TSYNC": 1 << 0,
@@ -278,6 +279,9 @@ def _compile(config, section, warnings):
         from pyrunc.libcontainer.seccomp import enosys
         tokens = list(dict.fromkeys([lib.seccomp_arch_native()] + arches))
         bpf = enosys.stub(lib, tokens, names) + bpf
+    if len(bpf) // 8 > BPF_MAXINSNS:
+        raise _bad(section, "the program has %d instructions, more than the %d the kernel "
+                   "loads" % (len(bpf) // 8, BPF_MAXINSNS))
 
     listener = config.get("listenerPath") or None
     metadata = config.get("listenerMetadata") or ""
