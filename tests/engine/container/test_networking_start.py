@@ -120,9 +120,11 @@ def test_a_quick_rerun_on_the_same_address_is_reached_and_reaches(net_engine):
     fetch = ("for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O- http://%s/ && exit 0; "
              "sleep 0.1; done; exit 1")
     for n in (1, 2):
+        # it lives until the test lets it go (touches /tmp/go), up to 60 s
         script = ("echo run-%d > /tmp/index.html && httpd -p 80 -h /tmp && "
                   "for i in 1 2 3 4 5; do wget -q -O- http://10.123.0.10/ && break; "
-                  "sleep 0.2; done; sleep %d" % (n, 3 if n == 1 else 1))
+                  "sleep 0.2; done; i=0; while [ ! -e /tmp/go ] && [ $i -lt 600 ]; do "
+                  "sleep 0.1; i=$((i+1)); done" % n)
         cid = eng.containers.create(
             {"Image": "busybox", "Cmd": ["sh", "-c", script]},
             {"NetworkMode": "quick", "AutoRemove": True},
@@ -140,6 +142,7 @@ def test_a_quick_rerun_on_the_same_address_is_reached_and_reaches(net_engine):
         if n == 2:             # the ghost's port is closed: the peer reaches the second one
             code, out = _exec(eng, peer, ["wget", "-q", "-O-", "http://10.123.0.20:8080/"])
             assert code != 0 and "ghost-page" not in out, out
+        assert _exec(eng, cid, ["touch", "/tmp/go"])[0] == 0
         assert eng.containers.wait(cid, condition="removed", timeout=60)["StatusCode"] == 0
 
 
