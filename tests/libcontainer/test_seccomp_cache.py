@@ -185,6 +185,14 @@ def test_an_unusable_root_only_means_compiling(tmp_path):
         seccomp.compile(config)
 
 
+def test_a_missing_root_is_not_made(tmp_path):
+    config = deny_mkdir(errno.EXDEV)
+    for _ in range(2):
+        assert seccomp.compile(config, state_root=str(tmp_path / "a" / "root")) == \
+            seccomp.compile(config)
+    assert os.listdir(tmp_path) == []
+
+
 def test_invalid_sections_still_fail_after_a_valid_one_is_cached(tmp_path):
     seccomp.compile(deny_mkdir(errno.EXDEV), state_root=str(tmp_path))
     bad = allow_but({"names": ["mkdir"], "action": "SCMP_ACT_NOPE"})
@@ -309,7 +317,9 @@ CONFIG = deny_mkdir(errno.EXDEV)
 
 @pytest.fixture
 def pyrunc_root(tmp_path, pyrunc_bin):
+    """A state root that exists (the cache never makes one)."""
     root = str(tmp_path / "state")
+    os.mkdir(root, 0o711)
     yield root
     if os.path.isdir(root):
         for cid in os.listdir(root):
@@ -433,7 +443,6 @@ HOSTILE = ["checksum", "truncated", "trailing", "oversized", "too-many-insns", "
 @in_containers
 @pytest.mark.parametrize("state", HOSTILE)
 def test_a_hostile_cache_state_is_never_loaded(state, run_container, pyrunc_root, tmp_path):
-    os.makedirs(pyrunc_root, 0o711)
     tmp = str(tmp_path / "outside")
     os.mkdir(tmp)
     _plant_entry(state)(pyrunc_root, tmp)

@@ -287,12 +287,10 @@ def _ours(st, kind):
 def _open_dir(root, create):
     """A descriptor of the cache directory under ``root`` if it is ours; None otherwise.
 
-    With ``create``, a missing directory is made (and ``root``, 0711, as a container's state
-    would make it), one of ours with a lax mode is set to 0700, and anything at the name
-    that is not a directory (a symlink, a file) is replaced by one."""
+    With ``create``, a missing directory is made, one of ours with a lax mode is set to 0700,
+    and anything at the name that is not a directory (a symlink, a file) is replaced by one.
+    A missing ``root`` is never made: the runtime makes it with its first container."""
     try:
-        if create:
-            os.makedirs(root, 0o711, exist_ok=True)
         rfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
         return None
