@@ -30,6 +30,36 @@ def pytest_collection_modifyitems(items: list) -> None:
             item.add_marker(pytest.mark.peer)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the selected VM tests' VMs in the background (support.BackgroundVMs): those of an
+    earlier module first, then the longest first; none where the VM cannot boot (the tests
+    skip or fail as they say)."""
+    if session.config.option.collectonly or os.geteuid() != 0 or support.vm_unavailable():
+        return
+    jobs, modules = [], {}
+    for item in session.items:
+        module = getattr(item, "module", None)
+        make = getattr(module, "vm_job", None)
+        if make is None or item.get_closest_marker("vm") is None:
+            continue
+        params = getattr(item, "callspec", None)
+        job = make(**(params.params if params else {}))
+        if job is not None:
+            cmd, timeout, usual = job
+            jobs.append((modules.setdefault(module, len(modules)), -usual, item.nodeid, cmd,
+                         timeout))
+    support.background_vms.start([job[2:] for job in sorted(jobs)])
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    support.background_vms.stop()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for name, seconds in support.background_vms.seconds:
+        terminalreporter.write_line("background VM of %s: %.0f s" % (name, seconds))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     support.current_item = item

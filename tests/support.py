@@ -50,19 +50,193 @@ def wait_for_status(runtime, cid, status, timeout=10):
 VM_RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vm", "run-v2-vm.sh")
 
 
+def vm_unavailable():
+    """Why the pure cgroup v2 VM cannot boot here (what the machine lacks, or being inside
+    it), or None."""
+    if os.environ.get("PYRUNC_VM"):
+        return "already inside the VM"
+    for tool in ("qemu-system-x86_64", "cpio", "modprobe"):
+        if not shutil.which(tool):
+            return "%s is not installed" % tool
+    if not os.path.exists("/usr/lib/qemu/virtiofsd"):
+        return "virtiofsd is not installed"
+    return None
+
+
 def need_vm():
     """Skip unless the pure cgroup v2 VM can boot here (qemu, virtiofsd; not inside it); fail
     when not root."""
     if os.geteuid() != 0:
         pytest.fail("the VM tests need root: run them with scripts/test.sh as root")
-    if os.environ.get("PYRUNC_VM"):
-        pytest.skip("already inside the VM")
-    for tool in ("qemu-system-x86_64", "cpio", "modprobe"):
-        if not shutil.which(tool):
-            pytest.skip("%s is not installed" % tool)
-    if not os.path.exists("/usr/lib/qemu/virtiofsd"):
-        pytest.skip("virtiofsd is not installed")
+    why = vm_unavailable()
+    if why:
+        pytest.skip(why)
     return VM_RUNNER
+
+
+def _session_pids(sid):
+    """The live processes of session ``sid`` (from /proc/PID/stat)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            found.append(int(entry))
+    return found
+
+
+def _end_session(sid):
+    """End every process of session ``sid``, one a VM run leads (qemu runs in a process group
+    of its own under timeout(1)): SIGTERM first, so that run-v2-vm.sh's EXIT trap removes the
+    VM's files, SIGKILL to what is left 20 s later. The caller has not reaped the leader yet,
+    so its PID, the session's id, cannot name anyone else's processes."""
+    import signal
+    import time
+    for sig, seconds in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+        for pid in _session_pids(sid):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + seconds
+        while _session_pids(sid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def _renice_session(sid, nice):
+    """Every thread of session ``sid`` to ``nice`` (nice is a thread's, not a process's)."""
+    for pid in _session_pids(sid):
+        try:
+            for tid in os.listdir("/proc/%d/task" % pid):
+                os.setpriority(os.PRIO_PROCESS, int(tid), nice)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+
+
+def run_vm(cmd, timeout, nice=False, started=None):
+    """Run a run-v2-vm.sh command line in a session of its own (under ``nice -n 19`` if
+    ``nice``): its CompletedProcess (text), or TimeoutExpired after ``timeout`` seconds. However
+    it ends (a timeout, an interrupt), no process of the run is left. ``started(pid)`` is
+    called once the run's leader is started."""
+    import subprocess
+    argv = (["nice", "-n", "19"] if nice else []) + list(cmd)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        if started is not None:
+            started(proc.pid)
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException:
+        _end_session(proc.pid)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+class BackgroundVMs:
+    """The selected VM tests' runs, started at collection's end (tests/conftest.py) one after
+    another in a thread, niced, so that software emulation uses the CPU the host tests leave
+    idle; each VM test then takes its result (``take``), and while one waits for it (the host
+    tests are stopped then), the VMs run at nice 0. A VM test module provides
+    ``vm_job(**params) -> (cmd, timeout, usual seconds) or None`` (None: the test skips)."""
+
+    def __init__(self):
+        import threading
+        self._cond = threading.Condition()
+        self._queue = []            # [(tuple(cmd), timeout)] in the order they run
+        self._results = {}          # tuple(cmd) -> CompletedProcess or TimeoutExpired
+        self._taken = set()
+        self._names = {}            # tuple(cmd) -> the name it is reported under
+        self.seconds = []           # [(name, seconds)] of the runs that ended, in order
+        self._running = None        # the session id of the run under way
+        self._stopping = False
+        self._waiting = False       # a test waits: the runs are not niced
+        self._thread = None
+
+    def start(self, jobs):
+        """Run ``jobs`` ([(name, cmd, timeout)]) in this order in the background."""
+        import threading
+        if not jobs:
+            return
+        self._names = {tuple(cmd): name for name, cmd, timeout in jobs}
+        self._queue = [(tuple(cmd), timeout) for name, cmd, timeout in jobs]
+        self._thread = threading.Thread(target=self._run, name="background VMs", daemon=True)
+        self._thread.start()
+
+    def _started(self, sid):
+        with self._cond:
+            self._running = sid
+            if self._waiting:
+                _renice_session(sid, 0)
+            stopping = self._stopping
+        if stopping:
+            _end_session(sid)          # stop() came between the start and this call
+
+    def _run(self):
+        import time
+        for cmd, timeout in self._queue:
+            with self._cond:
+                if self._stopping:
+                    return
+            began = time.monotonic()
+            try:
+                result = run_vm(cmd, timeout, nice=True, started=self._started)
+            except Exception as e:      # TimeoutExpired
+                result = e
+            with self._cond:
+                self.seconds.append((self._names[cmd], time.monotonic() - began))
+                self._running = None
+                self._results[cmd] = result
+                self._cond.notify_all()
+
+    def take(self, cmd, timeout):
+        """The background run of ``cmd`` as run_vm(cmd, timeout) would give it, once the runs
+        before it (each bounded by its own timeout) and it have ended; run_vm(cmd, timeout)
+        now if none was queued or its result was taken."""
+        import subprocess
+        key = tuple(cmd)
+        keys = [c for c, t in self._queue]
+        if key not in keys or key in self._taken:
+            return run_vm(cmd, timeout)
+        bound = sum(t for c, t in self._queue[:keys.index(key) + 1]) + 60
+        with self._cond:
+            self._waiting = True
+            if self._running is not None:
+                _renice_session(self._running, 0)
+            ended = self._cond.wait_for(lambda: key in self._results, bound)
+            self._waiting = False
+            if self._running is not None:
+                _renice_session(self._running, 19)
+            if not ended:
+                pytest.fail("the background VM run did not end within %d s: %s"
+                            % (bound, " ".join(cmd)))
+            self._taken.add(key)
+            result = self._results.pop(key)
+        if isinstance(result, subprocess.TimeoutExpired):
+            raise result
+        return result
+
+    def stop(self):
+        """End the run under way, if any, start no more, and wait for the thread."""
+        if self._thread is None:
+            return
+        with self._cond:
+            self._stopping = True
+            sid = self._running
+        if sid is not None:
+            _end_session(sid)
+        self._thread.join(60)
+        if self._thread.is_alive():
+            raise RuntimeError("the background VM thread did not end")
+        self._thread = None
+
+
+background_vms = BackgroundVMs()
 
 
 def go_json_text(data: bytes) -> str:
