@@ -43,20 +43,28 @@ def _in_threads(*fns):
     return results
 
 
-def test_rm_waiters_get_the_exit_code_under_races(engine, engine_root, exec_root, leftovers):
+def test_rm_waiters_get_the_exit_code_under_races(engine, engine_root, exec_root, leftovers,
+                                                  tmp_path):
     """Waiters of every condition, on this Engine and on another one over the same root (as
     another process), while readers collect the exit and remove the container: each gets the
-    code the shell exited with, every round."""
+    code the shell exited with, every round. The shell exits once the waiters are about to
+    wait (a file in a bind mount), as the CLI's wait comes before the exit."""
     other = Engine(engine_root, exec_root=exec_root)
     for n in range(ROUNDS):
         code = 3 + n % 5
-        cid = engine.containers.create({"Image": "busybox", "Cmd": ["sh", "-c", "exit %d" % code]},
-                                       {"AutoRemove": True})["Id"]
+        go = tmp_path / ("go%d" % n)
+        go.mkdir()
+        cid = engine.containers.create(
+            {"Image": "busybox",
+             "Cmd": ["sh", "-c", "until [ -e /go/now ]; do sleep 0.01; done; exit %d" % code]},
+            {"AutoRemove": True, "Binds": ["%s:/go" % go]})["Id"]
         started = threading.Event()
+        waiting = threading.Barrier(5)      # the four waiters and this thread
 
         def waiter(svc, condition):
             def fn():
                 started.wait(10)
+                waiting.wait(10)
                 return svc.wait(cid, condition=condition, timeout=30)["StatusCode"]
             return fn
 
@@ -81,6 +89,8 @@ def test_rm_waiters_get_the_exit_code_under_races(engine, engine_root, exec_root
         t.start()
         engine.containers.start(cid)
         started.set()
+        waiting.wait(10)
+        (go / "now").touch()
         t.join(90)
         assert results[:4] == [code] * 4, "round %d: %r" % (n, results)
         assert results[4:] == ["gone", "gone"], results
