@@ -118,7 +118,10 @@ def apply_changes(config: dict[Any, Any], changes: Any) -> Any:
             ins = parse_instruction(line)
         except ParseError as e:
             raise InvalidArgument(e.reason) from None
-        if not ins.args and not ins.json:
+        # docker counts the words before it reads the flags: "CMD --" has one (an empty
+        # shell form), "CMD" none
+        if not ins.args and not ins.json and not (cmd in ("CMD", "ENTRYPOINT")
+                                                  and len(line.split()) > 1):
             raise InvalidArgument("%s requires at least one argument" % cmd)
         env = dict(e.split("=", 1) if "=" in e else (e, "") for e in config.get("Env") or [])
 
@@ -126,10 +129,13 @@ def apply_changes(config: dict[Any, Any], changes: Any) -> Any:
             return expand(w, env)
 
         if cmd in ("CMD", "ENTRYPOINT"):
-            value = ins.args if ins.json else ["/bin/sh", "-c", ins.args[0]]
-            # docker: an empty exec-form ENTRYPOINT is no entrypoint, an empty CMD stays []
-            config["Cmd" if cmd == "CMD" else "Entrypoint"] = (
-                value if value or cmd == "CMD" else None)
+            value = ins.args if ins.json else ["/bin/sh", "-c"] + ins.args[:1]
+            # docker: an empty exec-form ENTRYPOINT is no entrypoint, an empty CMD stays [];
+            # an empty shell form ("--" alone) is no entrypoint, and a CMD of the shell alone
+            if cmd == "CMD":
+                config["Cmd"] = value
+            else:
+                config["Entrypoint"] = value if value and (ins.json or ins.args) else None
         elif cmd == "ENV":
             pairs = [(word(k), word(v)) for k, v in zip(ins.args[::2], ins.args[1::2])]
             env_list = [e for e in config.get("Env") or []]

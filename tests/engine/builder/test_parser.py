@@ -243,6 +243,17 @@ def test_commit_changes_as_dockerd(dockerd):
     for key in ("Env", "Labels", "WorkingDir", "User", "StopSignal", "Volumes", "ExposedPorts",
                 "Cmd", "OnBuild"):
         assert ours.get(key) == theirs.get(key), key
+    # one commit each: "--" ends the flags, leaving an empty shell form
+    for change in ("CMD --", "ENTRYPOINT --", "CMD -- --", "ENTRYPOINT -- x"):
+        cid = dockerd.docker("create", "busybox", "true").stdout.strip()
+        try:
+            r = dockerd.docker("commit", "--change", change, cid, "changed:2", check=False)
+            assert r.returncode == 0, r.stderr
+            theirs = json.loads(dockerd.docker("inspect", "changed:2").stdout)[0]["Config"]
+        finally:
+            dockerd.docker("rm", "-f", cid, check=False)
+        key = "Cmd" if change.startswith("CMD") else "Entrypoint"
+        assert apply_changes(dict(base), [change]).get(key) == theirs.get(key), change
 
 
 # -- how each instruction's arguments are split ----------------------------------------------

@@ -26,7 +26,9 @@ def test_env_and_label_pairs_round_trip(pairs):
 def test_cmd_json_and_shell_forms(args):
     import json
     assert apply_changes({}, ["CMD " + json.dumps(args)])["Cmd"] == args
-    if not args[0].startswith("["):     # "[ ]" would be an (empty) exec form, as in docker
+    # "[ ]" would be an (empty) exec form, and leading "--" words are the instruction's flags
+    # (docker's "Unknown flag: ..."; tested below), as in docker
+    if not args[0].startswith(("[", "--")):
         assert apply_changes({}, ["ENTRYPOINT " + " ".join(args)])["Entrypoint"] == \
             ["/bin/sh", "-c", " ".join(args)]
 
@@ -35,6 +37,7 @@ def test_cmd_json_and_shell_forms(args):
     ("FROM scratch", "FROM is not a valid change command"),
     ("RUN true", "RUN is not a valid change command"),
     ("ENV", "ENV requires at least one argument"),
+    ("ENTRYPOINT --0", "Unknown flag: 0"),
     ("ENV =x", "ENV names can not be blank"),
     ("LABEL onlykey", "LABEL must have two arguments"),
     ("EXPOSE http", "invalid containerPort: http"),
