@@ -140,100 +140,119 @@ def run_vm(cmd, timeout, nice=False, started=None):
 
 class BackgroundVMs:
     """The selected VM tests' runs, started at collection's end (tests/conftest.py) one after
-    another in a thread, niced, so that software emulation uses the CPU the host tests leave
-    idle; each VM test then takes its result (``take``), and while one waits for it (the host
-    tests are stopped then), the VMs run at nice 0. A VM test module provides
-    ``vm_job(**params) -> (cmd, timeout, usual seconds) or None`` (None: the test skips)."""
+    another, niced, so that software emulation uses the CPU the host tests leave idle; each VM
+    test then takes its result (``take``), and while one waits for it (the host tests are
+    stopped then), the VMs run at nice 0. The runs are made by a process of their own
+    (tests/vm/runner.py): the test process opens no descriptor and starts no child under a test
+    that counts them. A VM test module provides ``vm_job(**params) -> (cmd, timeout, usual
+    seconds) or None`` (None: the test skips)."""
 
     def __init__(self):
-        import threading
-        self._cond = threading.Condition()
-        self._queue = []            # [(tuple(cmd), timeout)] in the order they run
-        self._results = {}          # tuple(cmd) -> CompletedProcess or TimeoutExpired
+        self._queue = []            # [(tuple(cmd), timeout, name)] in the order they run
         self._taken = set()
-        self._names = {}            # tuple(cmd) -> the name it is reported under
-        self.seconds = []           # [(name, seconds)] of the runs that ended, in order
-        self._running = None        # the session id of the run under way
-        self._stopping = False
-        self._waiting = False       # a test waits: the runs are not niced
-        self._thread = None
+        self._dir = None            # the runner's files
+        self._runner = None
+        self._ended = None          # seconds, kept once stopped
 
     def start(self, jobs):
         """Run ``jobs`` ([(name, cmd, timeout)]) in this order in the background."""
-        import threading
+        import json
+        import subprocess
+        import sys
+        import tempfile
         if not jobs:
             return
-        self._names = {tuple(cmd): name for name, cmd, timeout in jobs}
-        self._queue = [(tuple(cmd), timeout) for name, cmd, timeout in jobs]
-        self._thread = threading.Thread(target=self._run, name="background VMs", daemon=True)
-        self._thread.start()
+        self._queue = [(tuple(cmd), timeout, name) for name, cmd, timeout in jobs]
+        self._dir = tempfile.mkdtemp(prefix="pyrunc-background-vms-")
+        jobs_path = os.path.join(self._dir, "jobs.json")
+        with open(jobs_path, "w") as f:
+            json.dump([[name, list(cmd), timeout] for cmd, timeout, name in self._queue], f)
+        with open(os.path.join(self._dir, "runner.log"), "wb") as log:
+            self._runner = subprocess.Popen(
+                [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vm",
+                                              "runner.py"), jobs_path, self._dir],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
 
-    def _started(self, sid):
-        with self._cond:
-            self._running = sid
-            if self._waiting:
-                _renice_session(sid, 0)
-            stopping = self._stopping
-        if stopping:
-            _end_session(sid)          # stop() came between the start and this call
+    @property
+    def _running(self):
+        """The session id of the run under way, None between runs."""
+        try:
+            with open(os.path.join(self._dir, "running")) as f:
+                return int(f.read())
+        except (TypeError, FileNotFoundError, ValueError):
+            return None
 
-    def _run(self):
-        import time
-        for cmd, timeout in self._queue:
-            with self._cond:
-                if self._stopping:
-                    return
-            began = time.monotonic()
-            try:
-                result = run_vm(cmd, timeout, nice=True, started=self._started)
-            except Exception as e:      # TimeoutExpired
-                result = e
-            with self._cond:
-                self.seconds.append((self._names[cmd], time.monotonic() - began))
-                self._running = None
-                self._results[cmd] = result
-                self._cond.notify_all()
+    def _result(self, index):
+        import json
+        try:
+            with open(os.path.join(self._dir, "%d.json" % index)) as f:
+                return json.load(f)
+        except (TypeError, FileNotFoundError):
+            return None
+
+    @property
+    def seconds(self):
+        """[(name, seconds)] of the runs that ended, in order."""
+        if self._ended is not None:
+            return self._ended
+        out = []
+        for i, (cmd, timeout, name) in enumerate(self._queue):
+            result = self._result(i)
+            if result is None:
+                break
+            out.append((name, result["seconds"]))
+        return out
 
     def take(self, cmd, timeout):
         """The background run of ``cmd`` as run_vm(cmd, timeout) would give it, once the runs
         before it (each bounded by its own timeout) and it have ended; run_vm(cmd, timeout)
         now if none was queued or its result was taken."""
         import subprocess
+        import time
         key = tuple(cmd)
-        keys = [c for c, t in self._queue]
+        keys = [c for c, t, n in self._queue]
         if key not in keys or key in self._taken:
             return run_vm(cmd, timeout)
-        bound = sum(t for c, t in self._queue[:keys.index(key) + 1]) + 60
-        with self._cond:
-            self._waiting = True
-            if self._running is not None:
-                _renice_session(self._running, 0)
-            ended = self._cond.wait_for(lambda: key in self._results, bound)
-            self._waiting = False
-            if self._running is not None:
-                _renice_session(self._running, 19)
-            if not ended:
-                pytest.fail("the background VM run did not end within %d s: %s"
-                            % (bound, " ".join(cmd)))
-            self._taken.add(key)
-            result = self._results.pop(key)
-        if isinstance(result, subprocess.TimeoutExpired):
-            raise result
-        return result
+        index = keys.index(key)
+        deadline = time.monotonic() + sum(t for c, t, n in self._queue[:index + 1]) + 60
+        result = None
+        try:
+            while result is None:
+                sid = self._running
+                if sid is not None:
+                    _renice_session(sid, 0)
+                result = self._result(index)
+                if result is None:
+                    if time.monotonic() > deadline or self._runner.poll() is not None:
+                        pytest.fail("the background VM run did not end (runner %s): %s"
+                                    % (self._runner.poll(), " ".join(cmd)))
+                    time.sleep(0.2)
+        finally:
+            sid = self._running
+            if sid is not None:
+                _renice_session(sid, 19)
+        self._taken.add(key)
+        if "timed_out" in result:
+            raise subprocess.TimeoutExpired(list(cmd), result["timed_out"], result["stdout"],
+                                            result["stderr"])
+        return subprocess.CompletedProcess(list(cmd), result["returncode"], result["stdout"],
+                                           result["stderr"])
 
     def stop(self):
-        """End the run under way, if any, start no more, and wait for the thread."""
-        if self._thread is None:
+        """End the run under way, if any, and the runner (start no more)."""
+        import shutil
+        import signal
+        if self._runner is None:
             return
-        with self._cond:
-            self._stopping = True
-            sid = self._running
-        if sid is not None:
-            _end_session(sid)
-        self._thread.join(60)
-        if self._thread.is_alive():
-            raise RuntimeError("the background VM thread did not end")
-        self._thread = None
+        if self._runner.poll() is None:
+            self._runner.send_signal(signal.SIGTERM)
+        try:
+            self._runner.wait(60)
+        except Exception:
+            raise RuntimeError("the background VM runner did not end")
+        self._runner = None
+        self._ended = self.seconds
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 background_vms = BackgroundVMs()
