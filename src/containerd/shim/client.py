@@ -251,7 +251,12 @@ class Attachment:
             self.sock.sendall(piece)
 
     def close_stdin(self) -> None:
-        self.sock.sendall(struct.pack(">BxxxI", STDIN, 0))
+        """Close the process's stdin; nothing to do once the shim ended the attachment (the
+        process exited: what it wrote can still be read)."""
+        try:
+            self.sock.sendall(struct.pack(">BxxxI", STDIN, 0))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def read_all(self, timeout: float | None = None) -> tuple[Any, ...]:
         """Collect everything until the exit frame: ({stream: bytes}, exit status or None)."""

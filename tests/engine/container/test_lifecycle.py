@@ -405,6 +405,12 @@ def test_tty_and_stdin(engine, runtime):
     cid = cs.create({"Image": "busybox", "Cmd": ["sh", "-c", "tty; read line; echo got $line"],
                      "Tty": True, "OpenStdin": True}, {"Runtime": runtime})["Id"]
     cs.start(cid)
+    # the input goes once tty has written (its line is in the log): the terminal echoes the
+    # input at once, ahead of any output the process has yet to write
+    deadline = time.monotonic() + 20
+    while b"/dev/pts/" not in b"".join(m.line for m in cs.logs(cid)):
+        assert time.monotonic() < deadline, "tty wrote nothing in 20 s"
+        time.sleep(0.02)
     with cs.attach(cid) as attachment:
         attachment.write(b"hello\n")
         out = b""
