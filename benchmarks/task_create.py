@@ -16,22 +16,12 @@ import statistics
 import tempfile
 import time
 
+from shim_memory import memory_of
 from side_by_side import arguments, pause, report
 
 from pyrunc.containerd.tasks import TaskManager
 from pyrunc.errors import PyruncError
 from pyrunc.engine import busybox
-
-
-def memory_of(pid):
-    """(RSS, PSS) in KiB from smaps_rollup."""
-    values = {}
-    with open("/proc/%d/smaps_rollup" % pid) as f:
-        for line in f:
-            parts = line.split()
-            if parts[0] in ("Rss:", "Pss:"):
-                values[parts[0][:-1]] = int(parts[1])
-    return values["Rss"], values["Pss"]
 
 
 def round_trip(manager, bundle, cid):

@@ -278,6 +278,17 @@ def go_json_text(data: bytes) -> str:
     return "".join(out)
 
 
+def exe_mount_id(pid):
+    """The mount id of ``pid``'s executable, as the kernel reports it for an open file (a
+    clone of the interpreter's mount has an id of its own)."""
+    fd = os.open("/proc/%d/exe" % pid, os.O_RDONLY)
+    try:
+        with open("/proc/self/fdinfo/%d" % fd) as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("mnt_id:"))
+    finally:
+        os.close(fd)
+
+
 def child_pids():
     """The PIDs of this process's children (zombies too), from every thread's
     /proc/self/task/TID/children: a test compares the set before and after it, so children of

@@ -31,7 +31,7 @@ from pyrunc.containerd.runtime.spec import DEFAULT_CAPS
 from pyrunc.containerd.shim.client import start_shim
 from pyrunc.containerd.shim.warm import CreateServer
 from pyrunc.libcontainer.capabilities import CAPABILITIES
-from support import need, unique_id
+from support import exe_mount_id, need, unique_id
 
 from .conftest import Runtime
 
@@ -329,15 +329,6 @@ def test_exec_create_start_do_not_expose_the_interpreter(tmp_path, private_mount
     finally:
         rt.cleanup()
 
-
-def exe_mount_id(pid):
-    """The mount id of ``pid``'s executable (its clone of the interpreter's mount)."""
-    fd = os.open("/proc/%d/exe" % pid, os.O_RDONLY)
-    try:
-        with open("/proc/self/fdinfo/%d" % fd) as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("mnt_id:"))
-    finally:
-        os.close(fd)
 
 
 def test_the_warm_create_path_does_not_expose_the_interpreter(tmp_path, private_mount_ns,

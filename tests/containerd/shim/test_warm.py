@@ -20,9 +20,10 @@ from pyrunc.containerd.shim.client import shim_binary
 from pyrunc.containerd.shim.warm import CreateServer, own_pyrunc
 from pyrunc.containerd.tasks import CREATED, TaskManager
 
+from support import exe_mount_id
+
 from .conftest import check_manager_closed, cleanup_root, create_servers_of, new_id
 from .test_restart import DRIVER, wait_for
-
 
 
 def warm(test):
@@ -30,15 +31,6 @@ def warm(test):
     test = pytest.mark.parametrize("runtime", ["pyrunc"], indirect=True)(test)
     return pytest.mark.parametrize("create_path", ["warm"], indirect=True)(test)
 
-
-def exe_mount_id(pid):
-    """The mount id of ``pid``'s executable, as the kernel reports it for an open file."""
-    fd = os.open("/proc/%d/exe" % pid, os.O_RDONLY)
-    try:
-        with open("/proc/self/fdinfo/%d" % fd) as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("mnt_id:"))
-    finally:
-        os.close(fd)
 
 
 def descriptors(pid, task):
