@@ -44,12 +44,15 @@ class Resolver:
             except OSError:
                 return
             pos, labels = 12, []
-            while data[pos]:
-                labels.append(data[pos + 1:pos + 1 + data[pos]].decode())
-                pos += 1 + data[pos]
+            try:
+                while data[pos]:
+                    labels.append(data[pos + 1:pos + 1 + data[pos]].decode())
+                    pos += 1 + data[pos]
+                qtype = struct.unpack("!H", data[pos + 1:pos + 3])[0]
+            except (IndexError, UnicodeDecodeError, struct.error):
+                continue        # not a query (a hostile test's datagram passed on): no answer
             name = ".".join(labels).lower()
             self.names.append(name)
-            qtype = struct.unpack("!H", data[pos + 1:pos + 3])[0]
             hit = name == "outside.test" and qtype == 1
             head = struct.pack("!6H", struct.unpack("!H", data[:2])[0],
                                0x8180 if hit else 0x8183, 1, int(hit), 0, 0)
