@@ -10,11 +10,12 @@ the daemon starts (the loopback mirror is in the machine's namespace, out of rea
 import json
 import os
 import socket
-import time
 
 import pytest
 
 from pyrunc.engine import Engine
+
+from support import http_get
 
 from .conftest import DOCKER_CLIS
 
@@ -31,21 +32,6 @@ def netd(host_ns, start_daemon, tmp_path):  # noqa: F811
     # the fixture gives each daemon a bridge of its own; the rules are wanted here (they
     # live in the test's namespace)
     return start_daemon(tmp, "--iptables=true", with_mirror=False)
-
-
-def _fetch(port, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
-                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-                data = s.makefile("rb").read()
-            if data:
-                return data
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.2)
 
 
 def test_docker_network_commands(netd):
@@ -134,7 +120,7 @@ def test_docker_run_publish_and_port(netd):
                    "echo published > /tmp/index.html && exec httpd -f -p 80 -h /tmp"
                    ).stdout.strip()
     assert d.docker("port", cid).stdout.strip() == "80/tcp -> 127.0.0.1:8080"
-    assert b"published" in _fetch(8080)
+    assert b"published" in http_get(8080)
     ps = d.docker("ps", "--format", "{{.Ports}}").stdout.strip()
     assert ps == "127.0.0.1:8080->80/tcp", ps
     r = d.docker("run", "-d", "-p", "127.0.0.1:8080:80", "busybox", "sleep", "30", check=False)
@@ -143,7 +129,7 @@ def test_docker_run_publish_and_port(netd):
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", 8080), timeout=2).close()
     d.docker("start", cid)
-    assert b"published" in _fetch(8080)
+    assert b"published" in http_get(8080)
     d.docker("rm", "-f", cid)
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", 8080), timeout=2).close()
