@@ -101,6 +101,12 @@ class SystemdManager(V2Manager):
         state.update(slice=self.slice, unit=self.unit)
         return state
 
+    def join(self) -> None:
+        """None: the scope is a unit that only systemd makes, and a scope starts with its first
+        pid, so the first child is placed by ``apply`` (a directory made here would be one
+        systemd does not know, in a slice it owns)."""
+        return None
+
     def _connect(self):
         from pyrunc.libcontainer.cgroups.dbus import Connection
         _require_systemd()

@@ -54,3 +54,74 @@ def test_container_sees_its_cgroup_and_limits(private_mount_ns, make_bundle, pyr
     inside = lines[2:-1]
     assert all(p == "/" for p in inside) if cgroupns else all(p.endswith(path) for p in inside)
     assert inside and lines[-1] == "read-only"
+
+
+def _cgroup_lines(pid):
+    with open("/proc/%d/cgroup" % pid) as f:
+        return [line.split(":", 2)[2] for line in f.read().splitlines()
+                if line.startswith("0::") or ":memory:" in line]
+
+
+def _ended(pid):
+    """Gone, or a zombie its new parent has not reaped yet."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _unit(unit):
+    """What systemd (not pyrunc) says of a unit: {"ActiveState": ..., "ControlGroup": ...}."""
+    out = subprocess.run(["systemctl", "show", "-p", "ActiveState", "-p", "ControlGroup", unit],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def test_a_created_container_is_in_its_cgroup_until_deleted(private_mount_ns, make_bundle,
+                                                            pyrunc_bin, tmp_path, driver):
+    """The init of a created container is in the cgroup its config names, as the kernel reports
+    it; with --systemd-cgroup that cgroup is a scope systemd itself runs (a directory made
+    behind systemd's back would pass the kernel's check only). Delete takes both away."""
+    name = "place-" + uuid.uuid4().hex[:8]
+    if driver == "systemd":
+        path, flags = "system.slice:pyrunc-test:" + name, ["--systemd-cgroup"]
+        unit = "pyrunc-test-%s.scope" % name
+        expected = "/system.slice/" + unit
+    else:
+        path, flags, unit = "/pyrunc-cgroup-tests/" + name, [], None
+        expected = path
+
+    def mutate(spec):
+        spec["linux"]["cgroupsPath"] = path
+
+    bundle = make_bundle(["sleep", "60"], mutate=mutate)
+    cmd = [pyrunc_bin, "--root", str(tmp_path / "state")] + flags
+    with open(tmp_path / "create.err", "w+") as err:     # the init keeps create's stdio
+        r = subprocess.run(cmd + ["create", "--bundle", bundle, "--pid-file",
+                                  str(tmp_path / "pid"), name],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                           timeout=60)
+        err.seek(0)
+        assert r.returncode == 0, err.read()
+    try:
+        pid = int((tmp_path / "pid").read_text())
+        inside = _cgroup_lines(pid)
+        assert inside and all(p.endswith(expected) for p in inside), inside
+        if unit:
+            state = _unit(unit)
+            assert state == {"ActiveState": "active", "ControlGroup": expected}, state
+    finally:
+        d = subprocess.run(cmd + ["delete", "--force", name], capture_output=True, text=True,
+                           timeout=60)
+    assert d.returncode == 0, d.stderr
+    assert _ended(pid)
+    if unit:
+        assert _unit(unit)["ActiveState"] != "active"
+    else:
+        for directory in set(cgroups.new_manager(path, name).paths().values()):
+            assert not os.path.exists(directory)
+            try:
+                os.rmdir(os.path.dirname(directory))
+            except OSError:
+                pass
