@@ -134,7 +134,9 @@ def test_task_event_log_follower_across_rotations(tmp_path):
                                str(TOTAL // WRITERS)]) for who in "abcd"[:WRITERS]]
     seen = []
     try:
-        for _, e in log.read(since=first, follow=True, timeout=5, poll_interval=0.005):
+        # 60 s without an event ends the follow: the writers are new interpreters, which a
+        # loaded machine starts slowly (5 s was once too short in a full run)
+        for _, e in log.read(since=first, follow=True, timeout=60, poll_interval=0.005):
             seen.append((e["id"], e["i"]))
             if len(seen) == TOTAL:
                 break
