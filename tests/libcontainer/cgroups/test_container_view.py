@@ -97,14 +97,15 @@ def test_a_created_container_is_in_its_cgroup_until_deleted(private_mount_ns, ma
 
     bundle = make_bundle(["sleep", "60"], mutate=mutate)
     cmd = [pyrunc_bin, "--root", str(tmp_path / "state")] + flags
-    with open(tmp_path / "create.err", "w+") as err:     # the init keeps create's stdio
-        r = subprocess.run(cmd + ["create", "--bundle", bundle, "--pid-file",
-                                  str(tmp_path / "pid"), name],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                           timeout=60)
-        err.seek(0)
-        assert r.returncode == 0, err.read()
+    pid = None
     try:
+        with open(tmp_path / "create.err", "w+") as err:     # the init keeps create's stdio
+            r = subprocess.run(cmd + ["create", "--bundle", bundle, "--pid-file",
+                                      str(tmp_path / "pid"), name],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=err, timeout=60)
+            err.seek(0)
+            assert r.returncode == 0, err.read()
         pid = int((tmp_path / "pid").read_text())
         inside = _cgroup_lines(pid)
         assert inside and all(p.endswith(expected) for p in inside), inside
