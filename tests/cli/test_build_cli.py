@@ -443,35 +443,112 @@ def test_against_pydockerd(pyd, tmp_path):
 @needs_docker28
 def test_pydockerd_prints_what_dockerd_prints(pyd, debian_dockerd, tmp_path):
     """The same build by pydocker on pydockerd and on Debian's dockerd: the same lines (IDs
-    masked), the same image config where the two builders must agree."""
+    masked), cold and from the cache, and the same image config where the two builders must
+    agree. The classic builder commits each metadata step (ARG, ENV, WORKDIR, EXPOSE, LABEL,
+    ...) through a container it creates and removes, and says so as for RUN; COPY has none."""
     ctx = tmp_path / "same"
     make_tree(str(ctx), {
-        "Dockerfile": "FROM busybox\nENV APP_HOME=/app\nWORKDIR /app\nCOPY . /app/\n"
-                      "RUN echo built > built.txt\nEXPOSE 8080\nLABEL team=b3\n"
-                      "CMD [\"cat\", \"/app/built.txt\"]\n",
+        "Dockerfile": "FROM busybox\nARG V=1\nENV APP_HOME=/app\nWORKDIR /app\nCOPY . /app/\n"
+                      "RUN echo built > built.txt\nEXPOSE 8080\nLABEL team=b3\nVOLUME /data\n"
+                      "STOPSIGNAL SIGINT\nSHELL [\"/bin/sh\", \"-c\"]\nONBUILD RUN echo ob\n"
+                      "MAINTAINER b3\nUSER nobody\nHEALTHCHECK NONE\nENTRYPOINT [\"cat\"]\n"
+                      "CMD [\"/app/built.txt\"]\n",
         "a.txt": "a\n", "sub/b.txt": "b\n"})
-    outs, configs = [], []
+    outs, warm, configs = [], [], []
     for t in (pyd, debian_dockerd):
         r = t.pydocker("build", "--no-cache", "-t", "same:1", str(ctx))
         assert r.code == 0, r
         outs.append(_masked(r.out).splitlines())
+        r = t.pydocker("build", "-t", "same:2", str(ctx))
+        assert r.code == 0, r
+        warm.append(_masked(r.out).splitlines())
         doc = json.loads(t.pydocker("image", "inspect", "same:1").out)[0]["Config"]
         configs.append({k: doc.get(k) for k in ("Cmd", "Env", "WorkingDir", "ExposedPorts",
-                                                 "Labels", "Entrypoint")})
+                                                 "Labels", "Entrypoint", "User", "Volumes",
+                                                 "StopSignal", "Shell", "OnBuild")})
         r = t.pydocker("run", "--rm", "same:1")
         assert r.code == 0 and r.out == "built\n", r
-    # dockerd's classic builder also commits each metadata step (ENV, WORKDIR, EXPOSE, LABEL,
-    # CMD) through a container it creates and removes, and says so; pydockerd's builder writes
-    # those images without a container: those two lines aside, the output is the same
-    def steps(lines):
-        return [line for line in lines if not line.startswith((" ---> Running in ",
-                                                               "Removing intermediate "))]
-    assert steps(outs[0]) == steps(outs[1])
-    runs = [[i for i, line in enumerate(o) if line.startswith(" ---> Running in ")]
-            for o in outs]
-    assert len(runs[0]) == 1 and outs[0][runs[0][0] - 1] == "Step 5/8 : RUN echo built > " \
-        "built.txt"
+    assert outs[0] == outs[1]
+    assert outs[1].count(" ---> Running in <id>") == 15
+    assert warm[0] == warm[1]
+    assert warm[1].count(" ---> Using cache") == 16
     assert configs[0] == configs[1]
+
+
+def _get_json(t, path):
+    """The JSON answer of GET ``path`` on ``t``'s daemon (a unix socket)."""
+    import http.client
+
+    class Conn(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.settimeout(30)
+            self.sock.connect(t.host.removeprefix("unix://"))
+
+    c = Conn("localhost")
+    try:
+        c.request("GET", path)
+        return json.loads(c.getresponse().read())
+    finally:
+        c.close()
+
+
+def _df_rows(text):
+    """``docker system df`` (-v)'s lines split into columns, IDs masked."""
+    return [re.split(r"\s{2,}", line.strip()) for line in _masked(text).splitlines()]
+
+
+@pytest.fixture
+def bare_dockerd(tmp_path_factory):
+    """Debian's dockerd with the built-in busybox alone, as ``pyd`` has it (in a directory of
+    a short name: containerd's sockets go under it)."""
+    from dockerd_peer import DOCKERD, Dockerd
+    if not os.path.exists(DOCKERD):
+        pytest.skip("Debian's dockerd (%s, package docker.io) is not installed" % DOCKERD)
+    work = tmp_path_factory.mktemp("dd")
+    with Dockerd(str(work)) as d:
+        d.load_builtin("busybox")
+        yield Target(d.host, str(work / "client"))
+
+
+@needs_docker28
+def test_system_df_counts_images_as_dockerd_after_a_build(pyd, bare_dockerd, tmp_path):
+    """After a classic build of several steps, /system/df lists what ``docker images`` lists:
+    the intermediate images the steps made (unnamed parents) are left out, and LayersSize
+    counts each layer once. IDs are masked and the built image's CREATED left out (the two
+    builds are made at different times, their images' created times differ); sizes are left
+    out where the daemons measure the busybox layer each their own way (dockerd from its layer
+    store, pydockerd from its unpacked snapshot), the built image's unique five bytes kept."""
+    ctx = tmp_path / "df"
+    make_tree(str(ctx), {
+        "Dockerfile": "FROM busybox\nENV A=b\nLABEL x=y\nWORKDIR /app\nCOPY a.txt .\n"
+                      "RUN echo hi > f\nEXPOSE 80\nCMD [\"sh\"]\n",
+        "a.txt": "a\n"})
+    docs, short, verbose = [], [], []
+    for t in (pyd, bare_dockerd):
+        r = t.pydocker("build", "--no-cache", "-t", "dfbuild:1", str(ctx))
+        assert r.code == 0, r
+        r = t.docker("system", "df")
+        assert r.code == 0, r
+        short.append(_df_rows(r.out))
+        r = t.docker("system", "df", "-v")
+        assert r.code == 0, r
+        verbose.append(_df_rows(r.out.split("\nContainers space usage:")[0]))
+        docs.append(_get_json(t, "/system/df"))
+    mine, theirs = docs
+    assert sorted(i["RepoTags"] for i in mine["Images"]) == \
+        sorted(i["RepoTags"] for i in theirs["Images"]) == [["busybox:latest"], ["dfbuild:1"]]
+    # the built image's own layers (the COPY's two bytes, the RUN's three) are its unique size
+    for doc in docs:
+        built = [i for i in doc["Images"] if i["RepoTags"] == ["dfbuild:1"]][0]
+        assert built["Size"] - built["SharedSize"] == 5, doc
+        assert doc["LayersSize"] == built["Size"], doc
+    images = [[row[:3] for row in rows if row[0] == "Images"] for rows in short]
+    assert images[0] == images[1] == [["Images", "2", "0"]]
+    reclaimable = [[row[4].split()[-1] for row in rows if row[0] == "Images"] for rows in short]
+    assert reclaimable[0] == reclaimable[1] == ["(100%)"]
+    verbose = [[row[:3] + row[6:] for row in rows] for rows in verbose]
+    assert verbose[0] == verbose[1]
 
 
 @needs_docker28

@@ -2,8 +2,9 @@
 
 Each handler updates the stage's state (its image, the Config being built, the ARGs it
 declared) and commits a new image: metadata-only steps (CMD, ENV, LABEL...) as a history entry
-with ``empty_layer`` and no container; RUN through a container of the engine, COPY/ADD/WORKDIR
-through a snapshot of the parent written to directly, their changes becoming the step's layer.
+with ``empty_layer``, through a container created and removed for the step as docker's (never
+started); RUN through a container of the engine; COPY/ADD/WORKDIR through a snapshot of the
+parent written to directly, their changes becoming the step's layer.
 History ``created_by`` and the ContainerConfig are the classic builder's
 (``/bin/sh -c #(nop)  CMD ["sh"]``, ``|1 A=b /bin/sh -c ...``).
 """
@@ -34,7 +35,7 @@ from pyrunc.errors import InvalidArgument, NotFound, PyruncError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-    from collections.abc import Generator, Iterator
+    from collections.abc import Callable, Generator, Iterator
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 # docker's predefined args: usable without a declaration, kept out of the history unless declared
@@ -289,8 +290,49 @@ class Dispatcher:
         if self.cached(st, key):
             yield self.out(" ---> Using cache\n")
         else:
-            self.commit(st, created_by, cmd, cache_key=key)
+            yield from self.through_container(st, cmd, lambda cid: self.commit(
+                st, created_by, cmd, container_id=cid, cache_key=key))
         yield self.out(" ---> %s\n" % short(st.image_id))
+
+    def through_container(self, st: Stage, cmd: list[str],
+                          commit: Callable[[str], Any]) -> Iterator[dict]:
+        """``commit(container ID)`` with a container of the step, as the classic builder commits
+        a metadata step: created (not started) over the stage's image with the step's ``cmd``,
+        then removed as RUN's is. A stage with no image yet (FROM scratch) commits without one:
+        the engine's containers need an image."""
+        if not st.image_id:
+            commit("")
+            return
+        containers = self.engine.containers
+        cid = containers.create(self._step_config(st, cmd, list(st.config.get("Env") or [])),
+                                self._host_config())["Id"]
+        keep = not self.options.rm and not self.options.force_rm
+        try:
+            yield self.out(" ---> Running in %s\n" % short(cid))
+            commit(cid)
+        finally:
+            if not keep:
+                try:
+                    containers.remove(cid, force=True, volumes=True)
+                except NotFound:
+                    pass
+        if not keep:
+            yield self.out("Removing intermediate container %s\n" % short(cid))
+
+    def _step_config(self, st: Stage, cmd: list[str], env: list[str]) -> dict[str, Any]:
+        """The Config of a step's container: the stage's image, ``cmd`` and ``env``."""
+        return {"Image": st.image_id, "Cmd": cmd, "Entrypoint": [], "Env": env,
+                "WorkingDir": st.config.get("WorkingDir") or "",
+                "User": st.config.get("User") or "", "Labels": {},
+                "Healthcheck": {"Test": ["NONE"]}}
+
+    def _host_config(self) -> dict[str, Any]:
+        """The HostConfig of a step's container: the build's network, hosts and limits."""
+        host_config: dict[str, Any] = {"NetworkMode": self.options.network_mode or "default"}
+        if self.options.extra_hosts:
+            host_config["ExtraHosts"] = list(self.options.extra_hosts)
+        host_config.update(self.options.resources or {})
+        return host_config
 
     def out(self, text: str) -> dict[str, Any]:
         return {"stream": text}
@@ -514,16 +556,8 @@ class Dispatcher:
         if not st.image_id:
             raise InvalidArgument("Please provide a source image with `from` prior to run")
         env = list(st.config.get("Env") or []) + args_env + self.proxy_env(st)
-        run_config = {"Image": st.image_id, "Cmd": argv, "Entrypoint": [], "Env": env,
-                      "WorkingDir": st.config.get("WorkingDir") or "",
-                      "User": st.config.get("User") or "", "Labels": {},
-                      "Healthcheck": {"Test": ["NONE"]}}
-        host_config: dict[str, Any] = {"NetworkMode": network}
-        if self.options.extra_hosts:
-            host_config["ExtraHosts"] = list(self.options.extra_hosts)
-        host_config.update(self.options.resources or {})
         containers = self.engine.containers
-        cid = containers.create(run_config, host_config)["Id"]
+        cid = containers.create(self._step_config(st, argv, env), self._host_config())["Id"]
         # kept afterwards: a container whose command failed, without force_rm (docker's
         # rm covers the steps that succeed); an interrupted or broken step's goes in any case
         keep = not self.options.rm and not self.options.force_rm
@@ -605,8 +639,12 @@ class Dispatcher:
         else:
             workdir = st.config["WorkingDir"]
             user = self._owner(st, None)
-            layer = self._with_snapshot(st, lambda fs: make_dirs(fs, workdir, user))
-            self.commit(st, created_by, cmd, layer=layer, empty=False, cache_key=key)
+
+            def commit(cid: str) -> None:
+                layer = self._with_snapshot(st, lambda fs: make_dirs(fs, workdir, user))
+                self.commit(st, created_by, cmd, layer=layer, empty=False, container_id=cid,
+                            cache_key=key)
+            yield from self.through_container(st, cmd, commit)
         yield self.out(" ---> %s\n" % short(st.image_id))
 
     def _owner(self, st: Stage, chown: str | None) -> tuple[int, int]:
