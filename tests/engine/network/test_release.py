@@ -13,10 +13,19 @@ from pyrunc.errors import Conflict, NotFound, SystemFailure
 
 
 def _up(name):
+    """Whether the link is up; None once it is gone (also between the lookup and the read:
+    the kernel may be destroying it)."""
+    import errno
     from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
     with IPRoute() as ip:
         found = ip.link_lookup(ifname=name)
-        return bool(ip.get_links(found[0])[0]["flags"] & 1) if found else None
+        try:
+            return bool(ip.get_links(found[0])[0]["flags"] & 1) if found else None
+        except NetlinkError as e:
+            if e.code != errno.ENODEV:
+                raise
+            return None
 
 
 def _veths():
