@@ -149,7 +149,7 @@ class V2Manager(Manager):
             raise
         return created
 
-    def join(self) -> Join:
+    def join(self) -> Join | None:
         return Join((), self.dir)
 
     @staticmethod
