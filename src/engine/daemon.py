@@ -7,7 +7,8 @@
 
 Layout under ROOT: image/ (the image service's content, images and snapshots);
 containers/; volumes/; network/ (``bridge``: the default bridge's device, dockerd's
---bridge; None, the default, is --bridge=none: see pyrunc.engine.container.network); events.jsonl; and the task manager's state at the exec root
+--bridge, with "none" its --bridge=none; None, the default, turns networking off: see
+pyrunc.engine.container.network); events.jsonl; and the task manager's state at the exec root
 (ROOT/exec unless given; one given is recorded in ROOT/exec-root for the next Engine). With ``userns_remap`` (docker's --userns-remap: "default", a user
 name or uid, with a group) all but the events are under ROOT/UID.GID, the remapped root's
 own tree, and images are unpacked with their owners shifted. ``runtime`` is the default

@@ -101,7 +101,7 @@ def parser() -> argparse.ArgumentParser:
         help="register an additional OCI compatible runtime")
     add("--userns-remap", help="user/group setting for user namespaces")
     add("-b", "--bridge", help="the default bridge network's device (default pyr0 for the "
-        "default data root, pyrXXXXXX for another); 'none' turns networking off")
+        "default data root, pyrXXXXXX for another); 'none': no default bridge")
     add("--iptables", type=_bool_flag, nargs="?", const=True,
         help="enable addition of iptables rules (default true)")
     add("-l", "--log-level", choices=sorted(LOG_LEVELS), help="set the logging level")
@@ -331,8 +331,7 @@ class Daemon:
                              runtimes=config.get("runtimes") or None,
                              snapshotter=config.get("storage-driver"),
                              userns_remap=config.get("userns-remap") or None,
-                             bridge=None if config.get("bridge") == "none"
-                             else config.get("bridge") or default_bridge(
+                             bridge=config.get("bridge") or default_bridge(
                                  self.root, DEFAULTS["data-root"]),
                              iptables=config.get("iptables", True),
                              dns_upstreams=config.get("dns"), warm_create=True)

@@ -13,11 +13,14 @@ endpoints and removes the namespace, whose veths the kernel then destroys by its
 shares its files; ``host`` uses the host's namespace.
 
 ``bridge``: the default bridge's device (dockerd's ``--bridge``; pydockerd gives one unless
-``--bridge=none``). ``None`` (the library's default, so that an Engine never changes a link,
-an address or a firewall rule of the host unless asked to) turns networking off, as dockerd's
-``--bridge=none`` with no networks:
-containers of the default and ``none`` modes get a namespace with only loopback, ``host`` and
-``container:`` work, and there are no networks to list, create or join.
+``--bridge=none``). ``"none"`` is dockerd's ``--bridge=none``: no default bridge, so
+containers of the default mode get a namespace of the engine with only loopback (and, once
+started, ``Config.NetworkDisabled``), while ``host``, ``none`` and user-defined networks work
+as usual.
+``None`` (the library's default, so that an Engine never changes a link, an address or a
+firewall rule of the host unless asked to) turns networking off: containers of the default
+and ``none`` modes get a namespace with only loopback, ``host`` and ``container:`` work, and
+there are no networks to list, create or join.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
     from pyrunc.engine.events import EventService
     from pyrunc.engine.network import NetworkService
 
+NO_BRIDGE = "none"          # dockerd's --bridge value for "no default bridge"
 RUNTIME_KEYS = ("IPAddress", "IPPrefixLen", "Gateway", "MacAddress", "EndpointID")
 SHARED_FILES = ("hosts", "resolv.conf", "hostname")
 
@@ -98,6 +102,13 @@ class ContainerNetworking:
     def enabled(self) -> bool:
         return self.bridge is not None
 
+    def _disabled(self, ref: str) -> bool:
+        """Whether ``ref`` of a new container's networks gets no endpoint: the default bridge
+        where there is none, and (networking off) ``none``."""
+        if self.bridge is None:
+            return ref in ("bridge", "none")
+        return ref == "bridge" and self.bridge == NO_BRIDGE
+
     @property
     def service(self) -> NetworkService:
         """The NetworkService (made on first use: the default networks come with it);
@@ -110,7 +121,8 @@ class ContainerNetworking:
             if self._service is None:
                 from pyrunc.engine.network import NetworkService
                 self._service = NetworkService(self.root,
-                                               bridge_name=bridge,
+                                               bridge_name=None if bridge == NO_BRIDGE
+                                               else bridge,
                                                iptables=self.iptables,
                                                dns_upstreams=self.dns_upstreams)
             return self._service
@@ -194,7 +206,7 @@ class ContainerNetworking:
                 ep = _empty_endpoint(endpoints.get(ref))
                 if i == 0 and mac and not ep["MacAddress"]:
                     ep["MacAddress"] = mac
-                if not self.enabled and ref in ("bridge", "none"):
+                if self._disabled(ref):
                     if ep["IPAMConfig"] or ep["Aliases"]:
                         raise InvalidArgument("user specified IP address and network aliases "
                                               "are supported only for user defined networks")
@@ -248,6 +260,10 @@ class ContainerNetworking:
                 svc.set_dns_servers(c.id, c.host_config["Dns"])
             eps = []
             for name, ep in list(settings["Networks"].items()):
+                if name == "bridge" and self._disabled(name):
+                    # no default bridge: loopback only (unless joined); dockerd's start says so
+                    c.config["NetworkDisabled"] = True
+                    continue
                 ipv4 = (ep.get("IPAMConfig") or {}).get("IPv4Address") or None
                 got = svc.connect(ep.get("NetworkID") or name, c.id, sandbox, c.name,
                                   aliases=ep.get("Aliases") or (), ipv4=ipv4,

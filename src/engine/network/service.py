@@ -72,9 +72,9 @@ class NetworkService:
     (docker's ``--iptables=false``); ``dns_upstreams`` ("ip" or "ip:port") replace the host's
     resolv.conf servers as the embedded server's forwarders."""
 
-    def __init__(self, root: str, *, bridge_name: str = "pyr0", iptables: bool = True,
+    def __init__(self, root: str, *, bridge_name: str | None = "pyr0", iptables: bool = True,
                  dns_upstreams: Iterable[str] | None = None) -> None:
-        if not _valid_ifname(bridge_name):
+        if bridge_name is not None and not _valid_ifname(bridge_name):
             raise InvalidArgument("invalid bridge name %r" % (bridge_name,))
         self.root = root
         self.bridge_name = bridge_name
@@ -160,7 +160,8 @@ class NetworkService:
             return firewall.Chains(tag)
         bridge = next((n["bridge"] for n in doc["networks"].values()
                        if n.get("builtin") and n.get("bridge")), self.bridge_name)
-        chains = firewall.Chains.for_bridge(bridge)
+        # no default bridge: the root's path stands for it (unique too; never a device name)
+        chains = firewall.Chains.for_bridge(bridge or self.root)
         doc["chains"] = chains.tag
         return chains
 
@@ -191,20 +192,32 @@ class NetworkService:
 
     def ensure_default(self) -> None:
         """docker's three networks, ``bridge`` (its device ``bridge_name`` on a free pool),
-        ``host`` and ``none``, made on first use; the bridge device is recreated if missing."""
+        ``host`` and ``none``, made on first use; the bridge device is recreated if missing.
+        Without ``bridge_name`` (dockerd's ``--bridge=none``) only ``host`` and ``none``; a
+        default bridge an earlier run made goes, with its device, once no endpoint is on it
+        (dockerd clears it at every start)."""
         if self._defaults_ok:
             return
         with self._locked() as doc, _host_lock():
+            if self.bridge_name is None:
+                for nid, n in list(doc["networks"].items()):
+                    if n.get("builtin") and n["Driver"] == "bridge" and not n["endpoints"]:
+                        del doc["networks"][nid]
+                        self._save(doc)
+                        DRIVERS["bridge"].delete(n)
             names = {n["Name"] for n in doc["networks"].values()}
+            bridge = self.bridge_name
             for name, driver in DEFAULTS:
+                if driver == "bridge" and bridge is None:
+                    continue
                 if name not in names:
                     opts = {}
-                    if driver == "bridge":
+                    if bridge is not None and driver == "bridge":
                         opts = {"com.docker.network.bridge.default_bridge": "true",
                                 "com.docker.network.bridge.enable_icc": "true",
                                 "com.docker.network.bridge.enable_ip_masquerade": "true",
                                 "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
-                                BRIDGE_NAME_OPT: self.bridge_name,
+                                BRIDGE_NAME_OPT: bridge,
                                 "com.docker.network.driver.mtu": "1500"}
                     self._new(doc, name, driver, None, False, {}, opts, builtin=True)
             for n in doc["networks"].values():
@@ -353,8 +366,12 @@ class NetworkService:
     def create_sandbox(self, container_id: str) -> str:
         """A network namespace for the container (kept by a bind mount): the path to give the
         runtime as the OCI ``network`` namespace and to ``connect``."""
+        self.ensure_default()           # the root's networks are in use from now on
         path = self.sandbox_path(container_id)
-        if not os.path.exists(path):
+        if not os.path.ismount(path):
+            # a file with no namespace bound to it: what a process left whose mount namespace
+            # is gone (a daemon run in one of its own, as the tests do, then restarted)
+            netlink.remove_netns(path)
             netlink.create_netns(path)
         return path
 

@@ -10,12 +10,13 @@ the daemon starts (the loopback mirror is in the machine's namespace, out of rea
 import json
 import os
 import socket
+import tempfile
 
 import pytest
 
 from pyrunc.engine import Engine
 
-from support import http_get
+from support import http_get, wait_links_gone
 
 from .conftest import DOCKER_CLIS
 
@@ -216,3 +217,74 @@ def test_sdk_networks(netd):
         c.remove(force=True)
     net.remove()
     assert "sdknet" not in [n.name for n in client.networks.list()]
+
+
+# What each daemon says, in a form that holds on both (IDs and subnets aside)
+NETWORKS = ("{{.Config.NetworkDisabled}} {{.NetworkSettings.IPAddress}} "
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.NetworkID}};{{end}}")
+BRIDGE_NONE_FLOW = [
+    ("network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}"),
+    ("run", "--rm", "busybox", "sh", "-c", "ip -o -4 addr | cut -d' ' -f2"),
+    ("create", "--name", "quiet", "busybox", "sleep", "60"),
+    ("inspect", "-f", NETWORKS, "quiet"),
+    ("start", "quiet"),
+    ("inspect", "-f", NETWORKS, "quiet"),
+    ("network", "create", "front"),
+    ("network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}"),
+    ("run", "--rm", "--network", "front", "busybox", "sh", "-c",
+     "ip -o -4 addr | cut -d' ' -f2"),
+    ("run", "--rm", "--network", "none", "busybox", "sh", "-c", "ip -o -4 addr | cut -d' ' -f2"),
+    ("network", "inspect", "bridge"),
+    ("rm", "-f", "quiet"),
+    ("network", "rm", "front"),
+]
+
+
+@pytest.mark.peer
+def test_bridge_none_is_dockerds_no_default_bridge_but_user_networks(
+        host_ns, start_daemon, tmp_path, machine_untouched):  # noqa: F811
+    """``--bridge=none``, side by side with Debian's dockerd given the same flag: host and none
+    only; a default-mode container has loopback alone (and NetworkDisabled); a user-defined
+    network is made and its containers get an address on it. Nothing stays behind."""
+    from dockerd_peer import DOCKERD, Dockerd
+    if not os.path.exists(DOCKERD):
+        pytest.skip("Debian's dockerd (package docker.io) is not installed")
+    tmp = tmp_path / "d"
+    os.makedirs(tmp)
+    eng = Engine(str(tmp / "root"), exec_root=str(tmp / "exec"))
+    eng.load_builtin("busybox")
+    eng.close()
+    ours = start_daemon(tmp, "--bridge=none", "--iptables=true", with_mirror=False)
+    links = _links()
+
+    def outputs(run):
+        said = []
+        for args in BRIDGE_NONE_FLOW:
+            r = run(*args)
+            out = r.stdout.strip()
+            if "create" in args[:2]:
+                out = str(len(out))                    # the ID's length
+            said.append((args, r.returncode, out, r.stderr.strip().splitlines()[-1:]))
+        return said
+
+    mine = outputs(lambda *a: ours.docker(*a, cli="docker20", check=False))
+    # a short work directory: containerd's socket path is bounded (108 bytes)
+    with tempfile.TemporaryDirectory(prefix="dd-") as work, \
+            Dockerd(work, ("--bridge=none",)) as theirs:
+        theirs.load_builtin("busybox")
+        expected = outputs(lambda *a: theirs.docker(*a, check=False))
+    assert mine == expected
+    # connecting a running default-mode container plugs it into its namespace at once (where
+    # Debian's dockerd answers 0 and plugs nothing, a bug not followed): the container's own
+    # view of its interfaces
+    ours.docker("network", "create", "back")
+    ours.docker("run", "-d", "--name", "solo", "busybox", "sleep", "60")
+    ours.docker("network", "connect", "back", "solo")
+    ep = json.loads(ours.docker("inspect", "solo").stdout)[0]["NetworkSettings"]["Networks"]
+    inside = ours.docker("exec", "solo", "ip", "-o", "-4", "addr").stdout
+    assert ep["back"]["IPAddress"] and " %s/" % ep["back"]["IPAddress"] in inside, inside
+    ours.docker("rm", "-f", "solo")
+    ours.docker("network", "rm", "back")
+    # the kernel's view: the user networks' bridges and the veths went with them
+    wait_links_gone("veth")
+    assert _links() == links

@@ -276,12 +276,34 @@ def test_pydockerd_has_the_default_bridge_on_unless_bridge_none(daemons, tmp_pat
     device = nets["bridge"]["Options"]["com.docker.network.bridge.name"]
     assert device == default_bridge(d.root, "/var/lib/pyrunc")
     assert device in _links()
+    # --bridge=none as dockerd has it (Debian's dockerd lists host and none): no default bridge
     off = [daemons(tmp_path / "flag", "--bridge=none"),
            daemons(tmp_path / "file", config={"bridge": "none"})]
     for d in off:
         status, body = d.get("/networks")
-        assert (status, json.loads(body)) == (200, [])
+        assert status == 200
+        assert sorted((n["Name"], n["Driver"]) for n in json.loads(body)) == [
+            ("host", "host"), ("none", "null")]
     assert default_bridge(off[0].root, "/var/lib/pyrunc") not in _links()
+
+
+def test_bridge_none_on_a_root_that_had_the_default_bridge_removes_it(daemons, tmp_path):
+    """dockerd clears the default bridge network at every start: one started with
+    --bridge=none on a root that had it lists host and none only, and its device is gone."""
+    first = daemons(tmp_path / "root")
+    device = default_bridge(first.root, "/var/lib/pyrunc")
+    assert first.get("/networks")[0] == 200     # the networks are made on first use
+    assert device in _links()
+    first.proc.terminate()
+    first.proc.wait(30)
+    assert device in _links()           # a daemon's exit leaves its networks to the next one
+    again = daemons(tmp_path / "root", "--bridge=none")
+    status, body = again.get("/networks")
+    assert status == 200
+    assert sorted(n["Name"] for n in json.loads(body)) == ["host", "none"]
+    assert device not in _links()
+    again.proc.terminate()
+    again.proc.wait(30)
 
 
 def test_a_subnet_is_chosen_under_a_lock_of_the_namespace(svc):
