@@ -26,8 +26,7 @@ from pyrunc.libcontainer import timestamps
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-    from collections.abc import Iterator
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Iterator
     from pyrunc.engine.idmap import IDMap
     from pyrunc.engine.events import EventService
     from pyrunc.engine.images.unpack import LayerLimits
@@ -372,6 +371,28 @@ class ImageService:
             "Metadata": {"LastTagTime": _rfc3339(img.record.get("last_tag"))},
         }
 
+    def _layer_size(self, chain: str) -> int:
+        """The bytes of the layer whose chain ID is ``chain`` (0 if it is not unpacked)."""
+        try:
+            return int(self.snapshotter.stat(chain).labels.get(SIZE_LABEL, 0))
+        except NotFound:
+            return 0
+
+    def layer_usage(self, listed: Iterable[str] | None = None) -> tuple[dict[str, int], int]:
+        """({image ID: bytes of its layers that another of the ``listed`` images (all when
+        None) also has}, the bytes of every image's layers, each layer once): docker's
+        SharedSize and its system df's LayersSize."""
+        chains = {img.id: chain_ids(img.diff_ids) for img in self.images()}
+        listed = list(chains) if listed is None else list(listed)
+        users: dict[str, int] = {}
+        for image_id in listed:
+            for chain in set(chains.get(image_id, ())):
+                users[chain] = users.get(chain, 0) + 1
+        sizes = {chain: self._layer_size(chain) for ids in chains.values() for chain in set(ids)}
+        shared = {image_id: sum(sizes[c] for c in set(chains.get(image_id, ())) if users[c] > 1)
+                  for image_id in listed}
+        return shared, sum(sizes.values())
+
     def history(self, name: str) -> Any:
         """The image's history, newest first; entries down the chain of local parents carry
         those images' IDs and tags (the rest ``<missing>``), as dockerd's do."""
@@ -380,12 +401,7 @@ class ImageService:
         sizes = []
         top = img.top_chain
         if top:
-            for chain in chain_ids(img.diff_ids):
-                try:
-                    sizes.append(int(self.snapshotter.stat(chain).labels.get(
-                        SIZE_LABEL, 0)))
-                except NotFound:
-                    sizes.append(0)
+            sizes = [self._layer_size(chain) for chain in chain_ids(img.diff_ids)]
         history = img.config.get("history") or [{"created": img.config.get("created", "")}
                                                  for _ in img.diff_ids]
         out = []

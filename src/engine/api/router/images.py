@@ -48,39 +48,12 @@ def request_credentials(req: httputils.Request) -> Credentials | None:
     return credentials if credentials else None
 
 
-def shared_sizes(engine: Engine) -> dict[str, int]:
-    """Image ID -> bytes of its layers that another image also has (docker's SharedSize)."""
-    from pyrunc.engine.images.unpack import SIZE_LABEL, chain_ids
-    from pyrunc.errors import NotFound as Missing
-    chains = {img.id: chain_ids(img.diff_ids) for img in engine.images.images()}
-    users: dict[str, int] = {}
-    for ids in chains.values():
-        for chain in set(ids):
-            users[chain] = users.get(chain, 0) + 1
-    sizes: dict[str, int] = {}
-    out = {}
-    for image_id, ids in chains.items():
-        total = 0
-        for chain in set(ids):
-            if users[chain] < 2:
-                continue
-            if chain not in sizes:
-                try:
-                    sizes[chain] = int(engine.images.snapshotter.stat(chain).labels.get(
-                        SIZE_LABEL, 0))
-                except Missing:
-                    sizes[chain] = 0
-            total += sizes[chain]
-        out[image_id] = total
-    return out
-
-
 def summaries(engine: Engine, filters: Any = None, shared: bool = False,
               all_images: bool = True) -> list[Any]:
     """ImageSummary dicts as API 1.43 has them: VirtualSize (the same as Size) and, when
     ``shared``, SharedSize; intermediate images only with ``all_images``."""
     images = engine.images.list(filters, all_images)
-    sharing = shared_sizes(engine) if shared else {}
+    sharing = engine.images.layer_usage()[0] if shared else {}
     for img in images:
         img["VirtualSize"] = img["Size"]
         if shared:

@@ -217,7 +217,7 @@ class System:
             # as dockerd: the images ``docker images`` lists (no intermediate ones), their
             # SharedSize counted among themselves; LayersSize is every image's layers, once
             images = summaries(self.engine, all_images=False)
-            shared, out["LayersSize"] = layer_usage(self.engine, {i["Id"] for i in images})
+            shared, out["LayersSize"] = self.engine.images.layer_usage(i["Id"] for i in images)
             users: dict[str, int] = {}
             for c in self.engine.containers.list(all=True):
                 users[c.get("ImageID", "")] = users.get(c.get("ImageID", ""), 0) + 1
@@ -257,30 +257,6 @@ class System:
         finally:
             registry.close()
         return httputils.json_response({"Status": status, "IdentityToken": ""})
-
-
-def layer_usage(engine: Engine, listed: set[str]) -> tuple[dict[str, int], int]:
-    """({image ID: bytes of its layers another of the ``listed`` images also has}, bytes of
-    all images' layers, each counted once): docker system df's SharedSize and LayersSize."""
-    from pyrunc.engine.images.unpack import SIZE_LABEL, chain_ids
-    from pyrunc.errors import NotFound
-    chains = {img.id: chain_ids(img.diff_ids) for img in engine.images.images()}
-    users: dict[str, int] = {}
-    for image_id in listed:
-        for chain in set(chains.get(image_id, ())):
-            users[chain] = users.get(chain, 0) + 1
-    sizes: dict[str, int] = {}
-    for ids in chains.values():
-        for chain in ids:
-            if chain not in sizes:
-                try:
-                    sizes[chain] = int(engine.images.snapshotter.stat(chain).labels.get(
-                        SIZE_LABEL, 0))
-                except NotFound:
-                    sizes[chain] = 0
-    shared = {image_id: sum(sizes[c] for c in set(chains.get(image_id, ()))
-                            if users[c] > 1) for image_id in listed}
-    return shared, sum(sizes.values())
 
 
 def _events(found: Iterator[dict[str, Any]]) -> Iterator[bytes]:
