@@ -71,8 +71,12 @@ def test_restart_keeps_an_autoremove_container_as_dockerd(engine, dockerd, lefto
     ours = engine.containers.inspect(cid)["State"]
     assert (ours["Status"], ours["Running"]) == (theirs["Status"], theirs["Running"]) \
         == ("running", True)
-    # dockerd: create start kill(15) kill(9) die stop start restart, no destroy
-    assert our_actions(engine, cid, since) == their_actions
+    # dockerd: create start kill(15) kill(9) die stop start restart, no destroy. Its count
+    # of kill events varies on a loaded machine (a third one, after the restart, was seen
+    # once in a full run): the kills are compared apart from the rest
+    mine = our_actions(engine, cid, since)
+    assert [a for a in mine if a != "kill"] == [a for a in their_actions if a != "kill"]
+    assert 2 == mine.count("kill") <= their_actions.count("kill")
     assert "destroy" not in their_actions
     assert "Restarter" not in engine.containers.store.get(cid).record
     # still AutoRemove: its next exit removes it, as dockerd's
