@@ -289,6 +289,16 @@ def exe_mount_id(pid):
         os.close(fd)
 
 
+def exited(pid):
+    """Whether ``pid`` has exited: no such process, or a zombie nobody has reaped yet (its
+    parent may be slow to, or be this machine's slow pid 1)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 def child_pids():
     """The PIDs of this process's children (zombies too), from every thread's
     /proc/self/task/TID/children: a test compares the set before and after it, so children of

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from support import need, unique_id, wait_for_status
+from support import exited, need, unique_id, wait_for_status
 
 pytestmark = pytest.mark.peer
 
@@ -51,15 +51,6 @@ def _runtime_errors(task_dir):
     return [entry for entry in lines if entry.get("level") in ("error", "fatal")]
 
 
-def _gone(pid):
-    """Whether ``pid`` has exited (no such process, or a zombie nobody has reaped yet)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
 def test_shim_cleanup_removes_a_running_container(runtime, make_bundle, tmp_path):
     """The shim died with its container running: its cleanup kills and removes the container."""
     bundle = make_bundle(["sleep", "1000"])
@@ -80,7 +71,7 @@ def test_shim_cleanup_removes_a_running_container(runtime, make_bundle, tmp_path
     assert r.stdout, "the shim's delete action answered nothing"
     assert _runtime_errors(task_dir) == []
     deadline = time.monotonic() + 10
-    while not _gone(pid):
+    while not exited(pid):
         assert time.monotonic() < deadline, "the container's init %d outlived the cleanup" % pid
         time.sleep(0.02)
     state = runtime("state", cid, check=False)

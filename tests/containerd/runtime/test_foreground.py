@@ -5,16 +5,9 @@ import signal
 import threading
 import time
 
+from support import exited
+
 from pyrunc.containerd.runtime import foreground
-
-
-def _exited(pid):
-    """A zombie, or already reaped (by supervise)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
 
 
 def _child(release, hold, code):
@@ -39,7 +32,7 @@ def test_two_sigchld_in_one_read_keep_the_status():
                 time.sleep(0.05)    # supervise is waiting by now
                 os.close(w)
                 deadline = time.monotonic() + 10
-                while not (_exited(init) and _exited(other)) and time.monotonic() < deadline:
+                while not (exited(init) and exited(other)) and time.monotonic() < deadline:
                     time.sleep(0.001)
                 os.write(signals.w, bytes([signal.SIGCHLD, signal.SIGCHLD]))
 

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from support import exited
+
 from pyrunc import errors
 from pyrunc.containerd.tasks import CREATED, STOPPED, TaskManager
 
@@ -15,23 +17,15 @@ from .conftest import leftover_cgroups, new_id, runtime_path
 from .test_restart import start_driver, wait_for
 
 
-def gone(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
 def test_killed_shim_is_reported_and_cleaned(manager, bundle):
     task = manager.create(new_id(), bundle(["sleep", "1000"]))
     task.start()
     st = task.state()
     os.kill(st.shim_pid, signal.SIGKILL)
-    wait_for(lambda: gone(st.shim_pid))
+    wait_for(lambda: exited(st.shim_pid))
     after = task.state()
     assert (after.status, after.exit_status) == (STOPPED, None)
-    wait_for(lambda: gone(st.pid))           # the container went with its monitor
+    wait_for(lambda: exited(st.pid))         # the container went with its monitor
     assert task.wait().status is None
     assert task.delete().status is None
     exits = [e for _, e in manager.events() if e["type"] == "exit" and e["id"] == task.id]
@@ -42,7 +36,7 @@ def test_requests_to_a_killed_shim_fail_cleanly(manager, bundle):
     created = manager.create(new_id(), bundle(["sleep", "1000"]))
     shim = created.state().shim_pid
     os.kill(shim, signal.SIGKILL)
-    wait_for(lambda: gone(shim))
+    wait_for(lambda: exited(shim))
     with pytest.raises(errors.FailedPrecondition, match="is stopped"):
         created.start()
     with pytest.raises(errors.FailedPrecondition, match="is stopped"):

@@ -8,6 +8,8 @@ import uuid
 
 import pytest
 
+from support import exited
+
 from pyrunc.libcontainer import cgroups
 
 MB = 1 << 20
@@ -62,15 +64,6 @@ def _cgroup_lines(pid):
                 if line.startswith("0::") or ":memory:" in line]
 
 
-def _ended(pid):
-    """Gone, or a zombie its new parent has not reaped yet."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
 def _unit(unit):
     """What systemd (not pyrunc) says of a unit: {"ActiveState": ..., "ControlGroup": ...}."""
     out = subprocess.run(["systemctl", "show", "-p", "ActiveState", "-p", "ControlGroup", unit],
@@ -116,7 +109,7 @@ def test_a_created_container_is_in_its_cgroup_until_deleted(private_mount_ns, ma
         d = subprocess.run(cmd + ["delete", "--force", name], capture_output=True, text=True,
                            timeout=60)
     assert d.returncode == 0, d.stderr
-    assert _ended(pid)
+    assert exited(pid)
     if unit:
         assert _unit(unit)["ActiveState"] != "active"
     else:
