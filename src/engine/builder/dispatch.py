@@ -312,12 +312,16 @@ class Dispatcher:
             commit(cid)
         finally:
             if not keep:
-                try:
-                    containers.remove(cid, force=True, volumes=True)
-                except NotFound:
-                    pass
+                self._discard(cid)
         if not keep:
             yield self.out("Removing intermediate container %s\n" % short(cid))
+
+    def _discard(self, cid: str) -> None:
+        """Remove a step's container (one gone already is fine)."""
+        try:
+            self.engine.containers.remove(cid, force=True, volumes=True)
+        except NotFound:
+            pass
 
     def _step_config(self, st: Stage, cmd: list[str], env: list[str]) -> dict[str, Any]:
         """The Config of a step's container: the stage's image, ``cmd`` and ``env``."""
@@ -577,10 +581,7 @@ class Dispatcher:
                         cache_key=key)
         finally:
             if not keep:
-                try:
-                    containers.remove(cid, force=True, volumes=True)
-                except NotFound:
-                    pass
+                self._discard(cid)
         if not keep:
             yield self.out("Removing intermediate container %s\n" % short(cid))
         yield self.out(" ---> %s\n" % short(st.image_id))
