@@ -208,18 +208,19 @@ class NetworkService:
             names = {n["Name"] for n in doc["networks"].values()}
             bridge = self.bridge_name
             for name, driver in DEFAULTS:
-                if driver == "bridge" and bridge is None:
+                if name in names:
                     continue
-                if name not in names:
-                    opts = {}
-                    if bridge is not None and driver == "bridge":
-                        opts = {"com.docker.network.bridge.default_bridge": "true",
-                                "com.docker.network.bridge.enable_icc": "true",
-                                "com.docker.network.bridge.enable_ip_masquerade": "true",
-                                "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
-                                BRIDGE_NAME_OPT: bridge,
-                                "com.docker.network.driver.mtu": "1500"}
-                    self._new(doc, name, driver, None, False, {}, opts, builtin=True)
+                opts = {}
+                if driver == "bridge":
+                    if bridge is None:
+                        continue
+                    opts = {"com.docker.network.bridge.default_bridge": "true",
+                            "com.docker.network.bridge.enable_icc": "true",
+                            "com.docker.network.bridge.enable_ip_masquerade": "true",
+                            "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
+                            BRIDGE_NAME_OPT: bridge,
+                            "com.docker.network.driver.mtu": "1500"}
+                self._new(doc, name, driver, None, False, {}, opts, builtin=True)
             for n in doc["networks"].values():
                 DRIVERS[n["Driver"]].create(n)
             self._firewall(doc)
