@@ -329,6 +329,27 @@ def pids_by_argv(match):
     return found
 
 
+def unix_request(sock_path, method, path, body=None, headers=None, timeout=30):
+    """(status, headers with lower-case names, body bytes) of one HTTP request to the server on
+    the unix socket ``sock_path``, over a new connection."""
+    import http.client
+    import socket
+
+    class Conn(http.client.HTTPConnection):
+        def connect(conn):
+            conn.sock = socket.socket(socket.AF_UNIX)
+            conn.sock.settimeout(timeout)
+            conn.sock.connect(sock_path)
+
+    c = Conn("localhost", timeout=timeout)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        c.close()
+
+
 def http_get(port, seconds=10):
     """The answer to GET / on 127.0.0.1:PORT (b"" if none), trying for ``seconds`` while the
     server starts."""

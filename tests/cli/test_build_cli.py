@@ -14,6 +14,8 @@ import threading
 
 import pytest
 
+from support import unix_request
+
 from .conftest import DOCKER28, Target
 
 needs_docker28 = pytest.mark.skipif(not os.path.exists(DOCKER28),
@@ -477,20 +479,7 @@ def test_pydockerd_prints_what_dockerd_prints(pyd, debian_dockerd, tmp_path):
 
 def _get_json(t, path):
     """The JSON answer of GET ``path`` on ``t``'s daemon (a unix socket)."""
-    import http.client
-
-    class Conn(http.client.HTTPConnection):
-        def connect(self):
-            self.sock = socket.socket(socket.AF_UNIX)
-            self.sock.settimeout(30)
-            self.sock.connect(t.host.removeprefix("unix://"))
-
-    c = Conn("localhost")
-    try:
-        c.request("GET", path)
-        return json.loads(c.getresponse().read())
-    finally:
-        c.close()
+    return json.loads(unix_request(t.host.removeprefix("unix://"), "GET", path)[2])
 
 
 def _df_rows(text):

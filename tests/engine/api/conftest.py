@@ -16,12 +16,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
+
+import support
 
 from pyrunc.engine import Engine
 
@@ -230,21 +231,7 @@ class Daemon:
 
     def request(self, method, path, body=None, headers=None, timeout=30):
         """(status, headers dict, body bytes) of one request over a new connection."""
-        import http.client
-
-        class Conn(http.client.HTTPConnection):
-            def connect(conn):
-                conn.sock = socket.socket(socket.AF_UNIX)
-                conn.sock.settimeout(timeout)
-                conn.sock.connect(self.sock)
-
-        c = Conn("localhost", timeout=timeout)
-        try:
-            c.request(method, path, body=body, headers=headers or {})
-            r = c.getresponse()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-        finally:
-            c.close()
+        return support.unix_request(self.sock, method, path, body, headers, timeout)
 
     def env(self):
         return dict(os.environ, DOCKER_HOST=self.host, DOCKER_CONFIG=self.client_config,

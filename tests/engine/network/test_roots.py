@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from support import http_get, wait_links_gone
+from support import http_get, unix_request, wait_links_gone
 
 from pyrunc.engine import Engine
 from pyrunc.engine.network import default_bridge
@@ -229,21 +229,8 @@ class Pydockerd:
             time.sleep(0.05)
 
     def get(self, path):
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(30)
-        try:
-            s.connect(self.sock)
-            s.sendall(b"GET %s HTTP/1.0\r\nHost: d\r\n\r\n" % path.encode())
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        finally:
-            s.close()
-        head, _, body = data.partition(b"\r\n\r\n")
-        return int(head.split()[1]), body
+        status, _, body = unix_request(self.sock, "GET", path)
+        return status, body
 
     def stop(self):
         self.proc.terminate()
